@@ -1,0 +1,139 @@
+/* util.c — see util.h. */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "vmmigrate: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t nmemb, size_t n)
+{
+    void *p = calloc(nmemb ? nmemb : 1, n ? n : 1);
+    if (!p)
+        oom(nmemb * n);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n < 0)
+        oom(0);
+    char *p = xmalloc((size_t)n + 1);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = xvasprintf(fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+uint64_t vm_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t vm_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *vm_rfc3339(uint64_t wall_ms, char *buf, size_t len)
+{
+    time_t secs = (time_t)(wall_ms / 1000u);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%03uZ", base, (unsigned)(wall_ms % 1000u));
+    return buf;
+}
+
+static enum vm_log_level log_level = VM_LOG_WARN;
+static void (*log_hook)(void *);
+static void *log_hook_data;
+
+void vm_log_set_level(enum vm_log_level level)
+{
+    log_level = level;
+}
+
+enum vm_log_level vm_log_get_level(void)
+{
+    return log_level;
+}
+
+void vm_log_set_hook(void (*hook)(void *), void *data)
+{
+    log_hook = hook;
+    log_hook_data = data;
+}
+
+void vm_log(enum vm_log_level level, const char *fmt, ...)
+{
+    if (level > log_level)
+        return;
+    if (log_hook)
+        log_hook(log_hook_data);
+    static const char *const prefix[] = {"error: ", "warning: ", "", "debug: "};
+    char *msg;
+    va_list ap;
+    va_start(ap, fmt);
+    msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (level >= VM_LOG_INFO) {
+        char ts[32];
+        fprintf(stderr, "vmmigrate: %s %s%s\n", vm_rfc3339(vm_wall_ms(), ts, sizeof(ts)),
+                prefix[level], msg);
+    } else {
+        fprintf(stderr, "vmmigrate: %s%s\n", prefix[level], msg);
+    }
+    free(msg);
+}
