@@ -1,0 +1,372 @@
+/* cli.c — option parsing and --help from the command tables (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "util.h"
+
+extern const struct vm_cli_command vm_cmd_run_entry;
+extern const struct vm_cli_command vm_cmd_help_entry;
+extern const struct vm_cli_command vm_cmd_version_entry;
+extern const struct vm_cli_command vm_cmd_docs_entry;
+
+/* Sorted by name, as they appear in --help and the man page. */
+const struct vm_cli_command *const vm_cli_commands[] = {
+    &vm_cmd_docs_entry,
+    &vm_cmd_help_entry,
+    &vm_cmd_run_entry,
+    &vm_cmd_version_entry,
+    NULL,
+};
+
+const struct vm_cli_option vm_cli_common_options[] = {
+    {.name = "help", .short_name = 'h', .id = VM_CLI_OPT_HELP, .help = "show this help and exit"},
+    {.name = "quiet",
+     .short_name = 'q',
+     .id = VM_CLI_OPT_QUIET,
+     .help = "print errors only (for cron); no progress meter",
+     .doc = "Print nothing on standard error but errors, and no progress meter. Meant for cron "
+            "and systemd timers."},
+    {.name = "verbose",
+     .short_name = 'v',
+     .id = VM_CLI_OPT_VERBOSE,
+     .flags = VM_CLI_REPEAT,
+     .help = "log more on stderr (twice: debug)",
+     .doc = "Log what vmmigrate does on standard error, with timestamps. Given twice, also "
+            "debug messages."},
+    {0},
+};
+
+const struct vm_cli_exit vm_cli_exits[] = {
+    {VM_EXIT_OK, "ok", "Every requested migration succeeded."},
+    {VM_EXIT_FAILED, "failed",
+     "At least one migration failed or was aborted; each such guest kept running on its "
+     "source (the JSON report says where every guest runs)."},
+    {VM_EXIT_USAGE, "usage", "Bad command line: unknown option, missing or bad value."},
+    {VM_EXIT_PREFLIGHT, "preflight",
+     "Bad input found before anything was changed: unknown VM, VM not running, VM already on "
+     "the target, source and target are the same host."},
+    {VM_EXIT_UNREACHABLE, "unreachable", "A libvirt host could not be connected to."},
+    {VM_EXIT_INTERRUPTED, "interrupted",
+     "Interrupted by SIGINT or SIGTERM: migrations not yet started were skipped, running ones "
+     "were aborted (a migration that completed before the abort took effect is reported as "
+     "migrated)."},
+    {VM_EXIT_POLICY, "policy", "The policy failed to load or to decide (reserved)."},
+    {VM_EXIT_LOCKED, "locked", "Another run holds the lock for this source host (reserved)."},
+    {VM_EXIT_NOTHING, "nothing", "Nothing to do (reserved)."},
+    {VM_EXIT_OPERATOR, "operator",
+     "A guest could not be brought back to a known state; an operator must look (reserved)."},
+    {VM_EXIT_INTERNAL, "internal", "Internal error: a bug in vmmigrate."},
+    {-1, NULL, NULL},
+};
+
+struct vm_cli_value {
+    int id;
+    const char *str;
+    int64_t num;
+};
+
+struct vm_cli_args {
+    const struct vm_cli_command *cmd;
+    int nvalues;
+    struct vm_cli_value *values;
+    int npos;
+    char **pos;
+};
+
+const struct vm_cli_command *vm_cli_find(const char *name)
+{
+    for (size_t i = 0; vm_cli_commands[i]; i++)
+        if (strcmp(vm_cli_commands[i]->name, name) == 0)
+            return vm_cli_commands[i];
+    return NULL;
+}
+
+static const struct vm_cli_option *find_by_index(const struct vm_cli_command *cmd, int index)
+{
+    int n = 0;
+    for (const struct vm_cli_option *o = cmd->options; o && o->name; o++, n++)
+        if (n == index)
+            return o;
+    for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++, n++)
+        if (n == index)
+            return o;
+    return NULL;
+}
+
+static bool choice_valid(const char *choices, const char *word, size_t len)
+{
+    const char *p = choices;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, word, len) == 0)
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+/* Validate one value; on error print one line and return false. */
+static bool check_value(const struct vm_cli_command *cmd, const struct vm_cli_option *o,
+                        const char *val, int64_t *num)
+{
+    const char *cname = cmd->name;
+    switch (o->arg) {
+    case VM_CLI_ARG_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(val, &end, 10);
+        if (errno || end == val || *end || v < o->min || v > o->max) {
+            vm_error("%s: --%s: '%s' is not an integer from %" PRId64 " to %" PRId64, cname,
+                     o->name, val, o->min, o->max);
+            return false;
+        }
+        *num = v;
+        return true;
+    }
+    case VM_CLI_ARG_CHOICE:
+        if (!choice_valid(o->choices, val, strlen(val))) {
+            vm_error("%s: --%s: '%s' is not one of %s", cname, o->name, val, o->choices);
+            return false;
+        }
+        return true;
+    case VM_CLI_ARG_CHOICES: {
+        const char *p = val;
+        for (;;) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma ? (size_t)(comma - p) : strlen(p);
+            if (!choice_valid(o->choices, p, n)) {
+                vm_error("%s: --%s: '%.*s' is not one of %s", cname, o->name, (int)n, p,
+                         o->choices);
+                return false;
+            }
+            if (!comma)
+                return true;
+            p = comma + 1;
+        }
+    }
+    default:
+        if (!*val) {
+            vm_error("%s: --%s: empty value", cname, o->name);
+            return false;
+        }
+        return true;
+    }
+}
+
+struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, char **argv,
+                                 int *exit_code)
+{
+    int nopts = 0;
+    for (const struct vm_cli_option *o = cmd->options; o && o->name; o++)
+        nopts++;
+    for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+        nopts++;
+
+    struct option *longopts = xcalloc((size_t)nopts + 1, sizeof(*longopts));
+    char *shortopts = xmalloc((size_t)nopts * 2 + 3);
+    char *sp = shortopts;
+    *sp++ = '+'; /* stop at the first non-option */
+    *sp++ = ':'; /* report a missing argument as ':' */
+    for (int i = 0; i < nopts; i++) {
+        const struct vm_cli_option *o = find_by_index(cmd, i);
+        longopts[i].name = o->name;
+        longopts[i].has_arg = o->arg == VM_CLI_ARG_NONE ? no_argument : required_argument;
+        longopts[i].val = 0x10000 + i;
+        if (o->short_name) {
+            *sp++ = o->short_name;
+            if (o->arg != VM_CLI_ARG_NONE)
+                *sp++ = ':';
+        }
+    }
+    *sp = '\0';
+
+    struct vm_cli_args *args = xcalloc(1, sizeof(*args));
+    args->cmd = cmd;
+    args->values = xcalloc((size_t)argc + 1, sizeof(*args->values));
+    *exit_code = VM_EXIT_OK;
+
+    optind = 1;
+    opterr = 0;
+    int c, longindex;
+    bool ok = true, help = false;
+    while (ok && (c = getopt_long(argc, argv, shortopts, longopts, &longindex)) != -1) {
+        const struct vm_cli_option *o = NULL;
+        if (c >= 0x10000) {
+            o = find_by_index(cmd, c - 0x10000);
+        } else if (c == '?' || c == ':') {
+            const char *bad = argv[optind - 1];
+            if (c == ':')
+                vm_error("%s: option '%s' needs a value", cmd->name, bad);
+            else if (optopt && optopt < 0x10000)
+                vm_error("%s: unknown option '-%c' (see 'vmmigrate %s --help')", cmd->name,
+                         optopt, cmd->name);
+            else
+                vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, bad,
+                         cmd->name);
+            ok = false;
+            break;
+        } else {
+            for (int i = 0; i < nopts; i++) {
+                const struct vm_cli_option *cand = find_by_index(cmd, i);
+                if (cand->short_name == c) {
+                    o = cand;
+                    break;
+                }
+            }
+        }
+        if (!o) {
+            vm_error("%s: internal option table error", cmd->name);
+            ok = false;
+            break;
+        }
+        if (o->id == VM_CLI_OPT_HELP) {
+            help = true;
+            continue;
+        }
+        int64_t num = 0;
+        const char *val = o->arg == VM_CLI_ARG_NONE ? "" : optarg;
+        if (o->arg != VM_CLI_ARG_NONE && !check_value(cmd, o, val, &num)) {
+            ok = false;
+            break;
+        }
+        if (!(o->flags & VM_CLI_REPEAT) && o->arg != VM_CLI_ARG_NONE) {
+            for (int i = 0; i < args->nvalues; i++) {
+                if (args->values[i].id == o->id) {
+                    vm_error("%s: --%s given more than once", cmd->name, o->name);
+                    ok = false;
+                }
+            }
+            if (!ok)
+                break;
+        }
+        args->values[args->nvalues++] = (struct vm_cli_value){o->id, val, num};
+    }
+    free(longopts);
+    free(shortopts);
+
+    if (ok && help) {
+        vm_cli_print_help(cmd);
+        vm_cli_args_free(args);
+        return NULL;
+    }
+    if (!ok) {
+        *exit_code = VM_EXIT_USAGE;
+        vm_cli_args_free(args);
+        return NULL;
+    }
+    args->npos = argc - optind;
+    args->pos = argv + optind;
+    return args;
+}
+
+void vm_cli_args_free(struct vm_cli_args *args)
+{
+    if (!args)
+        return;
+    free(args->values);
+    free(args);
+}
+
+bool vm_cli_flag(const struct vm_cli_args *args, int id)
+{
+    return vm_cli_count(args, id) > 0;
+}
+
+int vm_cli_count(const struct vm_cli_args *args, int id)
+{
+    int n = 0;
+    for (int i = 0; i < args->nvalues; i++)
+        if (args->values[i].id == id)
+            n++;
+    return n;
+}
+
+const char *vm_cli_nth(const struct vm_cli_args *args, int id, int nth)
+{
+    for (int i = 0; i < args->nvalues; i++)
+        if (args->values[i].id == id && nth-- == 0)
+            return args->values[i].str;
+    return NULL;
+}
+
+const char *vm_cli_str(const struct vm_cli_args *args, int id)
+{
+    int n = vm_cli_count(args, id);
+    return n ? vm_cli_nth(args, id, n - 1) : NULL;
+}
+
+int64_t vm_cli_int(const struct vm_cli_args *args, int id, int64_t def)
+{
+    for (int i = args->nvalues - 1; i >= 0; i--)
+        if (args->values[i].id == id)
+            return args->values[i].num;
+    return def;
+}
+
+int vm_cli_npos(const struct vm_cli_args *args)
+{
+    return args->npos;
+}
+
+const char *vm_cli_pos(const struct vm_cli_args *args, int i)
+{
+    return i < args->npos ? args->pos[i] : NULL;
+}
+
+const struct vm_cli_command *vm_cli_args_command(const struct vm_cli_args *args)
+{
+    return args->cmd;
+}
+
+static void print_options(const struct vm_cli_option *opts)
+{
+    for (const struct vm_cli_option *o = opts; o && o->name; o++) {
+        if (o->flags & VM_CLI_HIDDEN)
+            continue;
+        char left[64];
+        int n = 0;
+        if (o->short_name)
+            n = snprintf(left, sizeof(left), "-%c, ", o->short_name);
+        else
+            n = snprintf(left, sizeof(left), "    ");
+        snprintf(left + n, sizeof(left) - (size_t)n, "--%s%s%s", o->name,
+                 o->arg == VM_CLI_ARG_NONE ? "" : " ", o->arg == VM_CLI_ARG_NONE ? "" : o->metavar);
+        if (strlen(left) > 28)
+            printf("  %s\n  %-28s  %s\n", left, "", o->help);
+        else
+            printf("  %-28s  %s\n", left, o->help);
+    }
+}
+
+void vm_cli_print_help(const struct vm_cli_command *cmd)
+{
+    if (!cmd) {
+        printf("Usage: vmmigrate COMMAND [OPTIONS]\n\n"
+               "Live-migrates virtual machines between libvirt hosts.\n\nCommands:\n");
+        for (size_t i = 0; vm_cli_commands[i]; i++) {
+            const struct vm_cli_command *c = vm_cli_commands[i];
+            if (!(c->flags & VM_CLI_HIDDEN))
+                printf("  %-10s  %s\n", c->name, c->summary);
+        }
+        printf("\nRun 'vmmigrate COMMAND --help' for a command's options; "
+               "'man vmmigrate' for everything.\n");
+        return;
+    }
+    printf("Usage: vmmigrate %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
+    if (cmd->options && cmd->options->name) {
+        printf("\nOptions:\n");
+        print_options(cmd->options);
+    }
+    printf("\nCommon options:\n");
+    print_options(vm_cli_common_options);
+}

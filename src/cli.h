@@ -1,0 +1,110 @@
+/* cli.h — the command and option tables: the one description of vmmigrate's
+ * command line.
+ *
+ * Every command lives in its own cmd_*.c file and exports one
+ * `struct vm_cli_command` (tmux's cmd-*.c). The tables are the single source
+ * for option parsing (getopt_long), `--help`, the man page and the shell
+ * completions (cli_docs.c); tests/unit/test_docs.c fails when the committed
+ * man/ and completions/ files drift from what the tables generate.
+ *
+ * Parsing owns a `struct vm_cli_args` (vm_cli_args_free); values point into
+ * argv, which outlives it. */
+#ifndef VMM_CLI_H
+#define VMM_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum vm_cli_arg {
+    VM_CLI_ARG_NONE,     /* a flag */
+    VM_CLI_ARG_STRING,   /* free text */
+    VM_CLI_ARG_URI,      /* a libvirt connection URI */
+    VM_CLI_ARG_FILE,     /* a path; "-" may mean stdout where documented */
+    VM_CLI_ARG_VM,       /* a domain name */
+    VM_CLI_ARG_INT,      /* integer in [min, max] */
+    VM_CLI_ARG_CHOICE,   /* one of `choices` ("a|b|c") */
+    VM_CLI_ARG_CHOICES,  /* comma-separated subset of `choices` */
+};
+
+enum vm_cli_flags {
+    VM_CLI_REPEAT = 1 << 0, /* may be given several times */
+    VM_CLI_HIDDEN = 1 << 1, /* not in --help, man or completions */
+};
+
+struct vm_cli_option {
+    const char *name;    /* long name without dashes; NULL ends a table */
+    char short_name;     /* 0 if none */
+    enum vm_cli_arg arg;
+    const char *metavar; /* e.g. "URI", "MIB/S" */
+    int id;              /* the command's own option id (> 0) */
+    unsigned flags;
+    int64_t min, max;     /* VM_CLI_ARG_INT */
+    const char *choices;  /* VM_CLI_ARG_CHOICE(S): "a|b|c" */
+    const char *help;     /* one line, for --help */
+    const char *doc;      /* the man page paragraph (roff-free text); NULL: help */
+};
+
+struct vm_cli_args;
+
+struct vm_cli_command {
+    const char *name;
+    const char *usage;    /* after "vmmigrate NAME " */
+    const char *summary;  /* one line */
+    const char *doc;      /* the man page's description of the command */
+    const struct vm_cli_option *options;
+    unsigned flags;       /* VM_CLI_HIDDEN */
+    int (*exec)(const struct vm_cli_args *args);
+};
+
+/* One entry of the documented exit-code table (mirrors exitcode.h). */
+struct vm_cli_exit {
+    int code;
+    const char *name;
+    const char *doc;
+};
+
+extern const struct vm_cli_command *const vm_cli_commands[];
+extern const struct vm_cli_option vm_cli_common_options[];
+extern const struct vm_cli_exit vm_cli_exits[];
+
+/* Ids of the common options (all commands accept them). */
+enum {
+    VM_CLI_OPT_HELP = 1000,
+    VM_CLI_OPT_QUIET,
+    VM_CLI_OPT_VERBOSE,
+};
+
+const struct vm_cli_command *vm_cli_find(const char *name);
+
+/* Parse argv (argv[0] is the command name). On error prints one line naming
+ * the culprit and returns NULL with *exit_code = VM_EXIT_USAGE; on --help
+ * prints the command's help and returns NULL with *exit_code = VM_EXIT_OK. */
+struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, char **argv,
+                                 int *exit_code);
+void vm_cli_args_free(struct vm_cli_args *args);
+
+bool vm_cli_flag(const struct vm_cli_args *args, int id);
+/* The last value given for the option, or NULL. */
+const char *vm_cli_str(const struct vm_cli_args *args, int id);
+/* The last integer given (VM_CLI_ARG_INT), or `def`. */
+int64_t vm_cli_int(const struct vm_cli_args *args, int id, int64_t def);
+/* Number of times a value was given, and the i-th one, in order. */
+int vm_cli_count(const struct vm_cli_args *args, int id);
+const char *vm_cli_nth(const struct vm_cli_args *args, int id, int i);
+/* Positional arguments after the options. */
+int vm_cli_npos(const struct vm_cli_args *args);
+const char *vm_cli_pos(const struct vm_cli_args *args, int i);
+const struct vm_cli_command *vm_cli_args_command(const struct vm_cli_args *args);
+
+/* Help text for the program (cmd NULL) or one command, to stdout. */
+void vm_cli_print_help(const struct vm_cli_command *cmd);
+
+/* cli_docs.c: generate the man page / completions from the tables. */
+enum vm_cli_doc_kind {
+    VM_CLI_DOC_MAN,
+    VM_CLI_DOC_BASH,
+    VM_CLI_DOC_ZSH,
+};
+char *vm_cli_docs_generate(enum vm_cli_doc_kind kind); /* caller frees */
+
+#endif

@@ -1,0 +1,28 @@
+/* cmd_help.c — `vmmigrate help [COMMAND]`. */
+#include "cli.h"
+#include "exitcode.h"
+#include "util.h"
+
+static int cmd_help_exec(const struct vm_cli_args *args)
+{
+    const char *name = vm_cli_pos(args, 0);
+    if (!name) {
+        vm_cli_print_help(NULL);
+        return VM_EXIT_OK;
+    }
+    const struct vm_cli_command *cmd = vm_cli_find(name);
+    if (!cmd) {
+        vm_error("help: unknown command '%s'", name);
+        return VM_EXIT_USAGE;
+    }
+    vm_cli_print_help(cmd);
+    return VM_EXIT_OK;
+}
+
+const struct vm_cli_command vm_cmd_help_entry = {
+    .name = "help",
+    .usage = "[COMMAND]",
+    .summary = "show help for vmmigrate or one of its commands",
+    .doc = "Print the list of commands, or the options of COMMAND.",
+    .exec = cmd_help_exec,
+};

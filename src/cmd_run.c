@@ -1,0 +1,331 @@
+/* cmd_run.c — `vmmigrate run`: live-migrate named VMs from one host to
+ * another. Turns the command line into a `struct vm_job_spec` and hands it to
+ * job.c; owns nothing past the call. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "exitcode.h"
+#include "job.h"
+#include "util.h"
+
+enum {
+    OPT_SOURCE = 1,
+    OPT_TARGET,
+    OPT_VM,
+    OPT_JSON,
+    OPT_EVENTS,
+    OPT_BANDWIDTH,
+    OPT_MAX_DOWNTIME,
+    OPT_AUTO_CONVERGE,
+    OPT_POSTCOPY,
+    OPT_PARALLEL,
+    OPT_COMPRESSION,
+    OPT_TLS,
+    OPT_PERSISTENT,
+    OPT_UNDEFINE_SOURCE,
+    OPT_DIRECT,
+    OPT_TIMEOUT,
+    OPT_TIMEOUT_ACTION,
+    OPT_CONCURRENCY,
+    OPT_MIGRATE_URI,
+    OPT_UNSAFE,
+    OPT_QMP_SOCKET,
+    OPT_NO_PROGRESS,
+};
+
+/* Sorted by long name. */
+static const struct vm_cli_option run_options[] = {
+    {.name = "auto-converge",
+     .id = OPT_AUTO_CONVERGE,
+     .help = "throttle guest vCPUs when the migration does not converge",
+     .doc = "Let QEMU throttle the guest's vCPUs, step by step, while memory is dirtied faster "
+            "than it is copied (VIR_MIGRATE_AUTO_CONVERGE)."},
+    {.name = "bandwidth",
+     .short_name = 'b',
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "MIB/S",
+     .id = OPT_BANDWIDTH,
+     .min = 1,
+     .max = 1000000,
+     .help = "cap the migration bandwidth (MiB/s)",
+     .doc = "Cap the bandwidth of each migration at MIB/S mebibytes per second "
+            "(VIR_MIGRATE_PARAM_BANDWIDTH). Default: libvirt's (unlimited)."},
+    {.name = "compression",
+     .arg = VM_CLI_ARG_CHOICES,
+     .metavar = "METHODS",
+     .id = OPT_COMPRESSION,
+     .choices = "xbzrle|mt|zlib|zstd",
+     .help = "compress migration data: comma list of xbzrle,mt,zlib,zstd",
+     .doc = "Compress migration data with the given comma-separated methods "
+            "(VIR_MIGRATE_COMPRESSED with VIR_MIGRATE_PARAM_COMPRESSION). zlib and zstd need "
+            "--parallel."},
+    {.name = "concurrency",
+     .short_name = 'j',
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "N",
+     .id = OPT_CONCURRENCY,
+     .min = 1,
+     .max = 64,
+     .help = "migrate at most N VMs at once (default 2)",
+     .doc = "Run at most N migrations at the same time; the next starts the moment one ends. "
+            "Default 2."},
+    {.name = "direct",
+     .id = OPT_DIRECT,
+     .help = "client-driven migration instead of peer-to-peer",
+     .doc = "Drive the migration from vmmigrate over connections to both hosts "
+            "(virDomainMigrate3) instead of letting the source libvirtd talk to the target "
+            "(peer-to-peer, VIR_MIGRATE_PEER2PEER, the default, which survives a crash of "
+            "vmmigrate)."},
+    {.name = "events",
+     .short_name = 'e',
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "FILE",
+     .id = OPT_EVENTS,
+     .help = "write an NDJSON event stream to FILE ('-' for stdout)",
+     .doc = "Append one JSON object per line to FILE ('-': standard output) for every event: "
+            "phases, progress, libvirt and QMP events, results. See schema/event.schema.json."},
+    {.name = "json",
+     .id = OPT_JSON,
+     .help = "print the final JSON report on stdout",
+     .doc = "Print one JSON report on standard output when the run ends, success or not. See "
+            "schema/report.schema.json."},
+    {.name = "max-downtime",
+     .short_name = 'd',
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "MS",
+     .id = OPT_MAX_DOWNTIME,
+     .min = 1,
+     .max = 2000000,
+     .help = "maximum tolerable guest downtime in milliseconds",
+     .doc = "Set the maximum downtime QEMU may take for the final switchover, in milliseconds "
+            "(virDomainMigrateSetMaxDowntime)."},
+    {.name = "migrate-uri",
+     .arg = VM_CLI_ARG_URI,
+     .metavar = "URI",
+     .id = OPT_MIGRATE_URI,
+     .help = "address for the migration data stream (e.g. tcp://10.0.0.2)",
+     .doc = "Send the migration data to this URI instead of the address the target libvirtd "
+            "chooses (VIR_MIGRATE_PARAM_URI)."},
+    {.name = "no-progress",
+     .id = OPT_NO_PROGRESS,
+     .help = "do not draw the progress meter",
+     .doc = "Do not draw the progress meter even on a terminal."},
+    {.name = "parallel",
+     .short_name = 'P',
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "N",
+     .id = OPT_PARALLEL,
+     .min = 1,
+     .max = 255,
+     .help = "use N parallel connections per migration",
+     .doc = "Send the migration over N parallel connections (VIR_MIGRATE_PARALLEL)."},
+    {.name = "persistent",
+     .id = OPT_PERSISTENT,
+     .help = "make the domain persistent on the target",
+     .doc = "Define the domain persistently on the target (VIR_MIGRATE_PERSIST_DEST)."},
+    {.name = "postcopy",
+     .id = OPT_POSTCOPY,
+     .help = "allow switching to post-copy (see --timeout-action)",
+     .doc = "Allow the migration to switch to post-copy (VIR_MIGRATE_POSTCOPY); needed by "
+            "--timeout-action postcopy."},
+    {.name = "qmp-socket",
+     .arg = VM_CLI_ARG_STRING,
+     .metavar = "VM=PATH",
+     .id = OPT_QMP_SOCKET,
+     .flags = VM_CLI_REPEAT,
+     .help = "also watch VM's extra QMP monitor at PATH on the source",
+     .doc = "Connect to an extra QMP monitor of VM on the source host at PATH (a unix socket, "
+            "e.g. added with <qemu:commandline> -qmp) and copy its events (MIGRATION, STOP, "
+            "RESUME, ...) into the event stream. Never sends migration commands to it."},
+    {.name = "source",
+     .short_name = 's',
+     .arg = VM_CLI_ARG_URI,
+     .metavar = "URI",
+     .id = OPT_SOURCE,
+     .help = "libvirt URI of the host the VMs run on (required)",
+     .doc = "The libvirt connection URI of the host the VMs run on, e.g. "
+            "qemu+ssh://hv12/system. Required."},
+    {.name = "target",
+     .short_name = 't',
+     .arg = VM_CLI_ARG_URI,
+     .metavar = "URI",
+     .id = OPT_TARGET,
+     .help = "libvirt URI of the host to move them to (required)",
+     .doc = "The libvirt connection URI of the host to move the VMs to. It must be another "
+            "host than --source (compared by host UUID). Required."},
+    {.name = "timeout",
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "SECONDS",
+     .id = OPT_TIMEOUT,
+     .min = 1,
+     .max = 604800,
+     .help = "act on a migration still running after SECONDS",
+     .doc = "When a migration is still running SECONDS after it started, take the "
+            "--timeout-action."},
+    {.name = "timeout-action",
+     .arg = VM_CLI_ARG_CHOICE,
+     .metavar = "ACTION",
+     .id = OPT_TIMEOUT_ACTION,
+     .choices = "abort|suspend|postcopy",
+     .help = "abort (default), suspend or postcopy at --timeout",
+     .doc = "What to do at --timeout: abort (the guest keeps running on the source; the "
+            "default), suspend (pause the guest so the migration completes; it is resumed on "
+            "the target), postcopy (switch to post-copy; needs --postcopy)."},
+    {.name = "tls",
+     .id = OPT_TLS,
+     .help = "encrypt the migration stream with TLS",
+     .doc = "Encrypt the migration data with TLS (VIR_MIGRATE_TLS); both hosts need libvirt's "
+            "migration TLS certificates."},
+    {.name = "undefine-source",
+     .id = OPT_UNDEFINE_SOURCE,
+     .help = "undefine the domain on the source after success",
+     .doc = "Remove the persistent definition from the source once the migration succeeded "
+            "(VIR_MIGRATE_UNDEFINE_SOURCE)."},
+    {.name = "unsafe",
+     .id = OPT_UNSAFE,
+     .help = "migrate even if libvirt thinks it unsafe (local disks)",
+     .doc = "Migrate even when libvirt considers it unsafe, e.g. disks without cache=none "
+            "(VIR_MIGRATE_UNSAFE)."},
+    {.name = "vm",
+     .short_name = 'm',
+     .arg = VM_CLI_ARG_VM,
+     .metavar = "NAME",
+     .id = OPT_VM,
+     .flags = VM_CLI_REPEAT,
+     .help = "a VM to migrate, by libvirt name (repeatable; required)",
+     .doc = "The libvirt domain name of a VM to migrate. Give it once per VM; at least one. "
+            "Each must be running on --source."},
+    {0},
+};
+
+static int cmd_run_exec(const struct vm_cli_args *args)
+{
+    struct vm_job_spec spec = {0};
+    spec.source_uri = vm_cli_str(args, OPT_SOURCE);
+    spec.target_uri = vm_cli_str(args, OPT_TARGET);
+    if (!spec.source_uri || !spec.target_uri) {
+        vm_error("run: --%s URI is required", spec.source_uri ? "target" : "source");
+        return VM_EXIT_USAGE;
+    }
+    if (vm_cli_npos(args) > 0) {
+        vm_error("run: unexpected argument '%s' (name VMs with --vm)", vm_cli_pos(args, 0));
+        return VM_EXIT_USAGE;
+    }
+    spec.nvms = vm_cli_count(args, OPT_VM);
+    if (spec.nvms == 0) {
+        vm_error("run: no VM given (use --vm NAME, once per VM)");
+        return VM_EXIT_USAGE;
+    }
+    spec.vms = xcalloc((size_t)spec.nvms, sizeof(*spec.vms));
+    for (int i = 0; i < spec.nvms; i++) {
+        spec.vms[i] = vm_cli_nth(args, OPT_VM, i);
+        for (int j = 0; j < i; j++) {
+            if (strcmp(spec.vms[i], spec.vms[j]) == 0) {
+                vm_error("run: --vm '%s' given twice", spec.vms[i]);
+                free(spec.vms);
+                return VM_EXIT_USAGE;
+            }
+        }
+    }
+    spec.nqmp = vm_cli_count(args, OPT_QMP_SOCKET);
+    spec.qmp = xcalloc((size_t)spec.nqmp + 1, sizeof(*spec.qmp));
+    int rc = VM_EXIT_OK;
+    for (int i = 0; i < spec.nqmp; i++) {
+        const char *v = vm_cli_nth(args, OPT_QMP_SOCKET, i);
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v || !eq[1]) {
+            vm_error("run: --qmp-socket '%s' is not VM=PATH", v);
+            rc = VM_EXIT_USAGE;
+            goto cleanup;
+        }
+        spec.qmp[i].vm = xstrndup(v, (size_t)(eq - v));
+        spec.qmp[i].path = eq + 1;
+        bool known = false;
+        for (int j = 0; j < spec.nvms; j++)
+            known |= strcmp(spec.vms[j], spec.qmp[i].vm) == 0;
+        if (!known) {
+            vm_error("run: --qmp-socket names VM '%s', which is not given with --vm",
+                     spec.qmp[i].vm);
+            rc = VM_EXIT_USAGE;
+            goto cleanup;
+        }
+    }
+
+    struct vm_mig_params *p = &spec.params;
+    p->bandwidth_mibs = (unsigned long)vm_cli_int(args, OPT_BANDWIDTH, 0);
+    p->max_downtime_ms = (unsigned long long)vm_cli_int(args, OPT_MAX_DOWNTIME, 0);
+    p->auto_converge = vm_cli_flag(args, OPT_AUTO_CONVERGE);
+    p->postcopy = vm_cli_flag(args, OPT_POSTCOPY);
+    p->parallel = (int)vm_cli_int(args, OPT_PARALLEL, 0);
+    p->compression = vm_cli_str(args, OPT_COMPRESSION);
+    p->tls = vm_cli_flag(args, OPT_TLS);
+    p->persistent = vm_cli_flag(args, OPT_PERSISTENT);
+    p->undefine_source = vm_cli_flag(args, OPT_UNDEFINE_SOURCE);
+    p->p2p = !vm_cli_flag(args, OPT_DIRECT);
+    p->unsafe = vm_cli_flag(args, OPT_UNSAFE);
+    p->migrate_uri = vm_cli_str(args, OPT_MIGRATE_URI);
+    p->timeout_s = (unsigned)vm_cli_int(args, OPT_TIMEOUT, 0);
+    const char *action = vm_cli_str(args, OPT_TIMEOUT_ACTION);
+    p->timeout_action = VM_MIG_TIMEOUT_ABORT;
+    if (action && strcmp(action, "suspend") == 0)
+        p->timeout_action = VM_MIG_TIMEOUT_SUSPEND;
+    else if (action && strcmp(action, "postcopy") == 0)
+        p->timeout_action = VM_MIG_TIMEOUT_POSTCOPY;
+    if (action && !p->timeout_s) {
+        vm_error("run: --timeout-action needs --timeout");
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (p->timeout_action == VM_MIG_TIMEOUT_POSTCOPY && !p->postcopy) {
+        vm_error("run: --timeout-action postcopy needs --postcopy");
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (p->compression && (strstr(p->compression, "zlib") || strstr(p->compression, "zstd")) &&
+        !p->parallel) {
+        vm_error("run: --compression %s needs --parallel", p->compression);
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (p->undefine_source && !p->persistent) {
+        vm_error("run: --undefine-source needs --persistent (the VM would lose its definition)");
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
+    }
+
+    spec.concurrency = (int)vm_cli_int(args, OPT_CONCURRENCY, 2);
+    spec.json = vm_cli_flag(args, OPT_JSON);
+    spec.events_path = vm_cli_str(args, OPT_EVENTS);
+    spec.progress = !vm_cli_flag(args, OPT_NO_PROGRESS) && !vm_cli_flag(args, VM_CLI_OPT_QUIET);
+    if (spec.json && spec.events_path && strcmp(spec.events_path, "-") == 0) {
+        vm_error("run: --json and --events - would both write to standard output");
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
+    }
+
+    rc = vm_job_run(&spec);
+
+cleanup:
+    for (int i = 0; i < spec.nqmp; i++)
+        free(spec.qmp[i].vm);
+    free(spec.qmp);
+    free(spec.vms);
+    return rc;
+}
+
+const struct vm_cli_command vm_cmd_run_entry = {
+    .name = "run",
+    .usage = "--source URI --target URI --vm NAME [--vm NAME ...] [OPTIONS]",
+    .summary = "live-migrate the named VMs from one libvirt host to another",
+    .doc = "Live-migrate every VM named with --vm from the --source host to the --target host. "
+           "Before anything is changed, vmmigrate connects to both hosts and checks every VM: "
+           "an unknown VM, a VM that is not running or already runs on the target, or a target "
+           "that is the source host stops the run with exit status 3 and nothing migrated. "
+           "Migrations then run at most --concurrency at a time. A migration that fails or is "
+           "aborted leaves its guest running on the source, and the report says so. SIGINT or "
+           "SIGTERM aborts running migrations, skips the rest and exits with status 5.",
+    .options = run_options,
+    .exec = cmd_run_exec,
+};

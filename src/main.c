@@ -1,0 +1,46 @@
+/* main.c — finds the command in cli.c's table, parses its options, runs it. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "exitcode.h"
+#include "util.h"
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+
+    if (argc < 2) {
+        vm_cli_print_help(NULL);
+        return VM_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        name = "help";
+    else if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0)
+        name = "version";
+    const struct vm_cli_command *cmd = vm_cli_find(name);
+    if (!cmd) {
+        vm_error("unknown command '%s' (see 'vmmigrate --help')", argv[1]);
+        return VM_EXIT_USAGE;
+    }
+    int rc;
+    struct vm_cli_args *args = vm_cli_parse(cmd, argc - 1, argv + 1, &rc);
+    if (!args)
+        return rc;
+    if (vm_cli_flag(args, VM_CLI_OPT_QUIET))
+        vm_log_set_level(VM_LOG_ERROR);
+    int verbose = vm_cli_count(args, VM_CLI_OPT_VERBOSE);
+    if (verbose)
+        vm_log_set_level(verbose > 1 ? VM_LOG_DEBUG : VM_LOG_INFO);
+    rc = cmd->exec(args);
+    vm_cli_args_free(args);
+    fflush(stdout);
+    if (ferror(stdout)) {
+        vm_error("error writing to standard output");
+        if (rc == VM_EXIT_OK)
+            rc = VM_EXIT_INTERNAL;
+    }
+    return rc;
+}
