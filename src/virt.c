@@ -192,8 +192,12 @@ static void host_open_work(struct vm_virt_task *t)
         goto fail;
     /* 5 s interval, 6 missed: a dead peer is noticed within ~30 s, the same
      * as libvirt's daemon side. */
-    if (virConnectSetKeepAlive(c, 5, 6) < 0)
-        goto fail_close;
+    if (virConnectSetKeepAlive(c, 5, 6) < 0) {
+        virErrorPtr e = virGetLastError();
+        if (!e || e->code != VIR_ERR_NO_SUPPORT) /* local drivers have no keepalive */
+            goto fail_close;
+        virResetLastError();
+    }
     char *hn = virConnectGetHostname(c);
     char *caps = virConnectGetCapabilities(c);
     if (!hn || !caps) {

@@ -335,7 +335,7 @@ spawn_host() { # NAME
                 mount --bind "$hd/$1" "$2"
                 shift 2
             done
-            exec tini -s -- libvirtd
+            exec tini -s -- libvirtd --pid-file /run/libvirt/libvirtd.pid
         ' lab-host "$hd" "${mounts[@]}" </dev/null >>"$hd/daemon.log" 2>&1 &
     return 0
 }

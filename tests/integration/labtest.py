@@ -1,0 +1,236 @@
+"""labtest.py — what the integration tests share: the lab (tests/lab/lab.sh),
+guests, tick counters, running vmmigrate, schema validation, and asserts
+that print both values.
+
+Each test file is one program run by ctest in its own process with a
+timeout; the lab itself is started by ctest's `lab` fixture (lab.sh up) and
+stopped by its cleanup (lab.sh down, by PID). Run one test by hand with:
+
+    VMM_BINARY=build/vmmigrate tests/lab/lab.sh up 2
+    VMM_BINARY=build/vmmigrate /usr/bin/python3 tests/integration/test_migrate.py
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("VMM_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
+LAB_SH = os.path.join(SOURCE_DIR, "tests", "lab", "lab.sh")
+BINARY = os.environ.get("VMM_BINARY", os.path.join(SOURCE_DIR, "build", "vmmigrate"))
+
+
+class Failure(AssertionError):
+    pass
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(f"check failed: {what}")
+
+
+def check_eq(actual, expected, what):
+    if actual != expected:
+        raise Failure(f"check failed: {what}: got {actual!r}, expected {expected!r}")
+
+
+def check_in(needle, hay, what):
+    if needle not in hay:
+        raise Failure(f"check failed: {what}: {needle!r} not in {hay!r}")
+
+
+def lab(*args, check_rc=True, timeout=120):
+    p = subprocess.run([LAB_SH, *args], capture_output=True, text=True, timeout=timeout)
+    if check_rc and p.returncode != 0:
+        raise Failure(f"lab.sh {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}")
+    return p.stdout.strip()
+
+
+def uri(host):
+    return lab("uri", host)
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+class Guest:
+    """A lab test guest, destroyed on every host when the test ends."""
+
+    all = []
+
+    def __init__(self, host, name=None, mem=64, dirty=4, hz=10, qmp=False, persistent=False,
+                 start=True):
+        self.name = name or unique("vm")
+        self.qmp = qmp
+        args = ["define-guest", host, self.name, "--mem", str(mem), "--dirty", str(dirty),
+                "--hz", str(hz)]
+        if qmp:
+            args.append("--qmp")
+        if persistent:
+            args.append("--persistent")
+        Guest.all.append(self)
+        lab(*args)
+        self.home = host
+        if start:
+            self.wait_ticking(host)
+
+    def ticks(self, host):
+        out = lab("ticks", host, self.name, check_rc=False)
+        return int(out) if out.isdigit() else None
+
+    def wait_tick(self, host, n, seconds=30):
+        lab("wait-tick", host, self.name, str(n), str(seconds), timeout=seconds + 30)
+
+    def wait_ticking(self, host, more=3, seconds=30):
+        """Wait until the counter on host advances by `more`; returns it."""
+        start = self.ticks(host) or 0
+        self.wait_tick(host, start + more, seconds)
+        return self.ticks(host)
+
+    def where(self):
+        """{host: "state (reason)"} for every lab host that has the domain."""
+        out = lab("where", self.name, check_rc=False)
+        res = {}
+        for line in out.splitlines():
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                res[parts[0]] = parts[1]
+        return res
+
+    def check_runs_only_on(self, host):
+        w = self.where()
+        running = [h for h, s in w.items() if s.startswith("running")]
+        check_eq(running, [host], f"hosts where {self.name} runs (all: {w})")
+
+    def check_survived_on(self, host, before):
+        """The serial tick counter on host continues past `before`, with no
+        reset: the guest runs there with its memory intact."""
+        after = self.wait_ticking(host)
+        check(after is not None and after > before,
+              f"{self.name}: counter on {host} continues ({before} -> {after})")
+        return after
+
+    def qmp_path(self, host):
+        return lab("qmp-path", host, self.name)
+
+    def destroy(self):
+        for h in self.where():
+            lab("destroy-guest", h, self.name, check_rc=False)
+
+    @classmethod
+    def destroy_all(cls):
+        for g in cls.all:
+            try:
+                g.destroy()
+            except Exception as e:  # keep cleaning up
+                log(f"cleanup of {g.name}: {e}")
+        cls.all = []
+
+
+class Run:
+    """A vmmigrate process."""
+
+    def __init__(self, args, events=None):
+        self.args = [BINARY, *args]
+        self.events_path = events
+        log("$ " + " ".join(self.args))
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.rc = self.stdout = self.stderr = None
+
+    def signal(self, sig=signal.SIGINT):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=300):
+        self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
+        self.rc = self.proc.returncode
+        log(f"exit {self.rc}; stderr: {self.stderr.strip()[:2000]}")
+        return self
+
+    def report(self):
+        try:
+            rep = json.loads(self.stdout)
+        except ValueError as e:
+            raise Failure(f"stdout is not one JSON report ({e}): {self.stdout[:500]!r}")
+        validate(rep, "report")
+        return rep
+
+    def events(self):
+        evs = []
+        with open(self.events_path) as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    ev = json.loads(line)
+                except ValueError as e:
+                    raise Failure(f"{self.events_path}:{n}: not JSON ({e}): {line!r}")
+                validate(ev, "event")
+                evs.append(ev)
+        return evs
+
+    def wait_event(self, pred, timeout=60):
+        """Poll the event file until an event matches pred."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(self.events_path):
+                with open(self.events_path) as f:
+                    for line in f:
+                        if line.endswith("\n"):
+                            ev = json.loads(line)
+                            if pred(ev):
+                                return ev
+            if self.proc.poll() is not None:
+                raise Failure(f"vmmigrate exited ({self.proc.returncode}) before the event")
+            time.sleep(0.1)
+        raise Failure("timed out waiting for an event")
+
+
+def vmmigrate(*args, timeout=300):
+    return Run(list(args)).wait(timeout)
+
+
+_schemas = {}
+
+
+def validate(obj, name):
+    import jsonschema
+    if name not in _schemas:
+        with open(os.path.join(SOURCE_DIR, "schema", f"{name}.schema.json")) as f:
+            _schemas[name] = jsonschema.Draft7Validator(json.load(f))
+    errors = sorted(_schemas[name].iter_errors(obj), key=lambda e: e.path)
+    if errors:
+        raise Failure(f"{name} does not match schema/{name}.schema.json: "
+                      f"{errors[0].message} at {list(errors[0].path)} in {json.dumps(obj)[:800]}")
+
+
+def vm_entry(report, name):
+    for v in report["vms"]:
+        if v["name"] == name:
+            return v
+    raise Failure(f"{name} not in report: {[v['name'] for v in report['vms']]}")
+
+
+def main(tests):
+    """Run test functions in order; cleanup guests; exit non-zero on failure."""
+    failed = 0
+    for t in tests:
+        log(f"-- {t.__name__}")
+        try:
+            t()
+            log(f"ok {t.__name__}")
+        except Exception as e:
+            failed += 1
+            log(f"FAIL {t.__name__}: {e}")
+            import traceback
+            traceback.print_exc()
+        finally:
+            Guest.destroy_all()
+    log(f"{len(tests) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Migrations that fail or are stopped end with the guest running on its
+source, and say so: SIGINT mid-migration, the target QEMU killed
+mid-migration, --timeout with the abort action. The guest used cannot
+converge (large dirty working set, low bandwidth cap)."""
+import os
+import signal
+import subprocess
+import tempfile
+
+from labtest import (Failure, Guest, Run, check, check_eq, check_in, lab, log, main, uri,
+                     vm_entry)
+
+TMP = tempfile.mkdtemp(prefix="vmm-it-")
+# 256 MiB guest dirtying 200 MiB per tick at a 8 MiB/s cap: never converges.
+STUCK = dict(mem=256, dirty=200)
+SLOW = ["--bandwidth", "8"]
+
+
+def wait_migrating(r, name):
+    r.wait_event(lambda e: e["vm"] == name and e["event"] == "progress"
+                 and e["details"]["data_processed"] > 0, timeout=60)
+
+
+def check_back_on_source(g, r, before, result, abort_reason=None):
+    rep = r.report()
+    v = vm_entry(rep, g.name)
+    check_eq(v["result"], result, "VM result")
+    check_eq(v["location"], "source", "VM location")
+    check(v["error"] is not None, "the error is reported")
+    if abort_reason:
+        check_eq(v["abort_reason"], abort_reason, "abort reason")
+    g.check_runs_only_on("a")
+    g.check_survived_on("a", before)
+    return v
+
+
+def test_sigint_aborts():
+    g = Guest("a", **STUCK)
+    before = g.ticks("a")
+    ev = os.path.join(TMP, "sigint.ndjson")
+    r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g.name, "--json", "--events", ev,
+             *SLOW])
+    wait_migrating(r, g.name)
+    r.signal(signal.SIGINT)
+    r.wait(120)
+    check_eq(r.rc, 5, "exit code after SIGINT")
+    rep = r.report()
+    check_eq(rep["result"], "interrupted", "run result")
+    v = check_back_on_source(g, r, before, "aborted", "interrupted")
+    check_eq(v["error"]["name"], "VIR_ERR_OPERATION_ABORTED", "libvirt error")
+    check_in("signal", [e["event"] for e in r.events()], "events")
+
+
+def test_sigterm_skips_queued():
+    g1, g2 = Guest("a", **STUCK), Guest("a")
+    before1, before2 = g1.ticks("a"), g2.ticks("a")
+    ev = os.path.join(TMP, "sigterm.ndjson")
+    r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g1.name, "--vm", g2.name,
+             "--concurrency", "1", "--json", "--events", ev, *SLOW])
+    wait_migrating(r, g1.name)
+    r.signal(signal.SIGTERM)
+    r.wait(120)
+    check_eq(r.rc, 5, "exit code after SIGTERM")
+    rep = r.report()
+    check_back_on_source(g1, r, before1, "aborted", "interrupted")
+    v2 = vm_entry(rep, g2.name)
+    check_eq(v2["result"], "skipped", "queued VM result")
+    check_eq(v2["location"], "source", "queued VM location")
+    g2.check_runs_only_on("a")
+    g2.check_survived_on("a", before2)
+
+
+def qemu_pid(host, name):
+    """PID of the QEMU running `name` on lab host `host` (libvirt's pid file)."""
+    path = lab("pid-file", host, name)
+    with open(path) as f:
+        return int(f.read().strip())
+
+
+def test_target_qemu_killed():
+    g = Guest("a", **STUCK)
+    before = g.ticks("a")
+    ev = os.path.join(TMP, "kill.ndjson")
+    r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g.name, "--json", "--events", ev,
+             *SLOW])
+    wait_migrating(r, g.name)
+    pid = qemu_pid("b", g.name)
+    log(f"killing target QEMU {pid}")
+    os.kill(pid, signal.SIGKILL)
+    r.wait(120)
+    check_eq(r.rc, 1, "exit code after the target QEMU died")
+    check_eq(r.report()["result"], "failed", "run result")
+    check_back_on_source(g, r, before, "failed")
+
+
+def test_timeout_abort():
+    g = Guest("a", **STUCK)
+    before = g.ticks("a")
+    r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g.name, "--json", "--timeout", "3",
+             "--timeout-action", "abort", *SLOW]).wait(120)
+    check_eq(r.rc, 1, "exit code after a timeout")
+    v = check_back_on_source(g, r, before, "aborted", "timeout")
+    check_eq(v["timeout_action"], "abort", "timeout action in report")
+
+
+if __name__ == "__main__":
+    main([test_sigint_aborts, test_sigterm_skips_queued, test_target_qemu_killed,
+          test_timeout_abort])
