@@ -336,7 +336,7 @@ spawn_host() { # NAME
                 shift 2
             done
             exec tini -s -- libvirtd --pid-file /run/libvirt/libvirtd.pid
-        ' lab-host "$hd" "${mounts[@]}" </dev/null >>"$hd/daemon.log" 2>&1 &
+        ' lab-host "$hd" "${mounts[@]}" </dev/null >>"$hd/daemon.log" 2>&1 9>&- &
     return 0
 }
 
