@@ -399,7 +399,7 @@ struct qmp_cmd {
     struct qmp_cmd *prev, *next;
     int64_t id;
     char *name;
-    char *line;  /* serialized command + "\n" until it is sent, then NULL */
+    char *line;  /* serialized command until it is sent, then NULL */
     size_t line_len;
     bool sent;
     bool timed_out;
@@ -595,12 +595,14 @@ static int cmd_queue(struct vm_qmp *q, const char *name, json_t *args, vm_qmp_re
         json_decref(o);
         return UV_EINVAL; /* e.g. a reference cycle in args */
     }
+    /* No "\n" after the object: QEMU's monitor reads one byte at a time and
+     * stops reading at the "}" of "quit", so a newline would be left unread
+     * and turn QEMU's exit into a connection reset. */
     c = xcalloc(1, sizeof(*c));
-    c->line = xmalloc(n + 1);
+    c->line = xmalloc(n);
     json_dumpb(o, c->line, n, JSON_COMPACT);
     json_decref(o);
-    c->line[n] = '\n';
-    c->line_len = n + 1;
+    c->line_len = n;
     c->id = q->next_id++;
     c->name = xstrdup(name);
     c->cb = cb;
@@ -739,13 +741,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
     if (q->closing || nread == 0)
         return;
-    if (nread == UV_EOF) {
+    /* A reset on a unix socket only means QEMU closed it before reading
+     * everything we sent (e.g. commands pipelined after "quit"). */
+    if (nread == UV_EOF || nread == UV_ECONNRESET) {
         size_t pending = vm_qmp_parser_pending(&q->parser);
+        const char *how = nread == UV_EOF ? "" : " before reading all commands";
         if (pending)
-            qmp_fail(q, UV_EOF, "QEMU closed the connection in the middle of a message "
-                                "(%zu bytes received)", pending);
+            qmp_fail(q, UV_EOF, "QEMU closed the connection%s in the middle of a message "
+                                "(%zu bytes received)", how, pending);
         else
-            qmp_fail(q, UV_EOF, "QEMU closed the connection");
+            qmp_fail(q, UV_EOF, "QEMU closed the connection%s", how);
         return;
     }
     if (nread < 0) {

@@ -35,7 +35,7 @@
 #include <uv.h>
 
 /* Error codes of this module; far from libuv's range (-1 .. -4095). */
-enum vm_qmp_errcode {
+enum vm_qmp_errno {
     VM_QMP_E_PROTO = -30100,     /* malformed or unexpected message */
     VM_QMP_E_TOOBIG = -30101,    /* a message exceeded the maximum size */
     VM_QMP_E_CLOSED = -30102,    /* the client is closing or closed */
@@ -139,7 +139,8 @@ struct vm_qmp_callbacks {
     void (*on_event)(struct vm_qmp *q, const char *name, json_t *data, double timestamp,
                      void *userdata);
     /* The client is gone: reason 0 after vm_qmp_close(), UV_EOF when QEMU
-     * hung up, or the error that ended it (VM_QMP_E_PROTO,
+     * hung up (also when it reset the connection, which on a unix socket
+     * only means it left commands unread), or the error that ended it (VM_QMP_E_PROTO,
      * VM_QMP_E_TOOBIG, UV_ETIMEDOUT, read/write/connect errors).
      * vm_qmp_errmsg() has the details during the call; q is freed when it
      * returns. May be NULL. */

@@ -66,8 +66,7 @@ class Guest:
 
     all = []
 
-    def __init__(self, host, name=None, mem=64, dirty=4, hz=10, qmp=False, persistent=False,
-                 start=True):
+    def __init__(self, host, name=None, mem=64, dirty=4, hz=10, qmp=False, persistent=False):
         self.name = name or unique("vm")
         self.qmp = qmp
         args = ["define-guest", host, self.name, "--mem", str(mem), "--dirty", str(dirty),
@@ -79,8 +78,7 @@ class Guest:
         Guest.all.append(self)
         lab(*args)
         self.home = host
-        if start:
-            self.wait_ticking(host)
+        self.wait_ticking(host)
 
     def ticks(self, host):
         out = lab("ticks", host, self.name, check_rc=False)
@@ -138,9 +136,9 @@ class Guest:
 class Run:
     """A vmmigrate process."""
 
-    def __init__(self, args, events=None):
+    def __init__(self, args):
         self.args = [BINARY, *args]
-        self.events_path = events
+        self.events_path = args[args.index("--events") + 1] if "--events" in args else None
         log("$ " + " ".join(self.args))
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)

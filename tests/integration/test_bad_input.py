@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Bad input gets a one-line error naming the culprit and a documented exit
 code, and changes nothing: the guests keep running where they were."""
-from labtest import Guest, check, check_eq, check_in, main, uri, vmmigrate
+from labtest import Guest, lab, check, check_eq, check_in, main, uri, vmmigrate
 
 
 def one_line(r):
@@ -27,8 +27,10 @@ def test_unknown_vm():
 
 
 def test_vm_not_running():
-    g = Guest("a", persistent=True, start=False)
+    g = Guest("a", persistent=True)
+    lab("virsh", "a", "destroy", g.name)  # defined, shut off
     lab_state = g.where()
+    check(lab_state.get("a", "").startswith("shut off"), f"{g.name} is shut off: {lab_state}")
     r = vmmigrate("run", "-s", uri("a"), "-t", uri("b"), "--vm", g.name)
     check_eq(r.rc, 3, "exit code")
     check_in(f"'{g.name}' is not running", r.stderr, "error names the VM")

@@ -365,17 +365,34 @@ wait_host() { # NAME
     done
 }
 
-# Stop the daemon of host NAME by its recorded PIDs (tini, libvirtd).
-stop_host_daemon() { # NAME
-    local hd p pids=()
+# Recorded daemon PIDs (libvirtd, tini) of host NAME that are still ours.
+host_daemon_pids() { # NAME
+    local hd p
     hd=$(host_dir "$1")
     p=$(read_pid "$hd/libvirtd.pid")
     [[ -z $p ]] && p=$(read_pid "$hd/run/libvirtd.pid")
-    [[ -n $p ]] && pid_is_ours "$p" libvirtd "$hd" && pids+=("$p")
+    if [[ -n $p ]] && pid_is_ours "$p" libvirtd "$hd"; then
+        printf '%s\n' "$p"
+    fi
     p=$(read_pid "$hd/tini.pid")
-    [[ -n $p ]] && pid_is_ours "$p" tini "$hd" && pids+=("$p")
+    if [[ -n $p ]] && pid_is_ours "$p" tini "$hd"; then
+        printf '%s\n' "$p"
+    fi
+    return 0
+}
+
+# Stop the daemons of hosts NAME... by their recorded PIDs, all at once.
+stop_host_daemons() { # NAME...
+    local name p pids=()
+    for name in "$@"; do
+        for p in $(host_daemon_pids "$name"); do
+            pids+=("$p")
+        done
+    done
     stop_pids "$STOP_TIMEOUT" "${pids[@]}"
-    rm -f "$hd/libvirtd.pid" "$hd/tini.pid"
+    for name in "$@"; do
+        rm -f "$(host_dir "$name")/libvirtd.pid" "$(host_dir "$name")/tini.pid"
+    done
 }
 
 # Kill the QEMUs whose PID files are in host NAME's run dir.
@@ -445,7 +462,7 @@ cmd_up() {
         if [[ -d $LAB_DIR/$name ]]; then
             # Dead, half-started or hung: stop what is left by recorded PIDs.
             # Its QEMUs keep running; the new daemon reconnects to them.
-            stop_host_daemon "$name"
+            stop_host_daemons "$name"
         fi
         write_host_config "$name" "$i"
         spawn_host "$name"
@@ -488,15 +505,15 @@ cmd_down() {
             done < <(lvirsh "$name" list --name 2>/dev/null || true)
         fi
     done
-    for name in $(lab_hosts); do
-        stop_host_daemon "$name"
-    done
+    # shellcheck disable=SC2046 # host names are single letters
+    stop_host_daemons $(lab_hosts)
     for name in $(lab_hosts); do
         kill_host_qemus "$name"
     done
     sweep_lab_namespaces
     rm -rf --one-file-system -- "$LAB_DIR"
     [[ ! -e $LAB_DIR ]] || die "down: could not remove '$LAB_DIR'"
+    rm -f -- "$LAB_DIR.lock"
 }
 
 cmd_status() {

@@ -448,8 +448,8 @@ static void test_parser_duplicate_keys(void)
         "{\"return\": {}, \"return\": {}}\r\n",
         "{\"return\": {}, \"id\": 1, \"id\": 2}\r\n",
         "{\"return\": {\"a\": 1, \"b\": {\"c\": 1, \"c\": 2}}, \"id\": 1}\r\n",
-        "{\"event\": \"A\", \"event\": \"B\", \"timestamp\": {\"seconds\": 1, \"microseconds\": "
-        "0}}\r\n",
+        ("{\"event\": \"A\", \"event\": \"B\", \"timestamp\": {\"seconds\": 1, "
+         "\"microseconds\": 0}}\r\n"),
     };
     for (size_t i = 0; i < VM_ARRAY_LEN(cases); i++) {
         struct got g = {0};
@@ -613,19 +613,20 @@ static int srv_fill(struct fake *f, int ms)
     return 1;
 }
 
-/* Next command from the client, or NULL at EOF. */
+/* Next command from the client, or NULL at EOF. Commands come without a
+ * terminator, like QEMU's own JSON streamer takes them. */
 static json_t *srv_recv(struct fake *f)
 {
     for (;;) {
-        char *nl = memchr(f->buf, '\n', f->len);
-        if (nl) {
-            size_t n = (size_t)(nl - f->buf);
-            json_error_t jerr;
-            json_t *j = json_loadb(f->buf, n, JSON_REJECT_DUPLICATES, &jerr);
-            if (!j)
-                CHECK_FAIL("fake server: bad command \"%.*s\": %s", (int)n, f->buf, jerr.text);
-            memmove(f->buf, nl + 1, f->len - n - 1);
-            f->len -= n + 1;
+        json_error_t jerr;
+        json_t *j = NULL;
+        if (f->len > 0)
+            j = json_loadb(f->buf, f->len, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &jerr);
+        if (j) {
+            size_t n = jerr.position;
+            CHECK(n <= f->len);
+            memmove(f->buf, f->buf + n, f->len - n);
+            f->len -= n;
             return j;
         }
         int rc = srv_fill(f, 10000);
@@ -1013,6 +1014,61 @@ static void test_client_server_closes(void)
     CHECK_INT(s.r.ready_status, ==, 0);
     CHECK_INT(s.r.close_reason, ==, UV_EOF);
     CHECK_STR(s.r.errmsg, "QEMU closed the connection");
+}
+
+/* The server hangs up with our command unread: Linux reports a reset,
+ * which the client treats as QEMU hanging up. */
+static void script_reset(struct fake *f)
+{
+    struct pollfd pfd = {f->fd, POLLIN, 0};
+
+    srv_handshake(f);
+    CHECK_INT(poll(&pfd, 1, 10000), ==, 1); /* cmd-a arrived; leave it */
+}
+
+static void test_client_server_resets(void)
+{
+    struct session s;
+    struct slot sl[1] = {0};
+
+    session_start(&s, script_reset, NULL, sl);
+    CHECK_INT(vm_qmp_connect(s.q, s.f.path), ==, 0);
+    CHECK_INT(vm_qmp_command(s.q, "cmd-a", NULL, on_reply, &sl[0]), ==, 0);
+    session_run(&s, true);
+    CHECK_INT(s.r.ready_status, ==, 0);
+    CHECK_INT(s.r.close_reason, ==, UV_EOF);
+    CHECK_STR(s.r.errmsg, "QEMU closed the connection before reading all commands");
+    CHECK_STR(sl[0].cls, "Closed");
+}
+
+/* The server stops reading before it answers qmp_capabilities: flushing
+ * the queued command fails with EPIPE, which ends the connection. */
+static void script_shut_rd(struct fake *f)
+{
+    srv_send(f, GREETING);
+    json_int_t id = srv_expect(f, "qmp_capabilities", NULL);
+    CHECK_INT(shutdown(f->fd, SHUT_RD), ==, 0);
+    srv_sendf(f, "{\"return\": {}, \"id\": %lld}\r\n", (long long)id);
+    /* read() now returns 0 at once: wait for the client's hang-up. */
+    struct pollfd pfd = {f->fd, 0, 0};
+    CHECK_INT(poll(&pfd, 1, 10000), ==, 1);
+    CHECK(pfd.revents & POLLHUP);
+}
+
+static void test_client_write_error(void)
+{
+    struct session s;
+    struct slot sl[1] = {0};
+
+    session_start(&s, script_shut_rd, NULL, sl);
+    CHECK_INT(vm_qmp_connect(s.q, s.f.path), ==, 0);
+    CHECK_INT(vm_qmp_command(s.q, "cmd-a", NULL, on_reply, &sl[0]), ==, 0);
+    session_run(&s, true);
+    CHECK_INT(s.r.ready_calls, ==, 1);
+    CHECK_INT(s.r.close_reason, ==, UV_EPIPE);
+    CHECK_CONTAINS(s.r.errmsg, "cannot write to QMP socket");
+    CHECK_INT(sl[0].calls, ==, 1);
+    CHECK_STR(sl[0].cls, "Closed");
 }
 
 /* Replies to a and b arrive in one read, then an event; a's callback closes
@@ -1406,7 +1462,7 @@ static void test_client_no_callbacks(void)
     struct vm_qmp *q = vm_qmp_new(&loop, NULL, NULL);
     CHECK_INT(vm_qmp_connect(q, f.path), ==, 0);
     CHECK_INT(vm_qmp_command(q, "a", NULL, NULL, NULL), ==, 0);
-    CHECK_INT(vm_qmp_command(q, "b", json_object(), NULL, NULL), ==, 0);
+    CHECK_INT(vm_qmp_command(q, "b", NULL, NULL, NULL), ==, 0);
     CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), ==, 0);
     fake_stop(&f);
     CHECK_INT(uv_loop_close(&loop), ==, 0);
@@ -1415,13 +1471,20 @@ static void test_client_no_callbacks(void)
 /* ---- Real QEMU --------------------------------------------------------- */
 
 static pid_t qemu_pid;
+static char qemu_dir[64] = "/tmp/vmm-qemu-XXXXXX", qemu_sock[128];
 
+/* atexit: also runs when a CHECK fails half-way. */
 static void kill_qemu(void)
 {
     if (qemu_pid > 0) {
         kill(qemu_pid, SIGKILL);
         waitpid(qemu_pid, NULL, 0);
         qemu_pid = 0;
+    }
+    if (qemu_sock[0]) {
+        unlink(qemu_sock);
+        rmdir(qemu_dir);
+        qemu_sock[0] = '\0';
     }
 }
 
@@ -1459,7 +1522,7 @@ static void qemu_ready(struct vm_qmp *q, struct rec *r)
 static void test_real_qemu(void)
 {
     const char *qemu = "qemu-system-x86_64";
-    char dir[64] = "/tmp/vmm-qemu-XXXXXX", sock[128], chardev[160];
+    char *dir = qemu_dir, *sock = qemu_sock, chardev[160];
     struct rec r = {0};
     uv_loop_t loop;
     struct stat st;
@@ -1467,7 +1530,8 @@ static void test_real_qemu(void)
 
     memset(&qr, 0, sizeof(qr));
     CHECK(mkdtemp(dir) != NULL);
-    snprintf(sock, sizeof(sock), "%s/qmp.sock", dir);
+    atexit(kill_qemu);
+    snprintf(sock, sizeof(qemu_sock), "%s/qmp.sock", dir);
     snprintf(chardev, sizeof(chardev), "unix:%s,server=on,wait=off", sock);
 
     qemu_pid = fork();
@@ -1482,7 +1546,6 @@ static void test_real_qemu(void)
         fprintf(stderr, "cannot run %s: %s\n", qemu, strerror(errno));
         _exit(127);
     }
-    atexit(kill_qemu);
 
     /* Wait for the socket; QEMU dying first (e.g. not installed) fails. */
     for (int i = 0;; i++) {
@@ -1563,6 +1626,7 @@ static void test_real_qemu(void)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     unlink(sock);
     CHECK_INT(rmdir(dir), ==, 0);
+    qemu_sock[0] = '\0';
 
     slots_free(qr.s, Q_N);
     rec_free(&r);
@@ -1590,6 +1654,8 @@ int main(void)
     RUN(test_client_out_of_order);
     RUN(test_client_server_closes_mid_reply);
     RUN(test_client_server_closes);
+    RUN(test_client_server_resets);
+    RUN(test_client_write_error);
     RUN(test_client_close_in_reply_cb);
     RUN(test_client_close_in_event_cb);
     RUN(test_client_close_in_ready_cb);

@@ -1,0 +1,64 @@
+# tests/cli.cmake — the command line's tests and the generated docs; included
+# from tests/CMakeLists.txt.
+#
+#   cmake --build build --target docs
+#       rewrites man/vmmigrate.1, completions/vmmigrate.bash and
+#       completions/_vmmigrate in the source tree from the command tables
+#       (`vmmigrate docs man|bash|zsh`). unit.test_docs fails until the
+#       committed files match.
+#
+#   ctest -R '^cli\.'
+#       one test per tests/cli/NAME.test (the argv, the exit status and the
+#       exact stderr; see tests/cli/run-cli-test.py), plus the completion
+#       scripts' own checks.
+
+add_custom_target(docs
+  COMMAND ${CMAKE_COMMAND} -DVMM_BINARY=$<TARGET_FILE:vmmigrate>
+          -DVMM_SOURCE_DIR=${CMAKE_SOURCE_DIR}
+          -P ${CMAKE_CURRENT_LIST_DIR}/cli/gen-docs.cmake
+  COMMENT "Regenerating the man page and the shell completions"
+  VERBATIM)
+add_dependencies(docs vmmigrate)
+
+# The runner needs the standard library only; prefer the system python3.
+find_program(VMM_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+find_program(VMM_PYTHON3 NAMES python3)
+if(NOT VMM_PYTHON3)
+  message(WARNING "python3 not found: the cli.* tests are not registered")
+else()
+  file(GLOB VMM_CLI_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/cli/*.test)
+  foreach(file ${VMM_CLI_TESTS})
+    get_filename_component(name ${file} NAME_WE)
+    add_test(NAME cli.${name}
+             COMMAND ${VMM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/cli/run-cli-test.py ${file})
+    set_tests_properties(cli.${name} PROPERTIES TIMEOUT 60 LABELS cli
+      ENVIRONMENT "VMM_BINARY=$<TARGET_FILE:vmmigrate>")
+  endforeach()
+endif()
+
+# The bash completion, driven the way bash drives it.
+find_program(VMM_BASH NAMES bash)
+if(VMM_BASH)
+  add_test(NAME cli.bash-completion
+           COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-bash-completion.sh
+                   ${CMAKE_SOURCE_DIR}/completions/vmmigrate.bash)
+  set_tests_properties(cli.bash-completion PROPERTIES TIMEOUT 60 LABELS cli)
+endif()
+
+# The completion script and the test scripts pass shellcheck.
+find_program(VMM_SHELLCHECK NAMES shellcheck)
+if(VMM_SHELLCHECK)
+  add_test(NAME cli.shellcheck
+           COMMAND ${VMM_SHELLCHECK} -s bash
+                   ${CMAKE_SOURCE_DIR}/completions/vmmigrate.bash
+                   ${CMAKE_CURRENT_LIST_DIR}/cli/test-bash-completion.sh)
+  set_tests_properties(cli.shellcheck PROPERTIES TIMEOUT 60 LABELS cli)
+endif()
+
+# The zsh completion at least parses (zsh is optional).
+find_program(VMM_ZSH NAMES zsh)
+if(VMM_ZSH)
+  add_test(NAME cli.zsh-completion-syntax
+           COMMAND ${VMM_ZSH} -n ${CMAKE_SOURCE_DIR}/completions/_vmmigrate)
+  set_tests_properties(cli.zsh-completion-syntax PROPERTIES TIMEOUT 60 LABELS cli)
+endif()

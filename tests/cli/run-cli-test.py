@@ -1,0 +1,203 @@
+#!/usr/bin/python3
+"""run-cli-test.py — run one declarative CLI test (tests/cli/NAME.test).
+
+    VMM_BINARY=build/vmmigrate tests/cli/run-cli-test.py tests/cli/NAME.test
+
+A test file (curl's tests/data, much smaller) is a list of `key: value`
+lines; blank lines and lines starting with '#' are ignored:
+
+    args: run --source test:///default        the argv after `vmmigrate`,
+                                              split like a POSIX shell does
+    exit: 2                                   the expected exit status
+    stderr: vmmigrate: error: ...             the exact standard error: this
+                                              line and a newline; `stderr:`
+                                              with nothing after it: empty
+    stderr: <<END                             several exact lines, up to a
+    ...                                       line `END` (any word works)
+    END
+    stderr-contains: TEXT                     stderr contains TEXT (repeatable)
+    stderr-lines: 1                           stderr has exactly 1 line
+    stdout: ...                               the exact standard output, as
+                                              for stderr
+    stdout-contains: TEXT                     stdout contains TEXT (repeatable)
+    env: NAME=VALUE                           set in the environment
+
+Without any stderr key, stderr must be empty: every message is part of the
+interface. stdout is checked only when a stdout key says so.
+
+The binary runs in an empty temporary directory that is also its HOME, with
+LC_ALL=C, stdin from /dev/null and no LIBVIRT_* variables, so that neither the
+user's libvirt configuration nor the locale changes a message. Exits 0 when
+every check holds; otherwise prints each failed check with both values.
+"""
+
+import difflib
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+
+KEYS = {
+    "args",
+    "exit",
+    "stderr",
+    "stderr-contains",
+    "stderr-lines",
+    "stdout",
+    "stdout-contains",
+    "env",
+}
+REPEATABLE = {"stderr-contains", "stdout-contains", "env"}
+
+
+class TestFileError(Exception):
+    pass
+
+
+def parse(path):
+    """The test file as {key: value} ({key: [values]} for repeatable keys)."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    spec = {}
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        lineno = i + 1
+        i += 1
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or key not in KEYS:
+            raise TestFileError(f"{path}:{lineno}: expected one of {sorted(KEYS)}: {line!r}")
+        value = value[1:] if value.startswith(" ") else value
+        if value.startswith("<<"):
+            end = value[2:].strip()
+            if not end:
+                raise TestFileError(f"{path}:{lineno}: '<<' needs an end word")
+            block = []
+            while i < len(lines) and lines[i] != end:
+                block.append(lines[i])
+                i += 1
+            if i == len(lines):
+                raise TestFileError(f"{path}:{lineno}: no line {end!r} ends the block")
+            i += 1
+            value = "".join(b + "\n" for b in block)
+        elif key in ("stderr", "stdout"):
+            value = value + "\n" if value else ""
+        if key in REPEATABLE:
+            spec.setdefault(key, []).append(value)
+        elif key in spec:
+            raise TestFileError(f"{path}:{lineno}: '{key}' given twice")
+        else:
+            spec[key] = value
+    for key in ("args", "exit"):
+        if key not in spec:
+            raise TestFileError(f"{path}: '{key}:' is required")
+    return spec
+
+
+def show(text):
+    return "".join("    | " + line + "\n" for line in text.splitlines()) or "    (empty)\n"
+
+
+def check_exact(name, expected, actual, failures):
+    if expected == actual:
+        return
+    diff = difflib.unified_diff(
+        expected.splitlines(keepends=True),
+        actual.splitlines(keepends=True),
+        f"expected {name}",
+        f"actual {name}",
+    )
+    text = "".join(d if d.endswith("\n") else d + "\n\\ no newline at end\n" for d in diff)
+    failures.append(f"{name} differs:\n{text}")
+
+
+def run(path):
+    spec = parse(path)
+    binary = os.environ.get("VMM_BINARY")
+    if not binary:
+        raise TestFileError("VMM_BINARY is not set (the path of the vmmigrate binary)")
+    try:
+        args = shlex.split(spec["args"])
+        expected_exit = int(spec["exit"])
+    except ValueError as e:
+        raise TestFileError(f"{path}: {e}") from e
+
+    with tempfile.TemporaryDirectory(prefix="vmm-cli-") as home:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIBVIRT")}
+        env.update(
+            HOME=home,
+            XDG_CONFIG_HOME=os.path.join(home, ".config"),
+            XDG_CACHE_HOME=os.path.join(home, ".cache"),
+            XDG_RUNTIME_DIR=home,
+            LC_ALL="C",
+            LANG="C",
+        )
+        env.pop("LANGUAGE", None)
+        for assignment in spec.get("env", []):
+            name, sep, value = assignment.partition("=")
+            if not sep:
+                raise TestFileError(f"{path}: env: expected NAME=VALUE, got {assignment!r}")
+            env[name] = value
+        try:
+            proc = subprocess.run(
+                [binary] + args,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                cwd=home,
+                env=env,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            return [f"vmmigrate {spec['args']}: no exit within 30 s"]
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+
+    failures = []
+    if proc.returncode != expected_exit:
+        failures.append(f"exit status: expected {expected_exit}, got {proc.returncode}")
+    if "stderr" in spec:
+        check_exact("stderr", spec["stderr"], err, failures)
+    elif "stderr-contains" not in spec and "stderr-lines" not in spec and err:
+        failures.append("stderr: expected nothing, got:\n" + show(err))
+    for text in spec.get("stderr-contains", []):
+        if text not in err:
+            failures.append(f"stderr does not contain {text!r}; it is:\n" + show(err))
+    if "stderr-lines" in spec and len(err.splitlines()) != int(spec["stderr-lines"]):
+        failures.append(
+            f"stderr: expected {spec['stderr-lines']} line(s), got {len(err.splitlines())}:\n"
+            + show(err)
+        )
+    if "stdout" in spec:
+        check_exact("stdout", spec["stdout"], out, failures)
+    for text in spec.get("stdout-contains", []):
+        if text not in out:
+            failures.append(f"stdout does not contain {text!r}; it is:\n" + show(out))
+    return failures
+
+
+def main():
+    if len(sys.argv) != 2:
+        print("usage: run-cli-test.py FILE.test", file=sys.stderr)
+        return 2
+    path = sys.argv[1]
+    try:
+        spec_args = parse(path)["args"]
+        failures = run(path)
+    except (OSError, TestFileError) as e:
+        print(f"run-cli-test: {e}", file=sys.stderr)
+        return 2
+    name = os.path.basename(path)
+    if failures:
+        print(f"FAIL {name}: vmmigrate {spec_args}", file=sys.stderr)
+        for f in failures:
+            print("  " + f.rstrip("\n").replace("\n", "\n  "), file=sys.stderr)
+        return 1
+    print(f"ok {name}: vmmigrate {spec_args}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+#!/bin/bash
+# test-bash-completion.sh — drive completions/vmmigrate.bash the way bash's
+# programmable completion does (COMP_WORDS, COMP_CWORD, then the function)
+# and check what it offers.
+#
+#     bash tests/cli/test-bash-completion.sh completions/vmmigrate.bash
+set -u
+
+script=${1:?usage: test-bash-completion.sh completions/vmmigrate.bash}
+# shellcheck source=/dev/null
+source "$script" || exit 1
+
+failures=0
+
+# expect 'EXPECTED REPLY' WORD... : complete the last WORD of the line.
+expect()
+{
+    local want=$1
+    shift
+    COMP_WORDS=("$@")
+    COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    COMPREPLY=()
+    _vmmigrate 2>/dev/null
+    local got="${COMPREPLY[*]}"
+    if [[ $got != "$want" ]]; then
+        printf 'FAIL: [%s]\n  expected: %s\n  got:      %s\n' "$*" "$want" "$got" >&2
+        failures=$((failures + 1))
+    fi
+}
+
+# contains 'WORD' WORD... : the reply includes WORD.
+contains()
+{
+    local want=$1 w
+    shift
+    COMP_WORDS=("$@")
+    COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    COMPREPLY=()
+    _vmmigrate 2>/dev/null
+    for w in "${COMPREPLY[@]}"; do
+        [[ $w == "$want" ]] && return
+    done
+    printf 'FAIL: [%s]\n  expected %s among: %s\n' "$*" "$want" "${COMPREPLY[*]}" >&2
+    failures=$((failures + 1))
+}
+
+# The commands (not the hidden docs command), and the global options.
+expect 'help run version' vmmigrate ''
+expect 'run' vmmigrate r
+expect '' vmmigrate d
+expect '-h --help -V --version' vmmigrate -
+# Options of a command, long and short.
+expect '--timeout --timeout-action' vmmigrate run --ti
+contains '-m' vmmigrate run -
+contains '--vm' vmmigrate run -
+contains '--verbose' vmmigrate run --
+contains '--quiet' vmmigrate version --
+# Choices, also after --name= (which bash splits at the '=').
+expect 'abort suspend postcopy' vmmigrate run --timeout-action ''
+expect 'suspend' vmmigrate run --timeout-action = s
+expect 'abort suspend postcopy' vmmigrate run --timeout-action =
+# One item of a comma list at a time.
+expect 'xbzrle mt zlib zstd' vmmigrate run --compression ''
+expect 'xbzrle,zlib xbzrle,zstd' vmmigrate run --compression xbzrle,z
+# Files for a file argument; nothing for URIs, VM names and numbers.
+tmp=$(mktemp -d) || exit 1
+touch "$tmp/events.ndjson"
+expect "$tmp/events.ndjson" vmmigrate run --events "$tmp/ev"
+expect "$tmp/events.ndjson" vmmigrate run -e "$tmp/ev"
+rm -r "$tmp"
+expect '' vmmigrate run --source ''
+expect '' vmmigrate run -m ''
+expect '' vmmigrate run --bandwidth ''
+# help takes a command name.
+expect 'help run version' vmmigrate help ''
+expect 'run' vmmigrate help ru
+# An unknown command offers nothing.
+expect '' vmmigrate migrate -
+
+if ((failures)); then
+    echo "$failures completion check(s) failed" >&2
+    exit 1
+fi
+echo "bash completion: all checks passed"
