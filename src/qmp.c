@@ -62,7 +62,7 @@ static void excerpt(char *dst, size_t dstlen, const char *s, size_t n)
 }
 
 __attribute__((format(printf, 3, 4))) static int parser_fail(struct vm_qmp_parser *p, int code,
-                                                            const char *fmt, ...)
+                                                             const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -144,13 +144,11 @@ static const char *json_type_name(const json_t *v)
  * an error); inside the known members, required fields are type-checked and
  * extra ones tolerated, as QEMU adds members over time. On error, writes the
  * reason to err and returns -1. */
-static int check_members(const json_t *root, const char *kind, const char *const *allowed,
-                         char *err, size_t errlen)
+static int check_members(json_t *root, const char *kind, const char *const *allowed, char *err,
+                         size_t errlen)
 {
-    const char *key;
-    json_t *v;
-
-    json_object_foreach((json_t *)root, key, v) {
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+        const char *key = json_object_iter_key(it);
         bool ok = false;
         for (const char *const *a = allowed; *a; a++)
             ok = ok || strcmp(key, *a) == 0;
@@ -203,7 +201,8 @@ static int classify_greeting(json_t *root, struct vm_qmp_msg *m, char *err, size
                  m->capabilities ? json_type_name(m->capabilities) : "missing");
         return -1;
     }
-    json_array_foreach(m->capabilities, i, v) {
+    for (i = 0; i < json_array_size(m->capabilities); i++) {
+        v = json_array_get(m->capabilities, i);
         if (!json_is_string(v)) {
             snprintf(err, errlen, "greeting: capability %zu is %s, not a string", i,
                      json_type_name(v));
@@ -256,8 +255,9 @@ static int classify_event(json_t *root, struct vm_qmp_msg *m, char *err, size_t 
     }
     if (!json_is_object(ts) || !json_is_integer(sec) || !json_is_integer(usec) ||
         json_integer_value(usec) < 0 || json_integer_value(usec) > 999999) {
-        snprintf(err, errlen, "event: \"timestamp\" must be {\"seconds\": int, "
-                              "\"microseconds\": 0..999999}");
+        snprintf(err, errlen,
+                 "event: \"timestamp\" must be {\"seconds\": int, "
+                 "\"microseconds\": 0..999999}");
         return -1;
     }
     m->event = json_string_value(name);
@@ -291,8 +291,9 @@ static int classify(json_t *root, struct vm_qmp_msg *m, char *err, size_t errlen
         return classify_error(root, m, err, errlen);
     if (json_object_get(root, "event"))
         return classify_event(root, m, err, errlen);
-    snprintf(err, errlen, "unrecognized message: it has none of \"QMP\", \"return\", "
-                          "\"error\", \"event\"");
+    snprintf(err, errlen,
+             "unrecognized message: it has none of \"QMP\", \"return\", "
+             "\"error\", \"event\"");
     return -1;
 }
 
@@ -319,7 +320,8 @@ static int parser_line(struct vm_qmp_parser *p, const char *line, size_t n, vm_q
     root = json_loadb(line, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         excerpt(ex, sizeof(ex), line, n);
-        return parser_fail(p, VM_QMP_E_PROTO, "malformed JSON in message %llu at byte %d: %s: \"%s\"",
+        return parser_fail(p, VM_QMP_E_PROTO,
+                           "malformed JSON in message %llu at byte %d: %s: \"%s\"",
                            (unsigned long long)p->nmsgs + 1, jerr.position, jerr.text, ex);
     }
     if (classify(root, &m, why, sizeof(why)) < 0) {
@@ -399,7 +401,7 @@ struct qmp_cmd {
     struct qmp_cmd *prev, *next;
     int64_t id;
     char *name;
-    char *line;  /* serialized command until it is sent, then NULL */
+    char *line; /* serialized command until it is sent, then NULL */
     size_t line_len;
     bool sent;
     bool timed_out;
@@ -454,7 +456,7 @@ static void begin_close(struct vm_qmp *q, int reason)
 
 /* The first error ends the connection; later ones are ignored. */
 __attribute__((format(printf, 3, 4))) static void qmp_fail(struct vm_qmp *q, int reason,
-                                                          const char *fmt, ...)
+                                                           const char *fmt, ...)
 {
     va_list ap;
 
@@ -747,8 +749,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         size_t pending = vm_qmp_parser_pending(&q->parser);
         const char *how = nread == UV_EOF ? "" : " before reading all commands";
         if (pending)
-            qmp_fail(q, UV_EOF, "QEMU closed the connection%s in the middle of a message "
-                                "(%zu bytes received)", how, pending);
+            qmp_fail(q, UV_EOF,
+                     "QEMU closed the connection%s in the middle of a message "
+                     "(%zu bytes received)",
+                     how, pending);
         else
             qmp_fail(q, UV_EOF, "QEMU closed the connection%s", how);
         return;
@@ -771,8 +775,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (q->closing)
         return; /* UV_ECANCELED: finish() reports */
     if (status < 0) {
-        qmp_fail(q, status, "cannot connect to QMP socket %s: %s", q->path,
-                 uv_strerror(status));
+        qmp_fail(q, status, "cannot connect to QMP socket %s: %s", q->path, uv_strerror(status));
         return;
     }
     q->state = QMP_STATE_GREETING;

@@ -65,14 +65,14 @@ struct vm_qmp_msg {
     /* RETURN and ERROR: has_id says whether the reply carried an "id". */
     int has_id;
     int64_t id;
-    json_t *ret;            /* RETURN: the "return" value (any JSON type) */
-    const char *err_class;  /* ERROR: e.g. "CommandNotFound" */
-    const char *err_desc;   /* ERROR: free text */
-    const char *event;      /* EVENT: name, non-empty */
-    json_t *data;           /* EVENT: the "data" object, or NULL if absent */
-    double timestamp;       /* EVENT: seconds since the epoch */
-    json_t *version;        /* GREETING: the "version" object */
-    json_t *capabilities;   /* GREETING: array of strings */
+    json_t *ret;           /* RETURN: the "return" value (any JSON type) */
+    const char *err_class; /* ERROR: e.g. "CommandNotFound" */
+    const char *err_desc;  /* ERROR: free text */
+    const char *event;     /* EVENT: name, non-empty */
+    json_t *data;          /* EVENT: the "data" object, or NULL if absent */
+    double timestamp;      /* EVENT: seconds since the epoch */
+    json_t *version;       /* GREETING: the "version" object */
+    json_t *capabilities;  /* GREETING: array of strings */
 };
 
 /* Return 0 to go on, non-zero to stop: vm_qmp_parser_feed() then returns

@@ -22,7 +22,7 @@
 
 /* A greeting and a session as qemu-system-x86_64 7.2 sent them. */
 #define GREETING                                                                                   \
-    "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "            \
+    "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "             \
     "\"package\": \"Debian 1:7.2+dfsg-7+deb12u18+b3\"}, \"capabilities\": [\"oob\"]}}\r\n"
 
 static const char qemu_trace[] =
@@ -44,7 +44,7 @@ struct got {
     enum vm_qmp_msg_type type[64];
     int64_t id[64];
     int has_id[64];
-    char *text[64]; /* the whole message, re-serialized with sorted keys */
+    char *text[64];   /* the whole message, re-serialized with sorted keys */
     char str[64][64]; /* event name or error class */
     double ts[64];
     int stop_at; /* return 7 from the callback for this message (1-based) */
@@ -215,9 +215,9 @@ static void test_parser_malformed(void)
         "{\"return\": }\r\n",
         "{\"return\": {}, \"id\": 1\r\n",
         "not json at all\r\n",
-        "{\"return\": {}}{\"return\": {}}\r\n",  /* two values on one line */
-        "{\"return\": \"\xff\xfe\"}\r\n",        /* invalid UTF-8 */
-        "{\"return\": \"a\\u0000b\"}\r\n",       /* NUL in a string */
+        "{\"return\": {}}{\"return\": {}}\r\n",              /* two values on one line */
+        "{\"return\": \"\xff\xfe\"}\r\n",                    /* invalid UTF-8 */
+        "{\"return\": \"a\\u0000b\"}\r\n",                   /* NUL in a string */
         "{\"return\": 1, \"id\": 99999999999999999999}\r\n", /* beyond int64 */
         "{\"return\": 1}\0\r\n",
     };
@@ -327,8 +327,8 @@ static void test_parser_oversized(void)
     memset(chunk, ' ', sizeof(chunk));
     chunk[0] = '{';
     vm_qmp_parser_init(&p, max2);
-    while (fed < (size_t)16 << 20 && (rc = vm_qmp_parser_feed(&p, chunk, sizeof(chunk), collect,
-                                                              &g)) == 0) {
+    while (fed < (size_t)16 << 20 &&
+           (rc = vm_qmp_parser_feed(&p, chunk, sizeof(chunk), collect, &g)) == 0) {
         fed += sizeof(chunk);
         CHECK(p.cap <= max2 + 1);
     }
@@ -337,7 +337,8 @@ static void test_parser_oversized(void)
     vm_qmp_parser_fini(&p);
 
     /* Default maximum: 1 MiB. */
-    char *mib = msg_of_size(VM_QMP_DEFAULT_MAX_MSG), *mib1 = msg_of_size(VM_QMP_DEFAULT_MAX_MSG + 1);
+    char *mib = msg_of_size(VM_QMP_DEFAULT_MAX_MSG),
+         *mib1 = msg_of_size(VM_QMP_DEFAULT_MAX_MSG + 1);
     CHECK_INT(parse_all(mib, VM_QMP_DEFAULT_MAX_MSG + 2, 0, &g, NULL, 0), ==, 0);
     CHECK_INT(g.n, ==, 1);
     CHECK_INT(parse_all(mib1, VM_QMP_DEFAULT_MAX_MSG + 3, 0, &g, NULL, 0), ==, VM_QMP_E_TOOBIG);
@@ -425,13 +426,15 @@ static void test_parser_ids(void)
 {
     struct got g = {0};
 
-    CHECK_INT(parse_str("{\"return\": {}}\r\n"
-                        "{\"return\": {}, \"id\": 0}\r\n"
-                        "{\"return\": {}, \"id\": 9223372036854775807}\r\n"
-                        "{\"error\": {\"class\": \"C\", \"desc\": \"d\"}, \"id\": -9223372036854775807}\r\n"
-                        "{\"error\": {\"class\": \"C\", \"desc\": \"d\"}}\r\n",
-                        &g, NULL, 0),
-              ==, 0);
+    CHECK_INT(
+        parse_str(
+            "{\"return\": {}}\r\n"
+            "{\"return\": {}, \"id\": 0}\r\n"
+            "{\"return\": {}, \"id\": 9223372036854775807}\r\n"
+            "{\"error\": {\"class\": \"C\", \"desc\": \"d\"}, \"id\": -9223372036854775807}\r\n"
+            "{\"error\": {\"class\": \"C\", \"desc\": \"d\"}}\r\n",
+            &g, NULL, 0),
+        ==, 0);
     CHECK_INT(g.n, ==, 5);
     CHECK_INT(g.has_id[0], ==, 0);
     CHECK_INT(g.has_id[1], ==, 1);
@@ -838,7 +841,8 @@ static void script_basic(struct fake *f)
 
     /* One reply in three writes, then two events and a reply in one. */
     char *reply = NULL;
-    CHECK(asprintf(&reply, "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": %lld}\r\n",
+    CHECK(asprintf(&reply,
+                   "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": %lld}\r\n",
                    (long long)a) > 0);
     size_t n = strlen(reply);
     char part[256];
@@ -868,8 +872,8 @@ static void basic_ready(struct vm_qmp *q, struct rec *r)
 
     CHECK_INT(r->ready_status, ==, 0);
     CHECK(g != NULL);
-    CHECK_INT(json_integer_value(json_object_get(
-                  json_object_get(json_object_get(g, "version"), "qemu"), "major")),
+    CHECK_INT(json_integer_value(
+                  json_object_get(json_object_get(json_object_get(g, "version"), "qemu"), "major")),
               ==, 7);
     json_t *args = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "xbzrle", "state", 1);
     CHECK_INT(vm_qmp_command(q, "migrate-set-capabilities", args, on_reply, &basic_slots[1]), ==,
@@ -1371,7 +1375,8 @@ static void script_caps_refused(struct fake *f)
 {
     srv_send(f, GREETING);
     json_int_t id = srv_expect(f, "qmp_capabilities", NULL);
-    srv_sendf(f, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"nope\"}, \"id\": %lld}\r\n",
+    srv_sendf(f,
+              "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"nope\"}, \"id\": %lld}\r\n",
               (long long)id);
     srv_wait_eof(f);
 }
@@ -1447,8 +1452,9 @@ static void script_reply_and_leave(struct fake *f)
     srv_handshake(f);
     json_int_t a = srv_expect(f, "a", NULL);
     srv_expect(f, "b", NULL);
-    srv_sendf(f, "{\"event\": \"X\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}\r\n"
-                 "{\"return\": {}, \"id\": %lld}\r\n",
+    srv_sendf(f,
+              "{\"event\": \"X\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}\r\n"
+              "{\"return\": {}, \"id\": %lld}\r\n",
               (long long)a);
 }
 
@@ -1511,8 +1517,8 @@ static void qemu_ready(struct vm_qmp *q, struct rec *r)
     /* All at once: QEMU runs them in order. */
     CHECK_INT(vm_qmp_command(q, "query-status", NULL, on_reply, &qr.s[Q_STATUS1]), ==, 0);
     CHECK_INT(vm_qmp_command(q, "query-version", NULL, on_reply, &qr.s[Q_VERSION]), ==, 0);
-    CHECK_INT(vm_qmp_command(q, "vmm-no-such-command", json_object(), on_reply, &qr.s[Q_UNKNOWN]), ==,
-              0);
+    CHECK_INT(vm_qmp_command(q, "vmm-no-such-command", json_object(), on_reply, &qr.s[Q_UNKNOWN]),
+              ==, 0);
     CHECK_INT(vm_qmp_command(q, "stop", NULL, on_reply, &qr.s[Q_STOP]), ==, 0);
     CHECK_INT(vm_qmp_command(q, "query-status", NULL, on_reply, &qr.s[Q_STATUS2]), ==, 0);
     CHECK_INT(vm_qmp_command(q, "cont", NULL, on_reply, &qr.s[Q_CONT]), ==, 0);

@@ -1,0 +1,479 @@
+/* test_cli.c — option parsing (vm_cli_parse) on the run command's table, and
+ * the invariants every command table keeps (sorted, unique names and ids,
+ * help text for every option).
+ *
+ * What the binary prints for whole command lines is tested by tests/cli/. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cli.h"
+#include "exitcode.h"
+#include "util.h"
+
+/* One parse of a command line, with what it printed. */
+struct parse {
+    char *line;  /* owns the words argv points into */
+    char **argv; /* args points into it */
+    struct vm_cli_args *args;
+    int rc;
+    char *out, *err;
+};
+
+static char *slurp(FILE *f)
+{
+    size_t len = 0, cap = 1024;
+    char *s = xmalloc(cap);
+    size_t n;
+    while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            s = xrealloc(s, cap);
+        }
+    }
+    s[len] = '\0';
+    return s;
+}
+
+/* Point fd at a fresh temporary file; returns the saved fd. */
+static int capture_begin(int fd, FILE **tmp)
+{
+    *tmp = tmpfile();
+    CHECK(*tmp != NULL);
+    int saved = dup(fd);
+    CHECK(saved >= 0);
+    CHECK(dup2(fileno(*tmp), fd) >= 0);
+    return saved;
+}
+
+static char *capture_end(int fd, int saved, FILE *tmp)
+{
+    CHECK(dup2(saved, fd) >= 0);
+    close(saved);
+    rewind(tmp);
+    char *s = slurp(tmp);
+    fclose(tmp);
+    return s;
+}
+
+/* Parse `line` (words separated by single spaces; the first is the command)
+ * as main() does. */
+static struct parse parse(const char *line)
+{
+    struct parse p = {.line = xstrdup(line), .rc = -1};
+    size_t n = 1;
+    for (const char *c = line; *c; c++)
+        n += *c == ' ';
+    p.argv = xcalloc(n + 1, sizeof(*p.argv));
+    int argc = 0;
+    for (char *w = p.line, *sp;; w = sp + 1) {
+        p.argv[argc++] = w;
+        sp = strchr(w, ' ');
+        if (!sp)
+            break;
+        *sp = '\0';
+    }
+    const struct vm_cli_command *cmd = vm_cli_find(p.argv[0]);
+    if (!cmd)
+        CHECK_FAIL("no command '%s'", p.argv[0]);
+
+    fflush(stdout);
+    fflush(stderr);
+    FILE *out, *err;
+    int saved_out = capture_begin(STDOUT_FILENO, &out);
+    int saved_err = capture_begin(STDERR_FILENO, &err);
+    p.args = vm_cli_parse(cmd, argc, p.argv, &p.rc);
+    fflush(stdout);
+    fflush(stderr);
+    p.err = capture_end(STDERR_FILENO, saved_err, err);
+    p.out = capture_end(STDOUT_FILENO, saved_out, out);
+    return p;
+}
+
+static void parse_free(struct parse *p)
+{
+    vm_cli_args_free(p->args);
+    free(p->argv);
+    free(p->line);
+    free(p->out);
+    free(p->err);
+}
+
+/* The id of a command's option, by long name. */
+static int opt(const char *cmd_name, const char *name)
+{
+    const struct vm_cli_command *cmd = vm_cli_find(cmd_name);
+    CHECK(cmd != NULL);
+    for (const struct vm_cli_option *o = cmd->options; o && o->name; o++)
+        if (strcmp(o->name, name) == 0)
+            return o->id;
+    for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+        if (strcmp(o->name, name) == 0)
+            return o->id;
+    CHECK_FAIL("%s has no option --%s", cmd_name, name);
+}
+
+/* The line parses, silently. */
+static struct parse parse_ok(const char *line)
+{
+    struct parse p = parse(line);
+    if (!p.args)
+        CHECK_FAIL("'%s' did not parse (exit %d): %s", line, p.rc, p.err);
+    CHECK_INT(p.rc, ==, VM_EXIT_OK);
+    CHECK_STR(p.err, "");
+    CHECK_STR(p.out, "");
+    return p;
+}
+
+/* The line is a usage error whose one line of stderr is `message`. */
+static void parse_fails(const char *line, const char *message)
+{
+    struct parse p = parse(line);
+    if (p.args)
+        CHECK_FAIL("'%s' parsed, but should fail with: %s", line, message);
+    CHECK_INT(p.rc, ==, VM_EXIT_USAGE);
+    char *want = xasprintf("vmmigrate: error: %s\n", message);
+    CHECK_STR(p.err, want);
+    CHECK_STR(p.out, "");
+    free(want);
+    parse_free(&p);
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+static void test_required_and_defaults(void)
+{
+    struct parse p = parse_ok("run --source qemu:///a --target qemu:///b --vm web1");
+    CHECK_STR(vm_cli_str(p.args, opt("run", "source")), "qemu:///a");
+    CHECK_STR(vm_cli_str(p.args, opt("run", "target")), "qemu:///b");
+    CHECK_STR(vm_cli_str(p.args, opt("run", "vm")), "web1");
+    CHECK(vm_cli_str(p.args, opt("run", "events")) == NULL);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "concurrency"), 2), ==, 2);
+    CHECK(!vm_cli_flag(p.args, opt("run", "json")));
+    CHECK_INT(vm_cli_npos(p.args), ==, 0);
+    CHECK(vm_cli_pos(p.args, 0) == NULL);
+    CHECK(vm_cli_args_command(p.args) == vm_cli_find("run"));
+    parse_free(&p);
+}
+
+static void test_short_and_attached_values(void)
+{
+    struct parse p = parse_ok("run -s qemu:///a -tqemu:///b -mweb1 --bandwidth=500 -j4 -qv");
+    CHECK_STR(vm_cli_str(p.args, opt("run", "source")), "qemu:///a");
+    CHECK_STR(vm_cli_str(p.args, opt("run", "target")), "qemu:///b");
+    CHECK_STR(vm_cli_str(p.args, opt("run", "vm")), "web1");
+    CHECK_INT(vm_cli_int(p.args, opt("run", "bandwidth"), 0), ==, 500);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "concurrency"), 2), ==, 4);
+    CHECK(vm_cli_flag(p.args, VM_CLI_OPT_QUIET));
+    CHECK_INT(vm_cli_count(p.args, VM_CLI_OPT_VERBOSE), ==, 1);
+    parse_free(&p);
+}
+
+static void test_repeated_vm(void)
+{
+    struct parse p = parse_ok("run -s a -t b --vm web1 -m db1 --vm=cache1 --vm web1");
+    int vm = opt("run", "vm");
+    CHECK_INT(vm_cli_count(p.args, vm), ==, 4);
+    CHECK_STR(vm_cli_nth(p.args, vm, 0), "web1");
+    CHECK_STR(vm_cli_nth(p.args, vm, 1), "db1");
+    CHECK_STR(vm_cli_nth(p.args, vm, 2), "cache1");
+    CHECK_STR(vm_cli_nth(p.args, vm, 3), "web1"); /* duplicates are cmd_run's to reject */
+    CHECK(vm_cli_nth(p.args, vm, 4) == NULL);
+    CHECK_STR(vm_cli_str(p.args, vm), "web1");
+    parse_free(&p);
+
+    p = parse_ok("run -s a -t b -m web1 --qmp-socket web1=/x --qmp-socket web1=/y -v -v");
+    CHECK_INT(vm_cli_count(p.args, opt("run", "qmp-socket")), ==, 2);
+    CHECK_INT(vm_cli_count(p.args, VM_CLI_OPT_VERBOSE), ==, 2);
+    parse_free(&p);
+}
+
+static void test_int_ranges(void)
+{
+    struct parse p = parse_ok("run -b 1 -j 64 -P 255 --timeout 604800 -d 2000000");
+    CHECK_INT(vm_cli_int(p.args, opt("run", "bandwidth"), 0), ==, 1);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "concurrency"), 0), ==, 64);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "parallel"), 0), ==, 255);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "timeout"), 0), ==, 604800);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "max-downtime"), 0), ==, 2000000);
+    parse_free(&p);
+    p = parse_ok("run --bandwidth 1000000");
+    CHECK_INT(vm_cli_int(p.args, opt("run", "bandwidth"), 0), ==, 1000000);
+    parse_free(&p);
+
+    parse_fails("run --bandwidth 0", "run: --bandwidth: '0' is not an integer from 1 to 1000000");
+    parse_fails("run --bandwidth 1000001",
+                "run: --bandwidth: '1000001' is not an integer from 1 to 1000000");
+    parse_fails("run -j 0", "run: --concurrency: '0' is not an integer from 1 to 64");
+    parse_fails("run -j 65", "run: --concurrency: '65' is not an integer from 1 to 64");
+    parse_fails("run -P 256", "run: --parallel: '256' is not an integer from 1 to 255");
+    parse_fails("run --timeout 604801",
+                "run: --timeout: '604801' is not an integer from 1 to 604800");
+}
+
+static void test_bad_ints(void)
+{
+    parse_fails("run -b abc", "run: --bandwidth: 'abc' is not an integer from 1 to 1000000");
+    parse_fails("run -b 12x", "run: --bandwidth: '12x' is not an integer from 1 to 1000000");
+    parse_fails("run -b 1.5", "run: --bandwidth: '1.5' is not an integer from 1 to 1000000");
+    parse_fails("run -b 0x10", "run: --bandwidth: '0x10' is not an integer from 1 to 1000000");
+    parse_fails("run -b -5", "run: --bandwidth: '-5' is not an integer from 1 to 1000000");
+    parse_fails("run --bandwidth=", "run: --bandwidth: '' is not an integer from 1 to 1000000");
+    parse_fails("run -b 99999999999999999999",
+                "run: --bandwidth: '99999999999999999999' is not an integer from 1 to 1000000");
+}
+
+static void test_choices(void)
+{
+    int action = opt("run", "timeout-action");
+    const char *ok[] = {"abort", "suspend", "postcopy"};
+    for (size_t i = 0; i < VM_ARRAY_LEN(ok); i++) {
+        char *line = xasprintf("run --timeout-action %s", ok[i]);
+        struct parse p = parse_ok(line);
+        CHECK_STR(vm_cli_str(p.args, action), ok[i]);
+        parse_free(&p);
+        free(line);
+    }
+    parse_fails("run --timeout-action kill",
+                "run: --timeout-action: 'kill' is not one of abort|suspend|postcopy");
+    parse_fails("run --timeout-action Abort",
+                "run: --timeout-action: 'Abort' is not one of abort|suspend|postcopy");
+    parse_fails("run --timeout-action abor",
+                "run: --timeout-action: 'abor' is not one of abort|suspend|postcopy");
+    parse_fails("run --timeout-action abort,suspend",
+                "run: --timeout-action: 'abort,suspend' is not one of abort|suspend|postcopy");
+    parse_fails("run --timeout-action=",
+                "run: --timeout-action: '' is not one of abort|suspend|postcopy");
+}
+
+static void test_comma_lists(void)
+{
+    int compression = opt("run", "compression");
+    struct parse p = parse_ok("run --compression xbzrle");
+    CHECK_STR(vm_cli_str(p.args, compression), "xbzrle");
+    parse_free(&p);
+    p = parse_ok("run --compression zstd,xbzrle,mt,zlib");
+    CHECK_STR(vm_cli_str(p.args, compression), "zstd,xbzrle,mt,zlib");
+    parse_free(&p);
+
+    parse_fails("run --compression lz4",
+                "run: --compression: 'lz4' is not one of xbzrle|mt|zlib|zstd");
+    parse_fails("run --compression xbzrle,lz4,mt",
+                "run: --compression: 'lz4' is not one of xbzrle|mt|zlib|zstd");
+    parse_fails("run --compression xbzrle,,mt",
+                "run: --compression: '' is not one of xbzrle|mt|zlib|zstd");
+    parse_fails("run --compression xbzrle,",
+                "run: --compression: '' is not one of xbzrle|mt|zlib|zstd");
+    parse_fails("run --compression ,mt", "run: --compression: '' is not one of xbzrle|mt|zlib|zstd");
+    parse_fails("run --compression zlib|zstd",
+                "run: --compression: 'zlib|zstd' is not one of xbzrle|mt|zlib|zstd");
+}
+
+static void test_empty_values(void)
+{
+    parse_fails("run --source=", "run: --source: empty value");
+    parse_fails("run --vm=", "run: --vm: empty value");
+    parse_fails("run --events=", "run: --events: empty value");
+}
+
+/* ---- errors --------------------------------------------------------------- */
+
+static void test_unknown_options(void)
+{
+    parse_fails("run --live", "run: unknown option '--live' (see 'vmmigrate run --help')");
+    parse_fails("run --live=1", "run: unknown option '--live=1' (see 'vmmigrate run --help')");
+    parse_fails("run -x", "run: unknown option '-x' (see 'vmmigrate run --help')");
+    parse_fails("run -qx", "run: unknown option '-x' (see 'vmmigrate run --help')");
+    /* A flag given a value. */
+    parse_fails("run --json=yes", "run: unknown option '--json=yes' (see 'vmmigrate run --help')");
+    /* Another command's option. */
+    parse_fails("version --vm x", "version: unknown option '--vm' (see 'vmmigrate version --help')");
+}
+
+static void test_ambiguous_prefix(void)
+{
+    /* getopt_long accepts unambiguous prefixes of long names; an ambiguous one
+     * (--t: --target, --timeout, --timeout-action, --tls) is an error. */
+    struct parse p = parse("run --t x");
+    CHECK(p.args == NULL);
+    CHECK_INT(p.rc, ==, VM_EXIT_USAGE);
+    CHECK_CONTAINS(p.err, "'--t'");
+    parse_free(&p);
+}
+
+static void test_missing_values(void)
+{
+    parse_fails("run --source", "run: option '--source' needs a value");
+    parse_fails("run -m web1 -s", "run: option '-s' needs a value");
+    parse_fails("run -m", "run: option '-m' needs a value");
+    parse_fails("run --timeout-action", "run: option '--timeout-action' needs a value");
+}
+
+static void test_duplicates(void)
+{
+    parse_fails("run --source a --source b", "run: --source given more than once");
+    parse_fails("run -s a --source=a", "run: --source given more than once");
+    parse_fails("run -b 1 --bandwidth 1", "run: --bandwidth given more than once");
+    parse_fails("run --timeout-action abort --timeout-action suspend",
+                "run: --timeout-action given more than once");
+    parse_fails("run --compression mt --compression xbzrle",
+                "run: --compression given more than once");
+    /* A flag given twice is the same flag. */
+    struct parse p = parse_ok("run --json --json -q -q");
+    CHECK(vm_cli_flag(p.args, opt("run", "json")));
+    CHECK(vm_cli_flag(p.args, VM_CLI_OPT_QUIET));
+    parse_free(&p);
+}
+
+/* A failed parse must not leave getopt halfway through an argument for the
+ * next one (glibc keeps its position inside a group of short options). */
+static void test_parse_after_error(void)
+{
+    parse_fails("run -qxv", "run: unknown option '-x' (see 'vmmigrate run --help')");
+    struct parse p = parse_ok("run -s qemu:///a");
+    CHECK_STR(vm_cli_str(p.args, opt("run", "source")), "qemu:///a");
+    CHECK(!vm_cli_flag(p.args, VM_CLI_OPT_VERBOSE));
+    parse_free(&p);
+}
+
+/* ---- help and positionals -------------------------------------------------- */
+
+static void test_help(void)
+{
+    struct parse p = parse("run --help");
+    CHECK(p.args == NULL);
+    CHECK_INT(p.rc, ==, VM_EXIT_OK);
+    CHECK_STR(p.err, "");
+    CHECK_CONTAINS(p.out, "Usage: vmmigrate run ");
+    CHECK_CONTAINS(p.out, "--timeout-action ACTION");
+    parse_free(&p);
+
+    /* --help wins over values that are fine but incomplete... */
+    p = parse("run -s a -h");
+    CHECK(p.args == NULL);
+    CHECK_INT(p.rc, ==, VM_EXIT_OK);
+    CHECK_CONTAINS(p.out, "Usage: vmmigrate run ");
+    parse_free(&p);
+
+    /* ...but not over a bad one. */
+    parse_fails("run -b 0 --help", "run: --bandwidth: '0' is not an integer from 1 to 1000000");
+    parse_fails("run --help --live", "run: unknown option '--live' (see 'vmmigrate run --help')");
+
+    /* Every command has --help. */
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        char *line = xasprintf("%s --help", vm_cli_commands[i]->name);
+        p = parse(line);
+        CHECK(p.args == NULL);
+        CHECK_INT(p.rc, ==, VM_EXIT_OK);
+        char *usage = xasprintf("Usage: vmmigrate %s ", vm_cli_commands[i]->name);
+        CHECK_CONTAINS(p.out, usage);
+        free(usage);
+        parse_free(&p);
+        free(line);
+    }
+}
+
+static void test_positionals(void)
+{
+    /* Options stop at the first argument that is not one. */
+    struct parse p = parse_ok("run -s a web1 --json");
+    CHECK_INT(vm_cli_npos(p.args), ==, 2);
+    CHECK_STR(vm_cli_pos(p.args, 0), "web1");
+    CHECK_STR(vm_cli_pos(p.args, 1), "--json");
+    CHECK(!vm_cli_flag(p.args, opt("run", "json")));
+    parse_free(&p);
+
+    p = parse_ok("run -s a -- --json");
+    CHECK_INT(vm_cli_npos(p.args), ==, 1);
+    CHECK_STR(vm_cli_pos(p.args, 0), "--json");
+    parse_free(&p);
+
+    p = parse_ok("help run");
+    CHECK_INT(vm_cli_npos(p.args), ==, 1);
+    CHECK_STR(vm_cli_pos(p.args, 0), "run");
+    parse_free(&p);
+}
+
+/* ---- the tables ------------------------------------------------------------ */
+
+static void check_options(const struct vm_cli_command *c, const struct vm_cli_option *opts,
+                          bool sorted)
+{
+    for (const struct vm_cli_option *o = opts; o && o->name; o++) {
+        CHECK(o->id > 0);
+        if (!o->help || !*o->help || strchr(o->help, '\n'))
+            CHECK_FAIL("%s --%s: needs a one-line help text", c->name, o->name);
+        if (o->arg != VM_CLI_ARG_NONE && (!o->metavar || !*o->metavar))
+            CHECK_FAIL("%s --%s takes a value but has no metavar", c->name, o->name);
+        if (o->arg == VM_CLI_ARG_INT && o->min > o->max)
+            CHECK_FAIL("%s --%s: min %lld > max %lld", c->name, o->name, (long long)o->min,
+                       (long long)o->max);
+        if ((o->arg == VM_CLI_ARG_CHOICE || o->arg == VM_CLI_ARG_CHOICES) &&
+            (!o->choices || !*o->choices))
+            CHECK_FAIL("%s --%s has no choices", c->name, o->name);
+        if (sorted && o > opts && strcmp(o[-1].name, o->name) >= 0)
+            CHECK_FAIL("%s: options are not sorted: --%s before --%s", c->name, o[-1].name,
+                       o->name);
+    }
+}
+
+static void test_tables(void)
+{
+    CHECK(vm_cli_find("nonexistent") == NULL);
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        const struct vm_cli_command *c = vm_cli_commands[i];
+        CHECK(c->name && c->usage && c->summary && c->exec);
+        CHECK(vm_cli_find(c->name) == c);
+        if (i > 0 && strcmp(vm_cli_commands[i - 1]->name, c->name) >= 0)
+            CHECK_FAIL("commands are not sorted: %s before %s", vm_cli_commands[i - 1]->name,
+                       c->name);
+        check_options(c, c->options, true);
+        check_options(c, vm_cli_common_options, false);
+        /* Names, short names and ids are unique across the command's options
+         * and the common ones. */
+        const struct vm_cli_option *all[128];
+        size_t n = 0;
+        for (const struct vm_cli_option *o = c->options; o && o->name; o++)
+            all[n++] = o;
+        for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+            all[n++] = o;
+        CHECK(n < VM_ARRAY_LEN(all));
+        for (size_t a = 0; a < n; a++) {
+            for (size_t b = a + 1; b < n; b++) {
+                if (strcmp(all[a]->name, all[b]->name) == 0)
+                    CHECK_FAIL("%s: --%s twice", c->name, all[a]->name);
+                if (all[a]->short_name && all[a]->short_name == all[b]->short_name)
+                    CHECK_FAIL("%s: -%c is both --%s and --%s", c->name, all[a]->short_name,
+                               all[a]->name, all[b]->name);
+                if (all[a]->id == all[b]->id)
+                    CHECK_FAIL("%s: --%s and --%s share id %d", c->name, all[a]->name,
+                               all[b]->name, all[a]->id);
+            }
+        }
+    }
+}
+
+int main(void)
+{
+    RUN(test_required_and_defaults);
+    RUN(test_short_and_attached_values);
+    RUN(test_repeated_vm);
+    RUN(test_int_ranges);
+    RUN(test_bad_ints);
+    RUN(test_choices);
+    RUN(test_comma_lists);
+    RUN(test_empty_values);
+    RUN(test_unknown_options);
+    RUN(test_ambiguous_prefix);
+    RUN(test_missing_values);
+    RUN(test_duplicates);
+    RUN(test_parse_after_error);
+    RUN(test_help);
+    RUN(test_positionals);
+    RUN(test_tables);
+    return 0;
+}
