@@ -84,6 +84,14 @@ __attribute__((format(printf, 2, 3))) static void buf_printf(struct buf *b, cons
     free(s);
 }
 
+/* Drop the last n bytes. */
+static void buf_chop(struct buf *b, size_t n)
+{
+    b->len = n < b->len ? b->len - n : 0;
+    if (b->s)
+        b->s[b->len] = '\0';
+}
+
 static char *buf_finish(struct buf *b)
 {
     return b->s ? b->s : xstrdup("");
@@ -193,6 +201,8 @@ static void roff_escape(struct buf *b, const char *s, size_t n, bool minus)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\\')
             buf_puts(b, "\\e");
+        else if (s[i] == '"') /* would end a quoted macro argument */
+            buf_puts(b, "\\(dq");
         else if (s[i] == '-' && minus)
             buf_puts(b, "\\-");
         else
@@ -377,8 +387,9 @@ static void man_option(struct buf *b, const struct vm_cli_option *o)
                    (long long)o->max);
     if (o->arg == VM_CLI_ARG_CHOICE || o->arg == VM_CLI_ARG_CHOICES) {
         char *list = choices_join(o->choices, ", ");
-        buf_printf(&text, o->arg == VM_CLI_ARG_CHOICE ? " %s is one of: %s."
-                                                       : " %s is a comma-separated list of: %s.",
+        buf_printf(&text,
+                   o->arg == VM_CLI_ARG_CHOICE ? " %s is one of: %s."
+                                               : " %s is a comma-separated list of: %s.",
                    mv, list);
         free(list);
     }
@@ -450,19 +461,19 @@ static char *man_generate(void)
 
     buf_puts(&b, ".SH DESCRIPTION\n");
     man_para(&b,
-              "vmmigrate live-migrates running virtual machines from one libvirt host to "
-              "another. What it does is chosen by the command, the first argument; the "
-              "options follow the command. Each command and its options are described under "
-              "COMMANDS below; every command also accepts the COMMON OPTIONS.",
-              NULL);
+             "vmmigrate live-migrates running virtual machines from one libvirt host to "
+             "another. What it does is chosen by the command, the first argument; the "
+             "options follow the command. Each command and its options are described under "
+             "COMMANDS below; every command also accepts the COMMON OPTIONS.",
+             NULL);
     buf_puts(&b, ".PP\n");
     man_para(&b,
-              "A long option's value is the next argument or follows an equals sign "
-              "(--vm=web1); a short option's value is the next argument or follows the letter "
-              "(-mweb1). Option processing stops at the first argument that is not an option. "
-              "vmmigrate --help and vmmigrate --version are short for vmmigrate help and "
-              "vmmigrate version.",
-              NULL);
+             "A long option's value is the next argument or follows an equals sign "
+             "(--vm=web1); a short option's value is the next argument or follows the letter "
+             "(-mweb1). Option processing stops at the first argument that is not an option. "
+             "vmmigrate --help and vmmigrate --version are short for vmmigrate help and "
+             "vmmigrate version.",
+             NULL);
 
     man_section_commands(&b);
 
@@ -480,10 +491,10 @@ static char *man_generate(void)
 
     buf_puts(&b, ".SH ENVIRONMENT\n.TP\n.B UV_THREADPOOL_SIZE\n");
     man_para(&b,
-              "The number of threads libuv runs vmmigrate's blocking libvirt calls on; each "
-              "running migration holds one for its whole duration. Unless it is set, vmmigrate "
-              "sets it from --concurrency.",
-              NULL);
+             "The number of threads libuv runs vmmigrate's blocking libvirt calls on; each "
+             "running migration holds one for its whole duration. Unless it is set, vmmigrate "
+             "sets it from --concurrency.",
+             NULL);
 
     buf_puts(&b, ".SH FILES\n");
     man_para(&b, "Under the installation prefix (/usr or /usr/local):", NULL);
@@ -519,8 +530,7 @@ static size_t buf_col(const struct buf *b)
 
 /* Append `word`, after `sep` unless it is the first, or after `brk` (which
  * breaks the line and indents) when the line would grow past 80 columns. */
-static void buf_word(struct buf *b, bool *first, const char *sep, const char *brk,
-                     const char *word)
+static void buf_word(struct buf *b, bool *first, const char *sep, const char *brk, const char *word)
 {
     if (*first)
         *first = false;
@@ -551,8 +561,8 @@ static void bash_option_words(struct buf *b, bool *first, const char *sep, const
 
 static bool bash_value_plain(const struct vm_cli_option *o)
 {
-    return option_takes_value(o) && o->arg != VM_CLI_ARG_CHOICE &&
-           o->arg != VM_CLI_ARG_CHOICES && o->arg != VM_CLI_ARG_FILE;
+    return option_takes_value(o) && o->arg != VM_CLI_ARG_CHOICE && o->arg != VM_CLI_ARG_CHOICES &&
+           o->arg != VM_CLI_ARG_FILE;
 }
 
 static bool bash_value_file(const struct vm_cli_option *o)
@@ -573,8 +583,8 @@ static void bash_value_cases(struct buf *b, const struct vm_cli_option *opts, co
         if (o->short_name)
             buf_printf(b, "-%c | ", o->short_name);
         buf_printf(b, "--%s)\n%s    %s '%s'\n%s    return\n%s    ;;\n", o->name, ind,
-                   o->arg == VM_CLI_ARG_CHOICE ? "_vmmigrate_words" : "_vmmigrate_list", list,
-                   ind, ind);
+                   o->arg == VM_CLI_ARG_CHOICE ? "_vmmigrate_words" : "_vmmigrate_list", list, ind,
+                   ind);
         free(list);
     }
     bool (*groups[])(const struct vm_cli_option *) = {bash_value_file, bash_value_plain};
@@ -584,8 +594,7 @@ static void bash_value_cases(struct buf *b, const struct vm_cli_option *opts, co
         buf_puts(b, ind);
         bash_option_words(b, &first, " | ", brk, opts, groups[g]);
         if (first) { /* no such option */
-            b->len = start;
-            b->s[start] = '\0';
+            buf_chop(b, b->len - start);
             continue;
         }
         buf_printf(b, ")\n%s    %s\n%s    return\n%s    ;;\n", ind,
@@ -600,52 +609,53 @@ static char *bash_generate(void)
 {
     struct buf b = {0};
     char *names = command_names();
-    buf_puts(&b, "# bash completion for vmmigrate(1)                       -*- shell-script -*-\n"
-                 "# Generated by `vmmigrate docs bash` from the command tables (src/cli.c,\n"
-                 "# src/cmd_*.c). Do not edit: change the tables, then run\n"
-                 "# `cmake --build build --target docs`.\n"
-                 "\n"
-                 "# Complete the current word from the words in $1.\n"
-                 "_vmmigrate_words()\n"
-                 "{\n"
-                 "    mapfile -t COMPREPLY < <(compgen -W \"$1\" -- \"$cur\")\n"
-                 "}\n"
-                 "\n"
-                 "# Complete the last item of a comma-separated list of the words in $1.\n"
-                 "_vmmigrate_list()\n"
-                 "{\n"
-                 "    local prefix=''\n"
-                 "    if [[ $cur == *,* ]]; then\n"
-                 "        prefix=${cur%,*},\n"
-                 "    fi\n"
-                 "    mapfile -t COMPREPLY < <(compgen -P \"$prefix\" -W \"$1\" -- \"${cur##*,}\")\n"
-                 "    compopt -o nospace 2>/dev/null\n"
-                 "}\n"
-                 "\n"
-                 "_vmmigrate_files()\n"
-                 "{\n"
-                 "    compopt -o filenames 2>/dev/null\n"
-                 "    mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n"
-                 "}\n"
-                 "\n"
-                 "_vmmigrate()\n"
-                 "{\n"
-                 "    local cur=${COMP_WORDS[COMP_CWORD]} prev='' opts='' args=''\n"
-                 "    COMPREPLY=()\n"
-                 "    if ((COMP_CWORD > 1)); then\n"
-                 "        prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
-                 "    fi\n"
-                 "    # bash splits --name=value into '--name' '=' 'value'.\n"
-                 "    if [[ $cur == = ]]; then\n"
-                 "        cur=''\n"
-                 "    elif [[ $prev == = ]] && ((COMP_CWORD > 2)); then\n"
-                 "        prev=${COMP_WORDS[COMP_CWORD - 2]}\n"
-                 "    fi\n"
-                 "\n"
-                 "    if ((COMP_CWORD == 1)); then\n"
-                 "        if [[ $cur == -* ]]; then\n"
-                 "            _vmmigrate_words '-h --help -V --version'\n"
-                 "        else\n");
+    buf_puts(&b,
+             "# bash completion for vmmigrate(1)                       -*- shell-script -*-\n"
+             "# Generated by `vmmigrate docs bash` from the command tables (src/cli.c,\n"
+             "# src/cmd_*.c). Do not edit: change the tables, then run\n"
+             "# `cmake --build build --target docs`.\n"
+             "\n"
+             "# Complete the current word from the words in $1.\n"
+             "_vmmigrate_words()\n"
+             "{\n"
+             "    mapfile -t COMPREPLY < <(compgen -W \"$1\" -- \"$cur\")\n"
+             "}\n"
+             "\n"
+             "# Complete the last item of a comma-separated list of the words in $1.\n"
+             "_vmmigrate_list()\n"
+             "{\n"
+             "    local prefix=''\n"
+             "    if [[ $cur == *,* ]]; then\n"
+             "        prefix=${cur%,*},\n"
+             "    fi\n"
+             "    mapfile -t COMPREPLY < <(compgen -P \"$prefix\" -W \"$1\" -- \"${cur##*,}\")\n"
+             "    compopt -o nospace 2>/dev/null\n"
+             "}\n"
+             "\n"
+             "_vmmigrate_files()\n"
+             "{\n"
+             "    compopt -o filenames 2>/dev/null\n"
+             "    mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n"
+             "}\n"
+             "\n"
+             "_vmmigrate()\n"
+             "{\n"
+             "    local cur=${COMP_WORDS[COMP_CWORD]} prev='' opts='' args=''\n"
+             "    COMPREPLY=()\n"
+             "    if ((COMP_CWORD > 1)); then\n"
+             "        prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
+             "    fi\n"
+             "    # bash splits --name=value into '--name' '=' 'value'.\n"
+             "    if [[ $cur == = ]]; then\n"
+             "        cur=''\n"
+             "    elif [[ $prev == = ]] && ((COMP_CWORD > 2)); then\n"
+             "        prev=${COMP_WORDS[COMP_CWORD - 2]}\n"
+             "    fi\n"
+             "\n"
+             "    if ((COMP_CWORD == 1)); then\n"
+             "        if [[ $cur == -* ]]; then\n"
+             "            _vmmigrate_words '-h --help -V --version'\n"
+             "        else\n");
     buf_printf(&b, "            _vmmigrate_words '%s'\n", names);
     buf_puts(&b, "        fi\n"
                  "        return\n"
@@ -695,16 +705,23 @@ static char *bash_generate(void)
 
 /* ---- zsh -------------------------------------------------------------- */
 
-/* Text for inside a single-quoted zsh word: ' as '\''; with `brackets`, also
- * escape what would end an _arguments [explanation]. */
-static void zsh_quote(struct buf *b, const char *s, bool brackets)
+/* Where a string goes inside a single-quoted zsh word. */
+enum zsh_field {
+    ZSH_EXPLANATION, /* an _arguments [explanation]: \, [ and ] escaped */
+    ZSH_FIELD,       /* a colon-separated field (message, _describe name) */
+    ZSH_TEXT,        /* free text after the last colon (_describe description) */
+};
+
+/* Append s for inside a single-quoted zsh word: ' as '\'', and what would
+ * end the field escaped with a backslash. */
+static void zsh_quote(struct buf *b, const char *s, enum zsh_field field)
 {
     for (; *s; s++) {
         if (*s == '\'')
             buf_puts(b, "'\\''");
-        else if (brackets && (*s == '[' || *s == ']' || *s == '\\'))
+        else if (field == ZSH_EXPLANATION && strchr("[]\\", *s))
             buf_printf(b, "\\%c", *s);
-        else if (!brackets && (*s == ':' || *s == '\\'))
+        else if (field == ZSH_FIELD && strchr(":\\", *s))
             buf_printf(b, "\\%c", *s);
         else
             buf_putc(b, *s);
@@ -723,16 +740,16 @@ static void zsh_option(struct buf *b, const struct vm_cli_option *o)
     else if (o->short_name)
         buf_printf(b, "'(-%c --%s)'", o->short_name, o->name);
     if (o->short_name)
-        buf_printf(b, "{-%c%s,--%s%s}'", o->short_name, option_takes_value(o) ? "+" : "",
-                   o->name, eq);
+        buf_printf(b, "{-%c%s,--%s%s}'", o->short_name, option_takes_value(o) ? "+" : "", o->name,
+                   eq);
     else
         buf_printf(b, "'%s--%s%s", o->flags & VM_CLI_REPEAT ? "*" : "", o->name, eq);
     buf_putc(b, '[');
-    zsh_quote(b, o->help, true);
+    zsh_quote(b, o->help, ZSH_EXPLANATION);
     buf_putc(b, ']');
     if (option_takes_value(o)) {
         buf_putc(b, ':');
-        zsh_quote(b, o->metavar ? o->metavar : "value", false);
+        zsh_quote(b, o->metavar ? o->metavar : "value", ZSH_FIELD);
         buf_putc(b, ':');
         char *list = NULL;
         switch (o->arg) {
@@ -743,7 +760,7 @@ static void zsh_option(struct buf *b, const struct vm_cli_option *o)
         case VM_CLI_ARG_CHOICES:
             list = choices_join(o->choices, " ");
             buf_puts(b, "_values -s , ");
-            zsh_quote(b, o->metavar ? o->metavar : "value", false);
+            zsh_quote(b, o->metavar ? o->metavar : "value", ZSH_FIELD);
             buf_printf(b, " %s", list);
             break;
         case VM_CLI_ARG_FILE:
@@ -780,7 +797,7 @@ static char *zsh_generate(void)
                 zsh_option(&b, o);
         if (usage_takes_command(c))
             buf_printf(&b, "        '1:command:(%s)' \\\n", names);
-        b.len -= strlen(" \\\n"); /* the last spec ends the command */
+        buf_chop(&b, strlen(" \\\n")); /* the last spec ends the command */
         buf_puts(&b, "\n}\n");
     }
     buf_puts(&b, "\n_vmmigrate()\n"
@@ -793,9 +810,9 @@ static char *zsh_generate(void)
         if (!command_shown(c))
             continue;
         buf_puts(&b, "        '");
-        zsh_quote(&b, c->name, false);
+        zsh_quote(&b, c->name, ZSH_FIELD);
         buf_putc(&b, ':');
-        zsh_quote(&b, c->summary, true);
+        zsh_quote(&b, c->summary, ZSH_TEXT);
         buf_puts(&b, "'\n");
     }
     buf_puts(&b, "    )\n"

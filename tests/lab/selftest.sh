@@ -242,6 +242,9 @@ main() {
             [[ ${p##*/} == driver.pid ]] && continue
             [[ -f $p ]] && LAB_PIDS+=("$(<"$p")")
         done
+        if [[ -f $VMM_LAB_DIR/$n/old-tini.pids ]]; then
+            mapfile -t -O "${#LAB_PIDS[@]}" LAB_PIDS <"$VMM_LAB_DIR/$n/old-tini.pids"
+        fi
     done
     t0=$(now)
     "$LAB" down

@@ -158,8 +158,8 @@ static void check_committed(const char *rel, enum vm_cli_doc_kind kind)
                    "  committed: %.*s\n"
                    "  generated: %.*s\n"
                    "Regenerate it with `%s` and commit the result.",
-                   rel, line, (int)strcspn(a, "\n"), *a ? a : "(end of file)",
-                   (int)strcspn(b, "\n"), *b ? b : "(end of file)", fix_hint);
+                   rel, line, *a ? (int)strcspn(a, "\n") : 13, *a ? a : "(end of file)",
+                   *b ? (int)strcspn(b, "\n") : 13, *b ? b : "(end of file)", fix_hint);
     }
     free(path);
     free(committed);
@@ -224,8 +224,7 @@ static void test_help_lists_every_option(void)
             if (o->flags & VM_CLI_HIDDEN) {
                 char *name = xasprintf("--%s ", o->name);
                 if (strstr(help, name))
-                    CHECK_FAIL("hidden option --%s is in 'vmmigrate %s --help'", o->name,
-                               c->name);
+                    CHECK_FAIL("hidden option --%s is in 'vmmigrate %s --help'", o->name, c->name);
                 free(name);
                 continue;
             }
@@ -374,9 +373,8 @@ static void check_zsh_option(const char *fn, const struct vm_cli_command *c,
         CHECK_FAIL("the zsh completion of '%s' %s %s:\n%s", c->name,
                    found ? "offers the hidden" : "lacks", lng, fn);
     if (found && o->short_name) {
-        char *pair = xasprintf("{-%c%s,%s%s}", o->short_name,
-                               o->arg == VM_CLI_ARG_NONE ? "" : "+", lng,
-                               o->arg == VM_CLI_ARG_NONE ? "" : "=");
+        char *pair = xasprintf("{-%c%s,%s%s}", o->short_name, o->arg == VM_CLI_ARG_NONE ? "" : "+",
+                               lng, o->arg == VM_CLI_ARG_NONE ? "" : "=");
         CHECK_CONTAINS(fn, pair);
         free(pair);
     }
@@ -514,17 +512,17 @@ static void test_exit_table_matches_header(void)
             *c = (char)tolower((unsigned char)*c);
         const struct vm_cli_exit *e = cli_exit((int)code);
         if (!e)
-            CHECK_FAIL("%s: VM_EXIT_%.*s = %ld is not documented in cli.c's vm_cli_exits[]",
-                       path, (int)nlen, name, code);
+            CHECK_FAIL("%s: VM_EXIT_%.*s = %ld is not documented in cli.c's vm_cli_exits[]", path,
+                       (int)nlen, name, code);
         if (strcmp(e->name, lower) != 0)
-            CHECK_FAIL("%s: VM_EXIT_%.*s = %ld is named \"%s\" in vm_cli_exits[]", path,
-                       (int)nlen, name, code, e->name);
+            CHECK_FAIL("%s: VM_EXIT_%.*s = %ld is named \"%s\" in vm_cli_exits[]", path, (int)nlen,
+                       name, code, e->name);
         free(lower);
         found++;
     }
     if (found != count_cli_exits())
-        CHECK_FAIL("%s defines %zu VM_EXIT_* codes but vm_cli_exits[] documents %zu", path,
-                   found, count_cli_exits());
+        CHECK_FAIL("%s defines %zu VM_EXIT_* codes but vm_cli_exits[] documents %zu", path, found,
+                   count_cli_exits());
     free(h);
     free(path);
 }
