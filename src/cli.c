@@ -100,6 +100,28 @@ static const struct vm_cli_option *find_by_index(const struct vm_cli_command *cm
     return NULL;
 }
 
+/* Is ARG an option (of this command) that takes a value? */
+static bool is_value_of(const struct vm_cli_command *cmd, int nopts, const char *arg)
+{
+    if (strncmp(arg, "--", 2) == 0 && !strchr(arg, '=')) {
+        for (int k = 0; k < nopts; k++) {
+            const struct vm_cli_option *o = find_by_index(cmd, k);
+            if (strcmp(o->name, arg + 2) == 0)
+                return o->arg != VM_CLI_ARG_NONE;
+        }
+        return false;
+    }
+    if (arg[0] == '-' && arg[1] && arg[1] != '-') {
+        char last = arg[strlen(arg) - 1];
+        for (int k = 0; k < nopts; k++) {
+            const struct vm_cli_option *o = find_by_index(cmd, k);
+            if (o->short_name == last && strlen(arg) == 2)
+                return o->arg != VM_CLI_ARG_NONE;
+        }
+    }
+    return false;
+}
+
 static bool choice_valid(const char *choices, const char *word, size_t len)
 {
     const char *p = choices;
@@ -125,7 +147,8 @@ static bool check_value(const struct vm_cli_command *cmd, const struct vm_cli_op
         char *end;
         errno = 0;
         long long v = strtoll(val, &end, 10);
-        if (errno || end == val || *end || v < o->min || v > o->max) {
+        bool digits = (val[0] >= '0' && val[0] <= '9') || (val[0] == '-' && val[1] >= '0' && val[1] <= '9');
+        if (!digits || errno || end == val || *end || v < o->min || v > o->max) {
             vm_error("%s: --%s: '%s' is not an integer from %" PRId64 " to %" PRId64, cname,
                      o->name, val, o->min, o->max);
             return false;
@@ -157,6 +180,10 @@ static bool check_value(const struct vm_cli_command *cmd, const struct vm_cli_op
     default:
         if (!*val) {
             vm_error("%s: --%s: empty value", cname, o->name);
+            return false;
+        }
+        if (strncmp(val, "--", 2) == 0) {
+            vm_error("%s: --%s needs a value, got option '%s'", cname, o->name, val);
             return false;
         }
         return true;
@@ -192,13 +219,34 @@ struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, cha
 
     struct vm_cli_args *args = xcalloc(1, sizeof(*args));
     args->cmd = cmd;
+    bool ok = true, help = false;
+
+    /* getopt_long accepts unambiguous prefixes ("--band"); we do not, so
+     * that a new option never changes what an old command line means. */
+    for (int i = 1; i < argc && ok; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strncmp(a, "--", 2) != 0)
+            continue;
+        size_t len = strcspn(a + 2, "=");
+        bool known = false;
+        for (int k = 0; k < nopts && !known; k++) {
+            const char *name = find_by_index(cmd, k)->name;
+            known = strlen(name) == len && strncmp(name, a + 2, len) == 0;
+        }
+        if (!known && !(i > 1 && is_value_of(cmd, nopts, argv[i - 1]))) {
+            vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, a,
+                     cmd->name);
+            ok = false;
+        }
+    }
     args->values = xcalloc((size_t)argc + 1, sizeof(*args->values));
     *exit_code = VM_EXIT_OK;
 
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc and musl then forget the previous argv */
     opterr = 0;
     int c, longindex;
-    bool ok = true, help = false;
     while (ok && (c = getopt_long(argc, argv, shortopts, longopts, &longindex)) != -1) {
         const struct vm_cli_option *o = NULL;
         if (c >= 0x10000) {

@@ -10,6 +10,10 @@ static int cmd_help_exec(const struct vm_cli_args *args)
         vm_cli_print_help(NULL);
         return VM_EXIT_OK;
     }
+    if (vm_cli_npos(args) > 1) {
+        vm_error("help: unexpected argument '%s'", vm_cli_pos(args, 1));
+        return VM_EXIT_USAGE;
+    }
     const struct vm_cli_command *cmd = vm_cli_find(name);
     if (!cmd) {
         vm_error("help: unknown command '%s'", name);

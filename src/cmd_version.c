@@ -9,9 +9,14 @@
 #include "cli.h"
 #include "exitcode.h"
 #include "report.h"
+#include "util.h"
 
 static int cmd_version_exec(const struct vm_cli_args *args)
 {
+    if (vm_cli_npos(args) > 0) {
+        vm_error("version: unexpected argument '%s'", vm_cli_pos(args, 0));
+        return VM_EXIT_USAGE;
+    }
     unsigned long lv = 0;
     virGetVersion(&lv, NULL, NULL);
     printf("vmmigrate %s (report schema %d)\n", VMM_VERSION, VM_REPORT_SCHEMA_VERSION);

@@ -1,7 +1,7 @@
 /* exitcode.h — the process exit codes, a public interface.
  *
  * Documented in man/vmmigrate.1 (generated from cli.c's table, which lists
- * every code below); tests/unit/test_cli.c checks the two agree. Codes are
+ * every code below); tests/unit/test_docs.c checks the two agree. Codes are
  * never renumbered: scripts and cron jobs depend on them. */
 #ifndef VMM_EXITCODE_H
 #define VMM_EXITCODE_H

@@ -255,8 +255,11 @@ static void job_preflight(struct job *job)
                 (job->src->host_uuid[0] &&
                  strcmp(job->src->host_uuid, job->dst->host_uuid) == 0);
     if (same) {
-        char *msg = xasprintf("source '%s' and target '%s' are the same host (host UUID %s)",
-                              job->src->uri, job->dst->uri, job->src->host_uuid);
+        char *msg = job->src->host_uuid[0]
+                        ? xasprintf("source '%s' and target '%s' are the same host (host UUID %s)",
+                                    job->src->uri, job->dst->uri, job->src->host_uuid)
+                        : xasprintf("source '%s' and target '%s' are the same host",
+                                    job->src->uri, job->dst->uri);
         vm_error("run: %s", msg);
         job_fail(job, VM_EXIT_PREFLIGHT, msg);
         job_close_hosts(job);

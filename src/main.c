@@ -12,7 +12,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (argc < 2) {
-        vm_cli_print_help(NULL);
+        vm_error("no command given (see 'vmmigrate --help')");
         return VM_EXIT_USAGE;
     }
     const char *name = argv[1];

@@ -17,7 +17,7 @@ struct vm_report_stream *vm_report_stream_open(const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "ae");
     if (!f) {
-        vm_error("--events: cannot open '%s': %s", path, strerror(errno));
+        vm_error("run: --events: cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
     struct vm_report_stream *s = xcalloc(1, sizeof(*s));

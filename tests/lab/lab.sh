@@ -91,7 +91,7 @@ check_lab_dir() {
         esac
     done
     # QEMU/libvirt sockets live below the host dirs; keep room for sun_path.
-    ((${#LAB_DIR} <= 60)) || die "VMM_LAB_DIR is too long for unix socket paths (max 60 chars): '$LAB_DIR'"
+    ((${#LAB_DIR} <= 48)) || die "VMM_LAB_DIR is too long for unix socket paths (max 48 chars): '$LAB_DIR'"
 }
 
 # The index of an existing lab is the one it was created with.
@@ -547,16 +547,21 @@ cmd_down() {
     exec 9>"$LAB_DIR.lock"
     flock -w 120 9 || die "down: lab '$LAB_DIR' is locked by another lab.sh"
 
+    # First through the daemons that still answer: destroy every running
+    # domain (in parallel; each takes ~0.2 s of libvirt polling).
     local name dom
     for name in $(lab_hosts); do
         if host_up "$name"; then
             while read -r dom; do
                 [[ -n $dom ]] || continue
-                lvirsh "$name" destroy "$dom" >/dev/null 2>&1 ||
-                    warn "down: could not destroy '$dom' on host '$name'"
+                {
+                    lvirsh "$name" destroy "$dom" >/dev/null 2>&1 ||
+                        warn "down: could not destroy '$dom' on host '$name'"
+                } &
             done < <(lvirsh "$name" list --name 2>/dev/null || true)
         fi
     done
+    wait
     # Then by recorded PIDs only: daemons, QEMUs they left, their tinis.
     local hosts pids=() p
     mapfile -t hosts < <(lab_hosts)
