@@ -68,18 +68,18 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        -b | --bandwidth | -j | --concurrency | -d | --max-downtime | \
-        --migrate-uri | -P | --parallel | --qmp-socket | -s | --source | -t | \
-        --target | --timeout | -m | --vm)
+        -b | --bandwidth | -d | --max-downtime | --migrate-uri | -j | \
+        --parallel | -P | --parallel-connections | --qmp-socket | -s | \
+        --source | -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
-        opts='--auto-converge -b --bandwidth --compression -j --concurrency
-            --direct -e --events --json -d --max-downtime --migrate-uri
-            --no-progress -P --parallel --persistent --postcopy --qmp-socket
-            -s --source -t --target --timeout --timeout-action --tls
-            --undefine-source --unsafe -m --vm -h --help -q --quiet -v
+        opts='--auto-converge -b --bandwidth --compression --direct -e
+            --events --json -d --max-downtime --migrate-uri --no-progress -j
+            --parallel -P --parallel-connections --persistent --postcopy
+            --qmp-socket -s --source -t --target --timeout --timeout-action
+            --tls --undefine-source --unsafe -m --vm -h --help -q --quiet -v
             --verbose'
         ;;
     version)

@@ -38,7 +38,7 @@ done
 echo "== vmmigrate: drain host $src to host $dst"
 report=$(mktemp)
 set +e
-build/vmmigrate run --source "$A" --target "$B" "${vms[@]}" --concurrency 2 \
+build/vmmigrate run --source "$A" --target "$B" "${vms[@]}" --parallel 2 \
     --events /tmp/vmmigrate-demo-events.ndjson --json >"$report"
 rc=$?
 set -e

@@ -493,7 +493,7 @@ static char *man_generate(void)
     man_para(&b,
              "The number of threads libuv runs vmmigrate's blocking libvirt calls on; each "
              "running migration holds one for its whole duration. Unless it is set, vmmigrate "
-             "sets it from --concurrency.",
+             "sets it from --parallel.",
              NULL);
 
     buf_puts(&b, ".SH FILES\n");

@@ -60,17 +60,7 @@ static const struct vm_cli_option run_options[] = {
      .help = "compress migration data: comma list of xbzrle,mt,zlib,zstd",
      .doc = "Compress migration data with the given comma-separated methods "
             "(VIR_MIGRATE_COMPRESSED with VIR_MIGRATE_PARAM_COMPRESSION). zlib and zstd need "
-            "--parallel."},
-    {.name = "concurrency",
-     .short_name = 'j',
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "N",
-     .id = OPT_CONCURRENCY,
-     .min = 1,
-     .max = 64,
-     .help = "migrate at most N VMs at once (default 2)",
-     .doc = "Run at most N migrations at the same time; the next starts the moment one ends. "
-            "Default 2."},
+            "--parallel-connections."},
     {.name = "direct",
      .id = OPT_DIRECT,
      .help = "client-driven migration instead of peer-to-peer",
@@ -113,14 +103,25 @@ static const struct vm_cli_option run_options[] = {
      .help = "do not draw the progress meter",
      .doc = "Do not draw the progress meter even on a terminal."},
     {.name = "parallel",
+     .short_name = 'j',
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "N",
+     .id = OPT_CONCURRENCY,
+     .min = 1,
+     .max = 64,
+     .help = "migrate at most N VMs at once (default 2)",
+     .doc = "Run at most N migrations at the same time; the next starts the moment one ends. "
+            "Default 2."},
+    {.name = "parallel-connections",
      .short_name = 'P',
      .arg = VM_CLI_ARG_INT,
      .metavar = "N",
      .id = OPT_PARALLEL,
      .min = 1,
      .max = 255,
-     .help = "use N parallel connections per migration",
-     .doc = "Send the migration over N parallel connections (VIR_MIGRATE_PARALLEL)."},
+     .help = "send each migration over N parallel connections",
+     .doc = "Send each migration's data over N parallel connections (VIR_MIGRATE_PARALLEL "
+            "with VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS)."},
     {.name = "persistent",
      .id = OPT_PERSISTENT,
      .help = "make the domain persistent on the target",
@@ -285,7 +286,7 @@ static int cmd_run_exec(const struct vm_cli_args *args)
     }
     if (p->compression && (strstr(p->compression, "zlib") || strstr(p->compression, "zstd")) &&
         !p->parallel) {
-        vm_error("run: --compression %s needs --parallel", p->compression);
+        vm_error("run: --compression %s needs --parallel-connections", p->compression);
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
@@ -323,7 +324,7 @@ const struct vm_cli_command vm_cmd_run_entry = {
            "Before anything is changed, vmmigrate connects to both hosts and checks every VM: "
            "an unknown VM, a VM that is not running or already runs on the target, or a target "
            "that is the source host stops the run with exit status 3 and nothing migrated. "
-           "Migrations then run at most --concurrency at a time. A migration that fails or is "
+           "Migrations then run at most --parallel at a time. A migration that fails or is "
            "aborted leaves its guest running on the source, and the report says so. SIGINT or "
            "SIGTERM aborts running migrations, skips the rest and exits with status 5.",
     .options = run_options,

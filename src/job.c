@@ -362,10 +362,10 @@ static json_t *options_json(const struct vm_job_spec *spec)
     static const char *const actions[] = {"abort", "suspend", "postcopy"};
     return json_pack("{s:s, s:i, s:I, s:I, s:b, s:b, s:i, s:o, s:b, s:b, s:b, s:b, s:o, s:I, "
                      "s:s}",
-                     "mode", p->p2p ? "p2p" : "direct", "concurrency", spec->concurrency,
+                     "mode", p->p2p ? "p2p" : "direct", "parallel", spec->concurrency,
                      "bandwidth_mibs", (json_int_t)p->bandwidth_mibs, "max_downtime_ms",
                      (json_int_t)p->max_downtime_ms, "auto_converge", p->auto_converge,
-                     "postcopy", p->postcopy, "parallel", p->parallel, "compression",
+                     "postcopy", p->postcopy, "parallel_connections", p->parallel, "compression",
                      p->compression ? json_string(p->compression) : json_null(), "tls", p->tls,
                      "persistent", p->persistent, "undefine_source", p->undefine_source,
                      "unsafe", p->unsafe, "migrate_uri",

@@ -57,7 +57,7 @@ def test_sigterm_skips_queued():
     before1, before2 = g1.ticks("a"), g2.ticks("a")
     ev = os.path.join(TMP, "sigterm.ndjson")
     r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g1.name, "--vm", g2.name,
-             "--concurrency", "1", "--json", "--events", ev, *SLOW])
+             "--parallel", "1", "--json", "--events", ev, *SLOW])
     wait_migrating(r, g1.name)
     r.signal(signal.SIGTERM)
     r.wait(120)

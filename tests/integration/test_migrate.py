@@ -58,7 +58,7 @@ def test_two_concurrently():
     t1, t2 = g1.ticks("a"), g2.ticks("a")
     ev = os.path.join(TMP, "two.ndjson")
     r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g1.name, "--vm", g2.name,
-             "--concurrency", "2", "--json", "--events", ev]).wait()
+             "--parallel", "2", "--json", "--events", ev]).wait()
     check_eq(r.rc, 0, "exit code")
     rep = r.report()
     check_eq(rep["summary"]["migrated"], 2, "migrated count")

@@ -152,7 +152,7 @@ static void test_required_and_defaults(void)
     CHECK_STR(vm_cli_str(p.args, opt("run", "target")), "qemu:///b");
     CHECK_STR(vm_cli_str(p.args, opt("run", "vm")), "web1");
     CHECK(vm_cli_str(p.args, opt("run", "events")) == NULL);
-    CHECK_INT(vm_cli_int(p.args, opt("run", "concurrency"), 2), ==, 2);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "parallel"), 2), ==, 2);
     CHECK(!vm_cli_flag(p.args, opt("run", "json")));
     CHECK_INT(vm_cli_npos(p.args), ==, 0);
     CHECK(vm_cli_pos(p.args, 0) == NULL);
@@ -167,7 +167,7 @@ static void test_short_and_attached_values(void)
     CHECK_STR(vm_cli_str(p.args, opt("run", "target")), "qemu:///b");
     CHECK_STR(vm_cli_str(p.args, opt("run", "vm")), "web1");
     CHECK_INT(vm_cli_int(p.args, opt("run", "bandwidth"), 0), ==, 500);
-    CHECK_INT(vm_cli_int(p.args, opt("run", "concurrency"), 2), ==, 4);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "parallel"), 2), ==, 4);
     CHECK(vm_cli_flag(p.args, VM_CLI_OPT_QUIET));
     CHECK_INT(vm_cli_count(p.args, VM_CLI_OPT_VERBOSE), ==, 1);
     parse_free(&p);
@@ -196,8 +196,8 @@ static void test_int_ranges(void)
 {
     struct parse p = parse_ok("run -b 1 -j 64 -P 255 --timeout 604800 -d 2000000");
     CHECK_INT(vm_cli_int(p.args, opt("run", "bandwidth"), 0), ==, 1);
-    CHECK_INT(vm_cli_int(p.args, opt("run", "concurrency"), 0), ==, 64);
-    CHECK_INT(vm_cli_int(p.args, opt("run", "parallel"), 0), ==, 255);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "parallel"), 0), ==, 64);
+    CHECK_INT(vm_cli_int(p.args, opt("run", "parallel-connections"), 0), ==, 255);
     CHECK_INT(vm_cli_int(p.args, opt("run", "timeout"), 0), ==, 604800);
     CHECK_INT(vm_cli_int(p.args, opt("run", "max-downtime"), 0), ==, 2000000);
     parse_free(&p);
@@ -208,9 +208,9 @@ static void test_int_ranges(void)
     parse_fails("run --bandwidth 0", "run: --bandwidth: '0' is not an integer from 1 to 1000000");
     parse_fails("run --bandwidth 1000001",
                 "run: --bandwidth: '1000001' is not an integer from 1 to 1000000");
-    parse_fails("run -j 0", "run: --concurrency: '0' is not an integer from 1 to 64");
-    parse_fails("run -j 65", "run: --concurrency: '65' is not an integer from 1 to 64");
-    parse_fails("run -P 256", "run: --parallel: '256' is not an integer from 1 to 255");
+    parse_fails("run -j 0", "run: --parallel: '0' is not an integer from 1 to 64");
+    parse_fails("run -j 65", "run: --parallel: '65' is not an integer from 1 to 64");
+    parse_fails("run -P 256", "run: --parallel-connections: '256' is not an integer from 1 to 255");
     parse_fails("run --timeout 604801",
                 "run: --timeout: '604801' is not an integer from 1 to 604800");
 }

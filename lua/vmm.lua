@@ -1,0 +1,191 @@
+-- vmm.lua — the Lua half of vmmigrate's policy API, preloaded into every
+-- policy state: `local vmm = require("vmm")`. Compiled into the binary;
+-- the installed copy under share/vmmigrate/lua is for reading.
+--
+-- Everything here is plain Lua over the data vmmigrate hands to hooks:
+-- helpers that can fail return nil, err (mpv's convention); constructors
+-- check their arguments and raise errors that point at the caller's line.
+-- See vmmigrate-policy(7).
+
+local vmm = {}
+
+vmm.api_version = 1
+
+-- Units: sizes in bytes, times in milliseconds, rates in MiB/s.
+vmm.KiB = 1024
+vmm.MiB = 1024 * 1024
+vmm.GiB = 1024 * 1024 * 1024
+vmm.ms = 1
+vmm.s = 1000
+vmm.min = 60 * 1000
+
+vmm.URGENT = "urgent"
+vmm.NETWORK_CRITICAL = "network-critical"
+
+-- Logging goes to vmmigrate's log (stderr) and event stream.
+-- vmm.log.info(fmt, ...), vmm.log.warn(fmt, ...) — provided by C as
+-- vmm._log(level, message); formatted here.
+vmm.log = {}
+for _, level in ipairs({ "debug", "info", "warn", "error" }) do
+    vmm.log[level] = function(fmt, ...)
+        vmm_host_log(level, string.format(tostring(fmt), ...))
+    end
+end
+
+local function kind(v)
+    return type(v)
+end
+
+-- Tags: the children of <vmm:tags xmlns:vmm="urn:vmmigrate:1"> in the
+-- domain's <metadata>, as vm.tags. tag() returns the value or nil.
+function vmm.tag(vm, name)
+    if kind(vm) ~= "table" then
+        return nil, "vmm.tag: vm is not a table"
+    end
+    local tags = vm.tags
+    if tags == nil then
+        return nil, "no tags"
+    end
+    return tags[name]
+end
+
+function vmm.has_tag(vm, name, value)
+    local v = vmm.tag(vm, name)
+    if v == nil then
+        return false
+    end
+    return value == nil or v == value
+end
+
+-- Does any interface carry an 802.1Qbg (VDP) virtualport?
+function vmm.has_vdp(vm)
+    for _, nic in ipairs(vm.interfaces or {}) do
+        if nic.virtualport and nic.virtualport.type == "802.1Qbg" then
+            return true
+        end
+    end
+    return false
+end
+
+function vmm.has_spice(vm)
+    for _, g in ipairs(vm.graphics or {}) do
+        if g.type == "spice" then
+            return true
+        end
+    end
+    return false
+end
+
+function vmm.has_local_disks(vm)
+    for _, d in ipairs(vm.disks or {}) do
+        if d["local"] and not d.readonly then
+            return true
+        end
+    end
+    return false
+end
+
+-- Placement: the target with the most free memory left after taking this VM,
+-- among run.targets (or the given list). Returns uri or nil, err.
+function vmm.least_loaded(run, vm, targets)
+    local best, best_free
+    for _, t in ipairs(targets or run.targets) do
+        local free = t.free_memory_bytes - (t.planned_memory_bytes or 0)
+        if free >= vm.memory_bytes and (best == nil or free > best_free) then
+            best, best_free = t.uri, free
+        end
+    end
+    if best == nil then
+        return nil, string.format("no target has %d MiB free for %s",
+            vm.memory_bytes // vmm.MiB, vm.name)
+    end
+    return best
+end
+
+local decision_keys = {
+    target = "string", class = "string", priority = "number", params = "table",
+    features = "table", reason = "string",
+}
+local param_keys = {
+    bandwidth_mibs = "number", max_downtime_ms = "number", auto_converge = "boolean",
+    postcopy = "boolean", parallel = "number", compression = "string",
+    timeout_s = "number", timeout_action = "string", persistent = "boolean",
+    undefine_source = "boolean", direct = "boolean",
+}
+local feature_keys = {
+    name = "string", required = "boolean", timeout_ms = "number", args = "table",
+}
+
+local function check_keys(t, spec, what)
+    for k, v in pairs(t) do
+        local want = spec[k]
+        if want == nil then
+            error(string.format("%s: unknown key '%s'", what, tostring(k)), 4)
+        end
+        if kind(v) ~= want then
+            error(string.format("%s: '%s' must be a %s, not a %s", what, k, want, kind(v)), 4)
+        end
+    end
+end
+
+-- vmm.migrate{...}: a decision, checked here so that a mistake is reported
+-- at the policy's own line. (vmmigrate checks returned tables again.)
+function vmm.migrate(d)
+    if kind(d) ~= "table" then
+        error("vmm.migrate: expects a table", 2)
+    end
+    check_keys(d, decision_keys, "vmm.migrate")
+    if d.class ~= nil and d.class ~= vmm.URGENT and d.class ~= vmm.NETWORK_CRITICAL then
+        error("vmm.migrate: class must be 'urgent' or 'network-critical', not '" ..
+            tostring(d.class) .. "'", 2)
+    end
+    if d.params then
+        check_keys(d.params, param_keys, "vmm.migrate: params")
+    end
+    for i, f in ipairs(d.features or {}) do
+        check_keys(f, feature_keys, "vmm.migrate: features[" .. i .. "]")
+    end
+    return d
+end
+
+-- A convergence ladder (oVirt-style) as an on_progress hook:
+--   on_progress = vmm.ladder{
+--       { iteration = 3, downtime_ms = 300 },
+--       { iteration = 6, downtime_ms = 1000 },
+--       { elapsed_ms = 2 * vmm.min, action = "postcopy" },
+--       { elapsed_ms = 5 * vmm.min, action = "abort" },
+--   }
+-- Each step fires once, when the progress reaches its iteration or elapsed
+-- time; steps are taken in order.
+function vmm.ladder(steps)
+    if kind(steps) ~= "table" then
+        error("vmm.ladder: expects a list of steps", 2)
+    end
+    for i, s in ipairs(steps) do
+        if s.iteration == nil and s.elapsed_ms == nil then
+            error("vmm.ladder: step " .. i .. " needs iteration or elapsed_ms", 2)
+        end
+        if s.downtime_ms == nil and s.action == nil then
+            error("vmm.ladder: step " .. i .. " needs downtime_ms or action", 2)
+        end
+    end
+    return function(vm, p, state)
+        local done = state.ladder_step or 0
+        local s = steps[done + 1]
+        if s == nil then
+            return "continue"
+        end
+        local reached = (s.iteration and p.iteration >= s.iteration)
+            or (s.elapsed_ms and p.elapsed_ms >= s.elapsed_ms)
+        if not reached then
+            return "continue"
+        end
+        state.ladder_step = done + 1
+        if s.downtime_ms then
+            return { action = "set_downtime", downtime_ms = s.downtime_ms }
+        end
+        return { action = s.action, reason = s.reason or ("ladder step " .. (done + 1)) }
+    end
+end
+
+return vmm
