@@ -1,0 +1,209 @@
+/* test_plan.c — plans from JSON inventories and decisions (plan.c,
+ * decision.c): default placement spreads and never overcommits, policy
+ * targets are checked, order follows priority then size, bad decisions fail
+ * closed with a message naming the key, estimates add up. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "plan.h"
+#include "util.h"
+
+#define MiB (1024LL * 1024LL)
+
+static json_t *host(const char *uri, long long free_mib)
+{
+    return json_pack("{s:s, s:I, s:{s:b}, s:[]}", "uri", uri, "free_memory_bytes",
+                     (json_int_t)(free_mib * MiB), "migration", "live", 1, "domains");
+}
+
+static void add_vm(json_t *h, const char *name, long long mib, const char *tier)
+{
+    json_array_append_new(json_object_get(h, "domains"),
+                          json_pack("{s:s, s:s, s:I, s:s, s:{s:s}}", "name", name, "uuid",
+                                    "00000000-0000-0000-0000-000000000000", "memory_bytes",
+                                    (json_int_t)(mib * MiB), "state", "running", "tags", "tier",
+                                    tier));
+}
+
+/* A decider driven by the VM's tier tag. */
+static int decide(void *ctx, json_t *vm, json_t **out, char **err)
+{
+    const char *tier = json_string_value(json_object_get(json_object_get(vm, "tags"), "tier"));
+    (void)ctx;
+    *out = NULL;
+    if (strcmp(tier, "skip") == 0)
+        return 0;
+    if (strcmp(tier, "boom") == 0) {
+        *err = xstrdup("policy.lua:7: boom");
+        return -1;
+    }
+    if (strcmp(tier, "typo") == 0) {
+        *out = json_pack("{s:s}", "tagret", "x");
+        return 0;
+    }
+    if (strcmp(tier, "badparam") == 0) {
+        *out = json_pack("{s:{s:s}}", "params", "bandwidth_mibs", "fast");
+        return 0;
+    }
+    if (strcmp(tier, "pinned") == 0) {
+        *out = json_pack("{s:s, s:s, s:i}", "target", "test:///t2", "class", "network-critical",
+                         "priority", 5);
+        return 0;
+    }
+    if (strcmp(tier, "elsewhere") == 0) {
+        *out = json_pack("{s:s}", "target", "test:///nowhere");
+        return 0;
+    }
+    *out = json_pack("{s:i, s:{s:i}, s:[{s:s}]}", "priority", strcmp(tier, "gold") == 0 ? 10 : 0,
+                     "params", "bandwidth_mibs", 100, "features", "name", "announce");
+    return 0;
+}
+
+static int reserved_calls;
+static void reserve(void *ctx, int ti, uint64_t planned)
+{
+    (void)ctx, (void)ti, (void)planned;
+    reserved_calls++;
+}
+
+static const struct vm_plan_item *item(const struct vm_plan *p, const char *name)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->items[i].name, name) == 0)
+            return &p->items[i];
+    CHECK_FAIL("no plan item '%s'", name);
+}
+
+static void test_plan(void)
+{
+    json_t *s1 = host("test:///s1", 0), *t1 = host("test:///t1", 1200),
+           *t2 = host("test:///t2", 700);
+    add_vm(s1, "a-bronze", 300, "bronze");
+    add_vm(s1, "b-gold", 200, "gold");
+    add_vm(s1, "c-big", 900, "bronze");
+    add_vm(s1, "d-skip", 100, "skip");
+    add_vm(s1, "e-boom", 100, "boom");
+    add_vm(s1, "f-typo", 100, "typo");
+    add_vm(s1, "g-pinned", 400, "pinned");
+    add_vm(s1, "h-elsewhere", 100, "elsewhere");
+    add_vm(s1, "i-badparam", 100, "badparam");
+    add_vm(s1, "j-toobig", 5000, "bronze");
+    json_t *sources = json_pack("[o]", s1), *targets = json_pack("[o, o]", t1, t2);
+
+    struct vm_mig_params defaults = {.p2p = true, .max_downtime_ms = 300};
+    struct vm_plan_ops ops = {.decide = decide, .reserve = reserve};
+    struct vm_plan p;
+    CHECK_INT(vm_plan_build(&p, sources, targets, &defaults, 2, 1000, &ops), ==, 10);
+
+    /* Order: gold first (priority 10), then pinned (5), then by size. */
+    CHECK_STR(p.items[0].name, "b-gold");
+    CHECK_STR(p.items[1].name, "g-pinned");
+    CHECK_STR(p.items[2].name, "c-big"); /* then the largest */
+    CHECK_INT(item(&p, "g-pinned")->order, ==, 2);
+    const struct vm_plan_item *big = item(&p, "c-big");
+    CHECK_INT(big->status, ==, VM_PLAN_MIGRATE);
+    CHECK_STR(big->target, "test:///t1");
+    const struct vm_plan_item *pinned = item(&p, "g-pinned");
+    CHECK_STR(pinned->target, "test:///t2");
+    CHECK(!pinned->placed_by_default);
+    CHECK_INT(pinned->d.class, ==, VM_CLASS_NETWORK_CRITICAL);
+    CHECK_INT(pinned->params.max_downtime_ms, ==, 300); /* default kept */
+    CHECK_INT(item(&p, "a-bronze")->params.bandwidth_mibs, ==, 100);
+    CHECK_STR(item(&p, "a-bronze")->d.features[0].name, "announce");
+    CHECK(item(&p, "a-bronze")->d.features[0].required); /* required by default */
+
+    CHECK_INT(item(&p, "d-skip")->status, ==, VM_PLAN_LEAVE);
+    CHECK_INT(item(&p, "e-boom")->status, ==, VM_PLAN_ERROR);
+    CHECK_STR(item(&p, "e-boom")->note, "policy.lua:7: boom");
+    CHECK_INT(item(&p, "f-typo")->status, ==, VM_PLAN_ERROR);
+    CHECK_CONTAINS(item(&p, "f-typo")->note, "unknown key 'tagret'");
+    CHECK_CONTAINS(item(&p, "h-elsewhere")->note, "'test:///nowhere' is not one of the --target");
+    CHECK_CONTAINS(item(&p, "i-badparam")->note, "params.bandwidth_mibs must be an integer");
+    CHECK_INT(item(&p, "j-toobig")->status, ==, VM_PLAN_REFUSED);
+    CHECK_CONTAINS(item(&p, "j-toobig")->note, "no target has 5000 MiB free");
+
+    /* Never overcommitted: sum per target <= free. */
+    uint64_t on[2] = {0, 0};
+    for (int i = 0; i < p.n; i++)
+        if (p.items[i].status == VM_PLAN_MIGRATE)
+            on[p.items[i].target_index] += p.items[i].memory_bytes;
+    CHECK_INT(on[0], <=, 1200 * MiB);
+    CHECK_INT(on[1], <=, 700 * MiB);
+    CHECK_INT(reserved_calls, ==, vm_plan_count(&p, VM_PLAN_MIGRATE));
+
+    /* Estimates: a-bronze 300 MiB at 100 MiB/s = 3 s. */
+    CHECK_INT(item(&p, "a-bronze")->est_ms, ==, 3001);
+    CHECK_INT(p.est_total_ms, >, 0);
+
+    json_t *j = vm_plan_to_json(&p);
+    json_t *sum = json_object_get(j, "summary");
+    CHECK_INT(json_integer_value(json_object_get(sum, "vms")), ==, 10);
+    CHECK_INT(json_integer_value(json_object_get(sum, "error")), ==, 4);
+    CHECK_INT(json_array_size(json_object_get(j, "vms")), ==, 10);
+    json_decref(j);
+
+    /* A later preflight refusal reorders. */
+    vm_plan_refuse(&p, (struct vm_plan_item *)item(&p, "g-pinned"), xstrdup("CPU incompatible"));
+    vm_plan_finish(&p);
+    CHECK_STR(p.items[1].name, "c-big");
+    CHECK_INT(item(&p, "c-big")->order, ==, 2);
+    CHECK_INT(item(&p, "g-pinned")->order, ==, 0);
+
+    vm_plan_clear(&p);
+    json_decref(sources);
+    json_decref(targets);
+}
+
+static void test_decision_parse(void)
+{
+    struct vm_decision d;
+    char *err;
+    json_t *j = json_loads("{\"class\":\"urgent\",\"params\":{\"timeout_s\":10.0,"
+                           "\"timeout_action\":\"postcopy\",\"compression\":\"xbzrle,mt\","
+                           "\"direct\":true},\"features\":[{\"name\":\"vdp\",\"required\":false,"
+                           "\"timeout_ms\":500,\"args\":{\"x\":1}}],\"reason\":\"r\"}",
+                           0, NULL);
+    CHECK_INT(vm_decision_parse(j, &d, &err), ==, 0);
+    CHECK_INT(d.params.timeout_s, ==, 10);
+    CHECK_INT(d.params.timeout_action, ==, VM_MIG_TIMEOUT_POSTCOPY);
+    CHECK_STR(d.params.compression, "xbzrle,mt");
+    CHECK(!d.params.p2p);
+    CHECK(!d.features[0].required);
+    CHECK_INT(d.features[0].timeout_ms, ==, 500);
+    vm_decision_clear(&d);
+    json_decref(j);
+
+    static const struct {
+        const char *json, *err;
+    } bad[] = {
+        {"[]", "a decision must be a table"},
+        {"{\"class\":\"fast\"}", "class must be 'urgent' or 'network-critical'"},
+        {"{\"priority\":1.5}", "priority must be an integer"},
+        {"{\"params\":{\"timeout_s\":0}}", "params.timeout_s must be an integer from 1"},
+        {"{\"params\":{\"bogus\":1}}", "params: unknown key 'bogus'"},
+        {"{\"params\":{\"postcopy\":1}}", "params.postcopy must be a boolean"},
+        {"{\"params\":{\"compression\":\"lz4\"}}", "params.compression must be"},
+        {"{\"features\":[{\"required\":true}]}", "features[1] has no name"},
+        {"{\"features\":[{\"name\":\"Bad Name\"}]}", "features[1].name must be"},
+        {"{\"features\":[{\"name\":\"a\"},{\"name\":\"a\"}]}", "'a' named twice"},
+        {"{\"features\":{\"name\":\"a\"}}", "features must be a list"},
+        {"{\"target\":5}", "target must be a libvirt URI string"},
+    };
+    for (size_t i = 0; i < VM_ARRAY_LEN(bad); i++) {
+        j = json_loads(bad[i].json, JSON_DECODE_ANY, NULL);
+        CHECK(j);
+        if (vm_decision_parse(j, &d, &err) == 0)
+            CHECK_FAIL("decision %s was accepted", bad[i].json);
+        CHECK_CONTAINS(err, bad[i].err);
+        free(err);
+        json_decref(j);
+    }
+}
+
+int main(void)
+{
+    RUN(test_decision_parse);
+    RUN(test_plan);
+    fprintf(stderr, "ok\n");
+    return 0;
+}
