@@ -44,7 +44,7 @@ _vmmigrate()
         if [[ $cur == -* ]]; then
             _vmmigrate_words '-h --help -V --version'
         else
-            _vmmigrate_words 'help run version'
+            _vmmigrate_words 'help plan policy run version'
         fi
         return
     fi
@@ -52,7 +52,38 @@ _vmmigrate()
     case ${COMP_WORDS[1]} in
     help)
         opts='-h --help -q --quiet -v --verbose'
-        args='help run version'
+        args='help plan policy run version'
+        ;;
+    plan)
+        case $prev in
+        --compression)
+            _vmmigrate_list 'xbzrle mt zlib zstd'
+            return
+            ;;
+        --timeout-action)
+            _vmmigrate_words 'abort suspend postcopy'
+            return
+            ;;
+        -e | --events | -p | --policy)
+            _vmmigrate_files
+            return
+            ;;
+        --assume-bandwidth | -b | --bandwidth | -d | --max-downtime | \
+        --migrate-uri | -j | --parallel | -P | --parallel-connections | \
+        --qmp-socket | -s | --source | -t | --target | --timeout | -m | --vm)
+            # a value, but nothing to offer
+            return
+            ;;
+        esac
+        opts='--assume-bandwidth --auto-converge -b --bandwidth --compression
+            --direct -e --events --json -d --max-downtime --migrate-uri
+            --no-progress -j --parallel -P --parallel-connections
+            --persistent -p --policy --postcopy --qmp-socket -s --source -t
+            --target --timeout --timeout-action --tls --undefine-source
+            --unsafe -m --vm -h --help -q --quiet -v --verbose'
+        ;;
+    policy)
+        opts='--json -h --help -q --quiet -v --verbose'
         ;;
     run)
         case $prev in
@@ -64,23 +95,23 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events)
+        -e | --events | -p | --policy)
             _vmmigrate_files
             return
             ;;
-        -b | --bandwidth | -d | --max-downtime | --migrate-uri | -j | \
-        --parallel | -P | --parallel-connections | --qmp-socket | -s | \
-        --source | -t | --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | -d | --max-downtime | \
+        --migrate-uri | -j | --parallel | -P | --parallel-connections | \
+        --qmp-socket | -s | --source | -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
-        opts='--auto-converge -b --bandwidth --compression --direct -e
-            --events --json -d --max-downtime --migrate-uri --no-progress -j
-            --parallel -P --parallel-connections --persistent --postcopy
-            --qmp-socket -s --source -t --target --timeout --timeout-action
-            --tls --undefine-source --unsafe -m --vm -h --help -q --quiet -v
-            --verbose'
+        opts='--assume-bandwidth --auto-converge -b --bandwidth --compression
+            --direct -e --events --json -d --max-downtime --migrate-uri
+            --no-progress -j --parallel -P --parallel-connections
+            --persistent -p --policy --postcopy --qmp-socket -s --source -t
+            --target --timeout --timeout-action --tls --undefine-source
+            --unsafe -m --vm -h --help -q --quiet -v --verbose'
         ;;
     version)
         opts='-h --help -q --quiet -v --verbose'

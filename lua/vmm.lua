@@ -7,9 +7,17 @@
 -- check their arguments and raise errors that point at the caller's line.
 -- See vmmigrate-policy(7).
 
+-- vmmigrate runs this chunk with (name, core) as `...`: core holds the C
+-- half (log, null, array).
+local _, core = ...
+
 local vmm = {}
 
 vmm.api_version = 1
+-- JSON null as it arrives in data (e.g. an absent uuid), and a constructor
+-- for tables that must go out as JSON arrays even when empty.
+vmm.null = core.null
+vmm.array = core.array
 
 -- Units: sizes in bytes, times in milliseconds, rates in MiB/s.
 vmm.KiB = 1024
@@ -22,13 +30,12 @@ vmm.min = 60 * 1000
 vmm.URGENT = "urgent"
 vmm.NETWORK_CRITICAL = "network-critical"
 
--- Logging goes to vmmigrate's log (stderr) and event stream.
--- vmm.log.info(fmt, ...), vmm.log.warn(fmt, ...) — provided by C as
--- vmm._log(level, message); formatted here.
+-- Logging goes to vmmigrate's log (stderr, with the policy's file:line):
+-- vmm.log.info(fmt, ...), .debug, .warn, .error (string.format rules).
 vmm.log = {}
 for _, level in ipairs({ "debug", "info", "warn", "error" }) do
     vmm.log[level] = function(fmt, ...)
-        vmm_host_log(level, string.format(tostring(fmt), ...))
+        core.log(level, string.format(tostring(fmt), ...))
     end
 end
 

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
     # build
     build-essential cmake pkg-config git
-    libvirt-dev libuv1-dev libjansson-dev libcurl4-openssl-dev liblua5.4-dev
+    libvirt-dev libuv1-dev libjansson-dev libcurl4-openssl-dev liblua5.4-dev libxml2-dev
     # the lab: real libvirtd hosts and QEMU (TCG) guests
     qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
     libvirt-daemon-system libvirt-clients tini iproute2 util-linux procps

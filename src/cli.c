@@ -11,6 +11,8 @@
 #include "exitcode.h"
 #include "util.h"
 
+extern const struct vm_cli_command vm_cmd_plan_entry;
+extern const struct vm_cli_command vm_cmd_policy_entry;
 extern const struct vm_cli_command vm_cmd_run_entry;
 extern const struct vm_cli_command vm_cmd_help_entry;
 extern const struct vm_cli_command vm_cmd_version_entry;
@@ -20,6 +22,8 @@ extern const struct vm_cli_command vm_cmd_docs_entry;
 const struct vm_cli_command *const vm_cli_commands[] = {
     &vm_cmd_docs_entry,
     &vm_cmd_help_entry,
+    &vm_cmd_plan_entry,
+    &vm_cmd_policy_entry,
     &vm_cmd_run_entry,
     &vm_cmd_version_entry,
     NULL,
@@ -57,9 +61,11 @@ const struct vm_cli_exit vm_cli_exits[] = {
      "Interrupted by SIGINT or SIGTERM: migrations not yet started were skipped, running ones "
      "were aborted (a migration that completed before the abort took effect is reported as "
      "migrated)."},
-    {VM_EXIT_POLICY, "policy", "The policy failed to load or to decide (reserved)."},
+    {VM_EXIT_POLICY, "policy",
+     "The policy failed to load, or failed (error, limit, bad return) for at least one VM, "
+     "which was then left alone or had its migration aborted (fail closed)."},
     {VM_EXIT_LOCKED, "locked", "Another run holds the lock for this source host (reserved)."},
-    {VM_EXIT_NOTHING, "nothing", "Nothing to do (reserved)."},
+    {VM_EXIT_NOTHING, "nothing", "run --policy: the policy chose no VM to migrate."},
     {VM_EXIT_OPERATOR, "operator",
      "A guest could not be brought back to a known state; an operator must look (reserved)."},
     {VM_EXIT_INTERNAL, "internal", "Internal error: a bug in vmmigrate."},

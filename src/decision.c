@@ -324,3 +324,66 @@ json_t *vm_decision_to_json(const struct vm_decision *d)
                      vm_class_name(d->class), "priority", (json_int_t)d->priority, "features",
                      features, "reason", d->reason ? json_string(d->reason) : json_null());
 }
+
+const char *vm_action_name(enum vm_action_kind k)
+{
+    static const char *const names[] = {"continue", "set_downtime", "postcopy", "abort"};
+    return (size_t)k < VM_ARRAY_LEN(names) ? names[k] : "unknown";
+}
+
+void vm_action_clear(struct vm_action *a)
+{
+    free(a->reason);
+    memset(a, 0, sizeof(*a));
+}
+
+int vm_action_parse(json_t *j, struct vm_action *out, char **err)
+{
+    memset(out, 0, sizeof(*out));
+    *err = NULL;
+    if (!j || json_is_null(j))
+        return 0;
+    const char *name = json_string_value(j);
+    if (!name && !json_is_object(j))
+        return fail(err, "on_progress() must return an action name or a table");
+    if (!name)
+        name = json_string_value(json_object_get(j, "action"));
+    if (!name)
+        return fail(err, "on_progress(): the action table needs action = \"...\"");
+    size_t k;
+    for (k = 0; k <= VM_ACTION_ABORT; k++)
+        if (strcmp(name, vm_action_name((enum vm_action_kind)k)) == 0)
+            break;
+    if (k > VM_ACTION_ABORT)
+        return fail(err, "on_progress(): unknown action '%s' (continue, set_downtime, postcopy, "
+                         "abort)",
+                    name);
+    out->kind = (enum vm_action_kind)k;
+    if (json_is_object(j)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v)
+        {
+            int64_t n;
+            if (strcmp(key, "action") == 0) {
+                continue;
+            } else if (strcmp(key, "downtime_ms") == 0 && out->kind == VM_ACTION_SET_DOWNTIME) {
+                if (!get_int(v, 1, 2000000, &n))
+                    return fail(err, "on_progress(): downtime_ms must be an integer from 1 to "
+                                     "2000000");
+                out->downtime_ms = (uint64_t)n;
+            } else if (strcmp(key, "reason") == 0 && json_is_string(v)) {
+                free(out->reason);
+                out->reason = xstrndup(json_string_value(v), 200);
+            } else {
+                vm_action_clear(out);
+                return fail(err, "on_progress(): unexpected key '%s' for action '%s'", key, name);
+            }
+        }
+    }
+    if (out->kind == VM_ACTION_SET_DOWNTIME && !out->downtime_ms) {
+        vm_action_clear(out);
+        return fail(err, "on_progress(): set_downtime needs downtime_ms");
+    }
+    return 0;
+}

@@ -66,4 +66,24 @@ json_t *vm_decision_to_json(const struct vm_decision *d);
 
 const char *vm_class_name(enum vm_class c);
 
+/* What an on_progress() hook asks for. */
+enum vm_action_kind {
+    VM_ACTION_CONTINUE,
+    VM_ACTION_SET_DOWNTIME,
+    VM_ACTION_POSTCOPY,
+    VM_ACTION_ABORT,
+};
+
+struct vm_action {
+    enum vm_action_kind kind;
+    uint64_t downtime_ms; /* SET_DOWNTIME */
+    char *reason;         /* owned, may be NULL */
+};
+
+/* "continue", nil, or {action = "continue"|"set_downtime"|"postcopy"|"abort",
+ * downtime_ms = N, reason = "..."}. Returns 0 or -1 with *err. */
+int vm_action_parse(json_t *j, struct vm_action *out, char **err);
+void vm_action_clear(struct vm_action *a);
+const char *vm_action_name(enum vm_action_kind k);
+
 #endif

@@ -23,7 +23,8 @@
  *    "arch": "x86_64" | null,             capabilities <host><cpu><arch>
  *    "cpus": 64,                          virNodeGetInfo: logical CPUs
  *    "memory_bytes": 270582939648,        virNodeGetInfo
- *    "free_memory_bytes": 201863462912,   virNodeGetFreeMemory
+ *    "free_memory_bytes": 201863462912,   virNodeGetFreeMemory; null if the
+ *                                         driver reports none (test:/// node files)
  *    "running_vms": 12,                   active domains (any state but shutoff)
  *    "reserved_memory_bytes": 68719476736, sum of their current memory
  *    "migration": {"live": true,          <migration_features><live/>
@@ -145,6 +146,11 @@ json_t *vm_inv_host(virConnectPtr c, const char *uri, struct vm_virt_err *err);
 /* One libvirt domain XML document as a domain object (above). NULL + *err
  * (code VIR_ERR_XML_ERROR, message naming what was wrong) on failure. */
 json_t *vm_inv_domain_from_xml(const char *xml, struct vm_virt_err *err);
+
+/* The capabilities part of a host object, from virConnectGetCapabilities'
+ * XML: {"host_uuid", "arch", "migration"} as above. NULL + *err
+ * (VIR_ERR_XML_ERROR) if it is not well-formed or has no <host>. */
+json_t *vm_inv_caps_from_xml(const char *xml, struct vm_virt_err *err);
 
 /* Ask for per-domain virDomainGetState instead of one
  * virConnectGetAllDomainStats (used automatically when the driver lacks

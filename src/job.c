@@ -1,10 +1,20 @@
 /* job.c — see job.h.
  *
- * The run, in order: connect to both hosts -> preflight (same host? every VM
- * exists, runs, is not on the target yet) -> migrations, at most
- * `concurrency` at once -> disconnect -> report. Nothing is changed before
- * preflight passed. SIGINT/SIGTERM skip what has not started and abort what
- * runs; the loop goes on until every migration has reached a final state. */
+ * The stages, in order:
+ *   policy   load and check the policy file (before any host is contacted)
+ *   connect  every --source and --target host
+ *   inventory hosts' capacity and every domain of every host (inventory.h)
+ *   plan     who goes where, in what order (plan.h: explicit VMs or the
+ *            policy's decide()); explicit VMs must all be migratable, else
+ *            the run stops here with nothing changed
+ *   preflight per VM on the thread pool: the domain on the source, its CPU
+ *            against the target's hypervisor (policy runs: a refused VM is
+ *            left alone, the others go on)
+ *   migrate  at most `concurrency` at once, in plan order (plan mode stops
+ *            before and prints the plan)
+ *   close    disconnect, then report.
+ * SIGINT/SIGTERM skip what has not started and abort what runs; the loop
+ * goes on until every migration has reached a final state. */
 #include "job.h"
 
 #include <signal.h>
@@ -14,6 +24,9 @@
 
 #include "evloop.h"
 #include "exitcode.h"
+#include "inventory.h"
+#include "plan.h"
+#include "policy.h"
 #include "progress.h"
 #include "report.h"
 #include "util.h"
@@ -21,22 +34,30 @@
 
 enum job_stage {
     JOB_STAGE_CONNECT,
+    JOB_STAGE_INVENTORY,
     JOB_STAGE_PREFLIGHT,
     JOB_STAGE_MIGRATE,
     JOB_STAGE_CLOSE,
     JOB_STAGE_DONE,
 };
 
-struct inspect {
+struct job_host {
+    struct vm_virt_host *h;
+    bool source, target;
+    json_t *info;    /* vm_inv_host + "domains" (sources and targets) */
+    struct vm_virt_task task;
+    struct job *job;
+};
+
+struct preflight {
     struct vm_virt_task t;
     struct job *job;
-    int index;
+    struct vm_plan_item *item; /* valid until the plan is re-sorted */
+    json_t *vm;                 /* the item's inventory object: stable */
+    struct job_host *src, *dst;
     virDomainPtr dom; /* handed to the migration */
-    int state, reason;
-    unsigned long memory_kib;
-    bool found;
-    int dst_state;   /* -1 if absent on the target */
-    char uuid[VIR_UUID_STRING_BUFLEN];
+    char *refusal;    /* why the VM cannot go, or NULL */
+    char *cpu_note;   /* CPU comparison result, for the plan */
 };
 
 struct job {
@@ -44,26 +65,35 @@ struct job {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     enum job_stage stage;
-    struct vm_virt_host *src, *dst;
-    int pending; /* outstanding host opens/closes or inspections */
-    struct inspect *inspects;
+    struct job_host *hosts;
+    int nhosts;
+    int pending;
+    struct vm_policy *policy;
+    struct vm_plan plan;
+    bool planned;
+    struct preflight *pre;
+    int npre;
     struct vm_mig **migs;
+    struct vm_plan_item **mig_items; /* the plan item of each migration */
     int nmigs, running, next;
     struct vm_report_stream *events;
     struct vm_progress *progress;
     bool interrupted;
+    int policy_errors;
     int exit_code;   /* set when the run fails before migrating */
     char *error;     /* run-level error for the report */
     uint64_t started_wall_ms;
 };
 
 static void job_close_hosts(struct job *job);
+static void job_schedule(struct job *job);
 
 static void job_fail(struct job *job, int code, char *msg)
 {
     if (!job->error) {
         job->exit_code = code;
         job->error = msg;
+        vm_error("%s: %s", job->spec->mode == VM_JOB_PLAN ? "plan" : "run", msg);
     } else {
         free(msg);
     }
@@ -75,29 +105,22 @@ static void job_event(struct job *job, const char *vm, const char *host, const c
     vm_report_event(job->events, vm, host, event, details);
 }
 
-/* ---- scheduling ------------------------------------------------------- */
-
-static void job_schedule(struct job *job)
+static struct job_host *host_by_uri(struct job *job, const char *uri)
 {
-    while (!job->interrupted && job->running < job->spec->concurrency && job->next < job->nmigs) {
-        int i = job->next++;
-        struct vm_mig *m = job->migs[i];
-        const char *qmp = NULL;
-        for (int k = 0; k < job->spec->nqmp; k++)
-            if (strcmp(job->spec->qmp[k].vm, m->name) == 0)
-                qmp = job->spec->qmp[k].path;
-        job->running++;
-        struct inspect *in = &job->inspects[i];
-        virDomainPtr dom = in->dom;
-        in->dom = NULL;
-        vm_info("%s: migrating to %s", m->name, job->dst->uri);
-        vm_mig_start(m, dom, qmp);
-    }
-    bool all_final = true;
+    for (int i = 0; i < job->nhosts; i++)
+        if (strcmp(job->hosts[i].h->uri, uri) == 0)
+            return &job->hosts[i];
+    return NULL;
+}
+
+/* ---- migrations ------------------------------------------------------- */
+
+static struct vm_plan_item *mig_item(struct job *job, struct vm_mig *m)
+{
     for (int i = 0; i < job->nmigs; i++)
-        all_final &= vm_mig_final(job->migs[i]);
-    if (all_final && job->stage == JOB_STAGE_MIGRATE)
-        job_close_hosts(job);
+        if (job->migs[i] == m)
+            return job->mig_items[i];
+    return NULL;
 }
 
 static void mig_on_state(struct vm_mig *m, void *data)
@@ -126,6 +149,76 @@ static void mig_on_state(struct vm_mig *m, void *data)
     job_schedule(job);
 }
 
+static void apply_action(struct job *job, struct vm_mig *m, struct vm_plan_item *it,
+                         struct vm_action *a)
+{
+    if (a->kind == VM_ACTION_CONTINUE)
+        return;
+    job_event(job, m->name, NULL, "policy.action",
+              json_pack("{s:s, s:I, s:o}", "action", vm_action_name(a->kind), "downtime_ms",
+                        (json_int_t)a->downtime_ms,
+                        a->reason ? json_string(a->reason) : json_null()));
+    switch (a->kind) {
+    case VM_ACTION_SET_DOWNTIME:
+        vm_info("%s: policy raises max downtime to %llu ms", m->name,
+                (unsigned long long)a->downtime_ms);
+        vm_mig_set_max_downtime(m, a->downtime_ms);
+        break;
+    case VM_ACTION_POSTCOPY:
+        if (!it->params.postcopy) {
+            job->policy_errors++;
+            vm_error("%s: policy asked for post-copy, which its params do not allow "
+                     "(postcopy = false): aborting",
+                     m->name);
+            vm_mig_abort(m, "policy error");
+        } else {
+            vm_info("%s: policy switches to post-copy", m->name);
+            vm_mig_postcopy(m);
+        }
+        break;
+    case VM_ACTION_ABORT:
+        vm_warn("%s: policy aborts the migration: %s", m->name,
+                a->reason ? a->reason : "no reason given");
+        vm_mig_abort(m, "policy");
+        break;
+    default:
+        break;
+    }
+}
+
+static void mig_on_progress(struct vm_mig *m, void *data)
+{
+    struct job *job = data;
+    if (!job->policy || !vm_policy_has_hook(job->policy, "on_progress"))
+        return;
+    struct vm_plan_item *it = mig_item(job, m);
+    const struct vm_mig_progress *p = &m->progress;
+    json_t *pj = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "iteration",
+                           (json_int_t)p->iteration, "elapsed_ms",
+                           (json_int_t)(vm_mono_ms() - m->start_mono_ms), "data_total",
+                           (json_int_t)p->data_total, "data_processed",
+                           (json_int_t)p->data_processed, "data_remaining",
+                           (json_int_t)p->data_remaining, "bandwidth_bps", (json_int_t)p->mem_bps,
+                           "dirty_rate", (json_int_t)p->dirty_rate, "max_downtime_ms",
+                           (json_int_t)m->params.max_downtime_ms, "postcopy", p->postcopy_active);
+    struct vm_action a;
+    char *err = NULL;
+    int rc = vm_policy_progress(job->policy, it->vm, pj, &a, &err);
+    json_decref(pj);
+    if (rc < 0) {
+        job->policy_errors++;
+        vm_error("%s: on_progress failed, aborting the migration (fail closed): %s", m->name,
+                 err);
+        job_event(job, m->name, NULL, "policy.error",
+                  json_pack("{s:s, s:s}", "hook", "on_progress", "error", err));
+        free(err);
+        vm_mig_abort(m, "policy error");
+        return;
+    }
+    apply_action(job, m, it, &a);
+    vm_action_clear(&a);
+}
+
 static void mig_on_event(struct vm_mig *m, const char *host, const char *event, json_t *details,
                          void *data)
 {
@@ -134,151 +227,428 @@ static void mig_on_event(struct vm_mig *m, const char *host, const char *event, 
 
 static const struct vm_mig_ops job_mig_ops = {
     .on_state = mig_on_state,
+    .on_progress = mig_on_progress,
     .on_event = mig_on_event,
 };
+
+static void job_schedule(struct job *job)
+{
+    while (!job->interrupted && job->running < job->spec->concurrency && job->next < job->nmigs) {
+        int i = job->next++;
+        struct vm_mig *m = job->migs[i];
+        const char *qmp = NULL;
+        for (int k = 0; k < job->spec->nqmp; k++)
+            if (strcmp(job->spec->qmp[k].vm, m->name) == 0)
+                qmp = job->spec->qmp[k].path;
+        struct preflight *pf = NULL;
+        for (int k = 0; k < job->npre; k++)
+            if (job->pre[k].vm == job->mig_items[i]->vm)
+                pf = &job->pre[k];
+        job->running++;
+        virDomainPtr dom = pf->dom;
+        pf->dom = NULL;
+        vm_info("%s: migrating to %s", m->name, m->dst->uri);
+        vm_mig_start(m, dom, qmp);
+    }
+    bool all_final = true;
+    for (int i = 0; i < job->nmigs; i++)
+        all_final &= vm_mig_final(job->migs[i]);
+    if (all_final && job->stage == JOB_STAGE_MIGRATE)
+        job_close_hosts(job);
+}
 
 static void host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void *data)
 {
     struct job *job = data;
     for (int i = 0; i < job->nmigs; i++) {
         struct vm_mig *m = job->migs[i];
-        if (m->state != VM_MIG_STATE_QUEUED && strcmp(m->uuid, ev->uuid) == 0) {
+        if (m->state != VM_MIG_STATE_QUEUED && (m->src == h || m->dst == h) &&
+            strcmp(m->uuid, ev->uuid) == 0) {
             vm_mig_domain_event(m, h, ev);
             return;
         }
     }
 }
 
-/* ---- preflight -------------------------------------------------------- */
-
-static void inspect_work(struct vm_virt_task *t)
-{
-    struct inspect *in = t->data;
-    struct job *job = in->job;
-    const char *name = job->spec->vms[in->index];
-    in->dst_state = -1;
-    in->dom = virDomainLookupByName(job->src->conn, name);
-    if (!in->dom) {
-        virErrorPtr e = virGetLastError();
-        if (e && e->code == VIR_ERR_NO_DOMAIN) {
-            virResetLastError();
-            return; /* found = false */
-        }
-        vm_virt_err_capture(&t->err);
-        t->rc = -1;
-        return;
-    }
-    in->found = true;
-    if (virDomainGetState(in->dom, &in->state, &in->reason, 0) < 0 ||
-        virDomainGetUUIDString(in->dom, in->uuid) < 0) {
-        vm_virt_err_capture(&t->err);
-        t->rc = -1;
-        return;
-    }
-    in->memory_kib = virDomainGetMaxMemory(in->dom);
-    virDomainPtr td = virDomainLookupByUUIDString(job->dst->conn, in->uuid);
-    if (td) {
-        int reason;
-        if (virDomainGetState(td, &in->dst_state, &reason, 0) < 0)
-            in->dst_state = VIR_DOMAIN_NOSTATE;
-        virDomainFree(td);
-    }
-    virResetLastError();
-}
-
 static void job_start_migrations(struct job *job)
 {
     job->stage = JOB_STAGE_MIGRATE;
-    job->migs = xcalloc((size_t)job->spec->nvms, sizeof(*job->migs));
-    job->nmigs = job->spec->nvms;
-    for (int i = 0; i < job->nmigs; i++) {
-        job->migs[i] = vm_mig_new(&job->loop, job->spec->vms[i], job->src, job->dst,
-                                  &job->spec->params, &job_mig_ops, job);
-        memcpy(job->migs[i]->uuid, job->inspects[i].uuid, sizeof(job->migs[i]->uuid));
-        job->migs[i]->memory_kib = job->inspects[i].memory_kib;
+    int n = vm_plan_count(&job->plan, VM_PLAN_MIGRATE);
+    job->migs = xcalloc(n ? (size_t)n : 1, sizeof(*job->migs));
+    job->mig_items = xcalloc(n ? (size_t)n : 1, sizeof(*job->mig_items));
+    for (int i = 0; i < job->plan.n; i++) {
+        struct vm_plan_item *it = &job->plan.items[i];
+        if (it->status != VM_PLAN_MIGRATE)
+            continue;
+        struct job_host *src = host_by_uri(job, it->source), *dst = host_by_uri(job, it->target);
+        struct vm_mig *m = vm_mig_new(&job->loop, it->name, src->h, dst->h, &it->params,
+                                      &job_mig_ops, job);
+        snprintf(m->uuid, sizeof(m->uuid), "%s", it->uuid ? it->uuid : "");
+        m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
+        job->mig_items[job->nmigs] = it;
+        job->migs[job->nmigs++] = m;
     }
     if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
         job->progress = vm_progress_start(&job->loop, job->migs, job->nmigs);
-    job_event(job, NULL, NULL, "preflight",
-              json_pack("{s:b, s:i}", "ok", 1, "vms", job->nmigs));
     job_schedule(job);
 }
 
-static void inspect_done(struct vm_virt_task *t)
+/* ---- preflight -------------------------------------------------------- */
+
+/* The <cpu>...</cpu> element of a domain XML, or NULL (none, or nothing to
+ * compare: host-passthrough / host-model without a model). */
+static char *cpu_xml(const char *xml)
 {
-    struct inspect *in = t->data;
-    struct job *job = in->job;
-    const char *name = job->spec->vms[in->index];
-    if (t->rc < 0) {
-        job_fail(job, VM_EXIT_UNREACHABLE,
-                 xasprintf("cannot inspect VM '%s' on '%s': %s", name, job->src->uri,
-                           t->err.message));
-        vm_error("run: %s", job->error ? job->error : t->err.message);
-    } else if (!in->found) {
-        char *msg = xasprintf("VM '%s' not found on '%s'", name, job->src->uri);
-        vm_error("run: %s", msg);
-        job_fail(job, VM_EXIT_PREFLIGHT, msg);
-    } else if (in->state != VIR_DOMAIN_RUNNING) {
-        char *msg = xasprintf("VM '%s' is not running on '%s' (state: %s)", name, job->src->uri,
-                              vm_virt_state_name(in->state));
-        vm_error("run: %s", msg);
-        job_fail(job, VM_EXIT_PREFLIGHT, msg);
-    } else if (in->dst_state == VIR_DOMAIN_RUNNING || in->dst_state == VIR_DOMAIN_PAUSED) {
-        char *msg = xasprintf("VM '%s' is already active on the target '%s' (state: %s)", name,
-                              job->dst->uri, vm_virt_state_name(in->dst_state));
-        vm_error("run: %s", msg);
-        job_fail(job, VM_EXIT_PREFLIGHT, msg);
+    const char *a = strstr(xml, "<cpu");
+    while (a && a[4] != ' ' && a[4] != '>' && a[4] != '/')
+        a = strstr(a + 4, "<cpu");
+    if (!a)
+        return NULL;
+    const char *gt = strchr(a, '>');
+    if (!gt || gt[-1] == '/')
+        return NULL; /* <cpu .../>: no model */
+    const char *end = strstr(gt, "</cpu>");
+    if (!end)
+        return NULL;
+    char *s = xstrndup(a, (size_t)(end + 6 - a));
+    if (!strstr(s, "<model") || strstr(s, "host-passthrough")) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void preflight_work(struct vm_virt_task *t)
+{
+    struct preflight *pf = t->data;
+    struct vm_plan_item *it = pf->item;
+    pf->dom = virDomainLookupByUUIDString(pf->src->h->conn, it->uuid);
+    if (!pf->dom) {
+        vm_virt_err_capture(&t->err);
+        pf->refusal = xasprintf("cannot look up '%s' on '%s': %s", it->name, it->source,
+                                t->err.message);
+        return;
+    }
+    int state, reason;
+    if (virDomainGetState(pf->dom, &state, &reason, 0) < 0 || state != VIR_DOMAIN_RUNNING) {
+        virResetLastError();
+        pf->refusal = xasprintf("'%s' is no longer running on '%s'", it->name, it->source);
+        return;
+    }
+    char *xml = virDomainGetXMLDesc(pf->dom, 0);
+    char *cpu = xml ? cpu_xml(xml) : NULL;
+    free(xml);
+    if (!cpu) {
+        virResetLastError();
+        pf->cpu_note = xstrdup("no CPU model to compare");
+        return;
+    }
+    const char *arch = json_string_value(json_object_get(pf->dst->info, "arch"));
+    const char *type = json_string_value(json_object_get(it->vm, "type"));
+    int r = virConnectCompareHypervisorCPU(pf->dst->h->conn, NULL, arch, NULL, type, cpu, 0);
+    if (r == VIR_CPU_COMPARE_INCOMPATIBLE) {
+        pf->refusal = xasprintf("the CPU of '%s' is not compatible with '%s'", it->name,
+                                it->target);
+    } else if (r < 0) {
+        vm_virt_err_capture(&t->err);
+        pf->cpu_note = xasprintf("CPU comparison not possible: %s", t->err.message);
+    } else {
+        pf->cpu_note = xstrdup(r == VIR_CPU_COMPARE_IDENTICAL ? "identical" : "compatible");
+    }
+    free(cpu);
+}
+
+static void job_after_preflight(struct job *job);
+
+static void preflight_done(struct vm_virt_task *t)
+{
+    struct preflight *pf = t->data;
+    struct job *job = pf->job;
+    if (pf->refusal) {
+        job_event(job, pf->item->name, pf->item->source, "preflight.refused",
+                  json_pack("{s:s}", "reason", pf->refusal));
+        if (job->spec->policy_path) {
+            vm_warn("%s: left alone: %s", pf->item->name, pf->refusal);
+            vm_plan_refuse(&job->plan, pf->item, xstrdup(pf->refusal));
+        } else {
+            job_fail(job, VM_EXIT_PREFLIGHT, xstrdup(pf->refusal));
+        }
+        if (pf->dom) {
+            virDomainFree(pf->dom);
+            pf->dom = NULL;
+        }
     }
     vm_virt_err_clear(&t->err);
-    if (--job->pending > 0)
+    if (--job->pending == 0)
+        job_after_preflight(job);
+}
+
+static void job_preflight(struct job *job)
+{
+    job->stage = JOB_STAGE_PREFLIGHT;
+    int n = vm_plan_count(&job->plan, VM_PLAN_MIGRATE);
+    job->pre = xcalloc(n ? (size_t)n : 1, sizeof(*job->pre));
+    for (int i = 0; i < job->plan.n; i++) {
+        struct vm_plan_item *it = &job->plan.items[i];
+        if (it->status != VM_PLAN_MIGRATE)
+            continue;
+        struct preflight *pf = &job->pre[job->npre++];
+        pf->job = job;
+        pf->item = it;
+        pf->src = host_by_uri(job, it->source);
+        pf->dst = host_by_uri(job, it->target);
+        pf->t.work = preflight_work;
+        pf->t.done = preflight_done;
+        pf->t.data = pf;
+    }
+    if (job->npre == 0) {
+        job_after_preflight(job);
         return;
-    if (job->error || job->interrupted) {
+    }
+    job->pending = job->npre;
+    for (int i = 0; i < job->npre; i++) {
+        int rc = vm_virt_submit(&job->loop, &job->pre[i].t);
+        if (rc < 0) {
+            job->pre[i].refusal = xasprintf("cannot queue preflight: %s", uv_strerror(rc));
+            preflight_done(&job->pre[i].t);
+        }
+    }
+}
+
+static void job_after_preflight(struct job *job)
+{
+    /* Refusals reorder the plan (items are sorted in place): from here on
+     * preflight records are matched to items by their inventory object. */
+    for (int i = 0; i < job->npre; i++)
+        job->pre[i].vm = job->pre[i].item->vm;
+    vm_plan_finish(&job->plan);
+    job_event(job, NULL, NULL, "plan", vm_plan_to_json(&job->plan));
+    if (job->error || job->interrupted || job->spec->mode == VM_JOB_PLAN) {
         if (job->interrupted)
             job_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
-        job_event(job, NULL, NULL, "preflight",
-                  json_pack("{s:b, s:s}", "ok", 0, "error", job->error));
+        job_close_hosts(job);
+        return;
+    }
+    if (vm_plan_count(&job->plan, VM_PLAN_MIGRATE) == 0) {
+        vm_warn("run: nothing to migrate");
         job_close_hosts(job);
         return;
     }
     job_start_migrations(job);
 }
 
-static void job_preflight(struct job *job)
+/* ---- plan ------------------------------------------------------------- */
+
+/* Explicit VMs: the named ones move (default placement), nothing else. */
+static int explicit_decide(void *ctx, json_t *vm, json_t **decision, char **err)
 {
-    job->stage = JOB_STAGE_PREFLIGHT;
-    if (job->interrupted) {
-        job_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
+    struct job *job = ctx;
+    const char *name = json_string_value(json_object_get(vm, "name"));
+    (void)err;
+    *decision = NULL;
+    for (int i = 0; i < job->spec->nvms; i++)
+        if (name && strcmp(name, job->spec->vms[i]) == 0)
+            *decision = json_object();
+    return 0;
+}
+
+/* Is the VM with this UUID active on a target host? Which one? */
+static const char *active_on_target(struct job *job, const char *uuid, const char **state)
+{
+    for (int i = 0; uuid && i < job->nhosts; i++) {
+        if (!job->hosts[i].target)
+            continue;
+        size_t k;
+        json_t *d;
+        json_array_foreach(json_object_get(job->hosts[i].info, "domains"), k, d)
+        {
+            const char *u = json_string_value(json_object_get(d, "uuid"));
+            if (u && strcmp(u, uuid) == 0 && json_is_true(json_object_get(d, "active"))) {
+                *state = json_string_value(json_object_get(d, "state"));
+                return job->hosts[i].h->uri;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void job_plan(struct job *job)
+{
+    const struct vm_job_spec *spec = job->spec;
+    json_t *sources = json_array(), *targets = json_array();
+    json_t *run_sources = json_array(), *run_targets = json_array();
+    for (int i = 0; i < job->nhosts; i++) {
+        struct job_host *jh = &job->hosts[i];
+        json_t *bare = json_deep_copy(jh->info);
+        json_object_del(bare, "domains");
+        if (jh->source) {
+            json_array_append(sources, jh->info);
+            json_array_append(run_sources, bare);
+        }
+        if (jh->target) {
+            json_array_append(targets, bare);
+            json_array_append(run_targets, bare);
+        }
+        json_decref(bare);
+    }
+
+    /* Explicit VMs must all exist on the source, run, and not run on a
+     * target already: otherwise stop with nothing changed. */
+    for (int v = 0; v < spec->nvms; v++) {
+        json_t *found = NULL;
+        size_t k;
+        json_t *d;
+        json_array_foreach(json_object_get(job->hosts[0].info, "domains"), k, d)
+        {
+            const char *n = json_string_value(json_object_get(d, "name"));
+            if (n && strcmp(n, spec->vms[v]) == 0)
+                found = d;
+        }
+        const char *state = found ? json_string_value(json_object_get(found, "state")) : NULL;
+        const char *tstate = NULL, *on = NULL;
+        if (!found)
+            job_fail(job, VM_EXIT_PREFLIGHT,
+                     xasprintf("VM '%s' not found on '%s'", spec->vms[v], spec->sources[0]));
+        else if (!state || strcmp(state, "running") != 0)
+            job_fail(job, VM_EXIT_PREFLIGHT,
+                     xasprintf("VM '%s' is not running on '%s' (state: %s)", spec->vms[v],
+                               spec->sources[0], state ? state : "unknown"));
+        else if ((on = active_on_target(
+                      job, json_string_value(json_object_get(found, "uuid")), &tstate)))
+            job_fail(job, VM_EXIT_PREFLIGHT,
+                     xasprintf("VM '%s' is already active on the target '%s' (state: %s)",
+                               spec->vms[v], on, tstate ? tstate : "unknown"));
+    }
+    if (job->error) {
+        json_decref(sources);
+        json_decref(targets);
+        json_decref(run_sources);
+        json_decref(run_targets);
         job_close_hosts(job);
         return;
     }
-    bool same = strcmp(job->src->uri, job->dst->uri) == 0 ||
-                (job->src->host_uuid[0] &&
-                 strcmp(job->src->host_uuid, job->dst->host_uuid) == 0);
-    if (same) {
-        char *msg = job->src->host_uuid[0]
-                        ? xasprintf("source '%s' and target '%s' are the same host (host UUID %s)",
-                                    job->src->uri, job->dst->uri, job->src->host_uuid)
-                        : xasprintf("source '%s' and target '%s' are the same host",
-                                    job->src->uri, job->dst->uri);
-        vm_error("run: %s", msg);
-        job_fail(job, VM_EXIT_PREFLIGHT, msg);
+
+    struct vm_plan_ops ops = {.decide = explicit_decide, .ctx = job};
+    if (job->policy) {
+        json_t *run = json_pack("{s:o, s:o, s:i}", "sources", run_sources, "targets", run_targets,
+                                "parallel", spec->concurrency);
+        vm_policy_set_run(job->policy, run);
+        json_decref(run);
+        vm_policy_plan_ops(job->policy, &ops);
+    } else {
+        json_decref(run_sources);
+        json_decref(run_targets);
+    }
+    vm_plan_build(&job->plan, sources, targets, &spec->params, spec->concurrency,
+                  spec->estimate_mibs, &ops);
+    job->planned = true;
+    json_decref(sources);
+    json_decref(targets);
+
+    /* What the plan cannot know from decisions alone. */
+    for (int i = 0; i < job->plan.n; i++) {
+        struct vm_plan_item *it = &job->plan.items[i];
+        if (it->status == VM_PLAN_ERROR) {
+            job->policy_errors++;
+            vm_error("%s: policy error, left alone (fail closed): %s", it->name, it->note);
+            continue;
+        }
+        if (it->status != VM_PLAN_MIGRATE)
+            continue;
+        const char *state = json_string_value(json_object_get(it->vm, "state"));
+        const char *tstate = NULL, *on;
+        if (!state || strcmp(state, "running") != 0)
+            vm_plan_refuse(&job->plan, it,
+                           xasprintf("'%s' is not running (state: %s)", it->name,
+                                     state ? state : "unknown"));
+        else if ((on = active_on_target(job, it->uuid, &tstate)))
+            vm_plan_refuse(&job->plan, it,
+                           xasprintf("'%s' is already active on '%s' (state: %s)", it->name, on,
+                                     tstate ? tstate : "unknown"));
+        else if (!it->uuid)
+            vm_plan_refuse(&job->plan, it, xasprintf("'%s' has no UUID", it->name));
+    }
+    if (!job->policy && vm_plan_count(&job->plan, VM_PLAN_MIGRATE) != spec->nvms) {
+        for (int i = 0; i < job->plan.n; i++)
+            if (job->plan.items[i].status == VM_PLAN_REFUSED)
+                job_fail(job, VM_EXIT_PREFLIGHT, xstrdup(job->plan.items[i].note));
+    }
+    if (job->error) {
         job_close_hosts(job);
         return;
     }
-    job->inspects = xcalloc((size_t)job->spec->nvms, sizeof(*job->inspects));
-    job->pending = job->spec->nvms;
-    for (int i = 0; i < job->spec->nvms; i++) {
-        struct inspect *in = &job->inspects[i];
-        in->job = job;
-        in->index = i;
-        in->t.work = inspect_work;
-        in->t.done = inspect_done;
-        in->t.data = in;
-        int rc = vm_virt_submit(&job->loop, &in->t);
+    job_preflight(job);
+}
+
+/* ---- inventory -------------------------------------------------------- */
+
+static void inventory_work(struct vm_virt_task *t)
+{
+    struct job_host *jh = t->data;
+    jh->info = vm_inv_host(jh->h->conn, jh->h->uri, &t->err);
+    if (!jh->info) {
+        t->rc = -1;
+        return;
+    }
+    json_t *domains = vm_inv_domains(jh->h->conn, 0, &t->err);
+    if (!domains) {
+        t->rc = -1;
+        return;
+    }
+    json_object_set_new(jh->info, "domains", domains);
+}
+
+static void inventory_done(struct vm_virt_task *t)
+{
+    struct job_host *jh = t->data;
+    struct job *job = jh->job;
+    if (t->rc < 0)
+        job_fail(job, VM_EXIT_UNREACHABLE,
+                 xasprintf("cannot read the inventory of '%s': %s", jh->h->uri,
+                           t->err.message ? t->err.message : "unknown error"));
+    vm_virt_err_clear(&t->err);
+    if (--job->pending > 0)
+        return;
+    if (job->error || job->interrupted) {
+        if (job->interrupted)
+            job_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
+        job_close_hosts(job);
+        return;
+    }
+    job_plan(job);
+}
+
+static void job_inventory(struct job *job)
+{
+    job->stage = JOB_STAGE_INVENTORY;
+    /* Another spelling of one host is still the same host. */
+    for (int i = 0; i < job->nhosts; i++)
+        for (int k = 0; k < job->nhosts; k++) {
+            struct vm_virt_host *a = job->hosts[i].h, *b = job->hosts[k].h;
+            if (job->hosts[i].source && job->hosts[k].target && a->host_uuid[0] &&
+                strcmp(a->host_uuid, b->host_uuid) == 0)
+                job_fail(job, VM_EXIT_PREFLIGHT,
+                         xasprintf("source '%s' and target '%s' are the same host (host UUID "
+                                   "%s)",
+                                   a->uri, b->uri, a->host_uuid));
+        }
+    if (job->error || job->interrupted) {
+        if (job->interrupted)
+            job_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
+        job_close_hosts(job);
+        return;
+    }
+    job->pending = job->nhosts;
+    for (int i = 0; i < job->nhosts; i++) {
+        struct job_host *jh = &job->hosts[i];
+        jh->task.work = inventory_work;
+        jh->task.done = inventory_done;
+        jh->task.data = jh;
+        int rc = vm_virt_submit(&job->loop, &jh->task);
         if (rc < 0) {
-            in->t.rc = -1;
-            vm_virt_err_set(&in->t.err, VIR_ERR_INTERNAL_ERROR, "%s", uv_strerror(rc));
-            inspect_done(&in->t);
+            jh->task.rc = -1;
+            vm_virt_err_set(&jh->task.err, VIR_ERR_INTERNAL_ERROR, "%s", uv_strerror(rc));
+            inventory_done(&jh->task);
         }
     }
 }
@@ -289,10 +659,9 @@ static void host_opened(struct vm_virt_host *h, void *data)
 {
     struct job *job = data;
     if (!h->conn) {
-        char *msg = xasprintf("cannot connect to '%s': %s", h->uri,
-                              h->err.message ? h->err.message : "unknown error");
-        vm_error("run: %s", msg);
-        job_fail(job, VM_EXIT_UNREACHABLE, msg);
+        job_fail(job, VM_EXIT_UNREACHABLE,
+                 xasprintf("cannot connect to '%s': %s", h->uri,
+                           h->err.message ? h->err.message : "unknown error"));
     } else {
         vm_info("connected to %s (%s)", h->uri, h->hostname);
         job_event(job, NULL, h->uri, "connected",
@@ -304,7 +673,7 @@ static void host_opened(struct vm_virt_host *h, void *data)
         job_close_hosts(job);
         return;
     }
-    job_preflight(job);
+    job_inventory(job);
 }
 
 static void signal_close(uv_handle_t *h)
@@ -330,9 +699,9 @@ static void job_close_hosts(struct job *job)
     if (job->stage == JOB_STAGE_CLOSE || job->stage == JOB_STAGE_DONE)
         return;
     job->stage = JOB_STAGE_CLOSE;
-    job->pending = 2;
-    vm_virt_host_close(job->src, host_closed, job);
-    vm_virt_host_close(job->dst, host_closed, job);
+    job->pending = job->nhosts;
+    for (int i = 0; i < job->nhosts; i++)
+        vm_virt_host_close(job->hosts[i].h, host_closed, job);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -400,80 +769,28 @@ static int job_exit_code(struct job *job, const char **result)
             code = VM_EXIT_OPERATOR;
         else if (job->interrupted)
             code = VM_EXIT_INTERRUPTED;
+        else if (job->policy_errors)
+            code = VM_EXIT_POLICY;
         else if (failed)
             code = VM_EXIT_FAILED;
+        else if (job->spec->mode == VM_JOB_RUN && job->planned &&
+                 vm_plan_count(&job->plan, VM_PLAN_MIGRATE) == 0)
+            code = VM_EXIT_NOTHING;
     }
     *result = (size_t)code < VM_ARRAY_LEN(names) && names[code] ? names[code] : "internal";
     return code;
 }
 
-/* ---- entry ------------------------------------------------------------ */
-
-static void set_threadpool_size(int concurrency)
+static json_t *job_report(struct job *job, int code, const char *result)
 {
-    /* Each running migration holds one pool thread for its whole duration
-     * (the blocking migrate call); stats, aborts and verification need more. */
-    if (getenv("UV_THREADPOOL_SIZE"))
-        return;
-    char buf[16];
-    snprintf(buf, sizeof(buf), "%d", concurrency * 2 + 4);
-    setenv("UV_THREADPOOL_SIZE", buf, 1);
-}
-
-int vm_job_run(const struct vm_job_spec *spec)
-{
-    struct job job_storage = {0}, *job = &job_storage;
-    job->spec = spec;
-    job->started_wall_ms = vm_wall_ms();
-
-    if (spec->events_path) {
-        job->events = vm_report_stream_open(spec->events_path);
-        if (!job->events)
-            return VM_EXIT_USAGE;
-    }
-    set_threadpool_size(spec->concurrency);
-    vm_virt_global_init();
-    int rc = uv_loop_init(&job->loop);
-    if (rc < 0) {
-        vm_error("cannot create event loop: %s", uv_strerror(rc));
-        vm_report_stream_close(job->events);
-        return VM_EXIT_INTERNAL;
-    }
-    rc = vm_evloop_register(&job->loop);
-    if (rc < 0) {
-        vm_error("cannot register libvirt event loop: %s", uv_strerror(rc));
-        uv_loop_close(&job->loop);
-        vm_report_stream_close(job->events);
-        return VM_EXIT_INTERNAL;
-    }
-    uv_signal_init(&job->loop, &job->sigint);
-    uv_signal_init(&job->loop, &job->sigterm);
-    job->sigint.data = job->sigterm.data = job;
-    uv_signal_start(&job->sigint, on_signal, SIGINT);
-    uv_signal_start(&job->sigterm, on_signal, SIGTERM);
-
-    job_event(job, NULL, NULL, "run.started",
-              json_pack("{s:s, s:s, s:s, s:i}", "command", "run", "source", spec->source_uri,
-                        "target", spec->target_uri, "vms", spec->nvms));
-    job->src = vm_virt_host_new(&job->loop, spec->source_uri, host_event, job);
-    job->dst = vm_virt_host_new(&job->loop, spec->target_uri, host_event, job);
-    job->stage = JOB_STAGE_CONNECT;
-    job->pending = 2;
-    vm_virt_host_open(job->src, host_opened, job);
-    vm_virt_host_open(job->dst, host_opened, job);
-
-    uv_run(&job->loop, UV_RUN_DEFAULT);
-
-    /* Every migration is final and both connections are closed: report. */
-    const char *result;
-    int code = job_exit_code(job, &result);
+    const struct vm_job_spec *spec = job->spec;
     json_t *opts = options_json(spec);
     struct vm_report_run run = {
-        .command = "run",
-        .source_uri = spec->source_uri,
-        .target_uri = spec->target_uri,
-        .source_host = job->src->hostname,
-        .target_host = job->dst->hostname,
+        .command = spec->mode == VM_JOB_PLAN ? "plan" : "run",
+        .source_uri = spec->sources[0],
+        .target_uri = spec->targets[0],
+        .source_host = job->hosts[0].h->hostname,
+        .target_host = host_by_uri(job, spec->targets[0])->h->hostname,
         .started_wall_ms = job->started_wall_ms,
         .finished_wall_ms = vm_wall_ms(),
         .exit_code = code,
@@ -482,33 +799,179 @@ int vm_job_run(const struct vm_job_spec *spec)
         .options = opts,
     };
     json_t *report = vm_report_run_json(&run, job->migs, job->nmigs);
+    json_decref(opts);
+    /* Per VM, what the plan said (class, features) */
+    json_t *vms = json_object_get(report, "vms");
+    for (int i = 0; i < job->nmigs; i++) {
+        json_t *v = json_array_get(vms, (size_t)i);
+        json_t *pj = vm_plan_item_to_json(job->mig_items[i]);
+        json_object_set(v, "class", json_object_get(pj, "class"));
+        json_object_set(v, "features", json_object_get(pj, "features"));
+        json_object_set(v, "target", json_object_get(pj, "target"));
+        json_object_set(v, "source", json_object_get(pj, "source"));
+        json_decref(pj);
+    }
+    json_t *srcs = json_array(), *dsts = json_array();
+    for (int i = 0; i < spec->nsources; i++)
+        json_array_append_new(srcs, json_string(spec->sources[i]));
+    for (int i = 0; i < spec->ntargets; i++)
+        json_array_append_new(dsts, json_string(spec->targets[i]));
+    json_object_set_new(report, "sources", srcs);
+    json_object_set_new(report, "targets", dsts);
+    json_object_set_new(report, "policy",
+                        job->policy ? json_pack("{s:s, s:o}", "path",
+                                                vm_policy_path(job->policy), "hooks",
+                                                vm_policy_hooks(job->policy))
+                                    : json_null());
+    json_object_set_new(report, "plan", job->planned ? vm_plan_to_json(&job->plan) : json_null());
+    return report;
+}
+
+/* ---- entry ------------------------------------------------------------ */
+
+static void set_threadpool_size(int concurrency, int nhosts)
+{
+    /* Each running migration holds one pool thread for its whole duration
+     * (the blocking migrate call); stats, aborts, inventories need more. */
+    if (getenv("UV_THREADPOOL_SIZE"))
+        return;
+    char buf[16];
+    snprintf(buf, sizeof(buf), "%d", concurrency * 2 + (nhosts > 4 ? 4 : nhosts) + 4);
+    setenv("UV_THREADPOOL_SIZE", buf, 1);
+}
+
+static void job_free(struct job *job)
+{
+    for (int i = 0; i < job->nmigs; i++)
+        vm_mig_free(job->migs[i]);
+    for (int i = 0; i < job->npre; i++) {
+        if (job->pre[i].dom)
+            virDomainFree(job->pre[i].dom);
+        free(job->pre[i].refusal);
+        free(job->pre[i].cpu_note);
+    }
+    free(job->pre);
+    free(job->migs);
+    free(job->mig_items);
+    if (job->planned)
+        vm_plan_clear(&job->plan);
+    for (int i = 0; i < job->nhosts; i++) {
+        vm_virt_host_free(job->hosts[i].h);
+        json_decref(job->hosts[i].info);
+        vm_virt_err_clear(&job->hosts[i].task.err);
+    }
+    free(job->hosts);
+    vm_policy_free(job->policy);
+    vm_report_stream_close(job->events);
+    free(job->error);
+}
+
+static void add_host(struct job *job, const char *uri, bool source)
+{
+    struct job_host *jh = NULL;
+    for (int i = 0; i < job->nhosts; i++)
+        if (strcmp(job->hosts[i].h->uri, uri) == 0)
+            jh = &job->hosts[i];
+    if (!jh) {
+        jh = &job->hosts[job->nhosts++];
+        jh->h = vm_virt_host_new(&job->loop, uri, host_event, job);
+        jh->job = job;
+    }
+    if (source)
+        jh->source = true;
+    else
+        jh->target = true;
+}
+
+int vm_job_run(const struct vm_job_spec *spec)
+{
+    struct job job_storage = {0}, *job = &job_storage;
+    job->spec = spec;
+    job->started_wall_ms = vm_wall_ms();
+    const char *cmd = spec->mode == VM_JOB_PLAN ? "plan" : "run";
+
+    for (int i = 0; i < spec->nsources; i++)
+        for (int k = 0; k < spec->ntargets; k++)
+            if (strcmp(spec->sources[i], spec->targets[k]) == 0) {
+                vm_error("%s: '%s' is given as both --source and --target", cmd,
+                         spec->sources[i]);
+                return VM_EXIT_USAGE;
+            }
+    if (spec->policy_path) {
+        char *err = NULL;
+        job->policy = vm_policy_load(spec->policy_path, &err);
+        if (!job->policy) {
+            vm_error("%s: %s", cmd, err);
+            free(err);
+            return VM_EXIT_POLICY;
+        }
+    }
+    if (spec->events_path) {
+        job->events = vm_report_stream_open(spec->events_path);
+        if (!job->events) {
+            vm_policy_free(job->policy);
+            return VM_EXIT_USAGE;
+        }
+    }
+    set_threadpool_size(spec->concurrency, spec->nsources + spec->ntargets);
+    vm_virt_global_init();
+    int rc = uv_loop_init(&job->loop);
+    if (rc == 0)
+        rc = vm_evloop_register(&job->loop);
+    if (rc < 0) {
+        vm_error("cannot set up the event loop: %s", uv_strerror(rc));
+        job_free(job);
+        return VM_EXIT_INTERNAL;
+    }
+    uv_signal_init(&job->loop, &job->sigint);
+    uv_signal_init(&job->loop, &job->sigterm);
+    job->sigint.data = job->sigterm.data = job;
+    uv_signal_start(&job->sigint, on_signal, SIGINT);
+    uv_signal_start(&job->sigterm, on_signal, SIGTERM);
+
+    json_t *srcs = json_array(), *dsts = json_array();
+    for (int i = 0; i < spec->nsources; i++)
+        json_array_append_new(srcs, json_string(spec->sources[i]));
+    for (int i = 0; i < spec->ntargets; i++)
+        json_array_append_new(dsts, json_string(spec->targets[i]));
+    job_event(job, NULL, NULL, "run.started",
+              json_pack("{s:s, s:o, s:o, s:i, s:o}", "command", cmd, "sources", srcs,
+                        "targets", dsts, "vms", spec->nvms, "policy",
+                        spec->policy_path ? json_string(spec->policy_path) : json_null()));
+
+    job->hosts = xcalloc((size_t)(spec->nsources + spec->ntargets), sizeof(*job->hosts));
+    for (int i = 0; i < spec->nsources; i++)
+        add_host(job, spec->sources[i], true);
+    for (int i = 0; i < spec->ntargets; i++)
+        add_host(job, spec->targets[i], false);
+    job->stage = JOB_STAGE_CONNECT;
+    job->pending = job->nhosts;
+    for (int i = 0; i < job->nhosts; i++)
+        vm_virt_host_open(job->hosts[i].h, host_opened, job);
+
+    uv_run(&job->loop, UV_RUN_DEFAULT);
+
+    /* Every migration is final and every connection closed: report. */
+    const char *result;
+    int code = job_exit_code(job, &result);
+    json_t *report = job_report(job, code, result);
     job_event(job, NULL, NULL, "run.finished",
               json_pack("{s:s, s:i, s:O}", "result", result, "exit_code", code, "summary",
                         json_object_get(report, "summary")));
-    if (spec->json)
+    if (spec->mode == VM_JOB_PLAN) {
+        if (spec->json)
+            vm_report_print(report);
+        else if (job->planned)
+            vm_plan_print(&job->plan, stdout);
+    } else if (spec->json) {
         vm_report_print(report);
-    json_decref(report);
-    json_decref(opts);
-
-    /* Tear down: nothing may be left on the loop. */
-    for (int i = 0; i < job->nmigs; i++) {
-        if (job->inspects && job->inspects[i].dom)
-            virDomainFree(job->inspects[i].dom);
-        vm_mig_free(job->migs[i]);
     }
-    if (job->inspects && !job->migs)
-        for (int i = 0; i < spec->nvms; i++)
-            if (job->inspects[i].dom)
-                virDomainFree(job->inspects[i].dom);
-    free(job->migs);
-    free(job->inspects);
+    json_decref(report);
+
     vm_evloop_shutdown();
     uv_run(&job->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&job->loop) != 0)
         vm_debug("event loop closed with handles still open");
-    vm_virt_host_free(job->src);
-    vm_virt_host_free(job->dst);
-    vm_report_stream_close(job->events);
-    free(job->error);
+    job_free(job);
     return code;
 }

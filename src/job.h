@@ -1,9 +1,10 @@
-/* job.h — one `vmmigrate run`: preflight, scheduling, signals, reports.
+/* job.h — one `vmmigrate run` or `vmmigrate plan`: connect, inventory,
+ * plan (explicit VMs or a policy), preflight, migrate, report.
  *
- * vm_job_run() owns the loop, the host connections (virt.h), every
- * per-VM state machine (mig.h) and the reporters (report.h, progress.h)
- * from start to end, and frees them all before returning the exit code.
- * The spec is borrowed. */
+ * vm_job_run() owns the loop, the host connections (virt.h), the policy
+ * (policy.h), the plan (plan.h), every per-VM state machine (mig.h) and the
+ * reporters (report.h, progress.h) from start to end, and frees them all
+ * before returning the exit code. The spec is borrowed. */
 #ifndef VMM_JOB_H
 #define VMM_JOB_H
 
@@ -11,20 +12,29 @@
 
 #include "mig.h"
 
+enum vm_job_mode {
+    VM_JOB_RUN,  /* migrate */
+    VM_JOB_PLAN, /* print what would be done; change nothing */
+};
+
 struct vm_job_qmp {
     char *vm;
     const char *path;
 };
 
 struct vm_job_spec {
-    const char *source_uri, *target_uri;
-    const char **vms;
+    enum vm_job_mode mode;
+    const char **sources, **targets;
+    int nsources, ntargets;
+    const char **vms;        /* explicit VMs (no policy): all must migrate */
     int nvms;
+    const char *policy_path; /* or a policy decides (then nvms == 0) */
     struct vm_job_qmp *qmp;
     int nqmp;
-    struct vm_mig_params params;
+    struct vm_mig_params params; /* defaults; a policy may override per VM */
     int concurrency;
-    bool json;               /* final report on stdout */
+    unsigned estimate_mibs;  /* plan estimates where no bandwidth is set */
+    bool json;               /* final report (or plan) on stdout as JSON */
     const char *events_path; /* NDJSON stream, "-" = stdout, NULL = none */
     bool progress;           /* progress meter if stderr is a TTY */
 };

@@ -508,6 +508,15 @@ static void postcopy_work(struct vm_virt_task *t)
     }
 }
 
+static void downtime_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    if (virDomainMigrateSetMaxDowntime(mt->m->dom, mt->m->params.max_downtime_ms, 0) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    }
+}
+
 static void action_done(struct vm_virt_task *t)
 {
     struct mig_task *mt = t->data;
@@ -537,6 +546,22 @@ void vm_mig_abort(struct vm_mig *m, const char *reason)
     task_submit(task_new(m, "abort", abort_work, action_done));
 }
 
+void vm_mig_set_max_downtime(struct vm_mig *m, uint64_t ms)
+{
+    if (m->state != VM_MIG_STATE_MIGRATING || m->migrate_returned)
+        return;
+    m->params.max_downtime_ms = ms;
+    task_submit(task_new(m, "set_downtime", downtime_work, action_done));
+}
+
+void vm_mig_postcopy(struct vm_mig *m)
+{
+    if (m->state != VM_MIG_STATE_MIGRATING || m->migrate_returned || m->progress.postcopy_active)
+        return;
+    m->progress.postcopy_active = true;
+    task_submit(task_new(m, "postcopy", postcopy_work, action_done));
+}
+
 static void timeout_fired(uv_timer_t *timer)
 {
     struct vm_mig *m = timer->data;
@@ -555,8 +580,7 @@ static void timeout_fired(uv_timer_t *timer)
         task_submit(task_new(m, "suspend", suspend_work, action_done));
         break;
     case VM_MIG_TIMEOUT_POSTCOPY:
-        m->progress.postcopy_active = true;
-        task_submit(task_new(m, "postcopy", postcopy_work, action_done));
+        vm_mig_postcopy(m);
         break;
     }
 }

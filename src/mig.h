@@ -132,6 +132,11 @@ void vm_mig_start(struct vm_mig *m, virDomainPtr dom, const char *qmp_path);
 /* Abort a running migration (reason: "interrupted", ...); QUEUED ones are
  * SKIPPED. Safe to call in any state; idempotent. */
 void vm_mig_abort(struct vm_mig *m, const char *reason);
+/* Reactions while migrating (no-ops once the migration call returned):
+ * raise the allowed downtime; switch to post-copy (needs params.postcopy,
+ * which the caller checks). */
+void vm_mig_set_max_downtime(struct vm_mig *m, uint64_t ms);
+void vm_mig_postcopy(struct vm_mig *m);
 /* Feed a libvirt domain event that concerns this VM (from job.c's routing). */
 void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *host,
                          const struct vm_virt_event *ev);

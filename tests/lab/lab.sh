@@ -494,7 +494,7 @@ sweep_lab_namespaces() {
 # re-validates a cache file and re-probes if it does not match).
 warm_hosts() { # NAME...
     (($# > 0)) || return 0
-    local first=$1 name f caps
+    local first=$1 name f caps jobs=()
     lvirsh "$first" domcapabilities --virttype qemu >/dev/null 2>&1 ||
         warn "host '$first': could not probe QEMU capabilities"
     caps=$(host_dir "$first")/cache/qemu/capabilities
@@ -507,8 +507,10 @@ warm_hosts() { # NAME...
                 cp "$f" "$(host_dir "$name")/cache/qemu/capabilities/"
         done
         lvirsh "$name" domcapabilities --virttype qemu >/dev/null 2>&1 &
+        jobs+=($!)
     done
-    wait
+    # Only these jobs: a bare 'wait' would wait for the daemons spawned above.
+    ((${#jobs[@]} == 0)) || wait "${jobs[@]}" || true
 }
 
 # ---- commands: lab ------------------------------------------------------------
@@ -574,7 +576,7 @@ cmd_down() {
 
     # First through the daemons that still answer: destroy every running
     # domain (in parallel; each takes ~0.2 s of libvirt polling).
-    local name dom
+    local name dom jobs=()
     for name in $(lab_hosts); do
         if host_up "$name"; then
             while read -r dom; do
@@ -583,10 +585,11 @@ cmd_down() {
                     lvirsh "$name" destroy "$dom" >/dev/null 2>&1 ||
                         warn "down: could not destroy '$dom' on host '$name'"
                 } &
+                jobs+=($!)
             done < <(lvirsh "$name" list --name 2>/dev/null || true)
         fi
     done
-    wait
+    ((${#jobs[@]} == 0)) || wait "${jobs[@]}" || true
     # Then by recorded PIDs only: daemons, QEMUs they left, their tinis.
     local hosts pids=() p
     mapfile -t hosts < <(lab_hosts)

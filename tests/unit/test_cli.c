@@ -317,8 +317,8 @@ static void test_missing_values(void)
 
 static void test_duplicates(void)
 {
-    parse_fails("run --source a --source b", "run: --source given more than once");
-    parse_fails("run -s a --source=a", "run: --source given more than once");
+    parse_fails("run --bandwidth 1 --bandwidth 2", "run: --bandwidth given more than once");
+    parse_fails("run -b 1 --bandwidth=1", "run: --bandwidth given more than once");
     parse_fails("run -b 1 --bandwidth 1", "run: --bandwidth given more than once");
     parse_fails("run --timeout-action abort --timeout-action suspend",
                 "run: --timeout-action given more than once");

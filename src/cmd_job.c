@@ -1,6 +1,7 @@
-/* cmd_run.c — `vmmigrate run`: live-migrate named VMs from one host to
- * another. Turns the command line into a `struct vm_job_spec` and hands it to
- * job.c; owns nothing past the call. */
+/* cmd_job.c — `vmmigrate run` and `vmmigrate plan`, which take the same
+ * options so that a plan shows exactly what the same run would do. Turns the
+ * command line into a `struct vm_job_spec` and hands it to job.c; owns
+ * nothing past the call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +34,21 @@ enum {
     OPT_UNSAFE,
     OPT_QMP_SOCKET,
     OPT_NO_PROGRESS,
+    OPT_POLICY,
+    OPT_ASSUME_BANDWIDTH,
 };
 
 /* Sorted by long name. */
-static const struct vm_cli_option run_options[] = {
+static const struct vm_cli_option job_options[] = {
+    {.name = "assume-bandwidth",
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "MIB/S",
+     .id = OPT_ASSUME_BANDWIDTH,
+     .min = 1,
+     .max = 1000000,
+     .help = "bandwidth the plan's estimates assume where none is set (1000)",
+     .doc = "The migration bandwidth, in MiB/s, that the plan's time estimates assume for "
+            "VMs with no --bandwidth or policy bandwidth. Default 1000."},
     {.name = "auto-converge",
      .id = OPT_AUTO_CONVERGE,
      .help = "throttle guest vCPUs when the migration does not converge",
@@ -126,6 +138,17 @@ static const struct vm_cli_option run_options[] = {
      .id = OPT_PERSISTENT,
      .help = "make the domain persistent on the target",
      .doc = "Define the domain persistently on the target (VIR_MIGRATE_PERSIST_DEST)."},
+    {.name = "policy",
+     .short_name = 'p',
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "FILE",
+     .id = OPT_POLICY,
+     .help = "let the Lua policy FILE decide which VMs move, where and how",
+     .doc = "Load the Lua policy FILE (see vmmigrate-policy(7)) and let its decide() hook "
+            "choose, for every VM on the --source hosts, whether it moves, to which --target, "
+            "in which order, as urgent or network-critical, with which parameters and "
+            "features; its on_progress() hook may react while a migration runs. The file "
+            "must not be writable by group or others. Not together with --vm."},
     {.name = "postcopy",
      .id = OPT_POSTCOPY,
      .help = "allow switching to post-copy (see --timeout-action)",
@@ -145,17 +168,20 @@ static const struct vm_cli_option run_options[] = {
      .arg = VM_CLI_ARG_URI,
      .metavar = "URI",
      .id = OPT_SOURCE,
-     .help = "libvirt URI of the host the VMs run on (required)",
-     .doc = "The libvirt connection URI of the host the VMs run on, e.g. "
-            "qemu+ssh://hv12/system. Required."},
+     .flags = VM_CLI_REPEAT,
+     .help = "libvirt URI of a host to move VMs from (required)",
+     .doc = "The libvirt connection URI of a host the VMs run on, e.g. "
+            "qemu+ssh://hv12/system. Required; with --policy it may be given several times."},
     {.name = "target",
      .short_name = 't',
      .arg = VM_CLI_ARG_URI,
      .metavar = "URI",
      .id = OPT_TARGET,
-     .help = "libvirt URI of the host to move them to (required)",
-     .doc = "The libvirt connection URI of the host to move the VMs to. It must be another "
-            "host than --source (compared by host UUID). Required."},
+     .flags = VM_CLI_REPEAT,
+     .help = "libvirt URI of a host to move them to (required, repeatable)",
+     .doc = "The libvirt connection URI of a host to move VMs to; give it several times to "
+            "let vmmigrate (or the policy) choose. A target must be another host than every "
+            "source (compared by host UUID). Required."},
     {.name = "timeout",
      .arg = VM_CLI_ARG_INT,
      .metavar = "SECONDS",
@@ -195,49 +221,81 @@ static const struct vm_cli_option run_options[] = {
      .metavar = "NAME",
      .id = OPT_VM,
      .flags = VM_CLI_REPEAT,
-     .help = "a VM to migrate, by libvirt name (repeatable; required)",
-     .doc = "The libvirt domain name of a VM to migrate. Give it once per VM; at least one. "
-            "Each must be running on --source."},
+     .help = "a VM to migrate, by libvirt name (repeatable)",
+     .doc = "The libvirt domain name of a VM to migrate; once per VM. Each must be running "
+            "on the (single) --source, or nothing is migrated. Either --vm or --policy."},
     {0},
 };
 
-static int cmd_run_exec(const struct vm_cli_args *args)
+static const char **list(const struct vm_cli_args *args, int id, int *n)
 {
+    *n = vm_cli_count(args, id);
+    const char **v = xcalloc((size_t)*n + 1, sizeof(*v));
+    for (int i = 0; i < *n; i++)
+        v[i] = vm_cli_nth(args, id, i);
+    return v;
+}
+
+static bool has_duplicate(const char **v, int n, const char *cmd, const char *opt)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(v[i], v[j]) == 0) {
+                vm_error("%s: --%s '%s' given twice", cmd, opt, v[i]);
+                return true;
+            }
+    return false;
+}
+
+static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
+{
+    const char *cmd = mode == VM_JOB_PLAN ? "plan" : "run";
     struct vm_job_spec spec = {0};
-    spec.source_uri = vm_cli_str(args, OPT_SOURCE);
-    spec.target_uri = vm_cli_str(args, OPT_TARGET);
-    if (!spec.source_uri || !spec.target_uri) {
-        vm_error("run: --%s URI is required", spec.source_uri ? "target" : "source");
-        return VM_EXIT_USAGE;
+    int rc = VM_EXIT_OK;
+    spec.mode = mode;
+    spec.sources = list(args, OPT_SOURCE, &spec.nsources);
+    spec.targets = list(args, OPT_TARGET, &spec.ntargets);
+    spec.vms = list(args, OPT_VM, &spec.nvms);
+    spec.policy_path = vm_cli_str(args, OPT_POLICY);
+    spec.qmp = NULL;
+    if (!spec.nsources || !spec.ntargets) {
+        vm_error("%s: --%s URI is required", cmd, spec.nsources ? "target" : "source");
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
     }
     if (vm_cli_npos(args) > 0) {
-        vm_error("run: unexpected argument '%s' (name VMs with --vm)", vm_cli_pos(args, 0));
-        return VM_EXIT_USAGE;
+        vm_error("%s: unexpected argument '%s' (name VMs with --vm)", cmd, vm_cli_pos(args, 0));
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
     }
-    spec.nvms = vm_cli_count(args, OPT_VM);
-    if (spec.nvms == 0) {
-        vm_error("run: no VM given (use --vm NAME, once per VM)");
-        return VM_EXIT_USAGE;
+    if (spec.nvms && spec.policy_path) {
+        vm_error("%s: --vm and --policy exclude each other (the policy chooses the VMs)", cmd);
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
     }
-    spec.vms = xcalloc((size_t)spec.nvms, sizeof(*spec.vms));
-    for (int i = 0; i < spec.nvms; i++) {
-        spec.vms[i] = vm_cli_nth(args, OPT_VM, i);
-        for (int j = 0; j < i; j++) {
-            if (strcmp(spec.vms[i], spec.vms[j]) == 0) {
-                vm_error("run: --vm '%s' given twice", spec.vms[i]);
-                free(spec.vms);
-                return VM_EXIT_USAGE;
-            }
-        }
+    if (!spec.nvms && !spec.policy_path) {
+        vm_error("%s: no VM given (use --vm NAME, once per VM, or --policy FILE)", cmd);
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (spec.nvms && spec.nsources > 1) {
+        vm_error("%s: --vm needs exactly one --source (got %d)", cmd, spec.nsources);
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (has_duplicate(spec.vms, spec.nvms, cmd, "vm") ||
+        has_duplicate(spec.sources, spec.nsources, cmd, "source") ||
+        has_duplicate(spec.targets, spec.ntargets, cmd, "target")) {
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
     }
     spec.nqmp = vm_cli_count(args, OPT_QMP_SOCKET);
     spec.qmp = xcalloc((size_t)spec.nqmp + 1, sizeof(*spec.qmp));
-    int rc = VM_EXIT_OK;
     for (int i = 0; i < spec.nqmp; i++) {
         const char *v = vm_cli_nth(args, OPT_QMP_SOCKET, i);
         const char *eq = strchr(v, '=');
         if (!eq || eq == v || !eq[1]) {
-            vm_error("run: --qmp-socket '%s' is not VM=PATH", v);
+            vm_error("%s: --qmp-socket '%s' is not VM=PATH", cmd, v);
             rc = VM_EXIT_USAGE;
             goto cleanup;
         }
@@ -247,7 +305,7 @@ static int cmd_run_exec(const struct vm_cli_args *args)
         for (int j = 0; j < spec.nvms; j++)
             known |= strcmp(spec.vms[j], spec.qmp[i].vm) == 0;
         if (!known) {
-            vm_error("run: --qmp-socket names VM '%s', which is not given with --vm",
+            vm_error("%s: --qmp-socket names VM '%s', which is not given with --vm", cmd,
                      spec.qmp[i].vm);
             rc = VM_EXIT_USAGE;
             goto cleanup;
@@ -275,33 +333,35 @@ static int cmd_run_exec(const struct vm_cli_args *args)
     else if (action && strcmp(action, "postcopy") == 0)
         p->timeout_action = VM_MIG_TIMEOUT_POSTCOPY;
     if (action && !p->timeout_s) {
-        vm_error("run: --timeout-action needs --timeout");
+        vm_error("%s: --timeout-action needs --timeout", cmd);
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
     if (p->timeout_action == VM_MIG_TIMEOUT_POSTCOPY && !p->postcopy) {
-        vm_error("run: --timeout-action postcopy needs --postcopy");
+        vm_error("%s: --timeout-action postcopy needs --postcopy", cmd);
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
     if (p->compression && (strstr(p->compression, "zlib") || strstr(p->compression, "zstd")) &&
         !p->parallel) {
-        vm_error("run: --compression %s needs --parallel-connections", p->compression);
+        vm_error("%s: --compression %s needs --parallel-connections", cmd, p->compression);
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
     if (p->undefine_source && !p->persistent) {
-        vm_error("run: --undefine-source needs --persistent (the VM would lose its definition)");
+        vm_error("%s: --undefine-source needs --persistent (the VM would lose its definition)",
+                 cmd);
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
 
     spec.concurrency = (int)vm_cli_int(args, OPT_CONCURRENCY, 2);
+    spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
     spec.progress = !vm_cli_flag(args, OPT_NO_PROGRESS) && !vm_cli_flag(args, VM_CLI_OPT_QUIET);
     if (spec.json && spec.events_path && strcmp(spec.events_path, "-") == 0) {
-        vm_error("run: --json and --events - would both write to standard output");
+        vm_error("%s: --json and --events - would both write to standard output", cmd);
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
@@ -309,24 +369,54 @@ static int cmd_run_exec(const struct vm_cli_args *args)
     rc = vm_job_run(&spec);
 
 cleanup:
-    for (int i = 0; i < spec.nqmp; i++)
+    for (int i = 0; spec.qmp && i < spec.nqmp; i++)
         free(spec.qmp[i].vm);
     free(spec.qmp);
     free(spec.vms);
+    free(spec.sources);
+    free(spec.targets);
     return rc;
+}
+
+static int cmd_run_exec(const struct vm_cli_args *args)
+{
+    return job_exec(args, VM_JOB_RUN);
+}
+
+static int cmd_plan_exec(const struct vm_cli_args *args)
+{
+    return job_exec(args, VM_JOB_PLAN);
 }
 
 const struct vm_cli_command vm_cmd_run_entry = {
     .name = "run",
-    .usage = "--source URI --target URI --vm NAME [--vm NAME ...] [OPTIONS]",
-    .summary = "live-migrate the named VMs from one libvirt host to another",
-    .doc = "Live-migrate every VM named with --vm from the --source host to the --target host. "
-           "Before anything is changed, vmmigrate connects to both hosts and checks every VM: "
-           "an unknown VM, a VM that is not running or already runs on the target, or a target "
-           "that is the source host stops the run with exit status 3 and nothing migrated. "
-           "Migrations then run at most --parallel at a time. A migration that fails or is "
-           "aborted leaves its guest running on the source, and the report says so. SIGINT or "
-           "SIGTERM aborts running migrations, skips the rest and exits with status 5.",
-    .options = run_options,
+    .usage = "--source URI --target URI (--vm NAME ... | --policy FILE) [OPTIONS]",
+    .summary = "live-migrate VMs between libvirt hosts, named or chosen by a policy",
+    .doc = "Live-migrate every VM named with --vm from the --source host, or every VM the "
+           "--policy chooses on the --source hosts, to the --target hosts. Before anything is "
+           "changed, vmmigrate connects to every host, reads their inventory, makes the plan "
+           "(see plan) and checks every VM: with --vm, an unknown VM, a VM that is not "
+           "running or already runs on a target, a target without the free memory, or a "
+           "target that is a source host stops the run with exit status 3 and nothing "
+           "migrated; with --policy such a VM is left alone and reported, and the others go "
+           "on. Migrations then run at most --parallel at a time, in plan order. A migration "
+           "that fails or is aborted leaves its guest running on the source, and the report "
+           "says so. SIGINT or SIGTERM aborts running migrations, skips the rest and exits "
+           "with status 5.",
+    .options = job_options,
     .exec = cmd_run_exec,
+};
+
+const struct vm_cli_command vm_cmd_plan_entry = {
+    .name = "plan",
+    .usage = "--source URI --target URI (--vm NAME ... | --policy FILE) [OPTIONS]",
+    .summary = "show what run would do with the same options, changing nothing",
+    .doc = "Connect to the hosts, read their inventory and make the plan that run would "
+           "execute with the same options: for every VM, whether it moves, its target, class, "
+           "order, parameters and features, or why it stays; and an estimate of the memory to "
+           "move and the time it takes at the chosen bandwidth and --parallel. Nothing is "
+           "migrated. A table on standard output, or with --json the report with its \"plan\" "
+           "member. Exit status 6 if the policy failed for any VM.",
+    .options = job_options,
+    .exec = cmd_plan_exec,
 };

@@ -1,0 +1,48 @@
+/* policy.h — a loaded Lua policy and its hooks, as the job sees them.
+ *
+ * vm_policy_load() checks and loads the file into its own sandbox
+ * (lua_sandbox.h) with the shipped `vmm` module preloaded, and probes once
+ * which hooks it defines (decide, on_progress); hooks it leaves out cost
+ * nothing. Everything runs on the loop thread. Data crosses as JSON copies
+ * (never live handles); what comes back is validated (decision.h).
+ *
+ * Fallbacks when a hook fails (error, budget, memory, garbage returned) —
+ * always fail closed, reported with file:line:
+ *   decide()       the VM is not migrated (plan status "error");
+ *   on_progress()  the running migration takes the safe path: it is
+ *                  aborted, and the guest stays on its source.
+ * The `struct vm_policy` is owned by the job and freed with vm_policy_free. */
+#ifndef VMM_POLICY_H
+#define VMM_POLICY_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "decision.h"
+#include "plan.h"
+
+struct vm_policy;
+
+/* NULL and *err (malloc'd, one line naming file:line) on failure. */
+struct vm_policy *vm_policy_load(const char *path, char **err);
+void vm_policy_free(struct vm_policy *p);
+const char *vm_policy_path(const struct vm_policy *p);
+bool vm_policy_has_hook(const struct vm_policy *p, const char *name);
+/* The hooks found, e.g. ["decide", "on_progress"] (new reference). */
+json_t *vm_policy_hooks(const struct vm_policy *p);
+
+/* The run the policy sees in every decide(vm, run): {sources: [host...],
+ * targets: [host...], parallel}. Copied into Lua once; the plan's
+ * reservations then update targets[i].planned_memory_bytes in place. */
+void vm_policy_set_run(struct vm_policy *p, json_t *run);
+/* vm_plan_ops backed by the policy's decide() hook. */
+void vm_policy_plan_ops(struct vm_policy *p, struct vm_plan_ops *ops);
+
+/* on_progress(vm, progress, state): the action to take (0), or -1 and *err
+ * (the caller then aborts the migration: fail closed). `state` is a table
+ * kept per VM across calls. */
+int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress,
+                       struct vm_action *action, char **err);
+
+#endif

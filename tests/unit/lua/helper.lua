@@ -1,0 +1,4 @@
+-- A sibling module: loaded text-only into the policy's sandbox.
+local M = {}
+function M.double(x) return 2 * x end
+return M

@@ -1,0 +1,2 @@
+-- requires itself
+return require("loop_self")
