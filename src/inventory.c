@@ -3,7 +3,7 @@
  * XML is read by walking libxml2's tree once, element by element, rather
  * than by XPath: one pass over <domain>'s children and one over
  * <devices>', no expression compilation or node-set allocation per field
- * (measured: see tests/inventory/README). Attribute and text values are
+ * (measured: see tests/inventory/README.md). Attribute and text values are
  * read in place; only the rare multi-node ones are copied, into the walk's
  * `owned` list, freed with the document. */
 #include "inventory.h"
@@ -757,9 +757,9 @@ json_t *vm_inv_host(virConnectPtr c, const char *uri, struct vm_virt_err *err)
     if (virNodeGetInfo(c, &ni) < 0 || !(hostname = virConnectGetHostname(c)) ||
         !(caps = virConnectGetCapabilities(c)))
         goto fail_virt;
-    /* libvirt turns a 0 answer into an error: then free memory is unknown
-     * (libvirt's test driver on a custom node file has no cells). A lost
-     * connection fails the next call. */
+    /* libvirt turns a 0 answer into an error: the driver has no figure
+     * (libvirt's test driver on a node file has no NUMA cells), estimated
+     * below. A lost connection fails the next call. */
     free_b = virNodeGetFreeMemory(c);
     if (free_b == 0)
         virResetLastError();
@@ -789,8 +789,10 @@ json_t *vm_inv_host(virConnectPtr c, const char *uri, struct vm_virt_err *err)
     json_object_set(h, "arch", json_object_get(cj, "arch"));
     json_object_set_new(h, "cpus", json_integer(ni.cpus));
     json_object_set_new(h, "memory_bytes", json_integer((json_int_t)ni.memory * 1024));
-    json_object_set_new(h, "free_memory_bytes",
-                        free_b ? json_integer((json_int_t)free_b) : json_null());
+    unsigned long long total = (unsigned long long)ni.memory * 1024;
+    if (free_b == 0)
+        free_b = total > reserved ? total - reserved : 0;
+    json_object_set_new(h, "free_memory_bytes", json_integer((json_int_t)free_b));
     json_object_set_new(h, "running_vms", json_integer(running));
     json_object_set_new(h, "reserved_memory_bytes", json_integer((json_int_t)reserved));
     json_object_set(h, "migration", json_object_get(cj, "migration"));

@@ -7,7 +7,7 @@
  * the functions may run concurrently on thread-pool workers (virt.h's
  * vm_virt_task), each on its own virConnectPtr. vm_inv_host and
  * vm_inv_domains block on libvirt: call them from a task's work function
- * only. vm_inv_domain_from_xml does no I/O.
+ * only. vm_inv_domain_from_xml and vm_inv_caps_from_xml do no I/O.
  *
  * Domain and capabilities XML come from hosts and are untrusted. They are
  * parsed by libxml2 with no network (XML_PARSE_NONET), no DTD loading, no
@@ -23,17 +23,24 @@
  *    "arch": "x86_64" | null,             capabilities <host><cpu><arch>
  *    "cpus": 64,                          virNodeGetInfo: logical CPUs
  *    "memory_bytes": 270582939648,        virNodeGetInfo
- *    "free_memory_bytes": 201863462912,   virNodeGetFreeMemory; null if the
- *                                         driver reports none (test:/// node files)
+ *    "free_memory_bytes": 201863462912,   virNodeGetFreeMemory; if the driver
+ *                                         has no figure (libvirt's test driver
+ *                                         on a node file): memory_bytes -
+ *                                         reserved_memory_bytes (floor 0)
  *    "running_vms": 12,                   active domains (any state but shutoff)
  *    "reserved_memory_bytes": 68719476736, sum of their current memory
  *    "migration": {"live": true,          <migration_features><live/>
  *                  "transports": ["tcp", "rdma"]}}   <uri_transports>
+ * Cost: five calls plus one virDomainGetInfo per active domain.
  *
  * ---- Domain: vm_inv_domain_from_xml() ------------------------------------
  *
  * Every key below is always present except those marked "omitted if
- * absent", which appear only when the XML has them. Memory is in bytes;
+ * absent", which appear only when the XML has them. A document without
+ * <domain type=''>, <name>, <uuid> or <memory>, with a malformed number,
+ * or a <graphics> without a type is an error; elsewhere libvirt's defaults
+ * fill in (interface type "user", disk type "file", device "disk"), and
+ * of repeated singletons (two <name>s) the first counts. Memory is in bytes;
  * <memory>/<currentMemory> take libvirt's units (unit='b'|'bytes'|'KB'|'k'|
  * 'KiB'|'MB'|'M'|'MiB'|...|'EiB', case-insensitive, "xB" = 1000^n, "x" and
  * "xiB" = 1024^n; default KiB).

@@ -156,7 +156,7 @@ static void apply_action(struct job *job, struct vm_mig *m, struct vm_plan_item 
         return;
     job_event(job, m->name, NULL, "policy.action",
               json_pack("{s:s, s:I, s:o}", "action", vm_action_name(a->kind), "downtime_ms",
-                        (json_int_t)a->downtime_ms,
+                        (json_int_t)a->downtime_ms, "reason",
                         a->reason ? json_string(a->reason) : json_null()));
     switch (a->kind) {
     case VM_ACTION_SET_DOWNTIME:
@@ -189,7 +189,7 @@ static void apply_action(struct job *job, struct vm_mig *m, struct vm_plan_item 
 static void mig_on_progress(struct vm_mig *m, void *data)
 {
     struct job *job = data;
-    if (!job->policy || !vm_policy_has_hook(job->policy, "on_progress"))
+    if (!job->policy || !vm_policy_has_hook(job->policy, "on_progress") || m->abort_requested)
         return;
     struct vm_plan_item *it = mig_item(job, m);
     const struct vm_mig_progress *p = &m->progress;

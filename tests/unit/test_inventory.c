@@ -6,7 +6,7 @@
  * Also a benchmark, not run by ctest:
  *   test_inventory --bench URIS_FILE [THREADS]
  * opens every test:/// URI listed (one a line, as gen_inventory.py writes
- * them) and times each phase; see tests/inventory/README. */
+ * them) and times each phase; see tests/inventory/README.md. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -439,9 +439,11 @@ static void test_metadata_rules(void)
     json_decref(t);
 
     /* Entities: the predefined ones and character references only. */
-    m = meta_of("<metadata><e>&lt;&amp;&gt;&quot;&apos;&#x41;&#66;</e><u>h\xc3\xa9</u></metadata>",
+    m = meta_of("<metadata><e>&lt;&amp;&gt;&quot;&apos;&#x41;&#66;</e><u>h\xc3\xa9</u>"
+                "<sp> </sp><nl>\n</nl></metadata>",
                 &t);
-    CHECK_JSON(m, "{\"e\":\"<&>\\\"'AB\",\"u\":\"h\xc3\xa9\"}");
+    /* Whitespace-only text is kept verbatim too. */
+    CHECK_JSON(m, "{\"e\":\"<&>\\\"'AB\",\"nl\":\"\\n\",\"sp\":\" \",\"u\":\"h\xc3\xa9\"}");
     json_decref(m);
     json_decref(t);
 
@@ -813,8 +815,10 @@ static void test_node_file(void)
     CHECK_STR(json_string_value(GET(h, "uri")), uri);
     CHECK_INT(json_integer_value(GET(h, "cpus")), ==, 64);
     CHECK_INT(json_integer_value(GET(h, "memory_bytes")), ==, 64LL << 30);
-    /* A custom test:/// node has no NUMA cells: free memory unknown. */
-    CHECK(json_is_null(GET(h, "free_memory_bytes")));
+    /* A custom test:/// node has no NUMA cells, so no free-memory figure:
+     * memory less the running domains' (below). */
+    CHECK_INT(json_integer_value(GET(h, "free_memory_bytes")), ==,
+              (64LL << 30) - (5LL << 30) - (512LL << 20));
     /* alpha (running, 3 GiB current), beta (paused, 2 GiB), delta (running,
      * 512 MiB); gamma is shut off. */
     CHECK_INT(json_integer_value(GET(h, "running_vms")), ==, 3);
@@ -979,6 +983,8 @@ static void test_generated(void)
         /* The host's view agrees with the domains'. */
         CHECK_INT(json_integer_value(GET(h, "running_vms")), ==, running);
         CHECK_INT(json_integer_value(GET(h, "reserved_memory_bytes")), ==, reserved);
+        CHECK_INT(json_integer_value(GET(h, "free_memory_bytes")), ==,
+                  json_integer_value(GET(h, "memory_bytes")) - reserved);
         vms += (int)json_array_size(doms);
         hosts++;
         json_decref(h);
