@@ -97,7 +97,8 @@ end
 function vmm.least_loaded(run, vm, targets)
     local best, best_free
     for _, t in ipairs(targets or run.targets) do
-        local free = t.free_memory_bytes - (t.planned_memory_bytes or 0)
+        local free = math.type(t.free_memory_bytes) and t.free_memory_bytes or 0
+        free = free - (t.planned_memory_bytes or 0)
         if free >= vm.memory_bytes and (best == nil or free > best_free) then
             best, best_free = t.uri, free
         end

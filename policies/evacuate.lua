@@ -1,6 +1,8 @@
 -- evacuate.lua — drain the source hosts completely.
 --
--- Every VM moves. A VM is network-critical when it is tagged so
+-- Every running VM moves; vmmigrate places it (the target with the most free
+-- memory left, never overcommitted, largest and most important VMs first).
+-- A VM is network-critical when it is tagged so
 -- (<vmm:tags xmlns:vmm="urn:vmmigrate:1"><network-critical/></vmm:tags>) or
 -- has an 802.1Qbg (VDP) virtualport — then its VDP association must come up
 -- on the target before the guest resumes there; everything else is urgent
@@ -18,11 +20,6 @@ function decide(vm, run)
     if vm.state ~= "running" then
         return nil -- nothing to live-migrate
     end
-    local target, err = vmm.least_loaded(run, vm)
-    if not target then
-        vmm.log.warn("%s stays: %s", vm.name, err)
-        return nil
-    end
     local nc = network_critical(vm)
     local features = {}
     if vmm.has_vdp(vm) then
@@ -32,7 +29,6 @@ function decide(vm, run)
         features[#features + 1] = { name = "spice", required = false, timeout_ms = 3 * vmm.s }
     end
     return vmm.migrate {
-        target = target,
         class = nc and vmm.NETWORK_CRITICAL or vmm.URGENT,
         -- network-critical first, then by size (MiB)
         priority = (nc and 1000000 or 0) + vm.memory_bytes // vmm.MiB,

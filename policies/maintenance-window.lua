@@ -22,15 +22,9 @@ function decide(vm, run)
         vmm.log.warn("%s has local disks: left alone", vm.name)
         return nil
     end
-    local target, err = vmm.least_loaded(run, vm)
-    if not target then
-        vmm.log.warn("%s stays: %s", vm.name, err)
-        return nil
-    end
     local tier = vmm.tag(vm, "tier") or "bronze"
     local prio = ({ gold = 300, silver = 200, bronze = 100 })[tier] or 0
     return vmm.migrate {
-        target = target,
         class = vmm.has_vdp(vm) and vmm.NETWORK_CRITICAL or vmm.URGENT,
         priority = prio,
         params = {

@@ -9,17 +9,8 @@ function decide(vm, run)
     if vm.state ~= "running" or vmm.tag(vm, "move") ~= "yes" then
         return nil
     end
-    local target = vmm.tag(vm, "target")
-    if target == nil then
-        local err
-        target, err = vmm.least_loaded(run, vm)
-        if not target then
-            vmm.log.warn("%s stays: %s", vm.name, err)
-            return nil
-        end
-    end
     return vmm.migrate {
-        target = target,
+        target = vmm.tag(vm, "target"), -- nil: vmmigrate places it
         class = vmm.has_tag(vm, "network-critical") and vmm.NETWORK_CRITICAL or vmm.URGENT,
         priority = tonumber(vmm.tag(vm, "priority") or "0"),
         reason = "tagged move=yes",

@@ -732,7 +732,9 @@ json_t *vm_inv_caps_from_xml(const char *xml, struct vm_virt_err *err)
     n = child(host, "migration_features");
     migr = json_object();
     json_object_set_new(caps, "migration", migr);
-    json_object_set_new(migr, "live", json_boolean(child(n, "live") != NULL));
+    /* No <migration_features> at all (libvirt's test driver): unknown, not
+     * "no" -- null, and preflight finds out. */
+    json_object_set_new(migr, "live", n ? json_boolean(child(n, "live") != NULL) : json_null());
     json_object_set_new(migr, "transports", transports = json_array());
     for (const xmlNode *t = child(child(n, "uri_transports"), "uri_transport"); t; t = t->next)
         if (is_el(t, "uri_transport"))

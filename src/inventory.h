@@ -29,7 +29,8 @@
  *                                         reserved_memory_bytes (floor 0)
  *    "running_vms": 12,                   active domains (any state but shutoff)
  *    "reserved_memory_bytes": 68719476736, sum of their current memory
- *    "migration": {"live": true,          <migration_features><live/>
+ *    "migration": {"live": true,          <migration_features><live/>; null when
+ *                                         there is no <migration_features> (unknown)
  *                  "transports": ["tcp", "rdma"]}}   <uri_transports>
  * Cost: five calls plus one virDomainGetInfo per active domain.
  *

@@ -24,13 +24,23 @@
  * raises the same error again, and every thread is switched on its next
  * resume, so policy code that catches the error with pcall cannot go on.
  * The allocator refuses growth past the cap; a refusal that Lua's emergency
- * collection does not cure (s->mem_failed) trips the state the same way. */
+ * collection does not cure (s->mem_failed) trips the state the same way.
+ *
+ * One trap in stock Lua: an error raised by a hook is raised while Lua has
+ * hooks switched off (L->allowhook = 0), and stays so until a pcall
+ * unwinds. Two kinds of policy code could run in that window, unmetered:
+ * an xpcall message handler (Lua calls it before unwinding) and the
+ * __close handlers of a coroutine that the error killed (run when it is
+ * closed, any time later). So xpcall is replaced by one that skips the
+ * policy's handler once the state has tripped, and a coroutine killed by a
+ * trip is marked (reg_threads) so its __close handlers are never run. */
 #include "lua_sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +62,7 @@
 
 /* Registry keys and sentinels: the addresses of these (not const, so that
  * no compiler may merge them). */
-static char reg_globals, reg_base, reg_env, reg_loaded, reg_proxies, reg_array_mt;
+static char reg_globals, reg_base, reg_env, reg_loaded, reg_proxies, reg_array_mt, reg_threads;
 static char proxy_tag, null_tag, loading_tag;
 
 struct vm_lua {
@@ -175,6 +185,21 @@ static void where_from(lua_State *L, int level, char *buf, size_t len)
             return;
         }
     }
+}
+
+/* luaL_error, but located at the innermost Lua line even when the caller is
+ * a C function (pcall(require, "x")). */
+static int error_at_lua(lua_State *L, const char *fmt, ...)
+{
+    char where[WHERE_LEN];
+    va_list ap;
+    where_from(L, 1, where, sizeof(where));
+    lua_pushfstring(L, "%s%s", where, *where ? ": " : "");
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
 }
 
 /* Is the value at IDX one of our read-only proxies (or the _ENV proxy)? */
@@ -650,7 +675,65 @@ static int sb_str_rep(lua_State *L)
     return 1;
 }
 
+/* xpcall's message handler: upvalue (the policy's handler). */
+static int sb_xpcall_msgh(lua_State *L)
+{
+    if (state_of(L)->trip)
+        return 1; /* raised by the hook, hooks are off: do not run policy code */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* As lbaselib's finishpcall. */
+static int finish_pcall(lua_State *L, int status, lua_KContext extra)
+{
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+static int sb_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, sb_xpcall_msgh, 1);
+    lua_replace(L, 2);
+    lua_pushboolean(L, 1); /* first result */
+    lua_pushvalue(L, 1);   /* the function */
+    lua_rotate(L, 3, 2);   /* below its arguments */
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
+    return finish_pcall(L, status, 2);
+}
+
 /* ---- coroutines: every thread carries the hook ------------------------ */
+
+/* reg_threads[co]: false for a coroutine of the policy, true once a trip
+ * killed it. The key is made at creation, so marking never allocates. */
+static void thread_mark(lua_State *L, lua_State *co, bool killed)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &reg_threads);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_pushboolean(L, killed);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+static bool thread_killed(lua_State *L, lua_State *co)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &reg_threads);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    bool killed = lua_rawget(L, -2) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return killed;
+}
 
 static int sb_co_create(lua_State *L)
 {
@@ -662,6 +745,7 @@ static int sb_co_create(lua_State *L)
     lua_State *co = lua_newthread(L);
     lua_sethook(co, sb_hook, LUA_MASKCOUNT, VM_LUA_HOOK_PERIOD);
     set_hook_mode(s, co);
+    thread_mark(L, co, false);
     lua_pushvalue(L, 1);
     lua_xmove(L, co, 1);
     return 1;
@@ -694,6 +778,8 @@ static int aux_resume(lua_State *L, lua_State *co, int narg)
         lua_xmove(co, L, nres);
         return nres;
     }
+    if (s->trip)
+        thread_mark(L, co, true);
     lua_xmove(co, L, 1);
     return -1;
 }
@@ -721,7 +807,7 @@ static int sb_co_wrapped(lua_State *L)
     if (r >= 0)
         return r;
     int st = lua_status(co);
-    if (st != LUA_OK && st != LUA_YIELD) { /* error in the coroutine: close it */
+    if (st != LUA_OK && st != LUA_YIELD && !thread_killed(L, co)) { /* close it */
 #if LUA_VERSION_RELEASE_NUM >= 50406
         st = lua_closethread(co, L);
 #else
@@ -735,6 +821,23 @@ static int sb_co_wrapped(lua_State *L)
         lua_concat(L, 2);
     }
     return lua_error(L);
+}
+
+/* coroutine.close, except for coroutines a trip killed: their __close
+ * handlers would run with hooks off. */
+static int sb_co_close(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    if (thread_killed(L, co)) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "coroutine was stopped by a limit (its __close handlers do not run)");
+        return 2;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
 }
 
 static int sb_co_wrap(lua_State *L)
@@ -841,7 +944,7 @@ static int require_load(lua_State *L)
         else
             snprintf(msg, sizeof(msg), "%s", err);
         free(err);
-        return luaL_error(L, "%s", msg);
+        return error_at_lua(L, "%s", msg); /* at the require() line */
     }
     lua_pushfstring(L, "@%s", path);
     const char *chunk = lua_tostring(L, -1);
@@ -867,21 +970,22 @@ static int sb_require(lua_State *L)
     lua_pushvalue(L, 1);
     if (lua_rawget(L, 2) != LUA_TNIL) {
         if (lua_touserdata(L, -1) == &loading_tag)
-            return luaL_error(L, "module '%s' requires itself (a require loop)", name);
+            return error_at_lua(L, "module '%s' requires itself (a require loop)", name);
         return 1;
     }
     lua_pop(L, 1);
     if (!find_module(s, name, nlen)) {
         if (!module_name_ok(name, nlen) || !s->dir)
-            return luaL_error(L,
-                              "module '%s' not allowed: only builtin modules and NAME.lua "
-                              "files next to the policy can be required",
-                              name);
+            return error_at_lua(L,
+                                "module '%s' not allowed: only builtin modules and NAME.lua "
+                                "files next to the policy can be required",
+                                name);
         if (s->frozen)
-            return luaL_error(L,
-                              "module '%s' not loaded: modules from files must be required "
-                              "while the policy loads",
-                              name);
+            return error_at_lua(L,
+                                "module '%s' not allowed here: not a builtin module, and "
+                                "files next to the policy can only be required while the "
+                                "policy loads",
+                                name);
     }
     lua_pushvalue(L, 1);
     lua_pushlightuserdata(L, (void *)&loading_tag);
@@ -912,9 +1016,9 @@ static int sb_setup(lua_State *L)
     static const char *const keep[] = {
         "assert", "error",  "getmetatable", "ipairs",   "next",  "pairs",
         "pcall",  "rawequal", "rawget",     "rawlen",   "select", "tonumber",
-        "tostring", "type", "xpcall",       "_VERSION",
+        "tostring", "type", "_VERSION",
     };
-    static const char *const co_keep[] = {"yield", "status", "running", "isyieldable", "close"};
+    static const char *const co_keep[] = {"yield", "status", "running", "isyieldable"};
     static const char *const libs[] = {"string", "table", "math", "utf8"};
 
     lua_settop(L, 0);
@@ -951,6 +1055,12 @@ static int sb_setup(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &reg_proxies);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &reg_loaded);
+    lua_newtable(L); /* the policy's coroutines, weak keys */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &reg_threads);
 
     lua_newtable(L); /* 7: G */
     lua_newtable(L); /* 8: B */
@@ -960,6 +1070,7 @@ static int sb_setup(lua_State *L)
         lua_setfield(L, 8, keep[i]);
     }
     static const luaL_Reg own[] = {{"print", sb_print},
+                                   {"xpcall", sb_xpcall},
                                    {"rawset", sb_rawset},
                                    {"setmetatable", sb_setmetatable},
                                    {"require", sb_require},
@@ -981,6 +1092,9 @@ static int sb_setup(lua_State *L)
     static const luaL_Reg co_own[] = {
         {"create", sb_co_create}, {"resume", sb_co_resume}, {"wrap", sb_co_wrap}, {NULL, NULL}};
     luaL_setfuncs(L, co_own, 0);
+    lua_getfield(L, 6, "close");
+    lua_pushcclosure(L, sb_co_close, 1);
+    lua_setfield(L, -2, "close");
     push_proxy(L, -1, "coroutine", false);
     lua_setfield(L, 8, "coroutine");
     lua_pop(L, 1);

@@ -93,6 +93,7 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
 
     int nt = (int)json_array_size(targets);
     struct target_state *ts = xcalloc(nt ? (size_t)nt : 1, sizeof(*ts));
+    uint64_t *decided = xcalloc(nt ? (size_t)nt : 1, sizeof(*decided));
     for (int i = 0; i < nt; i++) {
         json_t *t = json_array_get(targets, (size_t)i);
         ts[i].free = jbytes(t, "free_memory_bytes");
@@ -140,6 +141,13 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
             json_decref(dj);
             vm_decision_apply_params(&it->d, &it->params);
             it->status = VM_PLAN_MIGRATE;
+            /* Let the next decide() calls see what this one chose. */
+            int named = it->d.target ? find_target(targets, it->d.target) : -1;
+            if (named >= 0) {
+                decided[named] += it->memory_bytes;
+                if (ops->reserve)
+                    ops->reserve(ops->ctx, named, decided[named]);
+            }
         }
     }
 
@@ -196,6 +204,7 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
             ops->reserve(ops->ctx, ti, ts[ti].planned);
     }
     free(ts);
+    free(decided);
     vm_plan_finish(p);
     return p->n;
 }

@@ -52,7 +52,9 @@ struct vm_plan_ops {
     /* Decide for one VM: 0 and *decision (new reference; NULL = leave it), or
      * -1 and *err (malloc'd). */
     int (*decide)(void *ctx, json_t *vm, json_t **decision, char **err);
-    /* The plan reserved memory on target i (so later decisions see it). */
+    /* Memory planned on target i changed: while deciding, the sum of what
+     * decisions naming it chose (so later decide() calls see it); then, while
+     * placing in start order, the final reservations. */
     void (*reserve)(void *ctx, int target_index, uint64_t planned_bytes);
     void *ctx;
 };

@@ -129,7 +129,8 @@ static void test_plan(void)
             on[p.items[i].target_index] += p.items[i].memory_bytes;
     CHECK_INT(on[0], <=, 1200 * MiB);
     CHECK_INT(on[1], <=, 700 * MiB);
-    CHECK_INT(reserved_calls, ==, vm_plan_count(&p, VM_PLAN_MIGRATE));
+    /* one per placement, plus one while deciding for the VM that named its target */
+    CHECK_INT(reserved_calls, ==, vm_plan_count(&p, VM_PLAN_MIGRATE) + 1);
 
     /* Estimates: a-bronze 300 MiB at 100 MiB/s = 3 s. */
     CHECK_INT(item(&p, "a-bronze")->est_ms, ==, 3001);

@@ -77,3 +77,31 @@ function burn(n)
     for i = 1, n do end
     return n
 end
+
+-- A coroutine killed by the budget while it holds a to-be-closed variable
+-- whose __close loops; a later call closes it. (A hook's error leaves the
+-- coroutine with hooks switched off: its __close must never run.)
+local dead, dead_wrap
+function kill_coroutine()
+    dead = coroutine.create(function()
+        local guard <close> = setmetatable({}, {__close = function() while true do end end})
+        while true do end -- @kill_coroutine
+    end)
+    coroutine.resume(dead)
+end
+
+function close_dead_coroutine()
+    return {coroutine.close(dead)}
+end
+
+function kill_wrapped()
+    dead_wrap = coroutine.wrap(function()
+        local guard <close> = setmetatable({}, {__close = function() while true do end end})
+        while true do end -- @kill_wrapped
+    end)
+    dead_wrap()
+end
+
+function call_dead_wrapped()
+    return {pcall(dead_wrap)}
+end
