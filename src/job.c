@@ -472,6 +472,26 @@ static const char *active_on_target(struct job *job, const char *uuid, const cha
     return NULL;
 }
 
+/* Does the target offer the migration transport of this URI ("tcp://...")?
+ * Unknown (no list) counts as yes: the migration itself will tell. */
+static bool transport_offered(json_t *host_info, const char *migrate_uri)
+{
+    json_t *list = json_object_get(json_object_get(host_info, "migration"), "transports");
+    const char *colon = strchr(migrate_uri, ':');
+    if (!colon || json_array_size(list) == 0)
+        return true;
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t)
+    {
+        const char *name = json_string_value(t);
+        if (name && strlen(name) == (size_t)(colon - migrate_uri) &&
+            strncmp(name, migrate_uri, (size_t)(colon - migrate_uri)) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void job_plan(struct job *job)
 {
     const struct vm_job_spec *spec = job->spec;
@@ -567,6 +587,11 @@ static void job_plan(struct job *job)
                                      tstate ? tstate : "unknown"));
         else if (!it->uuid)
             vm_plan_refuse(&job->plan, it, xasprintf("'%s' has no UUID", it->name));
+        else if (it->params.migrate_uri &&
+                 !transport_offered(host_by_uri(job, it->target)->info, it->params.migrate_uri))
+            vm_plan_refuse(&job->plan, it,
+                           xasprintf("target '%s' does not offer the transport of '%s'",
+                                     it->target, it->params.migrate_uri));
     }
     if (!job->policy && vm_plan_count(&job->plan, VM_PLAN_MIGRATE) != spec->nvms) {
         for (int i = 0; i < job->plan.n; i++)
@@ -829,6 +854,12 @@ static json_t *job_report(struct job *job, int code, const char *result)
 
 /* ---- entry ------------------------------------------------------------ */
 
+static void policy_log(void *data, const char *level, const char *where, const char *msg)
+{
+    job_event(data, NULL, NULL, "policy.log",
+              json_pack("{s:s, s:s, s:s}", "level", level, "where", where, "message", msg));
+}
+
 static void set_threadpool_size(int concurrency, int nhosts)
 {
     /* Each running migration holds one pool thread for its whole duration
@@ -905,6 +936,7 @@ int vm_job_run(const struct vm_job_spec *spec)
             free(err);
             return VM_EXIT_POLICY;
         }
+        vm_policy_set_logger(job->policy, policy_log, job);
     }
     if (spec->events_path) {
         job->events = vm_report_stream_open(spec->events_path);

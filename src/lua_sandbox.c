@@ -136,19 +136,46 @@ static void fmt_size(size_t n, char *buf, size_t len)
         snprintf(buf, len, "%zu bytes", n);
 }
 
-/* A malloc'd one-line copy of S: newlines and tabs escaped, other control
- * characters replaced by '?', cut at MAX bytes. */
+/* Length of the valid UTF-8 sequence at S (at most N bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+                 : (s[0] & 0xf8) == 0xf0                 ? 4
+                                                         : 0;
+    if (len == 0 || len > n || (len == 2 && s[0] < 0xc2) || (len == 4 && s[0] > 0xf4))
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((len == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (len == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+        (len == 4 && s[0] == 0xf0 && s[1] < 0x90) || (len == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, beyond U+10FFFF */
+    return len;
+}
+
+/* A malloc'd one-line, valid UTF-8 copy of S for logs and *err: newlines
+ * and tabs escaped, other control characters and invalid bytes replaced by
+ * '?', cut at MAX bytes. */
 static char *one_line(const char *s, size_t len, size_t max)
 {
-    char *out = xmalloc(2 * (len < max ? len : max) + 4);
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = len < max ? len : max;
+    char *out = xmalloc(2 * n + 4);
     size_t o = 0;
-    for (size_t i = 0; i < len && i < max; i++) {
-        unsigned char c = (unsigned char)s[i];
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t l = utf8_len(u + i, n - i);
         if (c == '\n' || c == '\t' || c == '\r') {
             out[o++] = '\\';
             out[o++] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+            i++;
+        } else if (l == 0 || c < 0x20 || c == 0x7f) {
+            out[o++] = '?';
+            i++;
         } else {
-            out[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+            memcpy(out + o, u + i, l);
+            o += l;
+            i += l;
         }
     }
     if (len > max) {

@@ -12,6 +12,8 @@
 
 struct vm_policy {
     struct vm_lua *lua;
+    vm_policy_log_fn log_cb;
+    void *log_data;
     char *path;
     bool has_decide, has_progress;
     int run_ref;    /* the run table, or LUA_NOREF */
@@ -36,6 +38,11 @@ static int core_log(lua_State *L)
                            : strcmp(level, "info") == 0 ? VM_LOG_INFO
                                                         : VM_LOG_DEBUG;
     vm_log(lv, "policy %s: %s", where, msg);
+    lua_getfield(L, LUA_REGISTRYINDEX, "vmmigrate.policy");
+    struct vm_policy *p = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (p && p->log_cb)
+        p->log_cb(p->log_data, level, where, msg);
     return 0;
 }
 
@@ -95,6 +102,8 @@ struct vm_policy *vm_policy_load(const char *path, char **err)
     p->has_progress = vm_lua_has_hook(lua, "on_progress");
     p->run_ref = LUA_NOREF;
     lua_State *L = vm_lua_state(lua);
+    lua_pushlightuserdata(L, p);
+    lua_setfield(L, LUA_REGISTRYINDEX, "vmmigrate.policy");
     lua_newtable(L);
     p->states_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (!p->has_decide) {
@@ -105,6 +114,12 @@ struct vm_policy *vm_policy_load(const char *path, char **err)
         return NULL;
     }
     return p;
+}
+
+void vm_policy_set_logger(struct vm_policy *p, vm_policy_log_fn fn, void *data)
+{
+    p->log_cb = fn;
+    p->log_data = data;
 }
 
 void vm_policy_free(struct vm_policy *p)

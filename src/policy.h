@@ -28,6 +28,11 @@ struct vm_policy;
 struct vm_policy *vm_policy_load(const char *path, char **err);
 void vm_policy_free(struct vm_policy *p);
 const char *vm_policy_path(const struct vm_policy *p);
+/* Where vmm.log.*() lines go besides vmmigrate's log (the event stream):
+ * level "debug".."error", where = "file:line", the message. */
+typedef void (*vm_policy_log_fn)(void *data, const char *level, const char *where,
+                                 const char *msg);
+void vm_policy_set_logger(struct vm_policy *p, vm_policy_log_fn fn, void *data);
 bool vm_policy_has_hook(const struct vm_policy *p, const char *name);
 /* The hooks found, e.g. ["decide", "on_progress"] (new reference). */
 json_t *vm_policy_hooks(const struct vm_policy *p);

@@ -671,10 +671,10 @@ static void test_strict_modes(void)
     rmdir(dir);
     free(link);
     free(path);
+    free(dir);
 
     /* not a file */
-    expect_refused(dir = xasprintf("%s", tmpdir), "not a regular file");
-    free(dir);
+    expect_refused(tmpdir, "not a regular file");
     char *fifo = xasprintf("%s/fifo.lua", tmpdir);
     CHECK_INT(mkfifo(fifo, 0600), ==, 0);
     expect_refused(fifo, "not a regular file");
@@ -802,7 +802,7 @@ static void test_json_rejects(void)
         {"ret_float_key", "(top level): a key of type number that is not 1..n"},
         {"ret_bool_key", "(top level): a key of type boolean"},
         {"ret_bad_utf8", "name: the string is not valid UTF-8"},
-        {"ret_bad_utf8_key", ": the key is not valid UTF-8"},
+        {"ret_bad_utf8_key", "[\"?\"]: the key is not valid UTF-8"},
         {"ret_dag", "more than 100000 values"},
         {"ret_meta", "obj: a table with a metatable is not plain data"},
         {"ret_proxy", "lib: a table with a metatable is not plain data"},
@@ -891,9 +891,7 @@ static void test_coroutines_and_print(void)
     CHECK_INT(call(s, "print_things", &err), ==, 0);
     lua_pop(L, 1);
     CHECK_INT(pr.n, ==, 2);
-    char *w = xasprintf("coroutines.lua:%d", 26);
-    CHECK_CONTAINS(pr.where[0], "coroutines.lua:");
-    free(w);
+    CHECK_CONTAINS(pr.where[0], "coroutines.lua:25");
     CHECK_STR(pr.msg[0], "hello\\t42\\tnil\\ttrue\\tline\\nbreak?");
     CHECK_INT(strlen(pr.msg[1]), ==, 1002);
     CHECK(strcmp(pr.msg[1] + 999, "...") == 0);
