@@ -56,6 +56,10 @@ _vmmigrate()
         ;;
     plan)
         case $prev in
+        --class)
+            _vmmigrate_words 'urgent network-critical'
+            return
+            ;;
         --compression)
             _vmmigrate_list 'xbzrle mt zlib zstd'
             return
@@ -75,18 +79,23 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--assume-bandwidth --auto-converge -b --bandwidth --compression
-            --direct -e --events --json -d --max-downtime --migrate-uri
-            --no-progress -j --parallel -P --parallel-connections
-            --persistent -p --policy --postcopy --qmp-socket -s --source -t
-            --target --timeout --timeout-action --tls --undefine-source
-            --unsafe -m --vm -h --help -q --quiet -v --verbose'
+        opts='--assume-bandwidth --auto-converge -b --bandwidth --class
+            --compression --direct -e --events --json -d --max-downtime
+            --migrate-uri --no-progress -j --parallel -P
+            --parallel-connections --persistent -p --policy --postcopy
+            --qmp-socket -s --source -t --target --timeout --timeout-action
+            --tls --undefine-source --unsafe -m --vm -h --help -q --quiet -v
+            --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet -v --verbose'
         ;;
     run)
         case $prev in
+        --class)
+            _vmmigrate_words 'urgent network-critical'
+            return
+            ;;
         --compression)
             _vmmigrate_list 'xbzrle mt zlib zstd'
             return
@@ -106,12 +115,13 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--assume-bandwidth --auto-converge -b --bandwidth --compression
-            --direct -e --events --json -d --max-downtime --migrate-uri
-            --no-progress -j --parallel -P --parallel-connections
-            --persistent -p --policy --postcopy --qmp-socket -s --source -t
-            --target --timeout --timeout-action --tls --undefine-source
-            --unsafe -m --vm -h --help -q --quiet -v --verbose'
+        opts='--assume-bandwidth --auto-converge -b --bandwidth --class
+            --compression --direct -e --events --json -d --max-downtime
+            --migrate-uri --no-progress -j --parallel -P
+            --parallel-connections --persistent -p --policy --postcopy
+            --qmp-socket -s --source -t --target --timeout --timeout-action
+            --tls --undefine-source --unsafe -m --vm -h --help -q --quiet -v
+            --verbose'
         ;;
     version)
         opts='-h --help -q --quiet -v --verbose'

@@ -128,10 +128,10 @@ local function check_keys(t, spec, what)
     for k, v in pairs(t) do
         local want = spec[k]
         if want == nil then
-            error(string.format("%s: unknown key '%s'", what, tostring(k)), 4)
+            error(string.format("%s: unknown key '%s'", what, tostring(k)), 3)
         end
         if kind(v) ~= want then
-            error(string.format("%s: '%s' must be a %s, not a %s", what, k, want, kind(v)), 4)
+            error(string.format("%s: '%s' must be a %s, not a %s", what, k, want, kind(v)), 3)
         end
     end
 end
@@ -155,6 +155,16 @@ function vmm.migrate(d)
     end
     return d
 end
+
+-- vmm.feature(name, {prepare = f, gate = f, after = f, deinit = f}): a
+-- feature of the policy's own, named in decisions like the built-in ones.
+-- Each step is called as f(vm, ctx) with ctx = {source, target, class, args,
+-- step}; it returns true (or nothing) when done, or false, "why". prepare runs
+-- while memory is copied, gate at the commit gate (network-critical: a
+-- required feature failing rolls the migration back), after once the guest
+-- runs on the target, deinit (undo) on rollback, in reverse order, once for
+-- every feature whose prepare or gate ran. Defined while the policy loads.
+vmm.feature = core.feature
 
 -- A convergence ladder (oVirt-style) as an on_progress hook:
 --   on_progress = vmm.ladder{

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "exitcode.h"
+#include "decision.h"
 #include "job.h"
 #include "util.h"
 
@@ -36,6 +37,7 @@ enum {
     OPT_NO_PROGRESS,
     OPT_POLICY,
     OPT_ASSUME_BANDWIDTH,
+    OPT_CLASS,
 };
 
 /* Sorted by long name. */
@@ -64,6 +66,17 @@ static const struct vm_cli_option job_options[] = {
      .help = "cap the migration bandwidth (MiB/s)",
      .doc = "Cap the bandwidth of each migration at MIB/S mebibytes per second "
             "(VIR_MIGRATE_PARAM_BANDWIDTH). Default: libvirt's (unlimited)."},
+    {.name = "class",
+     .arg = VM_CLI_ARG_CHOICE,
+     .metavar = "CLASS",
+     .id = OPT_CLASS,
+     .choices = "urgent|network-critical",
+     .help = "urgent (default) or network-critical (commit gate)",
+     .doc = "The class of migrations whose policy decision sets none (and of every --vm): "
+            "urgent, finish fast, peer-to-peer, features may come up late (the default); or "
+            "network-critical, run through the commit gate: the guest resumes on the target "
+            "only after its required features initialised there, else it stays on the "
+            "source."},
     {.name = "compression",
      .arg = VM_CLI_ARG_CHOICES,
      .metavar = "METHODS",
@@ -355,6 +368,9 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
         goto cleanup;
     }
 
+    const char *cls = vm_cli_str(args, OPT_CLASS);
+    spec.default_class = cls && strcmp(cls, "network-critical") == 0 ? VM_CLASS_NETWORK_CRITICAL
+                                                                     : VM_CLASS_URGENT;
     spec.concurrency = (int)vm_cli_int(args, OPT_CONCURRENCY, 2);
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);

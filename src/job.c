@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include "evloop.h"
+#include "feature.h"
+#include "gate.h"
 #include "exitcode.h"
 #include "inventory.h"
 #include "plan.h"
@@ -75,6 +77,8 @@ struct job {
     int npre;
     struct vm_mig **migs;
     struct vm_plan_item **mig_items; /* the plan item of each migration */
+    struct vm_features **feats;      /* its features (NULL if none) */
+    int deinit_failures;
     int nmigs, running, next;
     struct vm_report_stream *events;
     struct vm_progress *progress;
@@ -115,12 +119,72 @@ static struct job_host *host_by_uri(struct job *job, const char *uri)
 
 /* ---- migrations ------------------------------------------------------- */
 
-static struct vm_plan_item *mig_item(struct job *job, struct vm_mig *m)
+static int mig_index(struct job *job, struct vm_mig *m)
 {
     for (int i = 0; i < job->nmigs; i++)
         if (job->migs[i] == m)
-            return job->mig_items[i];
+            return i;
+    return -1;
+}
+
+static struct vm_plan_item *mig_item(struct job *job, struct vm_mig *m)
+{
+    int i = mig_index(job, m);
+    return i < 0 ? NULL : job->mig_items[i];
+}
+
+static struct vm_mig *feats_mig(struct job *job, struct vm_features *f)
+{
+    for (int i = 0; i < job->nmigs; i++)
+        if (job->feats[i] == f)
+            return job->migs[i];
     return NULL;
+}
+
+static void features_event(struct vm_features *f, const char *feature, const char *step, bool ok,
+                           const char *detail, void *data)
+{
+    struct job *job = data;
+    struct vm_mig *m = feats_mig(job, f);
+    if (!ok)
+        vm_warn("%s: feature '%s' %s failed: %s", m ? m->name : "?", feature, step,
+                detail ? detail : "no reason given");
+    job_event(job, m ? m->name : NULL, NULL, "feature",
+              json_pack("{s:s, s:s, s:b, s:o}", "feature", feature, "step", step, "ok", ok,
+                        "detail", detail ? json_string(detail) : json_null()));
+}
+
+/* After a step that ends a migration's features: the run may be over. */
+static void features_settled(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct job *job = data;
+    (void)f, (void)ok, (void)reason;
+    job_schedule(job);
+}
+
+static void deinit_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct job *job = data;
+    if (!ok) {
+        job->deinit_failures++;
+        struct vm_mig *m = feats_mig(job, f);
+        vm_error("%s: needs an operator: %s", m ? m->name : "?", reason);
+    }
+    job_schedule(job);
+}
+
+/* Urgent migrations: features come up best-effort once the guest runs on
+ * the target: prepare, gate, after. */
+static void urgent_gate_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    (void)ok, (void)reason, (void)data;
+    vm_features_run(f, VM_FEATURE_AFTER, features_settled);
+}
+
+static void urgent_prepare_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    (void)ok, (void)reason, (void)data;
+    vm_features_run(f, VM_FEATURE_GATE, urgent_gate_done);
 }
 
 static void mig_on_state(struct vm_mig *m, void *data)
@@ -130,6 +194,13 @@ static void mig_on_state(struct vm_mig *m, void *data)
         return;
     if (m->state != VM_MIG_STATE_SKIPPED)
         job->running--;
+    int idx = mig_index(job, m);
+    struct vm_features *f = idx >= 0 ? job->feats[idx] : NULL;
+    if (f && m->state == VM_MIG_STATE_DONE)
+        vm_features_run(f, m->gated ? VM_FEATURE_AFTER : VM_FEATURE_PREPARE,
+                        m->gated ? features_settled : urgent_prepare_done);
+    else if (f && m->gated && m->state != VM_MIG_STATE_SKIPPED)
+        vm_features_run(f, VM_FEATURE_DEINIT, deinit_done);
     switch (m->state) {
     case VM_MIG_STATE_DONE:
         vm_info("%s: migrated in %llu ms", m->name,
@@ -137,6 +208,10 @@ static void mig_on_state(struct vm_mig *m, void *data)
         break;
     case VM_MIG_STATE_SKIPPED:
         vm_info("%s: not started (%s)", m->name, m->abort_reason ? m->abort_reason : "skipped");
+        break;
+    case VM_MIG_STATE_ROLLED_BACK:
+        vm_error("%s: rolled back at the commit gate, guest runs on the source: %s", m->name,
+                 m->gate_reason);
         break;
     default:
         vm_error("%s: %s, guest runs on %s: %s", m->name, vm_mig_state_name(m->state),
@@ -225,10 +300,29 @@ static void mig_on_event(struct vm_mig *m, const char *host, const char *event, 
     job_event(data, m->name, host, event, details);
 }
 
+static void gate_features_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct vm_mig *m = feats_mig(data, f);
+    if (m)
+        vm_mig_gate_decide(m, ok, ok ? "every required feature is ready on the target" : reason);
+}
+
+static void mig_on_gate(struct vm_mig *m, void *data)
+{
+    struct job *job = data;
+    int i = mig_index(job, m);
+    if (i < 0 || !job->feats[i]) {
+        vm_mig_gate_decide(m, true, "no features to wait for");
+        return;
+    }
+    vm_features_run(job->feats[i], VM_FEATURE_GATE, gate_features_done);
+}
+
 static const struct vm_mig_ops job_mig_ops = {
     .on_state = mig_on_state,
     .on_progress = mig_on_progress,
     .on_event = mig_on_event,
+    .on_gate = mig_on_gate,
 };
 
 static void job_schedule(struct job *job)
@@ -248,11 +342,15 @@ static void job_schedule(struct job *job)
         virDomainPtr dom = pf->dom;
         pf->dom = NULL;
         vm_info("%s: migrating to %s", m->name, m->dst->uri);
+        /* Network-critical: features prepare first (now, while nothing has
+         * moved yet); the gate step waits for the gate. */
+        if (m->gated && job->feats[i])
+            vm_features_run(job->feats[i], VM_FEATURE_PREPARE, NULL);
         vm_mig_start(m, dom, qmp);
     }
     bool all_final = true;
     for (int i = 0; i < job->nmigs; i++)
-        all_final &= vm_mig_final(job->migs[i]);
+        all_final &= vm_mig_final(job->migs[i]) && !vm_features_busy(job->feats[i]);
     if (all_final && job->stage == JOB_STAGE_MIGRATE)
         job_close_hosts(job);
 }
@@ -276,6 +374,7 @@ static void job_start_migrations(struct job *job)
     int n = vm_plan_count(&job->plan, VM_PLAN_MIGRATE);
     job->migs = xcalloc(n ? (size_t)n : 1, sizeof(*job->migs));
     job->mig_items = xcalloc(n ? (size_t)n : 1, sizeof(*job->mig_items));
+    job->feats = xcalloc(n ? (size_t)n : 1, sizeof(*job->feats));
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];
         if (it->status != VM_PLAN_MIGRATE)
@@ -284,8 +383,13 @@ static void job_start_migrations(struct job *job)
         struct vm_mig *m = vm_mig_new(&job->loop, it->name, src->h, dst->h, &it->params,
                                       &job_mig_ops, job);
         snprintf(m->uuid, sizeof(m->uuid), "%s", it->uuid ? it->uuid : "");
+        m->gated = it->d.class == VM_CLASS_NETWORK_CRITICAL;
         m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
         job->mig_items[job->nmigs] = it;
+        if (it->d.nfeatures)
+            job->feats[job->nmigs] =
+                vm_features_new(&job->loop, m, it->vm, it->d.features, it->d.nfeatures,
+                                job->policy, features_event, job);
         job->migs[job->nmigs++] = m;
     }
     if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
@@ -492,6 +596,19 @@ static bool transport_offered(json_t *host_info, const char *migrate_uri)
     return false;
 }
 
+/* A required feature that neither this build nor the policy implements. */
+static char *unknown_required_feature(struct job *job, struct vm_plan_item *it)
+{
+    for (int k = 0; k < it->d.nfeatures; k++) {
+        const struct vm_feature_decl *d = &it->d.features[k];
+        if (d->required && !vm_feature_known(d->name, job->policy))
+            return xasprintf("'%s' requires feature '%s', which is not available (built in: "
+                             "announce; or define it with vmm.feature())",
+                             it->name, d->name);
+    }
+    return NULL;
+}
+
 static void job_plan(struct job *job)
 {
     const struct vm_job_spec *spec = job->spec;
@@ -566,8 +683,12 @@ static void job_plan(struct job *job)
     json_decref(targets);
 
     /* What the plan cannot know from decisions alone. */
+    const char *no_gate = NULL;
+    bool gate_ok = vm_gate_available(&no_gate);
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];
+        if (!it->d.class_set)
+            it->d.class = (enum vm_class)spec->default_class;
         if (it->status == VM_PLAN_ERROR) {
             job->policy_errors++;
             vm_error("%s: policy error, left alone (fail closed): %s", it->name, it->note);
@@ -577,6 +698,7 @@ static void job_plan(struct job *job)
             continue;
         const char *state = json_string_value(json_object_get(it->vm, "state"));
         const char *tstate = NULL, *on;
+        char *note;
         if (!state || strcmp(state, "running") != 0)
             vm_plan_refuse(&job->plan, it,
                            xasprintf("'%s' is not running (state: %s)", it->name,
@@ -587,6 +709,18 @@ static void job_plan(struct job *job)
                                      tstate ? tstate : "unknown"));
         else if (!it->uuid)
             vm_plan_refuse(&job->plan, it, xasprintf("'%s' has no UUID", it->name));
+        else if ((note = unknown_required_feature(job, it)))
+            vm_plan_refuse(&job->plan, it, note);
+        else if (it->d.class == VM_CLASS_NETWORK_CRITICAL && !gate_ok)
+            vm_plan_refuse(&job->plan, it,
+                           xasprintf("'%s' is network-critical but this libvirt offers no commit "
+                                     "gate (%s is missing)",
+                                     it->name, no_gate));
+        else if (it->d.class == VM_CLASS_NETWORK_CRITICAL && it->params.postcopy)
+            vm_plan_refuse(&job->plan, it,
+                           xasprintf("'%s' is network-critical: post-copy would resume it on the "
+                                     "target before the commit gate (set postcopy = false)",
+                                     it->name));
         else if (it->params.migrate_uri &&
                  !transport_offered(host_by_uri(job, it->target)->info, it->params.migrate_uri))
             vm_plan_refuse(&job->plan, it,
@@ -790,7 +924,7 @@ static int job_exit_code(struct job *job, const char **result)
             failed |= job->migs[i]->state != VM_MIG_STATE_DONE;
             unknown |= job->migs[i]->location == VM_MIG_LOCATION_UNKNOWN;
         }
-        if (unknown)
+        if (unknown || job->deinit_failures)
             code = VM_EXIT_OPERATOR;
         else if (job->interrupted)
             code = VM_EXIT_INTERRUPTED;
@@ -832,6 +966,7 @@ static json_t *job_report(struct job *job, int code, const char *result)
         json_t *pj = vm_plan_item_to_json(job->mig_items[i]);
         json_object_set(v, "class", json_object_get(pj, "class"));
         json_object_set(v, "features", json_object_get(pj, "features"));
+        json_object_set_new(v, "feature_results", vm_features_to_json(job->feats[i]));
         json_object_set(v, "target", json_object_get(pj, "target"));
         json_object_set(v, "source", json_object_get(pj, "source"));
         json_decref(pj);
@@ -873,8 +1008,11 @@ static void set_threadpool_size(int concurrency, int nhosts)
 
 static void job_free(struct job *job)
 {
-    for (int i = 0; i < job->nmigs; i++)
+    for (int i = 0; i < job->nmigs; i++) {
         vm_mig_free(job->migs[i]);
+        vm_features_free(job->feats[i]);
+    }
+    free(job->feats);
     for (int i = 0; i < job->npre; i++) {
         if (job->pre[i].dom)
             virDomainFree(job->pre[i].dom);

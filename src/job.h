@@ -32,6 +32,7 @@ struct vm_job_spec {
     struct vm_job_qmp *qmp;
     int nqmp;
     struct vm_mig_params params; /* defaults; a policy may override per VM */
+    int default_class;           /* enum vm_class where no decision sets one */
     int concurrency;
     unsigned estimate_mibs;  /* plan estimates where no bandwidth is set */
     bool json;               /* final report (or plan) on stdout as JSON */

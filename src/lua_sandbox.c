@@ -77,18 +77,18 @@ struct vm_lua {
 
     /* memory */
     size_t mem, mem_peak;
-    bool enforce;       /* refuse growth past mem_max (policy code may run) */
-    bool mem_failed;    /* a refusal was not cured by an emergency collection */
-    bool refused;       /* the last growth request was refused ... */
-    void *refused_ptr;  /* ... and was this one (Lua retries it once) */
+    bool enforce;      /* refuse growth past mem_max (policy code may run) */
+    bool mem_failed;   /* a refusal was not cured by an emergency collection */
+    bool refused;      /* the last growth request was refused ... */
+    void *refused_ptr; /* ... and was this one (Lua retries it once) */
     size_t refused_osize, refused_nsize;
 
     /* the running call */
     bool in_call, frozen;
     lua_State *cur; /* thread running policy code, for the allocator's poke */
     uint64_t budget, used, deadline_ms;
-    int trip;       /* 0 or VM_LUA_E_BUDGET / _TIMEOUT / _MEMORY */
-    char *trip_msg; /* "file:line: what", the first trip of the call */
+    int trip;                   /* 0 or VM_LUA_E_BUDGET / _TIMEOUT / _MEMORY */
+    char *trip_msg;             /* "file:line: what", the first trip of the call */
     char fn_where[WHERE_LEN];   /* "file:line" where the called function starts */
     char last_where[WHERE_LEN]; /* where the hook last saw the policy, "" = never */
 };
@@ -139,9 +139,11 @@ static void fmt_size(size_t n, char *buf, size_t len)
 /* Length of the valid UTF-8 sequence at S (at most N bytes), or 0. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-                 : (s[0] & 0xf8) == 0xf0                 ? 4
-                                                         : 0;
+    size_t len = s[0] < 0x80             ? 1
+                 : (s[0] & 0xe0) == 0xc0 ? 2
+                 : (s[0] & 0xf0) == 0xe0 ? 3
+                 : (s[0] & 0xf8) == 0xf0 ? 4
+                                         : 0;
     if (len == 0 || len > n || (len == 2 && s[0] < 0xc2) || (len == 4 && s[0] > 0xf4))
         return 0;
     for (size_t i = 1; i < len; i++)
@@ -324,12 +326,11 @@ static void trip(struct vm_lua *s, int code, const char *where)
         s->trip_msg = xasprintf("%s%sinstruction budget of %" PRIu64 " exhausted", where,
                                 *where ? ": " : "", s->budget);
     } else if (code == VM_LUA_E_TIMEOUT) {
-        s->trip_msg = xasprintf("%s%sdeadline of %" PRIu64 " ms passed", where,
-                                *where ? ": " : "", s->call_ms);
+        s->trip_msg = xasprintf("%s%sdeadline of %" PRIu64 " ms passed", where, *where ? ": " : "",
+                                s->call_ms);
     } else {
         fmt_size(s->mem_max, what, sizeof(what));
-        s->trip_msg = xasprintf("%s%smemory limit of %s reached", where, *where ? ": " : "",
-                                what);
+        s->trip_msg = xasprintf("%s%smemory limit of %s reached", where, *where ? ": " : "", what);
     }
 }
 
@@ -344,8 +345,7 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
         bool period =
             lua_gethookmask(L) == LUA_MASKCOUNT && lua_gethookcount(L) == VM_LUA_HOOK_PERIOD;
         if (period && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-            snprintf(s->last_where, sizeof(s->last_where), "%s:%d", ar->short_src,
-                     ar->currentline);
+            snprintf(s->last_where, sizeof(s->last_where), "%s:%d", ar->short_src, ar->currentline);
         if (s->mem_failed) {
             /* where the policy was when it last got a period: close to the
              * failed allocation (this firing is after it, maybe after a
@@ -559,8 +559,8 @@ static void push_proxy(lua_State *L, int idx, const char *name, bool deep)
         }
         lua_pop(L, 1);
     }
-    lua_createtable(L, 0, 0);  /* the proxy */
-    lua_createtable(L, 0, 7);  /* its metatable */
+    lua_createtable(L, 0, 0); /* the proxy */
+    lua_createtable(L, 0, 7); /* its metatable */
     lua_pushvalue(L, idx);
     if (deep) {
         lua_pushstring(L, name);
@@ -691,6 +691,10 @@ static int sb_str_rep(lua_State *L)
     luaL_checklstring(L, 1, &l);
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_optlstring(L, 3, "", &lsep);
+    if (n > 0 && l == 0 && lsep == 0) {
+        lua_pushliteral(L, ""); /* Lua would loop n times copying nothing */
+        return 1;
+    }
     if (n > 0 && s->enforce) {
         double total = (double)l * (double)n + (double)lsep * (double)(n - 1);
         if (total > (double)(s->mem_max > s->mem ? s->mem_max - s->mem : 0))
@@ -736,6 +740,55 @@ static int sb_xpcall(lua_State *L)
     lua_rotate(L, 3, 2);   /* below its arguments */
     int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
     return finish_pcall(L, status, 2);
+}
+
+/* The table functions loop in C over ranges the policy chooses (and __len
+ * can claim any length), calling no Lua code on plain tables, or only C
+ * metamethods: no instruction runs, the hook never fires. So they are
+ * charged their element count against the budget before they start.
+ * Upvalues: (the real function, which one). */
+enum tab_fn { TAB_CONCAT, TAB_INSERT, TAB_REMOVE, TAB_MOVE, TAB_SORT, TAB_UNPACK };
+
+static int sb_tab_charged(lua_State *L)
+{
+    struct vm_lua *s = state_of(L);
+    double n = 0, i, j;
+    switch ((enum tab_fn)lua_tointeger(L, lua_upvalueindex(2))) {
+    case TAB_CONCAT:   /* (list, sep, i, j) */
+    case TAB_UNPACK: { /* (list, i, j) */
+        int first = lua_tointeger(L, lua_upvalueindex(2)) == TAB_CONCAT ? 3 : 2;
+        i = (double)luaL_optinteger(L, first, 1);
+        j = lua_isnoneornil(L, first + 1) ? (double)luaL_len(L, 1)
+                                          : (double)luaL_checkinteger(L, first + 1);
+        n = j - i + 1;
+        break;
+    }
+    case TAB_INSERT: /* (list, [pos,] value): appending shifts nothing */
+        if (lua_gettop(L) == 3)
+            n = (double)luaL_len(L, 1) - (double)luaL_checkinteger(L, 2) + 1;
+        break;
+    case TAB_REMOVE: { /* (list [, pos]): removing the last shifts nothing */
+        double size = (double)luaL_len(L, 1);
+        n = lua_isnoneornil(L, 2) ? 0 : size - (double)luaL_checkinteger(L, 2);
+        break;
+    }
+    case TAB_MOVE: /* (a1, f, e, t [, a2]) */
+        n = (double)luaL_checkinteger(L, 3) - (double)luaL_checkinteger(L, 2) + 1;
+        break;
+    case TAB_SORT:
+        n = (double)luaL_len(L, 1);
+        n = n > 1 ? n * log2(n) : 0;
+        break;
+    }
+    if (s->in_call && n > 0) {
+        if (n > (double)(s->budget - (s->used < s->budget ? s->used : s->budget)))
+            return trip_here(L, VM_LUA_E_BUDGET);
+        s->used += (uint64_t)n;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
 }
 
 /* ---- coroutines: every thread carries the hook ------------------------ */
@@ -897,8 +950,8 @@ static bool module_name_ok(const char *name, size_t len)
     return true;
 }
 
-static char *read_checked(const char *path, const char *what, size_t max, size_t *lenp,
-                          int *errnum, char **err);
+static char *read_checked(const char *path, const char *what, size_t max, size_t *lenp, int *errnum,
+                          char **err);
 
 /* Give the function on top its _ENV. */
 static void set_env(lua_State *L)
@@ -966,8 +1019,7 @@ static int require_load(lua_State *L)
     if (!buf) {
         if (errnum == ENOENT)
             snprintf(msg, sizeof(msg),
-                     "module '%s' not allowed: not a builtin module, and no file '%s'", name,
-                     path);
+                     "module '%s' not allowed: not a builtin module, and no file '%s'", name, path);
         else
             snprintf(msg, sizeof(msg), "%s", err);
         free(err);
@@ -1041,9 +1093,8 @@ static int sb_require(lua_State *L)
 static int sb_setup(lua_State *L)
 {
     static const char *const keep[] = {
-        "assert", "error",  "getmetatable", "ipairs",   "next",  "pairs",
-        "pcall",  "rawequal", "rawget",     "rawlen",   "select", "tonumber",
-        "tostring", "type", "_VERSION",
+        "assert", "error",  "getmetatable", "ipairs",   "next",     "pairs", "pcall",    "rawequal",
+        "rawget", "rawlen", "select",       "tonumber", "tostring", "type",  "_VERSION",
     };
     static const char *const co_keep[] = {"yield", "status", "running", "isyieldable"};
     static const char *const libs[] = {"string", "table", "math", "utf8"};
@@ -1062,6 +1113,13 @@ static int sb_setup(lua_State *L)
     lua_getfield(L, 2, "rep");
     lua_pushcclosure(L, sb_str_rep, 1);
     lua_setfield(L, 2, "rep");
+    static const char *const tab_fns[] = {"concat", "insert", "remove", "move", "sort", "unpack"};
+    for (size_t i = 0; i < VM_ARRAY_LEN(tab_fns); i++) { /* order of enum tab_fn */
+        lua_getfield(L, 3, tab_fns[i]);
+        lua_pushinteger(L, (lua_Integer)i);
+        lua_pushcclosure(L, sb_tab_charged, 2);
+        lua_setfield(L, 3, tab_fns[i]);
+    }
     lua_pushliteral(L, "");
     if (lua_getmetatable(L, -1)) {
         lua_pushboolean(L, 0);
@@ -1096,12 +1154,9 @@ static int sb_setup(lua_State *L)
         lua_getfield(L, 1, keep[i]);
         lua_setfield(L, 8, keep[i]);
     }
-    static const luaL_Reg own[] = {{"print", sb_print},
-                                   {"xpcall", sb_xpcall},
-                                   {"rawset", sb_rawset},
-                                   {"setmetatable", sb_setmetatable},
-                                   {"require", sb_require},
-                                   {NULL, NULL}};
+    static const luaL_Reg own[] = {{"print", sb_print},     {"xpcall", sb_xpcall},
+                                   {"rawset", sb_rawset},   {"setmetatable", sb_setmetatable},
+                                   {"require", sb_require}, {NULL, NULL}};
     lua_pushvalue(L, 8);
     luaL_setfuncs(L, own, 0);
     lua_pop(L, 1);
@@ -1311,8 +1366,8 @@ int vm_lua_resume(struct vm_lua *s, lua_State *co, int nargs, int *nres, char **
             if (t == LUA_TSTRING || t == LUA_TNUMBER)
                 lua_pushfstring(co, "%s%s%s", where, *where ? ": " : "", lua_tostring(co, -1));
             else
-                lua_pushfstring(co, "%s%s(error object is a %s value)", where,
-                                *where ? ": " : "", lua_typename(co, t));
+                lua_pushfstring(co, "%s%s(error object is a %s value)", where, *where ? ": " : "",
+                                lua_typename(co, t));
             lua_remove(co, -2);
         }
     }
@@ -1397,8 +1452,8 @@ static char *check_dir(const char *dir, const char *path, const char *what)
 
 /* Open, check and read PATH. NULL and *err (and *errnum for open errors) on
  * failure. WHAT names it in messages ("policy", "module"). */
-static char *read_checked(const char *path, const char *what, size_t max, size_t *lenp,
-                          int *errnum, char **err)
+static char *read_checked(const char *path, const char *what, size_t max, size_t *lenp, int *errnum,
+                          char **err)
 {
     struct stat st;
     uid_t euid = geteuid();
@@ -1427,8 +1482,8 @@ static char *read_checked(const char *path, const char *what, size_t max, size_t
         goto cleanup;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        *err = xasprintf("refusing %s '%s': writable by group or others (mode %04o)", what,
-                         path, (unsigned)(st.st_mode & 07777));
+        *err = xasprintf("refusing %s '%s': writable by group or others (mode %04o)", what, path,
+                         (unsigned)(st.st_mode & 07777));
         goto cleanup;
     }
     dir = dir_of(path);
@@ -1443,8 +1498,8 @@ static char *read_checked(const char *path, const char *what, size_t max, size_t
     if (strcmp(rdir, dir) != 0 && (*err = check_dir(rdir, path, what)))
         goto cleanup;
     if ((uint64_t)st.st_size > max) {
-        *err = xasprintf("refusing %s '%s': %lld bytes, more than the memory limit", what,
-                         path, (long long)st.st_size);
+        *err = xasprintf("refusing %s '%s': %lld bytes, more than the memory limit", what, path,
+                         (long long)st.st_size);
         goto cleanup;
     }
     size_t cap = (size_t)st.st_size + 1, len = 0;
@@ -1482,8 +1537,7 @@ cleanup:
     return buf;
 }
 
-int vm_lua_load(const char *path, const struct vm_lua_opts *opts, struct vm_lua **out,
-                char **err)
+int vm_lua_load(const char *path, const struct vm_lua_opts *opts, struct vm_lua **out, char **err)
 {
     size_t len, max = opts && opts->mem_bytes ? opts->mem_bytes : DEFAULT_MEM;
     int errnum;
@@ -1719,8 +1773,9 @@ static json_t *tj_table(struct tojson *tj, int idx, int depth)
             const char *tn = luaL_typename(L, -1);
             bool num = lua_type(L, -1) == LUA_TNUMBER;
             lua_pop(L, 1);
-            return tj_fail(tj, depth, "a key of type %s%s (keys are strings, or 1..n in a "
-                                      "sequence)",
+            return tj_fail(tj, depth,
+                           "a key of type %s%s (keys are strings, or 1..n in a "
+                           "sequence)",
                            tn, num ? " that is not 1..n" : "");
         }
         if (nstr && nint) {

@@ -8,8 +8,10 @@
  * What a policy sees:
  *  - base functions, minus dofile, loadfile, load, collectgarbage and warn;
  *    print logs one line through opts->print (default vm_info("policy: ..."));
- *    setmetatable refuses metatables with __gc; rawset refuses read-only
- *    tables.
+ *    setmetatable refuses metatables with __gc (finalizers would run outside
+ *    any limit); rawset refuses read-only tables; xpcall does not run the
+ *    policy's handler for an error raised by a limit (Lua runs handlers with
+ *    hooks off at that point).
  *  - string (no string.dump), table, math, utf8, coroutine, as read-only
  *    proxies: reads, pairs() and # work, writes raise, getmetatable() gives
  *    false. getmetatable("") gives false too.
@@ -27,13 +29,20 @@
  *
  * Limits, re-armed for the load and for every call: an instruction budget
  * (counted every VM_LUA_HOOK_PERIOD instructions per coroutine; creating a
- * coroutine is charged one period), a wall-clock deadline, and a memory cap
- * for the whole state. Once a limit trips, the state stays "tripped" until
- * the call returns: every further Lua instruction raises again, so a pcall
- * in the policy cannot swallow it, and the call reports the limit whatever
- * the policy did. Known gap: a single pattern-matching call (string.find,
- * match, gmatch, gsub) runs in C and is not interrupted by the instruction
- * hook; its cost is bounded only by the memory cap on the subject length.
+ * coroutine is charged one period; table.concat/insert/remove/move/sort/
+ * unpack are charged their element count up front, as they loop in C), a
+ * wall-clock deadline, and a memory cap for the whole state (growth past it
+ * is refused; Lua collects and retries once, then raises "not enough
+ * memory"). Once a limit trips, the state stays "tripped" until the call
+ * returns: every further Lua instruction raises again, so a pcall in the
+ * policy cannot swallow it, and the call reports the limit whatever the
+ * policy did. A coroutine a limit killed never runs its __close handlers.
+ *
+ * Known gap: one pattern-matching call (string.find, match, gmatch, gsub)
+ * runs in C without instructions, so neither the budget nor the deadline
+ * can stop it; backtracking patterns such as ("a"):rep(3000):find(".-.-.-b")
+ * run for minutes. Fixing it needs a step-counting matcher in place of
+ * lstrlib's.
  *
  * After any failed call the state is still safe to call again (the sandbox
  * holds), but the policy's own tables may be half-updated; callers decide
@@ -44,6 +53,12 @@
  * the options; vm_lua_free() (NULL-safe) frees it. *err strings are
  * malloc'd, one line, and belong to the caller. JSON passed in is borrowed;
  * JSON returned is a new reference.
+ *
+ * Error locations: for the budget and the deadline, the line running when
+ * the limit tripped; for memory, the line the hook last saw (within one
+ * period of the failing allocation), or where the called function starts
+ * when the call failed before its first period. Lua shortens long paths in
+ * locations to their last 60 bytes ("...").
  *
  * Errors are negative VM_LUA_E_* codes; vm_lua_strerror() names them. */
 #ifndef VMM_LUA_SANDBOX_H
@@ -91,10 +106,10 @@ struct vm_lua_module {
 
 /* Zero fields take the defaults; a NULL options pointer means all defaults. */
 struct vm_lua_opts {
-    size_t mem_bytes;           /* cap for the whole state, default 64 MiB */
-    uint64_t load_instructions; /* main chunk + required modules, default 50M */
-    uint64_t call_instructions; /* per vm_lua_call/vm_lua_resume, default 10M */
-    uint64_t call_ms;           /* deadline per load and per call, default 1000 */
+    size_t mem_bytes;                    /* cap for the whole state, default 64 MiB */
+    uint64_t load_instructions;          /* main chunk + required modules, default 50M */
+    uint64_t call_instructions;          /* per vm_lua_call/vm_lua_resume, default 10M */
+    uint64_t call_ms;                    /* deadline per load and per call, default 1000 */
     const struct vm_lua_module *modules; /* copied at load */
     size_t nmodules;
     /* Where print() goes: WHERE is "file:line", MSG one line (control
@@ -112,8 +127,7 @@ struct vm_lua;
  * read "PATH:LINE: message") and run the main chunk within the load limits,
  * then freeze the globals. 0 and *out, or a negative code and *err naming
  * the file (and the line, when there is one). */
-int vm_lua_load(const char *path, const struct vm_lua_opts *opts, struct vm_lua **out,
-                char **err);
+int vm_lua_load(const char *path, const struct vm_lua_opts *opts, struct vm_lua **out, char **err);
 /* The same from a buffer; CHUNKNAME as for lua_load ("@file", "=name").
  * Only builtin modules can be required (there is no directory). */
 int vm_lua_load_buffer(const char *chunkname, const char *buf, size_t len,
@@ -138,7 +152,8 @@ int vm_lua_call(struct vm_lua *s, int nargs, int nresults, char **err);
 /* Resume coroutine CO (a thread of this state, anchored by the caller) with
  * NARGS arguments on CO's stack, within the call limits. 0 (finished) or
  * VM_LUA_YIELD with *nres values on CO's stack, or a negative code and *err;
- * a coroutine that failed is dead. */
+ * a coroutine that failed is dead. Never lua_closethread() one that failed
+ * with a limit: its __close handlers would run with hooks off. Drop it. */
 int vm_lua_resume(struct vm_lua *s, lua_State *co, int nargs, int *nres, char **err);
 
 /* Bytes the state holds now, and at most so far. */

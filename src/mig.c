@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gate.h"
 #include "qmp.h"
 #include "util.h"
 
@@ -54,8 +55,9 @@ static void mig_set_state(struct vm_mig *m, enum vm_mig_state s)
 
 const char *vm_mig_state_name(enum vm_mig_state s)
 {
-    static const char *const names[] = {"queued", "starting", "migrating", "verifying",
-                                        "migrated", "failed", "aborted", "skipped"};
+    static const char *const names[] = {"queued",   "starting", "migrating", "gate",
+                                        "verifying", "migrated", "failed",    "aborted",
+                                        "skipped",  "rolled-back"};
     return (size_t)s < VM_ARRAY_LEN(names) ? names[s] : "unknown";
 }
 
@@ -99,6 +101,8 @@ void vm_mig_free(struct vm_mig *m)
     if (m->dom)
         virDomainFree(m->dom);
     vm_virt_err_clear(&m->err);
+    vm_gate_session_free(m->gate);
+    free(m->gate_reason);
     free(m->qmp_path);
     free(m->name);
     free(m);
@@ -321,7 +325,16 @@ static void verify_done(struct vm_virt_task *t)
         if (!m->err.message)
             vm_virt_err_set(&m->err, VIR_ERR_OPERATION_FAILED,
                             "migration ended but the guest still runs on the source");
-        final = m->abort_requested ? VM_MIG_STATE_ABORTED : VM_MIG_STATE_FAILED;
+        final = m->abort_requested              ? VM_MIG_STATE_ABORTED
+                : (m->gate && m->gate->finished && !m->gate_commit && m->gate_reason)
+                    ? VM_MIG_STATE_ROLLED_BACK
+                    : VM_MIG_STATE_FAILED;
+        if (final == VM_MIG_STATE_ROLLED_BACK && m->err.code == VIR_ERR_OPERATION_FAILED &&
+            strstr(m->err.message, "still runs on the source")) {
+            vm_virt_err_clear(&m->err);
+            vm_virt_err_set(&m->err, VIR_ERR_OPERATION_ABORTED, "rolled back at the gate: %s",
+                            m->gate_reason);
+        }
     } else {
         m->location = VM_MIG_LOCATION_UNKNOWN;
         vm_virt_err_keep(&m->err, &t->err);
@@ -344,17 +357,14 @@ static void start_verify(struct vm_mig *m)
 
 /* -- the migration call itself -- */
 
-static void migrate_work(struct vm_virt_task *t)
+/* The typed parameters and flags of this migration; -1 with the error set. */
+static int build_params(struct vm_mig *m, virTypedParameterPtr *out, int *nout, unsigned *fout)
 {
-    struct mig_task *mt = t->data;
-    struct vm_mig *m = mt->m;
     const struct vm_mig_params *p = &m->params;
     virTypedParameterPtr params = NULL;
     int n = 0, max = 0;
     unsigned int flags = VIR_MIGRATE_LIVE;
 
-    if (p->max_downtime_ms && virDomainMigrateSetMaxDowntime(m->dom, p->max_downtime_ms, 0) < 0)
-        goto fail;
     if (p->bandwidth_mibs &&
         virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
                                 p->bandwidth_mibs) < 0)
@@ -379,11 +389,11 @@ static void migrate_work(struct vm_virt_task *t)
             }
         free(list);
     }
-    if (p->p2p)
+    if (p->p2p && !m->gated)
         flags |= VIR_MIGRATE_PEER2PEER;
     if (p->auto_converge)
         flags |= VIR_MIGRATE_AUTO_CONVERGE;
-    if (p->postcopy)
+    if (p->postcopy && !m->gated)
         flags |= VIR_MIGRATE_POSTCOPY;
     if (p->tls)
         flags |= VIR_MIGRATE_TLS;
@@ -393,9 +403,30 @@ static void migrate_work(struct vm_virt_task *t)
         flags |= VIR_MIGRATE_UNDEFINE_SOURCE;
     if (p->unsafe)
         flags |= VIR_MIGRATE_UNSAFE;
+    *out = params;
+    *nout = n;
+    *fout = flags;
+    return 0;
+fail:
+    virTypedParamsFree(params, n);
+    return -1;
+}
 
+static void migrate_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    virTypedParameterPtr params = NULL;
+    int n = 0;
+    unsigned flags;
+
+    if (m->params.max_downtime_ms &&
+        virDomainMigrateSetMaxDowntime(m->dom, m->params.max_downtime_ms, 0) < 0)
+        goto fail;
+    if (build_params(m, &params, &n, &flags) < 0)
+        goto fail;
     int rc;
-    if (p->p2p) {
+    if (flags & VIR_MIGRATE_PEER2PEER) {
         rc = virDomainMigrateToURI3(m->dom, m->dst->uri, params, (unsigned)n, flags);
     } else {
         virDomainPtr nd = virDomainMigrate3(m->dom, m->dst->conn, params, (unsigned)n, flags);
@@ -411,6 +442,96 @@ fail:
     vm_virt_err_capture(&t->err);
     t->rc = -1;
     virTypedParamsFree(params, n);
+}
+
+/* -- the gated path: Begin, Prepare, Perform ... gate ... Finish, Confirm -- */
+
+static void to_gate_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    virTypedParameterPtr params = NULL;
+    int n = 0;
+    unsigned flags;
+    if ((m->params.max_downtime_ms &&
+         virDomainMigrateSetMaxDowntime(m->dom, m->params.max_downtime_ms, 0) < 0) ||
+        build_params(m, &params, &n, &flags) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+        return;
+    }
+    m->gate = vm_gate_session_new(m->dom, m->dst->conn, params, n, flags);
+    if (vm_gate_to_gate(m->gate, &t->err) < 0)
+        t->rc = -1;
+}
+
+static void gate_finish_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    if (vm_gate_finish(m->gate, m->gate_commit, &t->err) < 0)
+        t->rc = -1;
+}
+
+static void gate_finish_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    m->migrate_returned = true;
+    mig_event(m, NULL, m->gate_commit ? "gate.committed" : "gate.rolled-back",
+              json_pack("{s:I, s:I, s:b, s:o}", "held_ms", (json_int_t)m->gate_ms, "finish_ms",
+                        (json_int_t)(vm_mono_ms() - m->gate_enter_ms - m->gate_ms), "ok",
+                        t->rc == 0, "error",
+                        t->rc < 0 ? json_string(t->err.message) : json_null()));
+    if (t->rc < 0)
+        vm_virt_err_keep(&m->err, &t->err);
+    task_free(mt);
+    start_verify(m);
+}
+
+void vm_mig_gate_decide(struct vm_mig *m, bool commit, const char *reason)
+{
+    if (m->state != VM_MIG_STATE_GATE || m->gate_reason)
+        return;
+    m->gate_commit = commit;
+    m->gate_reason = xstrdup(reason ? reason : (commit ? "commit" : "rollback"));
+    m->gate_ms = vm_mono_ms() - m->gate_enter_ms;
+    mig_event(m, NULL, "gate.decided",
+              json_pack("{s:s, s:s, s:I}", "decision", commit ? "commit" : "rollback", "reason",
+                        m->gate_reason, "held_ms", (json_int_t)m->gate_ms));
+    if (m->ops->on_decision)
+        m->ops->on_decision(m, commit, m->ops_data);
+    task_submit(task_new(m, commit ? "commit" : "rollback", gate_finish_work, gate_finish_done));
+}
+
+static void to_gate_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    stop_timers(m);
+    if (t->rc < 0) {
+        m->migrate_returned = true;
+        vm_virt_err_keep(&m->err, &t->err);
+        mig_event(m, m->src, "migrate-failed",
+                  json_pack("{s:i, s:s, s:s}", "code", m->err.code, "name",
+                            vm_virt_err_name(m->err.code), "message", m->err.message));
+        task_free(mt);
+        start_verify(m);
+        return;
+    }
+    task_free(mt);
+    m->gate_enter_ms = vm_mono_ms();
+    mig_set_state(m, VM_MIG_STATE_GATE);
+    if (m->abort_requested) {
+        vm_mig_gate_decide(m, false, m->abort_reason);
+        return;
+    }
+    if (m->ops->on_gate)
+        m->ops->on_gate(m, m->ops_data);
+    else
+        vm_mig_gate_decide(m, true, "no gate steps");
 }
 
 static void migrate_done(struct vm_virt_task *t)
@@ -539,6 +660,12 @@ void vm_mig_abort(struct vm_mig *m, const char *reason)
         mig_finish(m, VM_MIG_STATE_SKIPPED);
         return;
     }
+    if (m->state == VM_MIG_STATE_GATE) {
+        /* Both sides wait: roll back (the guest resumes on the source). */
+        m->abort_reason = reason;
+        vm_mig_gate_decide(m, false, reason);
+        return;
+    }
     if (m->abort_requested || m->migrate_returned || vm_mig_final(m))
         return;
     m->abort_requested = true;
@@ -655,7 +782,10 @@ void vm_mig_start(struct vm_mig *m, virDomainPtr dom, const char *qmp_path)
         uv_timer_start(m->timeout_timer, timeout_fired, (uint64_t)m->params.timeout_s * 1000, 0);
     }
     mig_set_state(m, VM_MIG_STATE_MIGRATING);
-    task_submit(task_new(m, "migrate", migrate_work, migrate_done));
+    if (m->gated)
+        task_submit(task_new(m, "to-gate", to_gate_work, to_gate_done));
+    else
+        task_submit(task_new(m, "migrate", migrate_work, migrate_done));
 }
 
 /* ---- libvirt events routed by the job -------------------------------- */

@@ -11,6 +11,14 @@
  *                 |            \-> (abort) -> VERIFYING -> ABORTED
  *                 \-> FAILED
  *   QUEUED -> SKIPPED (run interrupted before it started)
+ *
+ * A gated migration (gate.h; network-critical) stops between Perform and
+ * Finish:
+ *   ... MIGRATING -> GATE -(commit)-> VERIFYING -> DONE
+ *                        \-(rollback)-> VERIFYING -> ROLLED_BACK (on source)
+ * At the gate the job (ops->on_gate) runs the features' gate steps and then
+ * calls vm_mig_gate_decide(); ops->on_decision records the decision durably
+ * before it is carried out.
  */
 #ifndef VMM_MIG_H
 #define VMM_MIG_H
@@ -52,11 +60,15 @@ enum vm_mig_state {
     VM_MIG_STATE_QUEUED,
     VM_MIG_STATE_STARTING,
     VM_MIG_STATE_MIGRATING,
+    VM_MIG_STATE_GATE,
     VM_MIG_STATE_VERIFYING,
+    /* final states from here on */
     VM_MIG_STATE_DONE,
     VM_MIG_STATE_FAILED,
     VM_MIG_STATE_ABORTED,
     VM_MIG_STATE_SKIPPED,
+    VM_MIG_STATE_ROLLED_BACK,
+    VM_MIG_STATE_COUNT,
 };
 
 /* Where the guest runs, as last observed. */
@@ -92,6 +104,11 @@ struct vm_mig_ops {
     /* an event worth recording: name and details (reference stolen) */
     void (*on_event)(struct vm_mig *m, const char *host, const char *event, json_t *details,
                      void *data);
+    /* gated migrations: both sides wait at the gate; decide with
+     * vm_mig_gate_decide() (NULL: commit at once) */
+    void (*on_gate)(struct vm_mig *m, void *data);
+    /* the decision is about to be carried out: record it durably first */
+    void (*on_decision)(struct vm_mig *m, bool commit, void *data);
 };
 
 struct vm_mig {
@@ -111,6 +128,10 @@ struct vm_mig {
     uint64_t start_mono_ms, end_mono_ms;
     uint64_t start_wall_ms, end_wall_ms;
     struct vm_virt_err err;         /* the first error that decided the result */
+    bool gated;                     /* run through the commit gate (set before start) */
+    uint64_t gate_enter_ms, gate_ms; /* when the gate was reached; time until the decision */
+    bool gate_commit;               /* the decision taken at the gate */
+    char *gate_reason;              /* why it was taken (owned) */
     const char *abort_reason;       /* "interrupted", "timeout"; NULL if not aborted */
     const char *timeout_taken;      /* the --timeout action taken, if any */
 
@@ -120,6 +141,7 @@ struct vm_mig {
     uv_loop_t *loop;
     uv_timer_t *stats_timer, *timeout_timer;
     struct vm_qmp *qmp;
+    struct vm_gate_session *gate;
     int busy;                       /* outstanding thread-pool tasks */
     bool stats_inflight, migrate_returned, abort_requested, completed_event;
 };
@@ -132,6 +154,10 @@ void vm_mig_start(struct vm_mig *m, virDomainPtr dom, const char *qmp_path);
 /* Abort a running migration (reason: "interrupted", ...); QUEUED ones are
  * SKIPPED. Safe to call in any state; idempotent. */
 void vm_mig_abort(struct vm_mig *m, const char *reason);
+/* At the gate: commit (the guest resumes on the target) or roll back (it
+ * resumes on the source); reason is copied. No-op outside the GATE state. */
+void vm_mig_gate_decide(struct vm_mig *m, bool commit, const char *reason);
+
 /* Reactions while migrating (no-ops once the migration call returned):
  * raise the allowed downtime; switch to post-copy (needs params.postcopy,
  * which the caller checks). */

@@ -46,6 +46,68 @@ static int core_log(lua_State *L)
     return 0;
 }
 
+/* vmm.feature(name, {prepare=, gate=, after=, deinit=}): register a feature
+ * implemented by the policy. Only while the policy loads. */
+static const char *const feature_steps[] = {"prepare", "gate", "after", "deinit"};
+
+static int core_feature(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, LUA_REGISTRYINDEX, "vmmigrate.loaded");
+    bool loaded = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (loaded)
+        return luaL_error(L, "vmm.feature('%s'): features are defined while the policy loads, "
+                             "not from a hook",
+                          name);
+    size_t len = strlen(name);
+    if (!len || len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len)
+        return luaL_error(L, "vmm.feature: '%s' is not a name of [a-z0-9_-], 1-64 characters",
+                          name);
+    static const char *const builtin[] = {"vdp", "spice", "announce"};
+    for (size_t i = 0; i < VM_ARRAY_LEN(builtin); i++)
+        if (strcmp(name, builtin[i]) == 0)
+            return luaL_error(L, "vmm.feature: '%s' is a built-in feature", name);
+    /* Copy the step functions (only those) into our own table. */
+    lua_newtable(L);
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        bool known = false;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (size_t i = 0; i < VM_ARRAY_LEN(feature_steps); i++)
+                known |= strcmp(lua_tostring(L, -2), feature_steps[i]) == 0;
+        if (!known)
+            return luaL_error(L, "vmm.feature('%s'): unknown key '%s' (prepare, gate, after, "
+                                 "deinit)",
+                              name, lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+        if (!lua_isfunction(L, -1))
+            return luaL_error(L, "vmm.feature('%s'): %s must be a function", name,
+                              lua_tostring(L, -2));
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+        n++;
+    }
+    if (!n)
+        return luaL_error(L, "vmm.feature('%s'): no step defined", name);
+    lua_getfield(L, LUA_REGISTRYINDEX, "vmmigrate.features");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "vmmigrate.features");
+    }
+    lua_getfield(L, -1, name);
+    if (!lua_isnil(L, -1))
+        return luaL_error(L, "vmm.feature: '%s' defined twice", name);
+    lua_pop(L, 1);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, name);
+    return 0;
+}
+
 static int core_null(lua_State *L)
 {
     vm_lua_push_null(L);
@@ -54,9 +116,11 @@ static int core_null(lua_State *L)
 
 static int core_open(lua_State *L)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushcfunction(L, core_log);
     lua_setfield(L, -2, "log");
+    lua_pushcfunction(L, core_feature);
+    lua_setfield(L, -2, "feature");
     core_null(L);
     lua_setfield(L, -2, "null");
     lua_pushcfunction(L, vm_lua_new_array);
@@ -104,6 +168,8 @@ struct vm_policy *vm_policy_load(const char *path, char **err)
     lua_State *L = vm_lua_state(lua);
     lua_pushlightuserdata(L, p);
     lua_setfield(L, LUA_REGISTRYINDEX, "vmmigrate.policy");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "vmmigrate.loaded");
     lua_newtable(L);
     p->states_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (!p->has_decide) {
@@ -296,4 +362,81 @@ int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress,
         return -1;
     }
     return 0;
+}
+
+/* ---- features defined by the policy ------------------------------------ */
+
+/* Push features[name] (a table) and return true, or push nothing. */
+static bool push_feature(lua_State *L, const char *name)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "vmmigrate.features");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return false;
+    }
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return false;
+    }
+    return true;
+}
+
+bool vm_policy_has_feature(const struct vm_policy *p, const char *name)
+{
+    lua_State *L = vm_lua_state(p->lua);
+    if (!push_feature(L, name))
+        return false;
+    lua_pop(L, 1);
+    return true;
+}
+
+json_t *vm_policy_features(const struct vm_policy *p)
+{
+    lua_State *L = vm_lua_state(p->lua);
+    json_t *a = json_array();
+    lua_getfield(L, LUA_REGISTRYINDEX, "vmmigrate.features");
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            json_array_append_new(a, json_string(lua_tostring(L, -2)));
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    return a;
+}
+
+int vm_policy_feature_step(struct vm_policy *p, const char *name, const char *step, json_t *vm,
+                           json_t *ctx, char **reason)
+{
+    lua_State *L = vm_lua_state(p->lua);
+    *reason = NULL;
+    if (!push_feature(L, name)) {
+        *reason = xasprintf("feature '%s' is not defined", name);
+        return -1;
+    }
+    lua_getfield(L, -1, step);
+    lua_remove(L, -2);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return 1; /* a step left out succeeds */
+    }
+    vm_lua_push_json(L, vm);
+    vm_lua_push_json(L, ctx);
+    char *lerr = NULL;
+    int rc = vm_lua_call(p->lua, 2, 2, &lerr);
+    if (rc < 0) {
+        *reason = xstrdup(lerr ? lerr : vm_lua_strerror(rc));
+        free(lerr);
+        return -1;
+    }
+    /* true / nil: done; false, "why": failed */
+    int ok = lua_isnil(L, -2) || lua_toboolean(L, -2);
+    if (!ok)
+        *reason = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                         : "no reason given");
+    lua_pop(L, 2);
+    return ok;
 }

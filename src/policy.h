@@ -50,4 +50,13 @@ void vm_policy_plan_ops(struct vm_policy *p, struct vm_plan_ops *ops);
 int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress,
                        struct vm_action *action, char **err);
 
+/* Features the policy defined with vmm.feature(name, steps). */
+bool vm_policy_has_feature(const struct vm_policy *p, const char *name);
+json_t *vm_policy_features(const struct vm_policy *p);
+/* Run STEP ("prepare", "gate", "after", "deinit") of feature NAME with
+ * (vm, ctx): 1 done (or the step is not defined), 0 failed (*reason), -1 the
+ * policy failed (*reason names file:line). */
+int vm_policy_feature_step(struct vm_policy *p, const char *name, const char *step, json_t *vm,
+                           json_t *ctx, char **reason);
+
 #endif

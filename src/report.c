@@ -104,6 +104,13 @@ json_t *vm_report_mig_json(const struct vm_mig *m)
                                                               : json_null());
     json_object_set_new(o, "abort_reason", m->abort_reason ? json_string(m->abort_reason)
                                                            : json_null());
+    json_object_set_new(o, "gated", json_boolean(m->gated));
+    json_object_set_new(o, "gate",
+                        m->gate_reason ? json_pack("{s:s, s:s, s:I}", "decision",
+                                                   m->gate_commit ? "commit" : "rollback",
+                                                   "reason", m->gate_reason, "held_ms",
+                                                   (json_int_t)m->gate_ms)
+                                       : json_null());
     json_object_set_new(o, "phases", phases);
     if (m->err.message)
         json_object_set_new(o, "error", json_pack("{s:i, s:s, s:i, s:s}", "code", m->err.code,
@@ -118,7 +125,7 @@ json_t *vm_report_mig_json(const struct vm_mig *m)
 json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const *migs, int n)
 {
     json_t *vms = json_array();
-    int counts[VM_MIG_STATE_SKIPPED + 1] = {0};
+    int counts[VM_MIG_STATE_COUNT] = {0};
     for (int i = 0; i < n; i++) {
         json_array_append_new(vms, vm_report_mig_json(migs[i]));
         counts[migs[i]->state]++;
@@ -142,10 +149,11 @@ json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const
                                                                 : json_null()));
     json_object_set_new(o, "options", run->options ? json_incref(run->options) : json_object());
     json_object_set_new(o, "summary",
-                        json_pack("{s:i, s:i, s:i, s:i, s:i}", "total", n, "migrated",
+                        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", n, "migrated",
                                   counts[VM_MIG_STATE_DONE], "failed", counts[VM_MIG_STATE_FAILED],
                                   "aborted", counts[VM_MIG_STATE_ABORTED], "skipped",
-                                  counts[VM_MIG_STATE_SKIPPED]));
+                                  counts[VM_MIG_STATE_SKIPPED], "rolled_back",
+                                  counts[VM_MIG_STATE_ROLLED_BACK]));
     json_object_set_new(o, "error", run->error ? json_string(run->error) : json_null());
     json_object_set_new(o, "vms", vms);
     return o;

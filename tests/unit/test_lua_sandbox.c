@@ -216,9 +216,18 @@ static void test_loop_main(void)
 static void test_loops(void)
 {
     static const char *const hooks[] = {
-        "spin",         "spin_pcall",          "spin_pcall_loop",       "spin_xpcall",
-        "spin_handler", "spin_return_pcall",   "spin_close",            "spin_coroutine",
-        "spin_coroutine_resume", "spin_saved_coroutine", "many_coroutines", "spin_tostring",
+        "spin",
+        "spin_pcall",
+        "spin_pcall_loop",
+        "spin_xpcall",
+        "spin_handler",
+        "spin_return_pcall",
+        "spin_close",
+        "spin_coroutine",
+        "spin_coroutine_resume",
+        "spin_saved_coroutine",
+        "many_coroutines",
+        "spin_tostring",
     };
     struct vm_lua_opts o = small_opts();
     struct vm_lua *s = load_ok("loops.lua", &o);
@@ -258,6 +267,30 @@ static void test_loops(void)
     vm_lua_free(s);
 }
 
+static void test_c_loops(void)
+{
+    static const char *const hooks[] = {"move_bomb",   "concat_bomb", "insert_bomb",
+                                        "remove_bomb", "sort_bomb",   "unpack_bomb"};
+    struct vm_lua_opts o = small_opts();
+    struct vm_lua *s = load_ok("cbombs.lua", &o);
+    for (size_t i = 0; i < VM_ARRAY_LEN(hooks); i++) {
+        uint64_t t0 = vm_mono_ms();
+        expect_fail(s, "cbombs.lua", hooks[i], VM_LUA_E_BUDGET, "instruction budget");
+        CHECK_INT(vm_mono_ms() - t0, <, 2000);
+    }
+    json_t *j = call_json(s, "rep_empty");
+    char *dump = json_dumps(j, JSON_COMPACT);
+    CHECK_STR(dump, "[\"\",\"\"]");
+    free(dump);
+    json_decref(j);
+    j = call_json(s, "ordinary");
+    dump = json_dumps(j, JSON_COMPACT);
+    CHECK_STR(dump, "[1000,\"first,1,10,100,1000,101,102,103,104,105\",1000,50000]");
+    free(dump);
+    json_decref(j);
+    vm_lua_free(s);
+}
+
 static void test_budget_rearmed(void)
 {
     struct vm_lua_opts o = small_opts();
@@ -285,8 +318,8 @@ static void test_budget_rearmed(void)
 
 static void test_memory(void)
 {
-    static const char *const hooks[] = {"rep_bomb",    "rep_method_bomb", "table_bomb",
-                                        "hash_bomb",   "concat_bomb",     "caught_bomb"};
+    static const char *const hooks[] = {"rep_bomb",  "rep_method_bomb", "table_bomb",
+                                        "hash_bomb", "concat_bomb",     "caught_bomb"};
     struct vm_lua_opts o = small_opts();
     o.call_instructions = 100000000;
     struct vm_lua *s = load_ok("memory.lua", &o);
@@ -322,8 +355,7 @@ static void test_recursion_and_errors(void)
     expect_usable(s);
     expect_fail(s, "errors.lua", "meta_recursion", VM_LUA_E_RUNTIME, "stack overflow");
     expect_fail(s, "errors.lua", "tostring_recursion", VM_LUA_E_RUNTIME, "stack overflow");
-    expect_fail(s, "errors.lua", "err_table", VM_LUA_E_RUNTIME,
-                "(error object is a table value)");
+    expect_fail(s, "errors.lua", "err_table", VM_LUA_E_RUNTIME, "(error object is a table value)");
     expect_fail(s, "errors.lua", "err_nil", VM_LUA_E_RUNTIME, "(error object is a nil value)");
     expect_fail(s, "errors.lua", "err_level0", VM_LUA_E_RUNTIME, ": plain");
     expect_fail(s, "errors.lua", "err_number", VM_LUA_E_RUNTIME, ": 42");
@@ -376,8 +408,7 @@ static void test_globals(void)
     /* builtins cannot be redefined, even while loading */
     char *err = NULL;
     static const char src[] = "local x = 1\nprint = function() end\n";
-    CHECK_INT(vm_lua_load_buffer("=inline", src, strlen(src), &o, &s, &err), ==,
-              VM_LUA_E_RUNTIME);
+    CHECK_INT(vm_lua_load_buffer("=inline", src, strlen(src), &o, &s, &err), ==, VM_LUA_E_RUNTIME);
     CHECK_CONTAINS(err, "inline:2: attempt to overwrite builtin 'print'");
     free(err);
     static const char src2[] = "_ENV[1] = true\n";
@@ -412,9 +443,9 @@ static void test_readonly(void)
                 "attempt to write global 'print' from a hook");
 
     json_t *v = call_json(s, "views");
-    static const char *const yes[] = {"string_meta", "lib_meta",          "env_meta",
-                                      "dump",        "G_is_ENV",          "next_sees_nothing",
-                                      "rawget_sees_nothing"};
+    static const char *const yes[] = {
+        "string_meta", "lib_meta",          "env_meta",           "dump",
+        "G_is_ENV",    "next_sees_nothing", "rawget_sees_nothing"};
     for (size_t i = 0; i < VM_ARRAY_LEN(yes); i++)
         if (!json_is_true(json_object_get(v, yes[i])))
             CHECK_FAIL("views.%s is not true", yes[i]);
@@ -733,9 +764,23 @@ static void test_json_in_out(void)
 
     /* round trips through echo(), one value at a time */
     static const char *const docs[] = {
-        "null", "true", "false", "0", "-9223372036854775808", "9223372036854775807", "1.5",
-        "1.0", "-0.0", "1e300", "\"\"", "\"caf\\u00e9 \\u0000 nul\"", "[]", "{}",
-        "[1,null,3]", "[[],[{}],{\"a\":[]}]", "{\"1\":\"string key\",\"x\":{\"y\":[true]}}",
+        "null",
+        "true",
+        "false",
+        "0",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "1.5",
+        "1.0",
+        "-0.0",
+        "1e300",
+        "\"\"",
+        "\"caf\\u00e9 \\u0000 nul\"",
+        "[]",
+        "{}",
+        "[1,null,3]",
+        "[[],[{}],{\"a\":[]}]",
+        "{\"1\":\"string key\",\"x\":{\"y\":[true]}}",
     };
     for (size_t i = 0; i < VM_ARRAY_LEN(docs); i++) {
         json_t *in = json_loads(docs[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
@@ -987,8 +1032,8 @@ static void bench(void)
         json_decref(out);
     }
     dt = now_s() - t0;
-    fprintf(stderr, "bench: decide() with JSON in and out: %.0f calls/s (%.2f us/call)\n",
-            n / dt, dt / n * 1e6);
+    fprintf(stderr, "bench: decide() with JSON in and out: %.0f calls/s (%.2f us/call)\n", n / dt,
+            dt / n * 1e6);
     json_decref(vm);
     json_decref(run);
     vm_lua_free(s);
@@ -1020,8 +1065,7 @@ static void bench(void)
     fprintf(stderr,
             "bench: %lld-iteration loop (~%lld instructions): bare %.3f s, sandboxed %.3f s "
             "(count hook overhead %+.1f%%)\n",
-            (long long)iters, (long long)iters * 4, bare, sandboxed,
-            (sandboxed / bare - 1) * 100);
+            (long long)iters, (long long)iters * 4, bare, sandboxed, (sandboxed / bare - 1) * 100);
 }
 
 static void cleanup(void)
@@ -1044,6 +1088,7 @@ int main(void)
     }
     RUN(test_loop_main);
     RUN(test_loops);
+    RUN(test_c_loops);
     RUN(test_budget_rearmed);
     RUN(test_memory);
     RUN(test_recursion_and_errors);

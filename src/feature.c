@@ -1,0 +1,242 @@
+/* feature.c — see feature.h. */
+#include "feature.h"
+
+#include <libvirt/libvirt-qemu.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+#include "util.h"
+#include "virt.h"
+
+static const char *const step_names[] = {"prepare", "gate", "after", "deinit"};
+
+enum impl {
+    IMPL_POLICY,   /* vmm.feature() */
+    IMPL_ANNOUNCE, /* built in: QEMU announce-self on the target after commit */
+};
+
+struct feature {
+    const struct vm_feature_decl *decl;
+    enum impl impl;
+    char *outcome[4]; /* per step: "ok", "failed: ...", "skipped: ..." */
+    bool owed_deinit;  /* prepare or gate ran */
+};
+
+struct vm_features {
+    uv_loop_t *loop;
+    struct vm_mig *m;
+    json_t *vm;
+    struct vm_policy *policy;
+    struct feature *f;
+    int n;
+    vm_features_event_cb on_event;
+    void *data;
+    /* the step in progress */
+    enum vm_feature_step step;
+    int cursor;
+    bool running, ok;
+    char *reason;
+    vm_features_done_cb done;
+    struct vm_virt_task task; /* the built-in's blocking call */
+};
+
+bool vm_feature_known(const char *name, const struct vm_policy *policy)
+{
+    if (strcmp(name, "announce") == 0)
+        return true;
+    return policy && vm_policy_has_feature(policy, name);
+}
+
+struct vm_features *vm_features_new(uv_loop_t *loop, struct vm_mig *m, json_t *vm,
+                                    const struct vm_feature_decl *decls, int n,
+                                    struct vm_policy *policy, vm_features_event_cb on_event,
+                                    void *data)
+{
+    struct vm_features *fs = xcalloc(1, sizeof(*fs));
+    fs->loop = loop;
+    fs->m = m;
+    fs->vm = json_incref(vm);
+    fs->policy = policy;
+    fs->on_event = on_event;
+    fs->data = data;
+    fs->f = xcalloc(n ? (size_t)n : 1, sizeof(*fs->f));
+    fs->n = n;
+    for (int i = 0; i < n; i++) {
+        fs->f[i].decl = &decls[i];
+        fs->f[i].impl = strcmp(decls[i].name, "announce") == 0 ? IMPL_ANNOUNCE : IMPL_POLICY;
+    }
+    return fs;
+}
+
+void vm_features_free(struct vm_features *fs)
+{
+    if (!fs)
+        return;
+    for (int i = 0; i < fs->n; i++)
+        for (int k = 0; k < 4; k++)
+            free(fs->f[i].outcome[k]);
+    free(fs->f);
+    free(fs->reason);
+    json_decref(fs->vm);
+    vm_virt_err_clear(&fs->task.err);
+    free(fs);
+}
+
+bool vm_features_busy(const struct vm_features *fs)
+{
+    return fs && fs->running;
+}
+
+int vm_features_count(const struct vm_features *fs)
+{
+    return fs ? fs->n : 0;
+}
+
+static void next(struct vm_features *fs);
+
+/* Record one feature's outcome of the current step and move on. */
+static void settle(struct vm_features *fs, struct feature *f, int rc, const char *detail)
+{
+    const char *step = step_names[fs->step];
+    free(f->outcome[fs->step]);
+    if (rc > 0)
+        f->outcome[fs->step] = xstrdup("ok");
+    else
+        f->outcome[fs->step] = xasprintf("failed: %s", detail ? detail : "no reason given");
+    if (fs->step == VM_FEATURE_PREPARE || fs->step == VM_FEATURE_GATE)
+        f->owed_deinit = true;
+    if (fs->step == VM_FEATURE_DEINIT)
+        f->owed_deinit = false;
+    if (rc <= 0 && f->decl->required && fs->step != VM_FEATURE_DEINIT &&
+        fs->step != VM_FEATURE_AFTER) {
+        if (fs->ok) {
+            fs->ok = false;
+            fs->reason = xasprintf("feature '%s' %s: %s", f->decl->name, step,
+                                   detail ? detail : "no reason given");
+        }
+    }
+    if (rc <= 0 && fs->step == VM_FEATURE_DEINIT && fs->ok) {
+        /* A failing deinit never changes where the guest runs: it is
+         * reported, and an operator must look. */
+        fs->ok = false;
+        fs->reason = xasprintf("deinit of '%s' failed: %s", f->decl->name, detail);
+    }
+    if (fs->on_event)
+        fs->on_event(fs, f->decl->name, step, rc > 0, detail, fs->data);
+    next(fs);
+}
+
+/* -- built-in: announce ------------------------------------------------- */
+
+static void announce_work(struct vm_virt_task *t)
+{
+    struct vm_features *fs = t->data;
+    struct vm_mig *m = fs->m;
+    virDomainPtr d = virDomainLookupByUUIDString(m->dst->conn, m->uuid);
+    char *result = NULL;
+    if (!d || virDomainQemuMonitorCommand(d,
+                                          "{\"execute\":\"announce-self\",\"arguments\":"
+                                          "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}}",
+                                          &result, 0) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    }
+    free(result);
+    if (d)
+        virDomainFree(d);
+}
+
+static void announce_done(struct vm_virt_task *t)
+{
+    struct vm_features *fs = t->data;
+    char *detail = t->rc < 0 ? xstrdup(t->err.message) : NULL;
+    vm_virt_err_clear(&t->err);
+    settle(fs, &fs->f[fs->cursor], t->rc == 0 ? 1 : 0, detail);
+    free(detail);
+}
+
+static void run_one(struct vm_features *fs, struct feature *f)
+{
+    if (f->impl == IMPL_ANNOUNCE) {
+        /* Switches relearn the guest's MACs once it runs on the target. */
+        if (fs->step != VM_FEATURE_AFTER) {
+            settle(fs, f, 1, NULL);
+            return;
+        }
+        fs->task = (struct vm_virt_task){.work = announce_work, .done = announce_done, .data = fs};
+        int rc = vm_virt_submit(fs->loop, &fs->task);
+        if (rc < 0)
+            settle(fs, f, 0, uv_strerror(rc));
+        return;
+    }
+    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", fs->m->src->uri, "target",
+                            fs->m->dst->uri, "class",
+                            fs->m->gated ? "network-critical" : "urgent", "step",
+                            step_names[fs->step], "args", f->decl->args);
+    char *reason = NULL;
+    int rc = vm_policy_feature_step(fs->policy, f->decl->name, step_names[fs->step], fs->vm, ctx,
+                                    &reason);
+    json_decref(ctx);
+    settle(fs, f, rc, reason);
+    free(reason);
+}
+
+static void next(struct vm_features *fs)
+{
+    for (;;) {
+        fs->cursor += fs->step == VM_FEATURE_DEINIT ? -1 : 1;
+        if (fs->cursor < 0 || fs->cursor >= fs->n)
+            break;
+        struct feature *f = &fs->f[fs->cursor];
+        if (fs->step == VM_FEATURE_DEINIT && !f->owed_deinit)
+            continue;
+        /* A feature whose prepare failed does not try its gate step. */
+        if (fs->step == VM_FEATURE_GATE && f->outcome[VM_FEATURE_PREPARE] &&
+            strncmp(f->outcome[VM_FEATURE_PREPARE], "failed", 6) == 0) {
+            free(f->outcome[VM_FEATURE_GATE]);
+            f->outcome[VM_FEATURE_GATE] = xstrdup("skipped: prepare failed");
+            if (f->decl->required && fs->ok) {
+                fs->ok = false;
+                fs->reason = xasprintf("feature '%s' prepare %s", f->decl->name,
+                                       f->outcome[VM_FEATURE_PREPARE]);
+                if (fs->on_event)
+                    fs->on_event(fs, f->decl->name, "gate", false, "prepare failed", fs->data);
+            }
+            continue;
+        }
+        run_one(fs, f);
+        return;
+    }
+    fs->running = false;
+    vm_features_done_cb done = fs->done;
+    fs->done = NULL;
+    if (done)
+        done(fs, fs->ok, fs->reason, fs->data);
+}
+
+void vm_features_run(struct vm_features *fs, enum vm_feature_step step, vm_features_done_cb done)
+{
+    fs->step = step;
+    fs->cursor = step == VM_FEATURE_DEINIT ? fs->n : -1;
+    fs->running = true;
+    fs->ok = true;
+    free(fs->reason);
+    fs->reason = NULL;
+    fs->done = done;
+    next(fs);
+}
+
+json_t *vm_features_to_json(const struct vm_features *fs)
+{
+    json_t *a = json_array();
+    for (int i = 0; fs && i < fs->n; i++) {
+        const struct feature *f = &fs->f[i];
+        json_t *o = json_pack("{s:s, s:b}", "name", f->decl->name, "required", f->decl->required);
+        for (int k = 0; k < 4; k++)
+            json_object_set_new(o, step_names[k],
+                                f->outcome[k] ? json_string(f->outcome[k]) : json_null());
+        json_array_append_new(a, o);
+    }
+    return a;
+}

@@ -1,0 +1,62 @@
+/* feature.h — the features of one migration: named units that must (or
+ * should) initialise on the target, with four steps:
+ *   prepare  while memory is copied (slow work belongs here)
+ *   gate     at the commit gate: complete or verify, fast
+ *   after    once the guest runs on the target (clean up on the source)
+ *   deinit   on rollback: undo, in reverse order, exactly once for every
+ *            feature whose prepare or gate ran
+ * Network-critical migrations run prepare at the start and gate at the gate
+ * (a required feature that fails rolls the migration back); urgent ones run
+ * prepare, gate and after best-effort once the guest runs on the target.
+ *
+ * Implementations: built-in (announce) or defined by the policy with
+ * vmm.feature(). A `struct vm_features` belongs to the job, one per
+ * migration; it borrows the plan item's declarations and the policy, and is
+ * freed with vm_features_free() once vm_features_busy() is false. */
+#ifndef VMM_FEATURE_H
+#define VMM_FEATURE_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "decision.h"
+#include "mig.h"
+
+struct vm_policy;
+struct vm_features;
+
+enum vm_feature_step {
+    VM_FEATURE_PREPARE,
+    VM_FEATURE_GATE,
+    VM_FEATURE_AFTER,
+    VM_FEATURE_DEINIT,
+};
+
+/* Is NAME a feature this build or the policy implements? */
+bool vm_feature_known(const char *name, const struct vm_policy *policy);
+
+/* Called when a step finished for every feature: ok = every required one
+ * succeeded; reason = the first required failure (borrowed), or NULL. */
+typedef void (*vm_features_done_cb)(struct vm_features *f, bool ok, const char *reason,
+                                    void *data);
+/* Every step result, for the event stream: (feature, step, ok, detail). */
+typedef void (*vm_features_event_cb)(struct vm_features *f, const char *feature,
+                                     const char *step, bool ok, const char *detail, void *data);
+
+struct vm_features *vm_features_new(uv_loop_t *loop, struct vm_mig *m, json_t *vm,
+                                    const struct vm_feature_decl *decls, int n,
+                                    struct vm_policy *policy, vm_features_event_cb on_event,
+                                    void *data);
+/* Run STEP over the features (deinit: in reverse, only those owed); done is
+ * called once, possibly before this returns. */
+void vm_features_run(struct vm_features *f, enum vm_feature_step step, vm_features_done_cb done);
+bool vm_features_busy(const struct vm_features *f);
+int vm_features_count(const struct vm_features *f);
+/* [{name, required, prepare, gate, after, deinit}] with each step's outcome
+ * ("ok", "failed: ...", "skipped: ...") or null if it did not run. */
+json_t *vm_features_to_json(const struct vm_features *f);
+void vm_features_free(struct vm_features *f);
+
+#endif

@@ -1,0 +1,53 @@
+-- Test policy for the commit gate: VMs tagged test=... move network-critical
+-- with two features of the policy's own:
+--   first   always succeeds
+--   second  fails at the gate for test=gate-fail, loops forever at the gate
+--           (the sandbox deadline stops it) for test=gate-hang, succeeds
+--           otherwise
+-- Every step logs "STEP FEATURE VM" with vmm.log.info, so the test reads
+-- from the event stream which steps ran, in which order, how often.
+local vmm = require("vmm")
+
+local function step(name, what)
+    return function(vm, ctx)
+        vmm.log.info("%s %s %s", ctx.step, name, vm.name)
+        if what then
+            return what(vm, ctx)
+        end
+        return true
+    end
+end
+
+local function second_gate(vm, ctx)
+    local t = vmm.tag(vm, "test")
+    if t == "gate-fail" then
+        return false, "the target is not ready (test)"
+    elseif t == "gate-hang" then
+        while true do
+        end
+    end
+    return true
+end
+
+for _, name in ipairs({ "first", "second" }) do
+    vmm.feature(name, {
+        prepare = step(name),
+        gate = step(name, name == "second" and second_gate or nil),
+        after = step(name),
+        deinit = step(name),
+    })
+end
+
+function decide(vm, run)
+    if vm.state ~= "running" or vmm.tag(vm, "test") == nil then
+        return nil
+    end
+    return vmm.migrate {
+        class = vmm.NETWORK_CRITICAL,
+        features = {
+            { name = "first", required = true },
+            { name = "second", required = true },
+            { name = "announce", required = false },
+        },
+    }
+end

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""The commit gate on the lab: a network-critical migration resumes on the
+target only after every required feature is ready there; otherwise it rolls
+back, the guest keeps running on the source, and every feature whose
+prepare or gate ran is undone (deinit) exactly once, in reverse order."""
+import os
+import tempfile
+
+from labtest import Guest, Run, check, check_eq, check_in, lab, main, uri, vm_entry
+
+TMP = tempfile.mkdtemp(prefix="vmm-it-")
+POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "gate.lua")
+
+
+def tag(g, host, **tags):
+    xml = "<tags>" + "".join(f"<{k}>{v}</{k}>" for k, v in tags.items()) + "</tags>"
+    lab("virsh", host, "metadata", g.name, "--uri", "urn:vmmigrate:1", "--key", "vmm",
+        "--set", xml, "--live")
+
+
+def steps_logged(run, name):
+    """["prepare first", "prepare second", ...] from the policy's log lines."""
+    out = []
+    for e in run.events():
+        if e["event"] == "policy.log":
+            words = e["details"]["message"].split()
+            if len(words) == 3 and words[2] == name:
+                out.append(f"{words[0]} {words[1]}")
+    return out
+
+
+def gated_run(test_tag, name):
+    g = Guest("a")
+    tag(g, "a", test=test_tag)
+    before = g.ticks("a")
+    ev = os.path.join(TMP, f"{name}.ndjson")
+    r = Run(["run", "--policy", POLICY, "-s", uri("a"), "-t", uri("b"), "--json", "--events",
+             ev]).wait(120)
+    return g, before, r
+
+
+def test_commit():
+    g, before, r = gated_run("ok", "commit")
+    check_eq(r.rc, 0, "exit code")
+    v = vm_entry(r.report(), g.name)
+    check_eq(v["result"], "migrated", "result")
+    check_eq(v["location"], "target", "location")
+    check(v["gated"], "went through the gate")
+    check_eq(v["gate"]["decision"], "commit", "gate decision")
+    check_eq([(f["name"], f["prepare"], f["gate"], f["after"], f["deinit"])
+              for f in v["feature_results"]],
+             [("first", "ok", "ok", "ok", None), ("second", "ok", "ok", "ok", None),
+              ("announce", "ok", "ok", "ok", None)], "feature results")
+    check_eq(steps_logged(r, g.name),
+             ["prepare first", "prepare second", "gate first", "gate second", "after first",
+              "after second"], "feature steps, in order")
+    phases = [p["phase"] for p in v["phases"]]
+    check(phases.index("gate") < phases.index("migrated"), f"gate before the end: {phases}")
+    g.check_runs_only_on("b")
+    g.check_survived_on("b", before)
+
+
+def check_rolled_back(g, before, r, reason_part):
+    check_eq(r.rc, 1, "exit code after a rollback")
+    v = vm_entry(r.report(), g.name)
+    check_eq(v["result"], "rolled-back", "result")
+    check_eq(v["location"], "source", "location")
+    check_eq(v["gate"]["decision"], "rollback", "gate decision")
+    check_in(reason_part, v["gate"]["reason"], "gate reason")
+    check(v["error"] is not None, "an error is reported")
+    g.check_runs_only_on("a")
+    g.check_survived_on("a", before)
+    return v
+
+
+def test_rollback_feature_fails():
+    g, before, r = gated_run("gate-fail", "fail")
+    v = check_rolled_back(g, before, r, "the target is not ready (test)")
+    # Both ran prepare: both are undone, once, the last first; announce
+    # (prepare is a no-op, but it ran) too.
+    check_eq(steps_logged(r, g.name),
+             ["prepare first", "prepare second", "gate first", "gate second", "deinit second",
+              "deinit first"], "feature steps, in order")
+    res = {f["name"]: f for f in v["feature_results"]}
+    check_eq(res["second"]["gate"], "failed: the target is not ready (test)", "second's gate")
+    check_eq(v["gate"]["reason"], "feature 'second' gate: the target is not ready (test)",
+             "gate reason")
+    check_eq([res[n]["deinit"] for n in ("first", "second", "announce")], ["ok"] * 3, "deinit")
+    check_eq([res[n]["after"] for n in ("first", "second")], [None, None], "no after step")
+
+
+def test_rollback_feature_hangs():
+    g, before, r = gated_run("gate-hang", "hang")
+    v = check_rolled_back(g, before, r, "gate.lua:26: instruction budget")
+    check_eq(steps_logged(r, g.name),
+             ["prepare first", "prepare second", "gate first", "gate second", "deinit second",
+              "deinit first"], "feature steps, in order")
+
+
+if __name__ == "__main__":
+    main([test_commit, test_rollback_feature_fails, test_rollback_feature_hangs])
