@@ -166,6 +166,18 @@ end
 -- every feature whose prepare or gate ran. Defined while the policy loads.
 vmm.feature = core.feature
 
+-- vmm.exec(host, argv): run a command, without a shell, on "source",
+-- "target" or a host URI, from a feature step (the step waits; vmmigrate's
+-- loop does not). Returns {status, signal, timed_out, stdout, stderr}, or
+-- nil, err when it could not run. Output is cut at 64 KiB per stream.
+function vmm.exec(host, argv)
+    local r = core.exec(host, argv)
+    if r.error then
+        return nil, r.error
+    end
+    return r
+end
+
 -- A convergence ladder (oVirt-style) as an on_progress hook:
 --   on_progress = vmm.ladder{
 --       { iteration = 3, downtime_ms = 300 },

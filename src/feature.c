@@ -156,6 +156,12 @@ static void announce_done(struct vm_virt_task *t)
     free(detail);
 }
 
+static void policy_step_done(void *data, int rc, const char *reason)
+{
+    struct vm_features *fs = data;
+    settle(fs, &fs->f[fs->cursor], rc, reason);
+}
+
 static void run_one(struct vm_features *fs, struct feature *f)
 {
     if (f->impl == IMPL_ANNOUNCE) {
@@ -174,12 +180,10 @@ static void run_one(struct vm_features *fs, struct feature *f)
                             fs->m->dst->uri, "class",
                             fs->m->gated ? "network-critical" : "urgent", "step",
                             step_names[fs->step], "args", f->decl->args);
-    char *reason = NULL;
-    int rc = vm_policy_feature_step(fs->policy, f->decl->name, step_names[fs->step], fs->vm, ctx,
-                                    &reason);
+    vm_policy_feature_start(fs->policy, fs->loop, f->decl->name, step_names[fs->step], fs->vm,
+                            ctx, fs->m->src->uri, fs->m->dst->uri, f->decl->timeout_ms,
+                            policy_step_done, fs);
     json_decref(ctx);
-    settle(fs, f, rc, reason);
-    free(reason);
 }
 
 static void next(struct vm_features *fs)

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 #include <jansson.h>
+#include <uv.h>
 
 #include "decision.h"
 #include "plan.h"
@@ -58,5 +59,18 @@ json_t *vm_policy_features(const struct vm_policy *p);
  * policy failed (*reason names file:line). */
 int vm_policy_feature_step(struct vm_policy *p, const char *name, const char *step, json_t *vm,
                            json_t *ctx, char **reason);
+
+/* The same as a coroutine on the loop, so that steps may call vmm.exec(host,
+ * argv) (host "source", "target" or a URI; the step waits for the command
+ * without blocking the loop). cb(data, 1 | 0 | -1, reason) runs exactly once,
+ * possibly before this returns (then NULL is returned); timeout_ms bounds
+ * the whole step (a running command is killed). */
+typedef void (*vm_policy_step_cb)(void *data, int rc, const char *reason);
+struct vm_policy_step;
+struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *loop,
+                                               const char *name, const char *step, json_t *vm,
+                                               json_t *ctx, const char *source,
+                                               const char *target, uint64_t timeout_ms,
+                                               vm_policy_step_cb cb, void *data);
 
 #endif

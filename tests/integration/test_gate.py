@@ -31,7 +31,7 @@ def steps_logged(run, name):
 
 def gated_run(test_tag, name):
     g = Guest("a")
-    tag(g, "a", test=test_tag)
+    tag(g, "a", test=test_tag, dir=TMP)
     before = g.ticks("a")
     ev = os.path.join(TMP, f"{name}.ndjson")
     r = Run(["run", "--policy", POLICY, "-s", uri("a"), "-t", uri("b"), "--json", "--events",
@@ -54,10 +54,18 @@ def test_commit():
     check_eq(steps_logged(r, g.name),
              ["prepare first", "prepare second", "gate first", "gate second", "after first",
               "after second"], "feature steps, in order")
+    check_eq(side_effects(g), ["prepare", "gate", "after"], "side effects of vmm.exec")
     phases = [p["phase"] for p in v["phases"]]
     check(phases.index("gate") < phases.index("migrated"), f"gate before the end: {phases}")
     g.check_runs_only_on("b")
     g.check_survived_on("b", before)
+
+
+def side_effects(g):
+    """The steps feature "first" recorded with vmm.exec on the hosts."""
+    path = os.path.join(TMP, g.name + ".steps")
+    with open(path) as f:
+        return f.read().split()
 
 
 def check_rolled_back(g, before, r, reason_part):
@@ -81,6 +89,7 @@ def test_rollback_feature_fails():
     check_eq(steps_logged(r, g.name),
              ["prepare first", "prepare second", "gate first", "gate second", "deinit second",
               "deinit first"], "feature steps, in order")
+    check_eq(side_effects(g), ["prepare", "gate", "deinit"], "side effects of vmm.exec")
     res = {f["name"]: f for f in v["feature_results"]}
     check_eq(res["second"]["gate"], "failed: the target is not ready (test)", "second's gate")
     check_eq(v["gate"]["reason"], "feature 'second' gate: the target is not ready (test)",
@@ -91,11 +100,25 @@ def test_rollback_feature_fails():
 
 def test_rollback_feature_hangs():
     g, before, r = gated_run("gate-hang", "hang")
-    v = check_rolled_back(g, before, r, "gate.lua:26: instruction budget")
+    with open(POLICY) as f:
+        loop_line = 1 + [l.strip() for l in f].index("while true do") + 1  # the loop body's end
+    v = check_rolled_back(g, before, r, "gate.lua:")
+    check_in("instruction budget", v["gate"]["reason"], "gate reason")
+    line = int(v["gate"]["reason"].split("gate.lua:")[1].split(":")[0])
+    check(line in (loop_line - 1, loop_line), f"the reason names the loop's line "
+          f"({loop_line - 1} or {loop_line}): {v['gate']['reason']}")
     check_eq(steps_logged(r, g.name),
              ["prepare first", "prepare second", "gate first", "gate second", "deinit second",
               "deinit first"], "feature steps, in order")
 
 
+def test_rollback_feature_times_out():
+    g, before, r = gated_run("gate-slow", "slow")
+    v = check_rolled_back(g, before, r, "timed out after 700 ms")
+    check(700 <= v["gate"]["held_ms"] < 5000, f"held for the feature's timeout: {v['gate']}")
+    check_eq(side_effects(g), ["prepare", "gate", "deinit"], "side effects of vmm.exec")
+
+
 if __name__ == "__main__":
-    main([test_commit, test_rollback_feature_fails, test_rollback_feature_hangs])
+    main([test_commit, test_rollback_feature_fails, test_rollback_feature_hangs,
+          test_rollback_feature_times_out])

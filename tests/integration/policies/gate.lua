@@ -2,15 +2,27 @@
 -- with two features of the policy's own:
 --   first   always succeeds
 --   second  fails at the gate for test=gate-fail, loops forever at the gate
---           (the sandbox deadline stops it) for test=gate-hang, succeeds
---           otherwise
+--           (the sandbox's instruction budget stops it) for test=gate-hang,
+--           runs `sleep 10` at the gate (its 700 ms timeout stops it) for
+--           test=gate-slow, succeeds otherwise
 -- Every step logs "STEP FEATURE VM" with vmm.log.info, so the test reads
--- from the event stream which steps ran, in which order, how often.
+-- from the event stream which steps ran, in which order, how often; with a
+-- tag dir=PATH, "first" also appends its step's name to PATH/VM.steps on the
+-- target host (or the source, for deinit) with vmm.exec: a side effect.
 local vmm = require("vmm")
 
 local function step(name, what)
     return function(vm, ctx)
         vmm.log.info("%s %s %s", ctx.step, name, vm.name)
+        local dir = vmm.tag(vm, "dir")
+        if name == "first" and dir then
+            local host = ctx.step == "deinit" and "source" or "target"
+            local r, err = vmm.exec(host, { "/bin/sh", "-c", 'echo "$0" >> "$1"', ctx.step,
+                dir .. "/" .. vm.name .. ".steps" })
+            if not r or r.status ~= 0 then
+                return false, "cannot record the step: " .. tostring(err or r.stderr)
+            end
+        end
         if what then
             return what(vm, ctx)
         end
@@ -25,6 +37,9 @@ local function second_gate(vm, ctx)
     elseif t == "gate-hang" then
         while true do
         end
+    elseif t == "gate-slow" then
+        vmm.exec("target", { "sleep", "10" })
+        return true
     end
     return true
 end
@@ -46,7 +61,7 @@ function decide(vm, run)
         class = vmm.NETWORK_CRITICAL,
         features = {
             { name = "first", required = true },
-            { name = "second", required = true },
+            { name = "second", required = true, timeout_ms = 700 },
             { name = "announce", required = false },
         },
     }

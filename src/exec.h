@@ -1,0 +1,55 @@
+/* exec.h — run a command on a host, without a shell, on the loop.
+ *
+ * A host is addressed by its libvirt URI; how to reach it is the executor:
+ * local URIs (qemu:///, qemu+unix://, test:///) run the command here; an
+ * ssh URI (qemu+ssh://[user@]host[:port]/...) runs it through
+ * `ssh -o BatchMode=yes [-p port] [user@]host -- ARGV` (each argument
+ * quoted for the remote shell); --host-exec URI=PREFIX replaces either with
+ * PREFIX (split on spaces) followed by ARGV (the lab uses `ip netns exec NS`).
+ *
+ * Output is untrusted: each stream is cut at VM_EXEC_MAX_OUTPUT bytes. A
+ * `struct vm_exec` owns its process and pipes and frees itself after its
+ * callback returned; vm_exec_kill() ends it early (the callback still runs
+ * once). */
+#ifndef VMM_EXEC_H
+#define VMM_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define VM_EXEC_MAX_OUTPUT (64 * 1024)
+
+struct vm_exec;
+
+struct vm_exec_result {
+    int64_t status;     /* exit status, or -1 */
+    int signal;         /* terminating signal, or 0 */
+    bool timed_out;
+    const char *out, *err; /* NUL-terminated, at most VM_EXEC_MAX_OUTPUT bytes */
+    size_t out_len, err_len;
+    const char *error;  /* could not start: why (then status -1) */
+};
+
+typedef void (*vm_exec_cb)(const struct vm_exec_result *r, void *data);
+
+/* Executors given on the command line: "URI=PREFIX". Borrowed; call once
+ * before the loop runs. */
+void vm_exec_set_overrides(const char *const *specs, int n);
+/* Is "URI=PREFIX" well formed? */
+bool vm_exec_override_valid(const char *spec);
+
+/* Start ARGV (argv[0] looked up in PATH) on the host of URI. cb runs once,
+ * on the loop, also when the start fails (then r->error is set). Returns the
+ * running command (for vm_exec_kill) or NULL when cb already ran. */
+struct vm_exec *vm_exec_start(uv_loop_t *loop, const char *uri, const char *const *argv,
+                              uint64_t timeout_ms, vm_exec_cb cb, void *data);
+void vm_exec_kill(struct vm_exec *e);
+
+/* The full argv (prefix + argv) vm_exec_start would run; caller frees the
+ * array and its strings with vm_exec_argv_free. NULL: unknown transport. */
+char **vm_exec_argv(const char *uri, const char *const *argv, char **why);
+void vm_exec_argv_free(char **argv);
+
+#endif

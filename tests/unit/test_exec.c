@@ -1,0 +1,137 @@
+/* test_exec.c — commands on hosts (exec.c): local runs, exit status,
+ * timeouts, output limits, start failures, executors per URI, and the loop
+ * closing cleanly. */
+#include <stdlib.h>
+#include <uv.h>
+
+#include "check.h"
+#include "exec.h"
+#include "util.h"
+
+static uv_loop_t loop;
+
+struct res {
+    int calls;
+    int64_t status;
+    int signal;
+    bool timed_out;
+    char *out, *err, *error;
+    size_t out_len;
+};
+
+static void cb(const struct vm_exec_result *r, void *data)
+{
+    struct res *x = data;
+    x->calls++;
+    x->status = r->status;
+    x->signal = r->signal;
+    x->timed_out = r->timed_out;
+    x->out = xstrdup(r->out);
+    x->err = xstrdup(r->err);
+    x->out_len = r->out_len;
+    x->error = r->error ? xstrdup(r->error) : NULL;
+}
+
+static struct res run(const char *uri, const char *const *argv, uint64_t timeout)
+{
+    struct res x = {0};
+    vm_exec_start(&loop, uri, argv, timeout, cb, &x);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(x.calls, ==, 1);
+    return x;
+}
+
+static void res_free(struct res *x)
+{
+    free(x->out);
+    free(x->err);
+    free(x->error);
+}
+
+static void test_local(void)
+{
+    const char *echo[] = {"echo", "hello", "it's", NULL};
+    struct res x = run("qemu:///system", echo, 5000);
+    CHECK_INT(x.status, ==, 0);
+    CHECK_STR(x.out, "hello it's\n");
+    res_free(&x);
+
+    const char *fail[] = {"sh", "-c", "echo oops >&2; exit 3", NULL};
+    x = run("qemu+unix:///system?socket=/x", fail, 5000);
+    CHECK_INT(x.status, ==, 3);
+    CHECK_STR(x.err, "oops\n");
+    res_free(&x);
+}
+
+static void test_timeout_and_limits(void)
+{
+    const char *slow[] = {"sleep", "10", NULL};
+    uint64_t t0 = uv_hrtime();
+    struct res x = run("test:///default", slow, 100);
+    CHECK(x.timed_out);
+    CHECK_INT(x.signal, ==, 9);
+    CHECK_INT((uv_hrtime() - t0) / 1000000, <, 5000);
+    res_free(&x);
+
+    const char *big[] = {"head", "-c", "300000", "/dev/zero", NULL};
+    x = run("qemu:///system", big, 5000);
+    CHECK_INT(x.status, ==, 0);
+    CHECK_INT(x.out_len, ==, VM_EXEC_MAX_OUTPUT);
+    res_free(&x);
+
+    const char *missing[] = {"/nonexistent/tool", NULL};
+    x = run("qemu:///system", missing, 5000);
+    CHECK_INT(x.status, ==, -1);
+    CHECK_CONTAINS(x.error, "cannot run '/nonexistent/tool'");
+    res_free(&x);
+}
+
+static void test_executors(void)
+{
+    const char *argv[] = {"vdptool", "-i", "eth0", "it's", NULL};
+    char *why = NULL;
+    char **v = vm_exec_argv("qemu+ssh://root@hv12:2222/system", argv, &why);
+    CHECK(v);
+    const char *want[] = {"ssh", "-o", "BatchMode=yes", "-p", "2222", "root@hv12", "--",
+                          "'vdptool'", "'-i'", "'eth0'", "'it'\\''s'", NULL};
+    for (int i = 0; want[i]; i++)
+        CHECK_STR(v[i], want[i]);
+    vm_exec_argv_free(v);
+
+    v = vm_exec_argv("qemu+tcp://hv12/system", argv, &why);
+    CHECK(!v);
+    CHECK_CONTAINS(why, "no executor for host 'qemu+tcp://hv12/system'");
+    free(why);
+
+    const char *specs[] = {"qemu+tcp://hv12/system=ip netns exec st-b"};
+    CHECK(vm_exec_override_valid(specs[0]));
+    CHECK(!vm_exec_override_valid("=x"));
+    CHECK(!vm_exec_override_valid("uri="));
+    vm_exec_set_overrides(specs, 1);
+    v = vm_exec_argv("qemu+tcp://hv12/system", argv, &why);
+    CHECK(v);
+    CHECK_STR(v[0], "ip");
+    CHECK_STR(v[3], "st-b");
+    CHECK_STR(v[4], "vdptool");
+    CHECK_STR(v[7], "it's");
+    vm_exec_argv_free(v);
+    vm_exec_set_overrides(NULL, 0);
+
+    const char *echo[] = {"echo", "x", NULL};
+    struct res x = run("qemu+tcp://hv12/system", echo, 1000);
+    CHECK_INT(x.status, ==, -1);
+    CHECK_CONTAINS(x.error, "no executor");
+    res_free(&x);
+}
+
+int main(void)
+{
+    CHECK_INT(uv_loop_init(&loop), ==, 0);
+    RUN(test_local);
+    RUN(test_timeout_and_limits);
+    RUN(test_executors);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(uv_loop_close(&loop), ==, 0);
+    fprintf(stderr, "ok\n");
+    return 0;
+}
