@@ -44,7 +44,7 @@ _vmmigrate()
         if [[ $cur == -* ]]; then
             _vmmigrate_words '-h --help -V --version'
         else
-            _vmmigrate_words 'help plan policy run version'
+            _vmmigrate_words 'help plan policy recover run version'
         fi
         return
     fi
@@ -52,7 +52,7 @@ _vmmigrate()
     case ${COMP_WORDS[1]} in
     help)
         opts='-h --help -q --quiet -v --verbose'
-        args='help plan policy run version'
+        args='help plan policy recover run version'
         ;;
     plan)
         case $prev in
@@ -68,27 +68,37 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events | -p | --policy)
+        -e | --events | --journal-dir | -p | --policy)
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | -d | --max-downtime | \
-        --migrate-uri | -j | --parallel | -P | --parallel-connections | \
-        --qmp-socket | -s | --source | -t | --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
+        --max-downtime | --migrate-uri | -j | --parallel | -P | \
+        --parallel-connections | --qmp-socket | -s | --source | -t | --target | \
+        --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
-            --compression --direct -e --events --json -d --max-downtime
-            --migrate-uri --no-progress -j --parallel -P
-            --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket -s --source -t --target --timeout --timeout-action
-            --tls --undefine-source --unsafe -m --vm -h --help -q --quiet -v
-            --verbose'
+            --compression --direct -e --events --host-exec --journal-dir
+            --json -d --max-downtime --migrate-uri --no-progress -j
+            --parallel -P --parallel-connections --persistent -p --policy
+            --postcopy --qmp-socket -s --source -t --target --timeout
+            --timeout-action --tls --undefine-source --unsafe -m --vm -h
+            --help -q --quiet -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet -v --verbose'
+        ;;
+    recover)
+        case $prev in
+        --journal-dir)
+            _vmmigrate_files
+            return
+            ;;
+        esac
+        opts='--journal-dir --json -h --help -q --quiet -v --verbose'
         ;;
     run)
         case $prev in
@@ -104,24 +114,25 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events | -p | --policy)
+        -e | --events | --journal-dir | -p | --policy)
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | -d | --max-downtime | \
-        --migrate-uri | -j | --parallel | -P | --parallel-connections | \
-        --qmp-socket | -s | --source | -t | --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
+        --max-downtime | --migrate-uri | -j | --parallel | -P | \
+        --parallel-connections | --qmp-socket | -s | --source | -t | --target | \
+        --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
-            --compression --direct -e --events --json -d --max-downtime
-            --migrate-uri --no-progress -j --parallel -P
-            --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket -s --source -t --target --timeout --timeout-action
-            --tls --undefine-source --unsafe -m --vm -h --help -q --quiet -v
-            --verbose'
+            --compression --direct -e --events --host-exec --journal-dir
+            --json -d --max-downtime --migrate-uri --no-progress -j
+            --parallel -P --parallel-connections --persistent -p --policy
+            --postcopy --qmp-socket -s --source -t --target --timeout
+            --timeout-action --tls --undefine-source --unsafe -m --vm -h
+            --help -q --quiet -v --verbose'
         ;;
     version)
         opts='-h --help -q --quiet -v --verbose'

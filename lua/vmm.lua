@@ -185,8 +185,9 @@ end
 --       { elapsed_ms = 2 * vmm.min, action = "postcopy" },
 --       { elapsed_ms = 5 * vmm.min, action = "abort" },
 --   }
--- Each step fires once, when the progress reaches its iteration or elapsed
--- time; steps are taken in order.
+-- A step fires when the progress reaches its iteration or elapsed time; the
+-- furthest step reached is taken, each at most once, in order. A post-copy
+-- step is skipped for migrations whose params do not allow post-copy.
 function vmm.ladder(steps)
     if kind(steps) ~= "table" then
         error("vmm.ladder: expects a list of steps", 2)
@@ -200,21 +201,26 @@ function vmm.ladder(steps)
         end
     end
     return function(vm, p, state)
+        -- The furthest step reached is taken (time-based steps are not held
+        -- back by iterations that stall); each step at most once.
         local done = state.ladder_step or 0
-        local s = steps[done + 1]
-        if s == nil then
+        local take
+        for i = done + 1, #steps do
+            local s = steps[i]
+            if (s.iteration and p.iteration >= s.iteration)
+                or (s.elapsed_ms and p.elapsed_ms >= s.elapsed_ms) then
+                take = i
+            end
+        end
+        if take == nil then
             return "continue"
         end
-        local reached = (s.iteration and p.iteration >= s.iteration)
-            or (s.elapsed_ms and p.elapsed_ms >= s.elapsed_ms)
-        if not reached then
-            return "continue"
-        end
-        state.ladder_step = done + 1
+        state.ladder_step = take
+        local s = steps[take]
         if s.downtime_ms then
             return { action = "set_downtime", downtime_ms = s.downtime_ms }
         end
-        return { action = s.action, reason = s.reason or ("ladder step " .. (done + 1)) }
+        return { action = s.action, reason = s.reason or ("ladder step " .. take) }
     end
 end
 

@@ -13,6 +13,7 @@
 
 extern const struct vm_cli_command vm_cmd_plan_entry;
 extern const struct vm_cli_command vm_cmd_policy_entry;
+extern const struct vm_cli_command vm_cmd_recover_entry;
 extern const struct vm_cli_command vm_cmd_run_entry;
 extern const struct vm_cli_command vm_cmd_help_entry;
 extern const struct vm_cli_command vm_cmd_version_entry;
@@ -24,6 +25,7 @@ const struct vm_cli_command *const vm_cli_commands[] = {
     &vm_cmd_help_entry,
     &vm_cmd_plan_entry,
     &vm_cmd_policy_entry,
+    &vm_cmd_recover_entry,
     &vm_cmd_run_entry,
     &vm_cmd_version_entry,
     NULL,
@@ -67,7 +69,8 @@ const struct vm_cli_exit vm_cli_exits[] = {
     {VM_EXIT_LOCKED, "locked", "Another run holds the lock for this source host (reserved)."},
     {VM_EXIT_NOTHING, "nothing", "run --policy: the policy chose no VM to migrate."},
     {VM_EXIT_OPERATOR, "operator",
-     "A guest could not be brought back to a known state; an operator must look (reserved)."},
+     "A guest's location is unknown, a feature could not be undone (deinit failed), or "
+     "recover found a state it must not decide alone: an operator must look."},
     {VM_EXIT_INTERNAL, "internal", "Internal error: a bug in vmmigrate."},
     {-1, NULL, NULL},
 };
@@ -206,9 +209,8 @@ struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, cha
         nopts++;
 
     struct option *longopts = xcalloc((size_t)nopts + 1, sizeof(*longopts));
-    char *shortopts = xmalloc((size_t)nopts * 2 + 3);
+    char *shortopts = xmalloc((size_t)nopts * 2 + 2);
     char *sp = shortopts;
-    *sp++ = '+'; /* stop at the first non-option */
     *sp++ = ':'; /* report a missing argument as ':' */
     for (int i = 0; i < nopts; i++) {
         const struct vm_cli_option *o = find_by_index(cmd, i);

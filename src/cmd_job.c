@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "exitcode.h"
 #include "decision.h"
+#include "exec.h"
+#include "journal.h"
 #include "job.h"
 #include "util.h"
 
@@ -38,6 +40,8 @@ enum {
     OPT_POLICY,
     OPT_ASSUME_BANDWIDTH,
     OPT_CLASS,
+    OPT_HOST_EXEC,
+    OPT_JOURNAL_DIR,
 };
 
 /* Sorted by long name. */
@@ -101,6 +105,24 @@ static const struct vm_cli_option job_options[] = {
      .help = "write an NDJSON event stream to FILE ('-' for stdout)",
      .doc = "Append one JSON object per line to FILE ('-': standard output) for every event: "
             "phases, progress, libvirt and QMP events, results. See schema/event.schema.json."},
+    {.name = "host-exec",
+     .arg = VM_CLI_ARG_STRING,
+     .metavar = "URI=PREFIX",
+     .id = OPT_HOST_EXEC,
+     .flags = VM_CLI_REPEAT,
+     .help = "run feature commands for host URI through PREFIX",
+     .doc = "How features run commands (vmm.exec) on the host with libvirt URI: PREFIX, split "
+            "on spaces, followed by the command's arguments (no shell), e.g. "
+            "qemu+tcp://hv12/system='ssh -i /etc/vmm/key hv12 --'. Without it, local URIs run "
+            "commands here and qemu+ssh URIs through ssh with BatchMode."},
+    {.name = "journal-dir",
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "DIR",
+     .id = OPT_JOURNAL_DIR,
+     .help = "where run writes its journal (" VM_JOURNAL_DEFAULT_DIR ")",
+     .doc = "The directory of the append-only journals (one file per run, fsync'd at every "
+            "step that decides where a guest runs) that vmmigrate recover reads after a "
+            "crash. Default " VM_JOURNAL_DEFAULT_DIR "."},
     {.name = "json",
      .id = OPT_JSON,
      .help = "print the final JSON report on stdout",
@@ -302,6 +324,18 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
+    int nexec = 0;
+    const char **execs = list(args, OPT_HOST_EXEC, &nexec);
+    for (int i = 0; i < nexec; i++) {
+        if (!vm_exec_override_valid(execs[i])) {
+            vm_error("%s: --host-exec '%s' is not URI=PREFIX", cmd, execs[i]);
+            free(execs);
+            rc = VM_EXIT_USAGE;
+            goto cleanup;
+        }
+    }
+    vm_exec_set_overrides(execs, nexec);
+    spec.host_execs = execs;
     spec.nqmp = vm_cli_count(args, OPT_QMP_SOCKET);
     spec.qmp = xcalloc((size_t)spec.nqmp + 1, sizeof(*spec.qmp));
     for (int i = 0; i < spec.nqmp; i++) {
@@ -375,6 +409,9 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
+    spec.journal_dir = vm_cli_str(args, OPT_JOURNAL_DIR);
+    if (!spec.journal_dir)
+        spec.journal_dir = VM_JOURNAL_DEFAULT_DIR;
     spec.progress = !vm_cli_flag(args, OPT_NO_PROGRESS) && !vm_cli_flag(args, VM_CLI_OPT_QUIET);
     if (spec.json && spec.events_path && strcmp(spec.events_path, "-") == 0) {
         vm_error("%s: --json and --events - would both write to standard output", cmd);
@@ -391,6 +428,8 @@ cleanup:
     free(spec.vms);
     free(spec.sources);
     free(spec.targets);
+    vm_exec_set_overrides(NULL, 0);
+    free(spec.host_execs);
     return rc;
 }
 

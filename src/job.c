@@ -27,6 +27,7 @@
 #include "gate.h"
 #include "exitcode.h"
 #include "inventory.h"
+#include "journal.h"
 #include "plan.h"
 #include "policy.h"
 #include "progress.h"
@@ -78,6 +79,7 @@ struct job {
     struct vm_mig **migs;
     struct vm_plan_item **mig_items; /* the plan item of each migration */
     struct vm_features **feats;      /* its features (NULL if none) */
+    struct vm_journal *journal;
     int deinit_failures;
     int nmigs, running, next;
     struct vm_report_stream *events;
@@ -91,6 +93,7 @@ struct job {
 
 static void job_close_hosts(struct job *job);
 static void job_schedule(struct job *job);
+static int journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields);
 
 static void job_fail(struct job *job, int code, char *msg)
 {
@@ -194,6 +197,9 @@ static void mig_on_state(struct vm_mig *m, void *data)
         return;
     if (m->state != VM_MIG_STATE_SKIPPED)
         job->running--;
+    journal(job, m, "finished",
+            json_pack("{s:s, s:s}", "result", vm_mig_state_name(m->state), "location",
+                      vm_mig_location_name(m->location)));
     int idx = mig_index(job, m);
     struct vm_features *f = idx >= 0 ? job->feats[idx] : NULL;
     if (f && m->state == VM_MIG_STATE_DONE)
@@ -240,12 +246,11 @@ static void apply_action(struct job *job, struct vm_mig *m, struct vm_plan_item 
         vm_mig_set_max_downtime(m, a->downtime_ms);
         break;
     case VM_ACTION_POSTCOPY:
-        if (!it->params.postcopy) {
-            job->policy_errors++;
-            vm_error("%s: policy asked for post-copy, which its params do not allow "
-                     "(postcopy = false): aborting",
-                     m->name);
-            vm_mig_abort(m, "policy error");
+        if (!it->params.postcopy || m->gated) {
+            /* A generic ladder asks every migration; this one may not switch. */
+            vm_info("%s: post-copy not allowed for this migration (postcopy = false or "
+                    "network-critical): going on",
+                    m->name);
         } else {
             vm_info("%s: policy switches to post-copy", m->name);
             vm_mig_postcopy(m);
@@ -307,9 +312,26 @@ static void gate_features_done(struct vm_features *f, bool ok, const char *reaso
         vm_mig_gate_decide(m, ok, ok ? "every required feature is ready on the target" : reason);
 }
 
+static int journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields)
+{
+    if (!job->journal) {
+        json_decref(fields);
+        return 0;
+    }
+    return vm_journal_write(job->journal, m->name, m->uuid, m->src->uri, m->dst->uri, record,
+                            fields);
+}
+
+static bool mig_on_decision(struct vm_mig *m, bool commit, void *data)
+{
+    return journal(data, m, commit ? "commit-decided" : "rollback-decided",
+                   json_pack("{s:s}", "reason", m->gate_reason)) == 0;
+}
+
 static void mig_on_gate(struct vm_mig *m, void *data)
 {
     struct job *job = data;
+    journal(job, m, "gate-reached", NULL);
     int i = mig_index(job, m);
     if (i < 0 || !job->feats[i]) {
         vm_mig_gate_decide(m, true, "no features to wait for");
@@ -323,6 +345,7 @@ static const struct vm_mig_ops job_mig_ops = {
     .on_progress = mig_on_progress,
     .on_event = mig_on_event,
     .on_gate = mig_on_gate,
+    .on_decision = mig_on_decision,
 };
 
 static void job_schedule(struct job *job)
@@ -344,6 +367,9 @@ static void job_schedule(struct job *job)
         vm_info("%s: migrating to %s", m->name, m->dst->uri);
         /* Network-critical: features prepare first (now, while nothing has
          * moved yet); the gate step waits for the gate. */
+        journal(job, m, "started",
+                json_pack("{s:b, s:o}", "gated", m->gated, "features",
+                          vm_features_to_json(job->feats[i])));
         if (m->gated && job->feats[i])
             vm_features_run(job->feats[i], VM_FEATURE_PREPARE, NULL);
         vm_mig_start(m, dom, qmp);
@@ -538,6 +564,19 @@ static void job_after_preflight(struct job *job)
         job_close_hosts(job);
         return;
     }
+    job->journal = vm_journal_open(job->spec->journal_dir);
+    if (!job->journal) {
+        job_fail(job, VM_EXIT_USAGE,
+                 xasprintf("cannot write the journal in '%s' (see --journal-dir): nothing "
+                           "migrated",
+                           job->spec->journal_dir));
+        job_close_hosts(job);
+        return;
+    }
+    vm_info("journal: %s", vm_journal_path(job->journal));
+    job_event(job, NULL, NULL, "journal",
+              json_pack("{s:s, s:s}", "run", vm_journal_run_id(job->journal), "path",
+                        vm_journal_path(job->journal)));
     job_start_migrations(job);
 }
 
@@ -609,6 +648,35 @@ static char *unknown_required_feature(struct job *job, struct vm_plan_item *it)
     return NULL;
 }
 
+/* What the plan cannot know from decisions alone (plan ops' vet). */
+static char *job_vet(void *ctx, struct vm_plan_item *it)
+{
+    struct job *job = ctx;
+    if (!it->d.class_set)
+        it->d.class = (enum vm_class)job->spec->default_class;
+    const char *state = json_string_value(json_object_get(it->vm, "state"));
+    const char *tstate = NULL, *on, *no_gate = NULL;
+    char *note;
+    if (!state || strcmp(state, "running") != 0)
+        return xasprintf("'%s' is not running (state: %s)", it->name, state ? state : "unknown");
+    if ((on = active_on_target(job, it->uuid, &tstate)))
+        return xasprintf("'%s' is already active on '%s' (state: %s)", it->name, on,
+                         tstate ? tstate : "unknown");
+    if (!it->uuid)
+        return xasprintf("'%s' has no UUID", it->name);
+    if ((note = unknown_required_feature(job, it)))
+        return note;
+    if (it->d.class == VM_CLASS_NETWORK_CRITICAL && !vm_gate_available(&no_gate))
+        return xasprintf("'%s' is network-critical but this libvirt offers no commit gate (%s "
+                         "is missing)",
+                         it->name, no_gate);
+    if (it->d.class == VM_CLASS_NETWORK_CRITICAL && it->params.postcopy)
+        return xasprintf("'%s' is network-critical: post-copy would resume it on the target "
+                         "before the commit gate (set postcopy = false)",
+                         it->name);
+    return NULL;
+}
+
 static void job_plan(struct job *job)
 {
     const struct vm_job_spec *spec = job->spec;
@@ -623,6 +691,7 @@ static void job_plan(struct job *job)
             json_array_append(run_sources, bare);
         }
         if (jh->target) {
+            json_object_set_new(bare, "planned_memory_bytes", json_integer(0));
             json_array_append(targets, bare);
             json_array_append(run_targets, bare);
         }
@@ -676,56 +745,26 @@ static void job_plan(struct job *job)
         json_decref(run_sources);
         json_decref(run_targets);
     }
+    ops.vet = job_vet;
+    ops.vet_ctx = job;
     vm_plan_build(&job->plan, sources, targets, &spec->params, spec->concurrency,
                   spec->estimate_mibs, &ops);
     job->planned = true;
     json_decref(sources);
     json_decref(targets);
 
-    /* What the plan cannot know from decisions alone. */
-    const char *no_gate = NULL;
-    bool gate_ok = vm_gate_available(&no_gate);
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];
-        if (!it->d.class_set)
-            it->d.class = (enum vm_class)spec->default_class;
         if (it->status == VM_PLAN_ERROR) {
             job->policy_errors++;
             vm_error("%s: policy error, left alone (fail closed): %s", it->name, it->note);
-            continue;
-        }
-        if (it->status != VM_PLAN_MIGRATE)
-            continue;
-        const char *state = json_string_value(json_object_get(it->vm, "state"));
-        const char *tstate = NULL, *on;
-        char *note;
-        if (!state || strcmp(state, "running") != 0)
-            vm_plan_refuse(&job->plan, it,
-                           xasprintf("'%s' is not running (state: %s)", it->name,
-                                     state ? state : "unknown"));
-        else if ((on = active_on_target(job, it->uuid, &tstate)))
-            vm_plan_refuse(&job->plan, it,
-                           xasprintf("'%s' is already active on '%s' (state: %s)", it->name, on,
-                                     tstate ? tstate : "unknown"));
-        else if (!it->uuid)
-            vm_plan_refuse(&job->plan, it, xasprintf("'%s' has no UUID", it->name));
-        else if ((note = unknown_required_feature(job, it)))
-            vm_plan_refuse(&job->plan, it, note);
-        else if (it->d.class == VM_CLASS_NETWORK_CRITICAL && !gate_ok)
-            vm_plan_refuse(&job->plan, it,
-                           xasprintf("'%s' is network-critical but this libvirt offers no commit "
-                                     "gate (%s is missing)",
-                                     it->name, no_gate));
-        else if (it->d.class == VM_CLASS_NETWORK_CRITICAL && it->params.postcopy)
-            vm_plan_refuse(&job->plan, it,
-                           xasprintf("'%s' is network-critical: post-copy would resume it on the "
-                                     "target before the commit gate (set postcopy = false)",
-                                     it->name));
-        else if (it->params.migrate_uri &&
-                 !transport_offered(host_by_uri(job, it->target)->info, it->params.migrate_uri))
+        } else if (it->status == VM_PLAN_MIGRATE && it->params.migrate_uri &&
+                   !transport_offered(host_by_uri(job, it->target)->info,
+                                      it->params.migrate_uri)) {
             vm_plan_refuse(&job->plan, it,
                            xasprintf("target '%s' does not offer the transport of '%s'",
                                      it->target, it->params.migrate_uri));
+        }
     }
     if (!job->policy && vm_plan_count(&job->plan, VM_PLAN_MIGRATE) != spec->nvms) {
         for (int i = 0; i < job->plan.n; i++)
@@ -984,6 +1023,8 @@ static json_t *job_report(struct job *job, int code, const char *result)
                                                 vm_policy_hooks(job->policy))
                                     : json_null());
     json_object_set_new(report, "plan", job->planned ? vm_plan_to_json(&job->plan) : json_null());
+    json_object_set_new(report, "journal",
+                        job->journal ? json_string(vm_journal_path(job->journal)) : json_null());
     return report;
 }
 
@@ -1031,6 +1072,7 @@ static void job_free(struct job *job)
     }
     free(job->hosts);
     vm_policy_free(job->policy);
+    vm_journal_close(job->journal);
     vm_report_stream_close(job->events);
     free(job->error);
 }

@@ -31,12 +31,14 @@ struct vm_job_spec {
     const char *policy_path; /* or a policy decides (then nvms == 0) */
     struct vm_job_qmp *qmp;
     int nqmp;
+    const char **host_execs; /* --host-exec URI=PREFIX (exec.h), owned by the caller */
     struct vm_mig_params params; /* defaults; a policy may override per VM */
     int default_class;           /* enum vm_class where no decision sets one */
     int concurrency;
     unsigned estimate_mibs;  /* plan estimates where no bandwidth is set */
     bool json;               /* final report (or plan) on stdout as JSON */
     const char *events_path; /* NDJSON stream, "-" = stdout, NULL = none */
+    const char *journal_dir; /* journal.h */
     bool progress;           /* progress meter if stderr is a TTY */
 };
 

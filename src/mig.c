@@ -500,8 +500,14 @@ void vm_mig_gate_decide(struct vm_mig *m, bool commit, const char *reason)
     mig_event(m, NULL, "gate.decided",
               json_pack("{s:s, s:s, s:I}", "decision", commit ? "commit" : "rollback", "reason",
                         m->gate_reason, "held_ms", (json_int_t)m->gate_ms));
-    if (m->ops->on_decision)
-        m->ops->on_decision(m, commit, m->ops_data);
+    if (m->ops->on_decision && !m->ops->on_decision(m, commit, m->ops_data) && commit) {
+        /* A commit that is not on record could run the guest twice after a
+         * crash: the safe way is back. */
+        m->gate_commit = false;
+        free(m->gate_reason);
+        m->gate_reason = xstrdup("the commit decision could not be recorded in the journal");
+        m->ops->on_decision(m, false, m->ops_data);
+    }
     task_submit(task_new(m, commit ? "commit" : "rollback", gate_finish_work, gate_finish_done));
 }
 

@@ -107,8 +107,9 @@ struct vm_mig_ops {
     /* gated migrations: both sides wait at the gate; decide with
      * vm_mig_gate_decide() (NULL: commit at once) */
     void (*on_gate)(struct vm_mig *m, void *data);
-    /* the decision is about to be carried out: record it durably first */
-    void (*on_decision)(struct vm_mig *m, bool commit, void *data);
+    /* the decision is about to be carried out: record it durably first;
+     * false (could not record) turns a commit into a rollback */
+    bool (*on_decision)(struct vm_mig *m, bool commit, void *data);
 };
 
 struct vm_mig {

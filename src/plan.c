@@ -133,7 +133,8 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
             }
             if (vm_decision_parse(dj, &it->d, &err) < 0) {
                 it->status = VM_PLAN_ERROR;
-                it->note = xasprintf("decide() for '%s': %s", it->name, err);
+                it->note = xasprintf("%s%sdecide() for '%s': %s", ops->origin ? ops->origin : "",
+                                     ops->origin ? ": " : "", it->name, err);
                 free(err);
                 json_decref(dj);
                 continue;
@@ -141,6 +142,12 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
             json_decref(dj);
             vm_decision_apply_params(&it->d, &it->params);
             it->status = VM_PLAN_MIGRATE;
+            char *why = ops->vet ? ops->vet(ops->vet_ctx, it) : NULL;
+            if (why) {
+                it->status = VM_PLAN_REFUSED;
+                it->note = why;
+                continue;
+            }
             /* Let the next decide() calls see what this one chose. */
             int named = it->d.target ? find_target(targets, it->d.target) : -1;
             if (named >= 0) {
@@ -163,14 +170,17 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
             ti = find_target(targets, it->d.target);
             if (ti < 0) {
                 it->status = VM_PLAN_ERROR;
-                it->note = xasprintf("decide() for '%s': target '%s' is not one of the "
+                it->note = xasprintf("%s%sdecide() for '%s': target '%s' is not one of the "
                                      "--target hosts",
+                                     ops->origin ? ops->origin : "", ops->origin ? ": " : "",
                                      it->name, it->d.target);
                 continue;
             }
             if (strcmp(it->d.target, it->source) == 0) {
                 it->status = VM_PLAN_ERROR;
-                it->note = xasprintf("decide() for '%s': target is its own source", it->name);
+                it->note = xasprintf("%s%sdecide() for '%s': target is its own source",
+                                     ops->origin ? ops->origin : "", ops->origin ? ": " : "",
+                                     it->name);
                 continue;
             }
             if (!ts[ti].live) {

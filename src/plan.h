@@ -57,6 +57,13 @@ struct vm_plan_ops {
      * placing in start order, the final reservations. */
     void (*reserve)(void *ctx, int target_index, uint64_t planned_bytes);
     void *ctx;
+    /* Optional, before placement: why a VM the policy chose cannot go
+     * (malloc'd; it is then REFUSED and reserves nothing), or NULL. */
+    char *(*vet)(void *vet_ctx, struct vm_plan_item *it);
+    void *vet_ctx;
+    /* Where decisions come from, prefixed to errors found in them
+     * ("policy.lua:12", the decide() hook), or NULL. */
+    const char *origin;
 };
 
 /* sources: host objects, each with a "domains" array (inventory.h);

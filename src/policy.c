@@ -18,6 +18,7 @@ struct vm_policy {
     char *path;
     bool has_decide, has_progress;
     int run_ref;    /* the run table, or LUA_NOREF */
+    char *decide_where; /* "file:line" where decide() is defined */
     int states_ref; /* per-VM state tables for on_progress, keyed by uuid/name */
 };
 
@@ -192,6 +193,12 @@ struct vm_policy *vm_policy_load(const char *path, char **err)
     p->lua = lua;
     p->path = xstrdup(path);
     p->has_decide = vm_lua_has_hook(lua, "decide");
+    {
+        lua_State *L0 = vm_lua_state(lua);
+        lua_Debug ar;
+        if (vm_lua_push_hook(lua, "decide") && lua_getinfo(L0, ">S", &ar))
+            p->decide_where = xasprintf("%s:%d", ar.short_src, ar.linedefined);
+    }
     p->has_progress = vm_lua_has_hook(lua, "on_progress");
     p->run_ref = LUA_NOREF;
     lua_State *L = vm_lua_state(lua);
@@ -222,6 +229,7 @@ void vm_policy_free(struct vm_policy *p)
     if (!p)
         return;
     vm_lua_free(p->lua);
+    free(p->decide_where);
     free(p->path);
     free(p);
 }
@@ -332,6 +340,7 @@ void vm_policy_plan_ops(struct vm_policy *p, struct vm_plan_ops *ops)
     ops->decide = policy_decide;
     ops->reserve = policy_reserve;
     ops->ctx = p;
+    ops->origin = p->decide_where ? p->decide_where : p->path;
 }
 
 /* ---- on_progress ------------------------------------------------------ */

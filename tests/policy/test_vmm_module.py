@@ -90,7 +90,7 @@ class MigrateConstructor(TestCase):
                 {"target": ROOMY, "placed_by": "vmmigrate", "class": "network-critical",
                  "priority": 7, "reason": "valid", "order": 1}, "mover-auto's decision")
         self.eq(v["features"], [
-            {"name": "vdp", "required": True, "timeout_ms": 10000, "args": {}},
+            {"name": "announce", "required": True, "timeout_ms": 10000, "args": {}},
             {"name": "spice", "required": False, "timeout_ms": 10000, "args": {"port": 5900}},
         ], "mover-auto's features (required by default)")
         self.eq(v["params"], dict(DEFAULT_PARAMS, mode="direct", bandwidth_mibs=64,

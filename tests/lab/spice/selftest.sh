@@ -19,7 +19,8 @@
 # counter has no gap or reset across all migrations; a refusing client
 # (--no-migrate) stays on the source and exits when the source goes away; a
 # frozen client does not follow until thawed; a client that cannot reach the
-# target during the copy follows by switch-host.
+# target during the copy follows by switch-host; with a sound card the client
+# opens and moves 6 channels (playback and record too).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -197,8 +198,8 @@ expect_guest_on() { # HOST
     fi
 }
 
-query_spice_ids() { # HOST -> connection ids of connected channels
-    "$LAB" virsh "$1" qemu-monitor-command "$VM" '{"execute":"query-spice"}' |
+query_spice_ids() { # HOST [VM] -> "IDS N": connection ids and number of connected channels
+    "$LAB" virsh "$1" qemu-monitor-command "${2:-$VM}" '{"execute":"query-spice"}' |
         "$PY" -c 'import json,sys; d=json.load(sys.stdin)["return"]; print(",".join(sorted({str(c["connection-id"]) for c in d.get("channels", [])})) or "-", len(d.get("channels", [])))'
 }
 
@@ -366,6 +367,29 @@ main() {
     [[ $(field "$rep" mode) == switch-host ]] && pass "it followed by switch-host" ||
         fail "expected switch-host: $rep"
     "$SPICE" stop "$VM"
+
+    # ---- a guest with a sound card: playback and record channels too -----------
+    local snd=$VM-snd xml
+    xml=$EVDIR/$snd.xml
+    sed -e "s|<name>$VM</name>|<name>$snd</name>|" -e "s|/$VM-serial.log|/$snd-serial.log|g" \
+        -e "s|<memballoon|<sound model='ich6'/>\n    <memballoon|" "$("$LAB" xml-path a "$VM")" >"$xml"
+    "$LAB" virsh "$HERE" create "$xml" >/dev/null
+    out=$("$SPICE" start "$HERE" "$snd")
+    [[ $out == *" channels=6 "* ]] && pass "sound guest: client opened 6 channels ($out)" ||
+        fail "sound guest: $out"
+    from=$HERE
+    to=$(other "$HERE")
+    virsh -q -c "$("$LAB" uri "$from")" migrate --live --p2p "$snd" "$("$LAB" uri "$to")" >/dev/null
+    if out=$("$SPICE" wait "$snd" "$to" 10); then
+        pass "sound guest: client followed to $to with all channels ($out)"
+    else
+        fail "sound guest: client did not follow: $("$SPICE" status "$snd" || true)"
+    fi
+    out=$(query_spice_ids "$to" "$snd")
+    [[ ${out#* } == 6 ]] && pass "sound guest: target query-spice lists 6 channels" ||
+        fail "sound guest: target query-spice: $out"
+    "$SPICE" stop "$snd"
+    "$LAB" destroy-guest "$to" "$snd"
 
     # ---- the guest's output across every migration -------------------------------
     local seg h a b range

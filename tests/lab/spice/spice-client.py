@@ -117,9 +117,12 @@ class Client:
         s = Spice.Session()
         s.set_property("host", opts.host)
         s.set_property("port", str(opts.port))
-        # Headless: no audio backend (GStreamer), no USB redirection, no
-        # smartcard. The playback/record channels are still opened.
-        for prop, val in (("enable-audio", False), ("enable-usbredir", False),
+        # Headless: no USB redirection, no smartcard (the lab guests have
+        # neither). Audio stays enabled: spice-gtk does not even create the
+        # playback/record channels of a session with audio disabled, and
+        # this client opens every channel. Without a GStreamer audio sink
+        # installed the sound is just dropped.
+        for prop, val in (("enable-audio", not opts.no_audio), ("enable-usbredir", False),
                           ("enable-smartcard", False)):
             try:
                 s.set_property(prop, val)
@@ -213,6 +216,8 @@ class Client:
 
     def on_channel_destroy(self, session, ch):
         key = channel_key(ch)
+        if self.mig is not None:
+            self.mig["path"] = "switch-host"
         c = self.channels.get(key)
         if c is not None and c["ch"] == ch:
             del self.channels[key]
@@ -228,6 +233,8 @@ class Client:
             c["peer"] = sock_peer(ch.get_property("socket"))
         elif ev == Spice.ChannelEvent.SWITCHING:
             c["state"] = "switching"
+            if self.mig is not None:
+                self.mig["path"] = "switch-host"
         elif ev == Spice.ChannelEvent.CLOSED:
             c["state"] = "closed"
             c["peer"] = None
@@ -334,6 +341,8 @@ class Client:
         m, self.mig = self.mig, None
         m["ended"] = self.now()
         m["result"] = result
+        if result == "switched":
+            m.setdefault("path", "seamless")
         m["peer_after"] = self.state()["peer"]
         m["target_channels"] = {k: v.get("peer") for k, v in sorted(self.mig_channels.items())}
         self.migrations.append(m)
@@ -451,6 +460,8 @@ def parse_args(argv):
                    help="exit 1 if not all channels are open after SEC (0: wait forever; default 30)")
     p.add_argument("--exit-after", type=float, default=0, metavar="SEC",
                    help="exit 0 after SEC seconds (default: run until killed or disconnected)")
+    p.add_argument("--no-audio", action="store_true",
+                   help="disable audio: do not open the playback/record channels")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also copy status lines to stderr")
     o = p.parse_args(argv)

@@ -28,7 +28,7 @@ usage: spice.sh COMMAND [ARGS]
 
 Clients are per VM; state in \${VMM_SPICE_DIR:-\$VMM_LAB_DIR/spice}/VM.{pid,status,log}.
   start HOST VM [--on-migrate follow|refuse|unreachable|freeze] [--no-migrate]
-                [--timeout SEC] [--keep-status]
+                [--no-audio] [--timeout SEC] [--keep-status]
                       connect a headless client to VM's SPICE display on HOST,
                       wait until all channels are open (default 20 s); prints
                       "VM pid=PID peer=ADDR:PORT channels=N connect_time=SEC".
@@ -114,21 +114,22 @@ EOF
 }
 
 cmd_start() {
-    (($# >= 2)) || usage_die "usage: start HOST VM [--on-migrate MODE | --no-migrate] [--timeout SEC] [--keep-status]"
-    local host=$1 vm=$2 timeout=20 nomig=() keep=0
+    (($# >= 2)) || usage_die "usage: start HOST VM [--on-migrate MODE | --no-migrate] [--no-audio] [--timeout SEC] [--keep-status]"
+    local host=$1 vm=$2 timeout=20 copts=() keep=0
     shift 2
     while (($# > 0)); do
         case $1 in
-        --no-migrate) nomig=(--on-migrate refuse) && shift ;;
+        --no-migrate) copts+=(--on-migrate refuse) && shift ;;
         --on-migrate)
             (($# >= 2)) || usage_die "start: --on-migrate needs a value"
             case $2 in
-            follow | refuse | unreachable | freeze) nomig=(--on-migrate "$2") ;;
+            follow | refuse | unreachable | freeze) copts+=(--on-migrate "$2") ;;
             *) usage_die "start: --on-migrate must be follow, refuse, unreachable or freeze: '$2'" ;;
             esac
             shift 2
             ;;
         --keep-status) keep=1 && shift ;;
+        --no-audio) copts+=(--no-audio) && shift ;;
         --timeout)
             (($# >= 2)) || usage_die "start: --timeout needs a value"
             [[ $2 =~ ^[0-9]+$ ]] || usage_die "start: --timeout must be seconds: '$2'"
@@ -154,7 +155,7 @@ cmd_start() {
     # Own session, no controlling tty, stdin closed; stderr (spice-gtk
     # warnings) to the log. fd 9 may be a lab lock: do not inherit it.
     setsid "$PYTHON" "$CLIENT" --status "$sf" --pidfile "$pf" \
-        --connect-timeout "$timeout" "${nomig[@]}" "$addr" "$port" \
+        --connect-timeout "$timeout" "${copts[@]}" "$addr" "$port" \
         </dev/null >>"$lf" 2>&1 9>&- &
     local child=$! deadline=$((SECONDS + timeout + 1)) f
     while :; do

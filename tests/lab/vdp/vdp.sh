@@ -398,15 +398,26 @@ start_station() { # HOST
         lldpad -p -f "$VDP_DIR/st-$1.conf"
 }
 
-# EVB is up between HOST's station and its bridge port: each side shows the
-# other's EVB TLV (the station the bridge mode, the bridge the station mode).
+# VDP works between HOST's station and its bridge port. lldpad starts ECP
+# and VDP on a station port only once the bridge has confirmed reflective
+# relay (the station's own EVB TLV then shows "rrstat"), about 1 s after
+# both sides first saw each other's TLV; a request before that fails with
+# "VDP protocol not supported on interface". So: the station's TLV has
+# rrstat, each side shows the other's EVB mode, and a VSI query answers.
 evb_ready() { # HOST
-    local out
-    out=$(ip netns exec "$(st_ns "$1")" lldptool -t -n -i "$(st_if "$1")" -g ncb -V evb 2>/dev/null) || return 1
+    local st sif out
+    st=$(st_ns "$1")
+    sif=$(st_if "$1")
+    out=$(ip netns exec "$st" lldptool -t -i "$sif" -g ncb -V evb 2>/dev/null) || return 1
+    [[ $out == *station:*rrstat* ]] || return 1
+    out=$(ip netns exec "$st" lldptool -t -n -i "$sif" -g ncb -V evb 2>/dev/null) || return 1
     [[ $out == *mode:bridge* ]] || return 1
-    [[ $(br_kind) == peer ]] && return 0 # the test bridge does not run LLDP rx
-    out=$(ip netns exec "$(br_ns)" lldptool -t -n -i "$(br_if "$1")" -g ncb -V evb 2>/dev/null) || return 1
-    [[ $out == *mode:station* ]]
+    if [[ $(br_kind) != peer ]]; then # the test bridge has no LLDP agent to ask
+        out=$(ip netns exec "$(br_ns)" lldptool -t -n -i "$(br_if "$1")" -g ncb -V evb 2>/dev/null) || return 1
+        [[ $out == *mode:station* ]] || return 1
+    fi
+    out=$(ip netns exec "$st" vdptool -i "$sif" -t -V assoc 2>&1) || return 1
+    [[ $out != *FAILED* ]]
 }
 
 wait_evb() { # HOST...
@@ -649,9 +660,13 @@ cmd_query() {
     (($# == 1)) || usage_die "usage: query HOST"
     check_lab_dir
     require_host "$1"
-    local out
-    out=$(ip netns exec "$(st_ns "$1")" vdptool -i "$(st_if "$1")" -t -V assoc 2>&1) ||
-        die "query: $out"
+    # A query lists only the VSIs in the mode it names.
+    local out="" o m
+    for m in preassoc preassoc-rr assoc; do
+        o=$(ip netns exec "$(st_ns "$1")" vdptool -i "$(st_if "$1")" -t -V "$m" 2>&1) ||
+            die "query: $o"
+        out+=$o$'\n'
+    done
     # "VSI n:" blocks of "key = value" lines.
     awk '
         function flush() {

@@ -19,7 +19,8 @@ local cases = {
     },
     -- in order: a later step whose condition holds waits for the earlier one
     ["gold-nc"] = {
-        steps = { { iteration = 5, downtime_ms = 100 }, { elapsed_ms = 1000, action = "postcopy" } },
+        steps = { { iteration = 5, downtime_ms = 100 },
+                  { elapsed_ms = 1000, action = "postcopy" } },
         samples = { { iteration = 1, elapsed_ms = 5000 }, { iteration = 5, elapsed_ms = 6000 },
                     { iteration = 6, elapsed_ms = 7000 }, { iteration = 7, elapsed_ms = 8000 } },
     },

@@ -47,7 +47,10 @@ cases["mover-auto"] = function()
         class = vmm.NETWORK_CRITICAL,
         priority = 7,
         params = { bandwidth_mibs = 64, compression = "xbzrle,zstd", direct = true },
-        features = { { name = "vdp" }, { name = "spice", required = false, args = { port = 5900 } } },
+        features = {
+            { name = "announce" },
+            { name = "spice", required = false, args = { port = 5900 } },
+        },
         reason = "valid",
     }
     return d

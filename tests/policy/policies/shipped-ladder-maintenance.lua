@@ -21,7 +21,8 @@ local stalled = {
 function decide(vm, run)
     local d = shipped_decide(vm, run)
     if d then
-        d.reason = probe(shipped_progress, vm, steady) .. ";" .. probe(shipped_progress, vm, stalled)
+        d.reason = probe(shipped_progress, vm, steady) .. ";"
+            .. probe(shipped_progress, vm, stalled)
     end
     return d
 end
