@@ -112,7 +112,7 @@ end
 
 local decision_keys = {
     target = "string", class = "string", priority = "number", params = "table",
-    features = "table", reason = "string",
+    features = "table", reason = "string", gate_timeout_ms = "number",
 }
 local param_keys = {
     bandwidth_mibs = "number", max_downtime_ms = "number", auto_converge = "boolean",
@@ -186,8 +186,8 @@ end
 --       { elapsed_ms = 5 * vmm.min, action = "abort" },
 --   }
 -- A step fires when the progress reaches its iteration or elapsed time; the
--- furthest step reached is taken, each at most once, in order. A post-copy
--- step is skipped for migrations whose params do not allow post-copy.
+-- furthest step reached is taken, each at most once, in order. vmmigrate
+-- ignores a post-copy step for migrations whose params do not allow it.
 function vmm.ladder(steps)
     if kind(steps) ~= "table" then
         error("vmm.ladder: expects a list of steps", 2)

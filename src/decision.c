@@ -265,12 +265,19 @@ int vm_decision_parse(json_t *d, struct vm_decision *out, char **err)
                         goto bad;
                     }
             }
+        } else if (strcmp(key, "gate_timeout_ms") == 0) {
+            int64_t n;
+            if (!get_int(v, 1, 600000, &n)) {
+                fail(err, "gate_timeout_ms must be an integer from 1 to 600000");
+                goto bad;
+            }
+            out->gate_timeout_ms = (uint64_t)n;
         } else if (strcmp(key, "reason") == 0) {
             if (!json_is_string(v)) {
                 fail(err, "reason must be a string");
                 goto bad;
             }
-            out->reason = xstrndup(json_string_value(v), 200);
+            out->reason = vm_utf8_cut(json_string_value(v), 200);
         } else {
             fail(err, "unknown key '%s'", key);
             goto bad;
@@ -374,7 +381,7 @@ int vm_action_parse(json_t *j, struct vm_action *out, char **err)
                 out->downtime_ms = (uint64_t)n;
             } else if (strcmp(key, "reason") == 0 && json_is_string(v)) {
                 free(out->reason);
-                out->reason = xstrndup(json_string_value(v), 200);
+                out->reason = vm_utf8_cut(json_string_value(v), 200);
             } else {
                 vm_action_clear(out);
                 return fail(err, "on_progress(): unexpected key '%s' for action '%s'", key, name);

@@ -53,6 +53,7 @@ struct vm_decision {
     struct vm_feature_decl *features;
     int nfeatures;
     char *reason;
+    uint64_t gate_timeout_ms; /* network-critical: the most the gate may be held (0: 30 s) */
 };
 
 /* Parse and validate; returns 0, or -1 with *err (malloc'd, one line, naming

@@ -39,6 +39,8 @@ struct vm_features {
     char *reason;
     vm_features_done_cb done;
     struct vm_virt_task task; /* the built-in's blocking call */
+    struct vm_policy_step *cur; /* the policy step running, if any */
+    bool cancelled;
 };
 
 bool vm_feature_known(const char *name, const struct vm_policy *policy)
@@ -159,6 +161,7 @@ static void announce_done(struct vm_virt_task *t)
 static void policy_step_done(void *data, int rc, const char *reason)
 {
     struct vm_features *fs = data;
+    fs->cur = NULL;
     settle(fs, &fs->f[fs->cursor], rc, reason);
 }
 
@@ -180,15 +183,19 @@ static void run_one(struct vm_features *fs, struct feature *f)
                             fs->m->dst->uri, "class",
                             fs->m->gated ? "network-critical" : "urgent", "step",
                             step_names[fs->step], "args", f->decl->args);
-    vm_policy_feature_start(fs->policy, fs->loop, f->decl->name, step_names[fs->step], fs->vm,
-                            ctx, fs->m->src->uri, fs->m->dst->uri, f->decl->timeout_ms,
-                            policy_step_done, fs);
+    struct vm_policy_step *st = vm_policy_feature_start(
+        fs->policy, fs->loop, f->decl->name, step_names[fs->step], fs->vm, ctx, fs->m->src->uri,
+        fs->m->dst->uri, f->decl->timeout_ms, policy_step_done, fs);
+    if (st)
+        fs->cur = st;
     json_decref(ctx);
 }
 
 static void next(struct vm_features *fs)
 {
     for (;;) {
+        if (fs->cancelled)
+            break;
         fs->cursor += fs->step == VM_FEATURE_DEINIT ? -1 : 1;
         if (fs->cursor < 0 || fs->cursor >= fs->n)
             break;
@@ -219,8 +226,22 @@ static void next(struct vm_features *fs)
         done(fs, fs->ok, fs->reason, fs->data);
 }
 
+void vm_features_cancel(struct vm_features *fs)
+{
+    if (!fs || !fs->running)
+        return;
+    fs->cancelled = true;
+    if (fs->ok) {
+        fs->ok = false;
+        fs->reason = xstrdup("cancelled");
+    }
+    if (fs->cur)
+        vm_policy_step_cancel(fs->cur); /* settles the step, ends the run */
+}
+
 void vm_features_run(struct vm_features *fs, enum vm_feature_step step, vm_features_done_cb done)
 {
+    fs->cancelled = false;
     fs->step = step;
     fs->cursor = step == VM_FEATURE_DEINIT ? fs->n : -1;
     fs->running = true;

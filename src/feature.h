@@ -53,6 +53,10 @@ struct vm_features *vm_features_new(uv_loop_t *loop, struct vm_mig *m, json_t *v
  * called once, possibly before this returns. */
 void vm_features_run(struct vm_features *f, enum vm_feature_step step, vm_features_done_cb done);
 bool vm_features_busy(const struct vm_features *f);
+/* Stop the step in progress (the gate was decided without it): a running
+ * command is killed, the step counts as failed, done runs. A built-in's
+ * blocking call cannot be stopped: it finishes, and its result is dropped. */
+void vm_features_cancel(struct vm_features *f);
 int vm_features_count(const struct vm_features *f);
 /* [{name, required, prepare, gate, after, deinit}] with each step's outcome
  * ("ok", "failed: ...", "skipped: ...") or null if it did not run. */

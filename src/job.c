@@ -80,6 +80,7 @@ struct job {
     struct vm_plan_item **mig_items; /* the plan item of each migration */
     struct vm_features **feats;      /* its features (NULL if none) */
     struct vm_journal *journal;
+    struct gate_budget **budgets; /* per migration, while at the gate */
     int deinit_failures;
     int nmigs, running, next;
     struct vm_report_stream *events;
@@ -322,16 +323,64 @@ static int journal(struct job *job, struct vm_mig *m, const char *record, json_t
                             fields);
 }
 
+static void gate_budget_stop(struct job *job, struct vm_mig *m);
+
 static bool mig_on_decision(struct vm_mig *m, bool commit, void *data)
 {
+    struct job *job = data;
+    gate_budget_stop(job, m);
+    int i = mig_index(job, m);
+    if (i >= 0 && vm_features_busy(job->feats[i]))
+        vm_features_cancel(job->feats[i]); /* decided without them (budget, signal) */
     return journal(data, m, commit ? "commit-decided" : "rollback-decided",
                    json_pack("{s:s}", "reason", m->gate_reason)) == 0;
+}
+
+struct gate_budget {
+    uv_timer_t timer;
+    struct vm_mig *m;
+};
+
+static void gate_budget_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void gate_budget_fired(uv_timer_t *t)
+{
+    struct gate_budget *gb = t->data;
+    struct vm_mig *m = gb->m;
+    if (m->state == VM_MIG_STATE_GATE) {
+        char *why = xasprintf("the gate budget of %llu ms ran out before every required feature "
+                              "was ready",
+                              (unsigned long long)(vm_mono_ms() - m->gate_enter_ms));
+        vm_mig_gate_decide(m, false, why); /* closes the timer (mig_on_decision) */
+        free(why);
+    }
+}
+
+static void gate_budget_stop(struct job *job, struct vm_mig *m)
+{
+    int i = mig_index(job, m);
+    if (i >= 0 && job->budgets[i]) {
+        uv_close((uv_handle_t *)&job->budgets[i]->timer, gate_budget_closed);
+        job->budgets[i] = NULL;
+    }
 }
 
 static void mig_on_gate(struct vm_mig *m, void *data)
 {
     struct job *job = data;
     journal(job, m, "gate-reached", NULL);
+    /* The gate costs guest downtime one for one: it has a budget. */
+    struct vm_plan_item *it = mig_item(job, m);
+    struct gate_budget *gb = xcalloc(1, sizeof(*gb));
+    gb->m = m;
+    uv_timer_init(&job->loop, &gb->timer);
+    gb->timer.data = gb;
+    uv_timer_start(&gb->timer, gate_budget_fired,
+                   it && it->d.gate_timeout_ms ? it->d.gate_timeout_ms : 30000, 0);
+    job->budgets[mig_index(job, m)] = gb;
     int i = mig_index(job, m);
     if (i < 0 || !job->feats[i]) {
         vm_mig_gate_decide(m, true, "no features to wait for");
@@ -401,6 +450,7 @@ static void job_start_migrations(struct job *job)
     job->migs = xcalloc(n ? (size_t)n : 1, sizeof(*job->migs));
     job->mig_items = xcalloc(n ? (size_t)n : 1, sizeof(*job->mig_items));
     job->feats = xcalloc(n ? (size_t)n : 1, sizeof(*job->feats));
+    job->budgets = xcalloc(n ? (size_t)n : 1, sizeof(*job->budgets));
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];
         if (it->status != VM_PLAN_MIGRATE)
@@ -1054,6 +1104,7 @@ static void job_free(struct job *job)
         vm_features_free(job->feats[i]);
     }
     free(job->feats);
+    free(job->budgets);
     for (int i = 0; i < job->npre; i++) {
         if (job->pre[i].dom)
             virDomainFree(job->pre[i].dom);

@@ -605,6 +605,14 @@ static void step_timeout(uv_timer_t *t)
     free(reason);
 }
 
+void vm_policy_step_cancel(struct vm_policy_step *st)
+{
+    if (!st || st->done)
+        return;
+    vm_exec_kill(st->exec);
+    step_finish(st, 0, "cancelled: the gate was decided without it");
+}
+
 struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *loop,
                                                const char *name, const char *step, json_t *vm,
                                                json_t *ctx, const char *source,

@@ -72,5 +72,8 @@ struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *l
                                                json_t *ctx, const char *source,
                                                const char *target, uint64_t timeout_ms,
                                                vm_policy_step_cb cb, void *data);
+/* Stop a running step: its command is killed, cb runs now with 0 and
+ * "cancelled: ...". Safe to call only before cb ran. */
+void vm_policy_step_cancel(struct vm_policy_step *st);
 
 #endif

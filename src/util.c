@@ -138,3 +138,17 @@ void vm_log(enum vm_log_level level, const char *fmt, ...)
     }
     free(msg);
 }
+
+char *vm_utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    /* Do not end inside a multi-byte character: drop continuation bytes
+     * (10xxxxxx) and the lead byte they belong to. */
+    if (n == max && s[n] != '\0') {
+        size_t k = n;
+        while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+            k--;
+        n = k;
+    }
+    return xstrndup(s, n);
+}

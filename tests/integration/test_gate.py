@@ -4,6 +4,7 @@ target only after every required feature is ready there; otherwise it rolls
 back, the guest keeps running on the source, and every feature whose
 prepare or gate ran is undone (deinit) exactly once, in reverse order."""
 import os
+import signal
 import tempfile
 
 from labtest import Guest, Run, check, check_eq, check_in, lab, main, uri, vm_entry
@@ -119,6 +120,40 @@ def test_rollback_feature_times_out():
     check_eq(side_effects(g), ["prepare", "gate", "deinit"], "side effects of vmm.exec")
 
 
+HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "hold.lua")
+
+
+def test_gate_budget_runs_out():
+    g = Guest("a")
+    tag(g, "a", test="hold", budget="1500")
+    before = g.ticks("a")
+    r = Run(["run", "--policy", HOLD, "-s", uri("a"), "-t", uri("b"), "--json", "--events",
+             os.path.join(TMP, "budget.ndjson")]).wait(120)
+    v = check_rolled_back(g, before, r, "the gate budget of")
+    check(1500 <= v["gate"]["held_ms"] < 5000, f"held for the budget: {v['gate']}")
+    check_eq([(f["name"], f["deinit"]) for f in v["feature_results"]], [("hold", "ok")],
+             "the feature whose gate step ran is undone")
+
+
+def test_sigint_at_the_gate_rolls_back():
+    g = Guest("a")
+    tag(g, "a", test="hold")
+    before = g.ticks("a")
+    r = Run(["run", "--policy", HOLD, "-s", uri("a"), "-t", uri("b"), "--json", "--events",
+             os.path.join(TMP, "sigint-gate.ndjson")])
+    r.wait_event(lambda e: e["event"] == "phase" and e["details"]["phase"] == "gate", 60)
+    r.signal(signal.SIGINT)
+    r.wait(120)
+    check_eq(r.rc, 5, "exit code after SIGINT")
+    v = vm_entry(r.report(), g.name)
+    check_eq(v["result"], "rolled-back", "result")
+    check_eq(v["location"], "source", "location")
+    check_eq(v["gate"]["reason"], "interrupted", "gate reason")
+    g.check_runs_only_on("a")
+    g.check_survived_on("a", before)
+
+
 if __name__ == "__main__":
     main([test_commit, test_rollback_feature_fails, test_rollback_feature_hangs,
-          test_rollback_feature_times_out])
+          test_rollback_feature_times_out, test_gate_budget_runs_out,
+          test_sigint_at_the_gate_rolls_back])

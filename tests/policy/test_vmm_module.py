@@ -127,21 +127,25 @@ class Garbage(TestCase):
         path = own_policy("garbage")
         r = plan(path, targets=[ROOMY])
         rep = report_of(r, 6)
+        # what vmmigrate itself rejects in a returned table names the line of
+        # the policy's `function decide` (ops->origin)
+        origin = f"{path}:{marker_line(path, 'decide')}"
         want_notes = {
             "plain": f"{path}: decide() for 'plain' returned a function, not a table or nil",
             "gold-nc": f"{path}: decide() for 'gold-nc' returned a string, not a table or nil",
             "silver-vdp": f"{path}: decide() for 'silver-vdp' returned again: a cycle (the "
                           "table contains itself)",
-            "bronze-spice": "decide() for 'bronze-spice': target must be a libvirt URI string",
+            "bronze-spice": f"{origin}: decide() for 'bronze-spice': target must be a libvirt "
+                            "URI string",
             "local-disk": f"{path}: decide() for 'local-disk' returned a number, not a table or "
                           "nil",
             "pinned": f"{path}: decide() for 'pinned' returned a boolean, not a table or nil",
             "mover": f"{path}: decide() for 'mover' returned reason: a function is not plain "
                      "data (only nil, booleans, numbers, strings and tables of those)",
-            "mover-auto": "decide() for 'mover-auto': priority must be an integer from -1e9 to "
-                          "1e9",
-            "mover-full": "decide() for 'mover-full': target 'test:///nowhere.xml' is not one "
-                          "of the --target hosts",
+            "mover-auto": f"{origin}: decide() for 'mover-auto': priority must be an integer "
+                          "from -1e9 to 1e9",
+            "mover-full": f"{origin}: decide() for 'mover-full': target 'test:///nowhere.xml' "
+                          "is not one of the --target hosts",
             "move-no": f"{path}:{marker_line(path, 'error')}: deliberate failure for move-no "
                        "(decide() for 'move-no')",
         }
@@ -157,18 +161,6 @@ class Garbage(TestCase):
         s = rep["plan"]["summary"]
         self.eq((s["vms"], s["migrate"], s["error"], s["leave"], s["refused"]), (13, 1, 10, 2, 0),
                 "summary")
-
-    @unittest.expectedFailure
-    def test_decisions_vmmigrate_rejects_name_the_policy(self):
-        """KNOWN GAP (src/plan.c vm_plan_build): vmmigrate-policy(7) says a
-        mistake is reported with the policy's file (and line), but a
-        returned table that vmmigrate itself rejects ({target = 5},
-        {priority = 1.5}, a target that is no --target) gets a note that
-        names no file. Remove the decorator once the notes name it."""
-        path = own_policy("garbage")
-        rep = report_of(plan(path, targets=[ROOMY]), 6)
-        for vm in ("bronze-spice", "mover-auto", "mover-full"):
-            self.assertIn(path, by_name(rep)[vm]["note"], f"{vm}'s note names the policy")
 
 
 class Helpers(TestCase):
@@ -299,29 +291,30 @@ class LeastLoaded(TestCase):
         with open(path, encoding="utf-8") as f:
             return [n for n, l in enumerate(f, 1) if "vmm.log.warn(" in l][0]
 
-    @unittest.expectedFailure
     def test_planned_memory_starts_at_zero(self):
-        """KNOWN GAP (src/job.c job_plan): vmmigrate-policy(7) lists
-        planned_memory_bytes among every host's fields, but it is absent
-        (nil) until a decision reserves memory on that host, so
-        `t.free_memory_bytes - t.planned_memory_bytes` raises. Remove the
-        decorator once run.sources/run.targets start with 0."""
+        """Every target has planned_memory_bytes = 0 before any reservation."""
         rep = report_of(plan(own_policy("planned-initial")), 0)
-        self.eq(by_name(rep)["bronze-spice"]["reason"], "integer,integer,integer",
-                "math.type of planned_memory_bytes (source, BIG, SMALL)")
+        self.eq(by_name(rep)["bronze-spice"]["reason"], "integer 0,integer 0",
+                "math.type and value of planned_memory_bytes at the first decide() (BIG, SMALL)")
 
-    @unittest.expectedFailure
     def test_refused_vm_holds_no_memory(self):
-        """KNOWN BUG (src/job.c job_plan / src/plan.c vm_plan_build): a VM
-        the policy migrates but vmmigrate then refuses as not running (or
-        already active on a target, or without a UUID) is placed first, and
-        its memory stays reserved on the target: here the paused VM (first,
-        priority 10) takes 1 GiB of SMALL's 6, so plain is refused ("no
-        target has 1024 MiB free") though mover-full (5) and plain (1) fit.
-        Remove the decorator once those checks run before placement."""
-        rep = report_of(plan(own_policy("refused-reserve"), targets=[SMALL]), 0)
+        """A VM the policy migrates but vmmigrate refuses (here: not running)
+        is refused before placement (plan ops vet, src/job.c job_vet) and
+        reserves nothing: the paused VM (first, priority 10) takes none of
+        SMALL's 6 GiB, so mover-full (5) and plain (1) fit exactly."""
+        path = own_policy("refused-reserve")
+        rep = report_of(plan(path, targets=[SMALL]), 0)
         self.eq(statuses(rep), dict({n: "leave" for n in ALL_VMS}, paused="refused",
                                     **{"mover-full": "migrate", "plain": "migrate"}), "statuses")
+        self.eq(notes(rep), {"paused": "'paused' is not running (state: paused)"}, "notes")
+        got = by_name(rep)
+        self.eq([(n, got[n]["order"], got[n]["target"], got[n]["placed_by"])
+                 for n in ("mover-full", "plain")],
+                [("mover-full", 1, SMALL, "vmmigrate"), ("plain", 2, SMALL, "vmmigrate")],
+                "order, target, placed_by")
+        s = rep["plan"]["summary"]
+        self.eq((s["migrate"], s["refused"], s["leave"], s["error"], s["memory_bytes"]),
+                (2, 1, 10, 0, 6 * 1024 * MiB), "summary")
 
 
 class Ladder(TestCase):
@@ -331,19 +324,24 @@ class Ladder(TestCase):
         own_policy("ladderprobe")
         rep = report_of(plan(own_policy("ladder"), targets=[ROOMY]), 0)
         got = {v["name"]: v.get("reason") for v in rep["plan"]["vms"] if v["status"] == "migrate"}
+        # the furthest step reached is taken, each at most once, in order;
+        # "-" is continue (ladderprobe.lua)
         self.eq(got, {
             # {iteration=2, downtime_ms=300}, {elapsed_ms=1000, action="abort"}
-            "plain": "continue,set_downtime:300,abort(ladder step 2),continue",
-            # in order: elapsed 5000 >= 1000 waits until iteration 5 fired
-            "gold-nc": "continue,set_downtime:100,postcopy(ladder step 2),continue",
-            # all three reached at once: one step per sample
-            "silver-vdp": "set_downtime:100,set_downtime:200,abort(r),continue",
-            "bronze-spice": "continue,continue",
+            "plain": "-,set_downtime:300,abort(ladder step 2),-",
+            # elapsed 5000 >= 1000 at once: step 2, and step 1 (iteration 5,
+            # reached next) never
+            "gold-nc": "postcopy(ladder step 2),-,-,-",
+            # all three reached at once: only the last
+            "silver-vdp": "abort(r),-,-,-",
+            "bronze-spice": "-,-",
             # iteration or elapsed_ms, whichever comes first; >= the threshold
-            "mover": "continue,set_downtime:50,continue,postcopy(p)",
+            "mover": "-,set_downtime:50,-,postcopy(p)",
+            # iteration 3 reaches steps 1 and 2: 2 (200 ms); step 3 at iteration 5
+            "mover-auto": "set_downtime:200,-,abort(ladder step 3),-",
             # one ladder, two VMs: the progress is in each VM's state
-            "local-disk": "continue,set_downtime:250,abort(shared)",
-            "pinned": "continue,set_downtime:250,abort(shared)",
+            "local-disk": "-,set_downtime:250,abort(shared)",
+            "pinned": "-,set_downtime:250,abort(shared)",
         }, "actions per VM")
 
     def test_bad_steps_fail_at_the_policy_line(self):
@@ -377,9 +375,11 @@ class PolicyFiles(TestCase):
         r = vmmigrate("policy", "check", path)
         self.eq((r.rc, r.stdout, r.stderr), (6, "", f"vmmigrate: error: {msg}\n"),
                 "policy check no-decide")
-        r = vmmigrate("policy", "--json", "check", path)
-        self.eq((r.rc, r.json()), (6, {"policy": path, "ok": False, "hooks": [], "error": msg}),
-                "policy --json check no-decide")
+        for args in (["--json", "check", path], ["check", path, "--json"]):
+            r = vmmigrate("policy", *args)
+            self.eq((r.rc, r.json()),
+                    (6, {"policy": path, "ok": False, "hooks": [], "error": msg}),
+                    f"policy {' '.join(args)} (no-decide)")
         r = plan(path)
         self.eq((r.rc, r.stdout, r.stderr), (6, "", f"vmmigrate: error: plan: {msg}\n"),
                 "plan with no-decide")

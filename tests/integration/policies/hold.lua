@@ -1,6 +1,7 @@
 -- Test policy: VMs tagged test=hold move network-critical and their feature
 -- "hold" keeps the commit gate closed for 30 s (a sleep on the target), so
--- a test can kill vmmigrate while both sides wait at the gate.
+-- a test can kill or interrupt vmmigrate while both sides wait at the gate.
+-- A tag budget=MS sets the decision's gate_timeout_ms.
 local vmm = require("vmm")
 
 vmm.feature("hold", {
@@ -17,5 +18,6 @@ function decide(vm, run)
     return {
         class = "network-critical",
         features = { { name = "hold", required = true, timeout_ms = 60000 } },
+        gate_timeout_ms = tonumber(vmm.tag(vm, "budget") or "60000"),
     }
 end

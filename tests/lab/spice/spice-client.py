@@ -214,6 +214,22 @@ class Client:
             return
         self.emit("channel-new", channel=key)
 
+    def unannounced_switch(self, c):
+        """A switch-host without a migration-started signal first.
+
+        spice-gtk 0.42 leaks its migration session when the server's
+        switch-host message overtakes a seamless migration (the copy ended
+        before the client had reported all target connections); from then
+        on it answers every migration announcement with a connect error
+        (log: "assertion 'session->priv->migration == NULL' failed"), emits
+        no migration-started, and the server moves it by switch-host after
+        the copy. Track those as migrations too ("announced": false)."""
+        old = c["peer"] or (self.last_state or {}).get("peer")
+        self.mig = {"to": None, "from": old, "started": self.now(), "states": [],
+                    "announced": False, "state_none": self.now()}
+        self.mig_channels = {}
+        self.emit("migration-unannounced", force=True)
+
     def on_channel_destroy(self, session, ch):
         key = channel_key(ch)
         if self.mig is not None:
@@ -233,8 +249,9 @@ class Client:
             c["peer"] = sock_peer(ch.get_property("socket"))
         elif ev == Spice.ChannelEvent.SWITCHING:
             c["state"] = "switching"
-            if self.mig is not None:
-                self.mig["path"] = "switch-host"
+            if self.mig is None:
+                self.unannounced_switch(c)
+            self.mig["path"] = "switch-host"
         elif ev == Spice.ChannelEvent.CLOSED:
             c["state"] = "closed"
             c["peer"] = None
@@ -285,7 +302,7 @@ class Client:
         to = "%s:%s" % (mig_session.get_property("host"), mig_session.get_property("port"))
         if self.mig is not None:  # a previous attempt never finished
             self.finish_migration("superseded")
-        self.mig = {"to": to, "started": self.now(), "states": []}
+        self.mig = {"to": to, "started": self.now(), "states": [], "announced": True}
         self.mig_session = mig_session
         self.mig_channels = {}
         gsignal(mig_session, "channel-new", self.on_mig_channel_new)
@@ -355,6 +372,8 @@ class Client:
         if m is None:
             return
         st = self.state()
+        if m["to"] is None and st["ready"] and st["peer"] != m["from"]:
+            m["to"] = st["peer"]
         if st["ready"] and st["peer"] == m["to"]:
             self.finish_migration("switched")
         elif "state_none" in m and self.now() - m["state_none"] > SWITCH_GRACE:
@@ -416,11 +435,22 @@ class Client:
             self.quit(EXIT_FAIL)
         return False
 
+    def on_glib_log(self, domain, level, message, *_):
+        # spice-gtk's g_critical/g_warning (e.g. its failed assertions) go to
+        # the status too; debug output (SPICE_DEBUG=1) only to stderr.
+        sys.stderr.write("(%s) %s\n" % (domain, message))
+        if level & (GLib.LogLevelFlags.LEVEL_CRITICAL | GLib.LogLevelFlags.LEVEL_WARNING
+                    | GLib.LogLevelFlags.LEVEL_ERROR):
+            self.error("%s: %s" % (domain, message))
+
     def run(self):
         if self.opts.status and self.opts.status != "-":
             self.out = open(self.opts.status, "a", encoding="utf-8")
         else:
             self.out = sys.stdout
+        for dom in ("GSpice", "Spice"):
+            GLib.log_set_handler(dom, GLib.LogLevelFlags.LEVEL_CRITICAL
+                                 | GLib.LogLevelFlags.LEVEL_WARNING, self.on_glib_log, None)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, self.on_signal, sig)
         self.emit("start", force=True)

@@ -138,7 +138,7 @@ require_vdp() {
 vdp_hosts() {
     local n
     for n in "${HOST_NAMES[@]}"; do
-        ns_recorded "$(st_ns "$n")" && printf '%s\n' "$n"
+        ns_owned "$(st_ns "$n")" && printf '%s\n' "$n"
     done
     return 0
 }
@@ -147,7 +147,7 @@ require_host() {
     check_host "$1"
     require_vdp
     load_index
-    if ! ns_recorded "$(st_ns "$1")" || ! ns_exists "$(st_ns "$1")"; then
+    if ! ns_owned "$(st_ns "$1")"; then
         die "no station '$1' in the VDP lab (run: vdp.sh up $1)"
     fi
 }
@@ -160,19 +160,29 @@ lock_vdp() {
 
 # ---- namespaces -----------------------------------------------------------------
 
+# Every namespace of this lab carries the lab dir in the alias of its
+# loopback device: 'down' removes only namespaces that say they are ours,
+# even when the state dir is gone ('lab.sh down' removes the whole lab dir).
+ns_tag() { printf 'vmmigrate-vdp %s\n' "$LAB_DIR"; }
 ns_exists() { [[ -e /run/netns/$1 ]]; }
-ns_recorded() { [[ -f $VDP_DIR/netns ]] && grep -qxF -- "$1" "$VDP_DIR/netns"; }
+ns_owned() {
+    local out
+    ns_exists "$1" || return 1
+    out=$(ip -n "$1" -o link show dev lo 2>/dev/null) || return 1
+    [[ $out == *"alias $(ns_tag)" ]]
+}
 
 ns_inode() { stat -L -c '%i' "/run/netns/$1" 2>/dev/null; }
 
 ns_create() { # NAME: create and record, or adopt our own
     if ns_exists "$1"; then
-        ns_recorded "$1" && return 0
+        ns_owned "$1" && return 0
         die "network namespace '$1' exists but is not this lab's (another lab with VMM_LAB_INDEX=$LAB_INDEX?)"
     fi
     ip netns add "$1" || die "could not create network namespace '$1'"
-    printf '%s\n' "$1" >>"$VDP_DIR/netns"
-    ip -n "$1" link set lo up
+    if ! ip -n "$1" link set dev lo alias "$(ns_tag)" || ! ip -n "$1" link set lo up; then
+        die "could not set up network namespace '$1'"
+    fi
 }
 
 # ---- processes --------------------------------------------------------------------
@@ -454,9 +464,14 @@ cmd_up() {
         command -v "$t" >/dev/null || die "'$t' not found (apt-get install lldpad iproute2)"
     done
     load_index strict
+    local ns
+    for ns in "$(br_ns)" $(for h in "${hosts[@]}"; do st_ns "$h"; done); do
+        if ns_exists "$ns" && ! ns_owned "$ns"; then
+            die "network namespace '$ns' exists but is not this lab's (another lab with VMM_LAB_INDEX=$LAB_INDEX?)"
+        fi
+    done
     lock_vdp
     [[ -f $VDP_DIR/index ]] || printf '%s\n' "$LAB_INDEX" >"$VDP_DIR/index"
-    touch "$VDP_DIR/netns"
 
     local br
     br=$(br_ns)
@@ -507,24 +522,16 @@ cmd_down() {
         p=$(st_pid "$h") && [[ -n $p ]] && pids+=("$p")
     done
     stop_pids "$STOP_TIMEOUT" "${pids[@]}"
-    # Then the namespaces: the recorded ones, and (after a crash or a
-    # 'lab.sh down' that removed the state dir) those named after this
-    # index. A process still inside one of them was started by this lab
-    # (or by 'vdp.sh exec'); a namespace only goes away with its last one.
+    # Then every namespace tagged with this lab dir (whatever its index; also
+    # after a crash or a 'lab.sh down' that removed the state dir). A process
+    # still inside one was started by this lab (or is a 'vdp.sh exec'); a
+    # namespace only goes away with its last process.
     local nss=() ns
-    if [[ -f $VDP_DIR/netns ]]; then
-        mapfile -t nss <"$VDP_DIR/netns"
-    fi
-    for h in "${HOST_NAMES[@]}"; do
-        nss+=("$(st_ns "$h")")
+    for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do
+        ns_owned "$ns" && nss+=("$ns")
     done
-    nss+=("$(br_ns)")
-    local -A seen=()
     pids=()
     for ns in "${nss[@]}"; do
-        [[ -n $ns && -z ${seen[$ns]:-} ]] || continue
-        seen[$ns]=1
-        ns_exists "$ns" || continue
         for p in $(ip netns pids "$ns" 2>/dev/null || true); do
             [[ $p != "$$" && $p != "$BASHPID" ]] && pid_alive "$p" && pids+=("$p")
         done
@@ -534,8 +541,7 @@ cmd_down() {
         stop_pids "$STOP_TIMEOUT" "${pids[@]}"
     fi
     local failed=0
-    for ns in "${!seen[@]}"; do
-        ns_exists "$ns" || continue
+    for ns in "${nss[@]}"; do
         ip netns del "$ns" 2>/dev/null || {
             warn "could not delete network namespace '$ns'"
             failed=1

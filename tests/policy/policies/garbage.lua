@@ -25,7 +25,7 @@ local returns = {
     ["shutoff"] = function() return false end,
 }
 
-function decide(vm, run)
+function decide(vm, run) -- @decide
     local d = returns[vm.name]()
     return d
 end

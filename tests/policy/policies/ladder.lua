@@ -17,14 +17,15 @@ local cases = {
         samples = { { iteration = 1, elapsed_ms = 0 }, { iteration = 2, elapsed_ms = 500 },
                     { iteration = 3, elapsed_ms = 2000 }, { iteration = 4, elapsed_ms = 3000 } },
     },
-    -- in order: a later step whose condition holds waits for the earlier one
+    -- the furthest step reached is taken at once: elapsed 5000 >= 1000 skips
+    -- step 1, which never fires afterwards (iteration 5 comes too late)
     ["gold-nc"] = {
         steps = { { iteration = 5, downtime_ms = 100 },
                   { elapsed_ms = 1000, action = "postcopy" } },
         samples = { { iteration = 1, elapsed_ms = 5000 }, { iteration = 5, elapsed_ms = 6000 },
                     { iteration = 6, elapsed_ms = 7000 }, { iteration = 7, elapsed_ms = 8000 } },
     },
-    -- several steps reached at once: one per sample
+    -- several steps reached at once: only the last of them is taken
     ["silver-vdp"] = {
         steps = { { iteration = 1, downtime_ms = 100 }, { iteration = 2, downtime_ms = 200 },
                   { elapsed_ms = 10, action = "abort", reason = "r" } },
@@ -42,6 +43,14 @@ local cases = {
                   { iteration = 3, elapsed_ms = 100000, action = "postcopy", reason = "p" } },
         samples = { { iteration = 1, elapsed_ms = 99 }, { iteration = 1, elapsed_ms = 100 },
                     { iteration = 2, elapsed_ms = 200 }, { iteration = 3, elapsed_ms = 300 } },
+    },
+    -- a middle step skipped: iteration 3 reaches steps 1 and 2 (2 is taken),
+    -- then step 3 in its turn; the default reason numbers the step taken
+    ["mover-auto"] = {
+        steps = { { iteration = 1, downtime_ms = 100 }, { iteration = 2, downtime_ms = 200 },
+                  { iteration = 5, action = "abort" } },
+        samples = { { iteration = 3, elapsed_ms = 0 }, { iteration = 4, elapsed_ms = 0 },
+                    { iteration = 5, elapsed_ms = 0 }, { iteration = 6, elapsed_ms = 0 } },
     },
 }
 

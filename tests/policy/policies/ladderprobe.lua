@@ -2,12 +2,13 @@
 -- policies next to it): feeds an on_progress hook a list of fake progress
 -- samples, with one state table kept across them as vmmigrate keeps one per
 -- VM, and writes down what the hook returned, comma-separated:
---   continue | set_downtime:MS | postcopy | abort(REASON)
+--   - (continue) | set_downtime:MS | postcopy(REASON) | abort(REASON)
 -- Policies put the result in the decision's reason, so `vmmigrate plan`
--- shows it without a lab.
+-- shows it without a lab. Keep it short: vmmigrate cuts a reason at 200
+-- bytes (src/decision.c), hence "-" for "continue".
 local function encode(a)
     if a == nil or a == "continue" then
-        return "continue"
+        return "-"
     end
     if type(a) ~= "table" then
         return "?" .. tostring(a)
