@@ -46,7 +46,8 @@ contains()
 
 # The commands (not the hidden docs command), and the global options.
 expect 'help plan policy recover run version' vmmigrate ''
-expect 'run' vmmigrate r
+expect 'recover run' vmmigrate r
+expect 'run' vmmigrate ru
 expect '' vmmigrate d
 expect '-h --help -V --version' vmmigrate -
 # Options of a command, long and short.

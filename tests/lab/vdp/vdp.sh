@@ -28,6 +28,11 @@ DEF_MGRID=mgr1
 DEF_TYPEID=1193046
 DEF_TYPEIDVER=1
 LAB_INDEX=
+# VMM_VDP_DEBUG=1: lldpads log at debug level (-V 7) into <lab>/vdp/*.log.
+LLDPAD_OPTS=(-p)
+if [[ ${VMM_VDP_DEBUG:-0} == 1 ]]; then
+    LLDPAD_OPTS+=(-V 7)
+fi
 
 die() {
     printf '%s: %s\n' "$PROG" "$*" >&2
@@ -396,7 +401,7 @@ start_bridge() { # lldpad|peer
     else
         write_conf "$VDP_DIR/br.conf" bridge "${ports[@]}"
         spawn_in_ns "$(br_ns)" "$VDP_DIR/br.pid" "$VDP_DIR/br.log" \
-            lldpad -p -f "$VDP_DIR/br.conf"
+            lldpad "${LLDPAD_OPTS[@]}" -f "$VDP_DIR/br.conf"
     fi
 }
 
@@ -405,7 +410,7 @@ start_station() { # HOST
     write_conf "$VDP_DIR/st-$1.conf" station "$(st_if "$1")"
     printf '=== %s start station %s\n' "$(date '+%F %T')" "$1" >>"$VDP_DIR/st-$1.log"
     spawn_in_ns "$(st_ns "$1")" "$VDP_DIR/st-$1.pid" "$VDP_DIR/st-$1.log" \
-        lldpad -p -f "$VDP_DIR/st-$1.conf"
+        lldpad "${LLDPAD_OPTS[@]}" -f "$VDP_DIR/st-$1.conf"
 }
 
 # VDP works between HOST's station and its bridge port. lldpad starts ECP
