@@ -78,7 +78,8 @@ class Guest:
         Guest.all.append(self)
         lab(*args)
         self.home = host
-        self.wait_ticking(host)
+        # Booting fills all guest RAM under TCG: slow on a loaded machine.
+        self.wait_ticking(host, seconds=120)
 
     def ticks(self, host):
         out = lab("ticks", host, self.name, check_rc=False)
