@@ -276,6 +276,14 @@ class Client:
             # Initial connection failed: nothing to follow.
             self.error("could not connect to %s:%s" % (self.opts.host, self.opts.port))
             self.quit(EXIT_FAIL)
+        elif key.startswith("main:") and (name == "closed" or name.startswith("error")) \
+                and self.ever_ready and not self.stopping:
+            # The server went away (a migration moves the main channel by a
+            # silent swap or by "switching", never by a close). spice-gtk
+            # does not end the session by itself: like a viewer, give up.
+            if self.mig is not None:
+                self.finish_migration("disconnected")
+            self.quit(EXIT_DISCONNECTED)
 
     def on_session_disconnected(self, session):
         self.emit("session-disconnected", force=True)
