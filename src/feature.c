@@ -1,13 +1,11 @@
 /* feature.c — see feature.h. */
 #include "feature.h"
 
-#include <libvirt/libvirt-qemu.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "policy.h"
 #include "util.h"
-#include "virt.h"
 
 static const char *const step_names[] = {"prepare", "gate", "after", "deinit"};
 
@@ -25,7 +23,7 @@ struct feature {
 
 struct vm_features {
     uv_loop_t *loop;
-    struct vm_mig *m;
+    struct vm_feature_env env;
     json_t *vm;
     struct vm_policy *policy;
     struct feature *f;
@@ -38,7 +36,6 @@ struct vm_features {
     bool running, ok;
     char *reason;
     vm_features_done_cb done;
-    struct vm_virt_task task; /* the built-in's blocking call */
     struct vm_policy_step *cur; /* the policy step running, if any */
     bool cancelled;
 };
@@ -50,14 +47,14 @@ bool vm_feature_known(const char *name, const struct vm_policy *policy)
     return policy && vm_policy_has_feature(policy, name);
 }
 
-struct vm_features *vm_features_new(uv_loop_t *loop, struct vm_mig *m, json_t *vm,
+struct vm_features *vm_features_new(uv_loop_t *loop, const struct vm_feature_env *env, json_t *vm,
                                     const struct vm_feature_decl *decls, int n,
                                     struct vm_policy *policy, vm_features_event_cb on_event,
                                     void *data)
 {
     struct vm_features *fs = xcalloc(1, sizeof(*fs));
     fs->loop = loop;
-    fs->m = m;
+    fs->env = *env;
     fs->vm = json_incref(vm);
     fs->policy = policy;
     fs->on_event = on_event;
@@ -81,7 +78,6 @@ void vm_features_free(struct vm_features *fs)
     free(fs->f);
     free(fs->reason);
     json_decref(fs->vm);
-    vm_virt_err_clear(&fs->task.err);
     free(fs);
 }
 
@@ -129,33 +125,11 @@ static void settle(struct vm_features *fs, struct feature *f, int rc, const char
     next(fs);
 }
 
-/* -- built-in: announce ------------------------------------------------- */
+/* -- built-in: announce (the backend runs QEMU's announce-self) -- */
 
-static void announce_work(struct vm_virt_task *t)
+void vm_features_announced(struct vm_features *fs, bool ok, const char *detail)
 {
-    struct vm_features *fs = t->data;
-    struct vm_mig *m = fs->m;
-    virDomainPtr d = virDomainLookupByUUIDString(m->dst->conn, m->uuid);
-    char *result = NULL;
-    if (!d || virDomainQemuMonitorCommand(d,
-                                          "{\"execute\":\"announce-self\",\"arguments\":"
-                                          "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}}",
-                                          &result, 0) < 0) {
-        vm_virt_err_capture(&t->err);
-        t->rc = -1;
-    }
-    free(result);
-    if (d)
-        virDomainFree(d);
-}
-
-static void announce_done(struct vm_virt_task *t)
-{
-    struct vm_features *fs = t->data;
-    char *detail = t->rc < 0 ? xstrdup(t->err.message) : NULL;
-    vm_virt_err_clear(&t->err);
-    settle(fs, &fs->f[fs->cursor], t->rc == 0 ? 1 : 0, detail);
-    free(detail);
+    settle(fs, &fs->f[fs->cursor], ok ? 1 : 0, detail);
 }
 
 static void policy_step_done(void *data, int rc, const char *reason)
@@ -173,19 +147,20 @@ static void run_one(struct vm_features *fs, struct feature *f)
             settle(fs, f, 1, NULL);
             return;
         }
-        fs->task = (struct vm_virt_task){.work = announce_work, .done = announce_done, .data = fs};
-        int rc = vm_virt_submit(fs->loop, &fs->task);
-        if (rc < 0)
-            settle(fs, f, 0, uv_strerror(rc));
+        if (!fs->env.announce) {
+            settle(fs, f, 0, "this backend cannot announce");
+            return;
+        }
+        fs->env.announce(fs, fs->env.ctx);
         return;
     }
-    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", fs->m->src->uri, "target",
-                            fs->m->dst->uri, "class",
-                            fs->m->gated ? "network-critical" : "urgent", "step",
+    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", fs->env.source, "target",
+                            fs->env.target, "class",
+                            fs->env.gated ? "network-critical" : "urgent", "step",
                             step_names[fs->step], "args", f->decl->args);
     struct vm_policy_step *st = vm_policy_feature_start(
-        fs->policy, fs->loop, f->decl->name, step_names[fs->step], fs->vm, ctx, fs->m->src->uri,
-        fs->m->dst->uri, f->decl->timeout_ms, policy_step_done, fs);
+        fs->policy, fs->loop, f->decl->name, step_names[fs->step], fs->vm, ctx, fs->env.source,
+        fs->env.target, f->decl->timeout_ms, policy_step_done, fs);
     if (st)
         fs->cur = st;
     json_decref(ctx);

@@ -22,7 +22,6 @@
 #include <uv.h>
 
 #include "decision.h"
-#include "mig.h"
 
 struct vm_policy;
 struct vm_features;
@@ -45,10 +44,23 @@ typedef void (*vm_features_done_cb)(struct vm_features *f, bool ok, const char *
 typedef void (*vm_features_event_cb)(struct vm_features *f, const char *feature,
                                      const char *step, bool ok, const char *detail, void *data);
 
-struct vm_features *vm_features_new(uv_loop_t *loop, struct vm_mig *m, json_t *vm,
+/* What the features act on: the two hosts (URIs, for vmm.exec), whether
+ * the migration is gated, and how to run QEMU's announce-self on the target
+ * (a backend's own way: libvirt or QMP); announce calls
+ * vm_features_announced() when done. */
+struct vm_feature_env {
+    const char *source, *target;
+    bool gated;
+    void (*announce)(struct vm_features *f, void *ctx);
+    void *ctx;
+};
+
+struct vm_features *vm_features_new(uv_loop_t *loop, const struct vm_feature_env *env, json_t *vm,
                                     const struct vm_feature_decl *decls, int n,
                                     struct vm_policy *policy, vm_features_event_cb on_event,
                                     void *data);
+/* The backend's announce finished (ok, or why not). */
+void vm_features_announced(struct vm_features *f, bool ok, const char *detail);
 /* Run STEP over the features (deinit: in reverse, only those owed); done is
  * called once, possibly before this returns. */
 void vm_features_run(struct vm_features *f, enum vm_feature_step step, vm_features_done_cb done);

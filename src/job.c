@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libvirt/libvirt-qemu.h>
+
 #include "evloop.h"
 #include "feature.h"
 #include "gate.h"
@@ -443,6 +445,53 @@ static void host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, v
     }
 }
 
+/* The built-in announce for libvirt guests: QEMU's announce-self on the
+ * target, through libvirt's monitor passthrough, on the thread pool. */
+struct announce_task {
+    struct vm_virt_task t;
+    struct vm_features *f;
+    struct vm_mig *m;
+};
+
+static void announce_work(struct vm_virt_task *t)
+{
+    struct announce_task *a = t->data;
+    virDomainPtr d = virDomainLookupByUUIDString(a->m->dst->conn, a->m->uuid);
+    char *result = NULL;
+    if (!d || virDomainQemuMonitorCommand(d,
+                                          "{\"execute\":\"announce-self\",\"arguments\":"
+                                          "{\"initial\":50,\"max\":550,\"rounds\":5,"
+                                          "\"step\":100}}",
+                                          &result, 0) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    }
+    free(result);
+    if (d)
+        virDomainFree(d);
+}
+
+static void announce_done(struct vm_virt_task *t)
+{
+    struct announce_task *a = t->data;
+    vm_features_announced(a->f, t->rc == 0, t->rc < 0 ? t->err.message : NULL);
+    vm_virt_err_clear(&t->err);
+    free(a);
+}
+
+static void libvirt_announce(struct vm_features *f, void *ctx)
+{
+    struct announce_task *a = xcalloc(1, sizeof(*a));
+    a->f = f;
+    a->m = ctx;
+    a->t = (struct vm_virt_task){.work = announce_work, .done = announce_done, .data = a};
+    int rc = vm_virt_submit(a->m->loop, &a->t);
+    if (rc < 0) {
+        free(a);
+        vm_features_announced(f, false, uv_strerror(rc));
+    }
+}
+
 static void job_start_migrations(struct job *job)
 {
     job->stage = JOB_STAGE_MIGRATE;
@@ -462,10 +511,16 @@ static void job_start_migrations(struct job *job)
         m->gated = it->d.class == VM_CLASS_NETWORK_CRITICAL;
         m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
         job->mig_items[job->nmigs] = it;
-        if (it->d.nfeatures)
-            job->feats[job->nmigs] =
-                vm_features_new(&job->loop, m, it->vm, it->d.features, it->d.nfeatures,
-                                job->policy, features_event, job);
+        if (it->d.nfeatures) {
+            struct vm_feature_env env = {.source = m->src->uri,
+                                         .target = m->dst->uri,
+                                         .gated = m->gated,
+                                         .announce = libvirt_announce,
+                                         .ctx = m};
+            job->feats[job->nmigs] = vm_features_new(&job->loop, &env, it->vm, it->d.features,
+                                                     it->d.nfeatures, job->policy,
+                                                     features_event, job);
+        }
         job->migs[job->nmigs++] = m;
     }
     if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
