@@ -44,7 +44,7 @@ _vmmigrate()
         if [[ $cur == -* ]]; then
             _vmmigrate_words '-h --help -V --version'
         else
-            _vmmigrate_words 'help plan policy recover run version'
+            _vmmigrate_words 'help plan policy qemu recover run version'
         fi
         return
     fi
@@ -52,7 +52,7 @@ _vmmigrate()
     case ${COMP_WORDS[1]} in
     help)
         opts='-h --help -q --quiet -v --verbose'
-        args='help plan policy recover run version'
+        args='help plan policy qemu recover run version'
         ;;
     plan)
         case $prev in
@@ -90,6 +90,26 @@ _vmmigrate()
         ;;
     policy)
         opts='--json -h --help -q --quiet -v --verbose'
+        ;;
+    qemu)
+        case $prev in
+        --class)
+            _vmmigrate_words 'urgent network-critical'
+            return
+            ;;
+        -e | --events | -p | --policy | -s | --source-qmp | -t | --target-qmp)
+            _vmmigrate_files
+            return
+            ;;
+        -b | --bandwidth | -f | --feature | --gate-timeout | -d | \
+        --max-downtime | --name | --timeout | -u | --uri)
+            # a value, but nothing to offer
+            return
+            ;;
+        esac
+        opts='-b --bandwidth --class -e --events -f --feature --gate-timeout
+            --json -d --max-downtime --name -p --policy -s --source-qmp -t
+            --target-qmp --timeout -u --uri -h --help -q --quiet -v --verbose'
         ;;
     recover)
         case $prev in

@@ -13,6 +13,7 @@
 
 extern const struct vm_cli_command vm_cmd_plan_entry;
 extern const struct vm_cli_command vm_cmd_policy_entry;
+extern const struct vm_cli_command vm_cmd_qemu_entry;
 extern const struct vm_cli_command vm_cmd_recover_entry;
 extern const struct vm_cli_command vm_cmd_run_entry;
 extern const struct vm_cli_command vm_cmd_help_entry;
@@ -25,6 +26,7 @@ const struct vm_cli_command *const vm_cli_commands[] = {
     &vm_cmd_help_entry,
     &vm_cmd_plan_entry,
     &vm_cmd_policy_entry,
+    &vm_cmd_qemu_entry,
     &vm_cmd_recover_entry,
     &vm_cmd_run_entry,
     &vm_cmd_version_entry,

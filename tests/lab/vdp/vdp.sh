@@ -413,44 +413,65 @@ start_station() { # HOST
         lldpad "${LLDPAD_OPTS[@]}" -f "$VDP_DIR/st-$1.conf"
 }
 
-# VDP works between HOST's station and its bridge port. lldpad starts ECP
-# and VDP on a station port only once the bridge has confirmed reflective
-# relay (the station's own EVB TLV then shows "rrstat"), about 1 s after
-# both sides first saw each other's TLV; a request before that fails with
-# "VDP protocol not supported on interface". So: the station's TLV has
-# rrstat, each side shows the other's EVB mode, and a VSI query answers.
+# The probe VSI that up/start-bridge send through each station (bridge-list
+# leaves it out; the test bridge always accepts it).
+PROBE_UUID=fffffffe-0000-4000-8000-0000000f00be
+PROBE_ARGS=(-c mgrid2=vdplab-probe -c typeid=0 -c typeidver=0 -c "uuid=$PROBE_UUID"
+    -c hints=none -c filter=4094-02:00:00:00:00:01)
+
+st_vdptool() { # HOST ARGS...
+    local h=$1
+    shift
+    ip netns exec "$(st_ns "$h")" vdptool -i "$(st_if "$h")" "$@" 2>&1
+}
+
+# VDP works between HOST's station and its bridge port. Seeing each other's
+# EVB TLV is not enough (measured):
+# - the station starts ECP/VDP only once the bridge confirmed reflective
+#   relay, ~1 s later; before that a request fails with "VDP protocol not
+#   supported on interface". Probe: a deassoc of an unknown VSI fails
+#   locally, without a frame, with "Invalid parameters" once VDP is on;
+# - a bridge port's VDP runs with all timers 0 until the next LLDP frame
+#   after it started: its keep-alive timer (30 us instead of 15.8 s) then
+#   deassociates every VSI right after accepting it;
+# - ECP drops a frame whose sequence number equals the last one received:
+#   a restarted lldpad starts again at 1, so the first reply of a new bridge
+#   can be lost.
+# So: wait until a real round trip with a probe VSI works and sticks.
 evb_ready() { # HOST
-    local st sif out
-    st=$(st_ns "$1")
-    sif=$(st_if "$1")
-    out=$(ip netns exec "$st" lldptool -t -i "$sif" -g ncb -V evb 2>/dev/null) || return 1
-    [[ $out == *station:*rrstat* ]] || return 1
-    out=$(ip netns exec "$st" lldptool -t -n -i "$sif" -g ncb -V evb 2>/dev/null) || return 1
-    [[ $out == *mode:bridge* ]] || return 1
-    if [[ $(br_kind) != peer ]]; then # the test bridge has no LLDP agent to ask
-        out=$(ip netns exec "$(br_ns)" lldptool -t -n -i "$(br_if "$1")" -g ncb -V evb 2>/dev/null) || return 1
-        [[ $out == *mode:station* ]] || return 1
+    local out
+    out=$(st_vdptool "$1" -T -V deassoc -c mode=deassoc "${PROBE_ARGS[@]}") || true
+    [[ $out == *"Invalid parameters"* ]] || return 1
+    if [[ $(br_kind) == lldpad ]]; then
+        out=$(ip netns exec "$(br_ns)" vdptool -i "$(br_if "$1")" -t -V assoc 2>&1) || true
+        [[ $out == *"not applicable"* ]] || return 1 # VDP not started on the port
     fi
-    out=$(ip netns exec "$st" vdptool -i "$sif" -t -V assoc 2>&1) || return 1
-    [[ $out != *FAILED* ]]
+    out=$(st_vdptool "$1" -T -W -V assoc -c mode=assoc "${PROBE_ARGS[@]}") || true
+    [[ $(parse_vdptool assoc 0 "$out") == ok ]] || return 1
+    sleep 0.05
+    out=$(st_vdptool "$1" -t -V assoc) || true
+    [[ $out == *"$PROBE_UUID"* ]] || return 1 # deassociated right away
+    out=$(st_vdptool "$1" -T -W -V deassoc -c mode=deassoc "${PROBE_ARGS[@]}") || true
+    [[ $(parse_vdptool deassoc 0 "$out") == ok ]]
 }
 
 wait_evb() { # HOST...
-    local deadline=$((SECONDS + START_TIMEOUT)) h left
+    local deadline=$((SECONDS + START_TIMEOUT)) h left=("$@") now
     while :; do
+        now=("${left[@]}")
         left=()
-        for h in "$@"; do
+        for h in "${now[@]}"; do
             evb_ready "$h" || left+=("$h")
         done
         ((${#left[@]} == 0)) && return 0
         if ((SECONDS >= deadline)); then
-            die "EVB not up after ${START_TIMEOUT}s for station(s) ${left[*]} (see $VDP_DIR/*.log)"
+            die "VDP not up after ${START_TIMEOUT}s for station(s) ${left[*]} (see $VDP_DIR/*.log)"
         fi
         [[ -n $(br_pid) ]] || die "the bridge exited during start-up (see $VDP_DIR/br.log)"
         for h in "${left[@]}"; do
             [[ -n $(st_pid "$h") ]] || die "the lldpad of station '$h' exited during start-up (see $VDP_DIR/st-$h.log)"
         done
-        sleep 0.05
+        sleep 0.1
     done
 }
 

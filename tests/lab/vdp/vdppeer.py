@@ -60,6 +60,8 @@ TLV_MGRID = 5
 
 ACKBIT = 0x40
 KEEPBIT = 0x10
+# vdp.sh's readiness probe (see evb_ready there): not listed, always accepted.
+PROBE_UUID = "fffffffe-0000-4000-8000-0000000f00be"
 
 
 def die(msg, code=1):
@@ -238,6 +240,8 @@ def cmd_fold(args):
             if len(w) != 11 or w[1] != "out":
                 continue
             port, mode, status, uuid, filters = w[2], w[4], int(w[5], 16), w[6], w[10]
+            if uuid == PROBE_UUID:
+                continue
             key = (port, uuid)
             if mode == "deassoc":
                 state.pop(key, None)
@@ -296,6 +300,8 @@ def read_policy(path):
 
 
 def decide(rules, uuid, mode):
+    if uuid == PROBE_UUID:
+        return "accept"
     for u, m, action in rules:
         if u in ("*", uuid) and m in ("*", mode):
             return action
