@@ -7,7 +7,8 @@
 #include "policy.h"
 #include "util.h"
 
-static const char *const step_names[] = {"prepare", "gate", "after", "deinit"};
+static const char *const step_names[] = {"probe", "prepare", "gate", "after", "deinit"};
+#define NSTEPS 5
 
 enum impl {
     IMPL_POLICY,   /* vmm.feature() */
@@ -17,7 +18,7 @@ enum impl {
 struct feature {
     const struct vm_feature_decl *decl;
     enum impl impl;
-    char *outcome[4]; /* per step: "ok", "failed: ...", "skipped: ..." */
+    char *outcome[NSTEPS]; /* per step: "ok", "failed: ...", "skipped: ..." */
     bool owed_deinit;  /* prepare or gate ran */
 };
 
@@ -73,7 +74,7 @@ void vm_features_free(struct vm_features *fs)
     if (!fs)
         return;
     for (int i = 0; i < fs->n; i++)
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < NSTEPS; k++)
             free(fs->f[i].outcome[k]);
     free(fs->f);
     free(fs->reason);
@@ -233,7 +234,7 @@ json_t *vm_features_to_json(const struct vm_features *fs)
     for (int i = 0; fs && i < fs->n; i++) {
         const struct feature *f = &fs->f[i];
         json_t *o = json_pack("{s:s, s:b}", "name", f->decl->name, "required", f->decl->required);
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < NSTEPS; k++)
             json_object_set_new(o, step_names[k],
                                 f->outcome[k] ? json_string(f->outcome[k]) : json_null());
         json_array_append_new(a, o);

@@ -27,6 +27,7 @@ struct vm_policy;
 struct vm_features;
 
 enum vm_feature_step {
+    VM_FEATURE_PROBE, /* preflight: can it work on that target at all? no side effects */
     VM_FEATURE_PREPARE,
     VM_FEATURE_GATE,
     VM_FEATURE_AFTER,
@@ -70,7 +71,7 @@ bool vm_features_busy(const struct vm_features *f);
  * blocking call cannot be stopped: it finishes, and its result is dropped. */
 void vm_features_cancel(struct vm_features *f);
 int vm_features_count(const struct vm_features *f);
-/* [{name, required, prepare, gate, after, deinit}] with each step's outcome
+/* [{name, required, probe, prepare, gate, after, deinit}] with each step's outcome
  * ("ok", "failed: ...", "skipped: ...") or null if it did not run. */
 json_t *vm_features_to_json(const struct vm_features *f);
 void vm_features_free(struct vm_features *f);

@@ -65,6 +65,13 @@ struct preflight {
     char *cpu_note;   /* CPU comparison result, for the plan */
 };
 
+/* A feature probe of one planned VM (preflight). */
+struct probe {
+    struct job *job;
+    struct vm_plan_item *it;
+    struct vm_features *f;
+};
+
 struct job {
     const struct vm_job_spec *spec;
     uv_loop_t loop;
@@ -83,6 +90,8 @@ struct job {
     struct vm_features **feats;      /* its features (NULL if none) */
     struct vm_journal *journal;
     struct gate_budget **budgets; /* per migration, while at the gate */
+    struct probe *probes;
+    int nprobes;
     int deinit_failures;
     int nmigs, running, next;
     struct vm_report_stream *events;
@@ -152,10 +161,14 @@ static void features_event(struct vm_features *f, const char *feature, const cha
 {
     struct job *job = data;
     struct vm_mig *m = feats_mig(job, f);
+    const char *name = m ? m->name : NULL;
+    for (int i = 0; !name && i < job->nprobes; i++)
+        if (job->probes[i].f == f)
+            name = job->probes[i].it->name;
     if (!ok)
-        vm_warn("%s: feature '%s' %s failed: %s", m ? m->name : "?", feature, step,
+        vm_warn("%s: feature '%s' %s failed: %s", name ? name : "?", feature, step,
                 detail ? detail : "no reason given");
-    job_event(job, m ? m->name : NULL, NULL, "feature",
+    job_event(job, name, NULL, "feature",
               json_pack("{s:s, s:s, s:b, s:o}", "feature", feature, "step", step, "ok", ok,
                         "detail", detail ? json_string(detail) : json_null()));
 }
@@ -650,7 +663,77 @@ static void job_preflight(struct job *job)
     }
 }
 
+/* ---- feature probes: can each feature work on that target at all? ---- */
+
+static void job_after_probes(struct job *job);
+
+static void probe_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct job *job = data;
+    struct probe *pr = NULL;
+    for (int i = 0; i < job->nprobes && !pr; i++)
+        if (job->probes[i].f == f)
+            pr = &job->probes[i];
+    if (!ok) {
+        char *note = xasprintf("'%s': %s (probe on '%s')", pr->it->name, reason,
+                               pr->it->target);
+        job_event(job, pr->it->name, pr->it->target, "preflight.refused",
+                  json_pack("{s:s}", "reason", note));
+        if (job->spec->policy_path) {
+            vm_warn("%s: left alone: %s", pr->it->name, note);
+            vm_plan_refuse(&job->plan, pr->it, note);
+        } else {
+            job_fail(job, VM_EXIT_PREFLIGHT, note);
+        }
+    }
+    /* the features are freed with the job: we are inside their callback */
+    if (--job->pending == 0)
+        job_after_probes(job);
+}
+
+static void features_event(struct vm_features *f, const char *feature, const char *step, bool ok,
+                           const char *detail, void *data);
+
+static void job_probe(struct job *job)
+{
+    int n = 0;
+    for (int i = 0; i < job->plan.n; i++)
+        n += job->plan.items[i].status == VM_PLAN_MIGRATE && job->plan.items[i].d.nfeatures;
+    job->probes = xcalloc(n ? (size_t)n : 1, sizeof(*job->probes));
+    job->nprobes = 0;
+    for (int i = 0; i < job->plan.n; i++) {
+        struct vm_plan_item *it = &job->plan.items[i];
+        if (it->status != VM_PLAN_MIGRATE || !it->d.nfeatures)
+            continue;
+        struct probe *pr = &job->probes[job->nprobes++];
+        pr->job = job;
+        pr->it = it;
+        struct vm_feature_env env = {.source = it->source,
+                                     .target = it->target,
+                                     .gated = it->d.class == VM_CLASS_NETWORK_CRITICAL};
+        pr->f = vm_features_new(&job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
+                                job->policy, features_event, job);
+    }
+    if (job->nprobes == 0) {
+        job_after_probes(job);
+        return;
+    }
+    job->pending = job->nprobes;
+    for (int i = 0; i < job->nprobes; i++) {
+        vm_features_run(job->probes[i].f, VM_FEATURE_PROBE, probe_done);
+    }
+}
+
 static void job_after_preflight(struct job *job)
+{
+    if (!job->error && !job->interrupted) {
+        job_probe(job);
+        return;
+    }
+    job_after_probes(job);
+}
+
+static void job_after_probes(struct job *job)
 {
     /* Refusals reorder the plan (items are sorted in place): from here on
      * preflight records are matched to items by their inventory object. */
@@ -1160,6 +1243,9 @@ static void job_free(struct job *job)
     }
     free(job->feats);
     free(job->budgets);
+    for (int i = 0; i < job->nprobes; i++)
+        vm_features_free(job->probes[i].f);
+    free(job->probes);
     for (int i = 0; i < job->npre; i++) {
         if (job->pre[i].dom)
             virDomainFree(job->pre[i].dom);

@@ -50,7 +50,7 @@ static int core_log(lua_State *L)
 
 /* vmm.feature(name, {prepare=, gate=, after=, deinit=}): register a feature
  * implemented by the policy. Only while the policy loads. */
-static const char *const feature_steps[] = {"prepare", "gate", "after", "deinit"};
+static const char *const feature_steps[] = {"probe", "prepare", "gate", "after", "deinit"};
 
 static int core_feature(lua_State *L)
 {
@@ -81,8 +81,8 @@ static int core_feature(lua_State *L)
             for (size_t i = 0; i < VM_ARRAY_LEN(feature_steps); i++)
                 known |= strcmp(lua_tostring(L, -2), feature_steps[i]) == 0;
         if (!known)
-            return luaL_error(L, "vmm.feature('%s'): unknown key '%s' (prepare, gate, after, "
-                                 "deinit)",
+            return luaL_error(L, "vmm.feature('%s'): unknown key '%s' (probe, prepare, gate, "
+                                 "after, deinit)",
                               name, lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
         if (!lua_isfunction(L, -1))
             return luaL_error(L, "vmm.feature('%s'): %s must be a function", name,

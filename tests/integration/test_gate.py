@@ -120,6 +120,20 @@ def test_rollback_feature_times_out():
     check_eq(side_effects(g), ["prepare", "gate", "deinit"], "side effects of vmm.exec")
 
 
+def test_probe_fails_nothing_moves():
+    g, before, r = gated_run("probe-fail", "probe")
+    check_eq(r.rc, 8, "exit code: nothing to migrate")
+    rep = r.report()
+    check_eq(rep["vms"], [], "no migration started")
+    plan = {v["name"]: v for v in rep["plan"]["vms"]}
+    check_eq(plan[g.name]["status"], "refused", "plan status")
+    check_in("feature 'second' probe: no EVB peer on the target (test)", plan[g.name]["note"],
+             "plan note")
+    check_eq(steps_logged(r, g.name), [], "no feature step beyond the probe ran")
+    g.check_runs_only_on("a")
+    g.check_survived_on("a", before)
+
+
 HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "hold.lua")
 
 
@@ -155,5 +169,6 @@ def test_sigint_at_the_gate_rolls_back():
 
 if __name__ == "__main__":
     main([test_commit, test_rollback_feature_fails, test_rollback_feature_hangs,
-          test_rollback_feature_times_out, test_gate_budget_runs_out,
+          test_rollback_feature_times_out, test_probe_fails_nothing_moves,
+          test_gate_budget_runs_out,
           test_sigint_at_the_gate_rolls_back])

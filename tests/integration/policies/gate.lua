@@ -4,7 +4,8 @@
 --   second  fails at the gate for test=gate-fail, loops forever at the gate
 --           (the sandbox's instruction budget stops it) for test=gate-hang,
 --           runs `sleep 10` at the gate (its 700 ms timeout stops it) for
---           test=gate-slow, succeeds otherwise
+--           test=gate-slow, fails its probe for test=probe-fail (so the VM
+--           never leaves), succeeds otherwise
 -- Every step logs "STEP FEATURE VM" with vmm.log.info, so the test reads
 -- from the event stream which steps ran, in which order, how often; with a
 -- tag dir=PATH, "first" also appends its step's name to PATH/VM.steps on the
@@ -44,8 +45,16 @@ local function second_gate(vm, ctx)
     return true
 end
 
+local function second_probe(vm, ctx)
+    if vmm.tag(vm, "test") == "probe-fail" then
+        return false, "no EVB peer on the target (test)"
+    end
+    return true
+end
+
 for _, name in ipairs({ "first", "second" }) do
     vmm.feature(name, {
+        probe = name == "second" and second_probe or nil,
         prepare = step(name),
         gate = step(name, name == "second" and second_gate or nil),
         after = step(name),

@@ -416,7 +416,7 @@ start_station() { # HOST
 # The probe VSI that up/start-bridge send through each station (bridge-list
 # leaves it out; the test bridge always accepts it).
 PROBE_UUID=fffffffe-0000-4000-8000-0000000f00be
-PROBE_ARGS=(-c mgrid2=vdplab-probe -c typeid=0 -c typeidver=0 -c "uuid=$PROBE_UUID"
+PROBE_ARGS=(-c mgrid2=vdplabprobe -c typeid=0 -c typeidver=0 -c "uuid=$PROBE_UUID"
     -c hints=none -c filter=4094-02:00:00:00:00:01)
 
 st_vdptool() { # HOST ARGS...
@@ -440,12 +440,17 @@ st_vdptool() { # HOST ARGS...
 # So: wait until a real round trip with a probe VSI works and sticks.
 evb_ready() { # HOST
     local out
-    out=$(st_vdptool "$1" -T -V deassoc -c mode=deassoc "${PROBE_ARGS[@]}") || true
-    [[ $out == *"Invalid parameters"* ]] || return 1
+    # Each side shows the other's EVB TLV (the test bridge has no LLDP agent).
+    out=$(ip netns exec "$(st_ns "$1")" lldptool -t -n -i "$(st_if "$1")" -g ncb -V evb 2>&1) || true
+    [[ $out == *mode:bridge* ]] || return 1
     if [[ $(br_kind) == lldpad ]]; then
+        out=$(ip netns exec "$(br_ns)" lldptool -t -n -i "$(br_if "$1")" -g ncb -V evb 2>&1) || true
+        [[ $out == *mode:station* ]] || return 1
         out=$(ip netns exec "$(br_ns)" vdptool -i "$(br_if "$1")" -t -V assoc 2>&1) || true
         [[ $out == *"not applicable"* ]] || return 1 # VDP not started on the port
     fi
+    out=$(st_vdptool "$1" -T -V deassoc -c mode=deassoc "${PROBE_ARGS[@]}") || true
+    [[ $out == *"Invalid parameters"* ]] || return 1
     out=$(st_vdptool "$1" -T -W -V assoc -c mode=assoc "${PROBE_ARGS[@]}") || true
     [[ $(parse_vdptool assoc 0 "$out") == ok ]] || return 1
     sleep 0.05
