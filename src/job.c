@@ -92,6 +92,7 @@ struct job {
     struct gate_budget **budgets; /* per migration, while at the gate */
     struct probe *probes;
     int nprobes;
+    int feature_failures; /* required features that failed after an urgent migration */
     int deinit_failures;
     int nmigs, running, next;
     struct vm_report_stream *events;
@@ -193,16 +194,27 @@ static void deinit_done(struct vm_features *f, bool ok, const char *reason, void
 }
 
 /* Urgent migrations: features come up best-effort once the guest runs on
- * the target: prepare, gate, after. */
+ * the target: prepare, gate, after. A required one failing does not move
+ * the guest back; it is reported and makes the exit status 1. */
+static void urgent_failed(struct job *job, struct vm_features *f, const char *reason)
+{
+    struct vm_mig *m = feats_mig(job, f);
+    job->feature_failures++;
+    vm_error("%s: runs on the target, but a required feature did not come up: %s",
+             m ? m->name : "?", reason);
+}
+
 static void urgent_gate_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
-    (void)ok, (void)reason, (void)data;
+    if (!ok)
+        urgent_failed(data, f, reason);
     vm_features_run(f, VM_FEATURE_AFTER, features_settled);
 }
 
 static void urgent_prepare_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
-    (void)ok, (void)reason, (void)data;
+    if (!ok)
+        urgent_failed(data, f, reason);
     vm_features_run(f, VM_FEATURE_GATE, urgent_gate_done);
 }
 
@@ -1157,7 +1169,7 @@ static int job_exit_code(struct job *job, const char **result)
             code = VM_EXIT_INTERRUPTED;
         else if (job->policy_errors)
             code = VM_EXIT_POLICY;
-        else if (failed)
+        else if (failed || job->feature_failures)
             code = VM_EXIT_FAILED;
         else if (job->spec->mode == VM_JOB_RUN && job->planned &&
                  vm_plan_count(&job->plan, VM_PLAN_MIGRATE) == 0)

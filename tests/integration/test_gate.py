@@ -134,6 +134,33 @@ def test_probe_fails_nothing_moves():
     g.check_survived_on("a", before)
 
 
+def test_urgent_features_after_switchover():
+    g, before, r = gated_run("urgent-ok", "urgent-ok")
+    check_eq(r.rc, 0, "exit code")
+    v = vm_entry(r.report(), g.name)
+    check_eq((v["result"], v["location"], v["gated"]), ("migrated", "target", False), "result")
+    events = r.events()
+    result_at = next(i for i, e in enumerate(events) if e["event"] == "result")
+    first_feature = next(i for i, e in enumerate(events)
+                         if e["event"] == "feature" and e["details"]["step"] != "probe")
+    check(result_at < first_feature, "features run after the guest runs on the target")
+    check_eq(side_effects(g), ["prepare", "gate", "after"], "side effects of vmm.exec")
+    g.check_runs_only_on("b")
+    g.check_survived_on("b", before)
+
+
+def test_urgent_feature_failure_is_reported():
+    g, before, r = gated_run("urgent-fail", "urgent-fail")
+    check_eq(r.rc, 1, "exit code: a required feature failed")
+    v = vm_entry(r.report(), g.name)
+    check_eq((v["result"], v["location"]), ("migrated", "target"), "the guest moved anyway")
+    res = {f["name"]: f for f in v["feature_results"]}
+    check_eq(res["second"]["gate"], "failed: the target is not ready (test)", "second's gate")
+    check_in("a required feature did not come up", r.stderr, "stderr")
+    g.check_runs_only_on("b")
+    g.check_survived_on("b", before)
+
+
 HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "hold.lua")
 
 
@@ -170,5 +197,6 @@ def test_sigint_at_the_gate_rolls_back():
 if __name__ == "__main__":
     main([test_commit, test_rollback_feature_fails, test_rollback_feature_hangs,
           test_rollback_feature_times_out, test_probe_fails_nothing_moves,
+          test_urgent_features_after_switchover, test_urgent_feature_failure_is_reported,
           test_gate_budget_runs_out,
           test_sigint_at_the_gate_rolls_back])

@@ -6,6 +6,8 @@
 --           runs `sleep 10` at the gate (its 700 ms timeout stops it) for
 --           test=gate-slow, fails its probe for test=probe-fail (so the VM
 --           never leaves), succeeds otherwise
+-- Tags test=urgent-ok / urgent-fail make the migration urgent (no gate:
+-- features come up after the switchover; urgent-fail's second fails).
 -- Every step logs "STEP FEATURE VM" with vmm.log.info, so the test reads
 -- from the event stream which steps ran, in which order, how often; with a
 -- tag dir=PATH, "first" also appends its step's name to PATH/VM.steps on the
@@ -33,7 +35,7 @@ end
 
 local function second_gate(vm, ctx)
     local t = vmm.tag(vm, "test")
-    if t == "gate-fail" then
+    if t == "gate-fail" or t == "urgent-fail" then
         return false, "the target is not ready (test)"
     elseif t == "gate-hang" then
         while true do
@@ -66,8 +68,9 @@ function decide(vm, run)
     if vm.state ~= "running" or vmm.tag(vm, "test") == nil then
         return nil
     end
+    local urgent = vmm.tag(vm, "test"):sub(1, 7) == "urgent-"
     return vmm.migrate {
-        class = vmm.NETWORK_CRITICAL,
+        class = urgent and vmm.URGENT or vmm.NETWORK_CRITICAL,
         features = {
             { name = "first", required = true },
             { name = "second", required = true, timeout_ms = 700 },

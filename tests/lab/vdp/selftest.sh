@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/lab/vdp/selftest.sh - proves the VDP lab works against real lldpad
 # peers and prints measurements. Uses its own lab dir and index, so it does
-# not touch a lab you are using. Needs root and the lldpad package. ~40 s.
+# not touch a lab you are using. Needs root and the lldpad package. ~20 s.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -9,6 +9,7 @@ VDP=$SCRIPT_DIR/vdp.sh
 export VMM_LAB_DIR=${VMM_VDP_SELFTEST_DIR:-/var/tmp/vmmigrate-vdpselftest}
 export VMM_LAB_INDEX=${VMM_VDP_SELFTEST_INDEX:-10}
 FAILS=0
+t=0 t_up=0 t_up2=0 # set by timed
 U1=5e1f0000-0000-4000-8000-000000000001
 M1=52:54:00:5e:00:01
 
@@ -46,7 +47,7 @@ timed t_up "$VDP" up a b >/dev/null
 ok "up a b (cold): ${t_up} ms"
 timed t_up2 "$VDP" up a b >/dev/null
 ok "up a b (already up): ${t_up2} ms"
-check "status: all up" "$VDP" status
+check "status: all up" "$VDP" status >/dev/null
 
 # Round trips.
 a_ms=() d_ms=()
@@ -123,7 +124,7 @@ done
 for n in $nss; do
     [[ ! -e /run/netns/$n ]] || left+=" $n"
 done
-[[ -z $left ]] && ok "nothing left" || bad "left:$left"
+if [[ -z $left ]]; then ok "nothing left"; else bad "left:$left"; fi
 trap - EXIT
 
 if ((FAILS > 0)); then
