@@ -12,6 +12,8 @@ PACKAGES=(
     libvirt-daemon-system libvirt-clients tini iproute2 util-linux procps
     # tests: JSON Schema validation, sanitizers, fuzzing, linters
     python3 python3-jsonschema clang libclang-rt-14-dev mandoc shellcheck valgrind
+    # the lab's 802.1Qbg switch and stations (tests/lab/vdp), its SPICE client
+    lldpad gir1.2-spiceclientglib-2.0 python3-gi
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -71,8 +71,9 @@ char **vm_exec_argv(const char *uri, const char *const *argv, char **why)
     *why = NULL;
     size_t ulen = strlen(uri);
     for (int i = 0; i < noverrides; i++) {
-        const char *eq = strchr(overrides[i], '=');
-        if (eq && (size_t)(eq - overrides[i]) == ulen && strncmp(overrides[i], uri, ulen) == 0) {
+        /* URIs contain '=' (socket=...): the override is "URI=" + PREFIX. */
+        const char *eq = overrides[i] + ulen;
+        if (strncmp(overrides[i], uri, ulen) == 0 && *eq == '=') {
             char *copy = xstrdup(eq + 1), *save = NULL;
             for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
                 push(&s, xstrdup(t));

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec.h"
+#include "feature_vdp.h"
 #include "policy.h"
 #include "util.h"
 
@@ -13,6 +15,7 @@ static const char *const step_names[] = {"probe", "prepare", "gate", "after", "d
 enum impl {
     IMPL_POLICY,   /* vmm.feature() */
     IMPL_ANNOUNCE, /* built in: QEMU announce-self on the target after commit */
+    IMPL_VDP,      /* built in: 802.1Qbg VSI association (feature_vdp.h) */
 };
 
 struct feature {
@@ -38,12 +41,15 @@ struct vm_features {
     char *reason;
     vm_features_done_cb done;
     struct vm_policy_step *cur; /* the policy step running, if any */
+    struct vm_exec *exec;       /* the built-in's command running, if any */
+    struct vdp_run *cur_vdp;    /* ... and its context */
     bool cancelled;
+    int outstanding;            /* commands not yet reported back (even cancelled) */
 };
 
 bool vm_feature_known(const char *name, const struct vm_policy *policy)
 {
-    if (strcmp(name, "announce") == 0)
+    if (strcmp(name, "announce") == 0 || strcmp(name, "vdp") == 0)
         return true;
     return policy && vm_policy_has_feature(policy, name);
 }
@@ -64,7 +70,9 @@ struct vm_features *vm_features_new(uv_loop_t *loop, const struct vm_feature_env
     fs->n = n;
     for (int i = 0; i < n; i++) {
         fs->f[i].decl = &decls[i];
-        fs->f[i].impl = strcmp(decls[i].name, "announce") == 0 ? IMPL_ANNOUNCE : IMPL_POLICY;
+        fs->f[i].impl = strcmp(decls[i].name, "announce") == 0 ? IMPL_ANNOUNCE
+                        : strcmp(decls[i].name, "vdp") == 0    ? IMPL_VDP
+                                                               : IMPL_POLICY;
     }
     return fs;
 }
@@ -84,7 +92,7 @@ void vm_features_free(struct vm_features *fs)
 
 bool vm_features_busy(const struct vm_features *fs)
 {
-    return fs && fs->running;
+    return fs && (fs->running || fs->outstanding > 0);
 }
 
 int vm_features_count(const struct vm_features *fs)
@@ -133,6 +141,69 @@ void vm_features_announced(struct vm_features *fs, bool ok, const char *detail)
     settle(fs, &fs->f[fs->cursor], ok ? 1 : 0, detail);
 }
 
+/* -- built-in: vdp -- */
+
+struct vdp_run {
+    struct vm_features *fs;
+    const char *mode;
+    bool cancelled; /* settled by vm_features_cancel: only the count remains */
+};
+
+static void vdp_done(const struct vm_exec_result *r, void *data)
+{
+    struct vdp_run *vr = data;
+    struct vm_features *fs = vr->fs;
+    fs->outstanding--;
+    if (vr->cancelled) {
+        free(vr);
+        return;
+    }
+    fs->exec = NULL;
+    fs->cur_vdp = NULL;
+    char *detail = NULL;
+    int ok;
+    if (r->error) {
+        detail = xstrdup(r->error);
+        ok = 0;
+    } else if (r->timed_out) {
+        detail = xstrdup("vdptool timed out");
+        ok = 0;
+    } else {
+        enum vm_vdp_outcome o = vm_vdp_parse(r->out, r->err, vr->mode, &detail);
+        ok = o == VM_VDP_OK;
+        /* Disassociating what this station does not hold: nothing to undo. */
+        if (!ok && vr->mode && strcmp(vr->mode, "deassoc") == 0 && detail &&
+            strstr(detail, "Invalid parameters"))
+            ok = 1;
+    }
+    free(vr);
+    settle(fs, &fs->f[fs->cursor], ok, detail);
+    free(detail);
+}
+
+static void run_vdp(struct vm_features *fs, struct feature *f)
+{
+    static const char *const modes[] = {NULL, "preassoc", "assoc", "deassoc", "deassoc"};
+    bool on_target = fs->step != VM_FEATURE_AFTER;
+    struct vm_vdp v;
+    char *why = NULL;
+    if (vm_vdp_params(fs->vm, f->decl->args, fs->env.source, fs->env.target, &v, &why) < 0) {
+        settle(fs, f, 0, why);
+        free(why);
+        return;
+    }
+    char **argv = vm_vdp_argv(&v, modes[fs->step], on_target);
+    struct vdp_run *vr = xcalloc(1, sizeof(*vr));
+    vr->fs = fs;
+    vr->mode = modes[fs->step];
+    vm_vdp_clear(&v);
+    fs->outstanding++;
+    fs->cur_vdp = vr;
+    fs->exec = vm_exec_start(fs->loop, on_target ? fs->env.target : fs->env.source,
+                             (const char *const *)argv, f->decl->timeout_ms, vdp_done, vr);
+    vm_vdp_argv_free(argv);
+}
+
 static void policy_step_done(void *data, int rc, const char *reason)
 {
     struct vm_features *fs = data;
@@ -142,6 +213,10 @@ static void policy_step_done(void *data, int rc, const char *reason)
 
 static void run_one(struct vm_features *fs, struct feature *f)
 {
+    if (f->impl == IMPL_VDP) {
+        run_vdp(fs, f);
+        return;
+    }
     if (f->impl == IMPL_ANNOUNCE) {
         /* Switches relearn the guest's MACs once it runs on the target. */
         if (fs->step != VM_FEATURE_AFTER) {
@@ -213,6 +288,13 @@ void vm_features_cancel(struct vm_features *fs)
     }
     if (fs->cur)
         vm_policy_step_cancel(fs->cur); /* settles the step, ends the run */
+    else if (fs->cur_vdp) {
+        vm_exec_kill(fs->exec);
+        fs->cur_vdp->cancelled = true;
+        fs->cur_vdp = NULL;
+        fs->exec = NULL;
+        settle(fs, &fs->f[fs->cursor], 0, "cancelled: the gate was decided without it");
+    }
 }
 
 void vm_features_run(struct vm_features *fs, enum vm_feature_step step, vm_features_done_cb done)
@@ -240,4 +322,14 @@ json_t *vm_features_to_json(const struct vm_features *fs)
         json_array_append_new(a, o);
     }
     return a;
+}
+
+void vm_features_adopt(struct vm_features *dst, const struct vm_features *src,
+                       enum vm_feature_step step)
+{
+    for (int i = 0; dst && src && i < dst->n && i < src->n; i++) {
+        free(dst->f[i].outcome[step]);
+        dst->f[i].outcome[step] =
+            src->f[i].outcome[step] ? xstrdup(src->f[i].outcome[step]) : NULL;
+    }
 }

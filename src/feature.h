@@ -75,5 +75,9 @@ int vm_features_count(const struct vm_features *f);
  * ("ok", "failed: ...", "skipped: ...") or null if it did not run. */
 json_t *vm_features_to_json(const struct vm_features *f);
 void vm_features_free(struct vm_features *f);
+/* Take STEP's outcomes from another instance of the same declarations (the
+ * preflight probe's). */
+void vm_features_adopt(struct vm_features *dst, const struct vm_features *src,
+                       enum vm_feature_step step);
 
 #endif

@@ -68,7 +68,8 @@ struct preflight {
 /* A feature probe of one planned VM (preflight). */
 struct probe {
     struct job *job;
-    struct vm_plan_item *it;
+    struct vm_plan_item *it; /* valid until the plan is re-sorted */
+    json_t *vm;              /* the item's inventory object: stable */
     struct vm_features *f;
 };
 
@@ -165,7 +166,7 @@ static void features_event(struct vm_features *f, const char *feature, const cha
     const char *name = m ? m->name : NULL;
     for (int i = 0; !name && i < job->nprobes; i++)
         if (job->probes[i].f == f)
-            name = job->probes[i].it->name;
+            name = json_string_value(json_object_get(job->probes[i].vm, "name"));
     if (!ok)
         vm_warn("%s: feature '%s' %s failed: %s", name ? name : "?", feature, step,
                 detail ? detail : "no reason given");
@@ -395,6 +396,21 @@ static void gate_budget_stop(struct job *job, struct vm_mig *m)
     }
 }
 
+static void gate_features(struct job *job, struct vm_mig *m);
+
+/* Network-critical: prepare runs while memory is copied; if it is still
+ * running when the gate is reached, the gate step waits for it. */
+static void prepare_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct job *job = data;
+    struct vm_mig *m = feats_mig(job, f);
+    (void)ok, (void)reason;
+    if (m && m->state == VM_MIG_STATE_GATE && !m->gate_reason)
+        gate_features(job, m);
+    else
+        job_schedule(job);
+}
+
 static void mig_on_gate(struct vm_mig *m, void *data)
 {
     struct job *job = data;
@@ -408,11 +424,18 @@ static void mig_on_gate(struct vm_mig *m, void *data)
     uv_timer_start(&gb->timer, gate_budget_fired,
                    it && it->d.gate_timeout_ms ? it->d.gate_timeout_ms : 30000, 0);
     job->budgets[mig_index(job, m)] = gb;
+    gate_features(job, m);
+}
+
+static void gate_features(struct job *job, struct vm_mig *m)
+{
     int i = mig_index(job, m);
     if (i < 0 || !job->feats[i]) {
         vm_mig_gate_decide(m, true, "no features to wait for");
         return;
     }
+    if (vm_features_busy(job->feats[i]))
+        return; /* prepare still runs: prepare_done comes back here */
     vm_features_run(job->feats[i], VM_FEATURE_GATE, gate_features_done);
 }
 
@@ -447,7 +470,7 @@ static void job_schedule(struct job *job)
                 json_pack("{s:b, s:o}", "gated", m->gated, "features",
                           vm_features_to_json(job->feats[i])));
         if (m->gated && job->feats[i])
-            vm_features_run(job->feats[i], VM_FEATURE_PREPARE, NULL);
+            vm_features_run(job->feats[i], VM_FEATURE_PREPARE, prepare_done);
         vm_mig_start(m, dom, qmp);
     }
     bool all_final = true;
@@ -545,6 +568,10 @@ static void job_start_migrations(struct job *job)
             job->feats[job->nmigs] = vm_features_new(&job->loop, &env, it->vm, it->d.features,
                                                      it->d.nfeatures, job->policy,
                                                      features_event, job);
+            for (int k = 0; k < job->nprobes; k++)
+                if (job->probes[k].vm == it->vm)
+                    vm_features_adopt(job->feats[job->nmigs], job->probes[k].f,
+                                      VM_FEATURE_PROBE);
         }
         job->migs[job->nmigs++] = m;
     }
@@ -720,6 +747,7 @@ static void job_probe(struct job *job)
         struct probe *pr = &job->probes[job->nprobes++];
         pr->job = job;
         pr->it = it;
+        pr->vm = it->vm;
         struct vm_feature_env env = {.source = it->source,
                                      .target = it->target,
                                      .gated = it->d.class == VM_CLASS_NETWORK_CRITICAL};

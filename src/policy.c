@@ -67,7 +67,7 @@ static int core_feature(lua_State *L)
     if (!len || len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len)
         return luaL_error(L, "vmm.feature: '%s' is not a name of [a-z0-9_-], 1-64 characters",
                           name);
-    static const char *const builtin[] = {"vdp", "spice", "announce"};
+    static const char *const builtin[] = {"vdp", "spice", "announce"}; /* reserved */
     for (size_t i = 0; i < VM_ARRAY_LEN(builtin); i++)
         if (strcmp(name, builtin[i]) == 0)
             return luaL_error(L, "vmm.feature: '%s' is a built-in feature", name);

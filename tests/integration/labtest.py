@@ -232,4 +232,5 @@ def main(tests):
         finally:
             Guest.destroy_all()
     log(f"{len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    if failed:
+        raise SystemExit(1)

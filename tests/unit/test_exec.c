@@ -115,6 +115,15 @@ static void test_executors(void)
     CHECK_STR(v[4], "vdptool");
     CHECK_STR(v[7], "it's");
     vm_exec_argv_free(v);
+    /* URIs have '=' in them: the override is URI "=" PREFIX */
+    const char *specs2[] = {"qemu+unix:///system?socket=/x/sock=/lab/vdp.sh exec b --"};
+    vm_exec_set_overrides(specs2, 1);
+    v = vm_exec_argv("qemu+unix:///system?socket=/x/sock", argv, &why);
+    CHECK(v);
+    CHECK_STR(v[0], "/lab/vdp.sh");
+    CHECK_STR(v[2], "b");
+    CHECK_STR(v[4], "vdptool");
+    vm_exec_argv_free(v);
     vm_exec_set_overrides(NULL, 0);
 
     const char *echo[] = {"echo", "x", NULL};

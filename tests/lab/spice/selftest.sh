@@ -96,6 +96,9 @@ migrate() { # MODE [VIRSH-MIGRATE-ARGS...]
     fi
     t1=$(now)
     WALL=$(elapsed "$T0" "$t1")
+    DOWN=$(virsh -c "$("$LAB" uri "$to")" domjobinfo --completed "$VM" 2>/dev/null |
+        awk -F: '/^Total downtime:/ { print $2 + 0 }')
+    DOWN=${DOWN:-?}
     local cut
     cut=$(size_of "$HERE")
     SEGMENTS+=("$HERE ${POS[$HERE]} $cut")
@@ -232,7 +235,8 @@ followed_migration() { # MODE [VIRSH-MIGRATE-ARGS...]
     ids=$(query_spice_ids "$to")
     [[ ${ids#* } == 4 ]] && pass "target query-spice: 4 channels (connection-id ${ids% *})" ||
         fail "target query-spice: $ids"
-    log "migration $* $from -> $to with client: wall $WALL s; $rep"
+    log "migration $* $from -> $to with client: wall $WALL s, downtime $DOWN ms; $rep"
+    DOWNS_CLIENT+=("$DOWN")
     REP=$rep
     WALLS_CLIENT+=("$WALL")
     SWITCHES+=("$(field "$rep" switched)")
@@ -286,7 +290,7 @@ main() {
         fail "source query-spice: $out"
 
     # ---- migrations with a following client ----------------------------------
-    WALLS_CLIENT=() SWITCHES=() MODES=()
+    WALLS_CLIENT=() SWITCHES=() MODES=() DOWNS_CLIENT=()
     local r
     for ((r = 0; r < ROUNDS; r++)); do
         for mode in p2p direct direct p2p; do
@@ -296,14 +300,16 @@ main() {
     "$SPICE" stop "$VM"
 
     # ---- the same without a client -----------------------------------------
-    local walls_none=()
+    local walls_none=() downs_none=()
     for ((r = 0; r < ROUNDS; r++)); do
         for mode in p2p direct direct p2p; do
-            migrate "$mode" && walls_none+=("$WALL")
+            migrate "$mode" && walls_none+=("$WALL") && downs_none+=("$DOWN")
         done
     done
     log "migration wall with a client:    ${WALLS_CLIENT[*]} s"
     log "migration wall without a client: ${walls_none[*]} s"
+    log "downtime with a client:    ${DOWNS_CLIENT[*]} ms"
+    log "downtime without a client: ${downs_none[*]} ms"
     log "virsh migrate start -> client on target with all channels: ${SWITCHES[*]} s"
     log "client switch modes: ${MODES[*]}"
     expect_guest_on "$HERE"
@@ -341,7 +347,7 @@ main() {
     done
     stop_events
     rep=$(report "$from" "$HERE")
-    log "migration p2p $from -> $HERE, client refusing: wall $WALL s; $rep"
+    log "migration p2p $from -> $HERE, client refusing: wall $WALL s, downtime $DOWN ms; $rep"
     [[ $(field "$rep" result) == refused && $(field "$rep" exit_code) == 3 ]] &&
         pass "refusing client stayed on the source and exited 3 when it went away" ||
         fail "refusing client: $rep"
@@ -362,7 +368,7 @@ main() {
     stat=$(ps -o stat= -p "$pid" || true)
     [[ $stat == T* ]] && pass "client frozen (state $stat) during the migration" || fail "client state '$stat'"
     rep=$(report "$from" "$HERE")
-    log "migration direct $from -> $HERE, client frozen: wall $WALL s; $rep"
+    log "migration direct $from -> $HERE, client frozen: wall $WALL s, downtime $DOWN ms; $rep"
     [[ $(field "$rep" dst_initialized) == - ]] && pass "target QEMU saw no SPICE client while frozen" ||
         fail "target QEMU saw channels from a frozen client"
     t0=$(now)
@@ -386,7 +392,7 @@ main() {
     fi
     stop_events
     rep=$(report "$from" "$HERE")
-    log "migration p2p $from -> $HERE, target unreachable during the copy: wall $WALL s; $rep"
+    log "migration p2p $from -> $HERE, target unreachable during the copy: wall $WALL s, downtime $DOWN ms; $rep"
     [[ $(field "$rep" mode) == switch-host ]] && pass "it followed by switch-host" ||
         fail "expected switch-host: $rep"
     "$SPICE" stop "$VM"

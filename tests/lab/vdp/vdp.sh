@@ -56,8 +56,9 @@ State in \${VMM_LAB_DIR:-/var/tmp/vmmigrate-lab}/vdp, namespaces named after
 \${VMM_LAB_INDEX:-0} (vmm<index>-st-<host>, vmm<index>-br).
 
   up HOST...             start a station per HOST (a..p) and the bridge; keeps
-                         what runs; waits until both sides see each other's
-                         EVB TLV; prints "HOST NETNS IFACE" per HOST
+                         what runs, restarts what died; waits until both sides
+                         see each other's EVB TLV and a probe VSI round trip
+                         works; prints "HOST NETNS IFACE" per HOST
   down                   stop everything by recorded PID, delete the namespaces
   status                 "HOST up|down pid=PID netns=NS iface=IF" per station,
                          "bridge up|down pid=PID kind=lldpad|peer"; exit 1 if
@@ -75,7 +76,7 @@ State in \${VMM_LAB_DIR:-/var/tmp/vmmigrate-lab}/vdp, namespaces named after
   bridge-events          the raw VDP frame log of the bridge side
   stop-bridge            stop the bridge (lldpad or peer) by PID
   start-bridge [--peer]  start the bridge again (lldpad; --peer: the python
-                         test bridge that follows the policy); waits for EVB
+                         test bridge that follows the policy); waits as up
   policy [RULE...|--clear]
                          print / replace the test bridge's policy; a RULE is
                          "UUID|* MODE|* accept|reject[:ERR]|keep[:ERR]|ignore|drop"
@@ -96,6 +97,8 @@ check_lab_dir() {
     case "/$LAB_DIR/" in
     */../* | */./*) die "VMM_LAB_DIR must not contain '.' or '..': '$LAB_DIR'" ;;
     esac
+    # It is written into an interface alias (max 255 bytes), see ns_tag.
+    ((${#LAB_DIR} <= 200)) || die "VMM_LAB_DIR is too long (max 200 chars): '$LAB_DIR'"
 }
 
 # The index: the one the VDP lab was created with, else the one of the
@@ -503,6 +506,12 @@ cmd_up() {
     done
     lock_vdp
     [[ -f $VDP_DIR/index ]] || printf '%s\n' "$LAB_INDEX" >"$VDP_DIR/index"
+    if [[ $(br_kind) == peer ]]; then
+        for h in "${hosts[@]}"; do
+            ns_owned "$(st_ns "$h")" ||
+                die "up: the test bridge serves only the ports it started with (stop-bridge, up $h, start-bridge --peer)"
+        done
+    fi
 
     local br
     br=$(br_ns)

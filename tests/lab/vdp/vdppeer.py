@@ -351,8 +351,8 @@ def cmd_bridge(args):
                     p.send(lldp_frame(p.mac, p.name)[14:], ETH_P_LLDP)
                 except OSError:
                     pass
-            # Fast at first (the station needs our TLV before it talks VDP),
-            # then every 5 s: well within the 120 s TTL.
+            # At once (the station talks VDP only after our TLV), then every
+            # 5 s: well within the 120 s TTL.
             next_lldp = now + 5.0
         try:
             r, _, _ = select.select([p.sock for p in ports], [], [],
