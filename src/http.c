@@ -426,7 +426,9 @@ static void finish(struct vm_http_req *r, CURLcode rc, const char *why)
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
 
-    resp.body = r->body ? r->body : "";
+    if (error && !r->truncated)
+        r->len = 0; /* a part of a body is no body */
+    resp.body = r->body && r->len ? r->body : "";
     resp.body_len = r->len;
     resp.content_type = ctype;
     resp.error = error;
@@ -476,10 +478,13 @@ static CURLcode configure(struct vm_http_req *r, const struct vm_http_request *r
     SET(CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
     SET(CURLOPT_TIMEOUT_MS, (long)timeout);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)connect);
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)VM_HTTP_MAX_BODY);
     SET(CURLOPT_WRITEFUNCTION, write_cb);
     SET(CURLOPT_WRITEDATA, (void *)r);
     SET(CURLOPT_USERAGENT, "vmmigrate/" VMM_VERSION);
+    /* A Content-Length over the cap fails at once (write_cb enforces the
+     * cap when none is given); not for HEAD, which gets no body. */
+    if (strcmp(method, "HEAD") != 0)
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)VM_HTTP_MAX_BODY);
     if (strcmp(method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {

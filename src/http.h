@@ -75,7 +75,8 @@ struct vm_http_request {
 
 struct vm_http_response {
     long status;              /* HTTP status; 0 exactly when error is set */
-    const char *body;         /* never NULL; NUL-terminated after body_len */
+    const char *body;         /* never NULL; NUL-terminated after body_len;
+                                 empty when error is set, unless truncated */
     size_t body_len;
     const char *content_type; /* the Content-Type header, or NULL */
     const char *error;        /* why there is no response, or NULL */
@@ -84,6 +85,7 @@ struct vm_http_response {
 
 typedef void (*vm_http_cb)(const struct vm_http_response *r, void *data);
 
+/* Never NULL: when libcurl cannot start, the process aborts (as xmalloc). */
 struct vm_http *vm_http_new(uv_loop_t *loop);
 /* Every request still in flight is cancelled (its callback runs, before this
  * returns, with error "cancelled"); the client then frees itself in its

@@ -77,41 +77,36 @@ EV, EVNC = "evacuate", "evacuate (network-critical)"
 
 # evacuate.lua: every running VM; network-critical (tag or VDP) first with
 # priority 1000000 + MiB, else MiB; VDP required, spice optional.
-# silver-vdp is REFUSED before placement (src/job.c job_vet), reserving
-# nothing: evacuate asks for the feature 'vdp', required, and vmmigrate has no
-# built-in vdp yet (only announce). That changes when the built-in vdp lands
-# (with the commit gate): then silver-vdp migrates (network-critical, priority
-# 1002048, [VDP, SPICE]) and the placements below shift.
-# Placement in start order (BIG 12 GiB, SMALL 6 GiB free):
-#   gold-nc 4 -> BIG (8 vs 2), mover 2 -> BIG (6 vs 4), huge 32: nowhere,
-#   mover-full 5 -> BIG (1 vs 1, tie: first target), local-disk 2 -> SMALL
-#   (BIG has 1), bronze-spice 1 -> SMALL (0 vs 3), mover-auto 1 -> SMALL
-#   (0 vs 2), pinned 1 -> SMALL (0 vs 1), plain 1 -> BIG (0 vs 0, tie),
-#   move-no 0.5 -> SMALL (BIG has 0).
+# Placement in start order (BIG 12 GiB, SMALL 6 GiB free); the built-in vdp
+# exists, so silver-vdp migrates (network-critical, tie with mover on
+# priority and size: by name):
+#   gold-nc 4 -> BIG (8 vs 2), mover 2 -> BIG (6 vs 4), silver-vdp 2 -> BIG
+#   (4 vs 4, tie: first target), huge 32: nowhere, mover-full 5 -> SMALL (BIG
+#   has 4), local-disk 2 -> BIG (2; SMALL has 1), bronze-spice 1 -> BIG (1 vs
+#   0), mover-auto 1 -> BIG (0 vs 0, tie), pinned 1 -> SMALL (0), plain 1 and
+#   move-no 0.5: nowhere.
 # Estimates at the assumed 1000 MiB/s: MiB + 1 ms.
-NO_VDP = ("'silver-vdp' requires feature 'vdp', which is not available (built in: announce; "
-          "or define it with vmm.feature())")
 EVACUATE = {
     "gold-nc": mig(1, "big", NC, 1004096, 4097, EVNC, EVAC_NC),
     "mover": mig(2, "big", NC, 1002048, 2049, EVNC, EVAC_NC),
-    "mover-full": mig(3, "big", URG, 5120, 5121, EV, EVAC_URGENT),
-    "local-disk": mig(4, "small", URG, 2048, 2049, EV, EVAC_URGENT),
-    "bronze-spice": mig(5, "small", URG, 1024, 1025, EV, EVAC_URGENT, [SPICE]),
-    "mover-auto": mig(6, "small", URG, 1024, 1025, EV, EVAC_URGENT),
-    "pinned": mig(7, "small", URG, 1024, 1025, EV, EVAC_URGENT),
-    "plain": mig(8, "big", URG, 1024, 1025, EV, EVAC_URGENT),
-    "move-no": mig(9, "small", URG, 512, 513, EV, EVAC_URGENT),
-    "silver-vdp": refused(NO_VDP),
+    "silver-vdp": mig(3, "big", NC, 1002048, 2049, EVNC, EVAC_NC, [VDP, SPICE]),
+    "mover-full": mig(4, "small", URG, 5120, 5121, EV, EVAC_URGENT),
+    "local-disk": mig(5, "big", URG, 2048, 2049, EV, EVAC_URGENT),
+    "bronze-spice": mig(6, "big", URG, 1024, 1025, EV, EVAC_URGENT, [SPICE]),
+    "mover-auto": mig(7, "big", URG, 1024, 1025, EV, EVAC_URGENT),
+    "pinned": mig(8, "small", URG, 1024, 1025, EV, EVAC_URGENT),
+    "plain": refused("no target has 1024 MiB free for 'plain'"),
+    "move-no": refused("no target has 512 MiB free for 'move-no'"),
     "huge": refused("no target has 32768 MiB free for 'huge'"),
     "paused": leave(),
     "shutoff": leave(),
 }
 # slots of 2 in parallel, each next VM on the slot free first: [4097, 2049]
-# -> 5121 on the 2nd (7170) -> 2049 on the 1st (6146) -> 1025 on the 1st
-# (7171) -> 1025 on the 2nd (8195) -> 1025 on the 1st (8196) -> 1025 on the
-# 2nd (9220) -> 513 on the 1st (8709)
-EVACUATE_SUMMARY = {"vms": 13, "migrate": 9, "leave": 2, "error": 0, "refused": 2,
-                    "memory_bytes": 17 * GiB + 512 * MiB, "estimate_ms": 9220, "parallel": 2,
+# -> silver 2049 on the 2nd (4098) -> mover-full 5121 on the 1st (9218) ->
+# local-disk 2049 on the 2nd (6147) -> 1025 on the 2nd (7172) -> 1025 on the
+# 2nd (8197) -> 1025 on the 2nd (9222)
+EVACUATE_SUMMARY = {"vms": 13, "migrate": 8, "leave": 2, "error": 0, "refused": 3,
+                    "memory_bytes": 18 * GiB, "estimate_ms": 9222, "parallel": 2,
                     "assumed_mibs": 1000}
 
 # maintenance-window.lua: running VMs, not pinned, without local writable

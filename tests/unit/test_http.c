@@ -626,6 +626,13 @@ static void test_body_caps(void)
     CHECK_INT(x.body[VM_HTTP_MAX_BODY - 1], ==, 'x');
     res_free(&x);
 
+    /* HEAD of something large is fine: no body comes. */
+    x = run((struct vm_http_request){.method = "HEAD", .url = "/big", .allow_http = true});
+    CHECK_INT(x.status, ==, 200);
+    CHECK(!x.error && !x.truncated);
+    CHECK_INT(x.body_len, ==, 0);
+    res_free(&x);
+
     x = run((struct vm_http_request){.url = "/exact", .allow_http = true});
     CHECK_INT(x.status, ==, 200);
     CHECK(!x.error && !x.truncated);
@@ -639,6 +646,7 @@ static void test_cut_and_not_tls(void)
     CHECK_INT(x.status, ==, 0);
     CHECK_CONTAINS(x.error, "90 bytes remaining");
     CHECK(!x.truncated);
+    CHECK_INT(x.body_len, ==, 0); /* what arrived is not passed on */
     res_free(&x);
 
     /* https to a server that does not speak TLS: an error, never plain http. */
