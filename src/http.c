@@ -81,8 +81,7 @@ static char *check_header(const char *hd, int i)
         return xasprintf("header %d is not 'Name: value'", i + 1);
     for (const unsigned char *p = (const unsigned char *)hd + n + 1; *p; p++) {
         if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return xasprintf("header '%.*s' contains a control character (0x%02x)", (int)n, hd,
-                             *p);
+            return xasprintf("header '%.*s' contains a control character (0x%02x)", (int)n, hd, *p);
     }
     for (size_t k = 0; k < VM_ARRAY_LEN(reserved); k++) {
         if (strlen(reserved[k]) == n && strncasecmp(hd, reserved[k], n) == 0)
@@ -130,8 +129,7 @@ char *vm_http_check(const struct vm_http_request *rq)
         for (char *p = m; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f)
                 *p = '?';
-        char *why =
-            xasprintf("method '%s' not allowed (GET, HEAD, POST, PUT, PATCH or DELETE)", m);
+        char *why = xasprintf("method '%s' not allowed (GET, HEAD, POST, PUT, PATCH or DELETE)", m);
         free(m);
         return why;
     }

@@ -64,19 +64,19 @@ struct vm_http_req;
 
 /* All borrowed by vm_http_start (copied before it returns). */
 struct vm_http_request {
-    const char *method;          /* NULL: "GET" */
+    const char *method; /* NULL: "GET" */
     const char *url;
-    const char *const *headers;  /* NULL-terminated "Name: value", or NULL */
-    const char *body;            /* body_len bytes (may hold NULs), or NULL */
+    const char *const *headers; /* NULL-terminated "Name: value", or NULL */
+    const char *body;           /* body_len bytes (may hold NULs), or NULL */
     size_t body_len;
-    uint64_t timeout_ms;         /* 0: VM_HTTP_DEFAULT_TIMEOUT_MS */
-    bool allow_http;             /* permit plain http:// */
+    uint64_t timeout_ms; /* 0: VM_HTTP_DEFAULT_TIMEOUT_MS */
+    bool allow_http;     /* permit plain http:// */
 };
 
 struct vm_http_response {
-    long status;              /* HTTP status; 0 exactly when error is set */
-    const char *body;         /* never NULL; NUL-terminated after body_len;
-                                 empty when error is set, unless truncated */
+    long status;      /* HTTP status; 0 exactly when error is set */
+    const char *body; /* never NULL; NUL-terminated after body_len;
+                         empty when error is set, unless truncated */
     size_t body_len;
     const char *content_type; /* the Content-Type header, or NULL */
     const char *error;        /* why there is no response, or NULL */

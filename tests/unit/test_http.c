@@ -296,7 +296,8 @@ static void test_get(void)
     CHECK(!x.error && !x.truncated);
     res_free(&x);
 
-    x = run((struct vm_http_request){.method = "GET", .url = "/echo?a=1&b=%20", .allow_http = true});
+    x = run(
+        (struct vm_http_request){.method = "GET", .url = "/echo?a=1&b=%20", .allow_http = true});
     CHECK_INT(x.status, ==, 200);
     CHECK_CONTAINS(x.body, "GET /echo?a=1&b=%20\n");
     CHECK_CONTAINS(x.body, "User-Agent: vmmigrate/");
@@ -315,8 +316,8 @@ static void test_post_and_headers(void)
 {
     static const char body[] = "{\"a\":1}\0binary\r\n";
     const char *headers[] = {"Content-Type: application/json", "X-Test:1",
-                             "X-Spaces:  two  words ", "X-Empty:", "User-Agent: policy/1",
-                             NULL};
+                             "X-Spaces:  two  words ",         "X-Empty:",
+                             "User-Agent: policy/1",           NULL};
     struct res x = run((struct vm_http_request){.method = "POST",
                                                 .url = "/echo",
                                                 .headers = headers,
@@ -340,8 +341,11 @@ static void test_post_and_headers(void)
     /* A body of exactly the cap goes out whole. */
     char *big = xmalloc(VM_HTTP_MAX_BODY);
     memset(big, 'b', VM_HTTP_MAX_BODY);
-    x = run((struct vm_http_request){.method = "PUT", .url = "/status/201", .body = big,
-                                     .body_len = VM_HTTP_MAX_BODY, .allow_http = true});
+    x = run((struct vm_http_request){.method = "PUT",
+                                     .url = "/status/201",
+                                     .body = big,
+                                     .body_len = VM_HTTP_MAX_BODY,
+                                     .allow_http = true});
     CHECK_INT(x.status, ==, 201);
     res_free(&x);
     free(big);
@@ -351,9 +355,11 @@ static void test_methods(void)
 {
     const char *with_body[] = {"PUT", "PATCH", "DELETE", "POST"};
     for (size_t i = 0; i < VM_ARRAY_LEN(with_body); i++) {
-        struct res x = run((struct vm_http_request){
-            .method = with_body[i], .url = "/echo", .body = "x=1", .body_len = 3,
-            .allow_http = true});
+        struct res x = run((struct vm_http_request){.method = with_body[i],
+                                                    .url = "/echo",
+                                                    .body = "x=1",
+                                                    .body_len = 3,
+                                                    .allow_http = true});
         CHECK_INT(x.status, ==, 200);
         char *want = xasprintf("%s /echo\n", with_body[i]);
         CHECK_INT(strncmp(x.body, want, strlen(want)), ==, 0);
@@ -362,8 +368,8 @@ static void test_methods(void)
         free(want);
         res_free(&x);
     }
-    struct res x = run((struct vm_http_request){.method = "DELETE", .url = "/echo",
-                                                .allow_http = true});
+    struct res x =
+        run((struct vm_http_request){.method = "DELETE", .url = "/echo", .allow_http = true});
     CHECK_INT(strncmp(x.body, "DELETE /echo\n", 13), ==, 0);
     CHECK(!strstr(x.body, "Content-Length"));
     res_free(&x);
@@ -431,8 +437,7 @@ static void test_refused(void)
             "scheme 'gopher' refused");
     refused((struct vm_http_request){.url = "dict://127.0.0.1/"}, "scheme 'dict' refused");
     refused((struct vm_http_request){.url = "127.0.0.1/hello", .allow_http = true}, "bad url");
-    refused((struct vm_http_request){.url = "http://127.0.0.1/a b", .allow_http = true},
-            "bad url");
+    refused((struct vm_http_request){.url = "http://127.0.0.1/a b", .allow_http = true}, "bad url");
     refused((struct vm_http_request){.url = "http://127.0.0.1/\r\nX: 1", .allow_http = true},
             "bad url");
     refused((struct vm_http_request){.url = ""}, "no url");
@@ -501,25 +506,29 @@ static void test_refused(void)
             "header 1 is longer than 8192 bytes");
     free(longhd);
 
-    refused((struct vm_http_request){.method = "POST", .url = u, .body = "x",
-                                     .body_len = VM_HTTP_MAX_BODY + 1, .allow_http = true},
-            "request body of 1048577 bytes exceeds 1048576 bytes");
-    refused((struct vm_http_request){.method = "POST", .url = u, .body_len = 3,
+    refused((struct vm_http_request){.method = "POST",
+                                     .url = u,
+                                     .body = "x",
+                                     .body_len = VM_HTTP_MAX_BODY + 1,
                                      .allow_http = true},
+            "request body of 1048577 bytes exceeds 1048576 bytes");
+    refused((struct vm_http_request){.method = "POST", .url = u, .body_len = 3, .allow_http = true},
             "body_len without a body");
     refused((struct vm_http_request){.url = u, .body = "x", .body_len = 1, .allow_http = true},
             "GET request with a body");
-    refused((struct vm_http_request){.method = "HEAD", .url = u, .body = "x", .body_len = 1,
-                                     .allow_http = true},
-            "HEAD request with a body");
-    refused((struct vm_http_request){.url = u, .timeout_ms = VM_HTTP_MAX_TIMEOUT_MS + 1,
+    refused(
+        (struct vm_http_request){
+            .method = "HEAD", .url = u, .body = "x", .body_len = 1, .allow_http = true},
+        "HEAD request with a body");
+    refused((struct vm_http_request){.url = u,
+                                     .timeout_ms = VM_HTTP_MAX_TIMEOUT_MS + 1,
                                      .allow_http = true},
             "timeout_ms 300001 exceeds 300000");
 
     /* And these pass. */
     const char *ok[] = {"X-A: b", "X-Tab:\tv", "X-Obs: caf\xc3\xa9", "!#$%&'*+-.^_`|~: v", NULL};
-    struct vm_http_request good = {.url = u, .headers = ok, .allow_http = true,
-                                   .timeout_ms = VM_HTTP_MAX_TIMEOUT_MS};
+    struct vm_http_request good = {
+        .url = u, .headers = ok, .allow_http = true, .timeout_ms = VM_HTTP_MAX_TIMEOUT_MS};
     CHECK(!vm_http_check(&good));
     good = (struct vm_http_request){.url = "https://example.org/x?y#z"};
     CHECK(!vm_http_check(&good));
@@ -534,8 +543,8 @@ static void cancel_cb(uv_timer_t *t)
 static void test_timeout_and_cancel(void)
 {
     uint64_t t0 = uv_hrtime();
-    struct res x = run((struct vm_http_request){.url = "/slow", .timeout_ms = 200,
-                                                .allow_http = true});
+    struct res x =
+        run((struct vm_http_request){.url = "/slow", .timeout_ms = 200, .allow_http = true});
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     CHECK_INT(x.status, ==, 0);
     CHECK_CONTAINS(x.error, "timed out");
@@ -690,8 +699,8 @@ static void test_proxy_env(void)
 {
     char *proxy = xasprintf("http://127.0.0.1:%d", srv.port);
     setenv("http_proxy", proxy, 1);
-    struct res x = run((struct vm_http_request){.url = "http://vmm-test.invalid/hello",
-                                                .allow_http = true});
+    struct res x =
+        run((struct vm_http_request){.url = "http://vmm-test.invalid/hello", .allow_http = true});
     unsetenv("http_proxy");
     CHECK_INT(x.status, ==, 200);
     CHECK_STR(x.body, "hello");
@@ -767,16 +776,24 @@ static void test_tls_verification(void)
 
     char *listen_at = xasprintf("127.0.0.1:%d", port);
     char *cert = xasprintf("%s/c.pem", dir), *key = xasprintf("%s/k.pem", dir);
-    char *args[] = {"/usr/bin/openssl", "s_server", "-accept", listen_at, "-cert", cert,
-                    "-key", key, "-www", NULL};
+    char *args[] = {"/usr/bin/openssl",
+                    "s_server",
+                    "-accept",
+                    listen_at,
+                    "-cert",
+                    cert,
+                    "-key",
+                    key,
+                    "-www",
+                    NULL};
     uv_pipe_init(&loop, &ssl.out, 0);
     uv_stdio_container_t stdio[3] = {
         {.flags = UV_IGNORE},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&ssl.out},
         {.flags = UV_IGNORE},
     };
-    uv_process_options_t opts = {.exit_cb = ssl_exit, .file = args[0], .args = args,
-                                 .stdio_count = 3, .stdio = stdio};
+    uv_process_options_t opts = {
+        .exit_cb = ssl_exit, .file = args[0], .args = args, .stdio_count = 3, .stdio = stdio};
     CHECK_INT(uv_spawn(&loop, &ssl.proc, &opts), ==, 0);
     uv_read_start((uv_stream_t *)&ssl.out, ssl_alloc, ssl_read);
     while (!ssl.ready)
