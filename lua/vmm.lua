@@ -178,6 +178,18 @@ function vmm.exec(host, argv)
     return r
 end
 
+-- vmm.http{method = "POST", url = "https://...", headers = {"Name: value"},
+-- body = "...", timeout_ms = 5000, allow_http = false}: an HTTP request from
+-- a feature step (https only unless allow_http; no redirects; bodies at most
+-- 1 MiB). Returns {status, body, content_type}, or nil, err.
+function vmm.http(rq)
+    local r = core.http(rq)
+    if r.error then
+        return nil, r.error
+    end
+    return r
+end
+
 -- A convergence ladder (oVirt-style) as an on_progress hook:
 --   on_progress = vmm.ladder{
 --       { iteration = 3, downtime_ms = 300 },

@@ -1412,6 +1412,7 @@ int vm_job_run(const struct vm_job_spec *spec)
     }
     json_decref(report);
 
+    vm_policy_shutdown(job->policy);
     vm_evloop_shutdown();
     uv_run(&job->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&job->loop) != 0)

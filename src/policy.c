@@ -7,12 +7,14 @@
 #include <string.h>
 
 #include "exec.h"
+#include "http.h"
 #include "lua_modules.h"
 #include "lua_sandbox.h"
 #include "util.h"
 
 struct vm_policy {
     struct vm_lua *lua;
+    struct vm_http *http; /* made on first vmm.http, closed by vm_policy_shutdown */
     vm_policy_log_fn log_cb;
     void *log_data;
     char *path;
@@ -136,6 +138,77 @@ static int core_exec(lua_State *L)
     return lua_yield(L, 3);
 }
 
+/* vmm.http{method=, url=, headers=, body=, timeout_ms=, allow_http=}: checked
+ * here (so a refusal names the policy's line), then yields to the step runner
+ * like vmm.exec. */
+static const char http_tag = 0;
+
+struct http_args {
+    struct vm_http_request rq;
+    const char *headers[VM_HTTP_MAX_HEADERS + 1];
+    int nheaders;
+};
+
+/* Read the request table at idx into a (strings stay owned by the table). */
+static int http_read(lua_State *L, int idx, struct http_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    lua_getfield(L, idx, "url");
+    a->rq.url = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "method");
+    a->rq.method = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "body");
+    a->rq.body = lua_tolstring(L, -1, &a->rq.body_len);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "timeout_ms");
+    a->rq.timeout_ms = lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0
+                           ? (uint64_t)lua_tointeger(L, -1)
+                           : 0;
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "allow_http");
+    a->rq.allow_http = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "headers");
+    if (lua_istable(L, -1)) {
+        lua_Integer n = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= n && a->nheaders < VM_HTTP_MAX_HEADERS; i++) {
+            lua_rawgeti(L, -1, i);
+            const char *h = lua_tostring(L, -1);
+            lua_pop(L, 1); /* the string stays referenced by the table */
+            if (!h)
+                return -1;
+            a->headers[a->nheaders++] = h;
+        }
+        a->rq.headers = a->headers;
+    }
+    lua_pop(L, 1);
+    return a->rq.url ? 0 : -1;
+}
+
+static int core_http(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_isyieldable(L))
+        return luaL_error(L, "vmm.http: only inside a feature step (probe, prepare, gate, "
+                             "after, deinit)");
+    struct http_args a;
+    if (http_read(L, 1, &a) < 0)
+        return luaL_error(L, "vmm.http: needs url = \"https://...\" and headers as a list of "
+                             "\"Name: value\" strings");
+    char *why = vm_http_check(&a.rq);
+    if (why) {
+        lua_pushfstring(L, "vmm.http: %s", why);
+        free(why);
+        return lua_error(L);
+    }
+    lua_settop(L, 1);
+    lua_pushlightuserdata(L, (void *)&http_tag);
+    lua_insert(L, 1);
+    return lua_yield(L, 2);
+}
+
 static int core_null(lua_State *L)
 {
     vm_lua_push_null(L);
@@ -151,6 +224,8 @@ static int core_open(lua_State *L)
     lua_setfield(L, -2, "feature");
     lua_pushcfunction(L, core_exec);
     lua_setfield(L, -2, "exec");
+    lua_pushcfunction(L, core_http);
+    lua_setfield(L, -2, "http");
     core_null(L);
     lua_setfield(L, -2, "null");
     lua_pushcfunction(L, vm_lua_new_array);
@@ -488,6 +563,7 @@ struct vm_policy_step {
     int co_ref;
     char *source, *target, *name, *step;
     struct vm_exec *exec;
+    struct vm_http_req *http;
     uv_timer_t timer;
     uint64_t timeout_ms;
     bool done;
@@ -511,6 +587,11 @@ static void step_finish(struct vm_policy_step *st, int rc, const char *reason)
         return;
     st->done = true;
     uv_timer_stop(&st->timer);
+    if (st->http) {
+        struct vm_http_req *h = st->http;
+        st->http = NULL;
+        vm_http_cancel(h); /* its callback sees done and does nothing */
+    }
     lua_State *L = vm_lua_state(st->p->lua);
     luaL_unref(L, LUA_REGISTRYINDEX, st->co_ref);
     st->cb(st->data, rc, reason);
@@ -548,6 +629,30 @@ static void exec_done(const struct vm_exec_result *r, void *data)
     step_resume(st, 1);
 }
 
+static void http_done(const struct vm_http_response *r, void *data)
+{
+    struct vm_policy_step *st = data;
+    st->http = NULL;
+    if (st->done)
+        return;
+    lua_State *co = st->co;
+    lua_createtable(co, 0, 4);
+    if (r->error) {
+        lua_pushstring(co, r->error);
+        lua_setfield(co, -2, "error");
+    } else {
+        lua_pushinteger(co, r->status);
+        lua_setfield(co, -2, "status");
+        lua_pushlstring(co, r->body, r->body_len);
+        lua_setfield(co, -2, "body");
+        if (r->content_type) {
+            lua_pushstring(co, r->content_type);
+            lua_setfield(co, -2, "content_type");
+        }
+    }
+    step_resume(st, 1);
+}
+
 static void step_resume(struct vm_policy_step *st, int nargs)
 {
     int nres = 0;
@@ -580,8 +685,17 @@ static void step_resume(struct vm_policy_step *st, int nargs)
             lua_pop(co, nres);
             return;
         }
+        if (nres == 2 && lua_touserdata(co, -2) == &http_tag) {
+            struct http_args a;
+            http_read(co, -1, &a); /* checked before the yield */
+            if (!st->p->http)
+                st->p->http = vm_http_new(st->loop);
+            st->http = vm_http_start(st->p->http, &a.rq, http_done, st);
+            lua_pop(co, nres); /* vm_http_start copied what it needs */
+            return;
+        }
         lua_pop(co, nres);
-        step_finish(st, -1, "a feature step yielded something else than vmm.exec");
+        step_finish(st, -1, "a feature step yielded something else than vmm.exec or vmm.http");
         return;
     }
     /* finished: true / nothing = done; false, "why" = failed */
@@ -654,4 +768,12 @@ struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *l
         uv_timer_start(&st->timer, step_timeout, timeout_ms, 0);
     step_resume(st, 2);
     return st->done ? NULL : st;
+}
+
+void vm_policy_shutdown(struct vm_policy *p)
+{
+    if (p && p->http) {
+        vm_http_close(p->http, NULL, NULL);
+        p->http = NULL;
+    }
 }

@@ -28,6 +28,8 @@ struct vm_policy;
 /* NULL and *err (malloc'd, one line naming file:line) on failure. */
 struct vm_policy *vm_policy_load(const char *path, char **err);
 void vm_policy_free(struct vm_policy *p);
+/* Before the loop ends: close what runs on it (the HTTP client). */
+void vm_policy_shutdown(struct vm_policy *p);
 const char *vm_policy_path(const struct vm_policy *p);
 /* Where vmm.log.*() lines go besides vmmigrate's log (the event stream):
  * level "debug".."error", where = "file:line", the message. */

@@ -8,6 +8,7 @@
 
 #include "exitcode.h"
 #include "feature.h"
+#include "policy.h"
 #include "qmp.h"
 #include "report.h"
 #include "util.h"
@@ -474,6 +475,7 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
     if (code != VM_EXIT_OK)
         vm_error("qemu: %s: %s, guest runs on %s: %s", spec->name, q->result, q->location,
                  q->error ? q->error : q->gate_reason ? q->gate_reason : "no reason given");
+    vm_policy_shutdown(spec->policy);
     uv_run(&q->loop, UV_RUN_DEFAULT);
     uv_loop_close(&q->loop);
     vm_features_free(q->feats);

@@ -161,6 +161,66 @@ def test_urgent_feature_failure_is_reported():
     g.check_survived_on("b", before)
 
 
+class Hook:
+    """A local HTTP server (loopback) that answers every POST with `status`
+    and records what it got."""
+
+    def __init__(self, status):
+        import http.server
+        import threading
+        hook = self
+        self.got = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                hook.got.append((self.path, self.headers.get("Content-Type"),
+                                 self.rfile.read(n).decode()))
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"not ready" if status >= 300 else b"ok")
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/ready"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def hooked_run(status, name):
+    hook = Hook(status)
+    try:
+        g = Guest("a")
+        tag(g, "a", test="ok", hook=hook.url)
+        before = g.ticks("a")
+        r = Run(["run", "--policy", POLICY, "-s", uri("a"), "-t", uri("b"), "--json",
+                 "--events", os.path.join(TMP, f"{name}.ndjson")]).wait(120)
+    finally:
+        hook.close()
+    return g, before, r, hook.got
+
+
+def test_http_feature_commits():
+    g, before, r, got = hooked_run(200, "http-ok")
+    check_eq(r.rc, 0, "exit code")
+    check_eq(got, [("/ready", "application/json", f'{{"vm": "{g.name}", "step": "gate"}}')],
+             "what the hook received")
+    v = vm_entry(r.report(), g.name)
+    check_eq(v["result"], "migrated", "result")
+    g.check_runs_only_on("b")
+    g.check_survived_on("b", before)
+
+
+def test_http_feature_refuses():
+    g, before, r, got = hooked_run(503, "http-503")
+    v = check_rolled_back(g, before, r, "the hook answered 503: not ready")
+    check_eq(len(got), 1, "one request")
+
+
 HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "hold.lua")
 
 
@@ -198,5 +258,6 @@ if __name__ == "__main__":
     main([test_commit, test_rollback_feature_fails, test_rollback_feature_hangs,
           test_rollback_feature_times_out, test_probe_fails_nothing_moves,
           test_urgent_features_after_switchover, test_urgent_feature_failure_is_reported,
+          test_http_feature_commits, test_http_feature_refuses,
           test_gate_budget_runs_out,
           test_sigint_at_the_gate_rolls_back])

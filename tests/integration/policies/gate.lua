@@ -64,17 +64,43 @@ for _, name in ipairs({ "first", "second" }) do
     })
 end
 
+-- "notify": with a tag hook=URL, the gate step POSTs {"vm": NAME} there
+-- with vmm.http and is ready only on a 2xx answer.
+vmm.feature("notify", {
+    gate = function(vm, ctx)
+        local r, err = vmm.http {
+            method = "POST",
+            url = vmm.tag(vm, "hook"),
+            headers = { "Content-Type: application/json" },
+            body = '{"vm": "' .. vm.name .. '", "step": "' .. ctx.step .. '"}',
+            timeout_ms = 3000,
+            allow_http = true,
+        }
+        if not r then
+            return false, err
+        end
+        if r.status < 200 or r.status > 299 then
+            return false, "the hook answered " .. r.status .. ": " .. r.body
+        end
+        return true
+    end,
+})
+
 function decide(vm, run)
     if vm.state ~= "running" or vmm.tag(vm, "test") == nil then
         return nil
     end
     local urgent = vmm.tag(vm, "test"):sub(1, 7) == "urgent-"
+    local features = {
+        { name = "first", required = true },
+        { name = "second", required = true, timeout_ms = 700 },
+        { name = "announce", required = false },
+    }
+    if vmm.tag(vm, "hook") then
+        features[#features + 1] = { name = "notify", required = true }
+    end
     return vmm.migrate {
         class = urgent and vmm.URGENT or vmm.NETWORK_CRITICAL,
-        features = {
-            { name = "first", required = true },
-            { name = "second", required = true, timeout_ms = 700 },
-            { name = "announce", required = false },
-        },
+        features = features,
     }
 end

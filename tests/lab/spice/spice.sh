@@ -210,19 +210,27 @@ cmd_wait() {
     local vm=$1 want=$2 t=${3:-20} deadline f addr port
     check_vm "$vm"
     [[ $t =~ ^[0-9]+$ ]] || usage_die "wait: SEC must be a number: '$t'"
-    if [[ $want != *:* ]]; then
-        f=$(spice_port "$want" "$vm") || exit 1
-        read -r addr port <<<"$f"
-        want=$addr:$port
-    fi
     deadline=$((SECONDS + t))
+    local host=""
+    if [[ $want != *:* ]]; then
+        host=$want
+        want=""
+    fi
     while :; do
-        read -r -a f < <(last_fields "$vm") || f=()
+        # A HOST is looked up until the VM has a display there (it appears on
+        # the target during the migration).
+        if [[ -n $host && -z $want ]] && f=$(spice_port "$host" "$vm" 2>/dev/null); then
+            read -r addr port <<<"$f"
+            want=$addr:$port
+        fi
+        f=()
+        [[ -z $want ]] || read -r -a f < <(last_fields "$vm") || f=()
         if ((${#f[@]} > 0)) && [[ ${f[0]} == "$want" && ${f[3]} == yes ]]; then
             printf '%s peer=%s channels=%s\n' "$vm" "${f[0]}" "${f[1]}"
             return 0
         fi
         if ((SECONDS >= deadline)); then
+            [[ -n $want ]] || die "wait: '$vm' has no SPICE display on host '$host' after ${t}s"
             die "wait: client of '$vm' not connected to $want after ${t}s (peer=${f[0]:--} ready=${f[3]:--})"
         fi
         sleep 0.05
