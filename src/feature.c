@@ -16,6 +16,7 @@ enum impl {
     IMPL_POLICY,   /* vmm.feature() */
     IMPL_ANNOUNCE, /* built in: QEMU announce-self on the target after commit */
     IMPL_VDP,      /* built in: 802.1Qbg VSI association (feature_vdp.h) */
+    IMPL_SPICE,    /* built in: SPICE clients follow the guest to the target */
 };
 
 struct feature {
@@ -44,12 +45,16 @@ struct vm_features {
     struct vm_exec *exec;       /* the built-in's command running, if any */
     struct vdp_run *cur_vdp;    /* ... and its context */
     bool cancelled;
-    int outstanding;            /* commands not yet reported back (even cancelled) */
+    int outstanding;
+    int spice_channels;          /* on the source, counted at probe (-1: not yet) */
+    uv_timer_t *spice_timer;     /* the gate step's poll */
+    uint64_t spice_deadline;            /* commands not yet reported back (even cancelled) */
 };
 
 bool vm_feature_known(const char *name, const struct vm_policy *policy)
 {
-    if (strcmp(name, "announce") == 0 || strcmp(name, "vdp") == 0)
+    if (strcmp(name, "announce") == 0 || strcmp(name, "vdp") == 0 ||
+        strcmp(name, "spice") == 0)
         return true;
     return policy && vm_policy_has_feature(policy, name);
 }
@@ -62,6 +67,7 @@ struct vm_features *vm_features_new(uv_loop_t *loop, const struct vm_feature_env
     struct vm_features *fs = xcalloc(1, sizeof(*fs));
     fs->loop = loop;
     fs->env = *env;
+    fs->spice_channels = -1;
     fs->vm = json_incref(vm);
     fs->policy = policy;
     fs->on_event = on_event;
@@ -72,6 +78,7 @@ struct vm_features *vm_features_new(uv_loop_t *loop, const struct vm_feature_env
         fs->f[i].decl = &decls[i];
         fs->f[i].impl = strcmp(decls[i].name, "announce") == 0 ? IMPL_ANNOUNCE
                         : strcmp(decls[i].name, "vdp") == 0    ? IMPL_VDP
+                        : strcmp(decls[i].name, "spice") == 0  ? IMPL_SPICE
                                                                : IMPL_POLICY;
     }
     return fs;
@@ -132,6 +139,79 @@ static void settle(struct vm_features *fs, struct feature *f, int rc, const char
     if (fs->on_event)
         fs->on_event(fs, f->decl->name, step, rc > 0, detail, fs->data);
     next(fs);
+}
+
+/* -- built-in: spice -- */
+
+void vm_features_spice_counted(struct vm_features *fs, int n, const char *why)
+{
+    fs->spice_channels = n;
+    char *detail = n >= 0 ? xasprintf("%d SPICE channel%s on the source", n, n == 1 ? "" : "s")
+                          : xstrdup(why ? why : "cannot count SPICE clients");
+    settle(fs, &fs->f[fs->cursor], n >= 0 ? 1 : 0, n >= 0 ? NULL : detail);
+    free(detail);
+}
+
+static void spice_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void spice_stop(struct vm_features *fs)
+{
+    if (fs->spice_timer) {
+        uv_close((uv_handle_t *)fs->spice_timer, spice_timer_closed);
+        fs->spice_timer = NULL;
+        fs->outstanding--;
+    }
+}
+
+static void spice_poll(uv_timer_t *t)
+{
+    struct vm_features *fs = t->data;
+    int ready = fs->env.spice_target_ready ? fs->env.spice_target_ready(fs->env.ctx) : 0;
+    if (ready >= fs->spice_channels) {
+        spice_stop(fs);
+        settle(fs, &fs->f[fs->cursor], 1, NULL);
+    } else if (uv_now(fs->loop) >= fs->spice_deadline) {
+        spice_stop(fs);
+        char *why = xasprintf("%d of %d SPICE channels reached the target", ready,
+                              fs->spice_channels);
+        settle(fs, &fs->f[fs->cursor], 0, why);
+        free(why);
+    }
+}
+
+static void run_spice(struct vm_features *fs, struct feature *f)
+{
+    switch (fs->step) {
+    case VM_FEATURE_PROBE:
+        /* Count the clients now, while nothing moves (monitor commands
+         * wait for a running migration job). */
+        if (!fs->env.spice_count) {
+            settle(fs, f, 0, "this backend cannot count SPICE clients");
+            return;
+        }
+        fs->env.spice_count(fs, fs->env.ctx);
+        return;
+    case VM_FEATURE_GATE:
+        /* libvirt has handed the target's address to the clients; every
+         * channel they held on the source must be initialised there. */
+        if (fs->spice_channels <= 0) {
+            settle(fs, f, 1, NULL);
+            return;
+        }
+        fs->spice_timer = xmalloc(sizeof(*fs->spice_timer));
+        uv_timer_init(fs->loop, fs->spice_timer);
+        fs->spice_timer->data = fs;
+        fs->outstanding++;
+        fs->spice_deadline = uv_now(fs->loop) + f->decl->timeout_ms;
+        uv_timer_start(fs->spice_timer, spice_poll, 0, 50);
+        return;
+    default:
+        settle(fs, f, 1, NULL); /* nothing to do or to undo */
+        return;
+    }
 }
 
 /* -- built-in: announce (the backend runs QEMU's announce-self) -- */
@@ -217,6 +297,10 @@ static void run_one(struct vm_features *fs, struct feature *f)
         run_vdp(fs, f);
         return;
     }
+    if (f->impl == IMPL_SPICE) {
+        run_spice(fs, f);
+        return;
+    }
     if (f->impl == IMPL_ANNOUNCE) {
         /* Switches relearn the guest's MACs once it runs on the target. */
         if (fs->step != VM_FEATURE_AFTER) {
@@ -288,7 +372,10 @@ void vm_features_cancel(struct vm_features *fs)
     }
     if (fs->cur)
         vm_policy_step_cancel(fs->cur); /* settles the step, ends the run */
-    else if (fs->cur_vdp) {
+    else if (fs->spice_timer) {
+        spice_stop(fs);
+        settle(fs, &fs->f[fs->cursor], 0, "cancelled: the gate was decided without it");
+    } else if (fs->cur_vdp) {
         vm_exec_kill(fs->exec);
         fs->cur_vdp->cancelled = true;
         fs->cur_vdp = NULL;
@@ -327,6 +414,8 @@ json_t *vm_features_to_json(const struct vm_features *fs)
 void vm_features_adopt(struct vm_features *dst, const struct vm_features *src,
                        enum vm_feature_step step)
 {
+    if (dst && src && src->spice_channels >= 0)
+        dst->spice_channels = src->spice_channels;
     for (int i = 0; dst && src && i < dst->n && i < src->n; i++) {
         free(dst->f[i].outcome[step]);
         dst->f[i].outcome[step] =

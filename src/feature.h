@@ -36,6 +36,8 @@ enum vm_feature_step {
 
 /* Is NAME a feature this build or the policy implements? */
 bool vm_feature_known(const char *name, const struct vm_policy *policy);
+/* The built-in features, for messages. */
+#define VM_FEATURE_BUILTINS "announce, spice, vdp"
 
 /* Called when a step finished for every feature: ok = every required one
  * succeeded; reason = the first required failure (borrowed), or NULL. */
@@ -53,6 +55,10 @@ struct vm_feature_env {
     const char *source, *target;
     bool gated;
     void (*announce)(struct vm_features *f, void *ctx);
+    /* spice: count the SPICE channels clients hold on the source (then
+     * vm_features_spice_counted()); how many are initialised on the target */
+    void (*spice_count)(struct vm_features *f, void *ctx);
+    int (*spice_target_ready)(void *ctx);
     void *ctx;
 };
 
@@ -62,6 +68,8 @@ struct vm_features *vm_features_new(uv_loop_t *loop, const struct vm_feature_env
                                     void *data);
 /* The backend's announce finished (ok, or why not). */
 void vm_features_announced(struct vm_features *f, bool ok, const char *detail);
+/* The backend counted N SPICE channels on the source (N < 0: failed, why). */
+void vm_features_spice_counted(struct vm_features *f, int n, const char *why);
 /* Run STEP over the features (deinit: in reverse, only those owed); done is
  * called once, possibly before this returns. */
 void vm_features_run(struct vm_features *f, enum vm_feature_step step, vm_features_done_cb done);

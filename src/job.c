@@ -527,6 +527,66 @@ static void announce_done(struct vm_virt_task *t)
     free(a);
 }
 
+/* spice: the SPICE channels clients hold on the source, from QEMU's
+ * query-spice through libvirt (before the migration starts). */
+struct spice_task {
+    struct vm_virt_task t;
+    struct vm_features *f;
+    virConnectPtr conn;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    int n;
+};
+
+static void spice_count_work(struct vm_virt_task *t)
+{
+    struct spice_task *st = t->data;
+    virDomainPtr d = virDomainLookupByUUIDString(st->conn, st->uuid);
+    char *result = NULL;
+    st->n = 0;
+    if (!d || virDomainQemuMonitorCommand(d, "{\"execute\":\"query-spice\"}", &result, 0) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    } else {
+        json_t *j = json_loads(result, 0, NULL);
+        json_t *ret = json_object_get(j, "return");
+        if (json_is_true(json_object_get(ret, "enabled")))
+            st->n = (int)json_array_size(json_object_get(ret, "channels"));
+        json_decref(j);
+    }
+    free(result);
+    if (d)
+        virDomainFree(d);
+}
+
+static void spice_count_done(struct vm_virt_task *t)
+{
+    struct spice_task *st = t->data;
+    vm_features_spice_counted(st->f, t->rc == 0 ? st->n : -1, t->err.message);
+    vm_virt_err_clear(&t->err);
+    free(st);
+}
+
+static void libvirt_spice_count(struct vm_features *f, void *ctx)
+{
+    struct probe *pr = ctx;
+    struct spice_task *st = xcalloc(1, sizeof(*st));
+    st->f = f;
+    st->conn = host_by_uri(pr->job, pr->it->source)->h->conn;
+    snprintf(st->uuid, sizeof(st->uuid), "%s", pr->it->uuid ? pr->it->uuid : "");
+    st->t = (struct vm_virt_task){.work = spice_count_work, .done = spice_count_done, .data = st};
+    int rc = vm_virt_submit(&pr->job->loop, &st->t);
+    if (rc < 0) {
+        free(st);
+        vm_features_spice_counted(f, -1, uv_strerror(rc));
+    }
+}
+
+static int libvirt_spice_ready(void *ctx)
+{
+    struct vm_mig *m = ctx;
+    return m->graphics_target_ready;
+}
+
 static void libvirt_announce(struct vm_features *f, void *ctx)
 {
     struct announce_task *a = xcalloc(1, sizeof(*a));
@@ -564,6 +624,7 @@ static void job_start_migrations(struct job *job)
                                          .target = m->dst->uri,
                                          .gated = m->gated,
                                          .announce = libvirt_announce,
+                                         .spice_target_ready = libvirt_spice_ready,
                                          .ctx = m};
             job->feats[job->nmigs] = vm_features_new(&job->loop, &env, it->vm, it->d.features,
                                                      it->d.nfeatures, job->policy,
@@ -750,7 +811,9 @@ static void job_probe(struct job *job)
         pr->vm = it->vm;
         struct vm_feature_env env = {.source = it->source,
                                      .target = it->target,
-                                     .gated = it->d.class == VM_CLASS_NETWORK_CRITICAL};
+                                     .gated = it->d.class == VM_CLASS_NETWORK_CRITICAL,
+                                     .spice_count = libvirt_spice_count,
+                                     .ctx = pr};
         pr->f = vm_features_new(&job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
                                 job->policy, features_event, job);
     }
@@ -870,7 +933,7 @@ static char *unknown_required_feature(struct job *job, struct vm_plan_item *it)
         const struct vm_feature_decl *d = &it->d.features[k];
         if (d->required && !vm_feature_known(d->name, job->policy))
             return xasprintf("'%s' requires feature '%s', which is not available (built in: "
-                             "announce; or define it with vmm.feature())",
+                             VM_FEATURE_BUILTINS "; or define it with vmm.feature())",
                              it->name, d->name);
     }
     return NULL;

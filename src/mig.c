@@ -811,12 +811,32 @@ void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *h, const struct 
         if (ev->lifecycle == VIR_DOMAIN_EVENT_SUSPENDED &&
             ev->detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)
             m->progress.postcopy_active = true;
+        /* The target's copy died while both sides wait: nothing to commit. */
+        if (h == m->dst && ev->lifecycle == VIR_DOMAIN_EVENT_STOPPED &&
+            m->state == VM_MIG_STATE_GATE)
+            vm_mig_gate_decide(m, false, "the target domain stopped at the gate");
         break;
     case VM_VIRT_EVENT_ITERATION:
         if ((uint64_t)ev->iteration > m->progress.iteration)
             m->progress.iteration = (uint64_t)ev->iteration;
         mig_event(m, h, "libvirt.migration-iteration", json_pack("{s:i}", "iteration",
                                                                  ev->iteration));
+        break;
+    case VM_VIRT_EVENT_GRAPHICS:
+        if (h == m->dst && ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE)
+            m->graphics_target_ready++;
+        if (h == m->dst && ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT &&
+            m->graphics_target_ready > 0)
+            m->graphics_target_ready--;
+        mig_event(m, h, "libvirt.graphics",
+                  json_pack("{s:s, s:o}", "phase",
+                            ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_CONNECT ? "connect"
+                            : ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE
+                                ? "initialize"
+                                : "disconnect",
+                            "remote",
+                            ev->graphics_remote ? json_string(ev->graphics_remote)
+                                                : json_null()));
         break;
     case VM_VIRT_EVENT_JOB_COMPLETED:
         if (h == m->src) {

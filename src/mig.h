@@ -130,6 +130,7 @@ struct vm_mig {
     uint64_t start_wall_ms, end_wall_ms;
     struct vm_virt_err err;         /* the first error that decided the result */
     bool gated;                     /* run through the commit gate (set before start) */
+    int graphics_target_ready;      /* graphics (SPICE) channels initialised on the target */
     uint64_t gate_enter_ms, gate_ms; /* when the gate was reached; time until the decision */
     bool gate_commit;               /* the decision taken at the gate */
     char *gate_reason;              /* why it was taken (owned) */

@@ -141,6 +141,22 @@ static void on_job_completed(virConnectPtr conn, virDomainPtr dom, virTypedParam
     (void)conn;
 }
 
+static void on_graphics(virConnectPtr conn, virDomainPtr dom, int phase,
+                        const virDomainEventGraphicsAddress *local,
+                        const virDomainEventGraphicsAddress *remote, const char *scheme,
+                        const virDomainEventGraphicsSubject *subject, void *opaque)
+{
+    char addr[300] = "";
+    if (remote && remote->node)
+        snprintf(addr, sizeof(addr), "%s:%s", remote->node,
+                 remote->service ? remote->service : "?");
+    struct vm_virt_event ev = {.kind = VM_VIRT_EVENT_GRAPHICS,
+                               .graphics_phase = phase,
+                               .graphics_remote = addr[0] ? addr : NULL};
+    deliver(opaque, dom, &ev);
+    (void)conn, (void)local, (void)scheme, (void)subject;
+}
+
 static void on_conn_closed(virConnectPtr conn, int reason, void *opaque)
 {
     struct vm_virt_host *h = opaque;
@@ -217,7 +233,10 @@ static void host_open_work(struct vm_virt_task *t)
     h->cb_ids[2] = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
                                                     VIR_DOMAIN_EVENT_CALLBACK(on_job_completed), h,
                                                     NULL);
-    if (h->cb_ids[0] < 0 || h->cb_ids[1] < 0 || h->cb_ids[2] < 0)
+    h->cb_ids[3] = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_GRAPHICS,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(on_graphics), h,
+                                                    NULL);
+    if (h->cb_ids[0] < 0 || h->cb_ids[1] < 0 || h->cb_ids[2] < 0 || h->cb_ids[3] < 0)
         goto fail_close;
     virConnectRegisterCloseCallback(c, on_conn_closed, h, NULL);
     h->conn = c;

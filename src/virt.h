@@ -53,6 +53,7 @@ enum vm_virt_event_kind {
     VM_VIRT_EVENT_LIFECYCLE,
     VM_VIRT_EVENT_ITERATION,
     VM_VIRT_EVENT_JOB_COMPLETED,
+    VM_VIRT_EVENT_GRAPHICS,
 };
 
 struct vm_virt_event {
@@ -62,6 +63,8 @@ struct vm_virt_event {
     int lifecycle, detail; /* LIFECYCLE: virDomainEventType and its detail */
     int iteration;         /* ITERATION */
     json_t *stats;         /* JOB_COMPLETED: the typed parameters (borrowed) */
+    int graphics_phase;    /* GRAPHICS: virDomainEventGraphicsPhase */
+    const char *graphics_remote; /* GRAPHICS: "host:port" of the client, or NULL */
 };
 
 struct vm_virt_host;
@@ -80,7 +83,7 @@ struct vm_virt_host {
     void *event_data;
     /* private */
     uv_loop_t *loop;
-    int cb_ids[3];
+    int cb_ids[4];
     vm_virt_host_cb cb;
     void *cb_data;
     struct vm_virt_task task;

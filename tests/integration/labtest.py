@@ -66,7 +66,8 @@ class Guest:
 
     all = []
 
-    def __init__(self, host, name=None, mem=64, dirty=4, hz=10, qmp=False, persistent=False):
+    def __init__(self, host, name=None, mem=64, dirty=4, hz=10, qmp=False, persistent=False,
+                 spice=False):
         self.name = name or unique("vm")
         self.qmp = qmp
         args = ["define-guest", host, self.name, "--mem", str(mem), "--dirty", str(dirty),
@@ -75,6 +76,8 @@ class Guest:
             args.append("--qmp")
         if persistent:
             args.append("--persistent")
+        if spice:
+            args.append("--spice")
         Guest.all.append(self)
         lab(*args)
         self.home = host
