@@ -112,6 +112,13 @@ class Guest:
         running = [h for h, s in w.items() if s.startswith("running")]
         check_eq(running, [host], f"hosts where {self.name} runs (all: {w})")
 
+    def check_only_on(self, host):
+        """Runs on host, and no other host has the domain at all (no copy
+        left paused or defined on a target after a rollback)."""
+        self.check_runs_only_on(host)
+        w = self.where()
+        check_eq(sorted(w), [host], f"hosts that have {self.name}: {w}")
+
     def check_survived_on(self, host, before):
         """The serial tick counter on host continues past `before`, with no
         reset: the guest runs there with its memory intact."""

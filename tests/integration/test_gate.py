@@ -77,7 +77,7 @@ def check_rolled_back(g, before, r, reason_part):
     check_eq(v["gate"]["decision"], "rollback", "gate decision")
     check_in(reason_part, v["gate"]["reason"], "gate reason")
     check(v["error"] is not None, "an error is reported")
-    g.check_runs_only_on("a")
+    g.check_only_on("a")
     g.check_survived_on("a", before)
     return v
 

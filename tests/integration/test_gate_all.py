@@ -94,6 +94,7 @@ def test_target_qemu_killed_at_the_gate():
         v = vm_entry(r.report(), g.name)
         check_eq(r.rc, 1, "exit code")
         check_eq((v["result"], v["location"]), ("rolled-back", "source"), "result")
+        g.check_only_on("a")
         check_eq(v["gate"]["reason"], "the target domain stopped at the gate", "gate reason")
         check(v["gate"]["held_ms"] < 10000, f"noticed at once, not after the hold: {v['gate']}")
         g.check_runs_only_on("a")

@@ -83,6 +83,7 @@ def test_switch_unreachable_rolls_back():
     check_eq(r.rc, 1, "exit code")
     v = vm_entry(r.report(), g.name)
     check_eq((v["result"], v["location"]), ("rolled-back", "source"), "result")
+    g.check_only_on("a")
     fr = v["feature_results"][0]
     check(fr["prepare"].startswith("failed:"), f"pre-association failed: {fr}")
     check_in("feature 'vdp' prepare", v["gate"]["reason"], "gate reason")
@@ -106,6 +107,7 @@ def test_switch_rejects_rolls_back():
     check_eq(r.rc, 1, "exit code")
     v = vm_entry(r.report(), g.name)
     check_eq((v["result"], v["location"]), ("rolled-back", "source"), "result")
+    g.check_only_on("a")
     fr = v["feature_results"][0]
     check_eq(fr["prepare"], "ok", "pre-association accepted")
     check_eq(fr["gate"], "failed: rejected by the bridge: Insufficient resources at bridge",
