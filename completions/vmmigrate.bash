@@ -72,21 +72,21 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
-        --max-downtime | --migrate-uri | -j | --parallel | -P | \
-        --parallel-connections | --qmp-socket | -s | --source | -t | --target | \
-        --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --host-exec | --max-in | \
+        --max-out | -d | --max-downtime | --migrate-uri | -j | --parallel | \
+        -P | --parallel-connections | --qmp-socket | -s | --source | -t | \
+        --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
-            --json -d --max-downtime --migrate-uri --no-progress -j
-            --parallel -P --parallel-connections --persistent -p --policy
-            --postcopy --qmp-socket -s --source -t --target --timeout
-            --timeout-action --tls --undefine-source --unsafe -m --vm -h
-            --help -q --quiet -v --verbose'
+            --json --max-in --max-out -d --max-downtime --migrate-uri
+            --no-progress -j --parallel -P --parallel-connections
+            --persistent -p --policy --postcopy --qmp-socket -s --source -t
+            --target --timeout --timeout-action --tls --undefine-source
+            --unsafe -m --vm -h --help -q --quiet -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet -v --verbose'
@@ -138,21 +138,21 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
-        --max-downtime | --migrate-uri | -j | --parallel | -P | \
-        --parallel-connections | --qmp-socket | -s | --source | -t | --target | \
-        --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --host-exec | --max-in | \
+        --max-out | -d | --max-downtime | --migrate-uri | -j | --parallel | \
+        -P | --parallel-connections | --qmp-socket | -s | --source | -t | \
+        --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
-            --json -d --max-downtime --migrate-uri --no-progress -j
-            --parallel -P --parallel-connections --persistent -p --policy
-            --postcopy --qmp-socket -s --source -t --target --timeout
-            --timeout-action --tls --undefine-source --unsafe -m --vm -h
-            --help -q --quiet -v --verbose'
+            --json --max-in --max-out -d --max-downtime --migrate-uri
+            --no-progress -j --parallel -P --parallel-connections
+            --persistent -p --policy --postcopy --qmp-socket -s --source -t
+            --target --timeout --timeout-action --tls --undefine-source
+            --unsafe -m --vm -h --help -q --quiet -v --verbose'
         ;;
     version)
         opts='-h --help -q --quiet -v --verbose'

@@ -42,6 +42,8 @@ enum {
     OPT_CLASS,
     OPT_HOST_EXEC,
     OPT_JOURNAL_DIR,
+    OPT_MAX_OUT,
+    OPT_MAX_IN,
 };
 
 /* Sorted by long name. */
@@ -128,6 +130,25 @@ static const struct vm_cli_option job_options[] = {
      .help = "print the final JSON report on stdout",
      .doc = "Print one JSON report on standard output when the run ends, success or not. See "
             "schema/report.schema.json."},
+    {.name = "max-in",
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "N",
+     .id = OPT_MAX_IN,
+     .min = 1,
+     .max = 64,
+     .help = "at most N migrations into one target host at once (2)",
+     .doc = "At most N migrations arrive at any one target host at the same time. Default "
+            "2."},
+    {.name = "max-out",
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "N",
+     .id = OPT_MAX_OUT,
+     .min = 1,
+     .max = 64,
+     .help = "at most N migrations out of one source host at once (2)",
+     .doc = "At most N migrations leave any one source host at the same time (KubeVirt's "
+            "default, 2). With --parallel the overall limit, the next migration in plan "
+            "order whose hosts have room starts the moment a slot frees."},
     {.name = "max-downtime",
      .short_name = 'd',
      .arg = VM_CLI_ARG_INT,
@@ -156,9 +177,9 @@ static const struct vm_cli_option job_options[] = {
      .id = OPT_CONCURRENCY,
      .min = 1,
      .max = 64,
-     .help = "migrate at most N VMs at once (default 2)",
-     .doc = "Run at most N migrations at the same time; the next starts the moment one ends. "
-            "Default 2."},
+     .help = "migrate at most N VMs at once, in all (default 2)",
+     .doc = "Run at most N migrations at the same time in all (see also --max-out and "
+            "--max-in); the next starts the moment one ends. Default 2."},
     {.name = "parallel-connections",
      .short_name = 'P',
      .arg = VM_CLI_ARG_INT,
@@ -406,6 +427,8 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
     spec.default_class = cls && strcmp(cls, "network-critical") == 0 ? VM_CLASS_NETWORK_CRITICAL
                                                                      : VM_CLASS_URGENT;
     spec.concurrency = (int)vm_cli_int(args, OPT_CONCURRENCY, 2);
+    spec.max_out = (int)vm_cli_int(args, OPT_MAX_OUT, 2);
+    spec.max_in = (int)vm_cli_int(args, OPT_MAX_IN, 2);
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);

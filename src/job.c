@@ -49,6 +49,7 @@ enum job_stage {
 struct job_host {
     struct vm_virt_host *h;
     bool source, target;
+    int out_running, in_running; /* migrations from / to this host now */
     json_t *info;    /* vm_inv_host + "domains" (sources and targets) */
     struct vm_virt_task task;
     struct job *job;
@@ -88,6 +89,7 @@ struct job {
     int npre;
     struct vm_mig **migs;
     struct vm_plan_item **mig_items; /* the plan item of each migration */
+    bool *started;                   /* handed to vm_mig_start */
     struct vm_features **feats;      /* its features (NULL if none) */
     struct vm_journal *journal;
     struct gate_budget **budgets; /* per migration, while at the gate */
@@ -95,7 +97,7 @@ struct job {
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
     int deinit_failures;
-    int nmigs, running, next;
+    int nmigs, running;
     struct vm_report_stream *events;
     struct vm_progress *progress;
     bool interrupted;
@@ -224,8 +226,11 @@ static void mig_on_state(struct vm_mig *m, void *data)
     struct job *job = data;
     if (!vm_mig_final(m))
         return;
-    if (m->state != VM_MIG_STATE_SKIPPED)
+    if (m->state != VM_MIG_STATE_SKIPPED) {
         job->running--;
+        host_by_uri(job, m->src->uri)->out_running--;
+        host_by_uri(job, m->dst->uri)->in_running--;
+    }
     journal(job, m, "finished",
             json_pack("{s:s, s:s}", "result", vm_mig_state_name(m->state), "location",
                       vm_mig_location_name(m->location)));
@@ -449,9 +454,22 @@ static const struct vm_mig_ops job_mig_ops = {
 
 static void job_schedule(struct job *job)
 {
-    while (!job->interrupted && job->running < job->spec->concurrency && job->next < job->nmigs) {
-        int i = job->next++;
+    /* The next migration, in plan order, whose hosts have a free slot:
+     * at most --parallel at once, --max-out per source host, --max-in per
+     * target host. It starts the moment a slot frees (no batches). */
+    for (int i = 0; !job->interrupted && job->running < job->spec->concurrency &&
+                    i < job->nmigs;
+         i++) {
         struct vm_mig *m = job->migs[i];
+        if (m->state != VM_MIG_STATE_QUEUED || job->started[i])
+            continue;
+        struct job_host *src = host_by_uri(job, m->src->uri), *dst = host_by_uri(job, m->dst->uri);
+        if ((job->spec->max_out && src->out_running >= job->spec->max_out) ||
+            (job->spec->max_in && dst->in_running >= job->spec->max_in))
+            continue;
+        job->started[i] = true;
+        src->out_running++;
+        dst->in_running++;
         const char *qmp = NULL;
         for (int k = 0; k < job->spec->nqmp; k++)
             if (strcmp(job->spec->qmp[k].vm, m->name) == 0)
@@ -607,6 +625,7 @@ static void job_start_migrations(struct job *job)
     job->migs = xcalloc(n ? (size_t)n : 1, sizeof(*job->migs));
     job->mig_items = xcalloc(n ? (size_t)n : 1, sizeof(*job->mig_items));
     job->feats = xcalloc(n ? (size_t)n : 1, sizeof(*job->feats));
+    job->started = xcalloc(n ? (size_t)n : 1, sizeof(*job->started));
     job->budgets = xcalloc(n ? (size_t)n : 1, sizeof(*job->budgets));
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];
@@ -1218,9 +1237,10 @@ static json_t *options_json(const struct vm_job_spec *spec)
 {
     const struct vm_mig_params *p = &spec->params;
     static const char *const actions[] = {"abort", "suspend", "postcopy"};
-    return json_pack("{s:s, s:i, s:I, s:I, s:b, s:b, s:i, s:o, s:b, s:b, s:b, s:b, s:o, s:I, "
-                     "s:s}",
+    return json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:b, s:b, s:i, s:o, s:b, s:b, s:b, s:b, "
+                     "s:o, s:I, s:s}",
                      "mode", p->p2p ? "p2p" : "direct", "parallel", spec->concurrency,
+                     "max_out", spec->max_out, "max_in", spec->max_in,
                      "bandwidth_mibs", (json_int_t)p->bandwidth_mibs, "max_downtime_ms",
                      (json_int_t)p->max_downtime_ms, "auto_converge", p->auto_converge,
                      "postcopy", p->postcopy, "parallel_connections", p->parallel, "compression",
@@ -1346,6 +1366,7 @@ static void job_free(struct job *job)
     }
     free(job->feats);
     free(job->budgets);
+    free(job->started);
     for (int i = 0; i < job->nprobes; i++)
         vm_features_free(job->probes[i].f);
     free(job->probes);

@@ -34,7 +34,8 @@ struct vm_job_spec {
     const char **host_execs; /* --host-exec URI=PREFIX (exec.h), owned by the caller */
     struct vm_mig_params params; /* defaults; a policy may override per VM */
     int default_class;           /* enum vm_class where no decision sets one */
-    int concurrency;
+    int concurrency;         /* --parallel: migrations at once, in all */
+    int max_out, max_in;     /* per source / target host; 0: no limit */
     unsigned estimate_mibs;  /* plan estimates where no bandwidth is set */
     bool json;               /* final report (or plan) on stdout as JSON */
     const char *events_path; /* NDJSON stream, "-" = stdout, NULL = none */
