@@ -72,17 +72,17 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --host-exec | --max-in | \
-        --max-out | -d | --max-downtime | --migrate-uri | -j | --parallel | \
-        -P | --parallel-connections | --qmp-socket | -s | --source | -t | \
-        --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
+        --max-downtime | --max-in | --max-out | --migrate-uri | -j | \
+        --parallel | -P | --parallel-connections | --qmp-socket | -s | \
+        --source | -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
-            --json --max-in --max-out -d --max-downtime --migrate-uri
+            --json -d --max-downtime --max-in --max-out --migrate-uri
             --no-progress -j --parallel -P --parallel-connections
             --persistent -p --policy --postcopy --qmp-socket -s --source -t
             --target --timeout --timeout-action --tls --undefine-source
@@ -138,17 +138,17 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --host-exec | --max-in | \
-        --max-out | -d | --max-downtime | --migrate-uri | -j | --parallel | \
-        -P | --parallel-connections | --qmp-socket | -s | --source | -t | \
-        --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
+        --max-downtime | --max-in | --max-out | --migrate-uri | -j | \
+        --parallel | -P | --parallel-connections | --qmp-socket | -s | \
+        --source | -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
-            --json --max-in --max-out -d --max-downtime --migrate-uri
+            --json -d --max-downtime --max-in --max-out --migrate-uri
             --no-progress -j --parallel -P --parallel-connections
             --persistent -p --policy --postcopy --qmp-socket -s --source -t
             --target --timeout --timeout-action --tls --undefine-source

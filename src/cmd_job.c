@@ -130,6 +130,16 @@ static const struct vm_cli_option job_options[] = {
      .help = "print the final JSON report on stdout",
      .doc = "Print one JSON report on standard output when the run ends, success or not. See "
             "schema/report.schema.json."},
+    {.name = "max-downtime",
+     .short_name = 'd',
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "MS",
+     .id = OPT_MAX_DOWNTIME,
+     .min = 1,
+     .max = 2000000,
+     .help = "maximum tolerable guest downtime in milliseconds",
+     .doc = "Set the maximum downtime QEMU may take for the final switchover, in milliseconds "
+            "(virDomainMigrateSetMaxDowntime)."},
     {.name = "max-in",
      .arg = VM_CLI_ARG_INT,
      .metavar = "N",
@@ -149,16 +159,6 @@ static const struct vm_cli_option job_options[] = {
      .doc = "At most N migrations leave any one source host at the same time (KubeVirt's "
             "default, 2). With --parallel the overall limit, the next migration in plan "
             "order whose hosts have room starts the moment a slot frees."},
-    {.name = "max-downtime",
-     .short_name = 'd',
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "MS",
-     .id = OPT_MAX_DOWNTIME,
-     .min = 1,
-     .max = 2000000,
-     .help = "maximum tolerable guest downtime in milliseconds",
-     .doc = "Set the maximum downtime QEMU may take for the final switchover, in milliseconds "
-            "(virDomainMigrateSetMaxDowntime)."},
     {.name = "migrate-uri",
      .arg = VM_CLI_ARG_URI,
      .metavar = "URI",
