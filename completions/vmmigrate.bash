@@ -68,7 +68,7 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events | --journal-dir | -p | --policy)
+        -e | --events | --journal-dir | --lock-dir | -p | --policy)
             _vmmigrate_files
             return
             ;;
@@ -82,11 +82,12 @@ _vmmigrate()
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
-            --json -d --max-downtime --max-in --max-out --migrate-uri
-            --no-progress -j --parallel -P --parallel-connections
-            --persistent -p --policy --postcopy --qmp-socket -s --source -t
-            --target --timeout --timeout-action --tls --undefine-source
-            --unsafe -m --vm -h --help -q --quiet -v --verbose'
+            --json --lock-dir -d --max-downtime --max-in --max-out
+            --migrate-uri --no-progress -j --parallel -P
+            --parallel-connections --persistent -p --policy --postcopy
+            --qmp-socket -s --source -t --target --timeout --timeout-action
+            --tls --undefine-source --unsafe -m --vm --wait-lock -h --help -q
+            --quiet -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet -v --verbose'
@@ -134,7 +135,7 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events | --journal-dir | -p | --policy)
+        -e | --events | --journal-dir | --lock-dir | -p | --policy)
             _vmmigrate_files
             return
             ;;
@@ -148,11 +149,12 @@ _vmmigrate()
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
-            --json -d --max-downtime --max-in --max-out --migrate-uri
-            --no-progress -j --parallel -P --parallel-connections
-            --persistent -p --policy --postcopy --qmp-socket -s --source -t
-            --target --timeout --timeout-action --tls --undefine-source
-            --unsafe -m --vm -h --help -q --quiet -v --verbose'
+            --json --lock-dir -d --max-downtime --max-in --max-out
+            --migrate-uri --no-progress -j --parallel -P
+            --parallel-connections --persistent -p --policy --postcopy
+            --qmp-socket -s --source -t --target --timeout --timeout-action
+            --tls --undefine-source --unsafe -m --vm --wait-lock -h --help -q
+            --quiet -v --verbose'
         ;;
     version)
         opts='-h --help -q --quiet -v --verbose'

@@ -68,7 +68,9 @@ const struct vm_cli_exit vm_cli_exits[] = {
     {VM_EXIT_POLICY, "policy",
      "The policy failed to load, or failed (error, limit, bad return) for at least one VM, "
      "which was then left alone or had its migration aborted (fail closed)."},
-    {VM_EXIT_LOCKED, "locked", "Another run holds the lock for this source host (reserved)."},
+    {VM_EXIT_LOCKED, "locked",
+     "Another vmmigrate run works on a source host (its lock is held); nothing was done. "
+     "--wait-lock waits instead."},
     {VM_EXIT_NOTHING, "nothing", "run --policy: the policy chose no VM to migrate."},
     {VM_EXIT_OPERATOR, "operator",
      "A guest's location is unknown, a feature could not be undone (deinit failed), or "

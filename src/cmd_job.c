@@ -44,6 +44,8 @@ enum {
     OPT_JOURNAL_DIR,
     OPT_MAX_OUT,
     OPT_MAX_IN,
+    OPT_LOCK_DIR,
+    OPT_WAIT_LOCK,
 };
 
 /* Sorted by long name. */
@@ -130,6 +132,13 @@ static const struct vm_cli_option job_options[] = {
      .help = "print the final JSON report on stdout",
      .doc = "Print one JSON report on standard output when the run ends, success or not. See "
             "schema/report.schema.json."},
+    {.name = "lock-dir",
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "DIR",
+     .id = OPT_LOCK_DIR,
+     .help = "where the per-source-host run locks live (/run/vmmigrate)",
+     .doc = "The directory of the run locks: one run at a time per source host (keyed by "
+            "its libvirt host UUID). Default /run/vmmigrate."},
     {.name = "max-downtime",
      .short_name = 'd',
      .arg = VM_CLI_ARG_INT,
@@ -280,6 +289,11 @@ static const struct vm_cli_option job_options[] = {
      .help = "a VM to migrate, by libvirt name (repeatable)",
      .doc = "The libvirt domain name of a VM to migrate; once per VM. Each must be running "
             "on the (single) --source, or nothing is migrated. Either --vm or --policy."},
+    {.name = "wait-lock",
+     .id = OPT_WAIT_LOCK,
+     .help = "wait while another run works on a source host",
+     .doc = "When another vmmigrate run holds a source host's lock, wait for it to end "
+            "instead of exiting at once with status 7."},
     {0},
 };
 
@@ -433,6 +447,9 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
     spec.json = vm_cli_flag(args, OPT_JSON);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
     spec.journal_dir = vm_cli_str(args, OPT_JOURNAL_DIR);
+    spec.lock_dir = vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR)
+                                                     : "/run/vmmigrate";
+    spec.wait_lock = vm_cli_flag(args, OPT_WAIT_LOCK);
     if (!spec.journal_dir)
         spec.journal_dir = VM_JOURNAL_DEFAULT_DIR;
     spec.progress = !vm_cli_flag(args, OPT_NO_PROGRESS) && !vm_cli_flag(args, VM_CLI_OPT_QUIET);

@@ -17,10 +17,15 @@
  * goes on until every migration has reached a final state. */
 #include "job.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt-qemu.h>
 
@@ -50,6 +55,7 @@ struct job_host {
     struct vm_virt_host *h;
     bool source, target;
     int out_running, in_running; /* migrations from / to this host now */
+    int lock_fd;                 /* the source host's run lock, or -1 */
     json_t *info;    /* vm_inv_host + "domains" (sources and targets) */
     struct vm_virt_task task;
     struct job *job;
@@ -96,6 +102,7 @@ struct job {
     struct probe *probes;
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
+    int lock_warned;
     int deinit_failures;
     int nmigs, running;
     struct vm_report_stream *events;
@@ -1126,9 +1133,79 @@ static void inventory_done(struct vm_virt_task *t)
     job_plan(job);
 }
 
+/* One run per source host: an exclusive flock on LOCKDIR/<host UUID>.lock
+ * (held until we exit, released by the kernel even after kill -9). Returns
+ * 0, or -1 with the holder's PID in *holder (0 if unknown). */
+static int lock_source(struct job *job, struct job_host *jh, pid_t *holder)
+{
+    const char *dir = job->spec->lock_dir;
+    mkdir(dir, 0755);
+    const char *key = jh->h->host_uuid[0] ? jh->h->host_uuid : jh->h->uri;
+    char *name = xstrdup(key);
+    for (char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
+            *c = '_';
+    char *path = xasprintf("%s/%s.lock", dir, name);
+    free(name);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    *holder = 0;
+    if (fd < 0) {
+        vm_warn("cannot open the lock '%s': %s (going on without it)", path, strerror(errno));
+        free(path);
+        return 0;
+    }
+    free(path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        if (n > 0)
+            *holder = (pid_t)atoi(buf);
+        close(fd);
+        return -1;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) < 0)
+        vm_debug("cannot write our PID into the lock");
+    jh->lock_fd = fd;
+    return 0;
+}
+
+static void job_inventory(struct job *job);
+
+static void lock_retry(uv_timer_t *t)
+{
+    struct job *job = t->data;
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    job_inventory(job);
+}
+
 static void job_inventory(struct job *job)
 {
     job->stage = JOB_STAGE_INVENTORY;
+    for (int i = 0; job->spec->mode == VM_JOB_RUN && i < job->nhosts; i++) {
+        struct job_host *jh = &job->hosts[i];
+        pid_t holder;
+        if (!jh->source || jh->lock_fd >= 0 || lock_source(job, jh, &holder) == 0)
+            continue;
+        if (job->spec->wait_lock && !job->interrupted) {
+            if (!job->lock_warned++)
+                vm_warn("waiting for the run of PID %d on source '%s' to end", (int)holder,
+                        jh->h->uri);
+            uv_timer_t *t = xmalloc(sizeof(*t));
+            uv_timer_init(&job->loop, t);
+            t->data = job;
+            uv_timer_start(t, lock_retry, 500, 0);
+            return;
+        }
+        job_fail(job, VM_EXIT_LOCKED,
+                 holder ? xasprintf("another vmmigrate run (PID %d) is working on source '%s'",
+                                    (int)holder, jh->h->uri)
+                        : xasprintf("another vmmigrate run is working on source '%s'",
+                                    jh->h->uri));
+        job_close_hosts(job);
+        return;
+    }
     /* Another spelling of one host is still the same host. */
     for (int i = 0; i < job->nhosts; i++)
         for (int k = 0; k < job->nhosts; k++) {
@@ -1382,6 +1459,8 @@ static void job_free(struct job *job)
     if (job->planned)
         vm_plan_clear(&job->plan);
     for (int i = 0; i < job->nhosts; i++) {
+        if (job->hosts[i].lock_fd >= 0)
+            close(job->hosts[i].lock_fd);
         vm_virt_host_free(job->hosts[i].h);
         json_decref(job->hosts[i].info);
         vm_virt_err_clear(&job->hosts[i].task.err);
@@ -1403,6 +1482,7 @@ static void add_host(struct job *job, const char *uri, bool source)
         jh = &job->hosts[job->nhosts++];
         jh->h = vm_virt_host_new(&job->loop, uri, host_event, job);
         jh->job = job;
+        jh->lock_fd = -1;
     }
     if (source)
         jh->source = true;

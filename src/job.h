@@ -40,6 +40,8 @@ struct vm_job_spec {
     bool json;               /* final report (or plan) on stdout as JSON */
     const char *events_path; /* NDJSON stream, "-" = stdout, NULL = none */
     const char *journal_dir; /* journal.h */
+    const char *lock_dir;    /* one run per source host: flock files here */
+    bool wait_lock;          /* wait for the lock instead of exiting 7 */
     bool progress;           /* progress meter if stderr is a TTY */
 };
 

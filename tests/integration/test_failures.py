@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 
 from labtest import (Failure, Guest, Run, check, check_eq, check_in, lab, log, main, uri,
                      vm_entry)
@@ -104,6 +105,31 @@ def test_timeout_abort():
     check_eq(v["timeout_action"], "abort", "timeout action in report")
 
 
+def test_second_run_on_the_same_host_is_locked_out():
+    g, other = Guest("a", **STUCK), Guest("a")
+    before = other.ticks("a")
+    ev = os.path.join(TMP, "locked.ndjson")
+    first = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g.name, "--events", ev, *SLOW])
+    wait_migrating(first, g.name)
+    second = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", other.name, "--json"]).wait(60)
+    check_eq(second.rc, 7, "exit code of the second run")
+    check_in(f"another vmmigrate run (PID {first.proc.pid}) is working on source", second.stderr,
+             "the message names the run holding the lock")
+    check_eq(second.report()["result"], "locked", "report result")
+    other.check_runs_only_on("a")
+    # --wait-lock waits for the first run to end, then goes on.
+    waiting = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", other.name, "--wait-lock",
+                   "--json"])
+    time.sleep(2)
+    check(waiting.proc.poll() is None, "the waiting run waits")
+    first.signal(signal.SIGINT)
+    first.wait(120)
+    waiting.wait(120)
+    check_eq(waiting.rc, 0, "the waiting run migrated once the lock was free")
+    other.check_runs_only_on("b")
+    other.check_survived_on("b", before)
+
+
 if __name__ == "__main__":
     main([test_sigint_aborts, test_sigterm_skips_queued, test_target_qemu_killed,
-          test_timeout_abort])
+          test_timeout_abort, test_second_run_on_the_same_host_is_locked_out])
