@@ -68,7 +68,8 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events | --journal-dir | --lock-dir | -p | --policy)
+        -e | --events | --journal-dir | --lock-dir | --metrics-file | -p | \
+        --policy | --status-file)
             _vmmigrate_files
             return
             ;;
@@ -83,11 +84,11 @@ _vmmigrate()
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
             --json --lock-dir -d --max-downtime --max-in --max-out
-            --migrate-uri --no-progress -j --parallel -P
+            --metrics-file --migrate-uri --no-progress -j --parallel -P
             --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket -s --source -t --target --timeout --timeout-action
-            --tls --undefine-source --unsafe -m --vm --wait-lock -h --help -q
-            --quiet -v --verbose'
+            --qmp-socket -s --source --status-file -t --target --timeout
+            --timeout-action --tls --undefine-source --unsafe -m --vm
+            --wait-lock -h --help -q --quiet -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet -v --verbose'
@@ -135,7 +136,8 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events | --journal-dir | --lock-dir | -p | --policy)
+        -e | --events | --journal-dir | --lock-dir | --metrics-file | -p | \
+        --policy | --status-file)
             _vmmigrate_files
             return
             ;;
@@ -150,11 +152,11 @@ _vmmigrate()
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
             --json --lock-dir -d --max-downtime --max-in --max-out
-            --migrate-uri --no-progress -j --parallel -P
+            --metrics-file --migrate-uri --no-progress -j --parallel -P
             --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket -s --source -t --target --timeout --timeout-action
-            --tls --undefine-source --unsafe -m --vm --wait-lock -h --help -q
-            --quiet -v --verbose'
+            --qmp-socket -s --source --status-file -t --target --timeout
+            --timeout-action --tls --undefine-source --unsafe -m --vm
+            --wait-lock -h --help -q --quiet -v --verbose'
         ;;
     version)
         opts='-h --help -q --quiet -v --verbose'

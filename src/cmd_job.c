@@ -46,6 +46,8 @@ enum {
     OPT_MAX_IN,
     OPT_LOCK_DIR,
     OPT_WAIT_LOCK,
+    OPT_STATUS_FILE,
+    OPT_METRICS_FILE,
 };
 
 /* Sorted by long name. */
@@ -168,6 +170,15 @@ static const struct vm_cli_option job_options[] = {
      .doc = "At most N migrations leave any one source host at the same time (KubeVirt's "
             "default, 2). With --parallel the overall limit, the next migration in plan "
             "order whose hosts have room starts the moment a slot frees."},
+    {.name = "metrics-file",
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "FILE",
+     .id = OPT_METRICS_FILE,
+     .help = "keep Prometheus metrics in FILE (node_exporter textfile)",
+     .doc = "Rewrite FILE atomically (write, then rename) at most twice a second and at every "
+            "state change with the run's metrics in the Prometheus text format, for "
+            "node_exporter's textfile collector: migrations by state, in flight, bytes, "
+            "durations, downtimes, run state and exit code."},
     {.name = "migrate-uri",
      .arg = VM_CLI_ARG_URI,
      .metavar = "URI",
@@ -237,6 +248,14 @@ static const struct vm_cli_option job_options[] = {
      .help = "libvirt URI of a host to move VMs from (required)",
      .doc = "The libvirt connection URI of a host the VMs run on, e.g. "
             "qemu+ssh://hv12/system. Required; with --policy it may be given several times."},
+    {.name = "status-file",
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "FILE",
+     .id = OPT_STATUS_FILE,
+     .help = "keep the run's status as JSON in FILE",
+     .doc = "Rewrite FILE atomically, at most twice a second and at every state change, with "
+            "the run's status (schema/status.schema.json): run id, state, summary, and per VM "
+            "its state, target, progress and error."},
     {.name = "target",
      .short_name = 't',
      .arg = VM_CLI_ARG_URI,
@@ -450,6 +469,8 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
     spec.lock_dir = vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR)
                                                      : "/run/vmmigrate";
     spec.wait_lock = vm_cli_flag(args, OPT_WAIT_LOCK);
+    spec.status_path = vm_cli_str(args, OPT_STATUS_FILE);
+    spec.metrics_path = vm_cli_str(args, OPT_METRICS_FILE);
     if (!spec.journal_dir)
         spec.journal_dir = VM_JOURNAL_DEFAULT_DIR;
     spec.progress = !vm_cli_flag(args, OPT_NO_PROGRESS) && !vm_cli_flag(args, VM_CLI_OPT_QUIET);

@@ -39,6 +39,7 @@
 #include "policy.h"
 #include "progress.h"
 #include "report.h"
+#include "status.h"
 #include "util.h"
 #include "virt.h"
 
@@ -103,6 +104,7 @@ struct job {
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
+    struct vm_status *status;
     int deinit_failures;
     int nmigs, running;
     struct vm_report_stream *events;
@@ -231,6 +233,7 @@ static void urgent_prepare_done(struct vm_features *f, bool ok, const char *reas
 static void mig_on_state(struct vm_mig *m, void *data)
 {
     struct job *job = data;
+    vm_status_touch(job->status);
     if (!vm_mig_final(m))
         return;
     if (m->state != VM_MIG_STATE_SKIPPED) {
@@ -310,6 +313,7 @@ static void apply_action(struct job *job, struct vm_mig *m, struct vm_plan_item 
 static void mig_on_progress(struct vm_mig *m, void *data)
 {
     struct job *job = data;
+    vm_status_touch(job->status);
     if (!job->policy || !vm_policy_has_hook(job->policy, "on_progress") || m->abort_requested)
         return;
     struct vm_plan_item *it = mig_item(job, m);
@@ -664,6 +668,7 @@ static void job_start_migrations(struct job *job)
     }
     if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
         job->progress = vm_progress_start(&job->loop, job->migs, job->nmigs);
+    vm_status_set_migs(job->status, job->migs, job->nmigs);
     job_schedule(job);
 }
 
@@ -891,6 +896,7 @@ static void job_after_probes(struct job *job)
         return;
     }
     vm_info("journal: %s", vm_journal_path(job->journal));
+    vm_status_set_run_id(job->status, vm_journal_run_id(job->journal));
     job_event(job, NULL, NULL, "journal",
               json_pack("{s:s, s:s}", "run", vm_journal_run_id(job->journal), "path",
                         vm_journal_path(job->journal)));
@@ -1536,6 +1542,8 @@ int vm_job_run(const struct vm_job_spec *spec)
     job->sigint.data = job->sigterm.data = job;
     uv_signal_start(&job->sigint, on_signal, SIGINT);
     uv_signal_start(&job->sigterm, on_signal, SIGTERM);
+    if (spec->mode == VM_JOB_RUN)
+        job->status = vm_status_new(&job->loop, spec->status_path, spec->metrics_path, NULL);
 
     json_t *srcs = json_array(), *dsts = json_array();
     for (int i = 0; i < spec->nsources; i++)
@@ -1563,6 +1571,9 @@ int vm_job_run(const struct vm_job_spec *spec)
     const char *result;
     int code = job_exit_code(job, &result);
     json_t *report = job_report(job, code, result);
+    vm_status_finish(job->status, result, code);
+    vm_status_free(job->status);
+    job->status = NULL;
     job_event(job, NULL, NULL, "run.finished",
               json_pack("{s:s, s:i, s:O}", "result", result, "exit_code", code, "summary",
                         json_object_get(report, "summary")));

@@ -41,6 +41,7 @@ struct vm_job_spec {
     const char *events_path; /* NDJSON stream, "-" = stdout, NULL = none */
     const char *journal_dir; /* journal.h */
     const char *lock_dir;    /* one run per source host: flock files here */
+    const char *status_path, *metrics_path; /* status.h, or NULL */
     bool wait_lock;          /* wait for the lock instead of exiting 7 */
     bool progress;           /* progress meter if stderr is a TTY */
 };

@@ -28,6 +28,11 @@ uint64_t vm_wall_ms(void);
 /* Format wall-clock ms as RFC 3339 UTC with milliseconds into buf (>= 32). */
 const char *vm_rfc3339(uint64_t wall_ms, char *buf, size_t len);
 
+/* Replace PATH with DATA atomically (write a temporary file beside it, then
+ * rename): readers see the old or the new content, never a mix. 0 or -1
+ * (errno). */
+int vm_write_atomic(const char *path, const char *data, size_t len);
+
 enum vm_log_level {
     VM_LOG_ERROR,
     VM_LOG_WARN,

@@ -1,13 +1,17 @@
 #!/usr/bin/python3
-"""A host drain within concurrency budgets: 12 guests on host a, drained by
+"""A host drain within concurrency budgets, watched as a dashboard would: 12 guests on host a, drained by
 evacuate.lua onto b and c with --parallel 4 --max-out 2 --max-in 1. The
 event stream shows at no moment more than 2 migrations leaving a or more
 than 1 arriving at b or at c; every guest ends on exactly one host with its
 counter continuing; a is empty at the end."""
+import json
 import os
+import re
 import tempfile
+import time
 
-from labtest import Guest, Run, SOURCE_DIR, check, check_eq, lab, log, main, uri
+from labtest import (Guest, Run, SOURCE_DIR, check, check_eq, check_in, lab, log, main, uri,
+                     validate)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 N = 12
@@ -18,9 +22,41 @@ def test_drain_within_budgets():
     guests = [Guest("a") for _ in range(N)]
     before = {g.name: g.ticks("a") for g in guests}
     ev = os.path.join(TMP, "drain.ndjson")
+    status_file = os.path.join(TMP, "status.json")
+    metrics_file = os.path.join(TMP, "vmmigrate.prom")
     r = Run(["run", "--policy", os.path.join(SOURCE_DIR, "policies", "evacuate.lua"),
              "-s", uri("a"), "-t", uri("b"), "-t", uri("c"), "--parallel", "4",
-             "--max-out", "2", "--max-in", "1", "--json", "--events", ev]).wait(600)
+             "--max-out", "2", "--max-in", "1", "--json", "--events", ev,
+             "--status-file", status_file, "--metrics-file", metrics_file])
+    # Read both files as often as possible while the run goes on: each read
+    # must parse (atomic rewrites), whatever the moment.
+    reads, seen_states = 0, set()
+    metric = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+$')
+    while r.proc.poll() is None:
+        if os.path.exists(status_file):
+            with open(status_file) as f:
+                st = json.load(f)
+            validate(st, "status")
+            seen_states.update(v["state"] for v in st["vms"])
+            reads += 1
+        if os.path.exists(metrics_file):
+            with open(metrics_file) as f:
+                for line in f:
+                    if not line.startswith("#"):
+                        check(metric.match(line.rstrip("\n")), f"a Prometheus line: {line!r}")
+        time.sleep(0.05)
+    r.wait(600)
+    log(f"{reads} status reads, states seen: {sorted(seen_states)}")
+    check(reads > 5, f"read the status file during the run ({reads} times)")
+    check("migrating" in seen_states, f"saw migrations in flight: {seen_states}")
+    with open(status_file) as f:
+        st = json.load(f)
+    check_eq((st["run"]["state"], st["run"]["exit_code"], st["summary"]["migrated"]),
+             ("finished", 0, N), "the final status")
+    with open(metrics_file) as f:
+        prom = f.read()
+    check_in(f'vmmigrate_migrations{{state="migrated"}} {N}', prom, "metrics")
+    check_in("vmmigrate_run_running 0", prom, "metrics")
     check_eq(r.rc, 0, "exit code")
     rep = r.report()
     names = {g.name for g in guests}
