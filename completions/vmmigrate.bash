@@ -44,15 +44,24 @@ _vmmigrate()
         if [[ $cur == -* ]]; then
             _vmmigrate_words '-h --help -V --version'
         else
-            _vmmigrate_words 'help plan policy qemu recover run version'
+            _vmmigrate_words 'abort help plan policy qemu recover run status version'
         fi
         return
     fi
 
     case ${COMP_WORDS[1]} in
+    abort)
+        case $prev in
+        --lock-dir)
+            _vmmigrate_files
+            return
+            ;;
+        esac
+        opts='--lock-dir -h --help -q --quiet -v --verbose'
+        ;;
     help)
         opts='-h --help -q --quiet -v --verbose'
-        args='help plan policy qemu recover run version'
+        args='abort help plan policy qemu recover run status version'
         ;;
     plan)
         case $prev in
@@ -157,6 +166,15 @@ _vmmigrate()
             --qmp-socket -s --source --status-file -t --target --timeout
             --timeout-action --tls --undefine-source --unsafe -m --vm
             --wait-lock -h --help -q --quiet -v --verbose'
+        ;;
+    status)
+        case $prev in
+        --journal-dir)
+            _vmmigrate_files
+            return
+            ;;
+        esac
+        opts='--journal-dir --json -h --help -q --quiet -v --verbose'
         ;;
     version)
         opts='-h --help -q --quiet -v --verbose'

@@ -16,12 +16,15 @@ extern const struct vm_cli_command vm_cmd_policy_entry;
 extern const struct vm_cli_command vm_cmd_qemu_entry;
 extern const struct vm_cli_command vm_cmd_recover_entry;
 extern const struct vm_cli_command vm_cmd_run_entry;
+extern const struct vm_cli_command vm_cmd_status_entry;
 extern const struct vm_cli_command vm_cmd_help_entry;
 extern const struct vm_cli_command vm_cmd_version_entry;
+extern const struct vm_cli_command vm_cmd_abort_entry;
 extern const struct vm_cli_command vm_cmd_docs_entry;
 
 /* Sorted by name, as they appear in --help and the man page. */
 const struct vm_cli_command *const vm_cli_commands[] = {
+    &vm_cmd_abort_entry,
     &vm_cmd_docs_entry,
     &vm_cmd_help_entry,
     &vm_cmd_plan_entry,
@@ -29,6 +32,7 @@ const struct vm_cli_command *const vm_cli_commands[] = {
     &vm_cmd_qemu_entry,
     &vm_cmd_recover_entry,
     &vm_cmd_run_entry,
+    &vm_cmd_status_entry,
     &vm_cmd_version_entry,
     NULL,
 };
@@ -71,7 +75,8 @@ const struct vm_cli_exit vm_cli_exits[] = {
     {VM_EXIT_LOCKED, "locked",
      "Another vmmigrate run works on a source host (its lock is held); nothing was done. "
      "--wait-lock waits instead."},
-    {VM_EXIT_NOTHING, "nothing", "run --policy: the policy chose no VM to migrate."},
+    {VM_EXIT_NOTHING, "nothing",
+     "run --policy: the policy chose no VM to migrate; abort: no run was going on."},
     {VM_EXIT_OPERATOR, "operator",
      "A guest's location is unknown, a feature could not be undone (deinit failed), or "
      "recover found a state it must not decide alone: an operator must look."},

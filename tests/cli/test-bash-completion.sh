@@ -45,7 +45,7 @@ contains()
 }
 
 # The commands (not the hidden docs command), and the global options.
-expect 'help plan policy qemu recover run version' vmmigrate ''
+expect 'abort help plan policy qemu recover run status version' vmmigrate ''
 expect 'recover run' vmmigrate r
 expect 'run' vmmigrate ru
 expect '' vmmigrate d
@@ -73,7 +73,7 @@ expect '' vmmigrate run --source ''
 expect '' vmmigrate run -m ''
 expect '' vmmigrate run --bandwidth ''
 # help takes a command name.
-expect 'help plan policy qemu recover run version' vmmigrate help ''
+expect 'abort help plan policy qemu recover run status version' vmmigrate help ''
 expect 'run' vmmigrate help ru
 # An unknown command offers nothing.
 expect '' vmmigrate migrate -

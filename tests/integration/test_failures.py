@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from labtest import (Failure, Guest, Run, check, check_eq, check_in, lab, log, main, uri,
-                     vm_entry)
+                     vm_entry, vmmigrate)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 # 256 MiB guest dirtying 200 MiB per tick at a 8 MiB/s cap: never converges.
@@ -95,6 +95,22 @@ def test_target_qemu_killed():
     check_back_on_source(g, r, before, "failed")
 
 
+def test_abort_command():
+    g = Guest("a", **STUCK)
+    before = g.ticks("a")
+    ev = os.path.join(TMP, "abort.ndjson")
+    r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g.name, "--json", "--events", ev,
+             *SLOW])
+    wait_migrating(r, g.name)
+    a = vmmigrate("abort")
+    check_eq(a.rc, 0, "abort exit code")
+    check_in(f"asked run {r.proc.pid} to stop", a.stdout, "abort says which run")
+    r.wait(120)
+    check_eq(r.rc, 5, "the run's exit code")
+    check_back_on_source(g, r, before, "aborted", "interrupted")
+    check_eq(vmmigrate("abort").rc, 8, "abort with no run going on")
+
+
 def test_timeout_abort():
     g = Guest("a", **STUCK)
     before = g.ticks("a")
@@ -132,4 +148,5 @@ def test_second_run_on_the_same_host_is_locked_out():
 
 if __name__ == "__main__":
     main([test_sigint_aborts, test_sigterm_skips_queued, test_target_qemu_killed,
-          test_timeout_abort, test_second_run_on_the_same_host_is_locked_out])
+          test_timeout_abort, test_second_run_on_the_same_host_is_locked_out,
+          test_abort_command])

@@ -49,6 +49,11 @@ def test_killed_at_the_gate():
     r.wait(30)
     log(f"after the kill: a={state('a', g.name)!r} b={state('b', g.name)!r}")
     check_in("paused", state("a", g.name), "the source waits paused")
+    st = vmmigrate("status", "--journal-dir", journal, "--json")
+    check_eq(st.rc, 0, "status exit code")
+    runs = json.loads(st.stdout)["runs"]
+    check_eq([(r["finished"], r["vms"][g.name]["state"]) for r in runs],
+             [(False, "gate-reached")], "status before recover: the run is open")
     rep = recover(journal)
     check_eq(len(rep["recovered"]), 1, f"one open migration: {rep}")
     rec = rep["recovered"][0]
@@ -59,6 +64,9 @@ def test_killed_at_the_gate():
     g.check_runs_only_on("a")
     g.check_survived_on("a", before)
     check_eq(recover(journal)["recovered"], [], "a second recover finds nothing to do")
+    runs = json.loads(vmmigrate("status", "--journal-dir", journal, "--json").stdout)["runs"]
+    check_eq([(r["finished"], r["vms"][g.name]["state"], r["vms"][g.name]["location"])
+              for r in runs], [(True, "recovered", "source")], "status after recover")
 
 
 def test_killed_after_commit_decided():
