@@ -77,13 +77,13 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events | --journal-dir | --lock-dir | --metrics-file | -p | \
-        --policy | --status-file)
+        -e | --events | --journal-dir | --lock-dir | --metrics-file | \
+        --notify-token-file | -p | --policy | --status-file)
             _vmmigrate_files
             return
             ;;
         --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
-        --max-downtime | --max-in | --max-out | --migrate-uri | -j | \
+        --max-downtime | --max-in | --max-out | --migrate-uri | --notify | -j | \
         --parallel | -P | --parallel-connections | --qmp-socket | -s | \
         --source | -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
@@ -93,11 +93,12 @@ _vmmigrate()
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
             --json --lock-dir -d --max-downtime --max-in --max-out
-            --metrics-file --migrate-uri --no-progress -j --parallel -P
-            --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket -s --source --status-file -t --target --timeout
-            --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet -v --verbose'
+            --metrics-file --migrate-uri --no-progress --notify
+            --notify-token-file -j --parallel -P --parallel-connections
+            --persistent -p --policy --postcopy --qmp-socket -s --source
+            --status-file -t --target --timeout --timeout-action --tls
+            --undefine-source --unsafe -m --vm --wait-lock -h --help -q
+            --quiet -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet -v --verbose'
@@ -145,13 +146,13 @@ _vmmigrate()
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
-        -e | --events | --journal-dir | --lock-dir | --metrics-file | -p | \
-        --policy | --status-file)
+        -e | --events | --journal-dir | --lock-dir | --metrics-file | \
+        --notify-token-file | -p | --policy | --status-file)
             _vmmigrate_files
             return
             ;;
         --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
-        --max-downtime | --max-in | --max-out | --migrate-uri | -j | \
+        --max-downtime | --max-in | --max-out | --migrate-uri | --notify | -j | \
         --parallel | -P | --parallel-connections | --qmp-socket | -s | \
         --source | -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
@@ -161,11 +162,12 @@ _vmmigrate()
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
             --compression --direct -e --events --host-exec --journal-dir
             --json --lock-dir -d --max-downtime --max-in --max-out
-            --metrics-file --migrate-uri --no-progress -j --parallel -P
-            --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket -s --source --status-file -t --target --timeout
-            --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet -v --verbose'
+            --metrics-file --migrate-uri --no-progress --notify
+            --notify-token-file -j --parallel -P --parallel-connections
+            --persistent -p --policy --postcopy --qmp-socket -s --source
+            --status-file -t --target --timeout --timeout-action --tls
+            --undefine-source --unsafe -m --vm --wait-lock -h --help -q
+            --quiet -v --verbose'
         ;;
     status)
         case $prev in

@@ -48,6 +48,8 @@ enum {
     OPT_WAIT_LOCK,
     OPT_STATUS_FILE,
     OPT_METRICS_FILE,
+    OPT_NOTIFY,
+    OPT_NOTIFY_TOKEN_FILE,
 };
 
 /* Sorted by long name. */
@@ -190,6 +192,23 @@ static const struct vm_cli_option job_options[] = {
      .id = OPT_NO_PROGRESS,
      .help = "do not draw the progress meter",
      .doc = "Do not draw the progress meter even on a terminal."},
+    {.name = "notify",
+     .arg = VM_CLI_ARG_URI,
+     .metavar = "URL",
+     .id = OPT_NOTIFY,
+     .flags = VM_CLI_REPEAT,
+     .help = "POST run and failure events to URL (repeatable)",
+     .doc = "POST a JSON event to URL (libcurl, on the loop, never delaying a migration) when "
+            "the run starts and finishes, a VM failed or was rolled back, or an operator is "
+            "needed; retried with backoff (1, 2, 4 s); the last ones get 5 s at the end of "
+            "the run. Give it once per URL."},
+    {.name = "notify-token-file",
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "FILE",
+     .id = OPT_NOTIFY_TOKEN_FILE,
+     .help = "send 'Authorization: Bearer' with the token in FILE (mode 600)",
+     .doc = "Read a bearer token from FILE (which group and others must not be able to read) "
+            "and send it with every webhook. It is never logged."},
     {.name = "parallel",
      .short_name = 'j',
      .arg = VM_CLI_ARG_INT,
@@ -470,6 +489,8 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
                                                      : "/run/vmmigrate";
     spec.wait_lock = vm_cli_flag(args, OPT_WAIT_LOCK);
     spec.status_path = vm_cli_str(args, OPT_STATUS_FILE);
+    spec.notify_urls = list(args, OPT_NOTIFY, &spec.nnotify);
+    spec.notify_token_file = vm_cli_str(args, OPT_NOTIFY_TOKEN_FILE);
     spec.metrics_path = vm_cli_str(args, OPT_METRICS_FILE);
     if (!spec.journal_dir)
         spec.journal_dir = VM_JOURNAL_DEFAULT_DIR;
@@ -491,6 +512,7 @@ cleanup:
     free(spec.targets);
     vm_exec_set_overrides(NULL, 0);
     free(spec.host_execs);
+    free(spec.notify_urls);
     return rc;
 }
 

@@ -35,6 +35,7 @@
 #include "exitcode.h"
 #include "inventory.h"
 #include "journal.h"
+#include "notify.h"
 #include "plan.h"
 #include "policy.h"
 #include "progress.h"
@@ -105,6 +106,7 @@ struct job {
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
     struct vm_status *status;
+    struct vm_notify *notify;
     int deinit_failures;
     int nmigs, running;
     struct vm_report_stream *events;
@@ -119,6 +121,7 @@ struct job {
 static void job_close_hosts(struct job *job);
 static void job_schedule(struct job *job);
 static int journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields);
+static void notify_vm(struct job *job, struct vm_mig *m, const char *event);
 
 static void job_fail(struct job *job, int code, char *msg)
 {
@@ -201,6 +204,8 @@ static void deinit_done(struct vm_features *f, bool ok, const char *reason, void
         job->deinit_failures++;
         struct vm_mig *m = feats_mig(job, f);
         vm_error("%s: needs an operator: %s", m ? m->name : "?", reason);
+        if (m)
+            notify_vm(job, m, "needs-operator");
     }
     job_schedule(job);
 }
@@ -230,10 +235,33 @@ static void urgent_prepare_done(struct vm_features *f, bool ok, const char *reas
     vm_features_run(f, VM_FEATURE_GATE, urgent_gate_done);
 }
 
+static const char *run_id(struct job *job)
+{
+    return job->journal ? vm_journal_run_id(job->journal) : "";
+}
+
+static void notify_vm(struct job *job, struct vm_mig *m, const char *event)
+{
+    vm_notify_send(job->notify, event, run_id(job),
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "vm", m->name, "source",
+                             m->src->uri, "target", m->dst->uri, "result",
+                             vm_mig_state_name(m->state), "location",
+                             vm_mig_location_name(m->location), "error",
+                             m->err.message ? json_string(m->err.message)
+                             : m->gate_reason ? json_string(m->gate_reason)
+                                              : json_null()));
+}
+
 static void mig_on_state(struct vm_mig *m, void *data)
 {
     struct job *job = data;
     vm_status_touch(job->status);
+    if (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ABORTED)
+        notify_vm(job, m, "vm.failed");
+    else if (m->state == VM_MIG_STATE_ROLLED_BACK)
+        notify_vm(job, m, "vm.rolled-back");
+    if (vm_mig_final(m) && m->location == VM_MIG_LOCATION_UNKNOWN)
+        notify_vm(job, m, "needs-operator");
     if (!vm_mig_final(m))
         return;
     if (m->state != VM_MIG_STATE_SKIPPED) {
@@ -897,6 +925,9 @@ static void job_after_probes(struct job *job)
     }
     vm_info("journal: %s", vm_journal_path(job->journal));
     vm_status_set_run_id(job->status, vm_journal_run_id(job->journal));
+    vm_notify_send(job->notify, "run.started", run_id(job),
+                   json_pack("{s:i, s:o}", "vms", vm_plan_count(&job->plan, VM_PLAN_MIGRATE),
+                             "plan", vm_plan_to_json(&job->plan)));
     job_event(job, NULL, NULL, "journal",
               json_pack("{s:s, s:s}", "run", vm_journal_run_id(job->journal), "path",
                         vm_journal_path(job->journal)));
@@ -1283,6 +1314,9 @@ static void host_closed(struct vm_virt_host *h, void *data)
     job->progress = NULL;
     uv_close((uv_handle_t *)&job->sigint, signal_close);
     uv_close((uv_handle_t *)&job->sigterm, signal_close);
+    /* The run is over even if webhooks still retry: report now; they get
+     * their grace time afterwards (vm_notify_close). */
+    uv_stop(&job->loop);
 }
 
 static void job_close_hosts(struct job *job)
@@ -1542,8 +1576,24 @@ int vm_job_run(const struct vm_job_spec *spec)
     job->sigint.data = job->sigterm.data = job;
     uv_signal_start(&job->sigint, on_signal, SIGINT);
     uv_signal_start(&job->sigterm, on_signal, SIGTERM);
-    if (spec->mode == VM_JOB_RUN)
+    if (spec->mode == VM_JOB_RUN) {
         job->status = vm_status_new(&job->loop, spec->status_path, spec->metrics_path, NULL);
+        char *nerr = NULL;
+        job->notify = vm_notify_new(&job->loop, spec->notify_urls, spec->nnotify,
+                                    spec->notify_token_file, &nerr);
+        if (nerr) {
+            vm_error("run: %s", nerr);
+            free(nerr);
+            vm_status_free(job->status);
+            uv_close((uv_handle_t *)&job->sigint, NULL);
+            uv_close((uv_handle_t *)&job->sigterm, NULL);
+            vm_evloop_shutdown();
+            uv_run(&job->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&job->loop);
+            job_free(job);
+            return VM_EXIT_USAGE;
+        }
+    }
 
     json_t *srcs = json_array(), *dsts = json_array();
     for (int i = 0; i < spec->nsources; i++)
@@ -1572,6 +1622,11 @@ int vm_job_run(const struct vm_job_spec *spec)
     int code = job_exit_code(job, &result);
     json_t *report = job_report(job, code, result);
     vm_status_finish(job->status, result, code);
+    vm_notify_send(job->notify, "run.finished", run_id(job),
+                   json_pack("{s:s, s:i, s:O}", "result", result, "exit_code", code, "summary",
+                             json_object_get(report, "summary")));
+    vm_notify_close(job->notify, 5000);
+    job->notify = NULL;
     vm_status_free(job->status);
     job->status = NULL;
     job_event(job, NULL, NULL, "run.finished",

@@ -42,6 +42,9 @@ struct vm_job_spec {
     const char *journal_dir; /* journal.h */
     const char *lock_dir;    /* one run per source host: flock files here */
     const char *status_path, *metrics_path; /* status.h, or NULL */
+    const char **notify_urls;                /* webhooks (notify.h) */
+    int nnotify;
+    const char *notify_token_file;
     bool wait_lock;          /* wait for the lock instead of exiting 7 */
     bool progress;           /* progress meter if stderr is a TTY */
 };
