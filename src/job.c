@@ -39,6 +39,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "progress.h"
+#include "recover.h"
 #include "report.h"
 #include "status.h"
 #include "util.h"
@@ -105,6 +106,7 @@ struct job {
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
+    bool recovered;        /* the journals were reconciled (run only) */
     struct vm_status *status;
     struct vm_notify *notify;
     int deinit_failures;
@@ -1210,6 +1212,66 @@ static int lock_source(struct job *job, struct job_host *jh, pid_t *holder)
 
 static void job_inventory(struct job *job);
 
+/* A re-run after a crash first settles what the crashed run left open
+ * (recover.h), on the thread pool; VMs it finds on a target are then simply
+ * no longer on the source, and the drain goes on. */
+struct recover_task {
+    struct vm_virt_task t;
+    struct job *job;
+    json_t *out;
+    int needs_operator, unreachable;
+    char *err;
+};
+
+static void recover_work(struct vm_virt_task *t)
+{
+    struct recover_task *rt = t->data;
+    rt->needs_operator =
+        vm_recover(rt->job->spec->journal_dir, &rt->out, &rt->unreachable, &rt->err);
+}
+
+static void recover_done(struct vm_virt_task *t)
+{
+    struct recover_task *rt = t->data;
+    struct job *job = rt->job;
+    if (rt->needs_operator < 0) {
+        vm_warn("run: cannot read the journals: %s", rt->err);
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach(rt->out, i, r)
+        {
+            vm_warn("run: settled an earlier run's %s: %s",
+                    json_string_value(json_object_get(r, "vm")),
+                    json_string_value(json_object_get(r, "action")));
+            job_event(job, json_string_value(json_object_get(r, "vm")), NULL, "recovered",
+                      json_incref(r));
+        }
+        if (rt->needs_operator)
+            vm_error("run: %d migration(s) of earlier runs need an operator: see 'vmmigrate "
+                     "recover'",
+                     rt->needs_operator);
+    }
+    json_decref(rt->out);
+    free(rt->err);
+    vm_virt_err_clear(&t->err);
+    free(rt);
+    job->recovered = true;
+    job_inventory(job);
+}
+
+static void job_recover(struct job *job)
+{
+    struct recover_task *rt = xcalloc(1, sizeof(*rt));
+    rt->job = job;
+    rt->t = (struct vm_virt_task){.work = recover_work, .done = recover_done, .data = rt};
+    if (vm_virt_submit(&job->loop, &rt->t) < 0) {
+        free(rt);
+        job->recovered = true;
+        job_inventory(job);
+    }
+}
+
 static void lock_retry(uv_timer_t *t)
 {
     struct job *job = t->data;
@@ -1241,6 +1303,10 @@ static void job_inventory(struct job *job)
                         : xasprintf("another vmmigrate run is working on source '%s'",
                                     jh->h->uri));
         job_close_hosts(job);
+        return;
+    }
+    if (job->spec->mode == VM_JOB_RUN && !job->recovered) {
+        job_recover(job);
         return;
     }
     /* Another spelling of one host is still the same host. */

@@ -12,8 +12,8 @@ import subprocess
 import tempfile
 import time
 
-from labtest import (BINARY, Guest, Run, check, check_eq, check_in, lab, log, main, uri,
-                     vmmigrate)
+from labtest import (BINARY, SOURCE_DIR, Guest, Run, check, check_eq, check_in, lab, log, main,
+                     uri, vmmigrate)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "hold.lua")
@@ -111,5 +111,38 @@ def test_killed_after_commit_decided():
     check_eq(recover(journal)["recovered"], [], "a second recover finds nothing to do")
 
 
+def test_drain_rerun_after_kill_mid_copy():
+    """kill -9 of vmmigrate while libvirt copies a VM peer-to-peer, then the
+    same command again: it waits for libvirt's migration of that VM to end,
+    finds it on the target, and drains the rest. Every guest exactly once."""
+    guests = [Guest("a", dirty=0) for _ in range(4)]
+    for g in guests:
+        tag(g, "a", move="yes")
+    before = {g.name: g.ticks("a") for g in guests}
+    journal = os.path.join(TMP, "j3")
+    args = ["run", "--policy", os.path.join(SOURCE_DIR, "policies", "tagged-only.lua"), "-s",
+            uri("a"), "-t", uri("b"), "--parallel", "1", "--bandwidth", "16", "--journal-dir",
+            journal]
+    first = Run(args + ["--events", os.path.join(TMP, "crash1.ndjson")])
+    first.wait_event(lambda e: e["event"] == "progress" and e["details"]["data_processed"] > 0,
+                     60)
+    first.proc.send_signal(signal.SIGKILL)
+    first.wait(30)
+    second = Run(args + ["--json", "--events", os.path.join(TMP, "crash2.ndjson")]).wait(300)
+    check_eq(second.rc, 0, "exit code of the re-run")
+    recovered = [e for e in second.events() if e["event"] == "recovered"]
+    check_eq(len(recovered), 1, f"one migration of the killed run settled: {recovered}")
+    check_eq(recovered[0]["details"]["found"], {"target": "running", "source": "absent"},
+             "libvirt finished it on its own")
+    moved = {v["name"] for v in second.report()["vms"]}
+    check_eq(len(moved), 3, f"the re-run moved the other three: {moved}")
+    for g in guests:
+        g.check_only_on("b")
+        g.check_survived_on("b", before[g.name])
+    runs = json.loads(vmmigrate("status", "--journal-dir", journal, "--json").stdout)["runs"]
+    check(all(r["finished"] for r in runs), f"every run settled in the journal: {runs}")
+
+
 if __name__ == "__main__":
-    main([test_killed_at_the_gate, test_killed_after_commit_decided])
+    main([test_killed_at_the_gate, test_killed_after_commit_decided,
+          test_drain_rerun_after_kill_mid_copy])

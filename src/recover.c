@@ -1,0 +1,272 @@
+/* recover.c — see recover.h. */
+#include "recover.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+
+#include "journal.h"
+#include "util.h"
+#include "virt.h"
+
+/* Where is the domain, and in which state? -1: cannot tell (unreachable). */
+enum where {
+    WHERE_UNKNOWN = -1,
+    WHERE_ABSENT = 0,
+    WHERE_RUNNING,
+    WHERE_PAUSED,
+    WHERE_OTHER,
+};
+
+static enum where observe(const char *uri, const char *uuid, int *reason, char **err)
+{
+    virConnectPtr c = virConnectOpen(uri);
+    if (!c) {
+        struct vm_virt_err e = {0};
+        vm_virt_err_capture(&e);
+        *err = xasprintf("cannot connect to '%s': %s", uri, e.message);
+        vm_virt_err_clear(&e);
+        return WHERE_UNKNOWN;
+    }
+    enum where w = WHERE_ABSENT;
+    virDomainPtr d = virDomainLookupByUUIDString(c, uuid);
+    int state = 0;
+    *reason = 0;
+    if (d) {
+        if (virDomainGetState(d, &state, reason, 0) < 0)
+            w = WHERE_UNKNOWN;
+        else if (state == VIR_DOMAIN_RUNNING)
+            w = WHERE_RUNNING;
+        else if (state == VIR_DOMAIN_PAUSED)
+            w = WHERE_PAUSED;
+        else if (state == VIR_DOMAIN_SHUTOFF)
+            w = WHERE_ABSENT; /* a stopped definition runs nothing */
+        else
+            w = WHERE_OTHER;
+        virDomainFree(d);
+    } else {
+        virErrorPtr e = virGetLastError();
+        if (!e || e->code != VIR_ERR_NO_DOMAIN) {
+            *err = xasprintf("cannot look up %s on '%s': %s", uuid, uri,
+                             e && e->message ? e->message : "unknown error");
+            w = WHERE_UNKNOWN;
+        }
+    }
+    virResetLastError();
+    virConnectClose(c);
+    return w;
+}
+
+/* Observe twice, a second apart: one negative observation is not enough. */
+static enum where observe_confirmed(const char *uri, const char *uuid, int *reason, char **err)
+{
+    enum where a = observe(uri, uuid, reason, err);
+    if (a == WHERE_UNKNOWN)
+        return a;
+    sleep(1);
+    enum where b = observe(uri, uuid, reason, err);
+    return a == b ? b : WHERE_OTHER;
+}
+
+static int act(const char *uri, const char *uuid, bool resume, char **err)
+{
+    virConnectPtr c = virConnectOpen(uri);
+    virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
+    int rc = -1;
+    if (d)
+        rc = resume ? virDomainResume(d) : virDomainDestroy(d);
+    if (rc < 0) {
+        struct vm_virt_err e = {0};
+        vm_virt_err_capture(&e);
+        *err = xstrdup(e.message);
+        vm_virt_err_clear(&e);
+    }
+    if (d)
+        virDomainFree(d);
+    if (c)
+        virConnectClose(c);
+    return rc;
+}
+
+static const char *where_name(enum where w)
+{
+    static const char *const names[] = {"absent", "running", "paused", "other"};
+    return w == WHERE_UNKNOWN ? "unknown" : names[w];
+}
+
+/* Is the migration (run, uuid) closed by a later record anywhere? */
+static bool closed(json_t *journals, const char *run, const char *uuid)
+{
+    size_t i, k;
+    json_t *recs, *r;
+    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
+    {
+        const char *rec = json_string_value(json_object_get(r, "record"));
+        const char *u = json_string_value(json_object_get(r, "uuid"));
+        const char *of = json_string_value(json_object_get(r, "of_run"));
+        const char *rr = json_string_value(json_object_get(r, "run"));
+        if (!rec || !u || strcmp(u, uuid) != 0)
+            continue;
+        if (strcmp(rec, "finished") == 0 && rr && strcmp(rr, run) == 0)
+            return true;
+        if (strcmp(rec, "recovered") == 0 && of && strcmp(of, run) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Is the run with this id (…-PID) still going on? */
+static bool run_alive(const char *run)
+{
+    const char *dash = strrchr(run, '-');
+    int pid = dash ? atoi(dash + 1) : 0;
+    if (pid <= 1 || pid == (int)getpid() || kill(pid, 0) < 0)
+        return false;
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (!fgets(comm, sizeof(comm), f))
+            comm[0] = '\0';
+        fclose(f);
+    }
+    return strncmp(comm, "vmmigrate", 9) == 0;
+}
+
+/* A migration libvirt still runs by itself (peer-to-peer, our client gone):
+ * wait for it to end, up to max_s. */
+static void wait_for_libvirt_job(const char *uri, const char *uuid, int max_s)
+{
+    virConnectPtr c = virConnectOpen(uri);
+    virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
+    for (int i = 0; d && i < max_s * 2; i++) {
+        virDomainJobInfo info;
+        if (virDomainGetJobInfo(d, &info) < 0 || info.type == VIR_DOMAIN_JOB_NONE)
+            break;
+        if (i == 0)
+            vm_warn("recover: %s: libvirt still migrates it; waiting for the end", uuid);
+        usleep(500 * 1000);
+    }
+    virResetLastError();
+    if (d)
+        virDomainFree(d);
+    if (c)
+        virConnectClose(c);
+}
+
+int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
+{
+    *result = NULL;
+    *unreachable = 0;
+    json_t *journals = vm_journal_read_dir(dir, err);
+    if (!journals)
+        return -1;
+    /* The last record of each (run, uuid). */
+    json_t *open_migs = json_object();
+    size_t i, k;
+    json_t *recs, *r;
+    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
+    {
+        const char *run = json_string_value(json_object_get(r, "run"));
+        const char *uuid = json_string_value(json_object_get(r, "uuid"));
+        const char *rec = json_string_value(json_object_get(r, "record"));
+        if (!run || !uuid || !rec || strcmp(rec, "recovered") == 0)
+            continue;
+        char *key = xasprintf("%s %s", run, uuid);
+        json_object_set(open_migs, key, r);
+        free(key);
+    }
+
+    struct vm_journal *j = NULL;
+    json_t *out = json_array();
+    int needs_operator = 0;
+    const char *key;
+    json_t *last;
+    json_object_foreach(open_migs, key, last)
+    {
+        const char *run = json_string_value(json_object_get(last, "run"));
+        const char *uuid = json_string_value(json_object_get(last, "uuid"));
+        const char *vm = json_string_value(json_object_get(last, "vm"));
+        const char *src = json_string_value(json_object_get(last, "source"));
+        const char *dst = json_string_value(json_object_get(last, "target"));
+        const char *rec = json_string_value(json_object_get(last, "record"));
+        if (closed(journals, run, uuid) || !src || !dst)
+            continue;
+        if (run_alive(run)) {
+            vm_info("recover: %s: run %s is still going on, left to it", vm ? vm : uuid, run);
+            continue;
+        }
+        wait_for_libvirt_job(src, uuid, 600);
+        char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+        int reason;
+        enum where t = observe_confirmed(dst, uuid, &reason, &e1);
+        enum where s = observe_confirmed(src, uuid, &reason, &e2);
+        const char *action = "none";
+        bool ok = true;
+        if (t == WHERE_UNKNOWN || s == WHERE_UNKNOWN) {
+            action = "none: a host cannot be reached";
+            ok = false;
+            (*unreachable)++;
+        } else if (t == WHERE_RUNNING && s == WHERE_RUNNING) {
+            action = "none: TWO RUNNING COPIES, an operator must choose";
+            ok = false;
+        } else if (t == WHERE_RUNNING && s == WHERE_PAUSED) {
+            action = "destroyed the stale paused copy on the source";
+            ok = act(src, uuid, false, &e3) == 0;
+        } else if (t == WHERE_RUNNING && s == WHERE_ABSENT) {
+            action = "none: the guest runs on the target";
+        } else if (t == WHERE_ABSENT && s == WHERE_PAUSED) {
+            action = "resumed the source";
+            ok = act(src, uuid, true, &e3) == 0;
+        } else if (t == WHERE_ABSENT && s == WHERE_RUNNING) {
+            action = "none: the guest runs on the source";
+        } else if (t == WHERE_ABSENT && s == WHERE_ABSENT) {
+            action = "none: the guest is on neither host (deleted meanwhile?), an operator "
+                     "must look";
+            ok = false;
+        } else {
+            action = "none: unclear state, an operator must look";
+            ok = false;
+        }
+        if (!ok)
+            needs_operator++;
+        const char *why = e3 ? e3 : e1 ? e1 : e2;
+        vm_log(ok ? VM_LOG_WARN : VM_LOG_ERROR,
+               "recover: %s (%s, run %s, last '%s'): target %s, source %s: %s%s%s", vm ? vm : uuid,
+               uuid, run, rec, where_name(t), where_name(s), action, why ? ": " : "",
+               why ? why : "");
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o}", "vm",
+                      vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target", dst,
+                      "last_record", rec, "found", "target", where_name(t), "source", where_name(s),
+                      "action", action, "ok", ok, "error", why ? json_string(why) : json_null());
+        json_array_append(out, o);
+        /* Settled (or, for a guest on neither host, reported once): on record,
+         * so the next recover does not come back to it. */
+        if ((ok && t != WHERE_UNKNOWN && s != WHERE_UNKNOWN) ||
+            (t == WHERE_ABSENT && s == WHERE_ABSENT)) {
+            if (!j)
+                j = vm_journal_open(dir);
+            if (j)
+                vm_journal_write(j, vm, uuid, src, dst, "recovered",
+                                 json_pack("{s:s, s:s, s:s}", "of_run", run, "action", action,
+                                           "location",
+                                           t == WHERE_RUNNING  ? "target"
+                                           : s == WHERE_ABSENT ? "none"
+                                                               : "source"));
+        }
+        json_decref(o);
+        free(e1);
+        free(e2);
+        free(e3);
+    }
+    vm_journal_close(j);
+    json_decref(open_migs);
+    json_decref(journals);
+    *result = out;
+    return needs_operator;
+}

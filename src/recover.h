@@ -1,0 +1,21 @@
+/* recover.h — reconcile the journals with reality after a crash, so that
+ * every guest runs exactly once (see cmd_recover.c for the rules: the
+ * target is asked first, twice; a running copy there means the guest moved,
+ * and a paused source copy is destroyed; none means it never left, and a
+ * paused source is resumed; anything else waits for an operator).
+ * Migrations of runs still going on are left alone; one that libvirt still
+ * runs by itself (peer-to-peer) is waited for first.
+ *
+ * Blocking: libvirt calls and sleeps. Run it from a thread-pool task (run)
+ * or a command that does nothing else (recover). */
+#ifndef VMM_RECOVER_H
+#define VMM_RECOVER_H
+
+#include <jansson.h>
+
+/* Returns how many migrations need an operator (*unreachable of them because
+ * a host could not be reached), *result the list of what was found and done
+ * (new reference); -1 and *err if the journals cannot be read. */
+int vm_recover(const char *dir, json_t **result, int *unreachable, char **err);
+
+#endif
