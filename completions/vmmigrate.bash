@@ -82,23 +82,24 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
-        --max-downtime | --max-in | --max-out | --migrate-uri | --notify | -j | \
-        --parallel | -P | --parallel-connections | --qmp-socket | -s | \
-        --source | -t | --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
+        --max-downtime | --max-failures | --max-in | --max-out | \
+        --migrate-uri | --notify | -j | --parallel | -P | \
+        --parallel-connections | --qmp-socket | -s | --source | -t | --target | \
+        --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
-            --compression --direct -e --events --host-exec --journal-dir
-            --json --lock-dir -d --max-downtime --max-in --max-out
-            --metrics-file --migrate-uri --no-progress --notify
-            --notify-token-file -j --parallel -P --parallel-connections
-            --persistent -p --policy --postcopy --qmp-socket -s --source
-            --status-file -t --target --timeout --timeout-action --tls
-            --undefine-source --unsafe -m --vm --wait-lock -h --help -q
-            --quiet -v --verbose'
+            --compression --deadline --direct -e --events --host-exec
+            --journal-dir --json --lock-dir -d --max-downtime --max-failures
+            --max-in --max-out --metrics-file --migrate-uri --no-progress
+            --notify --notify-token-file -j --parallel -P
+            --parallel-connections --persistent -p --policy --postcopy
+            --qmp-socket -s --source --status-file -t --target --timeout
+            --timeout-action --tls --undefine-source --unsafe -m --vm
+            --wait-lock -h --help -q --quiet -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet -v --verbose'
@@ -151,23 +152,24 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --host-exec | -d | \
-        --max-downtime | --max-in | --max-out | --migrate-uri | --notify | -j | \
-        --parallel | -P | --parallel-connections | --qmp-socket | -s | \
-        --source | -t | --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
+        --max-downtime | --max-failures | --max-in | --max-out | \
+        --migrate-uri | --notify | -j | --parallel | -P | \
+        --parallel-connections | --qmp-socket | -s | --source | -t | --target | \
+        --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
-            --compression --direct -e --events --host-exec --journal-dir
-            --json --lock-dir -d --max-downtime --max-in --max-out
-            --metrics-file --migrate-uri --no-progress --notify
-            --notify-token-file -j --parallel -P --parallel-connections
-            --persistent -p --policy --postcopy --qmp-socket -s --source
-            --status-file -t --target --timeout --timeout-action --tls
-            --undefine-source --unsafe -m --vm --wait-lock -h --help -q
-            --quiet -v --verbose'
+            --compression --deadline --direct -e --events --host-exec
+            --journal-dir --json --lock-dir -d --max-downtime --max-failures
+            --max-in --max-out --metrics-file --migrate-uri --no-progress
+            --notify --notify-token-file -j --parallel -P
+            --parallel-connections --persistent -p --policy --postcopy
+            --qmp-socket -s --source --status-file -t --target --timeout
+            --timeout-action --tls --undefine-source --unsafe -m --vm
+            --wait-lock -h --help -q --quiet -v --verbose'
         ;;
     status)
         case $prev in

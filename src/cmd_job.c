@@ -50,6 +50,8 @@ enum {
     OPT_METRICS_FILE,
     OPT_NOTIFY,
     OPT_NOTIFY_TOKEN_FILE,
+    OPT_MAX_FAILURES,
+    OPT_DEADLINE,
 };
 
 /* Sorted by long name. */
@@ -98,6 +100,16 @@ static const struct vm_cli_option job_options[] = {
      .doc = "Compress migration data with the given comma-separated methods "
             "(VIR_MIGRATE_COMPRESSED with VIR_MIGRATE_PARAM_COMPRESSION). zlib and zstd need "
             "--parallel-connections."},
+    {.name = "deadline",
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "SECONDS",
+     .id = OPT_DEADLINE,
+     .min = 1,
+     .max = 604800,
+     .help = "end the whole run after SECONDS (abort what runs)",
+     .doc = "When the run has taken SECONDS, start no more migrations and abort the running "
+            "ones (at the commit gate: roll back); every guest stays where it is, and the "
+            "report says so. For maintenance windows."},
     {.name = "direct",
      .id = OPT_DIRECT,
      .help = "client-driven migration instead of peer-to-peer",
@@ -153,6 +165,15 @@ static const struct vm_cli_option job_options[] = {
      .help = "maximum tolerable guest downtime in milliseconds",
      .doc = "Set the maximum downtime QEMU may take for the final switchover, in milliseconds "
             "(virDomainMigrateSetMaxDowntime)."},
+    {.name = "max-failures",
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "N",
+     .id = OPT_MAX_FAILURES,
+     .min = 1,
+     .max = 100000,
+     .help = "start no new migration after N failed",
+     .doc = "After N migrations failed (or were aborted or rolled back), start no new ones; "
+            "the running ones finish. Default: go on with the others whatever fails."},
     {.name = "max-in",
      .arg = VM_CLI_ARG_INT,
      .metavar = "N",
@@ -481,6 +502,8 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
     spec.concurrency = (int)vm_cli_int(args, OPT_CONCURRENCY, 2);
     spec.max_out = (int)vm_cli_int(args, OPT_MAX_OUT, 2);
     spec.max_in = (int)vm_cli_int(args, OPT_MAX_IN, 2);
+    spec.max_failures = (int)vm_cli_int(args, OPT_MAX_FAILURES, 0);
+    spec.deadline_s = (unsigned)vm_cli_int(args, OPT_DEADLINE, 0);
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);

@@ -107,6 +107,9 @@ struct job {
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
     bool recovered;        /* the journals were reconciled (run only) */
+    int failures;          /* migrations that ended without moving their guest */
+    bool stopping;         /* --max-failures or --deadline: start nothing more */
+    uv_timer_t *deadline;
     struct vm_status *status;
     struct vm_notify *notify;
     int deinit_failures;
@@ -258,6 +261,9 @@ static void mig_on_state(struct vm_mig *m, void *data)
 {
     struct job *job = data;
     vm_status_touch(job->status);
+    if (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ABORTED ||
+        m->state == VM_MIG_STATE_ROLLED_BACK)
+        job->failures++;
     if (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ABORTED)
         notify_vm(job, m, "vm.failed");
     else if (m->state == VM_MIG_STATE_ROLLED_BACK)
@@ -498,8 +504,15 @@ static void job_schedule(struct job *job)
     /* The next migration, in plan order, whose hosts have a free slot:
      * at most --parallel at once, --max-out per source host, --max-in per
      * target host. It starts the moment a slot frees (no batches). */
-    for (int i = 0; !job->interrupted && job->running < job->spec->concurrency &&
-                    i < job->nmigs;
+    if (!job->stopping && job->spec->max_failures && job->failures >= job->spec->max_failures) {
+        job->stopping = true;
+        vm_error("run: %d migrations failed: starting no more (--max-failures)", job->failures);
+        for (int i = 0; i < job->nmigs; i++)
+            if (job->migs[i]->state == VM_MIG_STATE_QUEUED)
+                vm_mig_abort(job->migs[i], "max-failures");
+    }
+    for (int i = 0; !job->interrupted && !job->stopping &&
+                    job->running < job->spec->concurrency && i < job->nmigs;
          i++) {
         struct vm_mig *m = job->migs[i];
         if (m->state != VM_MIG_STATE_QUEUED || job->started[i])
@@ -659,6 +672,21 @@ static void libvirt_announce(struct vm_features *f, void *ctx)
     }
 }
 
+/* --deadline: the run is out of time. Nothing new starts; what runs is
+ * aborted (or rolled back at the gate); the guests stay where they are. */
+static void deadline_fired(uv_timer_t *t)
+{
+    struct job *job = t->data;
+    job->stopping = true;
+    vm_error("run: the deadline of %u s is reached: aborting what runs, starting nothing more",
+             job->spec->deadline_s);
+    job_event(job, NULL, NULL, "deadline", json_pack("{s:i}", "deadline_s",
+                                                     (int)job->spec->deadline_s));
+    for (int i = 0; i < job->nmigs; i++)
+        vm_mig_abort(job->migs[i], "deadline");
+    job_schedule(job);
+}
+
 static void job_start_migrations(struct job *job)
 {
     job->stage = JOB_STAGE_MIGRATE;
@@ -698,6 +726,15 @@ static void job_start_migrations(struct job *job)
     }
     if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
         job->progress = vm_progress_start(&job->loop, job->migs, job->nmigs);
+    if (job->spec->deadline_s) {
+        uint64_t spent = vm_wall_ms() - job->started_wall_ms;
+        uint64_t left = (uint64_t)job->spec->deadline_s * 1000;
+        job->deadline = xmalloc(sizeof(*job->deadline));
+        uv_timer_init(&job->loop, job->deadline);
+        job->deadline->data = job;
+        uv_timer_start(job->deadline, deadline_fired, left > spent ? left - spent : 0, 0);
+        uv_unref((uv_handle_t *)job->deadline);
+    }
     vm_status_set_migs(job->status, job->migs, job->nmigs);
     job_schedule(job);
 }
@@ -1376,6 +1413,10 @@ static void host_closed(struct vm_virt_host *h, void *data)
     if (--job->pending > 0)
         return;
     job->stage = JOB_STAGE_DONE;
+    if (job->deadline) {
+        uv_close((uv_handle_t *)job->deadline, (uv_close_cb)free);
+        job->deadline = NULL;
+    }
     vm_progress_stop(job->progress);
     job->progress = NULL;
     uv_close((uv_handle_t *)&job->sigint, signal_close);

@@ -95,6 +95,27 @@ def test_target_qemu_killed():
     check_back_on_source(g, r, before, "failed")
 
 
+def test_deadline_aborts_the_stuck_one():
+    quick = [Guest("a", dirty=0) for _ in range(2)]
+    stuck = Guest("a", **STUCK)
+    before = {g.name: g.ticks("a") for g in quick + [stuck]}
+    ev = os.path.join(TMP, "deadline.ndjson")
+    r = Run(["run", "-s", uri("a"), "-t", uri("b"), *sum((["--vm", g.name] for g in
+                                                          quick + [stuck]), []),
+             "--parallel", "3", "--max-out", "3", "--max-in", "3", "--deadline", "20",
+             "--json", "--events", ev, *SLOW]).wait(180)
+    check_eq(r.rc, 1, "exit code: some failed")
+    rep = r.report()
+    check_eq(vm_entry(rep, stuck.name)["abort_reason"], "deadline", "the stuck VM's abort")
+    for g in quick:
+        check_eq(vm_entry(rep, g.name)["result"], "migrated", f"{g.name} finished in time")
+        g.check_only_on("b")
+        g.check_survived_on("b", before[g.name])
+    stuck.check_only_on("a")
+    stuck.check_survived_on("a", before[stuck.name])
+    check_in("deadline", [e["event"] for e in r.events()], "events")
+
+
 def test_abort_command():
     g = Guest("a", **STUCK)
     before = g.ticks("a")
@@ -149,4 +170,4 @@ def test_second_run_on_the_same_host_is_locked_out():
 if __name__ == "__main__":
     main([test_sigint_aborts, test_sigterm_skips_queued, test_target_qemu_killed,
           test_timeout_abort, test_second_run_on_the_same_host_is_locked_out,
-          test_abort_command])
+          test_abort_command, test_deadline_aborts_the_stuck_one])
