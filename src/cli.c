@@ -165,7 +165,8 @@ static bool check_value(const struct vm_cli_command *cmd, const struct vm_cli_op
         char *end;
         errno = 0;
         long long v = strtoll(val, &end, 10);
-        bool digits = (val[0] >= '0' && val[0] <= '9') || (val[0] == '-' && val[1] >= '0' && val[1] <= '9');
+        bool digits =
+            (val[0] >= '0' && val[0] <= '9') || (val[0] == '-' && val[1] >= '0' && val[1] <= '9');
         if (!digits || errno || end == val || *end || v < o->min || v > o->max) {
             vm_error("%s: --%s: '%s' is not an integer from %" PRId64 " to %" PRId64, cname,
                      o->name, val, o->min, o->max);
@@ -273,8 +274,8 @@ struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, cha
             if (c == ':')
                 vm_error("%s: option '%s' needs a value", cmd->name, bad);
             else if (optopt && optopt < 0x10000)
-                vm_error("%s: unknown option '-%c' (see 'vmmigrate %s --help')", cmd->name,
-                         optopt, cmd->name);
+                vm_error("%s: unknown option '-%c' (see 'vmmigrate %s --help')", cmd->name, optopt,
+                         cmd->name);
             else
                 vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, bad,
                          cmd->name);

@@ -16,14 +16,14 @@
 #include <stdint.h>
 
 enum vm_cli_arg {
-    VM_CLI_ARG_NONE,     /* a flag */
-    VM_CLI_ARG_STRING,   /* free text */
-    VM_CLI_ARG_URI,      /* a libvirt connection URI */
-    VM_CLI_ARG_FILE,     /* a path; "-" may mean stdout where documented */
-    VM_CLI_ARG_VM,       /* a domain name */
-    VM_CLI_ARG_INT,      /* integer in [min, max] */
-    VM_CLI_ARG_CHOICE,   /* one of `choices` ("a|b|c") */
-    VM_CLI_ARG_CHOICES,  /* comma-separated subset of `choices` */
+    VM_CLI_ARG_NONE,    /* a flag */
+    VM_CLI_ARG_STRING,  /* free text */
+    VM_CLI_ARG_URI,     /* a libvirt connection URI */
+    VM_CLI_ARG_FILE,    /* a path; "-" may mean stdout where documented */
+    VM_CLI_ARG_VM,      /* a domain name */
+    VM_CLI_ARG_INT,     /* integer in [min, max] */
+    VM_CLI_ARG_CHOICE,  /* one of `choices` ("a|b|c") */
+    VM_CLI_ARG_CHOICES, /* comma-separated subset of `choices` */
 };
 
 enum vm_cli_flags {
@@ -32,27 +32,27 @@ enum vm_cli_flags {
 };
 
 struct vm_cli_option {
-    const char *name;    /* long name without dashes; NULL ends a table */
-    char short_name;     /* 0 if none */
+    const char *name; /* long name without dashes; NULL ends a table */
+    char short_name;  /* 0 if none */
     enum vm_cli_arg arg;
     const char *metavar; /* e.g. "URI", "MIB/S" */
     int id;              /* the command's own option id (> 0) */
     unsigned flags;
-    int64_t min, max;     /* VM_CLI_ARG_INT */
-    const char *choices;  /* VM_CLI_ARG_CHOICE(S): "a|b|c" */
-    const char *help;     /* one line, for --help */
-    const char *doc;      /* the man page paragraph (roff-free text); NULL: help */
+    int64_t min, max;    /* VM_CLI_ARG_INT */
+    const char *choices; /* VM_CLI_ARG_CHOICE(S): "a|b|c" */
+    const char *help;    /* one line, for --help */
+    const char *doc;     /* the man page paragraph (roff-free text); NULL: help */
 };
 
 struct vm_cli_args;
 
 struct vm_cli_command {
     const char *name;
-    const char *usage;    /* after "vmmigrate NAME " */
-    const char *summary;  /* one line */
-    const char *doc;      /* the man page's description of the command */
+    const char *usage;   /* after "vmmigrate NAME " */
+    const char *summary; /* one line */
+    const char *doc;     /* the man page's description of the command */
     const struct vm_cli_option *options;
-    unsigned flags;       /* VM_CLI_HIDDEN */
+    unsigned flags; /* VM_CLI_HIDDEN */
     int (*exec)(const struct vm_cli_args *args);
 };
 

@@ -497,8 +497,8 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
     }
 
     const char *cls = vm_cli_str(args, OPT_CLASS);
-    spec.default_class = cls && strcmp(cls, "network-critical") == 0 ? VM_CLASS_NETWORK_CRITICAL
-                                                                     : VM_CLASS_URGENT;
+    spec.default_class =
+        cls && strcmp(cls, "network-critical") == 0 ? VM_CLASS_NETWORK_CRITICAL : VM_CLASS_URGENT;
     spec.concurrency = (int)vm_cli_int(args, OPT_CONCURRENCY, 2);
     spec.max_out = (int)vm_cli_int(args, OPT_MAX_OUT, 2);
     spec.max_in = (int)vm_cli_int(args, OPT_MAX_IN, 2);
@@ -508,8 +508,8 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
     spec.json = vm_cli_flag(args, OPT_JSON);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
     spec.journal_dir = vm_cli_str(args, OPT_JOURNAL_DIR);
-    spec.lock_dir = vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR)
-                                                     : "/run/vmmigrate";
+    spec.lock_dir =
+        vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR) : "/run/vmmigrate";
     spec.wait_lock = vm_cli_flag(args, OPT_WAIT_LOCK);
     spec.status_path = vm_cli_str(args, OPT_STATUS_FILE);
     spec.notify_urls = list(args, OPT_NOTIFY, &spec.nnotify);

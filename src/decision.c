@@ -174,8 +174,8 @@ static int parse_feature(json_t *f, int i, struct vm_feature_decl *out, char **e
         int64_t n;
         if (strcmp(key, "name") == 0) {
             const char *s = json_string_value(v);
-            if (!s || !*s || strlen(s) > 64 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
-                                                    strlen(s))
+            if (!s || !*s || strlen(s) > 64 ||
+                strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(s))
                 return fail(err, "features[%d].name must be a name of [a-z0-9_-], 1-64 characters",
                             i + 1);
             out->name = xstrdup(s);
@@ -362,8 +362,9 @@ int vm_action_parse(json_t *j, struct vm_action *out, char **err)
         if (strcmp(name, vm_action_name((enum vm_action_kind)k)) == 0)
             break;
     if (k > VM_ACTION_ABORT)
-        return fail(err, "on_progress(): unknown action '%s' (continue, set_downtime, postcopy, "
-                         "abort)",
+        return fail(err,
+                    "on_progress(): unknown action '%s' (continue, set_downtime, postcopy, "
+                    "abort)",
                     name);
     out->kind = (enum vm_action_kind)k;
     if (json_is_object(j)) {

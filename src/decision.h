@@ -49,7 +49,7 @@ struct vm_decision {
     int64_t priority;
     struct vm_mig_params params; /* only fields flagged in params_set are meaningful */
     unsigned params_set;
-    char *compression;           /* owned backing store of params.compression */
+    char *compression; /* owned backing store of params.compression */
     struct vm_feature_decl *features;
     int nfeatures;
     char *reason;

@@ -221,8 +221,8 @@ struct vm_exec *vm_exec_start(uv_loop_t *loop, const char *uri, const char *cons
     char *why = NULL;
     char **full = vm_exec_argv(uri, argv, &why);
     if (!full || !full[0]) {
-        struct vm_exec_result r = {.status = -1, .out = "", .err = "",
-                                   .error = why ? why : "empty command"};
+        struct vm_exec_result r = {
+            .status = -1, .out = "", .err = "", .error = why ? why : "empty command"};
         cb(&r, data);
         free(why);
         vm_exec_argv_free(full);

@@ -24,12 +24,12 @@
 struct vm_exec;
 
 struct vm_exec_result {
-    int64_t status;     /* exit status, or -1 */
-    int signal;         /* terminating signal, or 0 */
+    int64_t status; /* exit status, or -1 */
+    int signal;     /* terminating signal, or 0 */
     bool timed_out;
     const char *out, *err; /* NUL-terminated, at most VM_EXEC_MAX_OUTPUT bytes */
     size_t out_len, err_len;
-    const char *error;  /* could not start: why (then status -1) */
+    const char *error; /* could not start: why (then status -1) */
 };
 
 typedef void (*vm_exec_cb)(const struct vm_exec_result *r, void *data);

@@ -23,7 +23,7 @@ struct feature {
     const struct vm_feature_decl *decl;
     enum impl impl;
     char *outcome[NSTEPS]; /* per step: "ok", "failed: ...", "skipped: ..." */
-    bool owed_deinit;  /* prepare or gate ran */
+    bool owed_deinit;      /* prepare or gate ran */
 };
 
 struct vm_features {
@@ -46,15 +46,14 @@ struct vm_features {
     struct vdp_run *cur_vdp;    /* ... and its context */
     bool cancelled;
     int outstanding;
-    int spice_channels;          /* on the source, counted at probe (-1: not yet) */
-    uv_timer_t *spice_timer;     /* the gate step's poll */
-    uint64_t spice_deadline;            /* commands not yet reported back (even cancelled) */
+    int spice_channels;      /* on the source, counted at probe (-1: not yet) */
+    uv_timer_t *spice_timer; /* the gate step's poll */
+    uint64_t spice_deadline; /* commands not yet reported back (even cancelled) */
 };
 
 bool vm_feature_known(const char *name, const struct vm_policy *policy)
 {
-    if (strcmp(name, "announce") == 0 || strcmp(name, "vdp") == 0 ||
-        strcmp(name, "spice") == 0)
+    if (strcmp(name, "announce") == 0 || strcmp(name, "vdp") == 0 || strcmp(name, "spice") == 0)
         return true;
     return policy && vm_policy_has_feature(policy, name);
 }
@@ -175,8 +174,8 @@ static void spice_poll(uv_timer_t *t)
         settle(fs, &fs->f[fs->cursor], 1, NULL);
     } else if (uv_now(fs->loop) >= fs->spice_deadline) {
         spice_stop(fs);
-        char *why = xasprintf("%d of %d SPICE channels reached the target", ready,
-                              fs->spice_channels);
+        char *why =
+            xasprintf("%d of %d SPICE channels reached the target", ready, fs->spice_channels);
         settle(fs, &fs->f[fs->cursor], 0, why);
         free(why);
     }
@@ -315,9 +314,8 @@ static void run_one(struct vm_features *fs, struct feature *f)
         return;
     }
     json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", fs->env.source, "target",
-                            fs->env.target, "class",
-                            fs->env.gated ? "network-critical" : "urgent", "step",
-                            step_names[fs->step], "args", f->decl->args);
+                            fs->env.target, "class", fs->env.gated ? "network-critical" : "urgent",
+                            "step", step_names[fs->step], "args", f->decl->args);
     struct vm_policy_step *st = vm_policy_feature_start(
         fs->policy, fs->loop, f->decl->name, step_names[fs->step], fs->vm, ctx, fs->env.source,
         fs->env.target, f->decl->timeout_ms, policy_step_done, fs);
@@ -418,7 +416,6 @@ void vm_features_adopt(struct vm_features *dst, const struct vm_features *src,
         dst->spice_channels = src->spice_channels;
     for (int i = 0; dst && src && i < dst->n && i < src->n; i++) {
         free(dst->f[i].outcome[step]);
-        dst->f[i].outcome[step] =
-            src->f[i].outcome[step] ? xstrdup(src->f[i].outcome[step]) : NULL;
+        dst->f[i].outcome[step] = src->f[i].outcome[step] ? xstrdup(src->f[i].outcome[step]) : NULL;
     }
 }

@@ -41,11 +41,10 @@ bool vm_feature_known(const char *name, const struct vm_policy *policy);
 
 /* Called when a step finished for every feature: ok = every required one
  * succeeded; reason = the first required failure (borrowed), or NULL. */
-typedef void (*vm_features_done_cb)(struct vm_features *f, bool ok, const char *reason,
-                                    void *data);
+typedef void (*vm_features_done_cb)(struct vm_features *f, bool ok, const char *reason, void *data);
 /* Every step result, for the event stream: (feature, step, ok, detail). */
-typedef void (*vm_features_event_cb)(struct vm_features *f, const char *feature,
-                                     const char *step, bool ok, const char *detail, void *data);
+typedef void (*vm_features_event_cb)(struct vm_features *f, const char *feature, const char *step,
+                                     bool ok, const char *detail, void *data);
 
 /* What the features act on: the two hosts (URIs, for vmm.exec), whether
  * the migration is gated, and how to run QEMU's announce-self on the target

@@ -20,8 +20,10 @@ static char *arg(json_t *args, const char *key)
 /* [A-Za-z0-9.:_-]+ only: these end up as vdptool arguments. */
 static bool tame(const char *s)
 {
-    return s && *s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:_-") ==
-                          strlen(s) && strlen(s) < 128;
+    return s && *s &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:_-") ==
+               strlen(s) &&
+           strlen(s) < 128;
 }
 
 int vm_vdp_params(json_t *vm, json_t *args, const char *source_uri, const char *target_uri,
@@ -75,10 +77,16 @@ int vm_vdp_params(json_t *vm, json_t *args, const char *source_uri, const char *
         out->iface_target = xstrdup(one);
     free(one);
 
-    static const char *const names[] = {"mac", "vlan", "mgrid", "typeid", "typeidver", "uuid",
-                                        "interface (source)", "interface (target)"};
-    char *vals[] = {out->mac, out->vlan, out->mgrid, out->typeid, out->typeidver, out->uuid,
-                    out->iface_source, out->iface_target};
+    static const char *const names[] = {"mac",
+                                        "vlan",
+                                        "mgrid",
+                                        "typeid",
+                                        "typeidver",
+                                        "uuid",
+                                        "interface (source)",
+                                        "interface (target)"};
+    char *vals[] = {out->mac,       out->vlan, out->mgrid,        out->typeid,
+                    out->typeidver, out->uuid, out->iface_source, out->iface_target};
     for (size_t k = 0; k < VM_ARRAY_LEN(names); k++) {
         if (!vals[k]) {
             *why = xasprintf("vdp: no %s (give it in the feature's args or the domain's "
@@ -88,8 +96,7 @@ int vm_vdp_params(json_t *vm, json_t *args, const char *source_uri, const char *
             return -1;
         }
         if (!tame(vals[k])) {
-            *why = xasprintf("vdp: %s '%s' has characters vdptool must not see", names[k],
-                             vals[k]);
+            *why = xasprintf("vdp: %s '%s' has characters vdptool must not see", names[k], vals[k]);
             vm_vdp_clear(out);
             return -1;
         }
@@ -165,8 +172,7 @@ static char *line_after(const char *text, const char *needle)
     return vm_utf8_cut(p, len < 200 ? len : 200);
 }
 
-enum vm_vdp_outcome vm_vdp_parse(const char *out, const char *err, const char *mode,
-                                 char **detail)
+enum vm_vdp_outcome vm_vdp_parse(const char *out, const char *err, const char *mode, char **detail)
 {
     *detail = NULL;
     char *x;

@@ -41,7 +41,6 @@ enum vm_vdp_outcome {
 
 /* Parse vdptool's output for a request of MODE (NULL: a query). *detail
  * (malloc'd) says why when not OK. */
-enum vm_vdp_outcome vm_vdp_parse(const char *out, const char *err, const char *mode,
-                                 char **detail);
+enum vm_vdp_outcome vm_vdp_parse(const char *out, const char *err, const char *mode, char **detail);
 
 #endif

@@ -13,8 +13,8 @@
 typedef char *(*begin_fn)(virDomainPtr, virTypedParameterPtr, int, char **, int *, unsigned);
 typedef int (*prepare_fn)(virConnectPtr, virTypedParameterPtr, int, const char *, int, char **,
                           int *, char **, unsigned);
-typedef int (*perform_fn)(virDomainPtr, const char *, virTypedParameterPtr, int, const char *,
-                          int, char **, int *, unsigned);
+typedef int (*perform_fn)(virDomainPtr, const char *, virTypedParameterPtr, int, const char *, int,
+                          char **, int *, unsigned);
 typedef virDomainPtr (*finish_fn)(virConnectPtr, virTypedParameterPtr, int, const char *, int,
                                   char **, int *, unsigned, int);
 typedef int (*confirm_fn)(virDomainPtr, virTypedParameterPtr, int, const char *, int, unsigned,
@@ -41,7 +41,7 @@ static void resolve(void)
         return;
     }
     static const char *const names[] = {
-        "virDomainMigrateBegin3Params",  "virDomainMigratePrepare3Params",
+        "virDomainMigrateBegin3Params",   "virDomainMigratePrepare3Params",
         "virDomainMigratePerform3Params", "virDomainMigrateFinish3Params",
         "virDomainMigrateConfirm3Params",
     };
@@ -101,8 +101,7 @@ void vm_gate_session_free(struct vm_gate_session *s)
 static int params_set_string(struct vm_gate_session *s, const char *name, const char *value)
 {
     for (int i = 0; i < s->nparams; i++) {
-        if (strcmp(s->params[i].field, name) == 0 &&
-            s->params[i].type == VIR_TYPED_PARAM_STRING) {
+        if (strcmp(s->params[i].field, name) == 0 && s->params[i].type == VIR_TYPED_PARAM_STRING) {
             free(s->params[i].value.s);
             s->params[i].value.s = xstrdup(value);
             return 0;
@@ -159,8 +158,8 @@ int vm_gate_to_gate(struct vm_gate_session *s, struct vm_virt_err *err)
         /* Perform failed: the source already knows; tell the target. */
         vm_virt_err_capture(err);
         take_cookie(s, NULL, 0);
-        virDomainPtr d = api.finish(s->dconn, s->params, s->nparams, NULL, 0, &out, &outlen,
-                                    s->destflags, 1);
+        virDomainPtr d =
+            api.finish(s->dconn, s->params, s->nparams, NULL, 0, &out, &outlen, s->destflags, 1);
         free(out);
         if (d)
             virDomainFree(d);
@@ -170,8 +169,7 @@ int vm_gate_to_gate(struct vm_gate_session *s, struct vm_virt_err *err)
     }
     take_cookie(s, out, outlen);
     const char *dname = NULL;
-    if (virTypedParamsGetString(s->params, s->nparams, VIR_MIGRATE_PARAM_DEST_NAME, &dname) <=
-            0 &&
+    if (virTypedParamsGetString(s->params, s->nparams, VIR_MIGRATE_PARAM_DEST_NAME, &dname) <= 0 &&
         params_set_string(s, VIR_MIGRATE_PARAM_DEST_NAME, virDomainGetName(s->dom)) < 0)
         goto fail_finish;
     s->performed = true;
@@ -215,8 +213,8 @@ int vm_gate_finish(struct vm_gate_session *s, bool commit, struct vm_virt_err *e
     const char *fault = getenv("VMM_FAULT_BEFORE_CONFIRM_MS");
     if (fault && commit)
         usleep((useconds_t)atoi(fault) * 1000);
-    if (api.confirm(s->dom, s->params, s->nparams, s->cookie, s->cookielen, s->flags,
-                    cancelled) < 0) {
+    if (api.confirm(s->dom, s->params, s->nparams, s->cookie, s->cookielen, s->flags, cancelled) <
+        0) {
         if (rc == 0)
             vm_virt_err_capture(err);
         rc = -1;

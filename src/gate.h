@@ -31,19 +31,19 @@
 bool vm_gate_available(const char **why);
 
 struct vm_gate_session {
-    virDomainPtr dom;     /* source domain (borrowed) */
-    virConnectPtr dconn;  /* target connection (borrowed) */
+    virDomainPtr dom;    /* source domain (borrowed) */
+    virConnectPtr dconn; /* target connection (borrowed) */
     virTypedParameterPtr params;
     int nparams;
-    unsigned flags;       /* for the source phases */
-    unsigned destflags;   /* for the target phases */
-    char *cookie;         /* the last phase's cookie out */
+    unsigned flags;     /* for the source phases */
+    unsigned destflags; /* for the target phases */
+    char *cookie;       /* the last phase's cookie out */
     int cookielen;
     char *dom_xml;
     char *uri_out;
-    bool performed;       /* Perform succeeded: both sides wait at the gate */
-    bool finished;        /* Finish + Confirm ran */
-    bool committed;       /* ... with commit, and the target domain came up */
+    bool performed; /* Perform succeeded: both sides wait at the gate */
+    bool finished;  /* Finish + Confirm ran */
+    bool committed; /* ... with commit, and the target domain came up */
 };
 
 /* Take over params (freed with the session). flags: virDomainMigrateFlags

@@ -59,7 +59,7 @@ struct job_host {
     bool source, target;
     int out_running, in_running; /* migrations from / to this host now */
     int lock_fd;                 /* the source host's run lock, or -1 */
-    json_t *info;    /* vm_inv_host + "domains" (sources and targets) */
+    json_t *info;                /* vm_inv_host + "domains" (sources and targets) */
     struct vm_virt_task task;
     struct job *job;
 };
@@ -68,7 +68,7 @@ struct preflight {
     struct vm_virt_task t;
     struct job *job;
     struct vm_plan_item *item; /* valid until the plan is re-sorted */
-    json_t *vm;                 /* the item's inventory object: stable */
+    json_t *vm;                /* the item's inventory object: stable */
     struct job_host *src, *dst;
     virDomainPtr dom; /* handed to the migration */
     char *refusal;    /* why the VM cannot go, or NULL */
@@ -106,9 +106,9 @@ struct job {
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
-    bool recovered;        /* the journals were reconciled (run only) */
-    int failures;          /* migrations that ended without moving their guest */
-    bool stopping;         /* --max-failures or --deadline: start nothing more */
+    bool recovered; /* the journals were reconciled (run only) */
+    int failures;   /* migrations that ended without moving their guest */
+    bool stopping;  /* --max-failures or --deadline: start nothing more */
     uv_timer_t *deadline;
     struct vm_status *status;
     struct vm_notify *notify;
@@ -118,8 +118,8 @@ struct job {
     struct vm_progress *progress;
     bool interrupted;
     int policy_errors;
-    int exit_code;   /* set when the run fails before migrating */
-    char *error;     /* run-level error for the report */
+    int exit_code; /* set when the run fails before migrating */
+    char *error;   /* run-level error for the report */
     uint64_t started_wall_ms;
 };
 
@@ -248,11 +248,10 @@ static const char *run_id(struct job *job)
 static void notify_vm(struct job *job, struct vm_mig *m, const char *event)
 {
     vm_notify_send(job->notify, event, run_id(job),
-                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "vm", m->name, "source",
-                             m->src->uri, "target", m->dst->uri, "result",
-                             vm_mig_state_name(m->state), "location",
-                             vm_mig_location_name(m->location), "error",
-                             m->err.message ? json_string(m->err.message)
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "vm", m->name, "source", m->src->uri,
+                             "target", m->dst->uri, "result", vm_mig_state_name(m->state),
+                             "location", vm_mig_location_name(m->location), "error",
+                             m->err.message   ? json_string(m->err.message)
                              : m->gate_reason ? json_string(m->gate_reason)
                                               : json_null()));
 }
@@ -354,22 +353,20 @@ static void mig_on_progress(struct vm_mig *m, void *data)
         return;
     struct vm_plan_item *it = mig_item(job, m);
     const struct vm_mig_progress *p = &m->progress;
-    json_t *pj = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "iteration",
-                           (json_int_t)p->iteration, "elapsed_ms",
-                           (json_int_t)(vm_mono_ms() - m->start_mono_ms), "data_total",
-                           (json_int_t)p->data_total, "data_processed",
-                           (json_int_t)p->data_processed, "data_remaining",
-                           (json_int_t)p->data_remaining, "bandwidth_bps", (json_int_t)p->mem_bps,
-                           "dirty_rate", (json_int_t)p->dirty_rate, "max_downtime_ms",
-                           (json_int_t)m->params.max_downtime_ms, "postcopy", p->postcopy_active);
+    json_t *pj = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "iteration", (json_int_t)p->iteration,
+        "elapsed_ms", (json_int_t)(vm_mono_ms() - m->start_mono_ms), "data_total",
+        (json_int_t)p->data_total, "data_processed", (json_int_t)p->data_processed,
+        "data_remaining", (json_int_t)p->data_remaining, "bandwidth_bps", (json_int_t)p->mem_bps,
+        "dirty_rate", (json_int_t)p->dirty_rate, "max_downtime_ms",
+        (json_int_t)m->params.max_downtime_ms, "postcopy", p->postcopy_active);
     struct vm_action a;
     char *err = NULL;
     int rc = vm_policy_progress(job->policy, it->vm, pj, &a, &err);
     json_decref(pj);
     if (rc < 0) {
         job->policy_errors++;
-        vm_error("%s: on_progress failed, aborting the migration (fail closed): %s", m->name,
-                 err);
+        vm_error("%s: on_progress failed, aborting the migration (fail closed): %s", m->name, err);
         job_event(job, m->name, NULL, "policy.error",
                   json_pack("{s:s, s:s}", "hook", "on_progress", "error", err));
         free(err);
@@ -511,8 +508,8 @@ static void job_schedule(struct job *job)
             if (job->migs[i]->state == VM_MIG_STATE_QUEUED)
                 vm_mig_abort(job->migs[i], "max-failures");
     }
-    for (int i = 0; !job->interrupted && !job->stopping &&
-                    job->running < job->spec->concurrency && i < job->nmigs;
+    for (int i = 0; !job->interrupted && !job->stopping && job->running < job->spec->concurrency &&
+                    i < job->nmigs;
          i++) {
         struct vm_mig *m = job->migs[i];
         if (m->state != VM_MIG_STATE_QUEUED || job->started[i])
@@ -680,8 +677,8 @@ static void deadline_fired(uv_timer_t *t)
     job->stopping = true;
     vm_error("run: the deadline of %u s is reached: aborting what runs, starting nothing more",
              job->spec->deadline_s);
-    job_event(job, NULL, NULL, "deadline", json_pack("{s:i}", "deadline_s",
-                                                     (int)job->spec->deadline_s));
+    job_event(job, NULL, NULL, "deadline",
+              json_pack("{s:i}", "deadline_s", (int)job->spec->deadline_s));
     for (int i = 0; i < job->nmigs; i++)
         vm_mig_abort(job->migs[i], "deadline");
     job_schedule(job);
@@ -701,8 +698,8 @@ static void job_start_migrations(struct job *job)
         if (it->status != VM_PLAN_MIGRATE)
             continue;
         struct job_host *src = host_by_uri(job, it->source), *dst = host_by_uri(job, it->target);
-        struct vm_mig *m = vm_mig_new(&job->loop, it->name, src->h, dst->h, &it->params,
-                                      &job_mig_ops, job);
+        struct vm_mig *m =
+            vm_mig_new(&job->loop, it->name, src->h, dst->h, &it->params, &job_mig_ops, job);
         snprintf(m->uuid, sizeof(m->uuid), "%s", it->uuid ? it->uuid : "");
         m->gated = it->d.class == VM_CLASS_NETWORK_CRITICAL;
         m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
@@ -714,13 +711,12 @@ static void job_start_migrations(struct job *job)
                                          .announce = libvirt_announce,
                                          .spice_target_ready = libvirt_spice_ready,
                                          .ctx = m};
-            job->feats[job->nmigs] = vm_features_new(&job->loop, &env, it->vm, it->d.features,
-                                                     it->d.nfeatures, job->policy,
-                                                     features_event, job);
+            job->feats[job->nmigs] =
+                vm_features_new(&job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
+                                job->policy, features_event, job);
             for (int k = 0; k < job->nprobes; k++)
                 if (job->probes[k].vm == it->vm)
-                    vm_features_adopt(job->feats[job->nmigs], job->probes[k].f,
-                                      VM_FEATURE_PROBE);
+                    vm_features_adopt(job->feats[job->nmigs], job->probes[k].f, VM_FEATURE_PROBE);
         }
         job->migs[job->nmigs++] = m;
     }
@@ -771,8 +767,8 @@ static void preflight_work(struct vm_virt_task *t)
     pf->dom = virDomainLookupByUUIDString(pf->src->h->conn, it->uuid);
     if (!pf->dom) {
         vm_virt_err_capture(&t->err);
-        pf->refusal = xasprintf("cannot look up '%s' on '%s': %s", it->name, it->source,
-                                t->err.message);
+        pf->refusal =
+            xasprintf("cannot look up '%s' on '%s': %s", it->name, it->source, t->err.message);
         return;
     }
     int state, reason;
@@ -793,8 +789,8 @@ static void preflight_work(struct vm_virt_task *t)
     const char *type = json_string_value(json_object_get(it->vm, "type"));
     int r = virConnectCompareHypervisorCPU(pf->dst->h->conn, NULL, arch, NULL, type, cpu, 0);
     if (r == VIR_CPU_COMPARE_INCOMPATIBLE) {
-        pf->refusal = xasprintf("the CPU of '%s' is not compatible with '%s'", it->name,
-                                it->target);
+        pf->refusal =
+            xasprintf("the CPU of '%s' is not compatible with '%s'", it->name, it->target);
     } else if (r < 0) {
         vm_virt_err_capture(&t->err);
         pf->cpu_note = xasprintf("CPU comparison not possible: %s", t->err.message);
@@ -873,8 +869,7 @@ static void probe_done(struct vm_features *f, bool ok, const char *reason, void 
         if (job->probes[i].f == f)
             pr = &job->probes[i];
     if (!ok) {
-        char *note = xasprintf("'%s': %s (probe on '%s')", pr->it->name, reason,
-                               pr->it->target);
+        char *note = xasprintf("'%s': %s (probe on '%s')", pr->it->name, reason, pr->it->target);
         job_event(job, pr->it->name, pr->it->target, "preflight.refused",
                   json_pack("{s:s}", "reason", note));
         if (job->spec->policy_path) {
@@ -1034,9 +1029,10 @@ static char *unknown_required_feature(struct job *job, struct vm_plan_item *it)
     for (int k = 0; k < it->d.nfeatures; k++) {
         const struct vm_feature_decl *d = &it->d.features[k];
         if (d->required && !vm_feature_known(d->name, job->policy))
-            return xasprintf("'%s' requires feature '%s', which is not available (built in: "
-                             VM_FEATURE_BUILTINS "; or define it with vmm.feature())",
-                             it->name, d->name);
+            return xasprintf(
+                "'%s' requires feature '%s', which is not available (built in: " VM_FEATURE_BUILTINS
+                "; or define it with vmm.feature())",
+                it->name, d->name);
     }
     return NULL;
 }
@@ -1112,8 +1108,8 @@ static void job_plan(struct job *job)
             job_fail(job, VM_EXIT_PREFLIGHT,
                      xasprintf("VM '%s' is not running on '%s' (state: %s)", spec->vms[v],
                                spec->sources[0], state ? state : "unknown"));
-        else if ((on = active_on_target(
-                      job, json_string_value(json_object_get(found, "uuid")), &tstate)))
+        else if ((on = active_on_target(job, json_string_value(json_object_get(found, "uuid")),
+                                        &tstate)))
             job_fail(job, VM_EXIT_PREFLIGHT,
                      xasprintf("VM '%s' is already active on the target '%s' (state: %s)",
                                spec->vms[v], on, tstate ? tstate : "unknown"));
@@ -1152,11 +1148,10 @@ static void job_plan(struct job *job)
             job->policy_errors++;
             vm_error("%s: policy error, left alone (fail closed): %s", it->name, it->note);
         } else if (it->status == VM_PLAN_MIGRATE && it->params.migrate_uri &&
-                   !transport_offered(host_by_uri(job, it->target)->info,
-                                      it->params.migrate_uri)) {
+                   !transport_offered(host_by_uri(job, it->target)->info, it->params.migrate_uri)) {
             vm_plan_refuse(&job->plan, it,
-                           xasprintf("target '%s' does not offer the transport of '%s'",
-                                     it->target, it->params.migrate_uri));
+                           xasprintf("target '%s' does not offer the transport of '%s'", it->target,
+                                     it->params.migrate_uri));
         }
     }
     if (!job->policy && vm_plan_count(&job->plan, VM_PLAN_MIGRATE) != spec->nvms) {
@@ -1337,8 +1332,7 @@ static void job_inventory(struct job *job)
         job_fail(job, VM_EXIT_LOCKED,
                  holder ? xasprintf("another vmmigrate run (PID %d) is working on source '%s'",
                                     (int)holder, jh->h->uri)
-                        : xasprintf("another vmmigrate run is working on source '%s'",
-                                    jh->h->uri));
+                        : xasprintf("another vmmigrate run is working on source '%s'", jh->h->uri));
         job_close_hosts(job);
         return;
     }
@@ -1461,18 +1455,17 @@ static json_t *options_json(const struct vm_job_spec *spec)
 {
     const struct vm_mig_params *p = &spec->params;
     static const char *const actions[] = {"abort", "suspend", "postcopy"};
-    return json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:b, s:b, s:i, s:o, s:b, s:b, s:b, s:b, "
-                     "s:o, s:I, s:s}",
-                     "mode", p->p2p ? "p2p" : "direct", "parallel", spec->concurrency,
-                     "max_out", spec->max_out, "max_in", spec->max_in,
-                     "bandwidth_mibs", (json_int_t)p->bandwidth_mibs, "max_downtime_ms",
-                     (json_int_t)p->max_downtime_ms, "auto_converge", p->auto_converge,
-                     "postcopy", p->postcopy, "parallel_connections", p->parallel, "compression",
-                     p->compression ? json_string(p->compression) : json_null(), "tls", p->tls,
-                     "persistent", p->persistent, "undefine_source", p->undefine_source,
-                     "unsafe", p->unsafe, "migrate_uri",
-                     p->migrate_uri ? json_string(p->migrate_uri) : json_null(), "timeout_s",
-                     (json_int_t)p->timeout_s, "timeout_action", actions[p->timeout_action]);
+    return json_pack(
+        "{s:s, s:i, s:i, s:i, s:I, s:I, s:b, s:b, s:i, s:o, s:b, s:b, s:b, s:b, "
+        "s:o, s:I, s:s}",
+        "mode", p->p2p ? "p2p" : "direct", "parallel", spec->concurrency, "max_out", spec->max_out,
+        "max_in", spec->max_in, "bandwidth_mibs", (json_int_t)p->bandwidth_mibs, "max_downtime_ms",
+        (json_int_t)p->max_downtime_ms, "auto_converge", p->auto_converge, "postcopy", p->postcopy,
+        "parallel_connections", p->parallel, "compression",
+        p->compression ? json_string(p->compression) : json_null(), "tls", p->tls, "persistent",
+        p->persistent, "undefine_source", p->undefine_source, "unsafe", p->unsafe, "migrate_uri",
+        p->migrate_uri ? json_string(p->migrate_uri) : json_null(), "timeout_s",
+        (json_int_t)p->timeout_s, "timeout_action", actions[p->timeout_action]);
 }
 
 static int job_exit_code(struct job *job, const char **result)
@@ -1553,9 +1546,8 @@ static json_t *job_report(struct job *job, int code, const char *result)
     json_object_set_new(report, "sources", srcs);
     json_object_set_new(report, "targets", dsts);
     json_object_set_new(report, "policy",
-                        job->policy ? json_pack("{s:s, s:o}", "path",
-                                                vm_policy_path(job->policy), "hooks",
-                                                vm_policy_hooks(job->policy))
+                        job->policy ? json_pack("{s:s, s:o}", "path", vm_policy_path(job->policy),
+                                                "hooks", vm_policy_hooks(job->policy))
                                     : json_null());
     json_object_set_new(report, "plan", job->planned ? vm_plan_to_json(&job->plan) : json_null());
     json_object_set_new(report, "journal",
@@ -1647,8 +1639,7 @@ int vm_job_run(const struct vm_job_spec *spec)
     for (int i = 0; i < spec->nsources; i++)
         for (int k = 0; k < spec->ntargets; k++)
             if (strcmp(spec->sources[i], spec->targets[k]) == 0) {
-                vm_error("%s: '%s' is given as both --source and --target", cmd,
-                         spec->sources[i]);
+                vm_error("%s: '%s' is given as both --source and --target", cmd, spec->sources[i]);
                 return VM_EXIT_USAGE;
             }
     if (spec->policy_path) {
@@ -1708,8 +1699,8 @@ int vm_job_run(const struct vm_job_spec *spec)
     for (int i = 0; i < spec->ntargets; i++)
         json_array_append_new(dsts, json_string(spec->targets[i]));
     job_event(job, NULL, NULL, "run.started",
-              json_pack("{s:s, s:o, s:o, s:i, s:o}", "command", cmd, "sources", srcs,
-                        "targets", dsts, "vms", spec->nvms, "policy",
+              json_pack("{s:s, s:o, s:o, s:i, s:o}", "command", cmd, "sources", srcs, "targets",
+                        dsts, "vms", spec->nvms, "policy",
                         spec->policy_path ? json_string(spec->policy_path) : json_null()));
 
     job->hosts = xcalloc((size_t)(spec->nsources + spec->ntargets), sizeof(*job->hosts));

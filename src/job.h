@@ -26,29 +26,29 @@ struct vm_job_spec {
     enum vm_job_mode mode;
     const char **sources, **targets;
     int nsources, ntargets;
-    const char **vms;        /* explicit VMs (no policy): all must migrate */
+    const char **vms; /* explicit VMs (no policy): all must migrate */
     int nvms;
     const char *policy_path; /* or a policy decides (then nvms == 0) */
     struct vm_job_qmp *qmp;
     int nqmp;
-    const char **host_execs; /* --host-exec URI=PREFIX (exec.h), owned by the caller */
+    const char **host_execs;     /* --host-exec URI=PREFIX (exec.h), owned by the caller */
     struct vm_mig_params params; /* defaults; a policy may override per VM */
     int default_class;           /* enum vm_class where no decision sets one */
-    int concurrency;         /* --parallel: migrations at once, in all */
-    int max_out, max_in;     /* per source / target host; 0: no limit */
-    int max_failures;        /* start no new migration after this many failed (0: no limit) */
-    unsigned deadline_s;     /* the whole run: then start none, abort what runs (0: none) */
-    unsigned estimate_mibs;  /* plan estimates where no bandwidth is set */
-    bool json;               /* final report (or plan) on stdout as JSON */
-    const char *events_path; /* NDJSON stream, "-" = stdout, NULL = none */
-    const char *journal_dir; /* journal.h */
-    const char *lock_dir;    /* one run per source host: flock files here */
+    int concurrency;             /* --parallel: migrations at once, in all */
+    int max_out, max_in;         /* per source / target host; 0: no limit */
+    int max_failures;            /* start no new migration after this many failed (0: no limit) */
+    unsigned deadline_s;         /* the whole run: then start none, abort what runs (0: none) */
+    unsigned estimate_mibs;      /* plan estimates where no bandwidth is set */
+    bool json;                   /* final report (or plan) on stdout as JSON */
+    const char *events_path;     /* NDJSON stream, "-" = stdout, NULL = none */
+    const char *journal_dir;     /* journal.h */
+    const char *lock_dir;        /* one run per source host: flock files here */
     const char *status_path, *metrics_path; /* status.h, or NULL */
-    const char **notify_urls;                /* webhooks (notify.h) */
+    const char **notify_urls;               /* webhooks (notify.h) */
     int nnotify;
     const char *notify_token_file;
-    bool wait_lock;          /* wait for the lock instead of exiting 7 */
-    bool progress;           /* progress meter if stderr is a TTY */
+    bool wait_lock; /* wait for the lock instead of exiting 7 */
+    bool progress;  /* progress meter if stderr is a TTY */
 };
 
 /* Run the job to the end; returns a VM_EXIT_* code. */

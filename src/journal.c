@@ -98,7 +98,8 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
     ssize_t w = write(j->fd, line, len + 1);
     free(line);
     if (w != (ssize_t)(len + 1) || fdatasync(j->fd) < 0) {
-        vm_error("journal: cannot write '%s': %s", j->path, w < 0 ? strerror(errno) : "short write");
+        vm_error("journal: cannot write '%s': %s", j->path,
+                 w < 0 ? strerror(errno) : "short write");
         return -1;
     }
     return 0;

@@ -55,9 +55,9 @@ static void mig_set_state(struct vm_mig *m, enum vm_mig_state s)
 
 const char *vm_mig_state_name(enum vm_mig_state s)
 {
-    static const char *const names[] = {"queued",   "starting", "migrating", "gate",
-                                        "verifying", "migrated", "failed",    "aborted",
-                                        "skipped",  "rolled-back"};
+    static const char *const names[] = {"queued",    "starting",   "migrating", "gate",
+                                        "verifying", "migrated",   "failed",    "aborted",
+                                        "skipped",   "rolled-back"};
     return (size_t)s < VM_ARRAY_LEN(names) ? names[s] : "unknown";
 }
 
@@ -208,9 +208,9 @@ static void mig_finish(struct vm_mig *m, enum vm_mig_state final)
     json_t *d = json_pack("{s:s, s:s}", "result", vm_mig_state_name(final), "location",
                           vm_mig_location_name(m->location));
     if (m->err.message)
-        json_object_set_new(d, "error", json_pack("{s:i, s:s, s:s}", "code", m->err.code, "name",
-                                                  vm_virt_err_name(m->err.code), "message",
-                                                  m->err.message));
+        json_object_set_new(d, "error",
+                            json_pack("{s:i, s:s, s:s}", "code", m->err.code, "name",
+                                      vm_virt_err_name(m->err.code), "message", m->err.message));
     mig_event(m, NULL, "result", d);
     mig_set_state(m, final);
 }
@@ -263,7 +263,8 @@ static void verify_work(struct vm_virt_task *t)
      * libvirt normally resumes it, but make sure the guest runs. */
     if (!mt->dst_exists && mt->dst_state == -1 && !mt->src_gone &&
         mt->src_state == VIR_DOMAIN_PAUSED &&
-        (mt->src_reason == VIR_DOMAIN_PAUSED_MIGRATION || mt->src_reason == VIR_DOMAIN_PAUSED_USER ||
+        (mt->src_reason == VIR_DOMAIN_PAUSED_MIGRATION ||
+         mt->src_reason == VIR_DOMAIN_PAUSED_USER ||
          mt->src_reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)) {
         if (virDomainResume(m->dom) == 0) {
             mt->src_state = VIR_DOMAIN_RUNNING;
@@ -303,11 +304,12 @@ static void verify_done(struct vm_virt_task *t)
 
     bool dst_running = mt->dst_exists && (mt->dst_state == VIR_DOMAIN_RUNNING);
     bool src_running = !mt->src_gone && mt->src_state == VIR_DOMAIN_RUNNING;
-    json_t *d = json_pack("{s:s, s:s}", "source_state",
-                          mt->src_gone ? "absent" : vm_virt_state_name(mt->src_state),
-                          "target_state",
-                          mt->dst_exists ? vm_virt_state_name(mt->dst_state)
-                          : mt->dst_state == -1 ? "absent" : "unknown");
+    json_t *d =
+        json_pack("{s:s, s:s}", "source_state",
+                  mt->src_gone ? "absent" : vm_virt_state_name(mt->src_state), "target_state",
+                  mt->dst_exists        ? vm_virt_state_name(mt->dst_state)
+                  : mt->dst_state == -1 ? "absent"
+                                        : "unknown");
     mig_event(m, NULL, "verified", d);
 
     enum vm_mig_state final;
@@ -325,7 +327,7 @@ static void verify_done(struct vm_virt_task *t)
         if (!m->err.message)
             vm_virt_err_set(&m->err, VIR_ERR_OPERATION_FAILED,
                             "migration ended but the guest still runs on the source");
-        final = m->abort_requested              ? VM_MIG_STATE_ABORTED
+        final = m->abort_requested ? VM_MIG_STATE_ABORTED
                 : (m->gate && m->gate->finished && !m->gate_commit && m->gate_reason)
                     ? VM_MIG_STATE_ROLLED_BACK
                     : VM_MIG_STATE_FAILED;
@@ -365,9 +367,8 @@ static int build_params(struct vm_mig *m, virTypedParameterPtr *out, int *nout, 
     int n = 0, max = 0;
     unsigned int flags = VIR_MIGRATE_LIVE;
 
-    if (p->bandwidth_mibs &&
-        virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
-                                p->bandwidth_mibs) < 0)
+    if (p->bandwidth_mibs && virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
+                                                     p->bandwidth_mibs) < 0)
         goto fail;
     if (p->migrate_uri &&
         virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_URI, p->migrate_uri) < 0)
@@ -703,8 +704,9 @@ static void timeout_fired(uv_timer_t *timer)
     static const char *const names[] = {"abort", "suspend", "postcopy"};
     m->timeout_taken = names[m->params.timeout_action];
     vm_warn("%s: still migrating after %u s: %s", m->name, m->params.timeout_s, m->timeout_taken);
-    mig_event(m, m->src, "timeout", json_pack("{s:i, s:s}", "timeout_s", m->params.timeout_s,
-                                              "action", m->timeout_taken));
+    mig_event(
+        m, m->src, "timeout",
+        json_pack("{s:i, s:s}", "timeout_s", m->params.timeout_s, "action", m->timeout_taken));
     switch (m->params.timeout_action) {
     case VM_MIG_TIMEOUT_ABORT:
         vm_mig_abort(m, "timeout");
@@ -801,8 +803,8 @@ void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *h, const struct 
     switch (ev->kind) {
     case VM_VIRT_EVENT_LIFECYCLE:
         mig_event(m, h, "libvirt.lifecycle",
-                  json_pack("{s:s, s:s}", "event", vm_virt_lifecycle_name(ev->lifecycle),
-                            "detail", vm_virt_lifecycle_detail_name(ev->lifecycle, ev->detail)));
+                  json_pack("{s:s, s:s}", "event", vm_virt_lifecycle_name(ev->lifecycle), "detail",
+                            vm_virt_lifecycle_detail_name(ev->lifecycle, ev->detail)));
         if (h == m->src && ev->lifecycle == VIR_DOMAIN_EVENT_SUSPENDED &&
             (ev->detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ||
              ev->detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY) &&
@@ -819,8 +821,8 @@ void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *h, const struct 
     case VM_VIRT_EVENT_ITERATION:
         if ((uint64_t)ev->iteration > m->progress.iteration)
             m->progress.iteration = (uint64_t)ev->iteration;
-        mig_event(m, h, "libvirt.migration-iteration", json_pack("{s:i}", "iteration",
-                                                                 ev->iteration));
+        mig_event(m, h, "libvirt.migration-iteration",
+                  json_pack("{s:i}", "iteration", ev->iteration));
         break;
     case VM_VIRT_EVENT_GRAPHICS:
         if (h == m->dst && ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE)
@@ -835,8 +837,7 @@ void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *h, const struct 
                                 ? "initialize"
                                 : "disconnect",
                             "remote",
-                            ev->graphics_remote ? json_string(ev->graphics_remote)
-                                                : json_null()));
+                            ev->graphics_remote ? json_string(ev->graphics_remote) : json_null()));
         break;
     case VM_VIRT_EVENT_JOB_COMPLETED:
         if (h == m->src) {

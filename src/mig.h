@@ -82,10 +82,10 @@ enum vm_mig_location {
 struct vm_mig_progress {
     uint64_t data_total, data_processed, data_remaining;
     uint64_t mem_total, mem_processed, mem_remaining;
-    uint64_t mem_bps;          /* bytes per second */
-    uint64_t dirty_rate;       /* pages per second */
+    uint64_t mem_bps;    /* bytes per second */
+    uint64_t dirty_rate; /* pages per second */
     uint64_t iteration;
-    uint64_t downtime_ms;      /* final, from the completed job */
+    uint64_t downtime_ms; /* final, from the completed job */
     uint64_t setup_ms;
     bool has_downtime;
     bool postcopy_active;
@@ -99,8 +99,8 @@ struct vm_mig_phase {
 struct vm_mig;
 
 struct vm_mig_ops {
-    void (*on_state)(struct vm_mig *m, void *data);     /* any state change */
-    void (*on_progress)(struct vm_mig *m, void *data);  /* fresh job stats */
+    void (*on_state)(struct vm_mig *m, void *data);    /* any state change */
+    void (*on_progress)(struct vm_mig *m, void *data); /* fresh job stats */
     /* an event worth recording: name and details (reference stolen) */
     void (*on_event)(struct vm_mig *m, const char *host, const char *event, json_t *details,
                      void *data);
@@ -119,7 +119,7 @@ struct vm_mig {
     virDomainPtr dom;               /* source domain, owned */
     unsigned long memory_kib;
     struct vm_mig_params params;
-    char *qmp_path;                 /* optional extra monitor on the source */
+    char *qmp_path; /* optional extra monitor on the source */
 
     enum vm_mig_state state;
     enum vm_mig_location location;
@@ -128,14 +128,14 @@ struct vm_mig {
     int nphases;
     uint64_t start_mono_ms, end_mono_ms;
     uint64_t start_wall_ms, end_wall_ms;
-    struct vm_virt_err err;         /* the first error that decided the result */
-    bool gated;                     /* run through the commit gate (set before start) */
-    int graphics_target_ready;      /* graphics (SPICE) channels initialised on the target */
+    struct vm_virt_err err;          /* the first error that decided the result */
+    bool gated;                      /* run through the commit gate (set before start) */
+    int graphics_target_ready;       /* graphics (SPICE) channels initialised on the target */
     uint64_t gate_enter_ms, gate_ms; /* when the gate was reached; time until the decision */
-    bool gate_commit;               /* the decision taken at the gate */
-    char *gate_reason;              /* why it was taken (owned) */
-    const char *abort_reason;       /* "interrupted", "timeout"; NULL if not aborted */
-    const char *timeout_taken;      /* the --timeout action taken, if any */
+    bool gate_commit;                /* the decision taken at the gate */
+    char *gate_reason;               /* why it was taken (owned) */
+    const char *abort_reason;        /* "interrupted", "timeout"; NULL if not aborted */
+    const char *timeout_taken;       /* the --timeout action taken, if any */
 
     /* private */
     const struct vm_mig_ops *ops;
@@ -144,7 +144,7 @@ struct vm_mig {
     uv_timer_t *stats_timer, *timeout_timer;
     struct vm_qmp *qmp;
     struct vm_gate_session *gate;
-    int busy;                       /* outstanding thread-pool tasks */
+    int busy; /* outstanding thread-pool tasks */
     bool stats_inflight, migrate_returned, abort_requested, completed_event;
 };
 

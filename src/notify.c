@@ -22,7 +22,7 @@ struct vm_notify {
     struct vm_http *http;
     char **urls;
     int n;
-    char *auth; /* "Authorization: Bearer ..." or NULL */
+    char *auth;         /* "Authorization: Bearer ..." or NULL */
     struct post *posts; /* in flight or waiting to retry */
     uv_timer_t *grace;
     bool closing, finishing;
@@ -171,9 +171,8 @@ void vm_notify_send(struct vm_notify *nf, const char *event, const char *run_id,
         return;
     }
     char ts[32];
-    json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:o}", "schema_version",
-                          VM_REPORT_SCHEMA_VERSION, "event", event, "time",
-                          vm_rfc3339(vm_wall_ms(), ts, sizeof(ts)), "run",
+    json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:o}", "schema_version", VM_REPORT_SCHEMA_VERSION,
+                          "event", event, "time", vm_rfc3339(vm_wall_ms(), ts, sizeof(ts)), "run",
                           run_id ? run_id : "", "details", details ? details : json_object());
     char *body = json_dumps(o, JSON_COMPACT);
     json_decref(o);

@@ -178,9 +178,9 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
             }
             if (strcmp(it->d.target, it->source) == 0) {
                 it->status = VM_PLAN_ERROR;
-                it->note = xasprintf("%s%sdecide() for '%s': target is its own source",
-                                     ops->origin ? ops->origin : "", ops->origin ? ": " : "",
-                                     it->name);
+                it->note =
+                    xasprintf("%s%sdecide() for '%s': target is its own source",
+                              ops->origin ? ops->origin : "", ops->origin ? ": " : "", it->name);
                 continue;
             }
             if (!ts[ti].live) {
@@ -298,7 +298,8 @@ json_t *vm_plan_item_to_json(const struct vm_plan_item *it)
         return o;
     const struct vm_mig_params *mp = &it->params;
     json_object_set_new(o, "target", json_string(it->target));
-    json_object_set_new(o, "placed_by", json_string(it->placed_by_default ? "vmmigrate" : "policy"));
+    json_object_set_new(o, "placed_by",
+                        json_string(it->placed_by_default ? "vmmigrate" : "policy"));
     json_object_set_new(o, "order", json_integer(it->order));
     json_object_set_new(o, "estimate_ms", json_integer((json_int_t)it->est_ms));
     json_t *d = vm_decision_to_json(&it->d);
@@ -312,10 +313,10 @@ json_t *vm_plan_item_to_json(const struct vm_plan_item *it)
         json_pack("{s:s, s:I, s:I, s:b, s:b, s:i, s:o, s:b, s:b, s:I, s:s}", "mode",
                   mp->p2p ? "p2p" : "direct", "bandwidth_mibs", (json_int_t)mp->bandwidth_mibs,
                   "max_downtime_ms", (json_int_t)mp->max_downtime_ms, "auto_converge",
-                  mp->auto_converge, "postcopy", mp->postcopy, "parallel_connections",
-                  mp->parallel, "compression", str_or_null(mp->compression), "persistent",
-                  mp->persistent, "undefine_source", mp->undefine_source, "timeout_s",
-                  (json_int_t)mp->timeout_s, "timeout_action", actions[mp->timeout_action]));
+                  mp->auto_converge, "postcopy", mp->postcopy, "parallel_connections", mp->parallel,
+                  "compression", str_or_null(mp->compression), "persistent", mp->persistent,
+                  "undefine_source", mp->undefine_source, "timeout_s", (json_int_t)mp->timeout_s,
+                  "timeout_action", actions[mp->timeout_action]));
     return o;
 }
 
@@ -333,9 +334,9 @@ json_t *vm_plan_to_json(const struct vm_plan *p)
                      src, "targets", dst, "summary", "vms", p->n, "migrate",
                      vm_plan_count(p, VM_PLAN_MIGRATE), "leave", vm_plan_count(p, VM_PLAN_LEAVE),
                      "error", vm_plan_count(p, VM_PLAN_ERROR), "refused",
-                     vm_plan_count(p, VM_PLAN_REFUSED), "memory_bytes",
-                     (json_int_t)p->bytes_total, "estimate_ms", (json_int_t)p->est_total_ms,
-                     "parallel", p->parallel, "assumed_mibs", (int)p->est_mibs, "vms", vms);
+                     vm_plan_count(p, VM_PLAN_REFUSED), "memory_bytes", (json_int_t)p->bytes_total,
+                     "estimate_ms", (json_int_t)p->est_total_ms, "parallel", p->parallel,
+                     "assumed_mibs", (int)p->est_mibs, "vms", vms);
 }
 
 void vm_plan_print(const struct vm_plan *p, FILE *f)
@@ -350,9 +351,9 @@ void vm_plan_print(const struct vm_plan *p, FILE *f)
             char feats[256] = "";
             size_t len = 0;
             for (int k = 0; k < it->d.nfeatures && len < sizeof(feats) - 1; k++)
-                len += (size_t)snprintf(feats + len, sizeof(feats) - len, "%s%s%s",
-                                        k ? "," : "", it->d.features[k].name,
-                                        it->d.features[k].required ? "" : "?");
+                len +=
+                    (size_t)snprintf(feats + len, sizeof(feats) - len, "%s%s%s", k ? "," : "",
+                                     it->d.features[k].name, it->d.features[k].required ? "" : "?");
             fprintf(f, "%-5d %-24s %-17s %-8s %-40s %s\n", it->order, it->name,
                     vm_class_name(it->d.class), mem, it->target, feats[0] ? feats : "-");
         } else {
@@ -360,8 +361,9 @@ void vm_plan_print(const struct vm_plan *p, FILE *f)
                     vm_plan_status_name(it->status), mem, "(stays)", it->note ? it->note : "");
         }
     }
-    fprintf(f, "%d to migrate, %d left, %d refused, %d policy errors; %llu MiB to move, about "
-               "%llu s at %d in parallel\n",
+    fprintf(f,
+            "%d to migrate, %d left, %d refused, %d policy errors; %llu MiB to move, about "
+            "%llu s at %d in parallel\n",
             vm_plan_count(p, VM_PLAN_MIGRATE), vm_plan_count(p, VM_PLAN_LEAVE),
             vm_plan_count(p, VM_PLAN_REFUSED), vm_plan_count(p, VM_PLAN_ERROR),
             (unsigned long long)(p->bytes_total / MiB),

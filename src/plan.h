@@ -24,17 +24,17 @@ enum vm_plan_status {
 };
 
 struct vm_plan_item {
-    json_t *vm; /* the inventory object (reference owned) */
+    json_t *vm;                       /* the inventory object (reference owned) */
     const char *name, *uuid, *source; /* point into vm / the source host object */
     uint64_t memory_bytes;
     enum vm_plan_status status;
     struct vm_decision d;
-    const char *target;        /* URI, points into the targets array; NULL unless MIGRATE */
+    const char *target; /* URI, points into the targets array; NULL unless MIGRATE */
     int target_index;
-    bool placed_by_default;    /* the policy named no target */
+    bool placed_by_default;      /* the policy named no target */
     struct vm_mig_params params; /* effective: defaults + the decision's */
-    char *note;                /* why it stays (LEAVE/ERROR/REFUSED), or NULL */
-    int order;                 /* 1-based start order among MIGRATE items */
+    char *note;                  /* why it stays (LEAVE/ERROR/REFUSED), or NULL */
+    int order;                   /* 1-based start order among MIGRATE items */
     uint64_t est_ms;
 };
 
@@ -45,7 +45,7 @@ struct vm_plan {
     int parallel;
     uint64_t bytes_total;
     uint64_t est_total_ms;
-    unsigned est_mibs;         /* the bandwidth assumed where none is set */
+    unsigned est_mibs; /* the bandwidth assumed where none is set */
 };
 
 struct vm_plan_ops {

@@ -19,9 +19,9 @@ struct vm_policy {
     void *log_data;
     char *path;
     bool has_decide, has_progress;
-    int run_ref;    /* the run table, or LUA_NOREF */
+    int run_ref;        /* the run table, or LUA_NOREF */
     char *decide_where; /* "file:line" where decide() is defined */
-    int states_ref; /* per-VM state tables for on_progress, keyed by uuid/name */
+    int states_ref;     /* per-VM state tables for on_progress, keyed by uuid/name */
 };
 
 static const char *const hook_names[] = {"decide", "on_progress"};
@@ -62,8 +62,9 @@ static int core_feature(lua_State *L)
     bool loaded = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (loaded)
-        return luaL_error(L, "vmm.feature('%s'): features are defined while the policy loads, "
-                             "not from a hook",
+        return luaL_error(L,
+                          "vmm.feature('%s'): features are defined while the policy loads, "
+                          "not from a hook",
                           name);
     size_t len = strlen(name);
     if (!len || len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len)
@@ -83,8 +84,9 @@ static int core_feature(lua_State *L)
             for (size_t i = 0; i < VM_ARRAY_LEN(feature_steps); i++)
                 known |= strcmp(lua_tostring(L, -2), feature_steps[i]) == 0;
         if (!known)
-            return luaL_error(L, "vmm.feature('%s'): unknown key '%s' (probe, prepare, gate, "
-                                 "after, deinit)",
+            return luaL_error(L,
+                              "vmm.feature('%s'): unknown key '%s' (probe, prepare, gate, "
+                              "after, deinit)",
                               name, lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
         if (!lua_isfunction(L, -1))
             return luaL_error(L, "vmm.feature('%s'): %s must be a function", name,
@@ -163,9 +165,8 @@ static int http_read(lua_State *L, int idx, struct http_args *a)
     a->rq.body = lua_tolstring(L, -1, &a->rq.body_len);
     lua_pop(L, 1);
     lua_getfield(L, idx, "timeout_ms");
-    a->rq.timeout_ms = lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0
-                           ? (uint64_t)lua_tointeger(L, -1)
-                           : 0;
+    a->rq.timeout_ms =
+        lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 ? (uint64_t)lua_tointeger(L, -1) : 0;
     lua_pop(L, 1);
     lua_getfield(L, idx, "allow_http");
     a->rq.allow_http = lua_toboolean(L, -1);
@@ -420,8 +421,8 @@ void vm_policy_plan_ops(struct vm_policy *p, struct vm_plan_ops *ops)
 
 /* ---- on_progress ------------------------------------------------------ */
 
-int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress,
-                       struct vm_action *action, char **err)
+int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress, struct vm_action *action,
+                       char **err)
 {
     lua_State *L = vm_lua_state(p->lua);
     memset(action, 0, sizeof(*action));
@@ -548,8 +549,7 @@ int vm_policy_feature_step(struct vm_policy *p, const char *name, const char *st
     /* true / nil: done; false, "why": failed */
     int ok = lua_isnil(L, -2) || lua_toboolean(L, -2);
     if (!ok)
-        *reason = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                         : "no reason given");
+        *reason = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "no reason given");
     lua_pop(L, 2);
     return ok;
 }
@@ -729,9 +729,9 @@ void vm_policy_step_cancel(struct vm_policy_step *st)
 
 struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *loop,
                                                const char *name, const char *step, json_t *vm,
-                                               json_t *ctx, const char *source,
-                                               const char *target, uint64_t timeout_ms,
-                                               vm_policy_step_cb cb, void *data)
+                                               json_t *ctx, const char *source, const char *target,
+                                               uint64_t timeout_ms, vm_policy_step_cb cb,
+                                               void *data)
 {
     lua_State *L = vm_lua_state(p->lua);
     if (!push_feature(L, name)) {

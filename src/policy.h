@@ -33,8 +33,7 @@ void vm_policy_shutdown(struct vm_policy *p);
 const char *vm_policy_path(const struct vm_policy *p);
 /* Where vmm.log.*() lines go besides vmmigrate's log (the event stream):
  * level "debug".."error", where = "file:line", the message. */
-typedef void (*vm_policy_log_fn)(void *data, const char *level, const char *where,
-                                 const char *msg);
+typedef void (*vm_policy_log_fn)(void *data, const char *level, const char *where, const char *msg);
 void vm_policy_set_logger(struct vm_policy *p, vm_policy_log_fn fn, void *data);
 bool vm_policy_has_hook(const struct vm_policy *p, const char *name);
 /* The hooks found, e.g. ["decide", "on_progress"] (new reference). */
@@ -50,8 +49,8 @@ void vm_policy_plan_ops(struct vm_policy *p, struct vm_plan_ops *ops);
 /* on_progress(vm, progress, state): the action to take (0), or -1 and *err
  * (the caller then aborts the migration: fail closed). `state` is a table
  * kept per VM across calls. */
-int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress,
-                       struct vm_action *action, char **err);
+int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress, struct vm_action *action,
+                       char **err);
 
 /* Features the policy defined with vmm.feature(name, steps). */
 bool vm_policy_has_feature(const struct vm_policy *p, const char *name);
@@ -71,9 +70,9 @@ typedef void (*vm_policy_step_cb)(void *data, int rc, const char *reason);
 struct vm_policy_step;
 struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *loop,
                                                const char *name, const char *step, json_t *vm,
-                                               json_t *ctx, const char *source,
-                                               const char *target, uint64_t timeout_ms,
-                                               vm_policy_step_cb cb, void *data);
+                                               json_t *ctx, const char *source, const char *target,
+                                               uint64_t timeout_ms, vm_policy_step_cb cb,
+                                               void *data);
 /* Stop a running step: its command is killed, cb runs now with 0 and
  * "cancelled: ...". Safe to call only before cb ran. */
 void vm_policy_step_cancel(struct vm_policy_step *st);

@@ -47,8 +47,8 @@ static void draw(struct vm_progress *p)
         char rate[32], rem[32];
         vm_progress_fmt_bytes(rate, sizeof(rate), g->mem_bps);
         vm_progress_fmt_bytes(rem, sizeof(rem), g->data_remaining);
-        int pct = g->data_total ? (int)(100.0 * (double)g->data_processed / (double)g->data_total)
-                                : 0;
+        int pct =
+            g->data_total ? (int)(100.0 * (double)g->data_processed / (double)g->data_total) : 0;
         if (m->state == VM_MIG_STATE_DONE)
             pct = 100;
         if (pct > 100)

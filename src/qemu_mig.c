@@ -153,8 +153,8 @@ static void after_source_status(struct vm_qmp *c, json_t *ret, const struct vm_q
     const char *st = json_string_value(json_object_get(ret, "status"));
     bool running = !err && st && strcmp(st, "running") == 0;
     const char *result = q->decided && !q->commit ? "rolled-back"
-                         : q->interrupted        ? "aborted"
-                                                 : "failed";
+                         : q->interrupted         ? "aborted"
+                                                  : "failed";
     if (!running)
         qm_fail(q, "the source is %s after the migration ended", st ? st : "not answering");
     qm_finish(q, running ? result : "failed", running ? "source" : "unknown");
@@ -170,8 +170,7 @@ static void gate_features_done(struct vm_features *f, bool ok, const char *reaso
     decide(data, ok, ok ? "every required feature is ready on the target" : reason);
 }
 
-static void continue_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
-                          void *data)
+static void continue_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
     struct qm *q = data;
     (void)c, (void)ret;
@@ -258,8 +257,7 @@ static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, doubl
 
 /* -- start -- */
 
-static void migrate_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
-                         void *data)
+static void migrate_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
     struct qm *q = data;
     (void)c, (void)ret;
@@ -297,8 +295,7 @@ static void caps_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *e
     vm_qmp_command(q->src, "migrate", json_pack("{s:s}", "uri", q->spec->uri), migrate_sent, q);
 }
 
-static void incoming_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
-                         void *data)
+static void incoming_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
     struct qm *q = data;
     (void)c, (void)ret;
@@ -306,9 +303,9 @@ static void incoming_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_erro
         qm_finish(q, "failed", "source");
         return;
     }
-    json_t *caps = json_pack("{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities", "capability",
-                             "events", "state", 1, "capability", "pause-before-switchover",
-                             "state", q->spec->gated);
+    json_t *caps =
+        json_pack("{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities", "capability", "events", "state",
+                  1, "capability", "pause-before-switchover", "state", q->spec->gated);
     vm_qmp_command(q->src, "migrate-set-capabilities", caps, caps_set, q);
 }
 
@@ -317,8 +314,7 @@ static void on_ready(struct vm_qmp *c, int status, void *ud)
     struct qm *q = ud;
     if (status < 0) {
         qm_fail(q, "cannot talk to QMP at '%s': %s",
-                c == q->src ? q->spec->source_qmp : q->spec->target_qmp,
-                vm_qmp_strerror(status));
+                c == q->src ? q->spec->source_qmp : q->spec->target_qmp, vm_qmp_strerror(status));
         return; /* on_close follows */
     }
     if (++q->ready < 2)
@@ -389,10 +385,10 @@ static void qmp_announce(struct vm_features *f, void *ctx)
         vm_features_announced(f, false, "no QMP connection to the target");
         return;
     }
-    vm_qmp_command(q->dst, "announce-self",
-                   json_pack("{s:i, s:i, s:i, s:i}", "initial", 50, "max", 550, "rounds", 5,
-                             "step", 100),
-                   announced, q);
+    vm_qmp_command(
+        q->dst, "announce-self",
+        json_pack("{s:i, s:i, s:i, s:i}", "initial", 50, "max", 550, "rounds", 5, "step", 100),
+        announced, q);
 }
 
 static void feature_event(struct vm_features *f, const char *feature, const char *step, bool ok,
@@ -400,8 +396,8 @@ static void feature_event(struct vm_features *f, const char *feature, const char
 {
     (void)f;
     qm_event(data, "feature",
-             json_pack("{s:s, s:s, s:b, s:o}", "feature", feature, "step", step, "ok", ok,
-                       "detail", detail ? json_string(detail) : json_null()));
+             json_pack("{s:s, s:s, s:b, s:o}", "feature", feature, "step", step, "ok", ok, "detail",
+                       detail ? json_string(detail) : json_null()));
 }
 
 int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
@@ -432,8 +428,9 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
     q->src = vm_qmp_new(&q->loop, &src_cbs, q);
     q->dst = vm_qmp_new(&q->loop, &dst_cbs, q);
     uint64_t t0 = vm_wall_ms();
-    qm_event(q, "run.started", json_pack("{s:s, s:s, s:s}", "command", "qemu", "source",
-                                         spec->source_qmp, "target", spec->target_qmp));
+    qm_event(q, "run.started",
+             json_pack("{s:s, s:s, s:s}", "command", "qemu", "source", spec->source_qmp, "target",
+                       spec->target_qmp));
     if (vm_qmp_connect(q->src, spec->source_qmp) < 0 ||
         vm_qmp_connect(q->dst, spec->target_qmp) < 0) {
         qm_fail(q, "cannot connect to the QMP sockets '%s' and '%s'", spec->source_qmp,
@@ -446,7 +443,7 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
         q->location = "unknown";
     }
 
-    int code = strcmp(q->result, "migrated") == 0 ? VM_EXIT_OK
+    int code = strcmp(q->result, "migrated") == 0    ? VM_EXIT_OK
                : strcmp(q->location, "unknown") == 0 ? VM_EXIT_OPERATOR
                : q->interrupted                      ? VM_EXIT_INTERRUPTED
                                                      : VM_EXIT_FAILED;
@@ -463,9 +460,8 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
         q->decided ? json_pack("{s:s, s:s, s:I}", "decision", q->commit ? "commit" : "rollback",
                                "reason", q->gate_reason, "held_ms", (json_int_t)q->gate_ms)
                    : json_null(),
-        "downtime_ms", json_is_integer(downtime) ? json_incref(downtime) : json_null(),
-        "total_ms", (json_int_t)(q->end_ms > q->start_ms ? q->end_ms - q->start_ms : 0),
-        "bytes_transferred",
+        "downtime_ms", json_is_integer(downtime) ? json_incref(downtime) : json_null(), "total_ms",
+        (json_int_t)(q->end_ms > q->start_ms ? q->end_ms - q->start_ms : 0), "bytes_transferred",
         json_is_integer(json_object_get(ram, "transferred"))
             ? json_incref(json_object_get(ram, "transferred"))
             : json_null(),
@@ -474,7 +470,9 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
     qm_event(q, "run.finished", json_pack("{s:s, s:i}", "result", q->result, "exit_code", code));
     if (code != VM_EXIT_OK)
         vm_error("qemu: %s: %s, guest runs on %s: %s", spec->name, q->result, q->location,
-                 q->error ? q->error : q->gate_reason ? q->gate_reason : "no reason given");
+                 q->error         ? q->error
+                 : q->gate_reason ? q->gate_reason
+                                  : "no reason given");
     vm_policy_shutdown(spec->policy);
     uv_run(&q->loop, UV_RUN_DEFAULT);
     uv_loop_close(&q->loop);

@@ -22,14 +22,14 @@
 struct vm_policy;
 
 struct vm_qemu_spec {
-    const char *name;                /* for reports */
+    const char *name; /* for reports */
     const char *source_qmp, *target_qmp;
-    const char *uri;                 /* e.g. tcp:127.0.0.1:4444 */
-    bool gated;                      /* network-critical */
+    const char *uri; /* e.g. tcp:127.0.0.1:4444 */
+    bool gated;      /* network-critical */
     uint64_t bandwidth_mibs, max_downtime_ms, gate_timeout_ms, timeout_s;
     const struct vm_feature_decl *features;
     int nfeatures;
-    struct vm_policy *policy;        /* implements the features (may be NULL) */
+    struct vm_policy *policy; /* implements the features (may be NULL) */
     const char *events_path;
 };
 

@@ -38,8 +38,8 @@ void vm_report_event(struct vm_report_stream *s, const char *vm, const char *hos
     json_t *o = json_pack("{s:i, s:s, s:I, s:o, s:o, s:s, s:o}", "schema_version",
                           VM_REPORT_SCHEMA_VERSION, "time", vm_rfc3339(now, ts, sizeof(ts)),
                           "ts_ms", (json_int_t)now, "vm", vm ? json_string(vm) : json_null(),
-                          "host", host ? json_string(host) : json_null(), "event", event,
-                          "details", details ? details : json_object());
+                          "host", host ? json_string(host) : json_null(), "event", event, "details",
+                          details ? details : json_object());
     char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(o);
     if (line) {
@@ -87,36 +87,35 @@ json_t *vm_report_mig_json(const struct vm_mig *m)
     json_object_set_new(o, "memory_bytes", json_integer((json_int_t)m->memory_kib * 1024));
     json_object_set_new(o, "started_at", time_or_null(m->start_wall_ms));
     json_object_set_new(o, "finished_at", time_or_null(m->end_wall_ms));
-    json_object_set_new(o, "total_ms", m->start_mono_ms && m->end_mono_ms
-                                           ? json_integer((json_int_t)(m->end_mono_ms -
-                                                                       m->start_mono_ms))
-                                           : json_null());
-    json_object_set_new(o, "downtime_ms", p->has_downtime
-                                              ? json_integer((json_int_t)p->downtime_ms)
-                                              : json_null());
-    json_object_set_new(o, "bytes", json_pack("{s:I, s:I, s:I}", "total",
-                                              (json_int_t)p->data_total, "transferred",
-                                              (json_int_t)p->data_processed, "remaining",
-                                              (json_int_t)p->data_remaining));
+    json_object_set_new(o, "total_ms",
+                        m->start_mono_ms && m->end_mono_ms
+                            ? json_integer((json_int_t)(m->end_mono_ms - m->start_mono_ms))
+                            : json_null());
+    json_object_set_new(o, "downtime_ms",
+                        p->has_downtime ? json_integer((json_int_t)p->downtime_ms) : json_null());
+    json_object_set_new(o, "bytes",
+                        json_pack("{s:I, s:I, s:I}", "total", (json_int_t)p->data_total,
+                                  "transferred", (json_int_t)p->data_processed, "remaining",
+                                  (json_int_t)p->data_remaining));
     json_object_set_new(o, "iterations", json_integer((json_int_t)p->iteration));
     json_object_set_new(o, "postcopy", json_boolean(p->postcopy_active));
-    json_object_set_new(o, "timeout_action", m->timeout_taken ? json_string(m->timeout_taken)
-                                                              : json_null());
-    json_object_set_new(o, "abort_reason", m->abort_reason ? json_string(m->abort_reason)
-                                                           : json_null());
+    json_object_set_new(o, "timeout_action",
+                        m->timeout_taken ? json_string(m->timeout_taken) : json_null());
+    json_object_set_new(o, "abort_reason",
+                        m->abort_reason ? json_string(m->abort_reason) : json_null());
     json_object_set_new(o, "gated", json_boolean(m->gated));
     json_object_set_new(o, "gate",
-                        m->gate_reason ? json_pack("{s:s, s:s, s:I}", "decision",
-                                                   m->gate_commit ? "commit" : "rollback",
-                                                   "reason", m->gate_reason, "held_ms",
-                                                   (json_int_t)m->gate_ms)
-                                       : json_null());
+                        m->gate_reason
+                            ? json_pack("{s:s, s:s, s:I}", "decision",
+                                        m->gate_commit ? "commit" : "rollback", "reason",
+                                        m->gate_reason, "held_ms", (json_int_t)m->gate_ms)
+                            : json_null());
     json_object_set_new(o, "phases", phases);
     if (m->err.message)
-        json_object_set_new(o, "error", json_pack("{s:i, s:s, s:i, s:s}", "code", m->err.code,
-                                                  "name", vm_virt_err_name(m->err.code),
-                                                  "domain", m->err.domain, "message",
-                                                  m->err.message));
+        json_object_set_new(o, "error",
+                            json_pack("{s:i, s:s, s:i, s:s}", "code", m->err.code, "name",
+                                      vm_virt_err_name(m->err.code), "domain", m->err.domain,
+                                      "message", m->err.message));
     else
         json_object_set_new(o, "error", json_null());
     return o;
@@ -132,8 +131,8 @@ json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const
     }
     json_t *o = json_object();
     json_object_set_new(o, "schema_version", json_integer(VM_REPORT_SCHEMA_VERSION));
-    json_object_set_new(o, "tool", json_pack("{s:s, s:s}", "name", "vmmigrate", "version",
-                                             VMM_VERSION));
+    json_object_set_new(o, "tool",
+                        json_pack("{s:s, s:s}", "name", "vmmigrate", "version", VMM_VERSION));
     json_object_set_new(o, "command", json_string(run->command));
     json_object_set_new(o, "result", json_string(run->result));
     json_object_set_new(o, "exit_code", json_integer(run->exit_code));
@@ -141,12 +140,12 @@ json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const
     json_object_set_new(o, "finished_at", time_or_null(run->finished_wall_ms));
     json_object_set_new(o, "duration_ms",
                         json_integer((json_int_t)(run->finished_wall_ms - run->started_wall_ms)));
-    json_object_set_new(o, "source", json_pack("{s:s, s:o}", "uri", run->source_uri, "hostname",
-                                               run->source_host ? json_string(run->source_host)
-                                                                : json_null()));
-    json_object_set_new(o, "target", json_pack("{s:s, s:o}", "uri", run->target_uri, "hostname",
-                                               run->target_host ? json_string(run->target_host)
-                                                                : json_null()));
+    json_object_set_new(o, "source",
+                        json_pack("{s:s, s:o}", "uri", run->source_uri, "hostname",
+                                  run->source_host ? json_string(run->source_host) : json_null()));
+    json_object_set_new(o, "target",
+                        json_pack("{s:s, s:o}", "uri", run->target_uri, "hostname",
+                                  run->target_host ? json_string(run->target_host) : json_null()));
     json_object_set_new(o, "options", run->options ? json_incref(run->options) : json_object());
     json_object_set_new(o, "summary",
                         json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", n, "migrated",

@@ -34,9 +34,9 @@ struct vm_report_run {
     const char *source_host, *target_host; /* hostnames, NULL if not connected */
     uint64_t started_wall_ms, finished_wall_ms;
     int exit_code;
-    const char *result;  /* "ok", "failed", "preflight", "unreachable", "interrupted", ... */
-    const char *error;   /* run-level error message, or NULL */
-    json_t *options;     /* borrowed */
+    const char *result; /* "ok", "failed", "preflight", "unreachable", "interrupted", ... */
+    const char *error;  /* run-level error message, or NULL */
+    json_t *options;    /* borrowed */
 };
 
 /* One VM's entry of the report. */

@@ -29,8 +29,8 @@ static void tick(uv_timer_t *t)
     write_now(s);
 }
 
-struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path,
-                                const char *metrics_path, const char *run_id)
+struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const char *metrics_path,
+                                const char *run_id)
 {
     if (!status_path && !metrics_path)
         return NULL;
@@ -72,8 +72,7 @@ char *vm_status_json_text(struct vm_status *s)
                                       (json_int_t)p->data_total, "data_processed",
                                       (json_int_t)p->data_processed, "data_remaining",
                                       (json_int_t)p->data_remaining, "iteration",
-                                      (json_int_t)p->iteration, "mem_bps",
-                                      (json_int_t)p->mem_bps));
+                                      (json_int_t)p->iteration, "mem_bps", (json_int_t)p->mem_bps));
         json_array_append_new(vms, v);
         counts[s->migs[i]->state]++;
         in_flight += !vm_mig_final(s->migs[i]) && s->migs[i]->state != VM_MIG_STATE_QUEUED;
@@ -86,11 +85,10 @@ char *vm_status_json_text(struct vm_status *s)
         vm_rfc3339(s->started_wall_ms, ts, sizeof(ts)), "updated_at",
         vm_rfc3339(vm_wall_ms(), tu, sizeof(tu)), "result",
         s->result ? json_string(s->result) : json_null(), "exit_code",
-        s->finished ? json_integer(s->exit_code) : json_null(), "summary", "total", s->n,
-        "queued", counts[VM_MIG_STATE_QUEUED], "in_flight", in_flight, "migrated",
-        counts[VM_MIG_STATE_DONE], "failed", counts[VM_MIG_STATE_FAILED], "aborted",
-        counts[VM_MIG_STATE_ABORTED], "skipped", counts[VM_MIG_STATE_SKIPPED], "rolled_back",
-        counts[VM_MIG_STATE_ROLLED_BACK], "vms", vms);
+        s->finished ? json_integer(s->exit_code) : json_null(), "summary", "total", s->n, "queued",
+        counts[VM_MIG_STATE_QUEUED], "in_flight", in_flight, "migrated", counts[VM_MIG_STATE_DONE],
+        "failed", counts[VM_MIG_STATE_FAILED], "aborted", counts[VM_MIG_STATE_ABORTED], "skipped",
+        counts[VM_MIG_STATE_SKIPPED], "rolled_back", counts[VM_MIG_STATE_ROLLED_BACK], "vms", vms);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(o);
     size_t len = strlen(text);
@@ -130,11 +128,13 @@ char *vm_status_metrics_text(struct vm_status *s)
     for (int k = 0; k < VM_MIG_STATE_COUNT; k++)
         fprintf(f, "vmmigrate_migrations{state=\"%s\"} %d\n",
                 vm_mig_state_name((enum vm_mig_state)k), counts[k]);
-    fprintf(f, "# HELP vmmigrate_in_flight Migrations running now.\n"
-               "# TYPE vmmigrate_in_flight gauge\nvmmigrate_in_flight %d\n",
+    fprintf(f,
+            "# HELP vmmigrate_in_flight Migrations running now.\n"
+            "# TYPE vmmigrate_in_flight gauge\nvmmigrate_in_flight %d\n",
             in_flight);
-    fprintf(f, "# HELP vmmigrate_bytes_transferred Bytes sent by the run's migrations.\n"
-               "# TYPE vmmigrate_bytes_transferred gauge\nvmmigrate_bytes_transferred %llu\n",
+    fprintf(f,
+            "# HELP vmmigrate_bytes_transferred Bytes sent by the run's migrations.\n"
+            "# TYPE vmmigrate_bytes_transferred gauge\nvmmigrate_bytes_transferred %llu\n",
             (unsigned long long)bytes);
     fprintf(f, "# HELP vmmigrate_migration_duration_seconds Total time of each finished "
                "migration.\n# TYPE vmmigrate_migration_duration_seconds gauge\n");
@@ -157,15 +157,18 @@ char *vm_status_metrics_text(struct vm_status *s)
         label(f, m->name);
         fprintf(f, "\"} %.3f\n", (double)m->progress.downtime_ms / 1000.0);
     }
-    fprintf(f, "# HELP vmmigrate_run_running 1 while a run goes on, 0 when it ended.\n"
-               "# TYPE vmmigrate_run_running gauge\nvmmigrate_run_running %d\n",
+    fprintf(f,
+            "# HELP vmmigrate_run_running 1 while a run goes on, 0 when it ended.\n"
+            "# TYPE vmmigrate_run_running gauge\nvmmigrate_run_running %d\n",
             s->finished ? 0 : 1);
-    fprintf(f, "# HELP vmmigrate_run_exit_code The exit code of the run that ended.\n"
-               "# TYPE vmmigrate_run_exit_code gauge\nvmmigrate_run_exit_code %d\n",
+    fprintf(f,
+            "# HELP vmmigrate_run_exit_code The exit code of the run that ended.\n"
+            "# TYPE vmmigrate_run_exit_code gauge\nvmmigrate_run_exit_code %d\n",
             s->finished ? s->exit_code : -1);
-    fprintf(f, "# HELP vmmigrate_run_updated_timestamp_seconds When this file was written.\n"
-               "# TYPE vmmigrate_run_updated_timestamp_seconds gauge\n"
-               "vmmigrate_run_updated_timestamp_seconds %.3f\n",
+    fprintf(f,
+            "# HELP vmmigrate_run_updated_timestamp_seconds When this file was written.\n"
+            "# TYPE vmmigrate_run_updated_timestamp_seconds gauge\n"
+            "vmmigrate_run_updated_timestamp_seconds %.3f\n",
             (double)vm_wall_ms() / 1000.0);
     fclose(f);
     return buf;

@@ -16,8 +16,8 @@
 struct vm_status;
 
 /* NULL if neither path is given. */
-struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path,
-                                const char *metrics_path, const char *run_id);
+struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const char *metrics_path,
+                                const char *run_id);
 void vm_status_set_run_id(struct vm_status *s, const char *run_id);
 /* The migrations of the run (borrowed; may be called again as they appear). */
 void vm_status_set_migs(struct vm_status *s, struct vm_mig *const *migs, int n);

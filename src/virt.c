@@ -118,7 +118,8 @@ static void deliver(struct vm_virt_host *h, virDomainPtr dom, struct vm_virt_eve
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
-    struct vm_virt_event ev = {.kind = VM_VIRT_EVENT_LIFECYCLE, .lifecycle = event, .detail = detail};
+    struct vm_virt_event ev = {
+        .kind = VM_VIRT_EVENT_LIFECYCLE, .lifecycle = event, .detail = detail};
     deliver(opaque, dom, &ev);
     (void)conn;
     return 0;
@@ -228,14 +229,14 @@ static void host_open_work(struct vm_virt_task *t)
     h->hostname = hn;
     h->cb_ids[0] = virConnectDomainEventRegisterAny(
         c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), h, NULL);
-    h->cb_ids[1] = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(on_iteration), h, NULL);
-    h->cb_ids[2] = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(on_job_completed), h,
-                                                    NULL);
-    h->cb_ids[3] = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_GRAPHICS,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(on_graphics), h,
-                                                    NULL);
+    h->cb_ids[1] =
+        virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_iteration), h, NULL);
+    h->cb_ids[2] =
+        virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_job_completed), h, NULL);
+    h->cb_ids[3] = virConnectDomainEventRegisterAny(
+        c, NULL, VIR_DOMAIN_EVENT_ID_GRAPHICS, VIR_DOMAIN_EVENT_CALLBACK(on_graphics), h, NULL);
     if (h->cb_ids[0] < 0 || h->cb_ids[1] < 0 || h->cb_ids[2] < 0 || h->cb_ids[3] < 0)
         goto fail_close;
     virConnectRegisterCloseCallback(c, on_conn_closed, h, NULL);
@@ -267,8 +268,8 @@ static void host_task_done(struct vm_virt_task *t)
     cb(h, h->cb_data);
 }
 
-static void host_run(struct vm_virt_host *h, void (*work)(struct vm_virt_task *), vm_virt_host_cb cb,
-                     void *data)
+static void host_run(struct vm_virt_host *h, void (*work)(struct vm_virt_task *),
+                     vm_virt_host_cb cb, void *data)
 {
     h->cb = cb;
     h->cb_data = data;
@@ -361,23 +362,23 @@ json_t *vm_virt_params_to_json(virTypedParameterPtr params, int n)
 
 const char *vm_virt_lifecycle_name(int event)
 {
-    static const char *const names[] = {"defined", "undefined", "started", "suspended",
-                                        "resumed", "stopped", "shutdown", "pmsuspended",
-                                        "crashed"};
+    static const char *const names[] = {"defined",   "undefined",   "started",
+                                        "suspended", "resumed",     "stopped",
+                                        "shutdown",  "pmsuspended", "crashed"};
     return event >= 0 && (size_t)event < VM_ARRAY_LEN(names) ? names[event] : "unknown";
 }
 
 const char *vm_virt_lifecycle_detail_name(int event, int detail)
 {
-    static const char *const started[] = {"booted", "migrated", "restored", "from-snapshot",
-                                          "wakeup", "recreated"};
-    static const char *const suspended[] = {"paused", "migrated", "ioerror", "watchdog",
-                                            "restored", "from-snapshot", "api-error",
-                                            "postcopy", "postcopy-failed"};
+    static const char *const started[] = {"booted",        "migrated", "restored",
+                                          "from-snapshot", "wakeup",   "recreated"};
+    static const char *const suspended[] = {"paused",    "migrated", "ioerror",
+                                            "watchdog",  "restored", "from-snapshot",
+                                            "api-error", "postcopy", "postcopy-failed"};
     static const char *const resumed[] = {"unpaused", "migrated", "from-snapshot", "postcopy",
                                           "postcopy-failed"};
-    static const char *const stopped[] = {"shutdown", "destroyed", "crashed", "migrated",
-                                          "saved", "failed", "from-snapshot"};
+    static const char *const stopped[] = {"shutdown", "destroyed", "crashed",      "migrated",
+                                          "saved",    "failed",    "from-snapshot"};
 #define PICK(tbl) (detail >= 0 && (size_t)detail < VM_ARRAY_LEN(tbl) ? tbl[detail] : "unknown")
     switch (event) {
     case VIR_DOMAIN_EVENT_STARTED:
@@ -396,7 +397,7 @@ const char *vm_virt_lifecycle_detail_name(int event, int detail)
 
 const char *vm_virt_state_name(int state)
 {
-    static const char *const names[] = {"nostate", "running", "blocked", "paused",
+    static const char *const names[] = {"nostate",  "running", "blocked", "paused",
                                         "shutdown", "shutoff", "crashed", "pmsuspended"};
     return state >= 0 && (size_t)state < VM_ARRAY_LEN(names) ? names[state] : "unknown";
 }

@@ -60,10 +60,10 @@ struct vm_virt_event {
     enum vm_virt_event_kind kind;
     char uuid[VIR_UUID_STRING_BUFLEN];
     const char *name;
-    int lifecycle, detail; /* LIFECYCLE: virDomainEventType and its detail */
-    int iteration;         /* ITERATION */
-    json_t *stats;         /* JOB_COMPLETED: the typed parameters (borrowed) */
-    int graphics_phase;    /* GRAPHICS: virDomainEventGraphicsPhase */
+    int lifecycle, detail;       /* LIFECYCLE: virDomainEventType and its detail */
+    int iteration;               /* ITERATION */
+    json_t *stats;               /* JOB_COMPLETED: the typed parameters (borrowed) */
+    int graphics_phase;          /* GRAPHICS: virDomainEventGraphicsPhase */
     const char *graphics_remote; /* GRAPHICS: "host:port" of the client, or NULL */
 };
 

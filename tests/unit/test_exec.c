@@ -92,8 +92,8 @@ static void test_executors(void)
     char *why = NULL;
     char **v = vm_exec_argv("qemu+ssh://root@hv12:2222/system", argv, &why);
     CHECK(v);
-    const char *want[] = {"ssh", "-o", "BatchMode=yes", "-p", "2222", "root@hv12", "--",
-                          "'vdptool'", "'-i'", "'eth0'", "'it'\\''s'", NULL};
+    const char *want[] = {"ssh", "-o",        "BatchMode=yes", "-p",     "2222",       "root@hv12",
+                          "--",  "'vdptool'", "'-i'",          "'eth0'", "'it'\\''s'", NULL};
     for (int i = 0; want[i]; i++)
         CHECK_STR(v[i], want[i]);
     vm_exec_argv_free(v);

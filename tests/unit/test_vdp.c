@@ -32,18 +32,17 @@ static void test_parse(void)
               VM_VDP_REJECTED);
     CHECK_CONTAINS(d, "answered deassoc");
     free(d);
-    CHECK_INT(vm_vdp_parse("Internal Error : Ack not received from bridge\n", "", "assoc", &d),
-              ==, VM_VDP_TIMEOUT);
+    CHECK_INT(vm_vdp_parse("Internal Error : Ack not received from bridge\n", "", "assoc", &d), ==,
+              VM_VDP_TIMEOUT);
     free(d);
     CHECK_INT(vm_vdp_parse("", "", "assoc", &d), ==, VM_VDP_TIMEOUT);
     free(d);
-    CHECK_INT(vm_vdp_parse("", "FAILED: Invalid parameters\n", "deassoc", &d), ==,
-              VM_VDP_FAILED);
+    CHECK_INT(vm_vdp_parse("", "FAILED: Invalid parameters\n", "deassoc", &d), ==, VM_VDP_FAILED);
     CHECK_STR(d, "lldpad refused: Invalid parameters");
     free(d);
     CHECK_INT(vm_vdp_parse("VSI  0:\n\tmode = assoc\n", "", NULL, &d), ==, VM_VDP_OK);
-    CHECK_INT(vm_vdp_parse("FAILED: VDP protocol not supported on interface\n", "", NULL, &d),
-              ==, VM_VDP_FAILED);
+    CHECK_INT(vm_vdp_parse("FAILED: VDP protocol not supported on interface\n", "", NULL, &d), ==,
+              VM_VDP_FAILED);
     free(d);
 }
 
@@ -70,10 +69,28 @@ static void test_params(void)
     CHECK_STR(v.iface_source, "eth0");
     CHECK_STR(v.vlan, "10");
     char **a = vm_vdp_argv(&v, "assoc", 1);
-    const char *want[] = {"vdptool", "-i", "eth0", "-T", "-W", "-V", "assoc", "-c",
-                          "mode=assoc", "-c", "mgrid2=11", "-c", "typeid=1193047", "-c",
-                          "typeidver=2", "-c", "uuid=a0000000-0000-4000-8000-0000000000f1",
-                          "-c", "hints=none", "-c", "filter=10-52:54:00:00:00:01", NULL};
+    const char *want[] = {"vdptool",
+                          "-i",
+                          "eth0",
+                          "-T",
+                          "-W",
+                          "-V",
+                          "assoc",
+                          "-c",
+                          "mode=assoc",
+                          "-c",
+                          "mgrid2=11",
+                          "-c",
+                          "typeid=1193047",
+                          "-c",
+                          "typeidver=2",
+                          "-c",
+                          "uuid=a0000000-0000-4000-8000-0000000000f1",
+                          "-c",
+                          "hints=none",
+                          "-c",
+                          "filter=10-52:54:00:00:00:01",
+                          NULL};
     for (int i = 0; want[i]; i++)
         CHECK_STR(a[i], want[i]);
     CHECK(!a[21]);
@@ -82,10 +99,9 @@ static void test_params(void)
     json_decref(args);
 
     /* per-host interfaces, explicit values win */
-    args = json_pack("{s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s}", "interfaces",
-                     "qemu:///a", "evb-a", "qemu:///b", "evb-b", "mac", "52:54:00:12:34:56",
-                     "mgrid", "mgr1", "typeid", "1193046", "typeidver", "1", "uuid",
-                     "6f1b4c5e-0d1f-4e58-9a7b-2f6f5d3c1a01");
+    args = json_pack("{s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s}", "interfaces", "qemu:///a", "evb-a",
+                     "qemu:///b", "evb-b", "mac", "52:54:00:12:34:56", "mgrid", "mgr1", "typeid",
+                     "1193046", "typeidver", "1", "uuid", "6f1b4c5e-0d1f-4e58-9a7b-2f6f5d3c1a01");
     CHECK_INT(vm_vdp_params(vm, args, "qemu:///a", "qemu:///b", &v, &why), ==, 0);
     CHECK_STR(v.iface_source, "evb-a");
     CHECK_STR(v.iface_target, "evb-b");
@@ -101,8 +117,8 @@ static void test_params(void)
     CHECK_CONTAINS(why, "vdp: no mac");
     free(why);
     json_decref(args);
-    args = json_pack("{s:s, s:s, s:s, s:s, s:s}", "mac", "52:54:00:00:00:01; rm -rf /",
-                     "mgrid", "m", "typeid", "1", "typeidver", "1", "interface", "eth0");
+    args = json_pack("{s:s, s:s, s:s, s:s, s:s}", "mac", "52:54:00:00:00:01; rm -rf /", "mgrid",
+                     "m", "typeid", "1", "typeidver", "1", "interface", "eth0");
     CHECK_INT(vm_vdp_params(bare, args, "x", "y", &v, &why), ==, -1);
     CHECK_CONTAINS(why, "has characters vdptool must not see");
     free(why);
