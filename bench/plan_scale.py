@@ -48,7 +48,7 @@ def main():
         args += ["-s", u]
     for u in dst:
         args += ["-t", u]
-    walls, connects, inventories, plans = [], [], [], []
+    walls, connects, inventories = [], [], []
     for i in range(a.runs):
         ev = os.path.join(tmp, "events.ndjson")
         if os.path.exists(ev):

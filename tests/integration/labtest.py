@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -126,6 +125,13 @@ class Guest:
         check(after is not None and after > before,
               f"{self.name}: counter on {host} continues ({before} -> {after})")
         return after
+
+    def tag(self, host, **tags):
+        """Set the guest's vmmigrate tags on the running domain, as an
+        operator would (virsh metadata, namespace urn:vmmigrate:1)."""
+        xml = "<tags>" + "".join(f"<{k}>{v}</{k}>" for k, v in tags.items()) + "</tags>"
+        lab("virsh", host, "metadata", self.name, "--uri", "urn:vmmigrate:1", "--key", "vmm",
+            "--set", xml, "--live")
 
     def qmp_path(self, host):
         return lab("qmp-path", host, self.name)

@@ -5,11 +5,10 @@ mid-migration, --timeout with the abort action. The guest used cannot
 converge (large dirty working set, low bandwidth cap)."""
 import os
 import signal
-import subprocess
 import tempfile
 import time
 
-from labtest import (Failure, Guest, Run, check, check_eq, check_in, lab, log, main, uri,
+from labtest import (Guest, Run, check, check_eq, check_in, log, main, uri,
                      vm_entry, vmmigrate)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")

@@ -7,16 +7,10 @@ import os
 import signal
 import tempfile
 
-from labtest import Guest, Run, check, check_eq, check_in, lab, main, uri, vm_entry
+from labtest import Guest, Run, check, check_eq, check_in, main, uri, vm_entry
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "gate.lua")
-
-
-def tag(g, host, **tags):
-    xml = "<tags>" + "".join(f"<{k}>{v}</{k}>" for k, v in tags.items()) + "</tags>"
-    lab("virsh", host, "metadata", g.name, "--uri", "urn:vmmigrate:1", "--key", "vmm",
-        "--set", xml, "--live")
 
 
 def steps_logged(run, name):
@@ -32,7 +26,7 @@ def steps_logged(run, name):
 
 def gated_run(test_tag, name):
     g = Guest("a")
-    tag(g, "a", test=test_tag, dir=TMP)
+    g.tag("a", test=test_tag, dir=TMP)
     before = g.ticks("a")
     ev = os.path.join(TMP, f"{name}.ndjson")
     r = Run(["run", "--policy", POLICY, "-s", uri("a"), "-t", uri("b"), "--json", "--events",
@@ -195,7 +189,7 @@ def hooked_run(status, name):
     hook = Hook(status)
     try:
         g = Guest("a")
-        tag(g, "a", test="ok", hook=hook.url)
+        g.tag("a", test="ok", hook=hook.url)
         before = g.ticks("a")
         r = Run(["run", "--policy", POLICY, "-s", uri("a"), "-t", uri("b"), "--json",
                  "--events", os.path.join(TMP, f"{name}.ndjson")]).wait(120)
@@ -217,7 +211,7 @@ def test_http_feature_commits():
 
 def test_http_feature_refuses():
     g, before, r, got = hooked_run(503, "http-503")
-    v = check_rolled_back(g, before, r, "the hook answered 503: not ready")
+    check_rolled_back(g, before, r, "the hook answered 503: not ready")
     check_eq(len(got), 1, "one request")
 
 
@@ -226,7 +220,7 @@ HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "hol
 
 def test_gate_budget_runs_out():
     g = Guest("a")
-    tag(g, "a", test="hold", budget="1500")
+    g.tag("a", test="hold", budget="1500")
     before = g.ticks("a")
     r = Run(["run", "--policy", HOLD, "-s", uri("a"), "-t", uri("b"), "--json", "--events",
              os.path.join(TMP, "budget.ndjson")]).wait(120)
@@ -238,7 +232,7 @@ def test_gate_budget_runs_out():
 
 def test_sigint_at_the_gate_rolls_back():
     g = Guest("a")
-    tag(g, "a", test="hold")
+    g.tag("a", test="hold")
     before = g.ticks("a")
     r = Run(["run", "--policy", HOLD, "-s", uri("a"), "-t", uri("b"), "--json", "--events",
              os.path.join(TMP, "sigint-gate.ndjson")])

@@ -38,10 +38,7 @@ def bridge():
 def prepare_guest(mac, test="all"):
     g = Guest("a", spice=True)
     uuid = lab("virsh", "a", "domuuid", g.name).strip()
-    tags = (f"<tags><test>{test}</test><ifa>evb-a</ifa><ifb>evb-b</ifb><mac>{mac}</mac>"
-            f"<vlan>10</vlan><dir>{TMP}</dir></tags>")
-    lab("virsh", "a", "metadata", g.name, "--uri", "urn:vmmigrate:1", "--key", "vmm", "--set",
-        tags, "--live")
+    g.tag("a", test=test, ifa="evb-a", ifb="evb-b", mac=mac, vlan="10", dir=TMP)
     check_eq(sh(VDP, "assoc", "a", uuid, mac, "10"), "ok", "initial association on a")
     sh(SPICE, "start", "a", g.name)
     return g, uuid

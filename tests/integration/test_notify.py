@@ -6,12 +6,11 @@ file readable by others is refused before anything happens."""
 import http.server
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
 
-from labtest import Guest, Run, check, check_eq, check_in, log, main, uri, vm_entry, vmmigrate
+from labtest import Guest, Run, check, check_eq, check_in, main, uri, vm_entry, vmmigrate
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 STUCK = dict(mem=256, dirty=200)

@@ -7,17 +7,11 @@ did not fail for still move. Tags are set the way an operator would, with
 import os
 import tempfile
 
-from labtest import (Guest, Run, SOURCE_DIR, check, check_eq, check_in, lab, main, uri,
+from labtest import (Guest, Run, SOURCE_DIR, check, check_eq, check_in, main, uri,
                      vm_entry)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def tag(g, host, **tags):
-    xml = "<tags>" + "".join(f"<{k}>{v}</{k}>" for k, v in tags.items()) + "</tags>"
-    lab("virsh", host, "metadata", g.name, "--uri", "urn:vmmigrate:1", "--key", "vmm",
-        "--set", xml, "--live")
 
 
 def policy(name):
@@ -26,8 +20,8 @@ def policy(name):
 
 def test_tagged_only():
     moving, staying, other = Guest("a"), Guest("a"), Guest("a")
-    tag(moving, "a", move="yes")
-    tag(staying, "a", move="no")
+    moving.tag("a", move="yes")
+    staying.tag("a", move="no")
     before = {g.name: g.ticks("a") for g in (moving, staying, other)}
     ev = os.path.join(TMP, "tagged.ndjson")
     r = Run(["run", "--policy", os.path.join(SOURCE_DIR, "policies", "tagged-only.lua"),
@@ -50,7 +44,7 @@ def test_tagged_only():
 
 def test_ladder_raises_downtime_then_aborts():
     g = Guest("a", mem=256, dirty=200)
-    tag(g, "a", test="ladder")
+    g.tag("a", test="ladder")
     before = g.ticks("a")
     ev = os.path.join(TMP, "ladder.ndjson")
     r = Run(["run", "--policy", policy("ladder-abort.lua"), "-s", uri("a"), "-t", uri("b"),
@@ -71,9 +65,9 @@ def test_ladder_raises_downtime_then_aborts():
 
 def test_policy_errors_fail_closed():
     bad_decide, bad_progress, ok = Guest("a"), Guest("a", mem=256, dirty=200), Guest("a")
-    tag(bad_decide, "a", test="decide-error")
-    tag(bad_progress, "a", test="progress-error")
-    tag(ok, "a", test="ok")
+    bad_decide.tag("a", test="decide-error")
+    bad_progress.tag("a", test="progress-error")
+    ok.tag("a", test="ok")
     before = {g.name: g.ticks("a") for g in (bad_decide, bad_progress, ok)}
     ev = os.path.join(TMP, "errors.ndjson")
     r = Run(["run", "--policy", policy("errors.lua"), "-s", uri("a"), "-t", uri("b"), "--json",

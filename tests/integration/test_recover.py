@@ -19,12 +19,6 @@ TMP = tempfile.mkdtemp(prefix="vmm-it-")
 HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "hold.lua")
 
 
-def tag(g, host, **tags):
-    xml = "<tags>" + "".join(f"<{k}>{v}</{k}>" for k, v in tags.items()) + "</tags>"
-    lab("virsh", host, "metadata", g.name, "--uri", "urn:vmmigrate:1", "--key", "vmm",
-        "--set", xml, "--live")
-
-
 def state(host, name):
     return lab("virsh", host, "domstate", name, "--reason", check_rc=False)
 
@@ -37,7 +31,7 @@ def recover(journal):
 
 def test_killed_at_the_gate():
     g = Guest("a")
-    tag(g, "a", test="hold")
+    g.tag("a", test="hold")
     before = g.ticks("a")
     journal = os.path.join(TMP, "j1")
     ev = os.path.join(TMP, "gate-kill.ndjson")
@@ -117,7 +111,7 @@ def test_drain_rerun_after_kill_mid_copy():
     finds it on the target, and drains the rest. Every guest exactly once."""
     guests = [Guest("a", dirty=0) for _ in range(4)]
     for g in guests:
-        tag(g, "a", move="yes")
+        g.tag("a", move="yes")
     before = {g.name: g.ticks("a") for g in guests}
     journal = os.path.join(TMP, "j3")
     args = ["run", "--policy", os.path.join(SOURCE_DIR, "policies", "tagged-only.lua"), "-s",

@@ -8,7 +8,7 @@ import os
 import subprocess
 import tempfile
 
-from labtest import Guest, Run, SOURCE_DIR, check, check_eq, check_in, lab, main, uri, vm_entry
+from labtest import Guest, Run, SOURCE_DIR, check, check_eq, check_in, main, uri, vm_entry
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 SPICE = os.path.join(SOURCE_DIR, "tests", "lab", "spice", "spice.sh")
@@ -24,8 +24,7 @@ def spice(*args, check_rc=True):
 
 def spice_guest(*client_opts):
     g = Guest("a", spice=True)
-    lab("virsh", "a", "metadata", g.name, "--uri", "urn:vmmigrate:1", "--key", "vmm", "--set",
-        "<tags><test>spice</test></tags>", "--live")
+    g.tag("a", test="spice")
     spice("start", "a", g.name, *client_opts)
     return g
 

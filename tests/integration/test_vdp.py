@@ -38,10 +38,7 @@ def bridge():
 def guest_with_port(mac):
     g = Guest("a")
     uuid = lab("virsh", "a", "domuuid", g.name).strip()
-    tags = f"<tags><test>vdp</test><ifa>evb-a</ifa><ifb>evb-b</ifb><mac>{mac}</mac>" \
-           f"<vlan>{VLAN}</vlan></tags>"
-    lab("virsh", "a", "metadata", g.name, "--uri", "urn:vmmigrate:1", "--key", "vmm", "--set",
-        tags, "--live")
+    g.tag("a", test="vdp", ifa="evb-a", ifb="evb-b", mac=mac, vlan=VLAN)
     # As on a real host, the port is associated where the guest runs now.
     check_eq(vdp("assoc", "a", uuid, mac, VLAN), "ok", "initial association on a")
     return g, uuid
