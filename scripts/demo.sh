@@ -30,7 +30,9 @@ done
 # Whichever host the guests are on now (a re-run finds them on b), drain it.
 src=$($LAB where demo1 | awk '/running/ {print $1; exit}')
 [ "$src" = b ] && { tmp=$A; A=$B; B=$tmp; dst=a; } || dst=b
-$LAB wait-tick "$src" demo1 5 30 >/dev/null
+for i in $(seq 1 "$GUESTS"); do
+    $LAB wait-tick "$src" "demo$i" 3 60 >/dev/null
+done
 for i in $(seq 1 "$GUESTS"); do
     echo "demo$i on $src: tick $($LAB ticks "$src" "demo$i")"
 done
