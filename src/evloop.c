@@ -47,7 +47,6 @@ static struct {
     uv_async_t wakeup;
     struct rec *recs;
     int next_id;
-    int count;
     atomic_bool registered;
 } ev = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -143,7 +142,6 @@ static void apply(uv_async_t *a)
         struct rec *r = *pp;
         if (r->deleted) {
             *pp = r->next;
-            ev.count--;
             r->next = dead;
             dead = r;
             continue;
@@ -219,6 +217,19 @@ static struct rec *rec_new(enum rec_kind kind, virFreeCallback ff, void *opaque)
     return r;
 }
 
+/* Put r in the list under a fresh id and have the loop apply it. */
+static int rec_add(struct rec *r)
+{
+    pthread_mutex_lock(&ev.lock);
+    r->id = ++ev.next_id;
+    r->next = ev.recs;
+    ev.recs = r;
+    int id = r->id;
+    pthread_mutex_unlock(&ev.lock);
+    request_apply();
+    return id;
+}
+
 static int add_handle(int fd, int events, virEventHandleCallback cb, void *opaque,
                       virFreeCallback ff)
 {
@@ -226,15 +237,7 @@ static int add_handle(int fd, int events, virEventHandleCallback cb, void *opaqu
     r->fd = fd;
     r->events = events;
     r->hcb = cb;
-    pthread_mutex_lock(&ev.lock);
-    r->id = ++ev.next_id;
-    r->next = ev.recs;
-    ev.recs = r;
-    ev.count++;
-    int id = r->id;
-    pthread_mutex_unlock(&ev.lock);
-    request_apply();
-    return id;
+    return rec_add(r);
 }
 
 static void update_handle(int id, int events)
@@ -278,15 +281,7 @@ static int add_timeout(int timeout, virEventTimeoutCallback cb, void *opaque, vi
     struct rec *r = rec_new(REC_TIMEOUT, ff, opaque);
     r->timeout = timeout;
     r->tcb = cb;
-    pthread_mutex_lock(&ev.lock);
-    r->id = ++ev.next_id;
-    r->next = ev.recs;
-    ev.recs = r;
-    ev.count++;
-    int id = r->id;
-    pthread_mutex_unlock(&ev.lock);
-    request_apply();
-    return id;
+    return rec_add(r);
 }
 
 static void update_timeout(int id, int timeout)
@@ -345,12 +340,4 @@ void vm_evloop_shutdown(void)
     /* libvirt keeps the implementation pointers; they stay valid (static
      * functions) and any late registration is queued on a dead list that
      * nobody applies, which only happens if a connection outlives the loop. */
-}
-
-int vm_evloop_count(void)
-{
-    pthread_mutex_lock(&ev.lock);
-    int n = ev.count;
-    pthread_mutex_unlock(&ev.lock);
-    return n;
 }

@@ -23,7 +23,5 @@
 int vm_evloop_register(uv_loop_t *loop);
 /* Close every handle still registered (libvirt's free callbacks still run). */
 void vm_evloop_shutdown(void);
-/* Number of libvirt watches and timeouts currently registered (tests). */
-int vm_evloop_count(void);
 
 #endif

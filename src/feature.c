@@ -101,11 +101,6 @@ bool vm_features_busy(const struct vm_features *fs)
     return fs && (fs->running || fs->outstanding > 0);
 }
 
-int vm_features_count(const struct vm_features *fs)
-{
-    return fs ? fs->n : 0;
-}
-
 static void next(struct vm_features *fs);
 
 /* Record one feature's outcome of the current step and move on. */

@@ -77,7 +77,6 @@ bool vm_features_busy(const struct vm_features *f);
  * command is killed, the step counts as failed, done runs. A built-in's
  * blocking call cannot be stopped: it finishes, and its result is dropped. */
 void vm_features_cancel(struct vm_features *f);
-int vm_features_count(const struct vm_features *f);
 /* [{name, required, probe, prepare, gate, after, deinit}] with each step's outcome
  * ("ok", "failed: ...", "skipped: ...") or null if it did not run. */
 json_t *vm_features_to_json(const struct vm_features *f);

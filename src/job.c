@@ -72,7 +72,6 @@ struct preflight {
     struct job_host *src, *dst;
     virDomainPtr dom; /* handed to the migration */
     char *refusal;    /* why the VM cannot go, or NULL */
-    char *cpu_note;   /* CPU comparison result, for the plan */
 };
 
 /* A feature probe of one planned VM (preflight). */
@@ -781,8 +780,7 @@ static void preflight_work(struct vm_virt_task *t)
     char *cpu = xml ? cpu_xml(xml) : NULL;
     free(xml);
     if (!cpu) {
-        virResetLastError();
-        pf->cpu_note = xstrdup("no CPU model to compare");
+        virResetLastError(); /* no CPU model to compare */
         return;
     }
     const char *arch = json_string_value(json_object_get(pf->dst->info, "arch"));
@@ -792,10 +790,9 @@ static void preflight_work(struct vm_virt_task *t)
         pf->refusal =
             xasprintf("the CPU of '%s' is not compatible with '%s'", it->name, it->target);
     } else if (r < 0) {
-        vm_virt_err_capture(&t->err);
-        pf->cpu_note = xasprintf("CPU comparison not possible: %s", t->err.message);
-    } else {
-        pf->cpu_note = xstrdup(r == VIR_CPU_COMPARE_IDENTICAL ? "identical" : "compatible");
+        /* Comparison not possible (no model known to the target): the
+         * migration itself will tell. */
+        virResetLastError();
     }
     free(cpu);
 }
@@ -1590,7 +1587,6 @@ static void job_free(struct job *job)
         if (job->pre[i].dom)
             virDomainFree(job->pre[i].dom);
         free(job->pre[i].refusal);
-        free(job->pre[i].cpu_note);
     }
     free(job->pre);
     free(job->migs);

@@ -72,11 +72,6 @@ bool vm_mig_final(const struct vm_mig *m)
     return m->state >= VM_MIG_STATE_DONE;
 }
 
-bool vm_mig_idle(const struct vm_mig *m)
-{
-    return m->busy == 0 && !m->stats_timer && !m->timeout_timer && !m->qmp;
-}
-
 struct vm_mig *vm_mig_new(uv_loop_t *loop, const char *name, struct vm_virt_host *src,
                           struct vm_virt_host *dst, const struct vm_mig_params *params,
                           const struct vm_mig_ops *ops, void *ops_data)

@@ -169,8 +169,6 @@ void vm_mig_postcopy(struct vm_mig *m);
 void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *host,
                          const struct vm_virt_event *ev);
 bool vm_mig_final(const struct vm_mig *m);
-/* True once no callback or task refers to m any more: vm_mig_free is safe. */
-bool vm_mig_idle(const struct vm_mig *m);
 void vm_mig_free(struct vm_mig *m);
 
 const char *vm_mig_state_name(enum vm_mig_state s);

@@ -506,54 +506,6 @@ bool vm_policy_has_feature(const struct vm_policy *p, const char *name)
     return true;
 }
 
-json_t *vm_policy_features(const struct vm_policy *p)
-{
-    lua_State *L = vm_lua_state(p->lua);
-    json_t *a = json_array();
-    lua_getfield(L, LUA_REGISTRYINDEX, "vmmigrate.features");
-    if (lua_istable(L, -1)) {
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            json_array_append_new(a, json_string(lua_tostring(L, -2)));
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
-    return a;
-}
-
-int vm_policy_feature_step(struct vm_policy *p, const char *name, const char *step, json_t *vm,
-                           json_t *ctx, char **reason)
-{
-    lua_State *L = vm_lua_state(p->lua);
-    *reason = NULL;
-    if (!push_feature(L, name)) {
-        *reason = xasprintf("feature '%s' is not defined", name);
-        return -1;
-    }
-    lua_getfield(L, -1, step);
-    lua_remove(L, -2);
-    if (!lua_isfunction(L, -1)) {
-        lua_pop(L, 1);
-        return 1; /* a step left out succeeds */
-    }
-    vm_lua_push_json(L, vm);
-    vm_lua_push_json(L, ctx);
-    char *lerr = NULL;
-    int rc = vm_lua_call(p->lua, 2, 2, &lerr);
-    if (rc < 0) {
-        *reason = xstrdup(lerr ? lerr : vm_lua_strerror(rc));
-        free(lerr);
-        return -1;
-    }
-    /* true / nil: done; false, "why": failed */
-    int ok = lua_isnil(L, -2) || lua_toboolean(L, -2);
-    if (!ok)
-        *reason = xstrdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "no reason given");
-    lua_pop(L, 2);
-    return ok;
-}
-
 /* ---- feature steps as coroutines ---------------------------------------- */
 
 struct vm_policy_step {

@@ -54,14 +54,9 @@ int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress, struct
 
 /* Features the policy defined with vmm.feature(name, steps). */
 bool vm_policy_has_feature(const struct vm_policy *p, const char *name);
-json_t *vm_policy_features(const struct vm_policy *p);
-/* Run STEP ("prepare", "gate", "after", "deinit") of feature NAME with
- * (vm, ctx): 1 done (or the step is not defined), 0 failed (*reason), -1 the
- * policy failed (*reason names file:line). */
-int vm_policy_feature_step(struct vm_policy *p, const char *name, const char *step, json_t *vm,
-                           json_t *ctx, char **reason);
 
-/* The same as a coroutine on the loop, so that steps may call vmm.exec(host,
+/* Run STEP ("probe", "prepare", "gate", "after", "deinit") of feature NAME
+ * with (vm, ctx) as a coroutine on the loop, so that steps may call vmm.exec(host,
  * argv) (host "source", "target" or a URI; the step waits for the command
  * without blocking the loop). cb(data, 1 | 0 | -1, reason) runs exactly once,
  * possibly before this returns (then NULL is returned); timeout_ms bounds
