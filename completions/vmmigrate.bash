@@ -126,12 +126,12 @@ _vmmigrate()
         ;;
     recover)
         case $prev in
-        --journal-dir)
+        --journal-dir | --policy)
             _vmmigrate_files
             return
             ;;
         esac
-        opts='--journal-dir --json -h --help -q --quiet -v --verbose'
+        opts='--journal-dir --json --policy -h --help -q --quiet -v --verbose'
         ;;
     run)
         case $prev in

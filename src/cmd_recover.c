@@ -9,7 +9,8 @@
  * source: a paused source is resumed. Anything else (both running, neither
  * anywhere, a host unreachable) is reported for an operator and left alone.
  * Each outcome is appended to a journal of its own ("recovered" records),
- * so a second recover does nothing.
+ * so a second recover does nothing. Then the feature deinits owed by
+ * migrations whose guest stayed on the source run (owed.h).
  *
  * The work is recover.c's, which run also does first (on its thread pool). */
 #include <stdio.h>
@@ -22,6 +23,8 @@
 #include "cli.h"
 #include "exitcode.h"
 #include "journal.h"
+#include "owed.h"
+#include "policy.h"
 #include "recover.h"
 #include "util.h"
 #include "virt.h"
@@ -29,6 +32,7 @@
 enum {
     OPT_JOURNAL_DIR = 1,
     OPT_JSON,
+    OPT_POLICY,
 };
 
 static const struct vm_cli_option recover_options[] = {
@@ -42,9 +46,31 @@ static const struct vm_cli_option recover_options[] = {
      .id = OPT_JSON,
      .help = "print what was found and done as JSON",
      .doc = "Print {\"recovered\": [{vm, uuid, run, source, target, last_record, found, "
-            "action, ok}], \"needs_operator\": N} on standard output."},
+            "action, ok}], \"deinits\": [{vm, uuid, run, source, target, ok, features, "
+            "error}], \"needs_operator\": N} on standard output."},
+    {.name = "policy",
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "FILE",
+     .id = OPT_POLICY,
+     .help = "the policy whose features' deinits are owed",
+     .doc = "Load FILE so that the deinit steps of the features it defines can run for "
+            "migrations a crash left owing them (the guest stayed on the source). Without it, "
+            "only built-in features are undone; the others stay owed and are reported (exit "
+            "status 9)."},
     {0},
 };
+
+struct deinits {
+    json_t *results;
+    int failed;
+};
+
+static void deinits_done(json_t *results, int failed, void *data)
+{
+    struct deinits *d = data;
+    d->results = json_incref(results);
+    d->failed = failed;
+}
 
 static int cmd_recover_exec(const struct vm_cli_args *args)
 {
@@ -55,38 +81,64 @@ static int cmd_recover_exec(const struct vm_cli_args *args)
         vm_error("recover: unexpected argument '%s'", vm_cli_pos(args, 0));
         return VM_EXIT_USAGE;
     }
-    vm_virt_global_init();
     char *err = NULL;
+    struct vm_policy *policy = NULL;
+    const char *policy_path = vm_cli_str(args, OPT_POLICY);
+    if (policy_path && !(policy = vm_policy_load(policy_path, &err))) {
+        vm_error("recover: %s", err);
+        free(err);
+        return VM_EXIT_POLICY;
+    }
+    vm_virt_global_init();
     json_t *out = NULL;
     int unreachable = 0;
     int needs_operator = vm_recover(dir, &out, &unreachable, &err);
-    if (needs_operator < 0) {
+    json_t *owed = needs_operator < 0 ? NULL : vm_recover_owed_deinits(dir, &err);
+    if (!owed) {
         vm_error("recover: %s", err);
         free(err);
+        json_decref(out);
+        vm_policy_free(policy);
         return VM_EXIT_USAGE;
     }
+    /* Owed deinits run on a loop of their own (commands, policy steps). */
+    struct deinits d = {0};
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    vm_owed_run(&loop, dir, owed, policy, deinits_done, &d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    vm_policy_shutdown(policy);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    vm_policy_free(policy);
+    json_decref(owed);
+    needs_operator += d.failed;
     if (vm_cli_flag(args, OPT_JSON)) {
-        json_t *rep = json_pack("{s:O, s:i}", "recovered", out, "needs_operator", needs_operator);
+        json_t *rep = json_pack("{s:O, s:O, s:i}", "recovered", out, "deinits", d.results,
+                                "needs_operator", needs_operator);
         json_dumpf(rep, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(rep);
-    } else if (json_array_size(out) == 0) {
+    } else if (json_array_size(out) == 0 && json_array_size(d.results) == 0) {
         printf("recover: nothing to do\n");
     }
+    json_decref(d.results);
     json_decref(out);
     return needs_operator ? (unreachable ? VM_EXIT_UNREACHABLE : VM_EXIT_OPERATOR) : VM_EXIT_OK;
 }
 
 const struct vm_cli_command vm_cmd_recover_entry = {
     .name = "recover",
-    .usage = "[--journal-dir DIR] [--json]",
+    .usage = "[--journal-dir DIR] [--json] [--policy FILE]",
     .summary = "after a crash, make every half-migrated guest run exactly once",
     .doc = "Read the journals and reconcile every migration a crash left open with what the "
            "hosts say. The target is asked first, twice: a guest running there moved, and a "
            "copy paused on the source is destroyed; a guest not running there never left, and "
            "a paused source is resumed. Two running copies, none at all, or an unreachable "
            "host are reported for an operator (exit status 9, or 4) and changed in no way. "
-           "Safe to run again: what it settled is journaled.",
+           "Then the feature deinits a crash left owed are run, once, in reverse order: those of "
+           "network-critical migrations whose guest stayed on the source (policy features need "
+           "--policy). Safe to run again: what it settled is journaled.",
     .options = recover_options,
     .exec = cmd_recover_exec,
 };

@@ -33,7 +33,9 @@ static const struct vm_cli_option status_options[] = {
      .id = OPT_JSON,
      .help = "print JSON",
      .doc = "Print {\"runs\": [{id, started_at, finished, vms: {NAME: {uuid, source, target, "
-            "state, result, location}}}]} on standard output."},
+            "state, result, location, deinit}}}]} on standard output. deinit is \"done\" or "
+            "\"failed\" once the features' deinit steps ran (after a rollback, or owed after a "
+            "crash)."},
     {0},
 };
 
@@ -54,13 +56,19 @@ static json_t *summarise(json_t *recs, json_t *all)
             run = json_string_value(json_object_get(r, "run"));
         if (!first)
             first = json_integer_value(json_object_get(r, "ts"));
-        if (!vm || !rec || strcmp(rec, "recovered") == 0)
-            continue;
+        if (!vm || !rec || json_object_get(r, "of_run"))
+            continue; /* about another run: below */
         json_t *v = json_object_get(vms, vm);
         if (!v) {
             v = json_pack("{s:O, s:O, s:O}", "uuid", json_object_get(r, "uuid"), "source",
                           json_object_get(r, "source"), "target", json_object_get(r, "target"));
             json_object_set_new(vms, vm, v);
+        }
+        if (strcmp(rec, "deinit-done") == 0) {
+            json_object_set_new(
+                v, "deinit",
+                json_string(json_is_true(json_object_get(r, "ok")) ? "done" : "failed"));
+            continue;
         }
         json_object_set_new(v, "state", json_string(rec));
         if (json_object_get(r, "result"))
@@ -76,12 +84,17 @@ static json_t *summarise(json_t *recs, json_t *all)
         const char *rec = json_string_value(json_object_get(r, "record"));
         const char *of = json_string_value(json_object_get(r, "of_run"));
         const char *vm = json_string_value(json_object_get(r, "vm"));
-        if (rec && of && vm && run && strcmp(rec, "recovered") == 0 && strcmp(of, run) == 0) {
-            json_t *v = json_object_get(vms, vm);
-            if (v) {
-                json_object_set_new(v, "state", json_string("recovered"));
-                json_object_set(v, "location", json_object_get(r, "location"));
-            }
+        json_t *v = vm && of && run && strcmp(of, run) == 0 ? json_object_get(vms, vm) : NULL;
+        if (!v || !rec)
+            continue;
+        if (strcmp(rec, "recovered") == 0) {
+            json_object_set_new(v, "state", json_string("recovered"));
+            json_object_set(v, "location", json_object_get(r, "location"));
+        } else if (strcmp(rec, "deinit-done") == 0) {
+            /* owed deinits a later run did after a crash */
+            json_object_set_new(
+                v, "deinit",
+                json_string(json_is_true(json_object_get(r, "ok")) ? "done" : "failed"));
         }
     }
     bool finished = true;

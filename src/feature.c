@@ -101,6 +101,12 @@ bool vm_features_busy(const struct vm_features *fs)
     return fs && (fs->running || fs->outstanding > 0);
 }
 
+void vm_features_owe_deinit(struct vm_features *fs)
+{
+    for (int i = 0; i < fs->n; i++)
+        fs->f[i].owed_deinit = true;
+}
+
 static void next(struct vm_features *fs);
 
 /* Record one feature's outcome of the current step and move on. */

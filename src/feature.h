@@ -73,6 +73,8 @@ void vm_features_spice_counted(struct vm_features *f, int n, const char *why);
  * called once, possibly before this returns. */
 void vm_features_run(struct vm_features *f, enum vm_feature_step step, vm_features_done_cb done);
 bool vm_features_busy(const struct vm_features *f);
+/* Every feature owes its deinit (a crashed run's prepare may have run). */
+void vm_features_owe_deinit(struct vm_features *f);
 /* Stop the step in progress (the gate was decided without it): a running
  * command is killed, the step counts as failed, done runs. A built-in's
  * blocking call cannot be stopped: it finishes, and its result is dropped. */

@@ -36,6 +36,7 @@
 #include "inventory.h"
 #include "journal.h"
 #include "notify.h"
+#include "owed.h"
 #include "plan.h"
 #include "policy.h"
 #include "progress.h"
@@ -204,9 +205,13 @@ static void features_settled(struct vm_features *f, bool ok, const char *reason,
 static void deinit_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
     struct job *job = data;
+    struct vm_mig *m = feats_mig(job, f);
+    /* Done (or failed for an operator): never owed again after a crash. */
+    if (m)
+        journal(job, m, "deinit-done",
+                json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
     if (!ok) {
         job->deinit_failures++;
-        struct vm_mig *m = feats_mig(job, f);
         vm_error("%s: needs an operator: %s", m ? m->name : "?", reason);
         if (m)
             notify_vm(job, m, "needs-operator");
@@ -534,9 +539,15 @@ static void job_schedule(struct job *job)
         vm_info("%s: migrating to %s", m->name, m->dst->uri);
         /* Network-critical: features prepare first (now, while nothing has
          * moved yet); the gate step waits for the gate. */
-        journal(job, m, "started",
-                json_pack("{s:b, s:o}", "gated", m->gated, "features",
-                          vm_features_to_json(job->feats[i])));
+        json_t *started = json_pack("{s:b, s:o}", "gated", m->gated, "features",
+                                    vm_features_to_json(job->feats[i]));
+        if (m->gated && job->feats[i]) {
+            /* What a later run needs to undo the features if this one
+             * crashes before their deinits (owed.h). */
+            json_object_set_new(started, "decision", vm_decision_to_json(&job->mig_items[i]->d));
+            json_object_set(started, "inventory", job->mig_items[i]->vm);
+        }
+        journal(job, m, "started", started);
         if (m->gated && job->feats[i])
             vm_features_run(job->feats[i], VM_FEATURE_PREPARE, prepare_done);
         vm_mig_start(m, dom, qmp);
@@ -1247,7 +1258,7 @@ static void job_inventory(struct job *job);
 struct recover_task {
     struct vm_virt_task t;
     struct job *job;
-    json_t *out;
+    json_t *out, *owed;
     int needs_operator, unreachable;
     char *err;
 };
@@ -1257,6 +1268,25 @@ static void recover_work(struct vm_virt_task *t)
     struct recover_task *rt = t->data;
     rt->needs_operator =
         vm_recover(rt->job->spec->journal_dir, &rt->out, &rt->unreachable, &rt->err);
+    if (rt->needs_operator >= 0)
+        rt->owed = vm_recover_owed_deinits(rt->job->spec->journal_dir, &rt->err);
+}
+
+/* The deinits crashed runs owed ran: on the record, then the drain goes on. */
+static void owed_done(json_t *results, int failed, void *data)
+{
+    struct job *job = data;
+    size_t i;
+    json_t *r;
+    json_array_foreach(results, i, r) job_event(job, json_string_value(json_object_get(r, "vm")),
+                                                NULL, "recovered.deinit", json_incref(r));
+    if (failed) {
+        job->deinit_failures += failed;
+        vm_error("run: %d earlier migration(s) still owe feature deinits: an operator must "
+                 "look (see 'vmmigrate recover --policy')",
+                 failed);
+    }
+    job_inventory(job);
 }
 
 static void recover_done(struct vm_virt_task *t)
@@ -1281,12 +1311,17 @@ static void recover_done(struct vm_virt_task *t)
                      "recover'",
                      rt->needs_operator);
     }
+    json_t *owed = rt->owed;
     json_decref(rt->out);
     free(rt->err);
     vm_virt_err_clear(&t->err);
     free(rt);
     job->recovered = true;
-    job_inventory(job);
+    if (json_array_size(owed) > 0 && !job->interrupted)
+        vm_owed_run(&job->loop, job->spec->journal_dir, owed, job->policy, owed_done, job);
+    else
+        job_inventory(job);
+    json_decref(owed);
 }
 
 static void job_recover(struct job *job)

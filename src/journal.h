@@ -4,8 +4,12 @@
  * One file per run, <dir>/<run-id>.ndjson, one JSON object per line:
  *   {"ts": ms, "run": id, "vm": name, "uuid": ..., "source": uri,
  *    "target": uri, "record": R, ...}
- * with R one of started, gate-reached, commit-decided, rollback-decided,
- * finished (with "result" and "location"). Records that decide where a
+ * with R one of started (a network-critical migration with features adds
+ * its "decision" and "inventory": what a later run needs to undo them),
+ * gate-reached, commit-decided, rollback-decided, finished (with "result"
+ * and "location"), deinit-done (the features' deinits ran: "ok",
+ * "features"). Records about an earlier run carry "of_run": recovered
+ * (recover.c), deinit-done (owed.c). Records that decide where a
  * guest runs (commit-decided, rollback-decided) are fsync'd before the
  * decision is carried out; so is every other record (a run writes a few per
  * VM). `vmmigrate recover` reads the journals to find migrations a crash

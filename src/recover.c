@@ -158,6 +158,88 @@ static void wait_for_libvirt_job(const char *uri, const char *uuid, int max_s)
         virConnectClose(c);
 }
 
+/* Does a record of (run, uuid) of kind REC exist, written by that run or
+ * about it (of_run)? */
+static bool has_record(json_t *journals, const char *run, const char *uuid, const char *kind)
+{
+    size_t i, k;
+    json_t *recs, *r;
+    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
+    {
+        const char *rec = json_string_value(json_object_get(r, "record"));
+        const char *u = json_string_value(json_object_get(r, "uuid"));
+        const char *of = json_string_value(json_object_get(r, "of_run"));
+        const char *rr = json_string_value(json_object_get(r, "run"));
+        if (rec && u && strcmp(rec, kind) == 0 && strcmp(u, uuid) == 0 &&
+            ((rr && strcmp(rr, run) == 0) || (of && strcmp(of, run) == 0)))
+            return true;
+    }
+    return false;
+}
+
+/* Where a migration of (run, uuid) ended by the journals: the location of
+ * its "finished" record, or of a "recovered" record about it; NULL if
+ * still open. */
+static const char *final_location(json_t *journals, const char *run, const char *uuid)
+{
+    const char *loc = NULL;
+    size_t i, k;
+    json_t *recs, *r;
+    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
+    {
+        const char *rec = json_string_value(json_object_get(r, "record"));
+        const char *u = json_string_value(json_object_get(r, "uuid"));
+        const char *of = json_string_value(json_object_get(r, "of_run"));
+        const char *rr = json_string_value(json_object_get(r, "run"));
+        if (!rec || !u || strcmp(u, uuid) != 0)
+            continue;
+        if ((strcmp(rec, "finished") == 0 && rr && strcmp(rr, run) == 0) ||
+            (strcmp(rec, "recovered") == 0 && of && strcmp(of, run) == 0))
+            loc = json_string_value(json_object_get(r, "location"));
+    }
+    return loc;
+}
+
+json_t *vm_recover_owed_deinits(const char *dir, char **err)
+{
+    json_t *journals = vm_journal_read_dir(dir, err);
+    if (!journals)
+        return NULL;
+    json_t *owed = json_array();
+    size_t i, k;
+    json_t *recs, *r;
+    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
+    {
+        const char *rec = json_string_value(json_object_get(r, "record"));
+        const char *run = json_string_value(json_object_get(r, "run"));
+        const char *uuid = json_string_value(json_object_get(r, "uuid"));
+        json_t *decision = json_object_get(r, "decision");
+        if (!rec || strcmp(rec, "started") != 0 || !run || !uuid ||
+            !json_is_true(json_object_get(r, "gated")) ||
+            json_array_size(json_object_get(decision, "features")) == 0)
+            continue;
+        /* Owed when the guest is known to have stayed on the source and the
+         * deinits were not done (by the run itself or a recovery). A run
+         * still going on does its own. */
+        const char *loc = final_location(journals, run, uuid);
+        if (!loc || strcmp(loc, "source") != 0 || has_record(journals, run, uuid, "deinit-done") ||
+            run_alive(run))
+            continue;
+        const char *vm = json_string_value(json_object_get(r, "vm"));
+        json_t *src = json_object_get(r, "source"), *dst = json_object_get(r, "target");
+        json_t *inv = json_object_get(r, "inventory");
+        if (!json_is_string(src) || !json_is_string(dst))
+            continue;
+        json_array_append_new(owed,
+                              json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O}", "run", run, "uuid",
+                                        uuid, "vm", vm ? vm : "", "source", src, "target", dst,
+                                        "features", json_object_get(decision, "features"),
+                                        "inventory", inv ? inv : json_null()));
+    }
+    json_decref(journals);
+    return owed;
+}
+
 int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
 {
     *result = NULL;
@@ -174,8 +256,8 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
         const char *run = json_string_value(json_object_get(r, "run"));
         const char *uuid = json_string_value(json_object_get(r, "uuid"));
         const char *rec = json_string_value(json_object_get(r, "record"));
-        if (!run || !uuid || !rec || strcmp(rec, "recovered") == 0)
-            continue;
+        if (!run || !uuid || !rec || json_object_get(r, "of_run"))
+            continue; /* a record about another run (recovered, deinit-done) */
         char *key = xasprintf("%s %s", run, uuid);
         json_object_set(open_migs, key, r);
         free(key);

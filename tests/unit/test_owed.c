@@ -1,0 +1,149 @@
+/* test_owed.c — which feature deinits crashed runs still owe (journals
+ * only), and running them: journaled once, never twice; a policy feature
+ * without its policy stays owed. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "owed.h"
+#include "recover.h"
+#include "util.h"
+
+static char dir[64];
+
+/* One journal file of a dead run (PID 1 never is vmmigrate). */
+static void journal(const char *file, const char *lines)
+{
+    char *path = xasprintf("%s/%s.ndjson", dir, file);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(lines, f);
+    fclose(f);
+    free(path);
+}
+
+#define REC(run, uuid, rec, extra)                                                                 \
+    "{\"ts\":1,\"run\":\"" run "\",\"vm\":\"vm-" uuid "\",\"uuid\":\"" uuid                        \
+    "\",\"source\":\"test:///a\",\"target\":\"test:///b\",\"record\":\"" rec "\"" extra "}\n"
+#define STARTED(run, uuid, feature)                                                                \
+    REC(run, uuid, "started",                                                                      \
+        ",\"gated\":true,\"decision\":{\"features\":[{\"name\":\"" feature                         \
+        "\",\"required\":true,\"timeout_ms\":1000,\"args\":{}}]},\"inventory\":{\"name\":\"x\"}")
+
+static json_t *owed_now(void)
+{
+    char *err = NULL;
+    json_t *o = vm_recover_owed_deinits(dir, &err);
+    if (!o)
+        CHECK_FAIL("owed: %s", err);
+    return o;
+}
+
+static bool owes(json_t *owed, const char *uuid)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(owed, i, e) if (strcmp(json_string_value(json_object_get(e, "uuid")),
+                                              uuid) == 0) return true;
+    return false;
+}
+
+struct result {
+    int calls, failed;
+    json_t *results;
+};
+
+static void done(json_t *results, int failed, void *data)
+{
+    struct result *r = data;
+    r->calls++;
+    r->failed = failed;
+    r->results = json_incref(results);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/vmm-test-owed-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    /* u1: rolled back (finished on the source), deinits not done: owed.
+     * u2: same, deinits done: not owed. u3: committed: not owed.
+     * u4: not gated: not owed. u5: crashed at the gate, settled on the
+     * source by a recovery: owed. u6: crashed, never settled (open): not
+     * yet (recover settles it first). */
+    journal(
+        "2026-01-01T00-00-00.000Z-1",
+        STARTED("r1-1", "u1", "announce") REC("r1-1", "u1", "finished",
+                                              ",\"result\":\"rolled-back\",\"location\":"
+                                              "\"source\"") STARTED("r1-1", "u2", "announce")
+            REC("r1-1", "u2", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\"")
+                REC("r1-1", "u2", "deinit-done", ",\"ok\":true") STARTED("r1-1", "u3", "mark") REC(
+                    "r1-1", "u3", "finished", ",\"result\":\"migrated\",\"location\":\"target\"")
+                    REC("r1-1", "u4", "started",
+                        ",\"gated\":false,\"decision\":{\"features\":[{\"name\":\"mark\"}]}")
+                        REC("r1-1", "u4", "finished", ",\"location\":\"source\"")
+                            STARTED("r1-1", "u5", "mark") STARTED("r1-1", "u6", "mark"));
+    journal("2026-01-01T00-00-01.000Z-1",
+            REC("r2-1", "u5", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\""));
+    json_t *o = owed_now();
+    CHECK(owes(o, "u1"));
+    CHECK(!owes(o, "u2"));
+    CHECK(!owes(o, "u3"));
+    CHECK(!owes(o, "u4"));
+    CHECK(owes(o, "u5"));
+    CHECK(!owes(o, "u6"));
+    CHECK_INT(json_array_size(o), ==, 2);
+
+    /* Run them with no policy: the built-in (announce: nothing to undo)
+     * runs and is journaled; the policy feature 'mark' cannot run, stays
+     * owed, and counts as failed. */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct result r = {0};
+    vm_owed_run(&loop, dir, o, NULL, done, &r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(r.calls, ==, 1);
+    CHECK_INT(r.failed, ==, 1);
+    CHECK_INT(json_array_size(r.results), ==, 2);
+    json_t *e;
+    size_t i;
+    json_array_foreach(r.results, i, e)
+    {
+        const char *u = json_string_value(json_object_get(e, "uuid"));
+        if (strcmp(u, "u1") == 0) {
+            CHECK(json_is_true(json_object_get(e, "ok")));
+            CHECK_STR(json_string_value(json_object_get(
+                          json_array_get(json_object_get(e, "features"), 0), "deinit")),
+                      "ok");
+        } else {
+            CHECK(json_is_false(json_object_get(e, "ok")));
+            CHECK(strstr(json_string_value(json_object_get(e, "error")), "'mark'") != NULL);
+        }
+    }
+    json_decref(r.results);
+    json_decref(o);
+    o = owed_now();
+    CHECK(!owes(o, "u1")); /* done once, never again */
+    CHECK(owes(o, "u5"));  /* still owed until its policy is given */
+    CHECK_INT(json_array_size(o), ==, 1);
+    json_decref(o);
+
+    /* Nothing owed: done runs at once, nothing is written. */
+    json_t *none = json_array();
+    struct result r2 = {0};
+    vm_owed_run(&loop, dir, none, NULL, done, &r2);
+    CHECK_INT(r2.calls, ==, 1);
+    CHECK_INT(r2.failed, ==, 0);
+    json_decref(r2.results);
+    json_decref(none);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(uv_loop_close(&loop), ==, 0);
+
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), ==, 0);
+    free(cmd);
+    printf("ok\n");
+    return 0;
+}
