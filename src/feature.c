@@ -58,6 +58,15 @@ bool vm_feature_known(const char *name, const struct vm_policy *policy)
     return policy && vm_policy_has_feature(policy, name);
 }
 
+bool vm_feature_has_deinit(const char *name, const struct vm_policy *policy)
+{
+    if (strcmp(name, "vdp") == 0)
+        return true; /* deassociates on the target */
+    if (strcmp(name, "announce") == 0 || strcmp(name, "spice") == 0)
+        return false;
+    return policy && vm_policy_feature_has_step(policy, name, "deinit");
+}
+
 struct vm_features *vm_features_new(uv_loop_t *loop, const struct vm_feature_env *env, json_t *vm,
                                     const struct vm_feature_decl *decls, int n,
                                     struct vm_policy *policy, vm_features_event_cb on_event,

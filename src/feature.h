@@ -36,6 +36,8 @@ enum vm_feature_step {
 
 /* Is NAME a feature this build or the policy implements? */
 bool vm_feature_known(const char *name, const struct vm_policy *policy);
+/* Does NAME have anything to undo (a deinit step)? */
+bool vm_feature_has_deinit(const char *name, const struct vm_policy *policy);
 /* The built-in features, for messages. */
 #define VM_FEATURE_BUILTINS "announce, spice, vdp"
 

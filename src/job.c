@@ -500,6 +500,24 @@ static const struct vm_mig_ops job_mig_ops = {
     .on_decision = mig_on_decision,
 };
 
+/* What a later run needs to undo this migration's features if this run
+ * crashes before their deinits (owed.h): those with a deinit step, and the
+ * VM as we see it. */
+static void owed_on_crash(struct job *job, struct vm_plan_item *it, json_t *started)
+{
+    json_t *d = vm_decision_to_json(&it->d), *keep = json_array();
+    size_t k;
+    json_t *f;
+    json_array_foreach(json_object_get(d, "features"), k, f)
+    {
+        if (vm_feature_has_deinit(json_string_value(json_object_get(f, "name")), job->policy))
+            json_array_append(keep, f);
+    }
+    json_object_set_new(d, "features", keep);
+    json_object_set_new(started, "decision", d);
+    json_object_set(started, "inventory", it->vm);
+}
+
 static void job_schedule(struct job *job)
 {
     /* The next migration, in plan order, whose hosts have a free slot:
@@ -541,12 +559,8 @@ static void job_schedule(struct job *job)
          * moved yet); the gate step waits for the gate. */
         json_t *started = json_pack("{s:b, s:o}", "gated", m->gated, "features",
                                     vm_features_to_json(job->feats[i]));
-        if (m->gated && job->feats[i]) {
-            /* What a later run needs to undo the features if this one
-             * crashes before their deinits (owed.h). */
-            json_object_set_new(started, "decision", vm_decision_to_json(&job->mig_items[i]->d));
-            json_object_set(started, "inventory", job->mig_items[i]->vm);
-        }
+        if (m->gated && job->feats[i])
+            owed_on_crash(job, job->mig_items[i], started);
         journal(job, m, "started", started);
         if (m->gated && job->feats[i])
             vm_features_run(job->feats[i], VM_FEATURE_PREPARE, prepare_done);

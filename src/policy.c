@@ -506,6 +506,17 @@ bool vm_policy_has_feature(const struct vm_policy *p, const char *name)
     return true;
 }
 
+bool vm_policy_feature_has_step(const struct vm_policy *p, const char *name, const char *step)
+{
+    lua_State *L = vm_lua_state(p->lua);
+    if (!push_feature(L, name))
+        return false;
+    lua_getfield(L, -1, step);
+    bool has = lua_isfunction(L, -1);
+    lua_pop(L, 2);
+    return has;
+}
+
 /* ---- feature steps as coroutines ---------------------------------------- */
 
 struct vm_policy_step {

@@ -54,6 +54,8 @@ int vm_policy_progress(struct vm_policy *p, json_t *vm, json_t *progress, struct
 
 /* Features the policy defined with vmm.feature(name, steps). */
 bool vm_policy_has_feature(const struct vm_policy *p, const char *name);
+/* ... and whether it defined STEP ("deinit", ...). */
+bool vm_policy_feature_has_step(const struct vm_policy *p, const char *name, const char *step);
 
 /* Run STEP ("probe", "prepare", "gate", "after", "deinit") of feature NAME
  * with (vm, ctx) as a coroutine on the loop, so that steps may call vmm.exec(host,
