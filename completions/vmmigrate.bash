@@ -44,7 +44,7 @@ _vmmigrate()
         if [[ $cur == -* ]]; then
             _vmmigrate_words '-h --help -V --version'
         else
-            _vmmigrate_words 'abort help plan policy qemu recover run status version'
+            _vmmigrate_words 'abort drain help plan policy qemu recover run status version'
         fi
         return
     fi
@@ -59,9 +59,47 @@ _vmmigrate()
         esac
         opts='--lock-dir -h --help -q --quiet -v --verbose'
         ;;
+    drain)
+        case $prev in
+        --class)
+            _vmmigrate_words 'urgent network-critical'
+            return
+            ;;
+        --compression)
+            _vmmigrate_list 'xbzrle mt zlib zstd'
+            return
+            ;;
+        --timeout-action)
+            _vmmigrate_words 'abort suspend postcopy'
+            return
+            ;;
+        -e | --events | --journal-dir | --lock-dir | --metrics-file | \
+        --notify-token-file | -p | --policy | --status-file)
+            _vmmigrate_files
+            return
+            ;;
+        --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
+        --max-downtime | --max-failures | --max-in | --max-out | \
+        --migrate-uri | --notify | -j | --parallel | -P | \
+        --parallel-connections | --qmp-socket | -t | --target | --timeout | \
+        -m | --vm)
+            # a value, but nothing to offer
+            return
+            ;;
+        esac
+        opts='--assume-bandwidth --auto-converge -b --bandwidth --class
+            --compression --deadline --direct -e --events --host-exec
+            --journal-dir --json --lock-dir -d --max-downtime --max-failures
+            --max-in --max-out --metrics-file --migrate-uri --no-progress
+            --notify --notify-token-file -j --parallel -P
+            --parallel-connections --persistent -p --policy --postcopy
+            --qmp-socket --status-file -t --target --timeout --timeout-action
+            --tls --undefine-source --unsafe -m --vm --wait-lock -h --help -q
+            --quiet -v --verbose'
+        ;;
     help)
         opts='-h --help -q --quiet -v --verbose'
-        args='abort help plan policy qemu recover run status version'
+        args='abort drain help plan policy qemu recover run status version'
         ;;
     plan)
         case $prev in

@@ -11,6 +11,7 @@
 #include "exitcode.h"
 #include "util.h"
 
+extern const struct vm_cli_command vm_cmd_drain_entry;
 extern const struct vm_cli_command vm_cmd_plan_entry;
 extern const struct vm_cli_command vm_cmd_policy_entry;
 extern const struct vm_cli_command vm_cmd_qemu_entry;
@@ -22,10 +23,12 @@ extern const struct vm_cli_command vm_cmd_version_entry;
 extern const struct vm_cli_command vm_cmd_abort_entry;
 extern const struct vm_cli_command vm_cmd_docs_entry;
 
-/* Sorted by name, as they appear in --help and the man page. */
+/* Sorted by name, as they appear in --help and the man page; one per line. */
+/* clang-format off */
 const struct vm_cli_command *const vm_cli_commands[] = {
     &vm_cmd_abort_entry,
     &vm_cmd_docs_entry,
+    &vm_cmd_drain_entry,
     &vm_cmd_help_entry,
     &vm_cmd_plan_entry,
     &vm_cmd_policy_entry,
@@ -36,6 +39,7 @@ const struct vm_cli_command *const vm_cli_commands[] = {
     &vm_cmd_version_entry,
     NULL,
 };
+/* clang-format on */
 
 const struct vm_cli_option vm_cli_common_options[] = {
     {.name = "help", .short_name = 'h', .id = VM_CLI_OPT_HELP, .help = "show this help and exit"},
@@ -104,6 +108,16 @@ const struct vm_cli_command *vm_cli_find(const char *name)
         if (strcmp(vm_cli_commands[i]->name, name) == 0)
             return vm_cli_commands[i];
     return NULL;
+}
+
+bool vm_cli_option_shown(const struct vm_cli_command *cmd, const struct vm_cli_option *o)
+{
+    if (o->flags & VM_CLI_HIDDEN)
+        return false;
+    for (const int *id = cmd ? cmd->hidden_ids : NULL; id && *id; id++)
+        if (*id == o->id)
+            return false;
+    return true;
 }
 
 static const struct vm_cli_option *find_by_index(const struct vm_cli_command *cmd, int index)
@@ -394,10 +408,10 @@ const struct vm_cli_command *vm_cli_args_command(const struct vm_cli_args *args)
     return args->cmd;
 }
 
-static void print_options(const struct vm_cli_option *opts)
+static void print_options(const struct vm_cli_command *cmd, const struct vm_cli_option *opts)
 {
     for (const struct vm_cli_option *o = opts; o && o->name; o++) {
-        if (o->flags & VM_CLI_HIDDEN)
+        if (!vm_cli_option_shown(cmd, o))
             continue;
         char left[64];
         int n = 0;
@@ -431,8 +445,8 @@ void vm_cli_print_help(const struct vm_cli_command *cmd)
     printf("Usage: vmmigrate %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
     if (cmd->options && cmd->options->name) {
         printf("\nOptions:\n");
-        print_options(cmd->options);
+        print_options(cmd, cmd->options);
     }
     printf("\nCommon options:\n");
-    print_options(vm_cli_common_options);
+    print_options(NULL, vm_cli_common_options);
 }
