@@ -57,7 +57,7 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--lock-dir -h --help -q --quiet -v --verbose'
+        opts='--lock-dir -h --help -q --quiet --syslog -v --verbose'
         ;;
     drain)
         case $prev in
@@ -95,10 +95,10 @@ _vmmigrate()
             --parallel-connections --persistent -p --policy --postcopy
             --qmp-socket --status-file -t --target --timeout --timeout-action
             --tls --undefine-source --unsafe -m --vm --wait-lock -h --help -q
-            --quiet -v --verbose'
+            --quiet --syslog -v --verbose'
         ;;
     help)
-        opts='-h --help -q --quiet -v --verbose'
+        opts='-h --help -q --quiet --syslog -v --verbose'
         args='abort drain help plan policy qemu recover run status version'
         ;;
     plan)
@@ -137,10 +137,10 @@ _vmmigrate()
             --parallel-connections --persistent -p --policy --postcopy
             --qmp-socket -s --source --status-file -t --target --timeout
             --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet -v --verbose'
+            --wait-lock -h --help -q --quiet --syslog -v --verbose'
         ;;
     policy)
-        opts='--json -h --help -q --quiet -v --verbose'
+        opts='--json -h --help -q --quiet --syslog -v --verbose'
         ;;
     qemu)
         case $prev in
@@ -160,7 +160,8 @@ _vmmigrate()
         esac
         opts='-b --bandwidth --class -e --events -f --feature --gate-timeout
             --json -d --max-downtime --name -p --policy -s --source-qmp -t
-            --target-qmp --timeout -u --uri -h --help -q --quiet -v --verbose'
+            --target-qmp --timeout -u --uri -h --help -q --quiet --syslog -v
+            --verbose'
         ;;
     recover)
         case $prev in
@@ -169,7 +170,7 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--journal-dir --json -h --help -q --quiet -v --verbose'
+        opts='--journal-dir --json -h --help -q --quiet --syslog -v --verbose'
         ;;
     run)
         case $prev in
@@ -207,7 +208,7 @@ _vmmigrate()
             --parallel-connections --persistent -p --policy --postcopy
             --qmp-socket -s --source --status-file -t --target --timeout
             --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet -v --verbose'
+            --wait-lock -h --help -q --quiet --syslog -v --verbose'
         ;;
     status)
         case $prev in
@@ -216,10 +217,10 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--journal-dir --json -h --help -q --quiet -v --verbose'
+        opts='--journal-dir --json -h --help -q --quiet --syslog -v --verbose'
         ;;
     version)
-        opts='-h --help -q --quiet -v --verbose'
+        opts='-h --help -q --quiet --syslog -v --verbose'
         ;;
     *)
         return

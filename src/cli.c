@@ -47,15 +47,26 @@ const struct vm_cli_option vm_cli_common_options[] = {
      .short_name = 'q',
      .id = VM_CLI_OPT_QUIET,
      .help = "print errors only (for cron); no progress meter",
-     .doc = "Print nothing on standard error but errors, and no progress meter. Meant for cron "
-            "and systemd timers."},
+     .doc = "Print nothing on standard error but errors, even with --verbose, and no progress "
+            "meter. Meant for cron and systemd timers; --syslog still gets what --verbose "
+            "asks for."},
+    {.name = "syslog",
+     .id = VM_CLI_OPT_SYSLOG,
+     .help = "also send every log line to syslog (daemon facility)",
+     .doc = "Also send every message to syslog(3): identity vmmigrate with its process id, "
+            "facility daemon, priority err, warning, info or debug, no timestamp (syslog adds "
+            "its own). Warnings and errors by default, info and debug with --verbose, "
+            "whatever --quiet leaves on standard error."},
     {.name = "verbose",
      .short_name = 'v',
      .id = VM_CLI_OPT_VERBOSE,
      .flags = VM_CLI_REPEAT,
      .help = "log more on stderr (twice: debug)",
-     .doc = "Log what vmmigrate does on standard error, with timestamps. Given twice, also "
-            "debug messages."},
+     .doc = "Log what vmmigrate does on standard error. Given twice, also debug messages. On a "
+            "terminal, info and debug lines carry a timestamp; when standard error is a file "
+            "or a pipe (cron's mail, a log file) every line does; when it is the journal "
+            "(systemd sets JOURNAL_STREAM), lines carry the sd-daemon(3) priority prefix (<3> "
+            "error, <4> warning, <6> info, <7> debug) and no timestamp."},
     {0},
 };
 

@@ -76,6 +76,7 @@ enum {
     VM_CLI_OPT_HELP = 1000,
     VM_CLI_OPT_QUIET,
     VM_CLI_OPT_VERBOSE,
+    VM_CLI_OPT_SYSLOG,
 };
 
 const struct vm_cli_command *vm_cli_find(const char *name);
