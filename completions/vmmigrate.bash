@@ -44,7 +44,7 @@ _vmmigrate()
         if [[ $cur == -* ]]; then
             _vmmigrate_words '-h --help -V --version'
         else
-            _vmmigrate_words 'abort help plan policy qemu recover run status version'
+            _vmmigrate_words 'abort drain help plan policy qemu recover run status version'
         fi
         return
     fi
@@ -57,11 +57,49 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--lock-dir -h --help -q --quiet -v --verbose'
+        opts='--lock-dir -h --help -q --quiet --syslog -v --verbose'
+        ;;
+    drain)
+        case $prev in
+        --class)
+            _vmmigrate_words 'urgent network-critical'
+            return
+            ;;
+        --compression)
+            _vmmigrate_list 'xbzrle mt zlib zstd'
+            return
+            ;;
+        --timeout-action)
+            _vmmigrate_words 'abort suspend postcopy'
+            return
+            ;;
+        -e | --events | --journal-dir | --lock-dir | --metrics-file | \
+        --notify-token-file | -p | --policy | --status-file)
+            _vmmigrate_files
+            return
+            ;;
+        --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
+        --max-downtime | --max-failures | --max-in | --max-out | \
+        --migrate-uri | --notify | -j | --parallel | -P | \
+        --parallel-connections | --qmp-socket | -t | --target | --timeout | \
+        -m | --vm)
+            # a value, but nothing to offer
+            return
+            ;;
+        esac
+        opts='--assume-bandwidth --auto-converge -b --bandwidth --class
+            --compression --deadline --direct -e --events --host-exec
+            --journal-dir --json --lock-dir -d --max-downtime --max-failures
+            --max-in --max-out --metrics-file --migrate-uri --no-progress
+            --notify --notify-token-file -j --parallel -P
+            --parallel-connections --persistent -p --policy --postcopy
+            --qmp-socket --status-file -t --target --timeout --timeout-action
+            --tls --undefine-source --unsafe -m --vm --wait-lock -h --help -q
+            --quiet --syslog -v --verbose'
         ;;
     help)
-        opts='-h --help -q --quiet -v --verbose'
-        args='abort help plan policy qemu recover run status version'
+        opts='-h --help -q --quiet --syslog -v --verbose'
+        args='abort drain help plan policy qemu recover run status version'
         ;;
     plan)
         case $prev in
@@ -99,10 +137,10 @@ _vmmigrate()
             --parallel-connections --persistent -p --policy --postcopy
             --qmp-socket -s --source --status-file -t --target --timeout
             --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet -v --verbose'
+            --wait-lock -h --help -q --quiet --syslog -v --verbose'
         ;;
     policy)
-        opts='--json -h --help -q --quiet -v --verbose'
+        opts='--json -h --help -q --quiet --syslog -v --verbose'
         ;;
     qemu)
         case $prev in
@@ -122,7 +160,8 @@ _vmmigrate()
         esac
         opts='-b --bandwidth --class -e --events -f --feature --gate-timeout
             --json -d --max-downtime --name -p --policy -s --source-qmp -t
-            --target-qmp --timeout -u --uri -h --help -q --quiet -v --verbose'
+            --target-qmp --timeout -u --uri -h --help -q --quiet --syslog -v
+            --verbose'
         ;;
     recover)
         case $prev in
@@ -131,7 +170,8 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--journal-dir --json --policy -h --help -q --quiet -v --verbose'
+        opts='--journal-dir --json --policy -h --help -q --quiet --syslog -v
+            --verbose'
         ;;
     run)
         case $prev in
@@ -169,7 +209,7 @@ _vmmigrate()
             --parallel-connections --persistent -p --policy --postcopy
             --qmp-socket -s --source --status-file -t --target --timeout
             --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet -v --verbose'
+            --wait-lock -h --help -q --quiet --syslog -v --verbose'
         ;;
     status)
         case $prev in
@@ -178,10 +218,10 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--journal-dir --json -h --help -q --quiet -v --verbose'
+        opts='--journal-dir --json -h --help -q --quiet --syslog -v --verbose'
         ;;
     version)
-        opts='-h --help -q --quiet -v --verbose'
+        opts='-h --help -q --quiet --syslog -v --verbose'
         ;;
     *)
         return

@@ -11,6 +11,7 @@
 #include "exitcode.h"
 #include "util.h"
 
+extern const struct vm_cli_command vm_cmd_drain_entry;
 extern const struct vm_cli_command vm_cmd_plan_entry;
 extern const struct vm_cli_command vm_cmd_policy_entry;
 extern const struct vm_cli_command vm_cmd_qemu_entry;
@@ -22,10 +23,12 @@ extern const struct vm_cli_command vm_cmd_version_entry;
 extern const struct vm_cli_command vm_cmd_abort_entry;
 extern const struct vm_cli_command vm_cmd_docs_entry;
 
-/* Sorted by name, as they appear in --help and the man page. */
+/* Sorted by name, as they appear in --help and the man page; one per line. */
+/* clang-format off */
 const struct vm_cli_command *const vm_cli_commands[] = {
     &vm_cmd_abort_entry,
     &vm_cmd_docs_entry,
+    &vm_cmd_drain_entry,
     &vm_cmd_help_entry,
     &vm_cmd_plan_entry,
     &vm_cmd_policy_entry,
@@ -36,6 +39,7 @@ const struct vm_cli_command *const vm_cli_commands[] = {
     &vm_cmd_version_entry,
     NULL,
 };
+/* clang-format on */
 
 const struct vm_cli_option vm_cli_common_options[] = {
     {.name = "help", .short_name = 'h', .id = VM_CLI_OPT_HELP, .help = "show this help and exit"},
@@ -43,15 +47,26 @@ const struct vm_cli_option vm_cli_common_options[] = {
      .short_name = 'q',
      .id = VM_CLI_OPT_QUIET,
      .help = "print errors only (for cron); no progress meter",
-     .doc = "Print nothing on standard error but errors, and no progress meter. Meant for cron "
-            "and systemd timers."},
+     .doc = "Print nothing on standard error but errors, even with --verbose, and no progress "
+            "meter. Meant for cron and systemd timers; --syslog still gets what --verbose "
+            "asks for."},
+    {.name = "syslog",
+     .id = VM_CLI_OPT_SYSLOG,
+     .help = "also send every log line to syslog (daemon facility)",
+     .doc = "Also send every message to syslog(3): identity vmmigrate with its process id, "
+            "facility daemon, priority err, warning, info or debug, no timestamp (syslog adds "
+            "its own). Warnings and errors by default, info and debug with --verbose, "
+            "whatever --quiet leaves on standard error."},
     {.name = "verbose",
      .short_name = 'v',
      .id = VM_CLI_OPT_VERBOSE,
      .flags = VM_CLI_REPEAT,
      .help = "log more on stderr (twice: debug)",
-     .doc = "Log what vmmigrate does on standard error, with timestamps. Given twice, also "
-            "debug messages."},
+     .doc = "Log what vmmigrate does on standard error. Given twice, also debug messages. On a "
+            "terminal, info and debug lines carry a timestamp; when standard error is a file "
+            "or a pipe (cron's mail, a log file) every line does; when it is the journal "
+            "(systemd sets JOURNAL_STREAM), lines carry the sd-daemon(3) priority prefix (<3> "
+            "error, <4> warning, <6> info, <7> debug) and no timestamp."},
     {0},
 };
 
@@ -104,6 +119,16 @@ const struct vm_cli_command *vm_cli_find(const char *name)
         if (strcmp(vm_cli_commands[i]->name, name) == 0)
             return vm_cli_commands[i];
     return NULL;
+}
+
+bool vm_cli_option_shown(const struct vm_cli_command *cmd, const struct vm_cli_option *o)
+{
+    if (o->flags & VM_CLI_HIDDEN)
+        return false;
+    for (const int *id = cmd ? cmd->hidden_ids : NULL; id && *id; id++)
+        if (*id == o->id)
+            return false;
+    return true;
 }
 
 static const struct vm_cli_option *find_by_index(const struct vm_cli_command *cmd, int index)
@@ -394,10 +419,10 @@ const struct vm_cli_command *vm_cli_args_command(const struct vm_cli_args *args)
     return args->cmd;
 }
 
-static void print_options(const struct vm_cli_option *opts)
+static void print_options(const struct vm_cli_command *cmd, const struct vm_cli_option *opts)
 {
     for (const struct vm_cli_option *o = opts; o && o->name; o++) {
-        if (o->flags & VM_CLI_HIDDEN)
+        if (!vm_cli_option_shown(cmd, o))
             continue;
         char left[64];
         int n = 0;
@@ -431,8 +456,8 @@ void vm_cli_print_help(const struct vm_cli_command *cmd)
     printf("Usage: vmmigrate %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
     if (cmd->options && cmd->options->name) {
         printf("\nOptions:\n");
-        print_options(cmd->options);
+        print_options(cmd, cmd->options);
     }
     printf("\nCommon options:\n");
-    print_options(vm_cli_common_options);
+    print_options(NULL, vm_cli_common_options);
 }

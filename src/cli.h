@@ -52,6 +52,10 @@ struct vm_cli_command {
     const char *summary; /* one line */
     const char *doc;     /* the man page's description of the command */
     const struct vm_cli_option *options;
+    /* Ids of `options` this command accepts but does not show (a table
+     * shared with another command: drain takes run's, less --source); 0 ends
+     * it; NULL: none. */
+    const int *hidden_ids;
     unsigned flags; /* VM_CLI_HIDDEN */
     int (*exec)(const struct vm_cli_args *args);
 };
@@ -72,9 +76,13 @@ enum {
     VM_CLI_OPT_HELP = 1000,
     VM_CLI_OPT_QUIET,
     VM_CLI_OPT_VERBOSE,
+    VM_CLI_OPT_SYSLOG,
 };
 
 const struct vm_cli_command *vm_cli_find(const char *name);
+/* Whether option o of command cmd (NULL: a common option) appears in --help,
+ * the man page and the completions: not VM_CLI_HIDDEN nor in cmd->hidden_ids. */
+bool vm_cli_option_shown(const struct vm_cli_command *cmd, const struct vm_cli_option *o);
 
 /* Parse argv (argv[0] is the command name). On error prints one line naming
  * the culprit and returns NULL with *exit_code = VM_EXIT_USAGE; on --help

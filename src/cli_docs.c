@@ -104,9 +104,10 @@ static bool command_shown(const struct vm_cli_command *c)
     return !(c->flags & VM_CLI_HIDDEN);
 }
 
-static bool option_shown(const struct vm_cli_option *o)
+/* c: the command whose table it is, NULL for the common options. */
+static bool option_shown(const struct vm_cli_command *c, const struct vm_cli_option *o)
 {
-    return !(o->flags & VM_CLI_HIDDEN);
+    return vm_cli_option_shown(c, o);
 }
 
 static bool option_takes_value(const struct vm_cli_option *o)
@@ -114,10 +115,10 @@ static bool option_takes_value(const struct vm_cli_option *o)
     return o->arg != VM_CLI_ARG_NONE;
 }
 
-static bool has_value_options(const struct vm_cli_option *opts)
+static bool has_value_options(const struct vm_cli_command *c, const struct vm_cli_option *opts)
 {
     for (const struct vm_cli_option *o = opts; o && o->name; o++)
-        if (option_shown(o) && option_takes_value(o))
+        if (option_shown(c, o) && option_takes_value(o))
             return true;
     return false;
 }
@@ -411,7 +412,7 @@ static void man_section_commands(struct buf *b)
         buf_puts(b, ".PP\n");
         man_para(b, c->doc ? c->doc : c->summary, c->usage);
         for (const struct vm_cli_option *o = c->options; o && o->name; o++)
-            if (option_shown(o))
+            if (option_shown(c, o))
                 man_option(b, o);
     }
 }
@@ -480,7 +481,7 @@ static char *man_generate(void)
     buf_puts(&b, ".SH COMMON OPTIONS\n");
     man_para(&b, "Every command accepts these options.", NULL);
     for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
-        if (option_shown(o))
+        if (option_shown(NULL, o))
             man_option(&b, o);
 
     buf_puts(&b, ".SH EXIT STATUS\n");
@@ -543,11 +544,11 @@ static void buf_word(struct buf *b, bool *first, const char *sep, const char *br
 
 /* The options of `opts` that pass `want`, with both their names, as words. */
 static void bash_option_words(struct buf *b, bool *first, const char *sep, const char *brk,
-                              const struct vm_cli_option *opts,
+                              const struct vm_cli_command *c, const struct vm_cli_option *opts,
                               bool (*want)(const struct vm_cli_option *))
 {
     for (const struct vm_cli_option *o = opts; o && o->name; o++) {
-        if (!option_shown(o) || (want && !want(o)))
+        if (!option_shown(c, o) || (want && !want(o)))
             continue;
         char name[64];
         if (o->short_name) {
@@ -572,11 +573,12 @@ static bool bash_value_file(const struct vm_cli_option *o)
 
 /* The case branches on $prev completing the values of `opts`, indented by
  * `ind`: choices, file names, and nothing for the other values. */
-static void bash_value_cases(struct buf *b, const struct vm_cli_option *opts, const char *ind)
+static void bash_value_cases(struct buf *b, const struct vm_cli_command *c,
+                             const struct vm_cli_option *opts, const char *ind)
 {
     char *brk = xasprintf(" | \\\n%s", ind);
     for (const struct vm_cli_option *o = opts; o && o->name; o++) {
-        if (!option_shown(o) || (o->arg != VM_CLI_ARG_CHOICE && o->arg != VM_CLI_ARG_CHOICES))
+        if (!option_shown(c, o) || (o->arg != VM_CLI_ARG_CHOICE && o->arg != VM_CLI_ARG_CHOICES))
             continue;
         char *list = choices_join(o->choices, " ");
         buf_puts(b, ind);
@@ -592,7 +594,7 @@ static void bash_value_cases(struct buf *b, const struct vm_cli_option *opts, co
         bool first = true;
         size_t start = b->len;
         buf_puts(b, ind);
-        bash_option_words(b, &first, " | ", brk, opts, groups[g]);
+        bash_option_words(b, &first, " | ", brk, c, opts, groups[g]);
         if (first) { /* no such option */
             buf_chop(b, b->len - start);
             continue;
@@ -661,9 +663,9 @@ static char *bash_generate(void)
                  "        return\n"
                  "    fi\n"
                  "\n");
-    if (has_value_options(vm_cli_common_options)) {
+    if (has_value_options(NULL, vm_cli_common_options)) {
         buf_puts(&b, "    case $prev in\n");
-        bash_value_cases(&b, vm_cli_common_options, "    ");
+        bash_value_cases(&b, NULL, vm_cli_common_options, "    ");
         buf_puts(&b, "    esac\n\n");
     }
     buf_puts(&b, "    case ${COMP_WORDS[1]} in\n");
@@ -672,15 +674,15 @@ static char *bash_generate(void)
         if (!command_shown(c))
             continue;
         buf_printf(&b, "    %s)\n", c->name);
-        if (has_value_options(c->options)) {
+        if (has_value_options(c, c->options)) {
             buf_puts(&b, "        case $prev in\n");
-            bash_value_cases(&b, c->options, "        ");
+            bash_value_cases(&b, c, c->options, "        ");
             buf_puts(&b, "        esac\n");
         }
         buf_puts(&b, "        opts='");
         bool first = true;
-        bash_option_words(&b, &first, " ", "\n            ", c->options, NULL);
-        bash_option_words(&b, &first, " ", "\n            ", vm_cli_common_options, NULL);
+        bash_option_words(&b, &first, " ", "\n            ", c, c->options, NULL);
+        bash_option_words(&b, &first, " ", "\n            ", NULL, vm_cli_common_options, NULL);
         buf_puts(&b, "'\n");
         if (usage_takes_command(c))
             buf_printf(&b, "        args='%s'\n", names);
@@ -790,10 +792,10 @@ static char *zsh_generate(void)
             continue;
         buf_printf(&b, "\n_vmmigrate_%s()\n{\n    _arguments -s -S \\\n", c->name);
         for (const struct vm_cli_option *o = c->options; o && o->name; o++)
-            if (option_shown(o))
+            if (option_shown(c, o))
                 zsh_option(&b, o);
         for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
-            if (option_shown(o))
+            if (option_shown(NULL, o))
                 zsh_option(&b, o);
         if (usage_takes_command(c))
             buf_printf(&b, "        '1:command:(%s)' \\\n", names);

@@ -1,10 +1,13 @@
 /* cmd_job.c — `vmmigrate run` and `vmmigrate plan`, which take the same
- * options so that a plan shows exactly what the same run would do. Turns the
- * command line into a `struct vm_job_spec` and hands it to job.c; owns
- * nothing past the call. */
+ * options so that a plan shows exactly what the same run would do, and
+ * `vmmigrate drain SOURCE`, cron's shorthand for `run --source SOURCE` with
+ * the installed evacuate.lua as the default policy (same table, same code
+ * path). Turns the command line into a `struct vm_job_spec` and hands it to
+ * job.c; owns nothing past the call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "exitcode.h"
@@ -376,23 +379,40 @@ static bool has_duplicate(const char **v, int n, const char *cmd, const char *op
     return false;
 }
 
-static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode)
+/* What drain fills in for run: the source host from the argument, and the
+ * policy --policy would otherwise name. */
+struct drain {
+    const char *source;
+    const char *policy;
+};
+
+static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
+                    const struct drain *drain)
 {
-    const char *cmd = mode == VM_JOB_PLAN ? "plan" : "run";
+    const char *cmd = vm_cli_args_command(args)->name;
     struct vm_job_spec spec = {0};
     int rc = VM_EXIT_OK;
     spec.mode = mode;
-    spec.sources = list(args, OPT_SOURCE, &spec.nsources);
+    spec.command = cmd;
+    if (drain) {
+        spec.sources = xcalloc(2, sizeof(*spec.sources));
+        spec.sources[0] = drain->source;
+        spec.nsources = 1;
+    } else {
+        spec.sources = list(args, OPT_SOURCE, &spec.nsources);
+    }
     spec.targets = list(args, OPT_TARGET, &spec.ntargets);
     spec.vms = list(args, OPT_VM, &spec.nvms);
     spec.policy_path = vm_cli_str(args, OPT_POLICY);
+    if (drain && !spec.policy_path && !spec.nvms)
+        spec.policy_path = drain->policy;
     spec.qmp = NULL;
     if (!spec.nsources || !spec.ntargets) {
         vm_error("%s: --%s URI is required", cmd, spec.nsources ? "target" : "source");
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
-    if (vm_cli_npos(args) > 0) {
+    if (!drain && vm_cli_npos(args) > 0) {
         vm_error("%s: unexpected argument '%s' (name VMs with --vm)", cmd, vm_cli_pos(args, 0));
         rc = VM_EXIT_USAGE;
         goto cleanup;
@@ -541,12 +561,49 @@ cleanup:
 
 static int cmd_run_exec(const struct vm_cli_args *args)
 {
-    return job_exec(args, VM_JOB_RUN);
+    return job_exec(args, VM_JOB_RUN, NULL);
 }
 
 static int cmd_plan_exec(const struct vm_cli_args *args)
 {
-    return job_exec(args, VM_JOB_PLAN);
+    return job_exec(args, VM_JOB_PLAN, NULL);
+}
+
+/* The policy drain uses without --policy (or --vm): the installed
+ * evacuate.lua, VMM_DRAIN_POLICY from CMakeLists.txt. The environment
+ * variable VMM_DRAIN_POLICY overrides it; it is not documented for
+ * operators and exists for the tests (tests/cli/drain-*.test), which must
+ * not depend on what is installed. */
+static const char *drain_default_policy(void)
+{
+    const char *env = getenv("VMM_DRAIN_POLICY");
+    return env && *env ? env : VMM_DRAIN_POLICY;
+}
+
+static int cmd_drain_exec(const struct vm_cli_args *args)
+{
+    if (vm_cli_count(args, OPT_SOURCE)) {
+        vm_error("drain: --source is not an option of drain: the source host is its argument "
+                 "(vmmigrate drain URI)");
+        return VM_EXIT_USAGE;
+    }
+    if (vm_cli_npos(args) == 0) {
+        vm_error("drain: no source host given (vmmigrate drain URI --target URI)");
+        return VM_EXIT_USAGE;
+    }
+    if (vm_cli_npos(args) > 1) {
+        vm_error("drain: unexpected argument '%s' (drain takes one source host; run --source "
+                 "takes several)",
+                 vm_cli_pos(args, 1));
+        return VM_EXIT_USAGE;
+    }
+    struct drain drain = {.source = vm_cli_pos(args, 0), .policy = drain_default_policy()};
+    if (!vm_cli_str(args, OPT_POLICY) && !vm_cli_count(args, OPT_VM) &&
+        access(drain.policy, F_OK) != 0) {
+        vm_error("drain: the default policy '%s' does not exist; pass --policy FILE", drain.policy);
+        return VM_EXIT_USAGE;
+    }
+    return job_exec(args, VM_JOB_RUN, &drain);
 }
 
 const struct vm_cli_command vm_cmd_run_entry = {
@@ -580,4 +637,23 @@ const struct vm_cli_command vm_cmd_plan_entry = {
            "member. Exit status 6 if the policy failed for any VM.",
     .options = job_options,
     .exec = cmd_plan_exec,
+};
+
+/* Accepted only to say, in one line, that the source is the argument. */
+static const int drain_hidden[] = {OPT_SOURCE, 0};
+
+const struct vm_cli_command vm_cmd_drain_entry = {
+    .name = "drain",
+    .usage = "URI --target URI [--policy FILE | --vm NAME ...] [OPTIONS]",
+    .summary = "move the VMs off one host, chosen by the evacuate policy (run's shorthand)",
+    .doc = "The same as run --source URI with the same options, for cron and systemd timers: "
+           "URI is the one host to drain, and without --policy or --vm the evacuate.lua "
+           "installed with vmmigrate (share/vmmigrate/policies/evacuate.lua under the "
+           "installation prefix, e.g. /usr/share/vmmigrate/policies/evacuate.lua) chooses the "
+           "VMs; when that file does not exist drain exits with status 2, naming it, and asks "
+           "for --policy. Everything else (preflight, order, limits, journal, reports, exit "
+           "status) is run's. --source is not accepted.",
+    .options = job_options,
+    .hidden_ids = drain_hidden,
+    .exec = cmd_drain_exec,
 };

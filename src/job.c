@@ -128,12 +128,18 @@ static void job_schedule(struct job *job);
 static int journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields);
 static void notify_vm(struct job *job, struct vm_mig *m, const char *event);
 
+/* The command's name in messages. */
+static const char *job_command(const struct vm_job_spec *spec)
+{
+    return spec->command ? spec->command : spec->mode == VM_JOB_PLAN ? "plan" : "run";
+}
+
 static void job_fail(struct job *job, int code, char *msg)
 {
     if (!job->error) {
         job->exit_code = code;
         job->error = msg;
-        vm_error("%s: %s", job->spec->mode == VM_JOB_PLAN ? "plan" : "run", msg);
+        vm_error("%s: %s", job_command(job->spec), msg);
     } else {
         free(msg);
     }
@@ -1679,7 +1685,7 @@ int vm_job_run(const struct vm_job_spec *spec)
     struct job job_storage = {0}, *job = &job_storage;
     job->spec = spec;
     job->started_wall_ms = vm_wall_ms();
-    const char *cmd = spec->mode == VM_JOB_PLAN ? "plan" : "run";
+    const char *cmd = job_command(spec);
 
     for (int i = 0; i < spec->nsources; i++)
         for (int k = 0; k < spec->ntargets; k++)

@@ -24,6 +24,7 @@ struct vm_job_qmp {
 
 struct vm_job_spec {
     enum vm_job_mode mode;
+    const char *command; /* for messages: run, plan, drain; NULL: from mode */
     const char **sources, **targets;
     int nsources, ntargets;
     const char **vms; /* explicit VMs (no policy): all must migrate */

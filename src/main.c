@@ -29,11 +29,12 @@ int main(int argc, char **argv)
     struct vm_cli_args *args = vm_cli_parse(cmd, argc - 1, argv + 1, &rc);
     if (!args)
         return rc;
-    if (vm_cli_flag(args, VM_CLI_OPT_QUIET))
-        vm_log_set_level(VM_LOG_ERROR);
+    /* -v says what is logged; -q keeps all but errors off stderr only. */
     int verbose = vm_cli_count(args, VM_CLI_OPT_VERBOSE);
-    if (verbose)
-        vm_log_set_level(verbose > 1 ? VM_LOG_DEBUG : VM_LOG_INFO);
+    enum vm_log_level level = verbose > 1 ? VM_LOG_DEBUG : verbose ? VM_LOG_INFO : VM_LOG_WARN;
+    vm_log_set_level(vm_cli_flag(args, VM_CLI_OPT_QUIET) ? VM_LOG_ERROR : level);
+    if (vm_cli_flag(args, VM_CLI_OPT_SYSLOG))
+        vm_log_set_syslog(level);
     rc = cmd->exec(args);
     vm_cli_args_free(args);
     fflush(stdout);

@@ -1,12 +1,16 @@
 /* util.c — see util.h. */
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 static void oom(size_t n)
@@ -101,6 +105,10 @@ const char *vm_rfc3339(uint64_t wall_ms, char *buf, size_t len)
 }
 
 static enum vm_log_level log_level = VM_LOG_WARN;
+static bool log_sink_known;
+static enum vm_log_sink log_sink;
+static bool log_syslog;
+static enum vm_log_level log_syslog_level;
 static void (*log_hook)(void *);
 static void *log_hook_data;
 
@@ -114,30 +122,115 @@ enum vm_log_level vm_log_get_level(void)
     return log_level;
 }
 
+void vm_log_set_syslog(enum vm_log_level level)
+{
+    if (!log_syslog)
+        openlog("vmmigrate", LOG_PID, LOG_DAEMON);
+    log_syslog = true;
+    log_syslog_level = level;
+}
+
 void vm_log_set_hook(void (*hook)(void *), void *data)
 {
     log_hook = hook;
     log_hook_data = data;
 }
 
+int vm_log_priority(enum vm_log_level level)
+{
+    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+    return prio[level];
+}
+
+enum vm_log_sink vm_log_sink_of(int fd, const char *journal_stream)
+{
+    struct stat st;
+    uintmax_t dev, ino;
+    char end;
+    if (journal_stream && fstat(fd, &st) == 0 &&
+        sscanf(journal_stream, "%ju:%ju%c", &dev, &ino, &end) == 2 && dev == (uintmax_t)st.st_dev &&
+        ino == (uintmax_t)st.st_ino)
+        return VM_LOG_SINK_JOURNAL;
+    return isatty(fd) ? VM_LOG_SINK_TTY : VM_LOG_SINK_FILE;
+}
+
+char *vm_log_format(enum vm_log_level level, enum vm_log_sink sink, uint64_t wall_ms,
+                    const char *msg)
+{
+    static const char *const word[] = {"error: ", "warning: ", "", "debug: "};
+    char prefix[64];
+    char ts[32];
+    switch (sink) {
+    case VM_LOG_SINK_TTY: /* errors and warnings stand out without a time */
+        if (level >= VM_LOG_INFO)
+            snprintf(prefix, sizeof(prefix), "vmmigrate: %s %s",
+                     vm_rfc3339(wall_ms, ts, sizeof(ts)), word[level]);
+        else
+            snprintf(prefix, sizeof(prefix), "vmmigrate: %s", word[level]);
+        break;
+    case VM_LOG_SINK_FILE:
+        snprintf(prefix, sizeof(prefix), "vmmigrate: %s %s", vm_rfc3339(wall_ms, ts, sizeof(ts)),
+                 word[level]);
+        break;
+    case VM_LOG_SINK_JOURNAL:
+        snprintf(prefix, sizeof(prefix), "<%d>%s", vm_log_priority(level), word[level]);
+        break;
+    case VM_LOG_SINK_SYSLOG:
+    default:
+        snprintf(prefix, sizeof(prefix), "%s", word[level]);
+        break;
+    }
+    size_t plen = strlen(prefix), len = 0, cap = strlen(msg) + plen + 2;
+    char *out = xmalloc(cap);
+    const char *line = msg;
+    for (;;) {
+        size_t n = strcspn(line, "\n");
+        if (len + plen + n + 2 > cap) {
+            cap = (len + plen + n + 2) * 2;
+            out = xrealloc(out, cap);
+        }
+        memcpy(out + len, prefix, plen);
+        memcpy(out + len + plen, line, n);
+        len += plen + n;
+        out[len++] = '\n';
+        if (line[n] == '\0' || line[n + 1] == '\0')
+            break;
+        line += n + 1;
+    }
+    out[len] = '\0';
+    return out;
+}
+
 void vm_log(enum vm_log_level level, const char *fmt, ...)
 {
-    if (level > log_level)
+    bool to_stderr = level <= log_level;
+    bool to_syslog = log_syslog && level <= log_syslog_level;
+    if (!to_stderr && !to_syslog)
         return;
-    if (log_hook)
-        log_hook(log_hook_data);
-    static const char *const prefix[] = {"error: ", "warning: ", "", "debug: "};
     char *msg;
     va_list ap;
     va_start(ap, fmt);
     msg = xvasprintf(fmt, ap);
     va_end(ap);
-    if (level >= VM_LOG_INFO) {
-        char ts[32];
-        fprintf(stderr, "vmmigrate: %s %s%s\n", vm_rfc3339(vm_wall_ms(), ts, sizeof(ts)),
-                prefix[level], msg);
-    } else {
-        fprintf(stderr, "vmmigrate: %s%s\n", prefix[level], msg);
+    uint64_t now = vm_wall_ms();
+    if (to_stderr) {
+        if (!log_sink_known) {
+            log_sink = vm_log_sink_of(STDERR_FILENO, getenv("JOURNAL_STREAM"));
+            log_sink_known = true;
+        }
+        if (log_hook)
+            log_hook(log_hook_data);
+        char *text = vm_log_format(level, log_sink, now, msg);
+        fputs(text, stderr);
+        free(text);
+    }
+    if (to_syslog) {
+        char *text = vm_log_format(level, VM_LOG_SINK_SYSLOG, now, msg);
+        for (char *line = text, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+            *nl = '\0';
+            syslog(vm_log_priority(level), "%s", line);
+        }
+        free(text);
     }
     free(msg);
 }

@@ -39,10 +39,38 @@ enum vm_log_level {
     VM_LOG_INFO,
     VM_LOG_DEBUG,
 };
-/* Messages at or below the level are printed ("vmmigrate: " + message).
- * Default VM_LOG_WARN; --quiet sets ERROR, --verbose INFO/DEBUG. */
+/* What standard error is, which decides the form of a line (vm_log_format):
+ *   TTY      "vmmigrate: error: MSG", "vmmigrate: TIME MSG" (info, debug)
+ *   FILE     "vmmigrate: TIME error: MSG": every line timestamped (a pipe or
+ *            a file: cron's mail, a log file)
+ *   JOURNAL  "<3>error: MSG": the sd-daemon(3) priority prefix, no time and
+ *            no name (journald records both)
+ *   SYSLOG   "error: MSG": the message of a syslog(3) record */
+enum vm_log_sink {
+    VM_LOG_SINK_TTY,
+    VM_LOG_SINK_FILE,
+    VM_LOG_SINK_JOURNAL,
+    VM_LOG_SINK_SYSLOG,
+};
+/* The line(s) MSG makes at LEVEL for SINK at wall-clock WALL_MS, each ending
+ * in a newline; every line of a multi-line MSG gets the prefix. Pure; the
+ * caller frees. */
+char *vm_log_format(enum vm_log_level level, enum vm_log_sink sink, uint64_t wall_ms,
+                    const char *msg);
+/* LOG_ERR, LOG_WARNING, LOG_INFO or LOG_DEBUG: also the sd-daemon prefix. */
+int vm_log_priority(enum vm_log_level level);
+/* What FD is: the journal when JOURNAL_STREAM ("DEV:INO", as systemd sets
+ * it; NULL: unset) names it, else a terminal or a file. */
+enum vm_log_sink vm_log_sink_of(int fd, const char *journal_stream);
+
+/* Messages at or below the level are written to stderr, in the form its
+ * sink (vm_log_sink_of(2, $JOURNAL_STREAM), looked up at the first message)
+ * takes. Default VM_LOG_WARN; --quiet sets ERROR, --verbose INFO/DEBUG. */
 void vm_log_set_level(enum vm_log_level level);
 enum vm_log_level vm_log_get_level(void);
+/* --syslog: also send messages at or below LEVEL to syslog(3) (ident
+ * "vmmigrate", LOG_PID, facility LOG_DAEMON), whatever stderr's level. */
+void vm_log_set_syslog(enum vm_log_level level);
 /* Hook called before every log line is written (the progress meter uses it
  * to clear its lines first). */
 void vm_log_set_hook(void (*hook)(void *), void *data);

@@ -21,9 +21,18 @@ lines; blank lines and lines starting with '#' are ignored:
                                               for stderr
     stdout-contains: TEXT                     stdout contains TEXT (repeatable)
     env: NAME=VALUE                           set in the environment
+    journal-stream: yes                       stderr is "the journal": the
+                                              runner sets JOURNAL_STREAM to
+                                              its DEV:INO, as systemd does
 
 Without any stderr key, stderr must be empty: every message is part of the
 interface. stdout is checked only when a stdout key says so.
+
+Standard error is a file, not a terminal, so vmmigrate starts every line with
+"vmmigrate: " and an RFC 3339 timestamp (2024-05-01T12:00:00.000Z). The runner
+fails a line without one and removes it before the checks above, so that a
+test states the message only. With journal-stream: yes, lines are
+"<PRIORITY>message" and are checked as they are.
 
 The binary runs in an empty temporary directory that is also its HOME, with
 LC_ALL=C, stdin from /dev/null and no LIBVIRT_* variables, so that neither the
@@ -33,6 +42,7 @@ every check holds; otherwise prints each failed check with both values.
 
 import difflib
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -47,6 +57,7 @@ KEYS = {
     "stdout",
     "stdout-contains",
     "env",
+    "journal-stream",
 }
 REPEATABLE = {"stderr-contains", "stdout-contains", "env"}
 
@@ -97,6 +108,21 @@ def parse(path):
     return spec
 
 
+STAMPED = re.compile(r"^vmmigrate: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+
+
+def unstamp(err, failures):
+    """err without the timestamp of each line; a line without one fails."""
+    lines = []
+    for line in err.splitlines(keepends=True):
+        if STAMPED.match(line):
+            line = "vmmigrate: " + line[STAMPED.match(line).end() :]
+        else:
+            failures.append(f"stderr line without 'vmmigrate: TIMESTAMP ': {line!r}")
+        lines.append(line)
+    return "".join(lines)
+
+
 def show(text):
     return "".join("    | " + line + "\n" for line in text.splitlines()) or "    (empty)\n"
 
@@ -136,26 +162,38 @@ def run(path):
             LANG="C",
         )
         env.pop("LANGUAGE", None)
+        env.pop("JOURNAL_STREAM", None)
         for assignment in spec.get("env", []):
             name, sep, value = assignment.partition("=")
             if not sep:
                 raise TestFileError(f"{path}: env: expected NAME=VALUE, got {assignment!r}")
             env[name] = value
-        try:
-            proc = subprocess.run(
-                [binary] + args,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                cwd=home,
-                env=env,
-                timeout=30,
-            )
-        except subprocess.TimeoutExpired:
-            return [f"vmmigrate {spec['args']}: no exit within 30 s"]
+        journal = spec.get("journal-stream", "no")
+        if journal not in ("yes", "no"):
+            raise TestFileError(f"{path}: journal-stream: expected yes or no, got {journal!r}")
+        with tempfile.TemporaryFile(dir=home) as errfile:
+            if journal == "yes":
+                st = os.fstat(errfile.fileno())
+                env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            try:
+                proc = subprocess.run(
+                    [binary] + args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=errfile,
+                    cwd=home,
+                    env=env,
+                    timeout=30,
+                )
+            except subprocess.TimeoutExpired:
+                return [f"vmmigrate {spec['args']}: no exit within 30 s"]
+            errfile.seek(0)
+            err = errfile.read().decode("utf-8", "replace")
     out = proc.stdout.decode("utf-8", "replace")
-    err = proc.stderr.decode("utf-8", "replace")
 
     failures = []
+    if journal == "no":
+        err = unstamp(err, failures)
     if proc.returncode != expected_exit:
         failures.append(f"exit status: expected {expected_exit}, got {proc.returncode}")
     if "stderr" in spec:

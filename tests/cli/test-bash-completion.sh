@@ -45,10 +45,10 @@ contains()
 }
 
 # The commands (not the hidden docs command), and the global options.
-expect 'abort help plan policy qemu recover run status version' vmmigrate ''
+expect 'abort drain help plan policy qemu recover run status version' vmmigrate ''
 expect 'recover run' vmmigrate r
 expect 'run' vmmigrate ru
-expect '' vmmigrate d
+expect 'drain' vmmigrate d
 expect '-h --help -V --version' vmmigrate -
 # Options of a command, long and short.
 expect '--timeout --timeout-action' vmmigrate run --ti
@@ -56,6 +56,10 @@ contains '-m' vmmigrate run -
 contains '--vm' vmmigrate run -
 contains '--verbose' vmmigrate run --
 contains '--quiet' vmmigrate version --
+# drain takes run's options, less --source (its source is the argument).
+expect '--timeout --timeout-action' vmmigrate drain --ti
+expect '' vmmigrate drain --sou
+contains '--policy' vmmigrate drain test:///default --
 # Choices, also after --name= (which bash splits at the '=').
 expect 'abort suspend postcopy' vmmigrate run --timeout-action ''
 expect 'suspend' vmmigrate run --timeout-action = s
@@ -73,7 +77,7 @@ expect '' vmmigrate run --source ''
 expect '' vmmigrate run -m ''
 expect '' vmmigrate run --bandwidth ''
 # help takes a command name.
-expect 'abort help plan policy qemu recover run status version' vmmigrate help ''
+expect 'abort drain help plan policy qemu recover run status version' vmmigrate help ''
 expect 'run' vmmigrate help ru
 # An unknown command offers nothing.
 expect '' vmmigrate migrate -

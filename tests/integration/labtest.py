@@ -11,6 +11,7 @@ stopped by its cleanup (lab.sh down, by PID). Run one test by hand with:
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -150,6 +151,11 @@ class Guest:
         cls.all = []
 
 
+# stderr is a pipe here, so vmmigrate timestamps every line; checks compare
+# the messages (Run.stderr), Run.stderr_raw keeps the times.
+STAMP = re.compile(r"^vmmigrate: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", re.M)
+
+
 class Run:
     """A vmmigrate process."""
 
@@ -165,7 +171,8 @@ class Run:
         self.proc.send_signal(sig)
 
     def wait(self, timeout=300):
-        self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
+        self.stdout, self.stderr_raw = self.proc.communicate(timeout=timeout)
+        self.stderr = STAMP.sub("vmmigrate: ", self.stderr_raw)
         self.rc = self.proc.returncode
         log(f"exit {self.rc}; stderr: {self.stderr.strip()[:2000]}")
         return self

@@ -13,6 +13,7 @@ Standard library plus jsonschema (Debian: python3-jsonschema).
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -95,12 +96,18 @@ def marker_line(path, marker):
     return hits[0]
 
 
+# stderr is a pipe here, so vmmigrate timestamps every line; checks compare
+# the messages (Result.stderr), Result.stderr_raw keeps the times.
+STAMP = re.compile(r"^vmmigrate: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", re.M)
+
+
 class Result:
     def __init__(self, argv, proc):
         self.argv = argv
         self.rc = proc.returncode
         self.stdout = proc.stdout
-        self.stderr = proc.stderr
+        self.stderr_raw = proc.stderr
+        self.stderr = STAMP.sub("vmmigrate: ", proc.stderr)
 
     def json(self):
         try:

@@ -60,6 +60,26 @@ static char *capture_end(int fd, int saved, FILE *tmp)
     return s;
 }
 
+/* s without the timestamp vm_log puts after "vmmigrate: " when stderr is a
+ * file (vm_log_format is tested in test_log.c); in place. */
+static char *unstamp(char *s)
+{
+    static const char head[] = "vmmigrate: ";
+    static const char shape[] = "0000-00-00T00:00:00.000Z ";
+    for (char *line = s; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != 0)) {
+        if (strncmp(line, head, strlen(head)) != 0)
+            continue;
+        char *ts = line + strlen(head);
+        size_t k = 0;
+        for (; shape[k] && ts[k]; k++)
+            if (shape[k] == '0' ? !(ts[k] >= '0' && ts[k] <= '9') : ts[k] != shape[k])
+                break;
+        if (!shape[k])
+            memmove(ts, ts + k, strlen(ts + k) + 1);
+    }
+    return s;
+}
+
 /* Parse `line` (words separated by single spaces; the first is the command)
  * as main() does. */
 static struct parse parse(const char *line)
@@ -89,7 +109,7 @@ static struct parse parse(const char *line)
     p.args = vm_cli_parse(cmd, argc, p.argv, &p.rc);
     fflush(stdout);
     fflush(stderr);
-    p.err = capture_end(STDERR_FILENO, saved_err, err);
+    p.err = unstamp(capture_end(STDERR_FILENO, saved_err, err));
     p.out = capture_end(STDOUT_FILENO, saved_out, out);
     return p;
 }

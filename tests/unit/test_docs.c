@@ -221,7 +221,7 @@ static void test_help_lists_every_option(void)
         CHECK_CONTAINS(help, usage);
         free(usage);
         for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
-            if (o->flags & VM_CLI_HIDDEN) {
+            if (!vm_cli_option_shown(c, o)) {
                 char *name = xasprintf("--%s ", o->name);
                 if (strstr(help, name))
                     CHECK_FAIL("hidden option --%s is in 'vmmigrate %s --help'", o->name, c->name);
@@ -231,7 +231,7 @@ static void test_help_lists_every_option(void)
             check_option_in_help(help, c, o);
         }
         for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
-            if (!(o->flags & VM_CLI_HIDDEN))
+            if (vm_cli_option_shown(NULL, o))
                 check_option_in_help(help, c, o);
         free(help);
     }
@@ -247,14 +247,16 @@ static char *man_tag(const struct vm_cli_option *o)
     return tag;
 }
 
-static void check_man_option(const char *sec, const char *where, const struct vm_cli_option *o)
+static void check_man_option(const char *sec, const char *where, const struct vm_cli_command *c,
+                             const struct vm_cli_option *o)
 {
     char *tag = man_tag(o);
     char *line = xasprintf(".TP\n%s", tag);
     const char *p = strstr(sec, line);
-    if ((o->flags & VM_CLI_HIDDEN) && p)
+    bool shown = vm_cli_option_shown(c, o);
+    if (!shown && p)
         CHECK_FAIL("hidden option --%s is in the man page (%s)", o->name, where);
-    if (!(o->flags & VM_CLI_HIDDEN) && !p)
+    if (shown && !p)
         CHECK_FAIL("the man page's %s lacks --%s (\"%s\")", where, o->name, line);
     if (p && o->arg == VM_CLI_ARG_INT) {
         char *range = xasprintf("from %lld to %lld", (long long)o->min, (long long)o->max);
@@ -288,7 +290,7 @@ static void test_man_lists_every_option(void)
             free(syn);
             char *sec = section(man, title, sh_or_ss);
             for (const struct vm_cli_option *o = c->options; o && o->name; o++)
-                check_man_option(sec, title, o);
+                check_man_option(sec, title, c, o);
             free(sec);
         }
         free(synopsis);
@@ -296,7 +298,7 @@ static void test_man_lists_every_option(void)
     }
     char *common = section(man, ".SH COMMON OPTIONS", sh);
     for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
-        check_man_option(common, "COMMON OPTIONS", o);
+        check_man_option(common, "COMMON OPTIONS", NULL, o);
     free(common);
     free(man);
 }
@@ -315,11 +317,12 @@ static char *bash_opts(const char *bash, const struct vm_cli_command *c)
     return xstrndup(p, strcspn(p, "'"));
 }
 
+/* c: the command whose completion it is; table: c, or NULL for a common option. */
 static void check_bash_option(const char *opts, const struct vm_cli_command *c,
-                              const struct vm_cli_option *o)
+                              const struct vm_cli_command *table, const struct vm_cli_option *o)
 {
     char *lng = xasprintf("--%s", o->name), shrt[3] = {'-', o->short_name, '\0'};
-    bool hidden = o->flags & VM_CLI_HIDDEN;
+    bool hidden = !vm_cli_option_shown(table, o);
     if (has_word(opts, lng) == hidden || (o->short_name && has_word(opts, shrt) == hidden))
         CHECK_FAIL("the bash completion of '%s' %s %s (opts: %s)", c->name,
                    hidden ? "offers the hidden" : "lacks", lng, opts);
@@ -341,8 +344,8 @@ static void test_bash_lists_every_option(void)
         free(branch);
         char *opts = bash_opts(bash, c);
         for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
-            check_bash_option(opts, c, o);
-            if (!(o->flags & VM_CLI_HIDDEN) &&
+            check_bash_option(opts, c, c, o);
+            if (vm_cli_option_shown(c, o) &&
                 (o->arg == VM_CLI_ARG_CHOICE || o->arg == VM_CLI_ARG_CHOICES)) {
                 char *words = xstrdup(o->choices);
                 for (char *w = words; *w; w++)
@@ -355,21 +358,22 @@ static void test_bash_lists_every_option(void)
             }
         }
         for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
-            check_bash_option(opts, c, o);
+            check_bash_option(opts, c, NULL, o);
         free(opts);
     }
     free(bash);
 }
 
+/* c: the command whose completion it is; table: c, or NULL for a common option. */
 static void check_zsh_option(const char *fn, const struct vm_cli_command *c,
-                             const struct vm_cli_option *o)
+                             const struct vm_cli_command *table, const struct vm_cli_option *o)
 {
     char *lng = xasprintf("--%s", o->name);
     bool found = false;
     size_t n = strlen(lng);
     for (const char *p = fn; (p = strstr(p, lng)) != NULL; p += n)
         found |= strchr("[=}", p[n]) != NULL;
-    if (found == !!(o->flags & VM_CLI_HIDDEN))
+    if (found != vm_cli_option_shown(table, o))
         CHECK_FAIL("the zsh completion of '%s' %s %s:\n%s", c->name,
                    found ? "offers the hidden" : "lacks", lng, fn);
     if (found && o->short_name) {
@@ -409,8 +413,8 @@ static void test_zsh_lists_every_option(void)
             CHECK_FAIL("the zsh completion has no %s", head);
         char *fn = xstrndup(p, strstr(p, "\n}\n") ? (size_t)(strstr(p, "\n}\n") - p) : strlen(p));
         for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
-            check_zsh_option(fn, c, o);
-            if (!(o->flags & VM_CLI_HIDDEN) && o->arg == VM_CLI_ARG_CHOICE) {
+            check_zsh_option(fn, c, c, o);
+            if (vm_cli_option_shown(c, o) && o->arg == VM_CLI_ARG_CHOICE) {
                 char *words = xasprintf("(%s)", o->choices);
                 for (char *w = words; *w; w++)
                     if (*w == '|')
@@ -420,7 +424,7 @@ static void test_zsh_lists_every_option(void)
             }
         }
         for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
-            check_zsh_option(fn, c, o);
+            check_zsh_option(fn, c, NULL, o);
         char *item = xasprintf("'%s:", c->name);
         CHECK_CONTAINS(zsh, item);
         free(item);
