@@ -81,8 +81,8 @@ _vmmigrate()
         --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
         --max-downtime | --max-failures | --max-in | --max-out | \
         --migrate-uri | --notify | -j | --parallel | -P | \
-        --parallel-connections | --qmp-socket | -t | --target | --timeout | \
-        -m | --vm)
+        --parallel-connections | --qmp-socket | --retries | -t | --target | \
+        --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
@@ -93,9 +93,9 @@ _vmmigrate()
             --max-in --max-out --metrics-file --migrate-uri --no-progress
             --notify --notify-token-file -j --parallel -P
             --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket --status-file -t --target --timeout --timeout-action
-            --tls --undefine-source --unsafe -m --vm --wait-lock -h --help -q
-            --quiet --syslog -v --verbose'
+            --qmp-socket --retries --status-file -t --target --timeout
+            --timeout-action --tls --undefine-source --unsafe -m --vm
+            --wait-lock -h --help -q --quiet --syslog -v --verbose'
         ;;
     help)
         opts='-h --help -q --quiet --syslog -v --verbose'
@@ -123,8 +123,8 @@ _vmmigrate()
         --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
         --max-downtime | --max-failures | --max-in | --max-out | \
         --migrate-uri | --notify | -j | --parallel | -P | \
-        --parallel-connections | --qmp-socket | -s | --source | -t | --target | \
-        --timeout | -m | --vm)
+        --parallel-connections | --qmp-socket | --retries | -s | --source | \
+        -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
@@ -135,9 +135,9 @@ _vmmigrate()
             --max-in --max-out --metrics-file --migrate-uri --no-progress
             --notify --notify-token-file -j --parallel -P
             --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket -s --source --status-file -t --target --timeout
-            --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet --syslog -v --verbose'
+            --qmp-socket --retries -s --source --status-file -t --target
+            --timeout --timeout-action --tls --undefine-source --unsafe -m
+            --vm --wait-lock -h --help -q --quiet --syslog -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet --syslog -v --verbose'
@@ -195,8 +195,8 @@ _vmmigrate()
         --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
         --max-downtime | --max-failures | --max-in | --max-out | \
         --migrate-uri | --notify | -j | --parallel | -P | \
-        --parallel-connections | --qmp-socket | -s | --source | -t | --target | \
-        --timeout | -m | --vm)
+        --parallel-connections | --qmp-socket | --retries | -s | --source | \
+        -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
@@ -207,9 +207,9 @@ _vmmigrate()
             --max-in --max-out --metrics-file --migrate-uri --no-progress
             --notify --notify-token-file -j --parallel -P
             --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket -s --source --status-file -t --target --timeout
-            --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet --syslog -v --verbose'
+            --qmp-socket --retries -s --source --status-file -t --target
+            --timeout --timeout-action --tls --undefine-source --unsafe -m
+            --vm --wait-lock -h --help -q --quiet --syslog -v --verbose'
         ;;
     status)
         case $prev in

@@ -112,7 +112,7 @@ end
 
 local decision_keys = {
     target = "string", class = "string", priority = "number", params = "table",
-    features = "table", reason = "string", gate_timeout_ms = "number",
+    features = "table", reason = "string", gate_timeout_ms = "number", retries = "number",
 }
 local param_keys = {
     bandwidth_mibs = "number", max_downtime_ms = "number", auto_converge = "boolean",

@@ -55,6 +55,7 @@ enum {
     OPT_NOTIFY_TOKEN_FILE,
     OPT_MAX_FAILURES,
     OPT_DEADLINE,
+    OPT_RETRIES,
 };
 
 /* Sorted by long name. */
@@ -282,6 +283,18 @@ static const struct vm_cli_option job_options[] = {
      .doc = "Connect to an extra QMP monitor of VM on the source host at PATH (a unix socket, "
             "e.g. added with <qemu:commandline> -qmp) and copy its events (MIGRATION, STOP, "
             "RESUME, ...) into the event stream. Never sends migration commands to it."},
+    {.name = "retries",
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "K",
+     .id = OPT_RETRIES,
+     .min = 0,
+     .max = 10,
+     .help = "retry a VM whose migration failed up to K times",
+     .doc = "A migration that failed or rolled back with its guest verified on the source is "
+            "started again, at most K times (default 0), after the others queued before it; "
+            "a VM the policy placed by default goes to another target with room if there is "
+            "one. Aborted migrations (signal, deadline, policy, timeout) are not retried. A "
+            "policy's decision may set its own retries."},
     {.name = "source",
      .short_name = 's',
      .arg = VM_CLI_ARG_URI,
@@ -523,6 +536,7 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
     spec.max_out = (int)vm_cli_int(args, OPT_MAX_OUT, 2);
     spec.max_in = (int)vm_cli_int(args, OPT_MAX_IN, 2);
     spec.max_failures = (int)vm_cli_int(args, OPT_MAX_FAILURES, 0);
+    spec.retries = (int)vm_cli_int(args, OPT_RETRIES, 0);
     spec.deadline_s = (unsigned)vm_cli_int(args, OPT_DEADLINE, 0);
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);

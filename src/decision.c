@@ -265,6 +265,14 @@ int vm_decision_parse(json_t *d, struct vm_decision *out, char **err)
                         goto bad;
                     }
             }
+        } else if (strcmp(key, "retries") == 0) {
+            int64_t n;
+            if (!get_int(v, 0, 10, &n)) {
+                fail(err, "retries must be an integer from 0 to 10");
+                goto bad;
+            }
+            out->retries = (int)n;
+            out->retries_set = true;
         } else if (strcmp(key, "gate_timeout_ms") == 0) {
             int64_t n;
             if (!get_int(v, 1, 600000, &n)) {
@@ -326,10 +334,13 @@ json_t *vm_decision_to_json(const struct vm_decision *d)
                                         "required", d->features[i].required, "timeout_ms",
                                         (json_int_t)d->features[i].timeout_ms, "args",
                                         d->features[i].args));
-    return json_pack("{s:o, s:s, s:I, s:o, s:o}", "target",
-                     d->target ? json_string(d->target) : json_null(), "class",
-                     vm_class_name(d->class), "priority", (json_int_t)d->priority, "features",
-                     features, "reason", d->reason ? json_string(d->reason) : json_null());
+    json_t *o = json_pack("{s:o, s:s, s:I, s:o, s:o}", "target",
+                          d->target ? json_string(d->target) : json_null(), "class",
+                          vm_class_name(d->class), "priority", (json_int_t)d->priority, "features",
+                          features, "reason", d->reason ? json_string(d->reason) : json_null());
+    if (d->retries_set)
+        json_object_set_new(o, "retries", json_integer(d->retries));
+    return o;
 }
 
 const char *vm_action_name(enum vm_action_kind k)

@@ -54,6 +54,8 @@ struct vm_decision {
     int nfeatures;
     char *reason;
     uint64_t gate_timeout_ms; /* network-critical: the most the gate may be held (0: 30 s) */
+    int retries;              /* how often a failed migration starts again, if retries_set */
+    bool retries_set;
 };
 
 /* Parse and validate; returns 0, or -1 with *err (malloc'd, one line, naming

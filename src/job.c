@@ -97,9 +97,15 @@ struct job {
     struct preflight *pre;
     int npre;
     struct vm_mig **migs;
-    struct vm_plan_item **mig_items; /* the plan item of each migration */
-    bool *started;                   /* handed to vm_mig_start */
-    struct vm_features **feats;      /* its features (NULL if none) */
+    struct vm_plan_item **mig_items;    /* the plan item of each migration */
+    bool *started;                      /* handed to vm_mig_start */
+    struct vm_features **feats;         /* its features (NULL if none) */
+    bool *retry;                        /* its failed attempt is to start again */
+    int *attempts;                      /* attempts started */
+    virDomainPtr *doms;                 /* its source domain, kept for a retry */
+    struct vm_mig **retired;            /* attempts a retry replaced, and their */
+    struct vm_features **retired_feats; /* features: freed with the job */
+    int nretired;
     struct vm_journal *journal;
     struct gate_budget **budgets; /* per migration, while at the gate */
     struct probe *probes;
@@ -125,6 +131,8 @@ struct job {
 
 static void job_close_hosts(struct job *job);
 static void job_schedule(struct job *job);
+static struct vm_mig *mig_new(struct job *job, struct vm_plan_item *it, struct job_host *dst);
+static struct vm_features *mig_features(struct job *job, struct vm_mig *m, struct vm_plan_item *it);
 static int journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields);
 static void notify_vm(struct job *job, struct vm_mig *m, const char *event);
 
@@ -266,17 +274,40 @@ static void notify_vm(struct job *job, struct vm_mig *m, const char *event)
                                               : json_null()));
 }
 
+static int retries_for(const struct job *job, const struct vm_plan_item *it)
+{
+    return it->d.retries_set ? it->d.retries : job->spec->retries;
+}
+
+/* A migration that failed or rolled back with its guest verified on the
+ * source may start again; aborted ones (signal, deadline, policy, timeout)
+ * may not, nor anything once the run stops starting migrations. */
+static bool retry_wanted(const struct job *job, int i, const struct vm_mig *m)
+{
+    return i >= 0 && (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ROLLED_BACK) &&
+           m->location == VM_MIG_LOCATION_SOURCE && !m->abort_requested && !m->abort_reason &&
+           !m->timeout_taken && !job->stopping && !job->interrupted &&
+           job->attempts[i] <= retries_for(job, job->mig_items[i]);
+}
+
+/* A VM failed for good: counted, and the webhooks told. */
+static void vm_failed(struct job *job, struct vm_mig *m)
+{
+    job->failures++;
+    notify_vm(job, m, m->state == VM_MIG_STATE_ROLLED_BACK ? "vm.rolled-back" : "vm.failed");
+}
+
 static void mig_on_state(struct vm_mig *m, void *data)
 {
     struct job *job = data;
     vm_status_touch(job->status);
-    if (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ABORTED ||
-        m->state == VM_MIG_STATE_ROLLED_BACK)
-        job->failures++;
-    if (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ABORTED)
-        notify_vm(job, m, "vm.failed");
-    else if (m->state == VM_MIG_STATE_ROLLED_BACK)
-        notify_vm(job, m, "vm.rolled-back");
+    int slot = mig_index(job, m);
+    bool retry = vm_mig_final(m) && retry_wanted(job, slot, m);
+    if (retry)
+        job->retry[slot] = true; /* job_retry(), once its features are idle */
+    else if (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ABORTED ||
+             m->state == VM_MIG_STATE_ROLLED_BACK)
+        vm_failed(job, m);
     if (vm_mig_final(m) && m->location == VM_MIG_LOCATION_UNKNOWN)
         notify_vm(job, m, "needs-operator");
     if (!vm_mig_final(m))
@@ -305,15 +336,17 @@ static void mig_on_state(struct vm_mig *m, void *data)
         vm_info("%s: not started (%s)", m->name, m->abort_reason ? m->abort_reason : "skipped");
         break;
     case VM_MIG_STATE_ROLLED_BACK:
-        vm_error("%s: rolled back at the commit gate, guest runs on the source: %s", m->name,
-                 m->gate_reason);
+        vm_log(retry ? VM_LOG_WARN : VM_LOG_ERROR,
+               "%s: rolled back at the commit gate, guest runs on the source: %s%s", m->name,
+               m->gate_reason, retry ? " (will retry)" : "");
         break;
     default:
-        vm_error("%s: %s, guest runs on %s: %s", m->name, vm_mig_state_name(m->state),
-                 m->location == VM_MIG_LOCATION_SOURCE   ? "the source"
-                 : m->location == VM_MIG_LOCATION_TARGET ? "the target"
-                                                         : "an unknown host (check it!)",
-                 m->err.message ? m->err.message : "no error message");
+        vm_log(retry ? VM_LOG_WARN : VM_LOG_ERROR, "%s: %s, guest runs on %s: %s%s", m->name,
+               vm_mig_state_name(m->state),
+               m->location == VM_MIG_LOCATION_SOURCE   ? "the source"
+               : m->location == VM_MIG_LOCATION_TARGET ? "the target"
+                                                       : "an unknown host (check it!)",
+               m->err.message ? m->err.message : "no error message", retry ? " (will retry)" : "");
         break;
     }
     job_schedule(job);
@@ -524,11 +557,105 @@ static void owed_on_crash(struct job *job, struct vm_plan_item *it, json_t *star
     json_object_set(started, "inventory", it->vm);
 }
 
+/* Memory free on target t for VM slot `except`: what the inventory saw, less
+ * what the other migrations to it hold (queued, running or arrived). */
+static int64_t target_room(struct job *job, struct job_host *t, int except)
+{
+    int64_t room = (int64_t)json_integer_value(json_object_get(t->info, "free_memory_bytes"));
+    for (int i = 0; i < job->nmigs; i++) {
+        struct vm_mig *m = job->migs[i];
+        if (i != except && m->dst == t->h &&
+            (m->state < VM_MIG_STATE_DONE || m->state == VM_MIG_STATE_DONE))
+            room -= (int64_t)m->memory_kib * 1024;
+    }
+    return room;
+}
+
+static bool tried(json_t *attempts, const char *uri)
+{
+    size_t k;
+    json_t *a;
+    json_array_foreach(attempts, k, a)
+    {
+        if (strcmp(json_string_value(json_object_get(a, "target")), uri) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Where a retry goes: the policy's target if it named one; else the target
+ * not tried yet with the most room, else the last one if it still has room. */
+static struct job_host *retry_target(struct job *job, int i, json_t *attempts)
+{
+    struct vm_mig *old = job->migs[i];
+    struct job_host *last = host_by_uri(job, old->dst->uri), *best = NULL;
+    if (!job->mig_items[i]->placed_by_default)
+        return last;
+    int64_t need = (int64_t)old->memory_kib * 1024, best_room = 0;
+    for (int k = 0; k < job->nhosts; k++) {
+        struct job_host *t = &job->hosts[k];
+        if (!t->target || t->h == old->src || tried(attempts, t->h->uri))
+            continue;
+        int64_t room = target_room(job, t, i);
+        if (room >= need && (!best || room > best_room)) {
+            best = t;
+            best_room = room;
+        }
+    }
+    if (!best && target_room(job, last, i) >= need)
+        best = last;
+    return best;
+}
+
+/* Start slot i's VM again, as a new attempt (the failed one is kept for the
+ * report as an earlier attempt). */
+static void job_retry(struct job *job, int i)
+{
+    job->retry[i] = false;
+    struct vm_mig *old = job->migs[i];
+    struct vm_plan_item *it = job->mig_items[i];
+    if (job->stopping || job->interrupted) {
+        vm_failed(job, old);
+        return;
+    }
+    json_t *attempts = old->attempts ? json_incref(old->attempts) : json_array();
+    const char *why = old->err.message ? old->err.message : old->gate_reason;
+    json_array_append_new(attempts,
+                          json_pack("{s:i, s:s, s:s, s:o}", "attempt", job->attempts[i], "target",
+                                    old->dst->uri, "result", vm_mig_state_name(old->state), "error",
+                                    why ? json_string(why) : json_null()));
+    struct job_host *dst = retry_target(job, i, attempts);
+    if (!dst) {
+        vm_error("%s: no target has room for another attempt", old->name);
+        json_decref(attempts);
+        vm_failed(job, old);
+        return;
+    }
+    struct vm_mig *m = mig_new(job, it, dst);
+    m->attempts = attempts;
+    job->retired[job->nretired] = old;
+    job->retired_feats[job->nretired++] = job->feats[i];
+    job->migs[i] = m;
+    job->feats[i] = mig_features(job, m, it);
+    job->started[i] = false;
+    vm_warn("%s: attempt %d of %d, to %s", m->name, job->attempts[i] + 1, retries_for(job, it) + 1,
+            dst->h->uri);
+    job_event(job, m->name, dst->h->uri, "retry",
+              json_pack("{s:i, s:s, s:s, s:o}", "attempt", job->attempts[i] + 1, "target",
+                        dst->h->uri, "previous_target", old->dst->uri, "reason",
+                        why ? json_string(why) : json_null()));
+}
+
 static void job_schedule(struct job *job)
 {
     /* The next migration, in plan order, whose hosts have a free slot:
      * at most --parallel at once, --max-out per source host, --max-in per
-     * target host. It starts the moment a slot frees (no batches). */
+     * target host. It starts the moment a slot frees (no batches). A
+     * failed one to retry takes its place in that order again once its
+     * features are done (deinit). */
+    for (int i = 0; i < job->nmigs; i++)
+        if (job->retry[i] && !vm_features_busy(job->feats[i]))
+            job_retry(job, i);
     if (!job->stopping && job->spec->max_failures && job->failures >= job->spec->max_failures) {
         job->stopping = true;
         vm_error("run: %d migrations failed: starting no more (--max-failures)", job->failures);
@@ -558,13 +685,23 @@ static void job_schedule(struct job *job)
             if (job->pre[k].vm == job->mig_items[i]->vm)
                 pf = &job->pre[k];
         job->running++;
-        virDomainPtr dom = pf->dom;
-        pf->dom = NULL;
+        /* The migration adopts a reference; keep one for a retry. */
+        virDomainPtr dom = job->doms[i];
+        if (dom) {
+            virDomainRef(dom);
+        } else {
+            dom = pf->dom;
+            pf->dom = NULL;
+            if (dom && retries_for(job, job->mig_items[i]) > 0 && virDomainRef(dom) == 0)
+                job->doms[i] = dom;
+        }
+        job->attempts[i]++;
         vm_info("%s: migrating to %s", m->name, m->dst->uri);
         /* Network-critical: features prepare first (now, while nothing has
          * moved yet); the gate step waits for the gate. */
-        json_t *started = json_pack("{s:b, s:o}", "gated", m->gated, "features",
-                                    vm_features_to_json(job->feats[i]));
+        json_t *started =
+            json_pack("{s:b, s:o, s:i}", "gated", m->gated, "features",
+                      vm_features_to_json(job->feats[i]), "attempt", job->attempts[i]);
         if (m->gated && job->feats[i])
             owed_on_crash(job, job->mig_items[i], started);
         journal(job, m, "started", started);
@@ -574,7 +711,8 @@ static void job_schedule(struct job *job)
     }
     bool all_final = true;
     for (int i = 0; i < job->nmigs; i++)
-        all_final &= vm_mig_final(job->migs[i]) && !vm_features_busy(job->feats[i]);
+        all_final &=
+            vm_mig_final(job->migs[i]) && !vm_features_busy(job->feats[i]) && !job->retry[i];
     if (all_final && job->stage == JOB_STAGE_MIGRATE)
         job_close_hosts(job);
 }
@@ -714,6 +852,31 @@ static void deadline_fired(uv_timer_t *t)
     job_schedule(job);
 }
 
+static struct vm_mig *mig_new(struct job *job, struct vm_plan_item *it, struct job_host *dst)
+{
+    struct vm_mig *m = vm_mig_new(&job->loop, it->name, host_by_uri(job, it->source)->h, dst->h,
+                                  &it->params, &job_mig_ops, job);
+    snprintf(m->uuid, sizeof(m->uuid), "%s", it->uuid ? it->uuid : "");
+    m->gated = it->d.class == VM_CLASS_NETWORK_CRITICAL;
+    m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
+    return m;
+}
+
+/* The features of migration m (NULL if the decision names none). */
+static struct vm_features *mig_features(struct job *job, struct vm_mig *m, struct vm_plan_item *it)
+{
+    if (!it->d.nfeatures)
+        return NULL;
+    struct vm_feature_env env = {.source = m->src->uri,
+                                 .target = m->dst->uri,
+                                 .gated = m->gated,
+                                 .announce = libvirt_announce,
+                                 .spice_target_ready = libvirt_spice_ready,
+                                 .ctx = m};
+    return vm_features_new(&job->loop, &env, it->vm, it->d.features, it->d.nfeatures, job->policy,
+                           features_event, job);
+}
+
 static void job_start_migrations(struct job *job)
 {
     job->stage = JOB_STAGE_MIGRATE;
@@ -723,31 +886,21 @@ static void job_start_migrations(struct job *job)
     job->feats = xcalloc(n ? (size_t)n : 1, sizeof(*job->feats));
     job->started = xcalloc(n ? (size_t)n : 1, sizeof(*job->started));
     job->budgets = xcalloc(n ? (size_t)n : 1, sizeof(*job->budgets));
+    job->retry = xcalloc(n ? (size_t)n : 1, sizeof(*job->retry));
+    job->attempts = xcalloc(n ? (size_t)n : 1, sizeof(*job->attempts));
+    job->doms = xcalloc(n ? (size_t)n : 1, sizeof(*job->doms));
+    job->retired = xcalloc(n ? (size_t)n : 1, sizeof(*job->retired));
+    job->retired_feats = xcalloc(n ? (size_t)n : 1, sizeof(*job->retired_feats));
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];
         if (it->status != VM_PLAN_MIGRATE)
             continue;
-        struct job_host *src = host_by_uri(job, it->source), *dst = host_by_uri(job, it->target);
-        struct vm_mig *m =
-            vm_mig_new(&job->loop, it->name, src->h, dst->h, &it->params, &job_mig_ops, job);
-        snprintf(m->uuid, sizeof(m->uuid), "%s", it->uuid ? it->uuid : "");
-        m->gated = it->d.class == VM_CLASS_NETWORK_CRITICAL;
-        m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
+        struct vm_mig *m = mig_new(job, it, host_by_uri(job, it->target));
         job->mig_items[job->nmigs] = it;
-        if (it->d.nfeatures) {
-            struct vm_feature_env env = {.source = m->src->uri,
-                                         .target = m->dst->uri,
-                                         .gated = m->gated,
-                                         .announce = libvirt_announce,
-                                         .spice_target_ready = libvirt_spice_ready,
-                                         .ctx = m};
-            job->feats[job->nmigs] =
-                vm_features_new(&job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
-                                job->policy, features_event, job);
-            for (int k = 0; k < job->nprobes; k++)
-                if (job->probes[k].vm == it->vm)
-                    vm_features_adopt(job->feats[job->nmigs], job->probes[k].f, VM_FEATURE_PROBE);
-        }
+        job->feats[job->nmigs] = mig_features(job, m, it);
+        for (int k = 0; job->feats[job->nmigs] && k < job->nprobes; k++)
+            if (job->probes[k].vm == it->vm)
+                vm_features_adopt(job->feats[job->nmigs], job->probes[k].f, VM_FEATURE_PROBE);
         job->migs[job->nmigs++] = m;
     }
     if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
@@ -1586,7 +1739,6 @@ static json_t *job_report(struct job *job, int code, const char *result)
         json_object_set(v, "class", json_object_get(pj, "class"));
         json_object_set(v, "features", json_object_get(pj, "features"));
         json_object_set_new(v, "feature_results", vm_features_to_json(job->feats[i]));
-        json_object_set(v, "target", json_object_get(pj, "target"));
         json_object_set(v, "source", json_object_get(pj, "source"));
         json_decref(pj);
     }
@@ -1631,7 +1783,18 @@ static void job_free(struct job *job)
     for (int i = 0; i < job->nmigs; i++) {
         vm_mig_free(job->migs[i]);
         vm_features_free(job->feats[i]);
+        if (job->doms[i])
+            virDomainFree(job->doms[i]);
     }
+    for (int i = 0; i < job->nretired; i++) {
+        vm_mig_free(job->retired[i]);
+        vm_features_free(job->retired_feats[i]);
+    }
+    free(job->retired);
+    free(job->retired_feats);
+    free(job->retry);
+    free(job->attempts);
+    free(job->doms);
     free(job->feats);
     free(job->budgets);
     free(job->started);

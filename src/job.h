@@ -38,6 +38,7 @@ struct vm_job_spec {
     int concurrency;             /* --parallel: migrations at once, in all */
     int max_out, max_in;         /* per source / target host; 0: no limit */
     int max_failures;            /* start no new migration after this many failed (0: no limit) */
+    int retries;                 /* a failed migration is started again up to this often */
     unsigned deadline_s;         /* the whole run: then start none, abort what runs (0: none) */
     unsigned estimate_mibs;      /* plan estimates where no bandwidth is set */
     bool json;                   /* final report (or plan) on stdout as JSON */

@@ -100,6 +100,7 @@ void vm_mig_free(struct vm_mig *m)
     free(m->gate_reason);
     free(m->qmp_path);
     free(m->name);
+    json_decref(m->attempts);
     free(m);
 }
 

@@ -136,6 +136,8 @@ struct vm_mig {
     char *gate_reason;               /* why it was taken (owned) */
     const char *abort_reason;        /* "interrupted", "timeout"; NULL if not aborted */
     const char *timeout_taken;       /* the --timeout action taken, if any */
+    json_t *attempts; /* earlier attempts in this run (retries): [{attempt, target, result,
+                         error}], owned; NULL if this is the first */
 
     /* private */
     const struct vm_mig_ops *ops;

@@ -98,22 +98,23 @@ static const char *where_name(enum where w)
     return w == WHERE_UNKNOWN ? "unknown" : names[w];
 }
 
-/* Is the migration (run, uuid) closed by a later record anywhere? */
-static bool closed(json_t *journals, const char *run, const char *uuid)
+/* Is the migration (run, uuid) closed? Its last record (of the latest
+ * attempt: a run may retry a VM) is "finished" or "deinit-done", or a
+ * recovery settled it. */
+static bool closed(json_t *journals, json_t *last, const char *run, const char *uuid)
 {
+    const char *rec = json_string_value(json_object_get(last, "record"));
+    if (rec && (strcmp(rec, "finished") == 0 || strcmp(rec, "deinit-done") == 0))
+        return true;
     size_t i, k;
     json_t *recs, *r;
     json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
     {
-        const char *rec = json_string_value(json_object_get(r, "record"));
+        const char *rr = json_string_value(json_object_get(r, "record"));
         const char *u = json_string_value(json_object_get(r, "uuid"));
         const char *of = json_string_value(json_object_get(r, "of_run"));
-        const char *rr = json_string_value(json_object_get(r, "run"));
-        if (!rec || !u || strcmp(u, uuid) != 0)
-            continue;
-        if (strcmp(rec, "finished") == 0 && rr && strcmp(rr, run) == 0)
-            return true;
-        if (strcmp(rec, "recovered") == 0 && of && strcmp(of, run) == 0)
+        if (rr && u && of && strcmp(rr, "recovered") == 0 && strcmp(u, uuid) == 0 &&
+            strcmp(of, run) == 0)
             return true;
     }
     return false;
@@ -158,46 +159,15 @@ static void wait_for_libvirt_job(const char *uri, const char *uuid, int max_s)
         virConnectClose(c);
 }
 
-/* Does a record of (run, uuid) of kind REC exist, written by that run or
- * about it (of_run)? */
-static bool has_record(json_t *journals, const char *run, const char *uuid, const char *kind)
+/* Is record r about migration (run, uuid): written by that run, or about it
+ * (of_run)? */
+static bool about(json_t *r, const char *run, const char *uuid)
 {
-    size_t i, k;
-    json_t *recs, *r;
-    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
-    {
-        const char *rec = json_string_value(json_object_get(r, "record"));
-        const char *u = json_string_value(json_object_get(r, "uuid"));
-        const char *of = json_string_value(json_object_get(r, "of_run"));
-        const char *rr = json_string_value(json_object_get(r, "run"));
-        if (rec && u && strcmp(rec, kind) == 0 && strcmp(u, uuid) == 0 &&
-            ((rr && strcmp(rr, run) == 0) || (of && strcmp(of, run) == 0)))
-            return true;
-    }
-    return false;
-}
-
-/* Where a migration of (run, uuid) ended by the journals: the location of
- * its "finished" record, or of a "recovered" record about it; NULL if
- * still open. */
-static const char *final_location(json_t *journals, const char *run, const char *uuid)
-{
-    const char *loc = NULL;
-    size_t i, k;
-    json_t *recs, *r;
-    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
-    {
-        const char *rec = json_string_value(json_object_get(r, "record"));
-        const char *u = json_string_value(json_object_get(r, "uuid"));
-        const char *of = json_string_value(json_object_get(r, "of_run"));
-        const char *rr = json_string_value(json_object_get(r, "run"));
-        if (!rec || !u || strcmp(u, uuid) != 0)
-            continue;
-        if ((strcmp(rec, "finished") == 0 && rr && strcmp(rr, run) == 0) ||
-            (strcmp(rec, "recovered") == 0 && of && strcmp(of, run) == 0))
-            loc = json_string_value(json_object_get(r, "location"));
-    }
-    return loc;
+    const char *u = json_string_value(json_object_get(r, "uuid"));
+    const char *rr = json_string_value(json_object_get(r, "run"));
+    const char *of = json_string_value(json_object_get(r, "of_run"));
+    return u && strcmp(u, uuid) == 0 &&
+           ((of && strcmp(of, run) == 0) || (!of && rr && strcmp(rr, run) == 0));
 }
 
 json_t *vm_recover_owed_deinits(const char *dir, char **err)
@@ -205,10 +175,15 @@ json_t *vm_recover_owed_deinits(const char *dir, char **err)
     json_t *journals = vm_journal_read_dir(dir, err);
     if (!journals)
         return NULL;
-    json_t *owed = json_array();
+    /* Every record in the order written (journals are named by start time). */
+    json_t *all = json_array();
     size_t i, k;
     json_t *recs, *r;
-    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
+    json_array_foreach(journals, i, recs) json_array_extend(all, recs);
+    json_decref(journals);
+
+    json_t *owed = json_array();
+    json_array_foreach(all, i, r)
     {
         const char *rec = json_string_value(json_object_get(r, "record"));
         const char *run = json_string_value(json_object_get(r, "run"));
@@ -218,12 +193,24 @@ json_t *vm_recover_owed_deinits(const char *dir, char **err)
             !json_is_true(json_object_get(r, "gated")) ||
             json_array_size(json_object_get(decision, "features")) == 0)
             continue;
-        /* Owed when the guest is known to have stayed on the source and the
-         * deinits were not done (by the run itself or a recovery). A run
-         * still going on does its own. */
-        const char *loc = final_location(journals, run, uuid);
-        if (!loc || strcmp(loc, "source") != 0 || has_record(journals, run, uuid, "deinit-done") ||
-            run_alive(run))
+        /* Owed when, after this start (the latest attempt), the guest is
+         * known to have stayed on the source and no deinit was done (by the
+         * run itself or a recovery). A run still going on does its own. */
+        const char *loc = NULL;
+        bool latest = true, done = false;
+        for (k = i + 1; k < json_array_size(all) && latest; k++) {
+            json_t *later = json_array_get(all, k);
+            const char *lr = json_string_value(json_object_get(later, "record"));
+            if (!lr || !about(later, run, uuid))
+                continue;
+            if (strcmp(lr, "started") == 0)
+                latest = false;
+            else if (strcmp(lr, "finished") == 0 || strcmp(lr, "recovered") == 0)
+                loc = json_string_value(json_object_get(later, "location"));
+            else if (strcmp(lr, "deinit-done") == 0)
+                done = true;
+        }
+        if (!latest || done || !loc || strcmp(loc, "source") != 0 || run_alive(run))
             continue;
         const char *vm = json_string_value(json_object_get(r, "vm"));
         json_t *src = json_object_get(r, "source"), *dst = json_object_get(r, "target");
@@ -236,7 +223,7 @@ json_t *vm_recover_owed_deinits(const char *dir, char **err)
                                         "features", json_object_get(decision, "features"),
                                         "inventory", inv ? inv : json_null()));
     }
-    json_decref(journals);
+    json_decref(all);
     return owed;
 }
 
@@ -276,7 +263,7 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
         const char *src = json_string_value(json_object_get(last, "source"));
         const char *dst = json_string_value(json_object_get(last, "target"));
         const char *rec = json_string_value(json_object_get(last, "record"));
-        if (closed(journals, run, uuid) || !src || !dst)
+        if (closed(journals, last, run, uuid) || !src || !dst)
             continue;
         if (run_alive(run)) {
             vm_info("recover: %s: run %s is still going on, left to it", vm ? vm : uuid, run);

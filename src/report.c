@@ -99,6 +99,8 @@ json_t *vm_report_mig_json(const struct vm_mig *m)
                                   (json_int_t)p->data_remaining));
     json_object_set_new(o, "iterations", json_integer((json_int_t)p->iteration));
     json_object_set_new(o, "postcopy", json_boolean(p->postcopy_active));
+    if (m->attempts)
+        json_object_set(o, "attempts", m->attempts);
     json_object_set_new(o, "timeout_action",
                         m->timeout_taken ? json_string(m->timeout_taken) : json_null());
     json_object_set_new(o, "abort_reason",

@@ -84,9 +84,14 @@ int main(void)
                     REC("r1-1", "u4", "started",
                         ",\"gated\":false,\"decision\":{\"features\":[{\"name\":\"mark\"}]}")
                         REC("r1-1", "u4", "finished", ",\"location\":\"source\"")
-                            STARTED("r1-1", "u5", "mark") STARTED("r1-1", "u6", "mark"));
+                            STARTED("r1-1", "u5", "mark") STARTED("r1-1", "u6", "mark")
+        /* u7: attempt 1 rolled back and undone, attempt 2
+         * crashed, settled on the source: owed again */
+        STARTED("r1-1", "u7", "announce") REC("r1-1", "u7", "finished", ",\"location\":\"source\"")
+            REC("r1-1", "u7", "deinit-done", ",\"ok\":true") STARTED("r1-1", "u7", "announce"));
     journal("2026-01-01T00-00-01.000Z-1",
-            REC("r2-1", "u5", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\""));
+            REC("r2-1", "u5", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\"")
+                REC("r2-1", "u7", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\""));
     json_t *o = owed_now();
     CHECK(owes(o, "u1"));
     CHECK(!owes(o, "u2"));
@@ -94,7 +99,8 @@ int main(void)
     CHECK(!owes(o, "u4"));
     CHECK(owes(o, "u5"));
     CHECK(!owes(o, "u6"));
-    CHECK_INT(json_array_size(o), ==, 2);
+    CHECK(owes(o, "u7"));
+    CHECK_INT(json_array_size(o), ==, 3);
 
     /* Run them with no policy: the built-in (announce: nothing to undo)
      * runs and is journaled; the policy feature 'mark' cannot run, stays
@@ -106,13 +112,13 @@ int main(void)
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(r.calls, ==, 1);
     CHECK_INT(r.failed, ==, 1);
-    CHECK_INT(json_array_size(r.results), ==, 2);
+    CHECK_INT(json_array_size(r.results), ==, 3);
     json_t *e;
     size_t i;
     json_array_foreach(r.results, i, e)
     {
         const char *u = json_string_value(json_object_get(e, "uuid"));
-        if (strcmp(u, "u1") == 0) {
+        if (strcmp(u, "u1") == 0 || strcmp(u, "u7") == 0) {
             CHECK(json_is_true(json_object_get(e, "ok")));
             CHECK_STR(json_string_value(json_object_get(
                           json_array_get(json_object_get(e, "features"), 0), "deinit")),
@@ -126,7 +132,8 @@ int main(void)
     json_decref(o);
     o = owed_now();
     CHECK(!owes(o, "u1")); /* done once, never again */
-    CHECK(owes(o, "u5"));  /* still owed until its policy is given */
+    CHECK(!owes(o, "u7"));
+    CHECK(owes(o, "u5")); /* still owed until its policy is given */
     CHECK_INT(json_array_size(o), ==, 1);
     json_decref(o);
 
