@@ -12,15 +12,18 @@ run (STEP VM PID FEATURE) to a file. The run is SIGKILLed
                  Finish and Confirm (VMM_FAULT_BEFORE_CONFIRM_MS),
   between VMs    right after one VM's result, with --parallel 1,
 
-then re-run with the same command line (without the fault) to the end.
+then re-run with the same command line (without the fault) to the end; once
+more in the gate, with an operator's `vmmigrate recover --policy` before the
+re-run.
 Afterwards: every guest runs on exactly one lab host and is defined nowhere
 else, paused nowhere, its tick counter continued; host a is empty; the
 re-run exits 0; `vmmigrate status` agrees with where every guest runs; the
 reports and events validate. Owed deinits: a migration the crash left open
 whose guest ended back on its source has each feature's deinit run once, in
-reverse order, by the re-run (event recovered.deinit), and never again (a
-later `vmmigrate recover --policy` does nothing); one that ended on the
-target owes none."""
+reverse order, by the re-run (event recovered.deinit) or by that recover, and
+never again (a later `vmmigrate recover --policy` does nothing); one that
+ended on the target owes none. Failures of the owed-deinit checks are
+reported apart ("owed deinits: ...") from the placement invariants."""
 import json
 import os
 import signal
@@ -103,6 +106,7 @@ class Scenario:
     def __init__(self, name, parallel=2, dirty=4, hold=False, extra=(), expect_open=True):
         self.name = name
         self.expect_open = expect_open
+        self.pre_recover = None  # a `vmmigrate recover --policy` between kill and re-run
         self.dir = os.path.join(TMP, name)
         os.makedirs(self.dir)
         self.journal = os.path.join(self.dir, "journal")
@@ -142,6 +146,13 @@ class Scenario:
         check_eq(self.first.rc, -signal.SIGKILL, "the first run died of SIGKILL")
         for g in self.guests:
             log(f"after the kill: {g.name}: {g.where()}")
+
+    def recover_first(self):
+        """An operator's `vmmigrate recover --policy` before the re-run: it
+        settles what the kill left open and runs the owed deinits itself."""
+        self.pre_recover = vmmigrate("recover", "--journal-dir", self.journal, "--policy", POLICY,
+                                     "--json")
+        log(f"recover: {self.pre_recover.stdout.strip()}")
 
     def rerun(self):
         self.second = Run(self.args + ["--events", os.path.join(self.dir, "second.ndjson")])
@@ -184,11 +195,25 @@ class Scenario:
             check(open1, "the kill left at least one migration open")
         check(set(started1) <= names and set(done1) <= names, "only our guests moved")
 
-        recovered = [e for e in ev2 if e["event"] == "recovered"]
-        for e in recovered:
-            log(f"re-run settled {e['vm']}: found {e['details']['found']}: "
-                f"{e['details']['action']}")
-        on_target = {e["vm"] for e in recovered if e["details"]["found"]["target"] == "running"}
+        # Who settled what the kill left open: the re-run (events
+        # "recovered"), or a `recover --policy` before it.
+        settler, pre_error = pid2, None
+        recovered = [e["details"] for e in ev2 if e["event"] == "recovered"]
+        rerun_recovered = recovered
+        if self.pre_recover:
+            try:
+                check_eq(self.pre_recover.rc, 0, "exit code of recover --policy "
+                         f"(stderr: {self.pre_recover.stderr.strip()})")
+                recovered = json.loads(self.pre_recover.stdout)["recovered"]
+                settler = self.pre_recover.proc.pid
+            except (AssertionError, ValueError) as e:
+                # Then the re-run settled it all: checked as such, and this
+                # failure reported with the owed deinits.
+                pre_error = f"owed deinits: recover --policy before the re-run: {e}"
+                log(pre_error)
+        for d in recovered:
+            log(f"settled {d['vm']}: found {d['found']}: {d['action']}")
+        on_target = {d["vm"] for d in recovered if d["found"]["target"] == "running"}
         on_source = open1 - on_target
         rep = self.second.report()
         moved2 = {v["name"]: v for v in rep["vms"] if v["name"] in names}
@@ -214,10 +239,12 @@ class Scenario:
 
         def rerun_settled_and_drained():
             check_eq(self.second.rc, 0, "exit code of the re-run")
-            check_eq(sorted(e["vm"] for e in recovered), sorted(open1),
-                     "the re-run settled each open migration once")
-            for e in recovered:
-                check(e["details"]["ok"], f"settled without an operator: {e['details']}")
+            check_eq(sorted(d["vm"] for d in recovered), sorted(open1),
+                     "each open migration settled once")
+            if recovered is not rerun_recovered:
+                check_eq(rerun_recovered, [], "the re-run found nothing left to settle")
+            for d in recovered:
+                check(d["ok"], f"settled without an operator: {d}")
             check_eq(sorted(moved2), sorted(names - set(done1) - on_target),
                      "the re-run moved exactly the guests still on a")
             for vm, v in moved2.items():
@@ -260,7 +287,10 @@ class Scenario:
             self.verify_marks(pid1, pid2, set(done1), on_target, set(moved2) - on_source)
 
         def owed_deinits():
-            self.verify_deinits(pid1, pid2, run1_id, on_source, ev2)
+            if pre_error:
+                raise DeinitFailure(pre_error)
+            self.verify_deinits(pid1, settler, run1_id, on_source,
+                                ev2 if settler == pid2 else None)
 
         for fn in (rerun_settled_and_drained, every_guest_once, journal_is_reality,
                    feature_steps, owed_deinits):
@@ -319,11 +349,14 @@ class Scenario:
                           f"{f} of {vm}: the killed run got no further than its gate: "
                           f"{steps(vm, f, p1)}")
 
-    def verify_deinits(self, pid1, pid2, run1_id, on_source, ev2):
-        """Owed deinits: once, in reverse order, by the re-run; never again."""
+    def verify_deinits(self, pid1, settler, run1_id, on_source, ev2):
+        """Owed deinits: once, in reverse order, by whoever settled the killed
+        run (the re-run, or recover before it: PID settler); never again. ev2:
+        the re-run's events when it was the re-run, else None."""
         lines = self.marks_lines()
-        p1, p2 = str(pid1), str(pid2)
-        deinit_evs = [e for e in ev2 if e["event"] == "recovered.deinit"]
+        p1, p2 = str(pid1), str(self.second.proc.pid)
+        ps = str(settler)
+        deinit_evs = [e for e in ev2 or [] if e["event"] == "recovered.deinit"]
         for g in self.guests:
             vm = g.name
             mine = [i for i, ln in enumerate(lines) if ln[1] == vm]
@@ -337,13 +370,16 @@ class Scenario:
             check_deinit([lines[i][3] for i in dein] == list(reversed(FEATURES)),
                          f"{vm} back on a: each feature's deinit once, in reverse order: "
                          f"{[lines[i] for i in dein]}")
-            check_deinit(all(lines[i][2] == p2 for i in dein),
-                         f"{vm}: the re-run ran the owed deinits: {[lines[i] for i in dein]}")
+            check_deinit(all(lines[i][2] == ps for i in dein),
+                         f"{vm}: {'the re-run' if ps == p2 else 'recover'} ran the owed deinits: "
+                         f"{[lines[i] for i in dein]}")
             first2 = [i for i in mine if lines[i][2] == p2 and lines[i][0] == "prepare"]
             last1 = [i for i in mine if lines[i][2] == p1]
             check_deinit(dein and (not last1 or max(last1) < min(dein))
                          and first2 and max(dein) < min(first2),
                          f"{vm}: deinits after the killed attempt, before the new one")
+            if ev2 is None:
+                continue  # recover ran them: no event stream
             evs = [e for e in deinit_evs if e["vm"] == vm]
             check_deinit(len(evs) == 1, f"one recovered.deinit event for {vm}: {evs}")
             d = evs[0]["details"]
@@ -410,6 +446,21 @@ def test_kill_in_the_gate():
     s.verify()
 
 
+def test_kill_in_the_gate_recover_first():
+    """The same, but an operator runs `vmmigrate recover --policy` before
+    the re-run: recover runs the owed deinits, the re-run none again."""
+    lab("up", "3")
+    s = Scenario("gate-recover", hold=True)
+    r = s.start_first()
+    ev = r.wait_event(lambda e: e["event"] == "phase" and e["details"]["phase"] == "gate", 180)
+    log(f"at the gate: {ev['vm']}")
+    time.sleep(0.5)
+    s.kill_first()
+    s.recover_first()
+    s.rerun()
+    s.verify()
+
+
 def test_kill_after_commit_decided():
     """Killed between libvirt's Finish and Confirm, the commit journaled:
     the guest runs on the target; the re-run removes the stale paused copy
@@ -446,6 +497,6 @@ def test_kill_between_vms():
 
 if __name__ == "__main__":
     # Arguments pick scenarios by part of their name (e.g. "gate").
-    tests = [test_kill_mid_copy, test_kill_in_the_gate, test_kill_after_commit_decided,
-             test_kill_between_vms]
+    tests = [test_kill_mid_copy, test_kill_in_the_gate, test_kill_in_the_gate_recover_first,
+             test_kill_after_commit_decided, test_kill_between_vms]
     main([t for t in tests if not sys.argv[1:] or any(a in t.__name__ for a in sys.argv[1:])])
