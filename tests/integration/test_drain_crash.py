@@ -369,7 +369,8 @@ class Scenario:
                 continue
             check_deinit([lines[i][3] for i in dein] == list(reversed(FEATURES)),
                          f"{vm} back on a: each feature's deinit once, in reverse order: "
-                         f"{[lines[i] for i in dein]}")
+                         f"{[lines[i] for i in dein]} (recovered.deinit events: "
+                         f"{[e['details'] for e in deinit_evs if e['vm'] == vm]})")
             check_deinit(all(lines[i][2] == ps for i in dein),
                          f"{vm}: {'the re-run' if ps == p2 else 'recover'} ran the owed deinits: "
                          f"{[lines[i] for i in dein]}")
