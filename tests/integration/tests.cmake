@@ -29,3 +29,6 @@ foreach(py ${VMM_IT_TESTS})
   set_tests_properties(it.${name} PROPERTIES FIXTURES_REQUIRED lab RESOURCE_LOCK lab
                        ENVIRONMENT "${VMM_IT_ENV}" TIMEOUT 900 LABELS integration)
 endforeach()
+
+# Four kill -9 and re-run drains of five guests each: more time than the rest.
+set_tests_properties(it.drain_crash PROPERTIES TIMEOUT 2400)
