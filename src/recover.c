@@ -22,6 +22,12 @@ enum where {
     WHERE_OTHER,
 };
 
+/* A state libvirt passes through while it creates or removes a domain. */
+static bool transient(enum where w, int reason)
+{
+    return w == WHERE_OTHER || (w == WHERE_PAUSED && reason == VIR_DOMAIN_PAUSED_STARTING_UP);
+}
+
 static enum where observe(const char *uri, const char *uuid, int *reason, char **err)
 {
     virConnectPtr c = virConnectOpen(uri);
@@ -61,15 +67,23 @@ static enum where observe(const char *uri, const char *uuid, int *reason, char *
     return w;
 }
 
-/* Observe twice, a second apart: one negative observation is not enough. */
+/* Observe until two looks a second apart agree on a settled state: one
+ * negative observation is not enough, and a copy libvirt is still setting
+ * up or tearing down ("paused, starting up", "in shutdown") is neither here
+ * nor gone. Gives up after max_s seconds with what it saw last (then
+ * WHERE_OTHER if the looks disagreed). */
 static enum where observe_confirmed(const char *uri, const char *uuid, int *reason, char **err)
 {
+    const int max_s = 30;
     enum where a = observe(uri, uuid, reason, err);
-    if (a == WHERE_UNKNOWN)
-        return a;
-    sleep(1);
-    enum where b = observe(uri, uuid, reason, err);
-    return a == b ? b : WHERE_OTHER;
+    for (int i = 0; i < max_s && a != WHERE_UNKNOWN; i++) {
+        sleep(1);
+        enum where b = observe(uri, uuid, reason, err);
+        if (b == a && !transient(b, *reason))
+            return b;
+        a = b;
+    }
+    return a == WHERE_UNKNOWN ? a : WHERE_OTHER;
 }
 
 static int act(const char *uri, const char *uuid, bool resume, char **err)
