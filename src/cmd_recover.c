@@ -9,8 +9,9 @@
  * source: a paused source is resumed. Anything else (both running, neither
  * anywhere, a host unreachable) is reported for an operator and left alone.
  * Each outcome is appended to a journal of its own ("recovered" records),
- * so a second recover does nothing. Then the feature deinits owed by
- * migrations whose guest stayed on the source run (owed.h).
+ * so a second recover does nothing. Then the feature steps crashed runs
+ * owe run (owed.h): deinit where the guest stayed on the source, after
+ * where it ended on the target.
  *
  * The work is recover.c's, which run also does first (on its thread pool). */
 #include <stdio.h>
@@ -46,17 +47,17 @@ static const struct vm_cli_option recover_options[] = {
      .id = OPT_JSON,
      .help = "print what was found and done as JSON",
      .doc = "Print {\"recovered\": [{vm, uuid, run, source, target, last_record, found, "
-            "action, ok}], \"deinits\": [{vm, uuid, run, source, target, ok, features, "
+            "action, ok}], \"owed\": [{step, vm, uuid, run, source, target, ok, features, "
             "error}], \"needs_operator\": N} on standard output."},
     {.name = "policy",
      .arg = VM_CLI_ARG_FILE,
      .metavar = "FILE",
      .id = OPT_POLICY,
-     .help = "the policy whose features' deinits are owed",
-     .doc = "Load FILE so that the deinit steps of the features it defines can run for "
-            "migrations a crash left owing them (the guest stayed on the source). Without it, "
-            "only built-in features are undone; the others stay owed and are reported (exit "
-            "status 9)."},
+     .help = "the policy whose features' steps are owed",
+     .doc = "Load FILE so that the steps of the features it defines can run for migrations a "
+            "crash left owing them: deinit (the guest stayed on the source) or after (it ended "
+            "on the target). Without it, only built-in features' steps run; the others stay "
+            "owed and are reported (exit status 9)."},
     {0},
 };
 
@@ -93,7 +94,7 @@ static int cmd_recover_exec(const struct vm_cli_args *args)
     json_t *out = NULL;
     int unreachable = 0;
     int needs_operator = vm_recover(dir, &out, &unreachable, &err);
-    json_t *owed = needs_operator < 0 ? NULL : vm_recover_owed_deinits(dir, &err);
+    json_t *owed = needs_operator < 0 ? NULL : vm_recover_owed(dir, &err);
     if (!owed) {
         vm_error("recover: %s", err);
         free(err);
@@ -114,7 +115,7 @@ static int cmd_recover_exec(const struct vm_cli_args *args)
     json_decref(owed);
     needs_operator += d.failed;
     if (vm_cli_flag(args, OPT_JSON)) {
-        json_t *rep = json_pack("{s:O, s:O, s:i}", "recovered", out, "deinits", d.results,
+        json_t *rep = json_pack("{s:O, s:O, s:i}", "recovered", out, "owed", d.results,
                                 "needs_operator", needs_operator);
         json_dumpf(rep, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
@@ -136,9 +137,10 @@ const struct vm_cli_command vm_cmd_recover_entry = {
            "copy paused on the source is destroyed; a guest not running there never left, and "
            "a paused source is resumed. Two running copies, none at all, or an unreachable "
            "host are reported for an operator (exit status 9, or 4) and changed in no way. "
-           "Then the feature deinits a crash left owed are run, once, in reverse order: those of "
-           "network-critical migrations whose guest stayed on the source (policy features need "
-           "--policy). Safe to run again: what it settled is journaled.",
+           "Then the feature steps a crash left owed run, once: for a network-critical "
+           "migration whose guest stayed on the source, its features' deinit steps in reverse "
+           "order; for one whose guest ended on the target, their after steps (policy features "
+           "need --policy). Safe to run again: what it settled is journaled.",
     .options = recover_options,
     .exec = cmd_recover_exec,
 };

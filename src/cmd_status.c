@@ -33,11 +33,25 @@ static const struct vm_cli_option status_options[] = {
      .id = OPT_JSON,
      .help = "print JSON",
      .doc = "Print {\"runs\": [{id, started_at, finished, vms: {NAME: {uuid, source, target, "
-            "state, result, location, deinit}}}]} on standard output. deinit is \"done\" or "
-            "\"failed\" once the features' deinit steps ran (after a rollback, or owed after a "
-            "crash)."},
+            "state, result, location, deinit, after}}}]} on standard output. deinit and after "
+            "are \"done\" or \"failed\" once the features' deinit steps (guest on the source) "
+            "or after steps (guest on the target) ran, by the run itself or, owed after a "
+            "crash, by a later one."},
     {0},
 };
+
+/* A "deinit-done" or "after-done" record: the VM's "deinit" / "after" is
+ * "done" or "failed". */
+static bool step_done(json_t *v, json_t *r, const char *rec)
+{
+    const char *step = strcmp(rec, "deinit-done") == 0  ? "deinit"
+                       : strcmp(rec, "after-done") == 0 ? "after"
+                                                        : NULL;
+    if (step)
+        json_object_set_new(v, step,
+                            json_string(json_is_true(json_object_get(r, "ok")) ? "done" : "failed"));
+    return step != NULL;
+}
 
 /* One run's VMs: name -> {uuid, source, target, state (last record), result,
  * location}. */
@@ -64,11 +78,12 @@ static json_t *summarise(json_t *recs, json_t *all)
                           json_object_get(r, "source"), "target", json_object_get(r, "target"));
             json_object_set_new(vms, vm, v);
         }
-        if (strcmp(rec, "deinit-done") == 0) {
-            json_object_set_new(
-                v, "deinit",
-                json_string(json_is_true(json_object_get(r, "ok")) ? "done" : "failed"));
+        if (step_done(v, r, rec))
             continue;
+        if (strcmp(rec, "started") == 0) {
+            /* a new attempt (retry): the steps of the last one are history */
+            json_object_del(v, "deinit");
+            json_object_del(v, "after");
         }
         json_object_set_new(v, "state", json_string(rec));
         if (json_object_get(r, "result"))
@@ -90,11 +105,8 @@ static json_t *summarise(json_t *recs, json_t *all)
         if (strcmp(rec, "recovered") == 0) {
             json_object_set_new(v, "state", json_string("recovered"));
             json_object_set(v, "location", json_object_get(r, "location"));
-        } else if (strcmp(rec, "deinit-done") == 0) {
-            /* owed deinits a later run did after a crash */
-            json_object_set_new(
-                v, "deinit",
-                json_string(json_is_true(json_object_get(r, "ok")) ? "done" : "failed"));
+        } else {
+            step_done(v, r, rec); /* steps a later run owed and did after a crash */
         }
     }
     bool finished = true;

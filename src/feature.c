@@ -58,13 +58,14 @@ bool vm_feature_known(const char *name, const struct vm_policy *policy)
     return policy && vm_policy_has_feature(policy, name);
 }
 
-bool vm_feature_has_deinit(const char *name, const struct vm_policy *policy)
+bool vm_feature_owed_after_crash(const char *name, enum vm_feature_step step,
+                                 const struct vm_policy *policy)
 {
     if (strcmp(name, "vdp") == 0)
-        return true; /* deassociates on the target */
+        return true; /* deinit: deassociate on the target; after: on the source */
     if (strcmp(name, "announce") == 0 || strcmp(name, "spice") == 0)
-        return false;
-    return policy && vm_policy_feature_has_step(policy, name, "deinit");
+        return false; /* announcing late helps no one; clients reconnect by themselves */
+    return policy && vm_policy_feature_has_step(policy, name, step_names[step]);
 }
 
 struct vm_features *vm_features_new(uv_loop_t *loop, const struct vm_feature_env *env, json_t *vm,

@@ -36,8 +36,11 @@ enum vm_feature_step {
 
 /* Is NAME a feature this build or the policy implements? */
 bool vm_feature_known(const char *name, const struct vm_policy *policy);
-/* Does NAME have anything to undo (a deinit step)? */
-bool vm_feature_has_deinit(const char *name, const struct vm_policy *policy);
+/* Must a later run do STEP (VM_FEATURE_DEINIT or VM_FEATURE_AFTER) of
+ * NAME for us if we crash before it ran? (vdp: yes; announce, spice: no
+ * point later; a policy feature: if it defined the step.) */
+bool vm_feature_owed_after_crash(const char *name, enum vm_feature_step step,
+                                 const struct vm_policy *policy);
 /* The built-in features, for messages. */
 #define VM_FEATURE_BUILTINS "announce, spice, vdp"
 

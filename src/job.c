@@ -212,7 +212,12 @@ static void features_event(struct vm_features *f, const char *feature, const cha
 static void features_settled(struct vm_features *f, bool ok, const char *reason, void *data)
 {
     struct job *job = data;
-    (void)f, (void)ok, (void)reason;
+    struct vm_mig *m = feats_mig(job, f);
+    (void)reason;
+    /* The after steps ran: never owed again after a crash. */
+    if (m)
+        journal(job, m, "after-done",
+                json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
     job_schedule(job);
 }
 
@@ -539,21 +544,22 @@ static const struct vm_mig_ops job_mig_ops = {
     .on_decision = mig_on_decision,
 };
 
-/* What a later run needs to undo this migration's features if this run
- * crashes before their deinits (owed.h): those with a deinit step, and the
- * VM as we see it. */
+/* What a later run needs to finish this migration's features if this run
+ * crashes before their deinit (guest back on the source) or after (guest on
+ * the target) steps ran (owed.h): the decision, which features have such a
+ * step, and the VM as we see it. */
 static void owed_on_crash(struct job *job, struct vm_plan_item *it, json_t *started)
 {
-    json_t *d = vm_decision_to_json(&it->d), *keep = json_array();
-    size_t k;
-    json_t *f;
-    json_array_foreach(json_object_get(d, "features"), k, f)
-    {
-        if (vm_feature_has_deinit(json_string_value(json_object_get(f, "name")), job->policy))
-            json_array_append(keep, f);
+    json_t *owed = json_pack("{s:[], s:[]}", "deinit", "after");
+    for (int k = 0; k < it->d.nfeatures; k++) {
+        const char *name = it->d.features[k].name;
+        if (vm_feature_owed_after_crash(name, VM_FEATURE_DEINIT, job->policy))
+            json_array_append_new(json_object_get(owed, "deinit"), json_string(name));
+        if (vm_feature_owed_after_crash(name, VM_FEATURE_AFTER, job->policy))
+            json_array_append_new(json_object_get(owed, "after"), json_string(name));
     }
-    json_object_set_new(d, "features", keep);
-    json_object_set_new(started, "decision", d);
+    json_object_set_new(started, "decision", vm_decision_to_json(&it->d));
+    json_object_set_new(started, "owed_on_crash", owed);
     json_object_set(started, "inventory", it->vm);
 }
 
@@ -1442,20 +1448,25 @@ static void recover_work(struct vm_virt_task *t)
     rt->needs_operator =
         vm_recover(rt->job->spec->journal_dir, &rt->out, &rt->unreachable, &rt->err);
     if (rt->needs_operator >= 0)
-        rt->owed = vm_recover_owed_deinits(rt->job->spec->journal_dir, &rt->err);
+        rt->owed = vm_recover_owed(rt->job->spec->journal_dir, &rt->err);
 }
 
-/* The deinits crashed runs owed ran: on the record, then the drain goes on. */
+/* The feature steps crashed runs owed ran: on the record, then the drain
+ * goes on. */
 static void owed_done(json_t *results, int failed, void *data)
 {
     struct job *job = data;
     size_t i;
     json_t *r;
-    json_array_foreach(results, i, r) job_event(job, json_string_value(json_object_get(r, "vm")),
-                                                NULL, "recovered.deinit", json_incref(r));
+    json_array_foreach(results, i, r)
+    {
+        char *event = xasprintf("recovered.%s", json_string_value(json_object_get(r, "step")));
+        job_event(job, json_string_value(json_object_get(r, "vm")), NULL, event, json_incref(r));
+        free(event);
+    }
     if (failed) {
         job->deinit_failures += failed;
-        vm_error("run: %d earlier migration(s) still owe feature deinits: an operator must "
+        vm_error("run: %d earlier migration(s) still owe feature steps: an operator must "
                  "look (see 'vmmigrate recover --policy')",
                  failed);
     }

@@ -51,8 +51,9 @@ static void record(struct vm_owed *o, bool ok, json_t *features, const char *err
     const char *uuid = json_string_value(json_object_get(c, "uuid"));
     const char *src = json_string_value(json_object_get(c, "source"));
     const char *dst = json_string_value(json_object_get(c, "target"));
-    json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "run", run, "vm", vm, "uuid", uuid,
-                            "source", src, "target", dst, "ok", ok);
+    const char *step = json_string_value(json_object_get(c, "step"));
+    json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "step", step, "run", run, "vm",
+                            vm, "uuid", uuid, "source", src, "target", dst, "ok", ok);
     if (features)
         json_object_set(res, "features", features);
     if (error)
@@ -67,21 +68,24 @@ static void record(struct vm_owed *o, bool ok, json_t *features, const char *err
         return;
     if (!o->journal)
         o->journal = vm_journal_open(o->dir);
+    char *done = xasprintf("%s-done", step);
     if (o->journal)
         vm_journal_write(
-            o->journal, vm, uuid, src, dst, "deinit-done",
+            o->journal, vm, uuid, src, dst, done,
             json_pack("{s:s, s:b, s:O}", "of_run", run, "ok", ok, "features", features));
+    free(done);
 }
 
-static void deinit_finished(struct vm_features *f, bool ok, const char *reason, void *data)
+static void step_finished(struct vm_features *f, bool ok, const char *reason, void *data)
 {
     struct vm_owed *o = data;
     json_t *features = vm_features_to_json(f);
     const char *vm = json_string_value(json_object_get(o->cur, "vm"));
+    const char *step = json_string_value(json_object_get(o->cur, "step"));
     if (ok)
-        vm_warn("recover: %s: ran the feature deinits a crashed run owed", vm);
+        vm_warn("recover: %s: ran the feature %s steps a crashed run owed", vm, step);
     else
-        vm_error("recover: %s: needs an operator: owed %s", vm, reason);
+        vm_error("recover: %s: needs an operator: owed %s: %s", vm, step, reason);
     record(o, ok, features, ok ? NULL : reason);
     json_decref(features);
     o->f = f;
@@ -117,6 +121,7 @@ static void owed_next(struct vm_owed *o)
             return;
         }
         o->cur = json_array_get(o->owed, o->next++);
+        const char *step = json_string_value(json_object_get(o->cur, "step"));
         json_t *dj = json_pack("{s:O}", "features", json_object_get(o->cur, "features"));
         char *err = NULL;
         int rc = vm_decision_parse(dj, &o->d, &err);
@@ -135,10 +140,10 @@ static void owed_next(struct vm_owed *o)
                 unknown = o->d.features[i].name;
         if (unknown) {
             char *why = xasprintf("feature '%s' is not defined here: pass the policy that "
-                                  "defined it (--policy) to run its deinit",
-                                  unknown);
-            vm_error("recover: %s: deinits still owed: %s",
-                     json_string_value(json_object_get(o->cur, "vm")), why);
+                                  "defined it (--policy) to run its %s step",
+                                  unknown, step);
+            vm_error("recover: %s: %s steps still owed: %s",
+                     json_string_value(json_object_get(o->cur, "vm")), step, why);
             record(o, false, NULL, why);
             free(why);
             continue;
@@ -148,7 +153,7 @@ static void owed_next(struct vm_owed *o)
             .target = json_string_value(json_object_get(o->cur, "target")),
             .gated = true,
         };
-        /* The VM as the crashed run saw it (a policy's deinit gets it). */
+        /* The VM as the crashed run saw it (a policy's step gets it). */
         json_t *inv = json_object_get(o->cur, "inventory");
         json_t *vm = json_is_object(inv)
                          ? json_incref(inv)
@@ -157,10 +162,14 @@ static void owed_next(struct vm_owed *o)
         struct vm_features *f = vm_features_new(o->loop, &env, vm, o->d.features, o->d.nfeatures,
                                                 o->policy, features_event, o);
         json_decref(vm);
-        /* Whether each prepare ran before the crash is unknown: all are owed. */
-        vm_features_owe_deinit(f);
-        vm_features_run(f, VM_FEATURE_DEINIT, deinit_finished);
-        return; /* deinit_finished comes back here */
+        if (strcmp(step, "after") == 0) {
+            vm_features_run(f, VM_FEATURE_AFTER, step_finished);
+        } else {
+            /* Whether each prepare ran before the crash is unknown: all owe it. */
+            vm_features_owe_deinit(f);
+            vm_features_run(f, VM_FEATURE_DEINIT, step_finished);
+        }
+        return; /* step_finished comes back here */
     }
 }
 

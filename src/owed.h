@@ -1,15 +1,16 @@
-/* owed.h — run the feature deinits that crashed runs still owe.
+/* owed.h — run the feature steps that crashed runs still owe.
  *
  * A network-critical migration whose run died (kill -9, power loss) after
- * its features began to prepare, and whose guest turned out to stay on the
- * source, still owes their deinit steps: a VDP association prepared on the
- * target, whatever a policy's feature set up. recover.h finds them in the
- * journals (vm_recover_owed_deinits); this runs them on the loop, one
- * migration at a time, every feature in reverse order (deinit steps must
- * tolerate a prepare that was cut short), and journals "deinit-done" for
- * each so that none runs twice. A policy feature needs the policy that
- * defined it: without it the deinit fails, stays owed, and is reported for
- * an operator.
+ * its features began to prepare still owes, if its guest turned out to
+ * stay on the source, their deinit steps (a VDP association prepared on the
+ * target, whatever a policy's feature set up); if the guest ended on the
+ * target, their after steps (the VDP association left on the source).
+ * recover.h finds them in the journals (vm_recover_owed); this runs them on
+ * the loop, one migration at a time (deinit: every feature, in reverse
+ * order, since deinit steps must tolerate a prepare that was cut short;
+ * after: in order), and journals "deinit-done" / "after-done" for each so
+ * that none runs twice. A policy feature needs the policy that defined it:
+ * without it the step fails, stays owed, and is reported for an operator.
  *
  * Used by run (before the drain goes on) and by `recover --policy`. A
  * `struct vm_owed` owns itself: it is freed after done ran. */
@@ -21,11 +22,11 @@
 
 struct vm_policy;
 
-/* results: [{run, vm, uuid, source, target, ok, features | error}] (borrowed
+/* results: [{step, run, vm, uuid, source, target, ok, features | error}] (borrowed
  * for the call); failed: how many migrations' deinits did not all succeed. */
 typedef void (*vm_owed_done_cb)(json_t *results, int failed, void *data);
 
-/* Run OWED (vm_recover_owed_deinits' list, borrowed) on LOOP; journal
+/* Run OWED (vm_recover_owed's list, borrowed) on LOOP; journal
  * records go to a new journal in DIR. done runs once, possibly before this
  * returns (nothing owed). */
 void vm_owed_run(uv_loop_t *loop, const char *dir, json_t *owed, struct vm_policy *policy,

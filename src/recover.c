@@ -113,12 +113,14 @@ static const char *where_name(enum where w)
 }
 
 /* Is the migration (run, uuid) closed? Its last record (of the latest
- * attempt: a run may retry a VM) is "finished" or "deinit-done", or a
+ * attempt: a run may retry a VM) is "finished", "deinit-done" or
+ * "after-done", or a
  * recovery settled it. */
 static bool closed(json_t *journals, json_t *last, const char *run, const char *uuid)
 {
     const char *rec = json_string_value(json_object_get(last, "record"));
-    if (rec && (strcmp(rec, "finished") == 0 || strcmp(rec, "deinit-done") == 0))
+    if (rec && (strcmp(rec, "finished") == 0 || strcmp(rec, "deinit-done") == 0 ||
+                strcmp(rec, "after-done") == 0))
         return true;
     size_t i, k;
     json_t *recs, *r;
@@ -184,7 +186,24 @@ static bool about(json_t *r, const char *run, const char *uuid)
            ((of && strcmp(of, run) == 0) || (!of && rr && strcmp(rr, run) == 0));
 }
 
-json_t *vm_recover_owed_deinits(const char *dir, char **err)
+/* The declarations of the features named in `names`, in decision order. */
+static json_t *features_named(json_t *decision, json_t *names)
+{
+    json_t *out = json_array();
+    size_t i, k;
+    json_t *f, *n;
+    json_array_foreach(json_object_get(decision, "features"), i, f)
+    {
+        json_array_foreach(names, k, n)
+        {
+            if (json_equal(json_object_get(f, "name"), n))
+                json_array_append(out, f);
+        }
+    }
+    return out;
+}
+
+json_t *vm_recover_owed(const char *dir, char **err)
 {
     json_t *journals = vm_journal_read_dir(dir, err);
     if (!journals)
@@ -203,15 +222,15 @@ json_t *vm_recover_owed_deinits(const char *dir, char **err)
         const char *run = json_string_value(json_object_get(r, "run"));
         const char *uuid = json_string_value(json_object_get(r, "uuid"));
         json_t *decision = json_object_get(r, "decision");
+        json_t *owed_steps = json_object_get(r, "owed_on_crash");
         if (!rec || strcmp(rec, "started") != 0 || !run || !uuid ||
-            !json_is_true(json_object_get(r, "gated")) ||
-            json_array_size(json_object_get(decision, "features")) == 0)
+            !json_is_true(json_object_get(r, "gated")) || !owed_steps)
             continue;
-        /* Owed when, after this start (the latest attempt), the guest is
-         * known to have stayed on the source and no deinit was done (by the
-         * run itself or a recovery). A run still going on does its own. */
+        /* After this start (the latest attempt): where the guest ended, and
+         * which steps were done (by the run itself or a recovery). A run
+         * still going on does its own. */
         const char *loc = NULL;
-        bool latest = true, done = false;
+        bool latest = true, deinit_done = false, after_done = false;
         for (k = i + 1; k < json_array_size(all) && latest; k++) {
             json_t *later = json_array_get(all, k);
             const char *lr = json_string_value(json_object_get(later, "record"));
@@ -222,20 +241,32 @@ json_t *vm_recover_owed_deinits(const char *dir, char **err)
             else if (strcmp(lr, "finished") == 0 || strcmp(lr, "recovered") == 0)
                 loc = json_string_value(json_object_get(later, "location"));
             else if (strcmp(lr, "deinit-done") == 0)
-                done = true;
+                deinit_done = true;
+            else if (strcmp(lr, "after-done") == 0)
+                after_done = true;
         }
-        if (!latest || done || !loc || strcmp(loc, "source") != 0 || run_alive(run))
+        const char *step = NULL;
+        if (latest && loc && strcmp(loc, "source") == 0 && !deinit_done)
+            step = "deinit";
+        else if (latest && loc && strcmp(loc, "target") == 0 && !after_done)
+            step = "after";
+        json_t *features =
+            step ? features_named(decision, json_object_get(owed_steps, step)) : NULL;
+        if (!features || json_array_size(features) == 0 || run_alive(run)) {
+            json_decref(features);
             continue;
+        }
         const char *vm = json_string_value(json_object_get(r, "vm"));
         json_t *src = json_object_get(r, "source"), *dst = json_object_get(r, "target");
         json_t *inv = json_object_get(r, "inventory");
-        if (!json_is_string(src) || !json_is_string(dst))
+        if (!json_is_string(src) || !json_is_string(dst)) {
+            json_decref(features);
             continue;
-        json_array_append_new(owed,
-                              json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O}", "run", run, "uuid",
-                                        uuid, "vm", vm ? vm : "", "source", src, "target", dst,
-                                        "features", json_object_get(decision, "features"),
-                                        "inventory", inv ? inv : json_null()));
+        }
+        json_array_append_new(owed, json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:O}", "step",
+                                              step, "run", run, "uuid", uuid, "vm", vm ? vm : "",
+                                              "source", src, "target", dst, "features", features,
+                                              "inventory", inv ? inv : json_null()));
     }
     json_decref(all);
     return owed;

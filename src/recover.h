@@ -18,12 +18,15 @@
  * (new reference); -1 and *err if the journals cannot be read. */
 int vm_recover(const char *dir, json_t **result, int *unreachable, char **err);
 
-/* The feature deinits crashed runs still owe (journals only, no libvirt):
- * a network-critical migration whose "started" record names features, that
- * ended with the guest on the source ("finished" or "recovered" location
- * "source"), with no "deinit-done" record, of a run no longer going on.
- * [{run, vm, uuid, source, target, features: [{name, required, timeout_ms,
- * args}], inventory}] (new reference), or NULL and *err. owed.h runs them. */
-json_t *vm_recover_owed_deinits(const char *dir, char **err);
+/* The feature steps crashed runs still owe (journals only, no libvirt), for
+ * the latest attempt of each network-critical migration of a run no longer
+ * going on whose "started" record names features with such steps:
+ *   deinit  the guest ended on the source ("finished" or "recovered"
+ *           location "source") and no "deinit-done" record follows;
+ *   after   the guest ended on the target and no "after-done" follows.
+ * [{step, run, vm, uuid, source, target, features: [{name, required,
+ * timeout_ms, args}], inventory}] (new reference), or NULL and *err.
+ * owed.h runs them. */
+json_t *vm_recover_owed(const char *dir, char **err);
 
 #endif

@@ -15,12 +15,13 @@
 static char dir[64];
 
 /* One journal file of a dead run (PID 1 never is vmmigrate). */
-static void journal(const char *file, const char *lines)
+static void journal(const char *file, const char *const *lines)
 {
     char *path = xasprintf("%s/%s.ndjson", dir, file);
     FILE *f = fopen(path, "w");
     CHECK(f != NULL);
-    fputs(lines, f);
+    for (; *lines; lines++)
+        fputs(*lines, f);
     fclose(f);
     free(path);
 }
@@ -31,24 +32,30 @@ static void journal(const char *file, const char *lines)
 #define STARTED(run, uuid, feature)                                                                \
     REC(run, uuid, "started",                                                                      \
         ",\"gated\":true,\"decision\":{\"features\":[{\"name\":\"" feature                         \
-        "\",\"required\":true,\"timeout_ms\":1000,\"args\":{}}]},\"inventory\":{\"name\":\"x\"}")
+        "\",\"required\":true,\"timeout_ms\":1000,\"args\":{}}]},\"owed_on_crash\":{"              \
+        "\"deinit\":[\"" feature "\"],\"after\":[\"" feature                                       \
+        "\"]},\"inventory\":{\"name\":\"x\"}")
 
 static json_t *owed_now(void)
 {
     char *err = NULL;
-    json_t *o = vm_recover_owed_deinits(dir, &err);
+    json_t *o = vm_recover_owed(dir, &err);
     if (!o)
         CHECK_FAIL("owed: %s", err);
     return o;
 }
 
-static bool owes(json_t *owed, const char *uuid)
+/* The step owed for uuid, or "" */
+static const char *owes(json_t *owed, const char *uuid)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(owed, i, e) if (strcmp(json_string_value(json_object_get(e, "uuid")),
-                                              uuid) == 0) return true;
-    return false;
+    json_array_foreach(owed, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "uuid")), uuid) == 0)
+            return json_string_value(json_object_get(e, "step"));
+    }
+    return "";
 }
 
 struct result {
@@ -68,39 +75,52 @@ int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/vmm-test-owed-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
-    /* u1: rolled back (finished on the source), deinits not done: owed.
-     * u2: same, deinits done: not owed. u3: committed: not owed.
-     * u4: not gated: not owed. u5: crashed at the gate, settled on the
-     * source by a recovery: owed. u6: crashed, never settled (open): not
-     * yet (recover settles it first). */
-    journal(
-        "2026-01-01T00-00-00.000Z-1",
-        STARTED("r1-1", "u1", "announce") REC("r1-1", "u1", "finished",
-                                              ",\"result\":\"rolled-back\",\"location\":"
-                                              "\"source\"") STARTED("r1-1", "u2", "announce")
-            REC("r1-1", "u2", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\"")
-                REC("r1-1", "u2", "deinit-done", ",\"ok\":true") STARTED("r1-1", "u3", "mark") REC(
-                    "r1-1", "u3", "finished", ",\"result\":\"migrated\",\"location\":\"target\"")
-                    REC("r1-1", "u4", "started",
-                        ",\"gated\":false,\"decision\":{\"features\":[{\"name\":\"mark\"}]}")
-                        REC("r1-1", "u4", "finished", ",\"location\":\"source\"")
-                            STARTED("r1-1", "u5", "mark") STARTED("r1-1", "u6", "mark")
-        /* u7: attempt 1 rolled back and undone, attempt 2
-         * crashed, settled on the source: owed again */
-        STARTED("r1-1", "u7", "announce") REC("r1-1", "u7", "finished", ",\"location\":\"source\"")
-            REC("r1-1", "u7", "deinit-done", ",\"ok\":true") STARTED("r1-1", "u7", "announce"));
-    journal("2026-01-01T00-00-01.000Z-1",
-            REC("r2-1", "u5", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\"")
-                REC("r2-1", "u7", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\""));
+    /* u1: rolled back (finished on the source), deinits not done: owes deinit.
+     * u2: same, deinits done. u3: committed, after steps not done: owes after.
+     * u8: committed, after steps done. u4: not gated. u5: crashed at the gate,
+     * settled on the source by a recovery: owes deinit. u6: crashed, never
+     * settled (open): nothing yet (recover settles it first). u7: attempt 1
+     * rolled back and undone, attempt 2 crashed, settled on the source: owes
+     * deinit again. */
+    static const char *const run1[] = {
+        STARTED("r1-1", "u1", "announce"),
+        REC("r1-1", "u1", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
+        STARTED("r1-1", "u2", "announce"),
+        REC("r1-1", "u2", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
+        REC("r1-1", "u2", "deinit-done", ",\"ok\":true"),
+        STARTED("r1-1", "u3", "mark"),
+        REC("r1-1", "u3", "finished", ",\"result\":\"migrated\",\"location\":\"target\""),
+        STARTED("r1-1", "u8", "mark"),
+        REC("r1-1", "u8", "finished", ",\"result\":\"migrated\",\"location\":\"target\""),
+        REC("r1-1", "u8", "after-done", ",\"ok\":true"),
+        REC("r1-1", "u4", "started",
+            ",\"gated\":false,\"decision\":{\"features\":[{\"name\":\"mark\"}]}"),
+        REC("r1-1", "u4", "finished", ",\"location\":\"source\""),
+        STARTED("r1-1", "u5", "mark"),
+        STARTED("r1-1", "u6", "mark"),
+        STARTED("r1-1", "u7", "announce"),
+        REC("r1-1", "u7", "finished", ",\"location\":\"source\""),
+        REC("r1-1", "u7", "deinit-done", ",\"ok\":true"),
+        STARTED("r1-1", "u7", "announce"),
+        NULL,
+    };
+    static const char *const run2[] = {
+        REC("r2-1", "u5", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\""),
+        REC("r2-1", "u7", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\""),
+        NULL,
+    };
+    journal("2026-01-01T00-00-00.000Z-1", run1);
+    journal("2026-01-01T00-00-01.000Z-1", run2);
     json_t *o = owed_now();
-    CHECK(owes(o, "u1"));
-    CHECK(!owes(o, "u2"));
-    CHECK(!owes(o, "u3"));
-    CHECK(!owes(o, "u4"));
-    CHECK(owes(o, "u5"));
-    CHECK(!owes(o, "u6"));
-    CHECK(owes(o, "u7"));
-    CHECK_INT(json_array_size(o), ==, 3);
+    CHECK_STR(owes(o, "u1"), "deinit");
+    CHECK_STR(owes(o, "u2"), "");
+    CHECK_STR(owes(o, "u3"), "after");
+    CHECK_STR(owes(o, "u4"), "");
+    CHECK_STR(owes(o, "u5"), "deinit");
+    CHECK_STR(owes(o, "u6"), "");
+    CHECK_STR(owes(o, "u7"), "deinit");
+    CHECK_STR(owes(o, "u8"), "");
+    CHECK_INT(json_array_size(o), ==, 4);
 
     /* Run them with no policy: the built-in (announce: nothing to undo)
      * runs and is journaled; the policy feature 'mark' cannot run, stays
@@ -111,8 +131,8 @@ int main(void)
     vm_owed_run(&loop, dir, o, NULL, done, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(r.calls, ==, 1);
-    CHECK_INT(r.failed, ==, 1);
-    CHECK_INT(json_array_size(r.results), ==, 3);
+    CHECK_INT(r.failed, ==, 2);
+    CHECK_INT(json_array_size(r.results), ==, 4);
     json_t *e;
     size_t i;
     json_array_foreach(r.results, i, e)
@@ -131,10 +151,11 @@ int main(void)
     json_decref(r.results);
     json_decref(o);
     o = owed_now();
-    CHECK(!owes(o, "u1")); /* done once, never again */
-    CHECK(!owes(o, "u7"));
-    CHECK(owes(o, "u5")); /* still owed until its policy is given */
-    CHECK_INT(json_array_size(o), ==, 1);
+    CHECK_STR(owes(o, "u1"), ""); /* done once, never again */
+    CHECK_STR(owes(o, "u7"), "");
+    CHECK_STR(owes(o, "u3"), "after"); /* still owed until its policy is given */
+    CHECK_STR(owes(o, "u5"), "deinit");
+    CHECK_INT(json_array_size(o), ==, 2);
     json_decref(o);
 
     /* Nothing owed: done runs at once, nothing is written. */
