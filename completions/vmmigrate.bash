@@ -169,9 +169,13 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
+        --host-exec)
+            # a value, but nothing to offer
+            return
+            ;;
         esac
-        opts='--journal-dir --json --policy -h --help -q --quiet --syslog -v
-            --verbose'
+        opts='--host-exec --journal-dir --json --policy -h --help -q --quiet
+            --syslog -v --verbose'
         ;;
     run)
         case $prev in

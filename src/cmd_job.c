@@ -129,16 +129,7 @@ static const struct vm_cli_option job_options[] = {
      .help = "write an NDJSON event stream to FILE ('-' for stdout)",
      .doc = "Append one JSON object per line to FILE ('-': standard output) for every event: "
             "phases, progress, libvirt and QMP events, results. See schema/event.schema.json."},
-    {.name = "host-exec",
-     .arg = VM_CLI_ARG_STRING,
-     .metavar = "URI=PREFIX",
-     .id = OPT_HOST_EXEC,
-     .flags = VM_CLI_REPEAT,
-     .help = "run feature commands for host URI through PREFIX",
-     .doc = "How features run commands (vmm.exec) on the host with libvirt URI: PREFIX, split "
-            "on spaces, followed by the command's arguments (no shell), e.g. "
-            "qemu+tcp://hv12/system='ssh -i /etc/vmm/key hv12 --'. Without it, local URIs run "
-            "commands here and qemu+ssh URIs through ssh with BatchMode."},
+    VM_CLI_OPTION_HOST_EXEC(OPT_HOST_EXEC),
     {.name = "journal-dir",
      .arg = VM_CLI_ARG_FILE,
      .metavar = "DIR",

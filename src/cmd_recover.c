@@ -23,6 +23,7 @@
 
 #include "cli.h"
 #include "exitcode.h"
+#include "exec.h"
 #include "journal.h"
 #include "owed.h"
 #include "policy.h"
@@ -34,9 +35,11 @@ enum {
     OPT_JOURNAL_DIR = 1,
     OPT_JSON,
     OPT_POLICY,
+    OPT_HOST_EXEC,
 };
 
 static const struct vm_cli_option recover_options[] = {
+    VM_CLI_OPTION_HOST_EXEC(OPT_HOST_EXEC),
     {.name = "journal-dir",
      .arg = VM_CLI_ARG_FILE,
      .metavar = "DIR",
@@ -73,6 +76,8 @@ static void deinits_done(json_t *results, int failed, void *data)
     d->failed = failed;
 }
 
+static int recover(const struct vm_cli_args *args, const char *dir);
+
 static int cmd_recover_exec(const struct vm_cli_args *args)
 {
     const char *dir = vm_cli_str(args, OPT_JOURNAL_DIR);
@@ -82,6 +87,26 @@ static int cmd_recover_exec(const struct vm_cli_args *args)
         vm_error("recover: unexpected argument '%s'", vm_cli_pos(args, 0));
         return VM_EXIT_USAGE;
     }
+    int nexec = vm_cli_count(args, OPT_HOST_EXEC);
+    const char **execs = xcalloc((size_t)nexec + 1, sizeof(*execs));
+    for (int i = 0; i < nexec; i++) {
+        execs[i] = vm_cli_nth(args, OPT_HOST_EXEC, i);
+        if (!vm_exec_override_valid(execs[i])) {
+            vm_error("recover: --host-exec '%s' is not URI=PREFIX", execs[i]);
+            free(execs);
+            return VM_EXIT_USAGE;
+        }
+    }
+    vm_exec_set_overrides(execs, nexec);
+    int rc = recover(args, dir);
+    vm_exec_set_overrides(NULL, 0);
+    free(execs);
+    return rc;
+}
+
+/* Reconcile, then run the owed feature steps. */
+static int recover(const struct vm_cli_args *args, const char *dir)
+{
     char *err = NULL;
     struct vm_policy *policy = NULL;
     const char *policy_path = vm_cli_str(args, OPT_POLICY);
@@ -130,7 +155,7 @@ static int cmd_recover_exec(const struct vm_cli_args *args)
 
 const struct vm_cli_command vm_cmd_recover_entry = {
     .name = "recover",
-    .usage = "[--journal-dir DIR] [--json] [--policy FILE]",
+    .usage = "[--journal-dir DIR] [--json] [--policy FILE] [--host-exec URI=PREFIX]...",
     .summary = "after a crash, make every half-migrated guest run exactly once",
     .doc = "Read the journals and reconcile every migration a crash left open with what the "
            "hosts say. The target is asked first, twice: a guest running there moved, and a "

@@ -162,9 +162,12 @@ static void test_decision_parse(void)
     json_t *j = json_loads("{\"class\":\"urgent\",\"params\":{\"timeout_s\":10.0,"
                            "\"timeout_action\":\"postcopy\",\"compression\":\"xbzrle,mt\","
                            "\"direct\":true},\"features\":[{\"name\":\"vdp\",\"required\":false,"
-                           "\"timeout_ms\":500,\"args\":{\"x\":1}}],\"reason\":\"r\"}",
+                           "\"timeout_ms\":500,\"args\":{\"x\":1}}],\"reason\":\"r\","
+                           "\"retries\":2}",
                            0, NULL);
     CHECK_INT(vm_decision_parse(j, &d, &err), ==, 0);
+    CHECK(d.retries_set);
+    CHECK_INT(d.retries, ==, 2);
     CHECK_INT(d.params.timeout_s, ==, 10);
     CHECK_INT(d.params.timeout_action, ==, VM_MIG_TIMEOUT_POSTCOPY);
     CHECK_STR(d.params.compression, "xbzrle,mt");
@@ -189,6 +192,9 @@ static void test_decision_parse(void)
         {"{\"features\":[{\"name\":\"a\"},{\"name\":\"a\"}]}", "'a' named twice"},
         {"{\"features\":{\"name\":\"a\"}}", "features must be a list"},
         {"{\"target\":5}", "target must be a libvirt URI string"},
+        {"{\"retries\":11}", "retries must be an integer from 0 to 10"},
+        {"{\"retries\":-1}", "retries must be an integer from 0 to 10"},
+        {"{\"retries\":\"2\"}", "retries must be an integer from 0 to 10"},
     };
     for (size_t i = 0; i < VM_ARRAY_LEN(bad); i++) {
         j = json_loads(bad[i].json, JSON_DECODE_ANY, NULL);
