@@ -195,7 +195,7 @@ static const struct vm_cli_option job_options[] = {
      .help = "keep Prometheus metrics in FILE (node_exporter textfile)",
      .doc = "Rewrite FILE atomically (write, then rename) at most twice a second and at every "
             "state change with the run's metrics in the Prometheus text format, for "
-            "node_exporter's textfile collector: migrations by state, in flight, bytes, "
+            "node_exporter's textfile collector: migrations by state, in flight, retries, bytes, "
             "durations, downtimes, run state and exit code."},
     {.name = "migrate-uri",
      .arg = VM_CLI_ARG_URI,

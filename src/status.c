@@ -118,8 +118,10 @@ char *vm_status_metrics_text(struct vm_status *s)
     FILE *f = open_memstream(&buf, &len);
     int counts[VM_MIG_STATE_COUNT] = {0}, in_flight = 0;
     uint64_t bytes = 0;
+    size_t retries = 0;
     for (int i = 0; i < s->n; i++) {
         counts[s->migs[i]->state]++;
+        retries += json_array_size(s->migs[i]->attempts);
         in_flight += !vm_mig_final(s->migs[i]) && s->migs[i]->state != VM_MIG_STATE_QUEUED;
         bytes += s->migs[i]->progress.data_processed;
     }
@@ -132,6 +134,10 @@ char *vm_status_metrics_text(struct vm_status *s)
             "# HELP vmmigrate_in_flight Migrations running now.\n"
             "# TYPE vmmigrate_in_flight gauge\nvmmigrate_in_flight %d\n",
             in_flight);
+    fprintf(f,
+            "# HELP vmmigrate_retries Failed attempts the run started again (--retries).\n"
+            "# TYPE vmmigrate_retries gauge\nvmmigrate_retries %zu\n",
+            retries);
     fprintf(f,
             "# HELP vmmigrate_bytes_transferred Bytes sent by the run's migrations.\n"
             "# TYPE vmmigrate_bytes_transferred gauge\nvmmigrate_bytes_transferred %llu\n",
