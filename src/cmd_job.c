@@ -234,7 +234,10 @@ static const struct vm_cli_option job_options[] = {
      .max = 64,
      .help = "migrate at most N VMs at once, in all (default 2)",
      .doc = "Run at most N migrations at the same time in all (see also --max-out and "
-            "--max-in); the next starts the moment one ends. Default 2."},
+            "--max-in); the next starts the moment one ends. A migration holds its slot until "
+            "the guest runs on the target (phase on-target) or the migration ends: libvirt's "
+            "clean-up of the source QEMU afterwards does not hold back the next one. Default "
+            "2."},
     {.name = "parallel-connections",
      .short_name = 'P',
      .arg = VM_CLI_ARG_INT,

@@ -48,8 +48,8 @@ static bool step_done(json_t *v, json_t *r, const char *rec)
                        : strcmp(rec, "after-done") == 0 ? "after"
                                                         : NULL;
     if (step)
-        json_object_set_new(v, step,
-                            json_string(json_is_true(json_object_get(r, "ok")) ? "done" : "failed"));
+        json_object_set_new(
+            v, step, json_string(json_is_true(json_object_get(r, "ok")) ? "done" : "failed"));
     return step != NULL;
 }
 

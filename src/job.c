@@ -101,6 +101,7 @@ struct job {
     bool *started;                      /* handed to vm_mig_start */
     struct vm_features **feats;         /* its features (NULL if none) */
     bool *retry;                        /* its failed attempt is to start again */
+    bool *holds_slot;                   /* it counts against --parallel, --max-out, --max-in */
     int *attempts;                      /* attempts started */
     virDomainPtr *doms;                 /* its source domain, kept for a retry */
     struct vm_mig **retired;            /* attempts a retry replaced, and their */
@@ -279,6 +280,31 @@ static void notify_vm(struct job *job, struct vm_mig *m, const char *event)
                                               : json_null()));
 }
 
+/* Migration i no longer counts against the concurrency budgets. */
+static void release_slot(struct job *job, int i)
+{
+    if (!job->holds_slot[i])
+        return;
+    job->holds_slot[i] = false;
+    struct vm_mig *m = job->migs[i];
+    job->running--;
+    host_by_uri(job, m->src->uri)->out_running--;
+    host_by_uri(job, m->dst->uri)->in_running--;
+}
+
+/* The guest runs on the target: the budgets are for moving memory, and
+ * libvirt's clean-up of the source QEMU (a few hundred ms of waiting for it
+ * to exit) need not hold back the next migration. */
+static void mig_on_target(struct vm_mig *m, void *data)
+{
+    struct job *job = data;
+    int i = mig_index(job, m);
+    if (i >= 0 && job->holds_slot[i]) {
+        release_slot(job, i);
+        job_schedule(job);
+    }
+}
+
 static int retries_for(const struct job *job, const struct vm_plan_item *it)
 {
     return it->d.retries_set ? it->d.retries : job->spec->retries;
@@ -317,11 +343,8 @@ static void mig_on_state(struct vm_mig *m, void *data)
         notify_vm(job, m, "needs-operator");
     if (!vm_mig_final(m))
         return;
-    if (m->state != VM_MIG_STATE_SKIPPED) {
-        job->running--;
-        host_by_uri(job, m->src->uri)->out_running--;
-        host_by_uri(job, m->dst->uri)->in_running--;
-    }
+    if (slot >= 0)
+        release_slot(job, slot);
     journal(job, m, "finished",
             json_pack("{s:s, s:s}", "result", vm_mig_state_name(m->state), "location",
                       vm_mig_location_name(m->location)));
@@ -542,6 +565,7 @@ static const struct vm_mig_ops job_mig_ops = {
     .on_event = mig_on_event,
     .on_gate = mig_on_gate,
     .on_decision = mig_on_decision,
+    .on_target = mig_on_target,
 };
 
 /* What a later run needs to finish this migration's features if this run
@@ -680,6 +704,7 @@ static void job_schedule(struct job *job)
             (job->spec->max_in && dst->in_running >= job->spec->max_in))
             continue;
         job->started[i] = true;
+        job->holds_slot[i] = true;
         src->out_running++;
         dst->in_running++;
         const char *qmp = NULL;
@@ -893,6 +918,7 @@ static void job_start_migrations(struct job *job)
     job->started = xcalloc(n ? (size_t)n : 1, sizeof(*job->started));
     job->budgets = xcalloc(n ? (size_t)n : 1, sizeof(*job->budgets));
     job->retry = xcalloc(n ? (size_t)n : 1, sizeof(*job->retry));
+    job->holds_slot = xcalloc(n ? (size_t)n : 1, sizeof(*job->holds_slot));
     job->attempts = xcalloc(n ? (size_t)n : 1, sizeof(*job->attempts));
     job->doms = xcalloc(n ? (size_t)n : 1, sizeof(*job->doms));
     job->retired = xcalloc(n ? (size_t)n : 1, sizeof(*job->retired));
@@ -1804,6 +1830,7 @@ static void job_free(struct job *job)
     free(job->retired);
     free(job->retired_feats);
     free(job->retry);
+    free(job->holds_slot);
     free(job->attempts);
     free(job->doms);
     free(job->feats);

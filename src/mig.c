@@ -809,6 +809,15 @@ void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *h, const struct 
         if (ev->lifecycle == VIR_DOMAIN_EVENT_SUSPENDED &&
             ev->detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)
             m->progress.postcopy_active = true;
+        /* Resumed on the target: the switchover is over (post-copy resumes
+         * with another detail, while memory still moves). */
+        if (h == m->dst && ev->lifecycle == VIR_DOMAIN_EVENT_RESUMED &&
+            ev->detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED && !m->on_target && !vm_mig_final(m)) {
+            m->on_target = true;
+            mig_phase(m, "on-target");
+            if (m->ops->on_target)
+                m->ops->on_target(m, m->ops_data);
+        }
         /* The target's copy died while both sides wait: nothing to commit. */
         if (h == m->dst && ev->lifecycle == VIR_DOMAIN_EVENT_STOPPED &&
             m->state == VM_MIG_STATE_GATE)

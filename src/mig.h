@@ -110,6 +110,10 @@ struct vm_mig_ops {
     /* the decision is about to be carried out: record it durably first;
      * false (could not record) turns a commit into a rollback */
     bool (*on_decision)(struct vm_mig *m, bool commit, void *data);
+    /* the guest runs on the target (libvirt resumed it there, not in
+     * post-copy): what is left is clean-up on the source (libvirt stops the
+     * source QEMU, which takes a few hundred ms) and verification */
+    void (*on_target)(struct vm_mig *m, void *data);
 };
 
 struct vm_mig {
@@ -130,6 +134,7 @@ struct vm_mig {
     uint64_t start_wall_ms, end_wall_ms;
     struct vm_virt_err err;          /* the first error that decided the result */
     bool gated;                      /* run through the commit gate (set before start) */
+    bool on_target;                  /* the guest was resumed on the target (phase on-target) */
     int graphics_target_ready;       /* graphics (SPICE) channels initialised on the target */
     uint64_t gate_enter_ms, gate_ms; /* when the gate was reached; time until the decision */
     bool gate_commit;                /* the decision taken at the gate */

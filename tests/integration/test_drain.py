@@ -62,23 +62,33 @@ def test_drain_within_budgets():
     names = {g.name for g in guests}
     ours = [v for v in rep["vms"] if v["name"] in names]
     check_eq(len(ours), N, "every guest was migrated")
-    # Replay the events: who is in flight, out of which host, into which.
+    # Replay the events: who is in flight, out of which host, into which. A
+    # migration holds its slots from "starting" until the guest runs on the
+    # target (phase "on-target": the source's clean-up is not counted) or,
+    # if it never gets there, its result.
     target_of = {v["name"]: v["target"] for v in ours}
     out_a, into = 0, {uri("b"): 0, uri("c"): 0}
     peak_out, peak_in = 0, {uri("b"): 0, uri("c"): 0}
+    holding, on_target_seen = set(), 0
     for e in r.events():
         if e["vm"] not in names:
             continue
         t = target_of[e["vm"]]
-        if e["event"] == "phase" and e["details"]["phase"] == "starting":
+        phase = e["details"].get("phase") if e["event"] == "phase" else None
+        if phase == "starting":
             out_a += 1
             into[t] += 1
-        elif e["event"] == "result":
+            holding.add(e["vm"])
+        elif (phase == "on-target" or e["event"] == "result") and e["vm"] in holding:
+            on_target_seen += phase == "on-target"
+            holding.discard(e["vm"])
             out_a -= 1
             into[t] -= 1
         peak_out = max(peak_out, out_a)
         peak_in[t] = max(peak_in[t], into[t])
-    log(f"peaks: out of a {peak_out}, into {peak_in}")
+    log(f"peaks: out of a {peak_out}, into {peak_in}; {on_target_seen} freed their slots "
+        "on-target")
+    check_eq(on_target_seen, N, "every migration reported the guest on the target")
     check(peak_out <= 2, f"at most 2 out of a at once (peak {peak_out})")
     check(all(p <= 1 for p in peak_in.values()), f"at most 1 into b or c at once ({peak_in})")
     check_eq(peak_out, 2, "the budget out of a was used")
