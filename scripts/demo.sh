@@ -2,7 +2,8 @@
 # scripts/demo.sh — from a fresh Debian 12 machine (as root) to vmmigrate
 # moving real guests: installs the dependencies, builds, brings up the
 # project's lab (two libvirt hosts, a and b, on this machine), starts four
-# TCG test guests on host a and drains them to host b with `vmmigrate run`.
+# TCG test guests on host a and drains host a onto host b with
+# `vmmigrate drain` driven by the shipped policy policies/evacuate.lua.
 # The lab stays up afterwards; `tests/lab/lab.sh down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +20,8 @@ $LAB up 2
 A=$($LAB uri a)
 B=$($LAB uri b)
 
-vms=()
 for i in $(seq 1 "$GUESTS"); do
     vm=demo$i
-    vms+=(--vm "$vm")
     if ! $LAB where "$vm" | grep -q running; then
         $LAB define-guest a "$vm" --mem 64 --dirty 4 >/dev/null
     fi
@@ -37,11 +36,12 @@ for i in $(seq 1 "$GUESTS"); do
     echo "demo$i on $src: tick $($LAB ticks "$src" "demo$i")"
 done
 
-echo "== vmmigrate: drain host $src to host $dst"
+echo "== vmmigrate: drain host $src to host $dst (policy: policies/evacuate.lua)"
 report=$(mktemp)
 set +e
-build/vmmigrate run --source "$A" --target "$B" "${vms[@]}" --parallel 2 \
-    --events /tmp/vmmigrate-demo-events.ndjson --json >"$report"
+build/vmmigrate drain "$A" --target "$B" --policy policies/evacuate.lua --parallel 2 \
+    --events /tmp/vmmigrate-demo-events.ndjson --status-file /tmp/vmmigrate-demo-status.json \
+    --json >"$report"
 rc=$?
 set -e
 python3 - "$report" <<'PY'
@@ -57,6 +57,9 @@ sleep 1
 for i in $(seq 1 "$GUESTS"); do
     echo "demo$i now: $($LAB where "demo$i" | tr '\n' ' ') tick $($LAB ticks "$dst" "demo$i") on $dst"
 done
-echo "events: /tmp/vmmigrate-demo-events.ndjson; report: $report"
+echo "== vmmigrate status (from the journal)"
+build/vmmigrate status | tail -n 8
+echo "events: /tmp/vmmigrate-demo-events.ndjson; status: /tmp/vmmigrate-demo-status.json;" \
+    "report: $report"
 echo "tear down: tests/lab/lab.sh down"
 exit "$rc"
