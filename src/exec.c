@@ -1,9 +1,11 @@
 /* exec.c — see exec.h. */
 #include "exec.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -215,11 +217,69 @@ void vm_exec_kill(struct vm_exec *e)
         uv_process_kill(&e->proc, SIGKILL);
 }
 
+/* Can PROG (a path, or a name looked up in PATH) be executed? 0, or an
+ * errno. */
+static int runnable(const char *prog)
+{
+    if (strchr(prog, '/'))
+        return access(prog, X_OK) == 0 ? 0 : errno;
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    int err = ENOENT;
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        char *cand = n ? xasprintf("%.*s/%s", (int)n, p, prog) : xasprintf("./%s", prog);
+        int ok = access(cand, X_OK);
+        if (ok < 0 && errno != ENOENT)
+            err = errno;
+        free(cand);
+        if (ok == 0)
+            return 0;
+        p += n + (p[n] == ':');
+    }
+    return err;
+}
+
+/* Commands must not outlive vmmigrate: a feature step still running after
+ * a crash (kill -9) could undo what the recovery settles. util-linux's
+ * setpriv sets PR_SET_PDEATHSIG before it executes the command (libuv has
+ * no hook for that); without it commands run as they are. */
+#define SETPRIV "/usr/bin/setpriv"
+
+static char **with_death_signal(char **argv)
+{
+    static int have = -1;
+    if (have < 0)
+        have = access(SETPRIV, X_OK) == 0;
+    if (!have)
+        return argv;
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char **v = xcalloc(n + 5, sizeof(*v)); /* and the NULL */
+    v[0] = xstrdup(SETPRIV);
+    v[1] = xstrdup("--pdeathsig");
+    v[2] = xstrdup("KILL");
+    v[3] = xstrdup("--");
+    memcpy(v + 4, argv, n * sizeof(*v));
+    free(argv);
+    return v;
+}
+
 struct vm_exec *vm_exec_start(uv_loop_t *loop, const char *uri, const char *const *argv,
                               uint64_t timeout_ms, vm_exec_cb cb, void *data)
 {
     char *why = NULL;
     char **full = vm_exec_argv(uri, argv, &why);
+    int err = full && full[0] ? runnable(full[0]) : 0;
+    if (err) {
+        why = xasprintf("cannot run '%s': %s", full[0], strerror(err));
+        vm_exec_argv_free(full);
+        full = NULL;
+    }
+    if (full && full[0])
+        full = with_death_signal(full);
     if (!full || !full[0]) {
         struct vm_exec_result r = {
             .status = -1, .out = "", .err = "", .error = why ? why : "empty command"};

@@ -1,7 +1,11 @@
 /* test_exec.c — commands on hosts (exec.c): local runs, exit status,
- * timeouts, output limits, start failures, executors per URI, and the loop
- * closing cleanly. */
+ * timeouts, output limits, start failures, executors per URI, commands
+ * that do not outlive a SIGKILLed vmmigrate, and the loop closing cleanly. */
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "check.h"
@@ -133,12 +137,74 @@ static void test_executors(void)
     res_free(&x);
 }
 
+/* Is process pid gone (or a zombie: dead, not yet reaped)? */
+static bool gone(pid_t pid)
+{
+    char path[64], stat[256] = "";
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return true;
+    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *paren = strrchr(stat, ')');
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/* A feature step's command must die with vmmigrate (kill -9): else it could
+ * undo, after the crash, what the recovery settled. */
+static void test_dies_with_us(void)
+{
+    char pidfile[] = "/tmp/vmm-test-exec-XXXXXX";
+    int fd = mkstemp(pidfile);
+    CHECK(fd >= 0);
+    close(fd);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        uv_loop_t l;
+        uv_loop_init(&l);
+        char *script = xasprintf("echo $$ > %s; exec sleep 60", pidfile);
+        const char *argv[] = {"/bin/sh", "-c", script, NULL};
+        struct res x = {0};
+        vm_exec_start(&l, "qemu:///system", argv, 120000, cb, &x);
+        uv_run(&l, UV_RUN_DEFAULT);
+        _exit(0);
+    }
+    pid_t cmd = 0;
+    for (int i = 0; i < 100 && cmd <= 0; i++) {
+        usleep(50 * 1000);
+        FILE *f = fopen(pidfile, "re");
+        if (f) {
+            if (fscanf(f, "%d", &cmd) != 1)
+                cmd = 0;
+            fclose(f);
+        }
+    }
+    CHECK_INT(cmd, >, 0);
+    CHECK(!gone(cmd));
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    bool died = false;
+    for (int i = 0; i < 100 && !died; i++) {
+        died = gone(cmd);
+        if (!died)
+            usleep(20 * 1000);
+    }
+    if (!died)
+        kill(cmd, SIGKILL);
+    unlink(pidfile);
+    CHECK(died);
+}
+
 int main(void)
 {
     CHECK_INT(uv_loop_init(&loop), ==, 0);
     RUN(test_local);
     RUN(test_timeout_and_limits);
     RUN(test_executors);
+    RUN(test_dies_with_us);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(&loop), ==, 0);
     fprintf(stderr, "ok\n");
