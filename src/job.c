@@ -688,7 +688,8 @@ static void job_schedule(struct job *job)
             job_retry(job, i);
     if (!job->stopping && job->spec->max_failures && job->failures >= job->spec->max_failures) {
         job->stopping = true;
-        vm_error("run: %d migrations failed: starting no more (--max-failures)", job->failures);
+        vm_error("%s: %d migrations failed: starting no more (--max-failures)",
+                 job_command(job->spec), job->failures);
         for (int i = 0; i < job->nmigs; i++)
             if (job->migs[i]->state == VM_MIG_STATE_QUEUED)
                 vm_mig_abort(job->migs[i], "max-failures");
@@ -874,8 +875,8 @@ static void deadline_fired(uv_timer_t *t)
 {
     struct job *job = t->data;
     job->stopping = true;
-    vm_error("run: the deadline of %u s is reached: aborting what runs, starting nothing more",
-             job->spec->deadline_s);
+    vm_error("%s: the deadline of %u s is reached: aborting what runs, starting nothing more",
+             job_command(job->spec), job->spec->deadline_s);
     job_event(job, NULL, NULL, "deadline",
               json_pack("{s:i}", "deadline_s", (int)job->spec->deadline_s));
     for (int i = 0; i < job->nmigs; i++)
@@ -1157,7 +1158,7 @@ static void job_after_probes(struct job *job)
         return;
     }
     if (vm_plan_count(&job->plan, VM_PLAN_MIGRATE) == 0) {
-        vm_warn("run: nothing to migrate");
+        vm_warn("%s: nothing to migrate", job_command(job->spec));
         job_close_hosts(job);
         return;
     }
@@ -1492,9 +1493,9 @@ static void owed_done(json_t *results, int failed, void *data)
     }
     if (failed) {
         job->deinit_failures += failed;
-        vm_error("run: %d earlier migration(s) still owe feature steps: an operator must "
+        vm_error("%s: %d earlier migration(s) still owe feature steps: an operator must "
                  "look (see 'vmmigrate recover --policy')",
-                 failed);
+                 job_command(job->spec), failed);
     }
     job_inventory(job);
 }
@@ -1504,22 +1505,22 @@ static void recover_done(struct vm_virt_task *t)
     struct recover_task *rt = t->data;
     struct job *job = rt->job;
     if (rt->needs_operator < 0) {
-        vm_warn("run: cannot read the journals: %s", rt->err);
+        vm_warn("%s: cannot read the journals: %s", job_command(job->spec), rt->err);
     } else {
         size_t i;
         json_t *r;
         json_array_foreach(rt->out, i, r)
         {
-            vm_warn("run: settled an earlier run's %s: %s",
+            vm_warn("%s: settled an earlier run's %s: %s", job_command(job->spec),
                     json_string_value(json_object_get(r, "vm")),
                     json_string_value(json_object_get(r, "action")));
             job_event(job, json_string_value(json_object_get(r, "vm")), NULL, "recovered",
                       json_incref(r));
         }
         if (rt->needs_operator)
-            vm_error("run: %d migration(s) of earlier runs need an operator: see 'vmmigrate "
+            vm_error("%s: %d migration(s) of earlier runs need an operator: see 'vmmigrate "
                      "recover'",
-                     rt->needs_operator);
+                     job_command(job->spec), rt->needs_operator);
     }
     json_t *owed = rt->owed;
     json_decref(rt->out);
@@ -1932,7 +1933,7 @@ int vm_job_run(const struct vm_job_spec *spec)
         job->notify = vm_notify_new(&job->loop, spec->notify_urls, spec->nnotify,
                                     spec->notify_token_file, &nerr);
         if (nerr) {
-            vm_error("run: %s", nerr);
+            vm_error("%s: %s", job_command(job->spec), nerr);
             free(nerr);
             vm_status_free(job->status);
             uv_close((uv_handle_t *)&job->sigint, NULL);
