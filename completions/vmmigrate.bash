@@ -69,6 +69,10 @@ _vmmigrate()
             _vmmigrate_list 'xbzrle mt zlib zstd'
             return
             ;;
+        --on-abort)
+            _vmmigrate_words 'rollback finish'
+            return
+            ;;
         --timeout-action)
             _vmmigrate_words 'abort suspend postcopy'
             return
@@ -91,7 +95,7 @@ _vmmigrate()
             --compression --deadline --direct -e --events --host-exec
             --journal-dir --json --lock-dir -d --max-downtime --max-failures
             --max-in --max-out --metrics-file --migrate-uri --no-progress
-            --notify --notify-token-file -j --parallel -P
+            --notify --notify-token-file --on-abort -j --parallel -P
             --parallel-connections --persistent -p --policy --postcopy
             --qmp-socket --retries --status-file -t --target --timeout
             --timeout-action --tls --undefine-source --unsafe -m --vm
@@ -109,6 +113,10 @@ _vmmigrate()
             ;;
         --compression)
             _vmmigrate_list 'xbzrle mt zlib zstd'
+            return
+            ;;
+        --on-abort)
+            _vmmigrate_words 'rollback finish'
             return
             ;;
         --timeout-action)
@@ -133,7 +141,7 @@ _vmmigrate()
             --compression --deadline --direct -e --events --host-exec
             --journal-dir --json --lock-dir -d --max-downtime --max-failures
             --max-in --max-out --metrics-file --migrate-uri --no-progress
-            --notify --notify-token-file -j --parallel -P
+            --notify --notify-token-file --on-abort -j --parallel -P
             --parallel-connections --persistent -p --policy --postcopy
             --qmp-socket --retries -s --source --status-file -t --target
             --timeout --timeout-action --tls --undefine-source --unsafe -m
@@ -187,6 +195,10 @@ _vmmigrate()
             _vmmigrate_list 'xbzrle mt zlib zstd'
             return
             ;;
+        --on-abort)
+            _vmmigrate_words 'rollback finish'
+            return
+            ;;
         --timeout-action)
             _vmmigrate_words 'abort suspend postcopy'
             return
@@ -209,7 +221,7 @@ _vmmigrate()
             --compression --deadline --direct -e --events --host-exec
             --journal-dir --json --lock-dir -d --max-downtime --max-failures
             --max-in --max-out --metrics-file --migrate-uri --no-progress
-            --notify --notify-token-file -j --parallel -P
+            --notify --notify-token-file --on-abort -j --parallel -P
             --parallel-connections --persistent -p --policy --postcopy
             --qmp-socket --retries -s --source --status-file -t --target
             --timeout --timeout-action --tls --undefine-source --unsafe -m

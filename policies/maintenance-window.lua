@@ -10,6 +10,15 @@ local vmm = require("vmm")
 
 local BANDWIDTH_MIBS = 200
 
+-- The run itself: one migration out of each host at a time, a VM that
+-- fails gets one more try (on another target if there is one), the window
+-- closes after 4 hours (what runs then is aborted, the guests stay home),
+-- and a stop request (SIGTERM, vmmigrate abort) lets the running
+-- migrations finish. Options given on the command line win.
+function settings(run)
+    return { max_out = 1, retries = 1, deadline_s = 4 * 3600, on_abort = "finish" }
+end
+
 function decide(vm, run)
     if vm.state ~= "running" then
         return nil

@@ -56,6 +56,7 @@ enum {
     OPT_MAX_FAILURES,
     OPT_DEADLINE,
     OPT_RETRIES,
+    OPT_ON_ABORT,
 };
 
 /* Sorted by long name. */
@@ -225,6 +226,17 @@ static const struct vm_cli_option job_options[] = {
      .help = "send 'Authorization: Bearer' with the token in FILE (mode 600)",
      .doc = "Read a bearer token from FILE (which group and others must not be able to read) "
             "and send it with every webhook. It is never logged."},
+    {.name = "on-abort",
+     .arg = VM_CLI_ARG_CHOICE,
+     .metavar = "WHAT",
+     .id = OPT_ON_ABORT,
+     .choices = "rollback|finish",
+     .help = "on SIGTERM/abort: rollback (default) or finish running migrations",
+     .doc = "What a stop request (SIGTERM, SIGINT, vmmigrate abort) does to the migrations "
+            "running then: rollback (the default) aborts them, and their guests stay on the "
+            "source (gated ones roll back); finish lets them end normally. Either way no new "
+            "migration starts, and the exit status is 5. With finish, a second signal aborts "
+            "the running ones. A policy's settings(run) may set on_abort."},
     {.name = "parallel",
      .short_name = 'j',
      .arg = VM_CLI_ARG_INT,
@@ -531,6 +543,22 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
     spec.max_in = (int)vm_cli_int(args, OPT_MAX_IN, 2);
     spec.max_failures = (int)vm_cli_int(args, OPT_MAX_FAILURES, 0);
     spec.retries = (int)vm_cli_int(args, OPT_RETRIES, 0);
+    const char *on_abort = vm_cli_str(args, OPT_ON_ABORT);
+    spec.on_abort =
+        on_abort && strcmp(on_abort, "finish") == 0 ? VM_ON_ABORT_FINISH : VM_ON_ABORT_ROLLBACK;
+    /* What the command line gave wins over the policy's settings(run). */
+    static const struct {
+        int opt;
+        unsigned bit;
+    } given[] = {
+        {OPT_CONCURRENCY, VM_SET_PARALLEL}, {OPT_MAX_OUT, VM_SET_MAX_OUT},
+        {OPT_MAX_IN, VM_SET_MAX_IN},        {OPT_MAX_FAILURES, VM_SET_MAX_FAILURES},
+        {OPT_RETRIES, VM_SET_RETRIES},      {OPT_DEADLINE, VM_SET_DEADLINE},
+        {OPT_ON_ABORT, VM_SET_ON_ABORT},
+    };
+    for (size_t i = 0; i < VM_ARRAY_LEN(given); i++)
+        if (vm_cli_count(args, given[i].opt) > 0)
+            spec.given |= given[i].bit;
     spec.deadline_s = (unsigned)vm_cli_int(args, OPT_DEADLINE, 0);
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);
@@ -627,8 +655,8 @@ const struct vm_cli_command vm_cmd_run_entry = {
            "migrated; with --policy such a VM is left alone and reported, and the others go "
            "on. Migrations then run at most --parallel at a time, in plan order. A migration "
            "that fails or is aborted leaves its guest running on the source, and the report "
-           "says so. SIGINT or SIGTERM aborts running migrations, skips the rest and exits "
-           "with status 5.",
+           "says so. SIGINT or SIGTERM aborts running migrations (or, with --on-abort finish, "
+           "lets them finish), skips the rest and exits with status 5.",
     .options = job_options,
     .exec = cmd_run_exec,
 };

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "decision.h"
 #include "exitcode.h"
 #include "policy.h"
 #include "util.h"
@@ -22,6 +23,29 @@ static const struct vm_cli_option policy_options[] = {
     {0},
 };
 
+/* settings(run), if defined, must return valid settings for a plain run. */
+static int check_settings(struct vm_policy *p, char **err)
+{
+    if (!vm_policy_has_hook(p, "settings"))
+        return 0;
+    json_t *run = json_pack("{s:s, s:[], s:[]}", "command", "run", "sources", "targets");
+    json_t *sj = NULL;
+    char *e = NULL;
+    struct vm_run_settings st;
+    int rc = vm_policy_settings(p, run, &sj, &e);
+    json_decref(run);
+    if (rc == 0)
+        rc = vm_settings_parse(sj, &st, &e);
+    json_decref(sj);
+    if (rc < 0) {
+        *err = xasprintf("%s: %s", vm_policy_path(p), e);
+        free(e);
+        return -1;
+    }
+    vm_settings_clear(&st);
+    return 0;
+}
+
 static int cmd_policy_exec(const struct vm_cli_args *args)
 {
     const char *verb = vm_cli_pos(args, 0), *path = vm_cli_pos(args, 1);
@@ -36,6 +60,10 @@ static int cmd_policy_exec(const struct vm_cli_args *args)
     }
     char *err = NULL;
     struct vm_policy *p = vm_policy_load(path, &err);
+    if (p && check_settings(p, &err) < 0) {
+        vm_policy_free(p);
+        p = NULL;
+    }
     if (vm_cli_flag(args, OPT_JSON)) {
         json_t *o = json_pack("{s:s, s:b, s:o, s:o}", "policy", path, "ok", p != NULL, "hooks",
                               p ? vm_policy_hooks(p) : json_array(), "error",

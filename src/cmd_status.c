@@ -266,8 +266,10 @@ const struct vm_cli_command vm_cmd_abort_entry = {
     .usage = "[--lock-dir DIR]",
     .summary = "stop the runs that are going on (SIGTERM)",
     .doc = "Send SIGTERM to every vmmigrate run that holds a source host's lock: it starts no "
-           "new migration, aborts the running ones (or rolls them back at the commit gate), "
-           "reports and exits with status 5. Exit status 8 if no run was going on.",
+           "new migration, aborts the running ones (or rolls them back at the commit gate) or, "
+           "if the run was told --on-abort finish (or its policy's settings say so), lets "
+           "them finish; it reports and exits with status 5. Exit status 8 if no run was going "
+           "on.",
     .options = abort_options,
     .exec = cmd_abort_exec,
 };

@@ -406,3 +406,125 @@ int vm_action_parse(json_t *j, struct vm_action *out, char **err)
     }
     return 0;
 }
+
+/* ---- run settings (the settings(run) hook) ---------------------------- */
+
+int vm_settings_parse(json_t *j, struct vm_run_settings *out, char **err)
+{
+    memset(out, 0, sizeof(*out));
+    *err = NULL;
+    if (json_is_array(j) && json_array_size(j) == 0)
+        return 0; /* an empty Lua table */
+    if (!json_is_object(j))
+        return fail(err, "settings() must return a table (or nil)");
+    static const struct {
+        const char *key;
+        unsigned bit;
+        int64_t min, max;
+    } ints[] = {
+        {"parallel", VM_SET_PARALLEL, 1, 64}, {"max_out", VM_SET_MAX_OUT, 1, 64},
+        {"max_in", VM_SET_MAX_IN, 1, 64},     {"max_failures", VM_SET_MAX_FAILURES, 1, 100000},
+        {"retries", VM_SET_RETRIES, 0, 10},   {"deadline_s", VM_SET_DEADLINE, 1, 604800},
+    };
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v)
+    {
+        size_t i;
+        for (i = 0; i < VM_ARRAY_LEN(ints) && strcmp(key, ints[i].key) != 0; i++)
+            ;
+        if (i < VM_ARRAY_LEN(ints)) {
+            int64_t n;
+            if (!get_int(v, ints[i].min, ints[i].max, &n)) {
+                fail(err, "settings: %s must be an integer from %lld to %lld", key,
+                     (long long)ints[i].min, (long long)ints[i].max);
+                goto bad;
+            }
+            switch (ints[i].bit) {
+            case VM_SET_PARALLEL:
+                out->parallel = (int)n;
+                break;
+            case VM_SET_MAX_OUT:
+                out->max_out = (int)n;
+                break;
+            case VM_SET_MAX_IN:
+                out->max_in = (int)n;
+                break;
+            case VM_SET_MAX_FAILURES:
+                out->max_failures = (int)n;
+                break;
+            case VM_SET_RETRIES:
+                out->retries = (int)n;
+                break;
+            default:
+                out->deadline_s = (unsigned)n;
+                break;
+            }
+            out->set |= ints[i].bit;
+        } else if (strcmp(key, "on_abort") == 0) {
+            const char *s = json_string_value(v);
+            if (s && strcmp(s, "rollback") == 0)
+                out->on_abort = VM_ON_ABORT_ROLLBACK;
+            else if (s && strcmp(s, "finish") == 0)
+                out->on_abort = VM_ON_ABORT_FINISH;
+            else {
+                fail(err, "settings: on_abort must be 'rollback' or 'finish'");
+                goto bad;
+            }
+            out->set |= VM_SET_ON_ABORT;
+        } else if (strcmp(key, "notify") == 0) {
+            size_t k;
+            json_t *u;
+            if (!json_is_array(v) || json_array_size(v) > 16) {
+                fail(err, "settings: notify must be a list of at most 16 URLs");
+                goto bad;
+            }
+            json_array_foreach(v, k, u)
+            {
+                const char *url = json_string_value(u);
+                if (!url || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)) {
+                    fail(err, "settings: notify[%zu] must be an http:// or https:// URL", k + 1);
+                    goto bad;
+                }
+            }
+            out->notify = json_incref(v);
+            out->set |= VM_SET_NOTIFY;
+        } else {
+            fail(err, "settings: unknown key '%s'", key);
+            goto bad;
+        }
+    }
+    return 0;
+bad:
+    vm_settings_clear(out);
+    return -1;
+}
+
+void vm_settings_clear(struct vm_run_settings *s)
+{
+    json_decref(s->notify);
+    memset(s, 0, sizeof(*s));
+}
+
+json_t *vm_settings_to_json(const struct vm_run_settings *s)
+{
+    json_t *o = json_object();
+    if (s->set & VM_SET_PARALLEL)
+        json_object_set_new(o, "parallel", json_integer(s->parallel));
+    if (s->set & VM_SET_MAX_OUT)
+        json_object_set_new(o, "max_out", json_integer(s->max_out));
+    if (s->set & VM_SET_MAX_IN)
+        json_object_set_new(o, "max_in", json_integer(s->max_in));
+    if (s->set & VM_SET_MAX_FAILURES)
+        json_object_set_new(o, "max_failures", json_integer(s->max_failures));
+    if (s->set & VM_SET_RETRIES)
+        json_object_set_new(o, "retries", json_integer(s->retries));
+    if (s->set & VM_SET_DEADLINE)
+        json_object_set_new(o, "deadline_s", json_integer(s->deadline_s));
+    if (s->set & VM_SET_ON_ABORT)
+        json_object_set_new(o, "on_abort",
+                            json_string(s->on_abort == VM_ON_ABORT_FINISH ? "finish" : "rollback"));
+    if (s->set & VM_SET_NOTIFY)
+        json_object_set(o, "notify", s->notify);
+    return o;
+}

@@ -121,9 +121,12 @@ struct job {
     struct vm_notify *notify;
     int deinit_failures;
     int nmigs, running;
+    json_t *settings;             /* what the policy's settings(run) set, or NULL */
+    const char **settings_notify; /* the webhooks then: command line + policy's */
     struct vm_report_stream *events;
     struct vm_progress *progress;
     bool interrupted;
+    bool aborting; /* ... and running migrations are being aborted */
     int policy_errors;
     int exit_code; /* set when the run fails before migrating */
     char *error;   /* run-level error for the report */
@@ -1676,17 +1679,28 @@ static void job_close_hosts(struct job *job)
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct job *job = s->data;
-    if (job->interrupted) {
+    const char *how = signum == SIGINT ? "interrupted" : "terminated";
+    /* on_abort = finish: the first signal only stops new starts; a second
+     * one aborts what runs, as with rollback. */
+    bool finish = job->spec->on_abort == VM_ON_ABORT_FINISH && !job->interrupted;
+    if (job->interrupted && job->aborting) {
         vm_warn("still aborting running migrations; waiting for libvirt to finish");
         return;
     }
-    job->interrupted = true;
-    vm_warn("%s: aborting running migrations, starting no new ones",
-            signum == SIGINT ? "interrupted" : "terminated");
     job_event(job, NULL, NULL, "signal",
-              json_pack("{s:s}", "signal", signum == SIGINT ? "SIGINT" : "SIGTERM"));
+              json_pack("{s:s, s:s}", "signal", signum == SIGINT ? "SIGINT" : "SIGTERM", "running",
+                        finish ? "finish" : "abort"));
+    if (finish)
+        vm_warn("%s: starting no new migrations; the running ones finish (on_abort = finish; "
+                "signal again to abort them)",
+                how);
+    else
+        vm_warn("%s: aborting running migrations, starting no new ones", how);
+    job->interrupted = true;
+    job->aborting = !finish;
     for (int i = 0; i < job->nmigs; i++)
-        vm_mig_abort(job->migs[i], "interrupted");
+        if (!finish || job->migs[i]->state == VM_MIG_STATE_QUEUED)
+            vm_mig_abort(job->migs[i], "interrupted");
     /* Skipped migrations may have finished the run. */
     if (job->stage == JOB_STAGE_MIGRATE)
         job_schedule(job);
@@ -1698,7 +1712,7 @@ static json_t *options_json(const struct vm_job_spec *spec)
 {
     const struct vm_mig_params *p = &spec->params;
     static const char *const actions[] = {"abort", "suspend", "postcopy"};
-    return json_pack(
+    json_t *o = json_pack(
         "{s:s, s:i, s:i, s:i, s:I, s:I, s:b, s:b, s:i, s:o, s:b, s:b, s:b, s:b, "
         "s:o, s:I, s:s}",
         "mode", p->p2p ? "p2p" : "direct", "parallel", spec->concurrency, "max_out", spec->max_out,
@@ -1709,6 +1723,12 @@ static json_t *options_json(const struct vm_job_spec *spec)
         p->persistent, "undefine_source", p->undefine_source, "unsafe", p->unsafe, "migrate_uri",
         p->migrate_uri ? json_string(p->migrate_uri) : json_null(), "timeout_s",
         (json_int_t)p->timeout_s, "timeout_action", actions[p->timeout_action]);
+    json_object_set_new(o, "max_failures", json_integer(spec->max_failures));
+    json_object_set_new(o, "retries", json_integer(spec->retries));
+    json_object_set_new(o, "deadline_s", json_integer(spec->deadline_s));
+    json_object_set_new(o, "on_abort",
+                        json_string(spec->on_abort == VM_ON_ABORT_FINISH ? "finish" : "rollback"));
+    return o;
 }
 
 static int job_exit_code(struct job *job, const char **result)
@@ -1788,9 +1808,11 @@ static json_t *job_report(struct job *job, int code, const char *result)
     json_object_set_new(report, "sources", srcs);
     json_object_set_new(report, "targets", dsts);
     json_object_set_new(report, "policy",
-                        job->policy ? json_pack("{s:s, s:o}", "path", vm_policy_path(job->policy),
-                                                "hooks", vm_policy_hooks(job->policy))
-                                    : json_null());
+                        job->policy
+                            ? json_pack("{s:s, s:o, s:O}", "path", vm_policy_path(job->policy),
+                                        "hooks", vm_policy_hooks(job->policy), "settings",
+                                        job->settings ? job->settings : json_null())
+                            : json_null());
     json_object_set_new(report, "plan", job->planned ? vm_plan_to_json(&job->plan) : json_null());
     json_object_set_new(report, "journal",
                         job->journal ? json_string(vm_journal_path(job->journal)) : json_null());
@@ -1803,6 +1825,75 @@ static void policy_log(void *data, const char *level, const char *where, const c
 {
     job_event(data, NULL, NULL, "policy.log",
               json_pack("{s:s, s:s, s:s}", "level", level, "where", where, "message", msg));
+}
+
+static json_t *uri_list(const char *const *uris, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_string(uris[i]));
+    return a;
+}
+
+/* Call the policy's settings(run) and make *eff: the spec with the
+ * policy's values where the command line gave none (webhooks: both).
+ * Returns 0, or an exit code after a one-line error (the policy failed:
+ * nothing has been touched). */
+static int apply_settings(struct job *job, const struct vm_job_spec *spec, const char *cmd,
+                          struct vm_job_spec *eff)
+{
+    json_t *run = json_pack("{s:s, s:o, s:o}", "command", cmd, "sources",
+                            uri_list(spec->sources, spec->nsources), "targets",
+                            uri_list(spec->targets, spec->ntargets));
+    json_t *sj = NULL;
+    char *err = NULL;
+    struct vm_run_settings st;
+    int rc = vm_policy_settings(job->policy, run, &sj, &err);
+    json_decref(run);
+    if (rc == 0)
+        rc = vm_settings_parse(sj, &st, &err);
+    json_decref(sj);
+    if (rc < 0) {
+        vm_error("%s: %s: %s", cmd, vm_policy_path(job->policy), err);
+        free(err);
+        return VM_EXIT_POLICY;
+    }
+    *eff = *spec;
+    unsigned use = st.set & ~spec->given;
+    if (use & VM_SET_PARALLEL)
+        eff->concurrency = st.parallel;
+    if (use & VM_SET_MAX_OUT)
+        eff->max_out = st.max_out;
+    if (use & VM_SET_MAX_IN)
+        eff->max_in = st.max_in;
+    if (use & VM_SET_MAX_FAILURES)
+        eff->max_failures = st.max_failures;
+    if (use & VM_SET_RETRIES)
+        eff->retries = st.retries;
+    if (use & VM_SET_DEADLINE)
+        eff->deadline_s = st.deadline_s;
+    if (use & VM_SET_ON_ABORT)
+        eff->on_abort = st.on_abort;
+    /* Kept for the report; the webhook URLs below point into it. */
+    job->settings = vm_settings_to_json(&st);
+    vm_settings_clear(&st);
+    json_t *policy_urls = json_object_get(job->settings, "notify");
+    if (policy_urls) {
+        /* The policy's webhooks and the command line's: all of them. */
+        size_t n = json_array_size(policy_urls);
+        const char **urls = xcalloc((size_t)spec->nnotify + n + 1, sizeof(*urls));
+        for (int i = 0; i < spec->nnotify; i++)
+            urls[i] = spec->notify_urls[i];
+        for (size_t i = 0; i < n; i++)
+            urls[(size_t)spec->nnotify + i] = json_string_value(json_array_get(policy_urls, i));
+        eff->notify_urls = urls;
+        eff->nnotify = spec->nnotify + (int)n;
+        job->settings_notify = urls;
+    }
+    char *txt = json_dumps(job->settings, JSON_COMPACT);
+    vm_info("%s: settings from the policy: %s", cmd, txt ? txt : "{}");
+    free(txt);
+    return 0;
 }
 
 static void set_threadpool_size(int concurrency, int nhosts)
@@ -1818,6 +1909,8 @@ static void set_threadpool_size(int concurrency, int nhosts)
 
 static void job_free(struct job *job)
 {
+    json_decref(job->settings);
+    free(job->settings_notify);
     for (int i = 0; i < job->nmigs; i++) {
         vm_mig_free(job->migs[i]);
         vm_features_free(job->feats[i]);
@@ -1905,10 +1998,22 @@ int vm_job_run(const struct vm_job_spec *spec)
         }
         vm_policy_set_logger(job->policy, policy_log, job);
     }
+    /* The policy's run settings, under what the command line gave. */
+    struct vm_job_spec eff;
+    if (job->policy && vm_policy_has_hook(job->policy, "settings")) {
+        int prc = apply_settings(job, spec, cmd, &eff);
+        if (prc != 0) {
+            vm_policy_free(job->policy);
+            return prc;
+        }
+        spec = job->spec = &eff;
+    }
     if (spec->events_path) {
         job->events = vm_report_stream_open(spec->events_path);
         if (!job->events) {
             vm_policy_free(job->policy);
+            json_decref(job->settings);
+            free(job->settings_notify);
             return VM_EXIT_USAGE;
         }
     }

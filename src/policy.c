@@ -18,13 +18,13 @@ struct vm_policy {
     vm_policy_log_fn log_cb;
     void *log_data;
     char *path;
-    bool has_decide, has_progress;
+    bool has_decide, has_progress, has_settings;
     int run_ref;        /* the run table, or LUA_NOREF */
     char *decide_where; /* "file:line" where decide() is defined */
     int states_ref;     /* per-VM state tables for on_progress, keyed by uuid/name */
 };
 
-static const char *const hook_names[] = {"decide", "on_progress"};
+static const char *const hook_names[] = {"decide", "on_progress", "settings"};
 
 /* ---- the C half of the vmm module ------------------------------------- */
 
@@ -276,6 +276,7 @@ struct vm_policy *vm_policy_load(const char *path, char **err)
             p->decide_where = xasprintf("%s:%d", ar.short_src, ar.linedefined);
     }
     p->has_progress = vm_lua_has_hook(lua, "on_progress");
+    p->has_settings = vm_lua_has_hook(lua, "settings");
     p->run_ref = LUA_NOREF;
     lua_State *L = vm_lua_state(lua);
     lua_pushlightuserdata(L, p);
@@ -321,6 +322,8 @@ bool vm_policy_has_hook(const struct vm_policy *p, const char *name)
         return p->has_decide;
     if (strcmp(name, "on_progress") == 0)
         return p->has_progress;
+    if (strcmp(name, "settings") == 0)
+        return p->has_settings;
     return false;
 }
 
@@ -417,6 +420,40 @@ void vm_policy_plan_ops(struct vm_policy *p, struct vm_plan_ops *ops)
     ops->reserve = policy_reserve;
     ops->ctx = p;
     ops->origin = p->decide_where ? p->decide_where : p->path;
+}
+
+/* ---- settings --------------------------------------------------------- */
+
+int vm_policy_settings(struct vm_policy *p, json_t *run, json_t **settings, char **err)
+{
+    lua_State *L = vm_lua_state(p->lua);
+    *settings = NULL;
+    if (!p->has_settings)
+        return 0;
+    if (!vm_lua_push_hook(p->lua, "settings")) {
+        *err = xasprintf("%s: no settings() hook", p->path);
+        return -1;
+    }
+    vm_lua_push_json(L, run);
+    char *lerr = NULL;
+    int rc = vm_lua_call(p->lua, 1, 1, &lerr);
+    if (rc < 0) {
+        *err = xasprintf("%s (settings())", lerr ? lerr : vm_lua_strerror(rc));
+        free(lerr);
+        return -1;
+    }
+    if (!lua_isnil(L, -1)) {
+        *settings = vm_lua_to_json(L, -1, &lerr);
+        if (!*settings) {
+            *err = xasprintf("%s: settings() returned %s", p->path,
+                             lerr ? lerr : "something that is not plain data");
+            free(lerr);
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    lua_pop(L, 1);
+    return 0;
 }
 
 /* ---- on_progress ------------------------------------------------------ */

@@ -155,9 +155,16 @@ TAGGED_ONLY_SUMMARY = {"vms": 13, "migrate": 2, "leave": 10, "error": 0, "refuse
                        "memory_bytes": 3 * GiB, "estimate_ms": 2049, "parallel": 2,
                        "assumed_mibs": 1000}
 
+# What settings(run) returns, validated, in the report.
+SETTINGS = {
+    "maintenance-window": {"max_out": 1, "retries": 1, "deadline_s": 14400,
+                           "on_abort": "finish"},
+}
+
 SHIPPED = {
     "evacuate": (EVACUATE, EVACUATE_SUMMARY, ["decide", "on_progress"]),
-    "maintenance-window": (MAINTENANCE, MAINTENANCE_SUMMARY, ["decide", "on_progress"]),
+    "maintenance-window": (MAINTENANCE, MAINTENANCE_SUMMARY,
+                           ["decide", "on_progress", "settings"]),
     "tagged-only": (TAGGED_ONLY, TAGGED_ONLY_SUMMARY, ["decide"]),
 }
 
@@ -209,7 +216,13 @@ class ShippedPolicies(TestCase):
         rep = report_of(r, 0)
         self.eq(rep["command"], "plan", "command")
         self.eq(rep["result"], "ok", "result")
-        self.eq(rep["policy"], {"path": path, "hooks": hooks}, "report's policy member")
+        self.eq(rep["policy"], {"path": path, "hooks": hooks, "settings": SETTINGS.get(name)},
+                "report's policy member")
+        if name in SETTINGS:
+            # settings(run) applied where the command line gave nothing
+            opts = rep["options"]
+            self.eq({k: opts[k] for k in ("max_out", "retries", "deadline_s", "on_abort")},
+                    {**SETTINGS[name], "max_out": 1}, "options in force")
         check_plan(rep, expected, summary, name)
         return r
 

@@ -355,6 +355,45 @@ class Ladder(TestCase):
                     f"policy check {name}")
 
 
+class Settings(TestCase):
+    """settings(run): run-level settings under what the command line gives."""
+
+    def test_applied_and_overridden(self):
+        path = own_policy("settings")
+        r = plan(path)
+        rep = report_of(r, 0)
+        want = {"parallel": 3, "max_out": 1, "max_in": 2, "max_failures": 2, "retries": 1,
+                "deadline_s": 600, "on_abort": "finish",
+                "notify": ["https://hooks.example/vmm"]}
+        self.eq(rep["policy"]["settings"], want, "settings in the report")
+        self.eq(rep["policy"]["hooks"], ["decide", "settings"], "hooks")
+        opts = rep["options"]
+        self.eq({k: opts[k] for k in ("parallel", "max_out", "max_in", "max_failures", "retries",
+                                      "deadline_s", "on_abort")},
+                {k: v for k, v in want.items() if k != "notify"}, "options in force")
+        # Options given on the command line win.
+        r = plan(path, extra=("--parallel", "5", "--max-in", "4", "--on-abort", "rollback"))
+        opts = report_of(r, 0)["options"]
+        self.eq((opts["parallel"], opts["max_in"], opts["on_abort"], opts["max_out"]),
+                (5, 4, "rollback", 1), "command line over the policy")
+
+    def test_bad_settings_fail_closed(self):
+        path = own_policy("settings-bad")
+        msg = f"{path}: settings: max_in must be an integer from 1 to 64"
+        r = vmmigrate("policy", "check", path)
+        self.eq((r.rc, r.stdout, r.stderr), (6, "", f"vmmigrate: error: {msg}\n"),
+                "policy check settings-bad")
+        r = plan(path)
+        self.eq((r.rc, r.stdout, r.stderr), (6, "", f"vmmigrate: error: plan: {msg}\n"),
+                "plan with settings-bad")
+        path = own_policy("settings-error")
+        r = plan(path)
+        self.eq(r.rc, 6, "plan with settings-error: exit code")
+        self.eq((r.stdout, f":{marker_line(path, 'raise')}: no settings today" in r.stderr,
+                 len(r.stderr.splitlines())), ("", True, 1),
+                f"one line naming the line: {r.stderr!r}")
+
+
 class PolicyFiles(TestCase):
     """What `policy check` (and plan) refuse to load."""
 
