@@ -100,5 +100,33 @@ def test_token_file_readable_by_others_is_refused():
     g.check_runs_only_on("a")
 
 
+def test_webhooks_from_the_policy():
+    """settings(run) may name webhooks: posted to as well as --notify's."""
+    ok, other = Hook(200), Hook(200)
+    try:
+        policy = os.path.join(TMP, "notify.lua")
+        with open(policy, "w") as f:
+            f.write("local vmm = require('vmm')\n"
+                    f"function settings(run) return {{ notify = {{ '{ok.url}' }} }} end\n"
+                    "function decide(vm, run)\n"
+                    "    if vmm.tag(vm, 'test') ~= 'notify' then return nil end\n"
+                    "    return {}\n"
+                    "end\n")
+        os.chmod(policy, 0o644)
+        g = Guest("a")
+        g.tag("a", test="notify")
+        r = vmmigrate("run", "--policy", policy, "-s", uri("a"), "-t", uri("b"), "--json",
+                      "--notify", other.url)
+        check_eq(r.rc, 0, "exit code")
+        check_eq(r.report()["policy"]["settings"], {"notify": [ok.url]}, "settings")
+        for h, what in ((ok, "the policy's hook"), (other, "--notify's hook")):
+            check_eq(h.events(), ["run.started", "run.finished"], what)
+        g.check_runs_only_on("b")
+    finally:
+        ok.close()
+        other.close()
+
+
 if __name__ == "__main__":
-    main([test_webhooks, test_token_file_readable_by_others_is_refused])
+    main([test_webhooks, test_token_file_readable_by_others_is_refused,
+          test_webhooks_from_the_policy])
