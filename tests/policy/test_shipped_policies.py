@@ -15,7 +15,6 @@ one are driven with fake progress samples through wrapper policies
 import os
 import re
 import sys
-import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -15,9 +15,8 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from policytest import (BIG, MiB, ROOMY, SMALL, SOURCE, WORK, TestCase, by_name, check_eq,
-                        events_of, install, main, marker_line, own_policy, plan, report_of,
-                        vmmigrate)
+from policytest import (BIG, MiB, ROOMY, SMALL, WORK, TestCase, by_name, events_of, install,
+                        main, marker_line, own_policy, plan, report_of, vmmigrate)
 
 ALL_VMS = ["plain", "gold-nc", "silver-vdp", "bronze-spice", "local-disk", "pinned", "mover",
            "mover-auto", "mover-full", "move-no", "paused", "shutoff", "huge"]
