@@ -29,21 +29,12 @@ static int check_settings(struct vm_policy *p, char **err)
     if (!vm_policy_has_hook(p, "settings"))
         return 0;
     json_t *run = json_pack("{s:s, s:[], s:[]}", "command", "run", "sources", "targets");
-    json_t *sj = NULL;
-    char *e = NULL;
     struct vm_run_settings st;
-    int rc = vm_policy_settings(p, run, &sj, &e);
+    int rc = vm_policy_settings(p, run, &st, err);
     json_decref(run);
     if (rc == 0)
-        rc = vm_settings_parse(sj, &st, &e);
-    json_decref(sj);
-    if (rc < 0) {
-        *err = xasprintf("%s: %s", vm_policy_path(p), e);
-        free(e);
-        return -1;
-    }
-    vm_settings_clear(&st);
-    return 0;
+        vm_settings_clear(&st);
+    return rc;
 }
 
 static int cmd_policy_exec(const struct vm_cli_args *args)

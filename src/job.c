@@ -1845,16 +1845,12 @@ static int apply_settings(struct job *job, const struct vm_job_spec *spec, const
     json_t *run = json_pack("{s:s, s:o, s:o}", "command", cmd, "sources",
                             uri_list(spec->sources, spec->nsources), "targets",
                             uri_list(spec->targets, spec->ntargets));
-    json_t *sj = NULL;
     char *err = NULL;
     struct vm_run_settings st;
-    int rc = vm_policy_settings(job->policy, run, &sj, &err);
+    int rc = vm_policy_settings(job->policy, run, &st, &err);
     json_decref(run);
-    if (rc == 0)
-        rc = vm_settings_parse(sj, &st, &err);
-    json_decref(sj);
     if (rc < 0) {
-        vm_error("%s: %s: %s", cmd, vm_policy_path(job->policy), err);
+        vm_error("%s: %s", cmd, err);
         free(err);
         return VM_EXIT_POLICY;
     }

@@ -424,7 +424,7 @@ void vm_policy_plan_ops(struct vm_policy *p, struct vm_plan_ops *ops)
 
 /* ---- settings --------------------------------------------------------- */
 
-int vm_policy_settings(struct vm_policy *p, json_t *run, json_t **settings, char **err)
+static int call_settings(struct vm_policy *p, json_t *run, json_t **settings, char **err)
 {
     lua_State *L = vm_lua_state(p->lua);
     *settings = NULL;
@@ -454,6 +454,21 @@ int vm_policy_settings(struct vm_policy *p, json_t *run, json_t **settings, char
     }
     lua_pop(L, 1);
     return 0;
+}
+
+int vm_policy_settings(struct vm_policy *p, json_t *run, struct vm_run_settings *out, char **err)
+{
+    json_t *sj = NULL;
+    char *e = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = call_settings(p, run, &sj, err);
+    if (rc == 0 && sj && vm_settings_parse(sj, out, &e) < 0) {
+        *err = xasprintf("%s: %s", p->path, e);
+        free(e);
+        rc = -1;
+    }
+    json_decref(sj);
+    return rc;
 }
 
 /* ---- on_progress ------------------------------------------------------ */

@@ -36,10 +36,10 @@ const char *vm_policy_path(const struct vm_policy *p);
 typedef void (*vm_policy_log_fn)(void *data, const char *level, const char *where, const char *msg);
 void vm_policy_set_logger(struct vm_policy *p, vm_policy_log_fn fn, void *data);
 bool vm_policy_has_hook(const struct vm_policy *p, const char *name);
-/* settings(run) -> the run-level settings table (decision.h's
- * vm_settings_parse validates it): 0 and *settings (new reference, NULL if
- * there is no hook or it returned nil), or -1 and *err (fail closed). */
-int vm_policy_settings(struct vm_policy *p, json_t *run, json_t **settings, char **err);
+/* settings(run) -> the run-level settings, validated (decision.h): 0 and
+ * *out (cleared if there is no hook or it returned nil; vm_settings_clear
+ * it), or -1 and *err ("FILE: settings: ...", fail closed). */
+int vm_policy_settings(struct vm_policy *p, json_t *run, struct vm_run_settings *out, char **err);
 /* The hooks found, e.g. ["decide", "on_progress"] (new reference). */
 json_t *vm_policy_hooks(const struct vm_policy *p);
 
