@@ -40,7 +40,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "exitcode.h"
 #include "util.h"
 
 #define DEFAULT_MEM (64u << 20)
@@ -390,8 +393,60 @@ static int trip_here(lua_State *L, int code)
     return lua_error(L);
 }
 
+/* ---- the watchdog: what the count hook cannot reach -------------------- *
+ * One call into the Lua C library can run without ever returning to the
+ * VM, so neither the instruction budget nor the deadline can stop it (a
+ * backtracking string pattern: string.find(s, ".-.-.-.-x") on a long s).
+ * The loop would hang with it, holding the run's lock, deaf to SIGTERM. A
+ * thread of its own watches the running call; one stuck far past its
+ * deadline ends the process (exit status 6) with a line saying why: the
+ * journal makes that a crash the next run settles, instead of a hang. */
+static _Atomic uint64_t wd_since; /* vm_mono_ms() when the running call began; 0: none */
+static _Atomic uint64_t wd_limit_ms;
+static char wd_where[WHERE_LEN]; /* the called function, for the message */
+static pthread_once_t wd_once = PTHREAD_ONCE_INIT;
+
+static void *wd_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        usleep(250 * 1000);
+        uint64_t since = atomic_load(&wd_since);
+        if (since && vm_mono_ms() - since > atomic_load(&wd_limit_ms)) {
+            char msg[512];
+            int n = snprintf(msg, sizeof(msg),
+                             "vmmigrate: error: policy%s%s: stuck for %" PRIu64
+                             " ms in library code the instruction budget cannot interrupt (a "
+                             "backtracking string pattern?): exiting; the next run, or "
+                             "'vmmigrate recover', settles what this one left\n",
+                             wd_where[0] ? " " : "", wd_where, vm_mono_ms() - since);
+            ssize_t w =
+                n > 0 ? write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) : 0;
+            (void)w;
+            _exit(VM_EXIT_POLICY);
+        }
+    }
+    return NULL;
+}
+
+static void wd_start(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, wd_main, NULL) == 0)
+        pthread_detach(t);
+}
+
+static void wd_arm(struct vm_lua *s)
+{
+    pthread_once(&wd_once, wd_start);
+    snprintf(wd_where, sizeof(wd_where), "%s", s->fn_where);
+    atomic_store(&wd_limit_ms, s->call_ms + 4000);
+    atomic_store(&wd_since, vm_mono_ms());
+}
+
 static void arm(struct vm_lua *s, lua_State *co, uint64_t budget)
 {
+    wd_arm(s);
     s->in_call = true;
     s->enforce = true;
     s->trip = 0;
@@ -408,6 +463,7 @@ static void arm(struct vm_lua *s, lua_State *co, uint64_t budget)
 
 static void disarm(struct vm_lua *s)
 {
+    atomic_store(&wd_since, 0);
     s->in_call = false;
     s->enforce = false;
     s->cur = NULL;

@@ -10,6 +10,7 @@ the policies mark the lines errors must point at.
 import os
 import re
 import sys
+import time
 import unittest
 
 sys.dont_write_bytecode = True
@@ -391,6 +392,22 @@ class Settings(TestCase):
         self.eq((r.stdout, f":{marker_line(path, 'raise')}: no settings today" in r.stderr,
                  len(r.stderr.splitlines())), ("", True, 1),
                 f"one line naming the line: {r.stderr!r}")
+
+
+class Watchdog(TestCase):
+    """A hook stuck in library code the budget cannot reach ends the run."""
+
+    def test_stuck_pattern_exits(self):
+        path = own_policy("stuck-pattern")
+        t0 = time.monotonic()
+        r = plan(path)
+        took = time.monotonic() - t0
+        self.eq(r.rc, 6, f"exit code (stderr: {r.stderr!r})")
+        self.eq((r.stdout, len(r.stderr.splitlines())), ("", 1), "one line, no report")
+        want = f"policy {path}:{marker_line(path, 'decide')}: stuck for "
+        self.eq(want in r.stderr and "cannot interrupt" in r.stderr, True,
+                f"the line names the hook: {r.stderr!r}")
+        self.eq(took < 30, True, f"ended within 30 s ({took:.1f} s)")
 
 
 class PolicyFiles(TestCase):
