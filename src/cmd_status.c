@@ -173,9 +173,14 @@ static int cmd_status_exec(const struct vm_cli_args *args)
             {
                 const char *res = json_string_value(json_object_get(v, "result"));
                 const char *loc = json_string_value(json_object_get(v, "location"));
-                printf("  %-24s %-17s %-12s %s\n", name,
+                const char *deinit = json_string_value(json_object_get(v, "deinit"));
+                const char *after = json_string_value(json_object_get(v, "after"));
+                char *extra = xasprintf("%s%s%s%s", deinit ? "  deinit " : "", deinit ? deinit : "",
+                                        after ? "  after " : "", after ? after : "");
+                printf("  %-24s %-17s %-12s %-*s%s\n", name,
                        json_string_value(json_object_get(v, "state")), res ? res : "-",
-                       loc ? loc : "-");
+                       *extra ? 7 : 0, loc ? loc : "-", extra);
+                free(extra);
             }
         }
         if (!json_array_size(runs))
@@ -251,7 +256,9 @@ static int cmd_abort_exec(const struct vm_cli_args *args)
         close(fd);
         pid_t pid = r > 0 ? (pid_t)atoi(buf) : 0;
         if (pid > 1 && kill(pid, SIGTERM) == 0) {
-            printf("abort: asked run %d to stop (it aborts or rolls back what runs)\n", (int)pid);
+            printf("abort: asked run %d to stop (nothing new starts; what runs is aborted, or "
+                   "finishes with --on-abort finish)\n",
+                   (int)pid);
             n++;
         }
     }
