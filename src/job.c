@@ -106,7 +106,7 @@ struct job {
     virDomainPtr *doms;                 /* its source domain, kept for a retry */
     struct vm_mig **retired;            /* attempts a retry replaced, and their */
     struct vm_features **retired_feats; /* features: freed with the job */
-    int nretired;
+    int nretired, retired_cap;          /* up to --retries per VM: grown as needed */
     struct vm_journal *journal;
     struct gate_budget **budgets; /* per migration, while at the gate */
     struct probe *probes;
@@ -666,6 +666,12 @@ static void job_retry(struct job *job, int i)
     }
     struct vm_mig *m = mig_new(job, it, dst);
     m->attempts = attempts;
+    if (job->nretired == job->retired_cap) {
+        job->retired_cap = job->retired_cap ? 2 * job->retired_cap : 8;
+        job->retired = xrealloc(job->retired, (size_t)job->retired_cap * sizeof(*job->retired));
+        job->retired_feats =
+            xrealloc(job->retired_feats, (size_t)job->retired_cap * sizeof(*job->retired_feats));
+    }
     job->retired[job->nretired] = old;
     job->retired_feats[job->nretired++] = job->feats[i];
     job->migs[i] = m;
@@ -925,8 +931,6 @@ static void job_start_migrations(struct job *job)
     job->holds_slot = xcalloc(n ? (size_t)n : 1, sizeof(*job->holds_slot));
     job->attempts = xcalloc(n ? (size_t)n : 1, sizeof(*job->attempts));
     job->doms = xcalloc(n ? (size_t)n : 1, sizeof(*job->doms));
-    job->retired = xcalloc(n ? (size_t)n : 1, sizeof(*job->retired));
-    job->retired_feats = xcalloc(n ? (size_t)n : 1, sizeof(*job->retired_feats));
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];
         if (it->status != VM_PLAN_MIGRATE)

@@ -90,5 +90,22 @@ def test_named_target_retries_there():
     check_eq(deinits(d), [["deinit", g.name, uri("b")]], "one deinit")
 
 
+def test_several_retries():
+    """Two refused attempts, the third commits: more earlier attempts than
+    VMs in the run."""
+    g, d = guest(pin=uri("c"), retries="2", fails="2")
+    before = g.ticks("a")
+    r = run()
+    check_eq(r.rc, 0, "exit code")
+    v = vm_entry(r.report(), g.name)
+    check_eq((v["result"], v["target"]), ("migrated", uri("c")), "result and target")
+    check_eq([(a["attempt"], a["result"]) for a in v["attempts"]],
+             [(1, "rolled-back"), (2, "rolled-back")], "earlier attempts")
+    g.check_only_on("c")
+    g.check_survived_on("c", before)
+    check_eq(len(deinits(d)), 2, "one deinit per refused attempt")
+
+
 if __name__ == "__main__":
-    main([test_retry_on_another_target, test_no_retry_by_default, test_named_target_retries_there])
+    main([test_retry_on_another_target, test_no_retry_by_default, test_named_target_retries_there,
+          test_several_retries])
