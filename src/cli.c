@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec.h"
 #include "exitcode.h"
 #include "util.h"
 
@@ -119,6 +120,28 @@ const struct vm_cli_command *vm_cli_find(const char *name)
         if (strcmp(vm_cli_commands[i]->name, name) == 0)
             return vm_cli_commands[i];
     return NULL;
+}
+
+const char **vm_cli_list(const struct vm_cli_args *args, int id, int *n)
+{
+    *n = vm_cli_count(args, id);
+    const char **v = xcalloc((size_t)*n + 1, sizeof(*v));
+    for (int i = 0; i < *n; i++)
+        v[i] = vm_cli_nth(args, id, i);
+    return v;
+}
+
+const char **vm_cli_host_execs(const struct vm_cli_args *args, int id, const char *cmd, int *n)
+{
+    const char **v = vm_cli_list(args, id, n);
+    for (int i = 0; i < *n; i++) {
+        if (!vm_exec_override_valid(v[i])) {
+            vm_error("%s: --host-exec '%s' is not URI=PREFIX", cmd, v[i]);
+            free(v);
+            return NULL;
+        }
+    }
+    return v;
 }
 
 bool vm_cli_option_shown(const struct vm_cli_command *cmd, const struct vm_cli_option *o)

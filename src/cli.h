@@ -112,6 +112,12 @@ int64_t vm_cli_int(const struct vm_cli_args *args, int id, int64_t def);
 /* Number of times a value was given, and the i-th one, in order. */
 int vm_cli_count(const struct vm_cli_args *args, int id);
 const char *vm_cli_nth(const struct vm_cli_args *args, int id, int i);
+/* Every value of a repeated option, NULL-terminated (*n of them); the
+ * array is the caller's to free, the strings point into args. */
+const char **vm_cli_list(const struct vm_cli_args *args, int id, int *n);
+/* The --host-exec values (option id), each checked as URI=PREFIX: as
+ * vm_cli_list, or NULL after a one-line error naming cmd and the value. */
+const char **vm_cli_host_execs(const struct vm_cli_args *args, int id, const char *cmd, int *n);
 /* Positional arguments after the options. */
 int vm_cli_npos(const struct vm_cli_args *args);
 const char *vm_cli_pos(const struct vm_cli_args *args, int i);

@@ -378,15 +378,6 @@ static const struct vm_cli_option job_options[] = {
     {0},
 };
 
-static const char **list(const struct vm_cli_args *args, int id, int *n)
-{
-    *n = vm_cli_count(args, id);
-    const char **v = xcalloc((size_t)*n + 1, sizeof(*v));
-    for (int i = 0; i < *n; i++)
-        v[i] = vm_cli_nth(args, id, i);
-    return v;
-}
-
 static bool has_duplicate(const char **v, int n, const char *cmd, const char *opt)
 {
     for (int i = 0; i < n; i++)
@@ -418,10 +409,10 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
         spec.sources[0] = drain->source;
         spec.nsources = 1;
     } else {
-        spec.sources = list(args, OPT_SOURCE, &spec.nsources);
+        spec.sources = vm_cli_list(args, OPT_SOURCE, &spec.nsources);
     }
-    spec.targets = list(args, OPT_TARGET, &spec.ntargets);
-    spec.vms = list(args, OPT_VM, &spec.nvms);
+    spec.targets = vm_cli_list(args, OPT_TARGET, &spec.ntargets);
+    spec.vms = vm_cli_list(args, OPT_VM, &spec.nvms);
     spec.policy_path = vm_cli_str(args, OPT_POLICY);
     if (drain && !spec.policy_path && !spec.nvms)
         spec.policy_path = drain->policy;
@@ -458,14 +449,10 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
         goto cleanup;
     }
     int nexec = 0;
-    const char **execs = list(args, OPT_HOST_EXEC, &nexec);
-    for (int i = 0; i < nexec; i++) {
-        if (!vm_exec_override_valid(execs[i])) {
-            vm_error("%s: --host-exec '%s' is not URI=PREFIX", cmd, execs[i]);
-            free(execs);
-            rc = VM_EXIT_USAGE;
-            goto cleanup;
-        }
+    const char **execs = vm_cli_host_execs(args, OPT_HOST_EXEC, cmd, &nexec);
+    if (!execs) {
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
     }
     vm_exec_set_overrides(execs, nexec);
     spec.host_execs = execs;
@@ -568,7 +555,7 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
         vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR) : "/run/vmmigrate";
     spec.wait_lock = vm_cli_flag(args, OPT_WAIT_LOCK);
     spec.status_path = vm_cli_str(args, OPT_STATUS_FILE);
-    spec.notify_urls = list(args, OPT_NOTIFY, &spec.nnotify);
+    spec.notify_urls = vm_cli_list(args, OPT_NOTIFY, &spec.nnotify);
     spec.notify_token_file = vm_cli_str(args, OPT_NOTIFY_TOKEN_FILE);
     spec.metrics_path = vm_cli_str(args, OPT_METRICS_FILE);
     if (!spec.journal_dir)

@@ -87,16 +87,10 @@ static int cmd_recover_exec(const struct vm_cli_args *args)
         vm_error("recover: unexpected argument '%s'", vm_cli_pos(args, 0));
         return VM_EXIT_USAGE;
     }
-    int nexec = vm_cli_count(args, OPT_HOST_EXEC);
-    const char **execs = xcalloc((size_t)nexec + 1, sizeof(*execs));
-    for (int i = 0; i < nexec; i++) {
-        execs[i] = vm_cli_nth(args, OPT_HOST_EXEC, i);
-        if (!vm_exec_override_valid(execs[i])) {
-            vm_error("recover: --host-exec '%s' is not URI=PREFIX", execs[i]);
-            free(execs);
-            return VM_EXIT_USAGE;
-        }
-    }
+    int nexec;
+    const char **execs = vm_cli_host_execs(args, OPT_HOST_EXEC, "recover", &nexec);
+    if (!execs)
+        return VM_EXIT_USAGE;
     vm_exec_set_overrides(execs, nexec);
     int rc = recover(args, dir);
     vm_exec_set_overrides(NULL, 0);

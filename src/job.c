@@ -146,6 +146,14 @@ static const char *job_command(const struct vm_job_spec *spec)
     return spec->command ? spec->command : spec->mode == VM_JOB_PLAN ? "plan" : "run";
 }
 
+static json_t *uri_list(const char *const *uris, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_string(uris[i]));
+    return a;
+}
+
 static void job_fail(struct job *job, int code, char *msg)
 {
     if (!job->error) {
@@ -597,8 +605,7 @@ static int64_t target_room(struct job *job, struct job_host *t, int except)
     int64_t room = (int64_t)json_integer_value(json_object_get(t->info, "free_memory_bytes"));
     for (int i = 0; i < job->nmigs; i++) {
         struct vm_mig *m = job->migs[i];
-        if (i != except && m->dst == t->h &&
-            (m->state < VM_MIG_STATE_DONE || m->state == VM_MIG_STATE_DONE))
+        if (i != except && m->dst == t->h && m->state <= VM_MIG_STATE_DONE)
             room -= (int64_t)m->memory_kib * 1024;
     }
     return room;
@@ -1804,11 +1811,8 @@ static json_t *job_report(struct job *job, int code, const char *result)
         json_object_set(v, "source", json_object_get(pj, "source"));
         json_decref(pj);
     }
-    json_t *srcs = json_array(), *dsts = json_array();
-    for (int i = 0; i < spec->nsources; i++)
-        json_array_append_new(srcs, json_string(spec->sources[i]));
-    for (int i = 0; i < spec->ntargets; i++)
-        json_array_append_new(dsts, json_string(spec->targets[i]));
+    json_t *srcs = uri_list(spec->sources, spec->nsources);
+    json_t *dsts = uri_list(spec->targets, spec->ntargets);
     json_object_set_new(report, "sources", srcs);
     json_object_set_new(report, "targets", dsts);
     json_object_set_new(report, "policy",
@@ -1829,14 +1833,6 @@ static void policy_log(void *data, const char *level, const char *where, const c
 {
     job_event(data, NULL, NULL, "policy.log",
               json_pack("{s:s, s:s, s:s}", "level", level, "where", where, "message", msg));
-}
-
-static json_t *uri_list(const char *const *uris, int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_string(uris[i]));
-    return a;
 }
 
 /* Call the policy's settings(run) and make *eff: the spec with the
@@ -2051,11 +2047,8 @@ int vm_job_run(const struct vm_job_spec *spec)
         }
     }
 
-    json_t *srcs = json_array(), *dsts = json_array();
-    for (int i = 0; i < spec->nsources; i++)
-        json_array_append_new(srcs, json_string(spec->sources[i]));
-    for (int i = 0; i < spec->ntargets; i++)
-        json_array_append_new(dsts, json_string(spec->targets[i]));
+    json_t *srcs = uri_list(spec->sources, spec->nsources);
+    json_t *dsts = uri_list(spec->targets, spec->ntargets);
     job_event(job, NULL, NULL, "run.started",
               json_pack("{s:s, s:o, s:o, s:i, s:o}", "command", cmd, "sources", srcs, "targets",
                         dsts, "vms", spec->nvms, "policy",

@@ -112,10 +112,20 @@ static const char *where_name(enum where w)
     return w == WHERE_UNKNOWN ? "unknown" : names[w];
 }
 
+/* Is record r about migration (run, uuid): written by that run, or about it
+ * (of_run)? */
+static bool about(json_t *r, const char *run, const char *uuid)
+{
+    const char *u = json_string_value(json_object_get(r, "uuid"));
+    const char *rr = json_string_value(json_object_get(r, "run"));
+    const char *of = json_string_value(json_object_get(r, "of_run"));
+    return u && strcmp(u, uuid) == 0 &&
+           ((of && strcmp(of, run) == 0) || (!of && rr && strcmp(rr, run) == 0));
+}
+
 /* Is the migration (run, uuid) closed? Its last record (of the latest
  * attempt: a run may retry a VM) is "finished", "deinit-done" or
- * "after-done", or a
- * recovery settled it. */
+ * "after-done", or a recovery settled it. */
 static bool closed(json_t *journals, json_t *last, const char *run, const char *uuid)
 {
     const char *rec = json_string_value(json_object_get(last, "record"));
@@ -127,10 +137,8 @@ static bool closed(json_t *journals, json_t *last, const char *run, const char *
     json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
     {
         const char *rr = json_string_value(json_object_get(r, "record"));
-        const char *u = json_string_value(json_object_get(r, "uuid"));
-        const char *of = json_string_value(json_object_get(r, "of_run"));
-        if (rr && u && of && strcmp(rr, "recovered") == 0 && strcmp(u, uuid) == 0 &&
-            strcmp(of, run) == 0)
+        if (rr && strcmp(rr, "recovered") == 0 && json_object_get(r, "of_run") &&
+            about(r, run, uuid))
             return true;
     }
     return false;
@@ -173,17 +181,6 @@ static void wait_for_libvirt_job(const char *uri, const char *uuid, int max_s)
         virDomainFree(d);
     if (c)
         virConnectClose(c);
-}
-
-/* Is record r about migration (run, uuid): written by that run, or about it
- * (of_run)? */
-static bool about(json_t *r, const char *run, const char *uuid)
-{
-    const char *u = json_string_value(json_object_get(r, "uuid"));
-    const char *rr = json_string_value(json_object_get(r, "run"));
-    const char *of = json_string_value(json_object_get(r, "of_run"));
-    return u && strcmp(u, uuid) == 0 &&
-           ((of && strcmp(of, run) == 0) || (!of && rr && strcmp(rr, run) == 0));
 }
 
 /* The declarations of the features named in `names`, in decision order. */
