@@ -24,6 +24,7 @@ struct feature {
     enum impl impl;
     char *outcome[NSTEPS]; /* per step: "ok", "failed: ...", "skipped: ..." */
     bool owed_deinit;      /* prepare or gate ran */
+    bool bridge_answered;  /* vdp: the target's bridge answered a request of this migration */
 };
 
 struct vm_features {
@@ -260,11 +261,24 @@ static void vdp_done(const struct vm_exec_result *r, void *data)
         ok = 0;
     } else {
         enum vm_vdp_outcome o = vm_vdp_parse(r->out, r->err, vr->mode, &detail);
+        struct feature *f = &fs->f[fs->cursor];
         ok = o == VM_VDP_OK;
+        if (o != VM_VDP_TIMEOUT && fs->step != VM_FEATURE_AFTER)
+            f->bridge_answered = true;
         /* Disassociating what this station does not hold: nothing to undo. */
         if (!ok && vr->mode && strcmp(vr->mode, "deassoc") == 0 && detail &&
             strstr(detail, "Invalid parameters"))
             ok = 1;
+        /* The deinit of an association the target's bridge never answered:
+         * the bridge holds nothing of it, and lldpad drops the station's
+         * side once the deassoc goes unanswered. Whether lldpad still held
+         * the VSI when the deassoc came (it gives up on a dead bridge after
+         * its ECP retries) depends on timing, not on what there is to undo. */
+        if (!ok && o == VM_VDP_TIMEOUT && fs->step == VM_FEATURE_DEINIT && !f->bridge_answered) {
+            free(detail);
+            detail = xstrdup("nothing to undo: the bridge never answered");
+            ok = 1;
+        }
     }
     free(vr);
     settle(fs, &fs->f[fs->cursor], ok, detail);

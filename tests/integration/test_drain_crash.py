@@ -10,7 +10,8 @@ run (STEP VM PID FEATURE) to a file. The run is SIGKILLed
                  marker file the test creates only after the kill),
   after commit   after the commit decision is journaled, between libvirt's
                  Finish and Confirm (VMM_FAULT_BEFORE_CONFIRM_MS),
-  between VMs    right after one VM's result, with --parallel 1,
+  between VMs    once one VM is wholly done (result, after steps journaled),
+                 with --parallel 1,
 
 then re-run with the same command line (without the fault) to the end; once
 more in the gate, with an operator's `vmmigrate recover --policy` before the
@@ -487,14 +488,19 @@ def test_kill_after_commit_decided():
 
 
 def test_kill_between_vms():
-    """--parallel 1, killed right after one VM's result (the next may have
-    started by then)."""
+    """--parallel 1, killed once one VM is wholly done: its result out and
+    its after steps journaled (after-done); the next may have started by
+    then. Waiting for the record, not only the result, keeps the kill off
+    the boundary between the after steps and their record, where when it
+    lands would depend on the machine's speed."""
     lab("up", "3")
     s = Scenario("between", parallel=1, expect_open=False)
     r = s.start_first()
     ev = r.wait_event(lambda e: e["event"] == "result", 180)
+    wait_journal(s.journal, lambda x: x["record"] == "after-done" and x["vm"] == ev["vm"],
+                 r.proc, 180)
     s.kill_first()
-    log(f"killed after the result of {ev['vm']}")
+    log(f"killed after the result and after-done of {ev['vm']}")
     s.rerun()
     s.verify()
 

@@ -83,6 +83,7 @@ def test_switch_unreachable_rolls_back():
     g.check_only_on("a")
     fr = v["feature_results"][0]
     check(fr["prepare"].startswith("failed:"), f"pre-association failed: {fr}")
+    check_eq(fr["deinit"], "ok", "nothing left to undo: the bridge never answered")
     check_in("feature 'vdp' prepare", v["gate"]["reason"], "gate reason")
     g.check_runs_only_on("a")
     g.check_survived_on("a", before)
