@@ -1,5 +1,5 @@
 /* fuzz_domain_xml.c — libFuzzer harness for vm_inv_domain_from_xml and
- * vm_inv_caps_from_xml (src/inventory.c): libvirt domain and capabilities
+ * vm_inv_caps_from_xml (src/backend/libvirt/inventory.c): libvirt domain and capabilities
  * XML from an untrusted host.
  *
  * Input: the bytes of one document (cut at the first NUL, as a C string
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inventory.h"
+#include "backend/libvirt/inventory.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /* fuzz_http_check.c — libFuzzer harness for the HTTP request policy
- * (vm_http_check in src/http.c): what a policy asks for, before libcurl
+ * (vm_http_check in src/util/http.c): what a policy asks for, before libcurl
  * sees it.
  *
  * Input: byte 0 holds flags (bit 0 allow_http, bit 1 a body, bit 2 the
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "util/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /* fuzz_lua_json.c — libFuzzer harness for the plain-data boundary of the
- * policy sandbox (src/lua_sandbox.c), and the sandbox itself.
+ * policy sandbox (src/policy/lua_sandbox.c), and the sandbox itself.
  *
  * Input: byte 0 picks the mode, the rest is the payload.
  *  - even: the payload is JSON (any value, NUL allowed). Pushed into a
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lua_sandbox.h"
+#include "policy/lua_sandbox.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

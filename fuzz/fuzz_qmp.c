@@ -1,4 +1,4 @@
-/* fuzz_qmp.c — libFuzzer harness for the QMP stream parser (src/qmp.c).
+/* fuzz_qmp.c — libFuzzer harness for the QMP stream parser (src/backend/qemu/qmp.c).
  *
  * Input: byte 0 picks the maximum message size (16 .. 2056 bytes, small so
  * the oversize path is hit), byte 1 the chunking; the rest is the byte
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qmp.h"
+#include "backend/qemu/qmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

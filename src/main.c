@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "exitcode.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "util/exitcode.h"
+#include "util/util.h"
 
 int main(int argc, char **argv)
 {

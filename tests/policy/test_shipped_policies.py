@@ -303,7 +303,7 @@ class ShippedLadders(TestCase):
     # then the abort at 8 min, before its timeout_s (600) would end it.
     # The ladder answers the same for every VM: also post-copy for the
     # network-critical ones (params.postcopy = false); vmmigrate ignores that
-    # step for them with an info line (src/job.c apply_action), which only a
+    # step for them with an info line (src/run/job.c apply_action), which only a
     # real migration shows.
     EVACUATE = ("-,-,set_downtime:1000,-,set_downtime:2000,-,postcopy(ladder step 3),-,"
                 "abort(did not converge in 8 minutes),-;"

@@ -299,7 +299,7 @@ class LeastLoaded(TestCase):
 
     def test_refused_vm_holds_no_memory(self):
         """A VM the policy migrates but vmmigrate refuses (here: not running)
-        is refused before placement (plan ops vet, src/job.c job_vet) and
+        is refused before placement (plan ops vet, src/run/job.c job_vet) and
         reserves nothing: the paused VM (first, priority 10) takes none of
         SMALL's 6 GiB, so mover-full (5) and plain (1) fit exactly."""
         path = own_policy("refused-reserve")

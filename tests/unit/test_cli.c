@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "cli.h"
-#include "exitcode.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "util/exitcode.h"
+#include "util/util.h"
 
 /* One parse of a command line, with what it printed. */
 struct parse {

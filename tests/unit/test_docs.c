@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "cli.h"
-#include "exitcode.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "util/exitcode.h"
+#include "util/util.h"
 
 static const char *const fix_hint = "cmake --build build --target docs";
 
@@ -487,10 +487,10 @@ static void test_exit_table_matches_list(void)
                 CHECK_FAIL("exit code %d is in vm_cli_exits[] twice", e->code);
 }
 
-/* Every `VM_EXIT_NAME = N` of src/exitcode.h is documented, and nothing else. */
+/* Every `VM_EXIT_NAME = N` of src/util/exitcode.h is documented, and nothing else. */
 static void test_exit_table_matches_header(void)
 {
-    char *path = source_path("src/exitcode.h");
+    char *path = source_path("src/util/exitcode.h");
     char *h = read_file(path);
     if (!h)
         CHECK_FAIL("cannot read %s", path);

@@ -8,8 +8,8 @@
 #include <uv.h>
 
 #include "check.h"
-#include "evloop.h"
-#include "virt.h"
+#include "backend/libvirt/evloop.h"
+#include "backend/libvirt/virt.h"
 
 static uv_loop_t loop;
 static uv_thread_t loop_thread;

@@ -9,8 +9,8 @@
 #include <uv.h>
 
 #include "check.h"
-#include "exec.h"
-#include "util.h"
+#include "util/exec.h"
+#include "util/util.h"
 
 static uv_loop_t loop;
 

@@ -14,8 +14,8 @@
 #include <uv.h>
 
 #include "check.h"
-#include "http.h"
-#include "util.h"
+#include "util/http.h"
+#include "util/util.h"
 
 static uv_loop_t loop;
 static struct vm_http *client;

@@ -1,4 +1,4 @@
-/* test_inventory.c — src/inventory.c: domain XML fixtures (tests/inventory/
+/* test_inventory.c — src/backend/libvirt/inventory.c: domain XML fixtures (tests/inventory/
  * fixtures), hostile and malformed XML, libvirt's test driver (test:///default
  * and tests/inventory/node.xml), hosts made by tests/inventory/gen_inventory.py,
  * and concurrent use from threads.
@@ -18,8 +18,8 @@
 #include <libxml/parser.h>
 
 #include "check.h"
-#include "inventory.h"
-#include "util.h"
+#include "backend/libvirt/inventory.h"
+#include "util/util.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

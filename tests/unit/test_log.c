@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "util.h"
+#include "util/util.h"
 
 /* 2024-05-01T12:00:00.123Z */
 static const uint64_t when = 1714564800123u;

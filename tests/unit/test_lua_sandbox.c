@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "lua_sandbox.h"
-#include "util.h"
+#include "policy/lua_sandbox.h"
+#include "util/util.h"
 
 static char tmpdir[] = "/tmp/vmm-lua-test-XXXXXX";
 

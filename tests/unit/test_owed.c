@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "owed.h"
-#include "recover.h"
-#include "util.h"
+#include "journal/owed.h"
+#include "journal/recover.h"
+#include "util/util.h"
 
 static char dir[64];
 

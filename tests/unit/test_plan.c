@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "plan.h"
-#include "util.h"
+#include "plan/plan.h"
+#include "util/util.h"
 
 #define MiB (1024LL * 1024LL)
 

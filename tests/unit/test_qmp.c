@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "qmp.h"
-#include "util.h"
+#include "backend/qemu/qmp.h"
+#include "util/util.h"
 
 /* A greeting and a session as qemu-system-x86_64 7.2 sent them. */
 #define GREETING                                                                                   \

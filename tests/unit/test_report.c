@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "progress.h"
-#include "report.h"
-#include "util.h"
-#include "virt.h"
+#include "report/progress.h"
+#include "report/report.h"
+#include "util/util.h"
+#include "backend/libvirt/virt.h"
 
 static void test_caps_uuid(void)
 {

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "feature_vdp.h"
-#include "util.h"
+#include "feature/feature_vdp.h"
+#include "util/util.h"
 
 static const char ok_assoc[] = "Response from VDP\n\tmode = assoc\n\tmgrid2 = mgr1\n"
                                "\ttypeid = 1193046\n\ttypeidver = 1\n"

@@ -1,0 +1,860 @@
+/* cli_docs.c — the man page and the bash and zsh completions, generated from
+ * the command tables (cli.h) so that what parsing accepts, what --help says
+ * and what the documentation and completions offer cannot drift apart (curl's
+ * docs/cmdline-opts).
+ *
+ * The committed man/vmmigrate.1, completions/vmmigrate.bash and
+ * completions/_vmmigrate are this file's output (`vmmigrate docs man|bash|zsh`;
+ * `cmake --build build --target docs` rewrites them). tests/unit/test_docs.c
+ * fails when they differ from what the tables generate now.
+ *
+ * The output depends on the tables and VMM_VERSION only: no build date,
+ * install prefix or locale, so the committed files are reproducible. Hidden
+ * commands and options (VM_CLI_HIDDEN) appear in none of the three.
+ *
+ * Owns nothing past a call; the returned string belongs to the caller. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/util.h"
+
+/* The man page's date (.TH): the date of the release it documents, fixed so
+ * the page does not change every day. CMake may define it next to
+ * VMM_VERSION; bump the fallback with the version. */
+#ifndef VMM_RELEASE_DATE
+#define VMM_RELEASE_DATE "2026-11-21"
+#endif
+
+/* The examples of the man page, as typed at a shell (words separated by
+ * single spaces; the words after `vmmigrate` up to a redirection must parse:
+ * test_docs.c checks them). */
+static const struct {
+    const char *what;
+    const char *line;
+} man_examples[] = {
+    {"Migrate two VMs, save the JSON report and write every event to a file as it happens:",
+     "vmmigrate run --source qemu+ssh://hv12/system --target qemu+ssh://hv13/system "
+     "--vm web1 --vm db1 --json --events run.ndjson >report.json"},
+    {"Move four VMs three at a time, at most 500 MiB/s each; pause a guest whose migration "
+     "still runs after ten minutes so that it completes:",
+     "vmmigrate run -s qemu+ssh://hv12/system -t qemu+ssh://hv13/system -j 3 -b 500 "
+     "--timeout 600 --timeout-action suspend -m web1 -m web2 -m db1 -m cache1"},
+};
+
+/* ---- a growing string ------------------------------------------------ */
+
+struct buf {
+    char *s;
+    size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->s = xrealloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void buf_puts(struct buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
+
+static void buf_putc(struct buf *b, char c)
+{
+    buf_add(b, &c, 1);
+}
+
+__attribute__((format(printf, 2, 3))) static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    buf_puts(b, s);
+    free(s);
+}
+
+/* Drop the last n bytes. */
+static void buf_chop(struct buf *b, size_t n)
+{
+    b->len = n < b->len ? b->len - n : 0;
+    if (b->s)
+        b->s[b->len] = '\0';
+}
+
+static char *buf_finish(struct buf *b)
+{
+    return b->s ? b->s : xstrdup("");
+}
+
+/* ---- the tables ------------------------------------------------------- */
+
+static bool command_shown(const struct vm_cli_command *c)
+{
+    return !(c->flags & VM_CLI_HIDDEN);
+}
+
+/* c: the command whose table it is, NULL for the common options. */
+static bool option_shown(const struct vm_cli_command *c, const struct vm_cli_option *o)
+{
+    return vm_cli_option_shown(c, o);
+}
+
+static bool option_takes_value(const struct vm_cli_option *o)
+{
+    return o->arg != VM_CLI_ARG_NONE;
+}
+
+static bool has_value_options(const struct vm_cli_command *c, const struct vm_cli_option *opts)
+{
+    for (const struct vm_cli_option *o = opts; o && o->name; o++)
+        if (option_shown(c, o) && option_takes_value(o))
+            return true;
+    return false;
+}
+
+/* The choices "a|b|c" joined with `sep` instead of '|'; caller frees. */
+static char *choices_join(const char *choices, const char *sep)
+{
+    struct buf b = {0};
+    for (const char *p = choices; *p; p++) {
+        if (*p == '|')
+            buf_puts(&b, sep);
+        else
+            buf_putc(&b, *p);
+    }
+    return buf_finish(&b);
+}
+
+/* Whether a command's usage names a COMMAND positional (`help [COMMAND]`):
+ * the completions then offer the command names there. */
+static bool usage_takes_command(const struct vm_cli_command *c)
+{
+    const char *p = c->usage ? strstr(c->usage, "COMMAND") : NULL;
+    return p && (p == c->usage || !isalnum((unsigned char)p[-1])) &&
+           !isalnum((unsigned char)p[strlen("COMMAND")]);
+}
+
+/* The visible command names separated by spaces; caller frees. */
+static char *command_names(void)
+{
+    struct buf b = {0};
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        if (!command_shown(vm_cli_commands[i]))
+            continue;
+        if (b.len)
+            buf_putc(&b, ' ');
+        buf_puts(&b, vm_cli_commands[i]->name);
+    }
+    return buf_finish(&b);
+}
+
+/* ---- man(7) ----------------------------------------------------------- */
+
+static bool is_upper_word_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Length of an option name at s ("-x" or "--long-name"), or 0. */
+static size_t option_word_len(const char *s)
+{
+    size_t n = s[0] == '-' ? (s[1] == '-' ? 2 : 1) : 0;
+    if (!n || !isalpha((unsigned char)s[n]))
+        return 0;
+    while (isalnum((unsigned char)s[n]) || (s[n] == '-' && isalnum((unsigned char)s[n + 1])))
+        n++;
+    return n;
+}
+
+/* Whether the all-capitals word [w, w+n) is a component of the metavar
+ * ("VM" and "PATH" of "VM=PATH"). */
+static bool metavar_has_word(const char *metavar, const char *w, size_t n)
+{
+    if (!metavar)
+        return false;
+    for (const char *p = metavar; *p;) {
+        while (*p && !is_upper_word_char(*p))
+            p++;
+        const char *start = p;
+        while (is_upper_word_char(*p))
+            p++;
+        if ((size_t)(p - start) == n && n && memcmp(start, w, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Plain text to roff: backslashes as \e; with `minus`, every hyphen as \-
+ * (option names, command lines: text a reader types). */
+static void roff_escape(struct buf *b, const char *s, size_t n, bool minus)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\')
+            buf_puts(b, "\\e");
+        else if (s[i] == '"') /* would end a quoted macro argument */
+            buf_puts(b, "\\(dq");
+        else if (s[i] == '-' && minus)
+            buf_puts(b, "\\-");
+        else
+            buf_putc(b, s[i]);
+    }
+}
+
+/* Whether the '.' at `dot` ends a sentence: the next word starts with a
+ * capital, or the word before is no abbreviation ("e.g.") or file name. */
+static bool sentence_ends(const char *text, const char *dot, const char *next)
+{
+    if (isupper((unsigned char)*next))
+        return true;
+    const char *w = dot;
+    while (w > text && w[-1] != ' ')
+        w--;
+    return !memchr(w, '.', (size_t)(dot - w));
+}
+
+/* A paragraph of the tables' plain text as roff text lines: option names in
+ * bold, the words of `metavar` in italics, one sentence per line, and no
+ * line that starts with a control character. Ends with a newline. */
+static void roff_para(struct buf *b, const char *text, const char *metavar)
+{
+    bool line_start = true;
+    for (const char *p = text; *p;) {
+        /* A new sentence starts a new line. */
+        if (*p == ' ' && p > text && p[-1] == '.' && sentence_ends(text, p - 1, p + 1)) {
+            buf_putc(b, '\n');
+            line_start = true;
+            p++;
+            continue;
+        }
+        if (line_start && (*p == '.' || *p == '\''))
+            buf_puts(b, "\\&");
+        line_start = false;
+        bool word_start = p == text || strchr(" ('\"[/", p[-1]);
+        size_t n = word_start ? option_word_len(p) : 0;
+        if (n) {
+            buf_puts(b, "\\fB");
+            roff_escape(b, p, n, true);
+            buf_puts(b, "\\fR");
+            p += n;
+            continue;
+        }
+        if (word_start && is_upper_word_char(*p)) {
+            while (is_upper_word_char(p[n]))
+                n++;
+            if (!isalnum((unsigned char)p[n]) && metavar_has_word(metavar, p, n)) {
+                buf_puts(b, "\\fI");
+                buf_add(b, p, n);
+                buf_puts(b, "\\fR");
+                p += n;
+                continue;
+            }
+        }
+        /* A lone '-' (standard output) is a minus too. */
+        roff_escape(b, p, 1, word_start);
+        p++;
+    }
+    buf_putc(b, '\n');
+}
+
+/* Append roff text lines, each broken at spaces to at most ROFF_WIDTH bytes
+ * where it can be; a continuation line that would start with a control
+ * character gets a \& in front. */
+enum { ROFF_WIDTH = 78 };
+
+static void roff_wrap(struct buf *b, const char *text)
+{
+    for (const char *line = text; *line;) {
+        size_t len = strcspn(line, "\n");
+        const char *end = line + len;
+        bool first = true;
+        for (const char *p = line; p < end;) {
+            while (!first && *p == ' ')
+                p++;
+            size_t n = (size_t)(end - p), cut = n;
+            if (n > ROFF_WIDTH) {
+                cut = 0;
+                for (size_t i = 1; i <= ROFF_WIDTH; i++)
+                    if (p[i] == ' ')
+                        cut = i;
+                if (!cut) /* one long word: up to the next space */
+                    cut = strcspn(p, " ") < n ? strcspn(p, " ") : n;
+            }
+            if (!first && (*p == '.' || *p == '\''))
+                buf_puts(b, "\\&");
+            buf_add(b, p, cut);
+            buf_putc(b, '\n');
+            p += cut;
+            first = false;
+        }
+        line = *end ? end + 1 : end;
+    }
+}
+
+/* roff_para, wrapped. */
+static void man_para(struct buf *b, const char *text, const char *metavar)
+{
+    struct buf tmp = {0};
+    roff_para(&tmp, text, metavar);
+    roff_wrap(b, tmp.s);
+    free(tmp.s);
+}
+
+/* One word of a usage string as a line of man(7) font macros: "--vm" bold,
+ * "NAME" italic, brackets and "..." roman. */
+static void man_usage_word(struct buf *b, const char *w, size_t n)
+{
+    size_t pre = 0, post = 0;
+    while (pre < n && w[pre] == '[')
+        pre++;
+    while (post < n - pre && w[n - 1 - post] == ']')
+        post++;
+    const char *core = w + pre;
+    size_t clen = n - pre - post;
+    if (clen == 0 || (clen == 3 && memcmp(core, "...", 3) == 0)) {
+        buf_puts(b, "\\&");
+        buf_add(b, w, n);
+        buf_putc(b, '\n');
+        return;
+    }
+    bool italic = core[0] != '-';
+    for (size_t i = 0; italic && i < clen; i++)
+        italic = is_upper_word_char(core[i]) || core[i] == '=' || core[i] == '/';
+    char font = italic ? 'I' : 'B';
+    if (!pre && !post)
+        buf_printf(b, ".%c ", font);
+    else if (pre)
+        buf_printf(b, ".R%c %.*s ", font, (int)pre, w);
+    else
+        buf_printf(b, ".%cR ", font);
+    roff_escape(b, core, clen, true);
+    if (post)
+        buf_printf(b, " %.*s", (int)post, core + clen);
+    buf_putc(b, '\n');
+}
+
+static void man_synopsis(struct buf *b, const struct vm_cli_command *c)
+{
+    buf_printf(b, ".SY vmmigrate\n.B %s\n", c->name);
+    for (const char *p = c->usage ? c->usage : ""; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        if (n)
+            man_usage_word(b, p, n);
+        p += n;
+    }
+    buf_puts(b, ".YS\n");
+}
+
+/* "-b, --bandwidth MIB/S" as a .TP tag, then the paragraph. */
+static void man_option(struct buf *b, const struct vm_cli_option *o)
+{
+    buf_puts(b, ".TP\n");
+    if (o->short_name)
+        buf_printf(b, "\\fB\\-%c\\fR, ", o->short_name);
+    buf_puts(b, "\\fB\\-\\-");
+    roff_escape(b, o->name, strlen(o->name), true);
+    buf_puts(b, "\\fR");
+    const char *mv = o->metavar ? o->metavar : "VALUE";
+    if (option_takes_value(o)) {
+        buf_puts(b, " \\fI");
+        roff_escape(b, mv, strlen(mv), true);
+        buf_puts(b, "\\fR");
+    }
+    buf_putc(b, '\n');
+
+    struct buf text = {0};
+    if (o->doc) {
+        buf_puts(&text, o->doc);
+    } else {
+        /* The --help line as a sentence. */
+        buf_putc(&text, (char)toupper((unsigned char)o->help[0]));
+        buf_puts(&text, o->help + 1);
+        buf_putc(&text, '.');
+    }
+    if (o->arg == VM_CLI_ARG_INT)
+        buf_printf(&text, " %s is an integer from %lld to %lld.", mv, (long long)o->min,
+                   (long long)o->max);
+    if (o->arg == VM_CLI_ARG_CHOICE || o->arg == VM_CLI_ARG_CHOICES) {
+        char *list = choices_join(o->choices, ", ");
+        buf_printf(&text,
+                   o->arg == VM_CLI_ARG_CHOICE ? " %s is one of: %s."
+                                               : " %s is a comma-separated list of: %s.",
+                   mv, list);
+        free(list);
+    }
+    if (o->flags & VM_CLI_REPEAT)
+        buf_puts(&text, " May be given more than once.");
+    man_para(b, text.s, mv);
+    free(text.s);
+}
+
+static void man_section_commands(struct buf *b)
+{
+    buf_puts(b, ".SH COMMANDS\n");
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        const struct vm_cli_command *c = vm_cli_commands[i];
+        if (!command_shown(c))
+            continue;
+        buf_printf(b, ".SS %s\n", c->name);
+        man_synopsis(b, c);
+        buf_puts(b, ".PP\n");
+        man_para(b, c->doc ? c->doc : c->summary, c->usage);
+        for (const struct vm_cli_option *o = c->options; o && o->name; o++)
+            if (option_shown(c, o))
+                man_option(b, o);
+    }
+}
+
+/* An example shell line in an .EX block, broken with backslashes before an
+ * option (keeping it with its value) or a redirection. */
+static void man_example(struct buf *b, const char *line)
+{
+    const size_t width = 72;
+    size_t col = 0;
+    for (const char *p = line; *p;) {
+        /* The unit: a word, and the value after an option. */
+        size_t n = strcspn(p, " ");
+        if (p[0] == '-' && p[n] == ' ' && p[n + 1] != '-' && p[n + 1] != '>')
+            n += 1 + strcspn(p + n + 1, " ");
+        if (col && col + 1 + n + 2 > width) {
+            buf_puts(b, " \\e\n    ");
+            col = 4;
+        } else if (col) {
+            buf_putc(b, ' ');
+            col++;
+        }
+        roff_escape(b, p, n, true);
+        col += n;
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    buf_putc(b, '\n');
+}
+
+static char *man_generate(void)
+{
+    struct buf b = {0};
+    buf_puts(&b, ".\\\" Generated by `vmmigrate docs man` from the command tables (src/cli.c,\n"
+                 ".\\\" src/cmd_*.c). Do not edit: change the tables, then run\n"
+                 ".\\\" `cmake --build build --target docs`.\n");
+    buf_printf(&b, ".TH VMMIGRATE 1 %s \"vmmigrate %s\" \"User Commands\"\n", VMM_RELEASE_DATE,
+               VMM_VERSION);
+
+    buf_puts(&b, ".SH NAME\nvmmigrate \\- live\\-migrate virtual machines between libvirt hosts\n");
+
+    buf_puts(&b, ".SH SYNOPSIS\n");
+    for (size_t i = 0; vm_cli_commands[i]; i++)
+        if (command_shown(vm_cli_commands[i]))
+            man_synopsis(&b, vm_cli_commands[i]);
+
+    buf_puts(&b, ".SH DESCRIPTION\n");
+    man_para(&b,
+             "vmmigrate live-migrates running virtual machines from one libvirt host to "
+             "another. What it does is chosen by the command, the first argument; the "
+             "options follow the command. Each command and its options are described under "
+             "COMMANDS below; every command also accepts the COMMON OPTIONS.",
+             NULL);
+    buf_puts(&b, ".PP\n");
+    man_para(&b,
+             "A long option's value is the next argument or follows an equals sign "
+             "(--vm=web1); a short option's value is the next argument or follows the letter "
+             "(-mweb1). Option processing stops at the first argument that is not an option. "
+             "vmmigrate --help and vmmigrate --version are short for vmmigrate help and "
+             "vmmigrate version.",
+             NULL);
+
+    man_section_commands(&b);
+
+    buf_puts(&b, ".SH COMMON OPTIONS\n");
+    man_para(&b, "Every command accepts these options.", NULL);
+    for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+        if (option_shown(NULL, o))
+            man_option(&b, o);
+
+    buf_puts(&b, ".SH EXIT STATUS\n");
+    for (const struct vm_cli_exit *e = vm_cli_exits; e->name; e++) {
+        buf_printf(&b, ".TP\n\\fB%d\\fR (%s)\n", e->code, e->name);
+        man_para(&b, e->doc, NULL);
+    }
+
+    buf_puts(&b, ".SH ENVIRONMENT\n.TP\n.B UV_THREADPOOL_SIZE\n");
+    man_para(&b,
+             "The number of threads libuv runs vmmigrate's blocking libvirt calls on; each "
+             "running migration holds one for its whole duration. Unless it is set, vmmigrate "
+             "sets it from --parallel.",
+             NULL);
+
+    buf_puts(&b, ".SH FILES\n");
+    man_para(&b, "Under the installation prefix (/usr or /usr/local):", NULL);
+    buf_puts(&b, ".TP\n.I share/vmmigrate/schema/report.schema.json\n");
+    man_para(&b, "The JSON Schema of the report that --json prints.", NULL);
+    buf_puts(&b, ".TP\n.I share/vmmigrate/schema/event.schema.json\n");
+    man_para(&b, "The JSON Schema of each line of the event stream that --events writes.", NULL);
+
+    buf_puts(&b, ".SH EXAMPLES\n");
+    for (size_t i = 0; i < VM_ARRAY_LEN(man_examples); i++) {
+        if (i)
+            buf_puts(&b, ".PP\n");
+        man_para(&b, man_examples[i].what, NULL);
+        buf_puts(&b, ".PP\n.EX\n");
+        man_example(&b, man_examples[i].line);
+        buf_puts(&b, ".EE\n");
+    }
+
+    buf_puts(&b, ".SH SEE ALSO\n.BR virsh (1),\n.BR libvirtd (8)\n");
+    return buf_finish(&b);
+}
+
+/* ---- bash ------------------------------------------------------------- */
+
+/* The column the next byte of b lands in. */
+static size_t buf_col(const struct buf *b)
+{
+    size_t i = b->len;
+    while (i > 0 && b->s[i - 1] != '\n')
+        i--;
+    return b->len - i;
+}
+
+/* Append `word`, after `sep` unless it is the first, or after `brk` (which
+ * breaks the line and indents) when the line would grow past 80 columns. */
+static void buf_word(struct buf *b, bool *first, const char *sep, const char *brk, const char *word)
+{
+    if (*first)
+        *first = false;
+    else if (buf_col(b) + strlen(sep) + strlen(word) + 3 > 80)
+        buf_puts(b, brk);
+    else
+        buf_puts(b, sep);
+    buf_puts(b, word);
+}
+
+/* The options of `opts` that pass `want`, with both their names, as words. */
+static void bash_option_words(struct buf *b, bool *first, const char *sep, const char *brk,
+                              const struct vm_cli_command *c, const struct vm_cli_option *opts,
+                              bool (*want)(const struct vm_cli_option *))
+{
+    for (const struct vm_cli_option *o = opts; o && o->name; o++) {
+        if (!option_shown(c, o) || (want && !want(o)))
+            continue;
+        char name[64];
+        if (o->short_name) {
+            snprintf(name, sizeof(name), "-%c", o->short_name);
+            buf_word(b, first, sep, brk, name);
+        }
+        snprintf(name, sizeof(name), "--%s", o->name);
+        buf_word(b, first, sep, brk, name);
+    }
+}
+
+static bool bash_value_plain(const struct vm_cli_option *o)
+{
+    return option_takes_value(o) && o->arg != VM_CLI_ARG_CHOICE && o->arg != VM_CLI_ARG_CHOICES &&
+           o->arg != VM_CLI_ARG_FILE;
+}
+
+static bool bash_value_file(const struct vm_cli_option *o)
+{
+    return o->arg == VM_CLI_ARG_FILE;
+}
+
+/* The case branches on $prev completing the values of `opts`, indented by
+ * `ind`: choices, file names, and nothing for the other values. */
+static void bash_value_cases(struct buf *b, const struct vm_cli_command *c,
+                             const struct vm_cli_option *opts, const char *ind)
+{
+    char *brk = xasprintf(" | \\\n%s", ind);
+    for (const struct vm_cli_option *o = opts; o && o->name; o++) {
+        if (!option_shown(c, o) || (o->arg != VM_CLI_ARG_CHOICE && o->arg != VM_CLI_ARG_CHOICES))
+            continue;
+        char *list = choices_join(o->choices, " ");
+        buf_puts(b, ind);
+        if (o->short_name)
+            buf_printf(b, "-%c | ", o->short_name);
+        buf_printf(b, "--%s)\n%s    %s '%s'\n%s    return\n%s    ;;\n", o->name, ind,
+                   o->arg == VM_CLI_ARG_CHOICE ? "_vmmigrate_words" : "_vmmigrate_list", list, ind,
+                   ind);
+        free(list);
+    }
+    bool (*groups[])(const struct vm_cli_option *) = {bash_value_file, bash_value_plain};
+    for (size_t g = 0; g < VM_ARRAY_LEN(groups); g++) {
+        bool first = true;
+        size_t start = b->len;
+        buf_puts(b, ind);
+        bash_option_words(b, &first, " | ", brk, c, opts, groups[g]);
+        if (first) { /* no such option */
+            buf_chop(b, b->len - start);
+            continue;
+        }
+        buf_printf(b, ")\n%s    %s\n%s    return\n%s    ;;\n", ind,
+                   groups[g] == bash_value_file ? "_vmmigrate_files"
+                                                : "# a value, but nothing to offer",
+                   ind, ind);
+    }
+    free(brk);
+}
+
+static char *bash_generate(void)
+{
+    struct buf b = {0};
+    char *names = command_names();
+    buf_puts(&b,
+             "# bash completion for vmmigrate(1)                       -*- shell-script -*-\n"
+             "# Generated by `vmmigrate docs bash` from the command tables (src/cli.c,\n"
+             "# src/cmd_*.c). Do not edit: change the tables, then run\n"
+             "# `cmake --build build --target docs`.\n"
+             "\n"
+             "# Complete the current word from the words in $1.\n"
+             "_vmmigrate_words()\n"
+             "{\n"
+             "    mapfile -t COMPREPLY < <(compgen -W \"$1\" -- \"$cur\")\n"
+             "}\n"
+             "\n"
+             "# Complete the last item of a comma-separated list of the words in $1.\n"
+             "_vmmigrate_list()\n"
+             "{\n"
+             "    local prefix=''\n"
+             "    if [[ $cur == *,* ]]; then\n"
+             "        prefix=${cur%,*},\n"
+             "    fi\n"
+             "    mapfile -t COMPREPLY < <(compgen -P \"$prefix\" -W \"$1\" -- \"${cur##*,}\")\n"
+             "    compopt -o nospace 2>/dev/null\n"
+             "}\n"
+             "\n"
+             "_vmmigrate_files()\n"
+             "{\n"
+             "    compopt -o filenames 2>/dev/null\n"
+             "    mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n"
+             "}\n"
+             "\n"
+             "_vmmigrate()\n"
+             "{\n"
+             "    local cur=${COMP_WORDS[COMP_CWORD]} prev='' opts='' args=''\n"
+             "    COMPREPLY=()\n"
+             "    if ((COMP_CWORD > 1)); then\n"
+             "        prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
+             "    fi\n"
+             "    # bash splits --name=value into '--name' '=' 'value'.\n"
+             "    if [[ $cur == = ]]; then\n"
+             "        cur=''\n"
+             "    elif [[ $prev == = ]] && ((COMP_CWORD > 2)); then\n"
+             "        prev=${COMP_WORDS[COMP_CWORD - 2]}\n"
+             "    fi\n"
+             "\n"
+             "    if ((COMP_CWORD == 1)); then\n"
+             "        if [[ $cur == -* ]]; then\n"
+             "            _vmmigrate_words '-h --help -V --version'\n"
+             "        else\n");
+    buf_printf(&b, "            _vmmigrate_words '%s'\n", names);
+    buf_puts(&b, "        fi\n"
+                 "        return\n"
+                 "    fi\n"
+                 "\n");
+    if (has_value_options(NULL, vm_cli_common_options)) {
+        buf_puts(&b, "    case $prev in\n");
+        bash_value_cases(&b, NULL, vm_cli_common_options, "    ");
+        buf_puts(&b, "    esac\n\n");
+    }
+    buf_puts(&b, "    case ${COMP_WORDS[1]} in\n");
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        const struct vm_cli_command *c = vm_cli_commands[i];
+        if (!command_shown(c))
+            continue;
+        buf_printf(&b, "    %s)\n", c->name);
+        if (has_value_options(c, c->options)) {
+            buf_puts(&b, "        case $prev in\n");
+            bash_value_cases(&b, c, c->options, "        ");
+            buf_puts(&b, "        esac\n");
+        }
+        buf_puts(&b, "        opts='");
+        bool first = true;
+        bash_option_words(&b, &first, " ", "\n            ", c, c->options, NULL);
+        bash_option_words(&b, &first, " ", "\n            ", NULL, vm_cli_common_options, NULL);
+        buf_puts(&b, "'\n");
+        if (usage_takes_command(c))
+            buf_printf(&b, "        args='%s'\n", names);
+        buf_puts(&b, "        ;;\n");
+    }
+    buf_puts(&b, "    *)\n"
+                 "        return\n"
+                 "        ;;\n"
+                 "    esac\n"
+                 "\n"
+                 "    if [[ -n $args && $cur != -* ]]; then\n"
+                 "        _vmmigrate_words \"$args\"\n"
+                 "    else\n"
+                 "        _vmmigrate_words \"$opts\"\n"
+                 "    fi\n"
+                 "}\n"
+                 "\n"
+                 "complete -F _vmmigrate vmmigrate\n");
+    free(names);
+    return buf_finish(&b);
+}
+
+/* ---- zsh -------------------------------------------------------------- */
+
+/* Where a string goes inside a single-quoted zsh word. */
+enum zsh_field {
+    ZSH_EXPLANATION, /* an _arguments [explanation]: \, [ and ] escaped */
+    ZSH_FIELD,       /* a colon-separated field (message, _describe name) */
+    ZSH_TEXT,        /* free text after the last colon (_describe description) */
+};
+
+/* Append s for inside a single-quoted zsh word: ' as '\'', and what would
+ * end the field escaped with a backslash. */
+static void zsh_quote(struct buf *b, const char *s, enum zsh_field field)
+{
+    for (; *s; s++) {
+        if (*s == '\'')
+            buf_puts(b, "'\\''");
+        else if (field == ZSH_EXPLANATION && strchr("[]\\", *s))
+            buf_printf(b, "\\%c", *s);
+        else if (field == ZSH_FIELD && strchr(":\\", *s))
+            buf_printf(b, "\\%c", *s);
+        else
+            buf_putc(b, *s);
+    }
+}
+
+/* One _arguments spec line for an option, with its continuation. */
+static void zsh_option(struct buf *b, const struct vm_cli_option *o)
+{
+    const char *eq = option_takes_value(o) ? "=" : "";
+    buf_puts(b, "        ");
+    if (o->id == VM_CLI_OPT_HELP)
+        buf_puts(b, "'(- *)'"); /* --help: nothing else matters */
+    else if (o->short_name && (o->flags & VM_CLI_REPEAT))
+        buf_puts(b, "'*'");
+    else if (o->short_name)
+        buf_printf(b, "'(-%c --%s)'", o->short_name, o->name);
+    if (o->short_name)
+        buf_printf(b, "{-%c%s,--%s%s}'", o->short_name, option_takes_value(o) ? "+" : "", o->name,
+                   eq);
+    else
+        buf_printf(b, "'%s--%s%s", o->flags & VM_CLI_REPEAT ? "*" : "", o->name, eq);
+    buf_putc(b, '[');
+    zsh_quote(b, o->help, ZSH_EXPLANATION);
+    buf_putc(b, ']');
+    if (option_takes_value(o)) {
+        buf_putc(b, ':');
+        zsh_quote(b, o->metavar ? o->metavar : "value", ZSH_FIELD);
+        buf_putc(b, ':');
+        char *list = NULL;
+        switch (o->arg) {
+        case VM_CLI_ARG_CHOICE:
+            list = choices_join(o->choices, " ");
+            buf_printf(b, "(%s)", list);
+            break;
+        case VM_CLI_ARG_CHOICES:
+            list = choices_join(o->choices, " ");
+            buf_puts(b, "_values -s , ");
+            zsh_quote(b, o->metavar ? o->metavar : "value", ZSH_FIELD);
+            buf_printf(b, " %s", list);
+            break;
+        case VM_CLI_ARG_FILE:
+            buf_puts(b, "_files");
+            break;
+        default:
+            buf_putc(b, ' '); /* a value, but nothing to offer */
+            break;
+        }
+        free(list);
+    }
+    buf_puts(b, "' \\\n");
+}
+
+static char *zsh_generate(void)
+{
+    struct buf b = {0};
+    char *names = command_names();
+    buf_puts(&b, "#compdef vmmigrate\n"
+                 "# zsh completion for vmmigrate(1).\n"
+                 "# Generated by `vmmigrate docs zsh` from the command tables (src/cli.c,\n"
+                 "# src/cmd_*.c). Do not edit: change the tables, then run\n"
+                 "# `cmake --build build --target docs`.\n");
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        const struct vm_cli_command *c = vm_cli_commands[i];
+        if (!command_shown(c))
+            continue;
+        buf_printf(&b, "\n_vmmigrate_%s()\n{\n    _arguments -s -S \\\n", c->name);
+        for (const struct vm_cli_option *o = c->options; o && o->name; o++)
+            if (option_shown(c, o))
+                zsh_option(&b, o);
+        for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+            if (option_shown(NULL, o))
+                zsh_option(&b, o);
+        if (usage_takes_command(c))
+            buf_printf(&b, "        '1:command:(%s)' \\\n", names);
+        buf_chop(&b, strlen(" \\\n")); /* the last spec ends the command */
+        buf_puts(&b, "\n}\n");
+    }
+    buf_puts(&b, "\n_vmmigrate()\n"
+                 "{\n"
+                 "    local curcontext=$curcontext state line\n"
+                 "    typeset -A opt_args\n"
+                 "    local -a commands=(\n");
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        const struct vm_cli_command *c = vm_cli_commands[i];
+        if (!command_shown(c))
+            continue;
+        buf_puts(&b, "        '");
+        zsh_quote(&b, c->name, ZSH_FIELD);
+        buf_putc(&b, ':');
+        zsh_quote(&b, c->summary, ZSH_TEXT);
+        buf_puts(&b, "'\n");
+    }
+    buf_puts(&b, "    )\n"
+                 "    _arguments -C \\\n"
+                 "        '(- *)'{-h,--help}'[show help]' \\\n"
+                 "        '(- *)'{-V,--version}'[show the version]' \\\n"
+                 "        '1: :->command' \\\n"
+                 "        '*:: :->args' && return 0\n"
+                 "    case $state in\n"
+                 "    command)\n"
+                 "        _describe -t commands 'vmmigrate command' commands\n"
+                 "        ;;\n"
+                 "    args)\n"
+                 "        curcontext=${curcontext%:*:*}:vmmigrate-$words[1]:\n"
+                 "        case $words[1] in\n");
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        const struct vm_cli_command *c = vm_cli_commands[i];
+        if (command_shown(c))
+            buf_printf(&b, "        %s) _vmmigrate_%s ;;\n", c->name, c->name);
+    }
+    buf_puts(&b, "        *) _message 'unknown vmmigrate command' ;;\n"
+                 "        esac\n"
+                 "        ;;\n"
+                 "    esac\n"
+                 "}\n"
+                 "\n"
+                 "_vmmigrate \"$@\"\n");
+    free(names);
+    return buf_finish(&b);
+}
+
+char *vm_cli_docs_generate(enum vm_cli_doc_kind kind)
+{
+    switch (kind) {
+    case VM_CLI_DOC_MAN:
+        return man_generate();
+    case VM_CLI_DOC_BASH:
+        return bash_generate();
+    case VM_CLI_DOC_ZSH:
+        return zsh_generate();
+    }
+    return xstrdup("");
+}

@@ -1,0 +1,165 @@
+/* cmd_recover.c — `vmmigrate recover`: reconcile the journals with reality
+ * after a crash, so that every guest runs exactly once.
+ *
+ * For every migration a journal leaves open (started, no finished, not
+ * recovered since), the TARGET is asked first, twice, a second apart: a
+ * running copy there means the guest moved (a crash after the commit
+ * decision), so a copy left paused on the source is destroyed, never
+ * resumed. No running copy on the target means the guest never left the
+ * source: a paused source is resumed. Anything else (both running, neither
+ * anywhere, a host unreachable) is reported for an operator and left alone.
+ * Each outcome is appended to a journal of its own ("recovered" records),
+ * so a second recover does nothing. Then the feature steps crashed runs
+ * owe run (owed.h): deinit where the guest stayed on the source, after
+ * where it ended on the target.
+ *
+ * The work is recover.c's, which run also does first (on its thread pool). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+
+#include "cli/cli.h"
+#include "util/exitcode.h"
+#include "util/exec.h"
+#include "journal/journal.h"
+#include "journal/owed.h"
+#include "policy/policy.h"
+#include "journal/recover.h"
+#include "util/util.h"
+#include "backend/libvirt/virt.h"
+
+enum {
+    OPT_JOURNAL_DIR = 1,
+    OPT_JSON,
+    OPT_POLICY,
+    OPT_HOST_EXEC,
+};
+
+static const struct vm_cli_option recover_options[] = {
+    VM_CLI_OPTION_HOST_EXEC(OPT_HOST_EXEC),
+    {.name = "journal-dir",
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "DIR",
+     .id = OPT_JOURNAL_DIR,
+     .help = "the journals to reconcile (" VM_JOURNAL_DEFAULT_DIR ")",
+     .doc = "The directory run wrote its journals to. Default " VM_JOURNAL_DEFAULT_DIR "."},
+    {.name = "json",
+     .id = OPT_JSON,
+     .help = "print what was found and done as JSON",
+     .doc = "Print {\"recovered\": [{vm, uuid, run, source, target, last_record, found, "
+            "action, ok}], \"owed\": [{step, vm, uuid, run, source, target, ok, features, "
+            "error}], \"needs_operator\": N} on standard output."},
+    {.name = "policy",
+     .arg = VM_CLI_ARG_FILE,
+     .metavar = "FILE",
+     .id = OPT_POLICY,
+     .help = "the policy whose features' steps are owed",
+     .doc = "Load FILE so that the steps of the features it defines can run for migrations a "
+            "crash left owing them: deinit (the guest stayed on the source) or after (it ended "
+            "on the target). Without it, only built-in features' steps run; the others stay "
+            "owed and are reported (exit status 9)."},
+    {0},
+};
+
+struct deinits {
+    json_t *results;
+    int failed;
+};
+
+static void deinits_done(json_t *results, int failed, void *data)
+{
+    struct deinits *d = data;
+    d->results = json_incref(results);
+    d->failed = failed;
+}
+
+static int recover(const struct vm_cli_args *args, const char *dir);
+
+static int cmd_recover_exec(const struct vm_cli_args *args)
+{
+    const char *dir = vm_cli_str(args, OPT_JOURNAL_DIR);
+    if (!dir)
+        dir = VM_JOURNAL_DEFAULT_DIR;
+    if (vm_cli_npos(args) > 0) {
+        vm_error("recover: unexpected argument '%s'", vm_cli_pos(args, 0));
+        return VM_EXIT_USAGE;
+    }
+    int nexec;
+    const char **execs = vm_cli_host_execs(args, OPT_HOST_EXEC, "recover", &nexec);
+    if (!execs)
+        return VM_EXIT_USAGE;
+    vm_exec_set_overrides(execs, nexec);
+    int rc = recover(args, dir);
+    vm_exec_set_overrides(NULL, 0);
+    free(execs);
+    return rc;
+}
+
+/* Reconcile, then run the owed feature steps. */
+static int recover(const struct vm_cli_args *args, const char *dir)
+{
+    char *err = NULL;
+    struct vm_policy *policy = NULL;
+    const char *policy_path = vm_cli_str(args, OPT_POLICY);
+    if (policy_path && !(policy = vm_policy_load(policy_path, &err))) {
+        vm_error("recover: %s", err);
+        free(err);
+        return VM_EXIT_POLICY;
+    }
+    vm_virt_global_init();
+    json_t *out = NULL;
+    int unreachable = 0;
+    int needs_operator = vm_recover(dir, &out, &unreachable, &err);
+    json_t *owed = needs_operator < 0 ? NULL : vm_recover_owed(dir, &err);
+    if (!owed) {
+        vm_error("recover: %s", err);
+        free(err);
+        json_decref(out);
+        vm_policy_free(policy);
+        return VM_EXIT_USAGE;
+    }
+    /* Owed deinits run on a loop of their own (commands, policy steps). */
+    struct deinits d = {0};
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    vm_owed_run(&loop, dir, owed, policy, deinits_done, &d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    vm_policy_shutdown(policy);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    vm_policy_free(policy);
+    json_decref(owed);
+    needs_operator += d.failed;
+    if (vm_cli_flag(args, OPT_JSON)) {
+        json_t *rep = json_pack("{s:O, s:O, s:i}", "recovered", out, "owed", d.results,
+                                "needs_operator", needs_operator);
+        json_dumpf(rep, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(rep);
+    } else if (json_array_size(out) == 0 && json_array_size(d.results) == 0) {
+        printf("recover: nothing to do\n");
+    }
+    json_decref(d.results);
+    json_decref(out);
+    return needs_operator ? (unreachable ? VM_EXIT_UNREACHABLE : VM_EXIT_OPERATOR) : VM_EXIT_OK;
+}
+
+const struct vm_cli_command vm_cmd_recover_entry = {
+    .name = "recover",
+    .usage = "[--journal-dir DIR] [--json] [--policy FILE] [--host-exec URI=PREFIX]...",
+    .summary = "after a crash, make every half-migrated guest run exactly once",
+    .doc = "Read the journals and reconcile every migration a crash left open with what the "
+           "hosts say. The target is asked first, twice: a guest running there moved, and a "
+           "copy paused on the source is destroyed; a guest not running there never left, and "
+           "a paused source is resumed. Two running copies, none at all, or an unreachable "
+           "host are reported for an operator (exit status 9, or 4) and changed in no way. "
+           "Then the feature steps a crash left owed run, once: for a network-critical "
+           "migration whose guest stayed on the source, its features' deinit steps in reverse "
+           "order; for one whose guest ended on the target, their after steps (policy features "
+           "need --policy). Safe to run again: what it settled is journaled.",
+    .options = recover_options,
+    .exec = cmd_recover_exec,
+};

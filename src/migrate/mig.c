@@ -1,0 +1,855 @@
+/* mig.c — see mig.h. */
+#include "migrate/mig.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migrate/gate.h"
+#include "backend/qemu/qmp.h"
+#include "util/util.h"
+
+#define STATS_INTERVAL_MS 500
+
+struct mig_task {
+    struct vm_virt_task t;
+    struct vm_mig *m;
+    const char *what;
+    /* verify results */
+    int src_state, src_reason;
+    bool src_gone;
+    int dst_state, dst_reason;
+    bool dst_exists;
+    json_t *stats;
+};
+
+static void mig_notify(struct vm_mig *m)
+{
+    if (m->ops->on_state)
+        m->ops->on_state(m, m->ops_data);
+}
+
+static void mig_event(struct vm_mig *m, struct vm_virt_host *h, const char *event, json_t *details)
+{
+    if (m->ops->on_event)
+        m->ops->on_event(m, h ? h->uri : NULL, event, details, m->ops_data);
+    else
+        json_decref(details);
+}
+
+static void mig_phase(struct vm_mig *m, const char *name)
+{
+    if (m->nphases < (int)VM_ARRAY_LEN(m->phases))
+        m->phases[m->nphases++] = (struct vm_mig_phase){name, vm_wall_ms()};
+    mig_event(m, NULL, "phase", json_pack("{s:s}", "phase", name));
+}
+
+static void mig_set_state(struct vm_mig *m, enum vm_mig_state s)
+{
+    if (m->state == s)
+        return;
+    m->state = s;
+    mig_phase(m, vm_mig_state_name(s));
+    mig_notify(m);
+}
+
+const char *vm_mig_state_name(enum vm_mig_state s)
+{
+    static const char *const names[] = {"queued",    "starting",   "migrating", "gate",
+                                        "verifying", "migrated",   "failed",    "aborted",
+                                        "skipped",   "rolled-back"};
+    return (size_t)s < VM_ARRAY_LEN(names) ? names[s] : "unknown";
+}
+
+const char *vm_mig_location_name(enum vm_mig_location l)
+{
+    static const char *const names[] = {"unknown", "source", "target"};
+    return (size_t)l < VM_ARRAY_LEN(names) ? names[l] : "unknown";
+}
+
+bool vm_mig_final(const struct vm_mig *m)
+{
+    return m->state >= VM_MIG_STATE_DONE;
+}
+
+struct vm_mig *vm_mig_new(uv_loop_t *loop, const char *name, struct vm_virt_host *src,
+                          struct vm_virt_host *dst, const struct vm_mig_params *params,
+                          const struct vm_mig_ops *ops, void *ops_data)
+{
+    struct vm_mig *m = xcalloc(1, sizeof(*m));
+    m->loop = loop;
+    m->name = xstrdup(name);
+    m->src = src;
+    m->dst = dst;
+    m->params = *params;
+    m->ops = ops;
+    m->ops_data = ops_data;
+    m->state = VM_MIG_STATE_QUEUED;
+    m->location = VM_MIG_LOCATION_SOURCE;
+    return m;
+}
+
+void vm_mig_free(struct vm_mig *m)
+{
+    if (!m)
+        return;
+    if (m->dom)
+        virDomainFree(m->dom);
+    vm_virt_err_clear(&m->err);
+    vm_gate_session_free(m->gate);
+    free(m->gate_reason);
+    free(m->qmp_path);
+    free(m->name);
+    json_decref(m->attempts);
+    free(m);
+}
+
+/* ---- progress from libvirt job stats --------------------------------- */
+
+static uint64_t jget(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+static void progress_update(struct vm_mig *m, json_t *stats, bool completed)
+{
+    struct vm_mig_progress *p = &m->progress;
+    if (!json_object_size(stats))
+        return;
+    p->data_total = jget(stats, VIR_DOMAIN_JOB_DATA_TOTAL);
+    p->data_processed = jget(stats, VIR_DOMAIN_JOB_DATA_PROCESSED);
+    p->data_remaining = jget(stats, VIR_DOMAIN_JOB_DATA_REMAINING);
+    p->mem_total = jget(stats, VIR_DOMAIN_JOB_MEMORY_TOTAL);
+    p->mem_processed = jget(stats, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+    p->mem_remaining = jget(stats, VIR_DOMAIN_JOB_MEMORY_REMAINING);
+    p->mem_bps = jget(stats, VIR_DOMAIN_JOB_MEMORY_BPS);
+    p->dirty_rate = jget(stats, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE);
+    uint64_t iter = jget(stats, VIR_DOMAIN_JOB_MEMORY_ITERATION);
+    if (iter > p->iteration)
+        p->iteration = iter;
+    p->setup_ms = jget(stats, VIR_DOMAIN_JOB_SETUP_TIME);
+    if (completed && json_object_get(stats, VIR_DOMAIN_JOB_DOWNTIME)) {
+        p->downtime_ms = jget(stats, VIR_DOMAIN_JOB_DOWNTIME);
+        p->has_downtime = true;
+    }
+}
+
+/* ---- tasks ------------------------------------------------------------ */
+
+static struct mig_task *task_new(struct vm_mig *m, const char *what,
+                                 void (*work)(struct vm_virt_task *),
+                                 void (*done)(struct vm_virt_task *))
+{
+    struct mig_task *mt = xcalloc(1, sizeof(*mt));
+    mt->m = m;
+    mt->what = what;
+    mt->t.work = work;
+    mt->t.done = done;
+    mt->t.data = mt;
+    return mt;
+}
+
+static void task_free(struct mig_task *mt)
+{
+    vm_virt_err_clear(&mt->t.err);
+    json_decref(mt->stats);
+    free(mt);
+}
+
+/* Submit; on failure to queue, runs done with an error (from the loop, now). */
+static void task_submit(struct mig_task *mt)
+{
+    mt->m->busy++;
+    int rc = vm_virt_submit(mt->m->loop, &mt->t);
+    if (rc < 0) {
+        mt->t.rc = -1;
+        vm_virt_err_set(&mt->t.err, VIR_ERR_INTERNAL_ERROR, "cannot queue %s: %s", mt->what,
+                        uv_strerror(rc));
+        mt->t.done(&mt->t);
+    }
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void stop_timers(struct vm_mig *m)
+{
+    if (m->stats_timer) {
+        uv_close((uv_handle_t *)m->stats_timer, timer_closed);
+        m->stats_timer = NULL;
+    }
+    if (m->timeout_timer) {
+        uv_close((uv_handle_t *)m->timeout_timer, timer_closed);
+        m->timeout_timer = NULL;
+    }
+}
+
+static void qmp_stop(struct vm_mig *m)
+{
+    if (m->qmp) {
+        vm_qmp_close(m->qmp);
+        m->qmp = NULL;
+    }
+}
+
+static void mig_finish(struct vm_mig *m, enum vm_mig_state final)
+{
+    stop_timers(m);
+    qmp_stop(m);
+    m->end_mono_ms = vm_mono_ms();
+    m->end_wall_ms = vm_wall_ms();
+    json_t *d = json_pack("{s:s, s:s}", "result", vm_mig_state_name(final), "location",
+                          vm_mig_location_name(m->location));
+    if (m->err.message)
+        json_object_set_new(d, "error",
+                            json_pack("{s:i, s:s, s:s}", "code", m->err.code, "name",
+                                      vm_virt_err_name(m->err.code), "message", m->err.message));
+    mig_event(m, NULL, "result", d);
+    mig_set_state(m, final);
+}
+
+/* -- verification: where does the guest run now? -- */
+
+static void verify_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+
+    /* The target first: it alone tells "migrated" from "not migrated". A
+     * missing domain is confirmed twice before it counts. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        virDomainPtr td = virDomainLookupByUUIDString(m->dst->conn, m->uuid);
+        if (td) {
+            mt->dst_exists = virDomainGetState(td, &mt->dst_state, &mt->dst_reason, 0) == 0;
+            if (mt->dst_exists && m->migrate_returned && !m->completed_event && !m->err.message) {
+                int type;
+                virTypedParameterPtr params = NULL;
+                int n = 0;
+                if (virDomainGetJobStats(td, &type, &params, &n, VIR_DOMAIN_JOB_STATS_COMPLETED) ==
+                    0) {
+                    mt->stats = vm_virt_params_to_json(params, n);
+                    virTypedParamsFree(params, n);
+                }
+                virResetLastError();
+            }
+            virDomainFree(td);
+            break;
+        }
+        virErrorPtr e = virGetLastError();
+        bool not_found = e && e->code == VIR_ERR_NO_DOMAIN;
+        virResetLastError();
+        if (!not_found)
+            break; /* can't tell: dst_exists stays false, location unknown below */
+        if (attempt == 0)
+            usleep(200 * 1000);
+        else
+            mt->dst_state = -1; /* confirmed absent */
+    }
+
+    if (virDomainGetState(m->dom, &mt->src_state, &mt->src_reason, 0) < 0) {
+        virErrorPtr e = virGetLastError();
+        mt->src_gone = e && e->code == VIR_ERR_NO_DOMAIN;
+        virResetLastError();
+    }
+
+    /* Not on the target (confirmed), source paused by the failed migration:
+     * libvirt normally resumes it, but make sure the guest runs. */
+    if (!mt->dst_exists && mt->dst_state == -1 && !mt->src_gone &&
+        mt->src_state == VIR_DOMAIN_PAUSED &&
+        (mt->src_reason == VIR_DOMAIN_PAUSED_MIGRATION ||
+         mt->src_reason == VIR_DOMAIN_PAUSED_USER ||
+         mt->src_reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)) {
+        if (virDomainResume(m->dom) == 0) {
+            mt->src_state = VIR_DOMAIN_RUNNING;
+            mt->what = "resumed-source";
+        } else {
+            vm_virt_err_capture(&t->err);
+            t->rc = -1;
+        }
+    }
+    /* --timeout-action suspend: the guest arrives paused; resume it there. */
+    if (mt->dst_exists && mt->dst_state == VIR_DOMAIN_PAUSED && m->timeout_taken &&
+        strcmp(m->timeout_taken, "suspend") == 0) {
+        virDomainPtr td = virDomainLookupByUUIDString(m->dst->conn, m->uuid);
+        if (td && virDomainResume(td) == 0) {
+            mt->dst_state = VIR_DOMAIN_RUNNING;
+            mt->what = "resumed-target";
+        } else {
+            vm_virt_err_capture(&t->err);
+            t->rc = -1;
+        }
+        if (td)
+            virDomainFree(td);
+    }
+}
+
+static void verify_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    if (mt->stats) {
+        progress_update(m, mt->stats, true);
+        m->completed_event = true;
+    }
+    if (strcmp(mt->what, "verify") != 0)
+        mig_event(m, strcmp(mt->what, "resumed-source") == 0 ? m->src : m->dst, mt->what, NULL);
+
+    bool dst_running = mt->dst_exists && (mt->dst_state == VIR_DOMAIN_RUNNING);
+    bool src_running = !mt->src_gone && mt->src_state == VIR_DOMAIN_RUNNING;
+    json_t *d =
+        json_pack("{s:s, s:s}", "source_state",
+                  mt->src_gone ? "absent" : vm_virt_state_name(mt->src_state), "target_state",
+                  mt->dst_exists        ? vm_virt_state_name(mt->dst_state)
+                  : mt->dst_state == -1 ? "absent"
+                                        : "unknown");
+    mig_event(m, NULL, "verified", d);
+
+    enum vm_mig_state final;
+    if (dst_running && !src_running) {
+        m->location = VM_MIG_LOCATION_TARGET;
+        final = VM_MIG_STATE_DONE;
+        if (m->err.message) {
+            /* libvirt reported a failure but the guest runs on the target
+             * (e.g. Confirm failed): it did move. Keep the error visible. */
+            vm_warn("%s: libvirt reported '%s', but the guest runs on the target", m->name,
+                    m->err.message);
+        }
+    } else if (src_running && !mt->dst_exists) {
+        m->location = VM_MIG_LOCATION_SOURCE;
+        if (!m->err.message)
+            vm_virt_err_set(&m->err, VIR_ERR_OPERATION_FAILED,
+                            "migration ended but the guest still runs on the source");
+        final = m->abort_requested ? VM_MIG_STATE_ABORTED
+                : (m->gate && m->gate->finished && !m->gate_commit && m->gate_reason)
+                    ? VM_MIG_STATE_ROLLED_BACK
+                    : VM_MIG_STATE_FAILED;
+        if (final == VM_MIG_STATE_ROLLED_BACK && m->err.code == VIR_ERR_OPERATION_FAILED &&
+            strstr(m->err.message, "still runs on the source")) {
+            vm_virt_err_clear(&m->err);
+            vm_virt_err_set(&m->err, VIR_ERR_OPERATION_ABORTED, "rolled back at the gate: %s",
+                            m->gate_reason);
+        }
+    } else {
+        m->location = VM_MIG_LOCATION_UNKNOWN;
+        vm_virt_err_keep(&m->err, &t->err);
+        if (!m->err.message)
+            vm_virt_err_set(&m->err, VIR_ERR_OPERATION_FAILED,
+                            "guest state unclear after migration: source %s, target %s",
+                            mt->src_gone ? "absent" : vm_virt_state_name(mt->src_state),
+                            mt->dst_exists ? vm_virt_state_name(mt->dst_state) : "absent");
+        final = VM_MIG_STATE_FAILED;
+    }
+    task_free(mt);
+    mig_finish(m, final);
+}
+
+static void start_verify(struct vm_mig *m)
+{
+    mig_set_state(m, VM_MIG_STATE_VERIFYING);
+    task_submit(task_new(m, "verify", verify_work, verify_done));
+}
+
+/* -- the migration call itself -- */
+
+/* The typed parameters and flags of this migration; -1 with the error set. */
+static int build_params(struct vm_mig *m, virTypedParameterPtr *out, int *nout, unsigned *fout)
+{
+    const struct vm_mig_params *p = &m->params;
+    virTypedParameterPtr params = NULL;
+    int n = 0, max = 0;
+    unsigned int flags = VIR_MIGRATE_LIVE;
+
+    if (p->bandwidth_mibs && virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
+                                                     p->bandwidth_mibs) < 0)
+        goto fail;
+    if (p->migrate_uri &&
+        virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_URI, p->migrate_uri) < 0)
+        goto fail;
+    if (p->parallel) {
+        flags |= VIR_MIGRATE_PARALLEL;
+        if (virTypedParamsAddInt(&params, &n, &max, VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS,
+                                 p->parallel) < 0)
+            goto fail;
+    }
+    if (p->compression) {
+        flags |= VIR_MIGRATE_COMPRESSED;
+        char *list = xstrdup(p->compression), *save = NULL;
+        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            if (virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_COMPRESSION, tok) <
+                0) {
+                free(list);
+                goto fail;
+            }
+        free(list);
+    }
+    if (p->p2p && !m->gated)
+        flags |= VIR_MIGRATE_PEER2PEER;
+    if (p->auto_converge)
+        flags |= VIR_MIGRATE_AUTO_CONVERGE;
+    if (p->postcopy && !m->gated)
+        flags |= VIR_MIGRATE_POSTCOPY;
+    if (p->tls)
+        flags |= VIR_MIGRATE_TLS;
+    if (p->persistent)
+        flags |= VIR_MIGRATE_PERSIST_DEST;
+    if (p->undefine_source)
+        flags |= VIR_MIGRATE_UNDEFINE_SOURCE;
+    if (p->unsafe)
+        flags |= VIR_MIGRATE_UNSAFE;
+    *out = params;
+    *nout = n;
+    *fout = flags;
+    return 0;
+fail:
+    virTypedParamsFree(params, n);
+    return -1;
+}
+
+static void migrate_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    virTypedParameterPtr params = NULL;
+    int n = 0;
+    unsigned flags;
+
+    if (m->params.max_downtime_ms &&
+        virDomainMigrateSetMaxDowntime(m->dom, m->params.max_downtime_ms, 0) < 0)
+        goto fail;
+    if (build_params(m, &params, &n, &flags) < 0)
+        goto fail;
+    int rc;
+    if (flags & VIR_MIGRATE_PEER2PEER) {
+        rc = virDomainMigrateToURI3(m->dom, m->dst->uri, params, (unsigned)n, flags);
+    } else {
+        virDomainPtr nd = virDomainMigrate3(m->dom, m->dst->conn, params, (unsigned)n, flags);
+        rc = nd ? 0 : -1;
+        if (nd)
+            virDomainFree(nd);
+    }
+    if (rc < 0)
+        goto fail;
+    virTypedParamsFree(params, n);
+    return;
+fail:
+    vm_virt_err_capture(&t->err);
+    t->rc = -1;
+    virTypedParamsFree(params, n);
+}
+
+/* -- the gated path: Begin, Prepare, Perform ... gate ... Finish, Confirm -- */
+
+static void to_gate_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    virTypedParameterPtr params = NULL;
+    int n = 0;
+    unsigned flags;
+    if ((m->params.max_downtime_ms &&
+         virDomainMigrateSetMaxDowntime(m->dom, m->params.max_downtime_ms, 0) < 0) ||
+        build_params(m, &params, &n, &flags) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+        return;
+    }
+    m->gate = vm_gate_session_new(m->dom, m->dst->conn, params, n, flags);
+    if (vm_gate_to_gate(m->gate, &t->err) < 0)
+        t->rc = -1;
+}
+
+static void gate_finish_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    if (vm_gate_finish(m->gate, m->gate_commit, &t->err) < 0)
+        t->rc = -1;
+}
+
+static void gate_finish_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    m->migrate_returned = true;
+    mig_event(m, NULL, m->gate_commit ? "gate.committed" : "gate.rolled-back",
+              json_pack("{s:I, s:I, s:b, s:o}", "held_ms", (json_int_t)m->gate_ms, "finish_ms",
+                        (json_int_t)(vm_mono_ms() - m->gate_enter_ms - m->gate_ms), "ok",
+                        t->rc == 0, "error",
+                        t->rc < 0 ? json_string(t->err.message) : json_null()));
+    if (t->rc < 0)
+        vm_virt_err_keep(&m->err, &t->err);
+    task_free(mt);
+    start_verify(m);
+}
+
+void vm_mig_gate_decide(struct vm_mig *m, bool commit, const char *reason)
+{
+    if (m->state != VM_MIG_STATE_GATE || m->gate_reason)
+        return;
+    m->gate_commit = commit;
+    m->gate_reason = xstrdup(reason ? reason : (commit ? "commit" : "rollback"));
+    m->gate_ms = vm_mono_ms() - m->gate_enter_ms;
+    mig_event(m, NULL, "gate.decided",
+              json_pack("{s:s, s:s, s:I}", "decision", commit ? "commit" : "rollback", "reason",
+                        m->gate_reason, "held_ms", (json_int_t)m->gate_ms));
+    if (m->ops->on_decision && !m->ops->on_decision(m, commit, m->ops_data) && commit) {
+        /* A commit that is not on record could run the guest twice after a
+         * crash: the safe way is back. */
+        m->gate_commit = false;
+        free(m->gate_reason);
+        m->gate_reason = xstrdup("the commit decision could not be recorded in the journal");
+        m->ops->on_decision(m, false, m->ops_data);
+    }
+    task_submit(task_new(m, commit ? "commit" : "rollback", gate_finish_work, gate_finish_done));
+}
+
+static void to_gate_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    stop_timers(m);
+    if (t->rc < 0) {
+        m->migrate_returned = true;
+        vm_virt_err_keep(&m->err, &t->err);
+        mig_event(m, m->src, "migrate-failed",
+                  json_pack("{s:i, s:s, s:s}", "code", m->err.code, "name",
+                            vm_virt_err_name(m->err.code), "message", m->err.message));
+        task_free(mt);
+        start_verify(m);
+        return;
+    }
+    task_free(mt);
+    m->gate_enter_ms = vm_mono_ms();
+    mig_set_state(m, VM_MIG_STATE_GATE);
+    if (m->abort_requested) {
+        vm_mig_gate_decide(m, false, m->abort_reason);
+        return;
+    }
+    if (m->ops->on_gate)
+        m->ops->on_gate(m, m->ops_data);
+    else
+        vm_mig_gate_decide(m, true, "no gate steps");
+}
+
+static void migrate_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    m->migrate_returned = true;
+    stop_timers(m);
+    if (t->rc < 0) {
+        vm_virt_err_keep(&m->err, &t->err);
+        mig_event(m, m->src, "migrate-failed",
+                  json_pack("{s:i, s:s, s:s}", "code", m->err.code, "name",
+                            vm_virt_err_name(m->err.code), "message", m->err.message));
+    }
+    task_free(mt);
+    start_verify(m);
+}
+
+/* -- periodic job stats -- */
+
+static void stats_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    int type;
+    virTypedParameterPtr params = NULL;
+    int n = 0;
+    if (virDomainGetJobStats(mt->m->dom, &type, &params, &n, 0) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+        return;
+    }
+    mt->stats = type == VIR_DOMAIN_JOB_NONE ? json_object() : vm_virt_params_to_json(params, n);
+    virTypedParamsFree(params, n);
+}
+
+static void stats_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    m->stats_inflight = false;
+    if (t->rc == 0 && !m->migrate_returned && json_object_size(mt->stats)) {
+        progress_update(m, mt->stats, false);
+        const struct vm_mig_progress *p = &m->progress;
+        mig_event(m, m->src, "progress",
+                  json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "elapsed_ms",
+                            (json_int_t)(vm_mono_ms() - m->start_mono_ms), "data_total",
+                            (json_int_t)p->data_total, "data_processed",
+                            (json_int_t)p->data_processed, "data_remaining",
+                            (json_int_t)p->data_remaining, "mem_bps", (json_int_t)p->mem_bps,
+                            "dirty_rate", (json_int_t)p->dirty_rate, "iteration",
+                            (json_int_t)p->iteration));
+        if (m->ops->on_progress)
+            m->ops->on_progress(m, m->ops_data);
+    }
+    task_free(mt);
+}
+
+static void stats_tick(uv_timer_t *timer)
+{
+    struct vm_mig *m = timer->data;
+    if (m->stats_inflight || m->migrate_returned)
+        return;
+    m->stats_inflight = true;
+    task_submit(task_new(m, "job stats", stats_work, stats_done));
+}
+
+/* -- abort, suspend, post-copy -- */
+
+static void abort_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    if (virDomainAbortJob(mt->m->dom) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    }
+}
+
+static void suspend_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    if (virDomainSuspend(mt->m->dom) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    }
+}
+
+static void postcopy_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    if (virDomainMigrateStartPostCopy(mt->m->dom, 0) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    }
+}
+
+static void downtime_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    if (virDomainMigrateSetMaxDowntime(mt->m->dom, mt->m->params.max_downtime_ms, 0) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    }
+}
+
+static void action_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    json_t *d = json_pack("{s:s, s:b}", "action", mt->what, "ok", t->rc == 0);
+    if (t->rc < 0) {
+        json_object_set_new(d, "error", json_string(t->err.message));
+        /* Usually the migration finished meanwhile; the result says. */
+        vm_info("%s: %s: %s", m->name, mt->what, t->err.message);
+    }
+    mig_event(m, m->src, "action", d);
+    task_free(mt);
+}
+
+void vm_mig_abort(struct vm_mig *m, const char *reason)
+{
+    if (m->state == VM_MIG_STATE_QUEUED) {
+        m->abort_reason = reason;
+        mig_finish(m, VM_MIG_STATE_SKIPPED);
+        return;
+    }
+    if (m->state == VM_MIG_STATE_GATE) {
+        /* Both sides wait: roll back (the guest resumes on the source). */
+        m->abort_reason = reason;
+        vm_mig_gate_decide(m, false, reason);
+        return;
+    }
+    if (m->abort_requested || m->migrate_returned || vm_mig_final(m))
+        return;
+    m->abort_requested = true;
+    m->abort_reason = reason;
+    task_submit(task_new(m, "abort", abort_work, action_done));
+}
+
+void vm_mig_set_max_downtime(struct vm_mig *m, uint64_t ms)
+{
+    if (m->state != VM_MIG_STATE_MIGRATING || m->migrate_returned)
+        return;
+    m->params.max_downtime_ms = ms;
+    task_submit(task_new(m, "set_downtime", downtime_work, action_done));
+}
+
+void vm_mig_postcopy(struct vm_mig *m)
+{
+    if (m->state != VM_MIG_STATE_MIGRATING || m->migrate_returned || m->progress.postcopy_active)
+        return;
+    m->progress.postcopy_active = true;
+    task_submit(task_new(m, "postcopy", postcopy_work, action_done));
+}
+
+static void timeout_fired(uv_timer_t *timer)
+{
+    struct vm_mig *m = timer->data;
+    if (m->migrate_returned)
+        return;
+    static const char *const names[] = {"abort", "suspend", "postcopy"};
+    m->timeout_taken = names[m->params.timeout_action];
+    vm_warn("%s: still migrating after %u s: %s", m->name, m->params.timeout_s, m->timeout_taken);
+    mig_event(
+        m, m->src, "timeout",
+        json_pack("{s:i, s:s}", "timeout_s", m->params.timeout_s, "action", m->timeout_taken));
+    switch (m->params.timeout_action) {
+    case VM_MIG_TIMEOUT_ABORT:
+        vm_mig_abort(m, "timeout");
+        break;
+    case VM_MIG_TIMEOUT_SUSPEND:
+        task_submit(task_new(m, "suspend", suspend_work, action_done));
+        break;
+    case VM_MIG_TIMEOUT_POSTCOPY:
+        vm_mig_postcopy(m);
+        break;
+    }
+}
+
+/* -- the optional extra QMP monitor: watch only, never command -- */
+
+static void qmp_ready(struct vm_qmp *q, int status, void *data)
+{
+    struct vm_mig *m = data;
+    if (status < 0)
+        vm_warn("%s: QMP monitor '%s': %s", m->name, m->qmp_path, vm_qmp_strerror(status));
+    else
+        mig_event(m, m->src, "qmp.connected", json_pack("{s:s}", "path", m->qmp_path));
+    (void)q;
+}
+
+static void qmp_event(struct vm_qmp *q, const char *name, json_t *data, double ts, void *ud)
+{
+    struct vm_mig *m = ud;
+    char *ev = xasprintf("qmp.%s", name);
+    json_t *d = json_object();
+    json_object_set_new(d, "data", data ? json_deep_copy(data) : json_object());
+    json_object_set_new(d, "qemu_time", json_real(ts));
+    mig_event(m, m->src, ev, d);
+    free(ev);
+    (void)q;
+}
+
+static void qmp_closed(struct vm_qmp *q, int reason, void *ud)
+{
+    struct vm_mig *m = ud;
+    if (m->qmp == q)
+        m->qmp = NULL; /* closed by the peer: the library frees it */
+    (void)reason;
+}
+
+static const struct vm_qmp_callbacks mig_qmp_callbacks = {
+    .on_ready = qmp_ready,
+    .on_event = qmp_event,
+    .on_close = qmp_closed,
+};
+
+/* ---- start ------------------------------------------------------------ */
+
+void vm_mig_start(struct vm_mig *m, virDomainPtr dom, const char *qmp_path)
+{
+    m->dom = dom;
+    m->start_mono_ms = vm_mono_ms();
+    m->start_wall_ms = vm_wall_ms();
+    virDomainGetUUIDString(dom, m->uuid);
+    mig_set_state(m, VM_MIG_STATE_STARTING);
+
+    if (qmp_path) {
+        m->qmp_path = xstrdup(qmp_path);
+        m->qmp = vm_qmp_new(m->loop, &mig_qmp_callbacks, m);
+        int rc = vm_qmp_connect(m->qmp, qmp_path);
+        if (rc < 0) {
+            vm_warn("%s: QMP monitor '%s': %s", m->name, qmp_path, vm_qmp_strerror(rc));
+            vm_qmp_close(m->qmp);
+            m->qmp = NULL;
+        }
+    }
+
+    m->stats_timer = xmalloc(sizeof(*m->stats_timer));
+    uv_timer_init(m->loop, m->stats_timer);
+    m->stats_timer->data = m;
+    uv_timer_start(m->stats_timer, stats_tick, STATS_INTERVAL_MS, STATS_INTERVAL_MS);
+    if (m->params.timeout_s) {
+        m->timeout_timer = xmalloc(sizeof(*m->timeout_timer));
+        uv_timer_init(m->loop, m->timeout_timer);
+        m->timeout_timer->data = m;
+        uv_timer_start(m->timeout_timer, timeout_fired, (uint64_t)m->params.timeout_s * 1000, 0);
+    }
+    mig_set_state(m, VM_MIG_STATE_MIGRATING);
+    if (m->gated)
+        task_submit(task_new(m, "to-gate", to_gate_work, to_gate_done));
+    else
+        task_submit(task_new(m, "migrate", migrate_work, migrate_done));
+}
+
+/* ---- libvirt events routed by the job -------------------------------- */
+
+void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *h, const struct vm_virt_event *ev)
+{
+    switch (ev->kind) {
+    case VM_VIRT_EVENT_LIFECYCLE:
+        mig_event(m, h, "libvirt.lifecycle",
+                  json_pack("{s:s, s:s}", "event", vm_virt_lifecycle_name(ev->lifecycle), "detail",
+                            vm_virt_lifecycle_detail_name(ev->lifecycle, ev->detail)));
+        if (h == m->src && ev->lifecycle == VIR_DOMAIN_EVENT_SUSPENDED &&
+            (ev->detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ||
+             ev->detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY) &&
+            m->state == VM_MIG_STATE_MIGRATING)
+            mig_phase(m, "switchover");
+        if (ev->lifecycle == VIR_DOMAIN_EVENT_SUSPENDED &&
+            ev->detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)
+            m->progress.postcopy_active = true;
+        /* Resumed on the target: the switchover is over (post-copy resumes
+         * with another detail, while memory still moves). */
+        if (h == m->dst && ev->lifecycle == VIR_DOMAIN_EVENT_RESUMED &&
+            ev->detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED && !m->on_target && !vm_mig_final(m)) {
+            m->on_target = true;
+            mig_phase(m, "on-target");
+            if (m->ops->on_target)
+                m->ops->on_target(m, m->ops_data);
+        }
+        /* The target's copy died while both sides wait: nothing to commit. */
+        if (h == m->dst && ev->lifecycle == VIR_DOMAIN_EVENT_STOPPED &&
+            m->state == VM_MIG_STATE_GATE)
+            vm_mig_gate_decide(m, false, "the target domain stopped at the gate");
+        break;
+    case VM_VIRT_EVENT_ITERATION:
+        if ((uint64_t)ev->iteration > m->progress.iteration)
+            m->progress.iteration = (uint64_t)ev->iteration;
+        mig_event(m, h, "libvirt.migration-iteration",
+                  json_pack("{s:i}", "iteration", ev->iteration));
+        break;
+    case VM_VIRT_EVENT_GRAPHICS:
+        if (h == m->dst && ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE)
+            m->graphics_target_ready++;
+        if (h == m->dst && ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT &&
+            m->graphics_target_ready > 0)
+            m->graphics_target_ready--;
+        mig_event(m, h, "libvirt.graphics",
+                  json_pack("{s:s, s:o}", "phase",
+                            ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_CONNECT ? "connect"
+                            : ev->graphics_phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE
+                                ? "initialize"
+                                : "disconnect",
+                            "remote",
+                            ev->graphics_remote ? json_string(ev->graphics_remote) : json_null()));
+        break;
+    case VM_VIRT_EVENT_JOB_COMPLETED:
+        if (h == m->src) {
+            progress_update(m, ev->stats, true);
+            m->completed_event = true;
+        }
+        mig_event(m, h, "libvirt.job-completed", json_deep_copy(ev->stats));
+        break;
+    }
+}

@@ -1,0 +1,184 @@
+/* mig.h — the per-VM migration state machine.
+ *
+ * One `struct vm_mig` per VM of a job. It is created by job.c (which owns
+ * and frees it with vm_mig_free after it reached a final state), drives
+ * the libvirt backend (virt.h) through the thread pool, and tells the job
+ * about every state change through `vm_mig_ops`. Everything here runs on the
+ * loop thread.
+ *
+ *   QUEUED -> STARTING -> MIGRATING -> VERIFYING -> DONE
+ *                 |            |            \-> FAILED (guest on source)
+ *                 |            \-> (abort) -> VERIFYING -> ABORTED
+ *                 \-> FAILED
+ *   QUEUED -> SKIPPED (run interrupted before it started)
+ *
+ * A gated migration (gate.h; network-critical) stops between Perform and
+ * Finish:
+ *   ... MIGRATING -> GATE -(commit)-> VERIFYING -> DONE
+ *                        \-(rollback)-> VERIFYING -> ROLLED_BACK (on source)
+ * At the gate the job (ops->on_gate) runs the features' gate steps and then
+ * calls vm_mig_gate_decide(); ops->on_decision records the decision durably
+ * before it is carried out.
+ */
+#ifndef VMM_MIG_H
+#define VMM_MIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libvirt/libvirt.h>
+
+#include "backend/libvirt/virt.h"
+
+enum vm_mig_timeout_action {
+    VM_MIG_TIMEOUT_ABORT,
+    VM_MIG_TIMEOUT_SUSPEND,
+    VM_MIG_TIMEOUT_POSTCOPY,
+};
+
+/* The libvirt knobs of one migration. Strings are borrowed (they live as
+ * long as the job). Zero means "libvirt's default". */
+struct vm_mig_params {
+    unsigned long bandwidth_mibs;
+    unsigned long long max_downtime_ms;
+    bool auto_converge;
+    bool postcopy;
+    int parallel;
+    const char *compression; /* "xbzrle,mt" */
+    bool tls;
+    bool persistent;
+    bool undefine_source;
+    bool p2p;
+    bool unsafe;
+    const char *migrate_uri;
+    unsigned timeout_s;
+    enum vm_mig_timeout_action timeout_action;
+};
+
+enum vm_mig_state {
+    VM_MIG_STATE_QUEUED,
+    VM_MIG_STATE_STARTING,
+    VM_MIG_STATE_MIGRATING,
+    VM_MIG_STATE_GATE,
+    VM_MIG_STATE_VERIFYING,
+    /* final states from here on */
+    VM_MIG_STATE_DONE,
+    VM_MIG_STATE_FAILED,
+    VM_MIG_STATE_ABORTED,
+    VM_MIG_STATE_SKIPPED,
+    VM_MIG_STATE_ROLLED_BACK,
+    VM_MIG_STATE_COUNT,
+};
+
+/* Where the guest runs, as last observed. */
+enum vm_mig_location {
+    VM_MIG_LOCATION_UNKNOWN,
+    VM_MIG_LOCATION_SOURCE,
+    VM_MIG_LOCATION_TARGET,
+};
+
+/* What the migration looks like now (from job stats and events). */
+struct vm_mig_progress {
+    uint64_t data_total, data_processed, data_remaining;
+    uint64_t mem_total, mem_processed, mem_remaining;
+    uint64_t mem_bps;    /* bytes per second */
+    uint64_t dirty_rate; /* pages per second */
+    uint64_t iteration;
+    uint64_t downtime_ms; /* final, from the completed job */
+    uint64_t setup_ms;
+    bool has_downtime;
+    bool postcopy_active;
+};
+
+struct vm_mig_phase {
+    const char *name;
+    uint64_t wall_ms;
+};
+
+struct vm_mig;
+
+struct vm_mig_ops {
+    void (*on_state)(struct vm_mig *m, void *data);    /* any state change */
+    void (*on_progress)(struct vm_mig *m, void *data); /* fresh job stats */
+    /* an event worth recording: name and details (reference stolen) */
+    void (*on_event)(struct vm_mig *m, const char *host, const char *event, json_t *details,
+                     void *data);
+    /* gated migrations: both sides wait at the gate; decide with
+     * vm_mig_gate_decide() (NULL: commit at once) */
+    void (*on_gate)(struct vm_mig *m, void *data);
+    /* the decision is about to be carried out: record it durably first;
+     * false (could not record) turns a commit into a rollback */
+    bool (*on_decision)(struct vm_mig *m, bool commit, void *data);
+    /* the guest runs on the target (libvirt resumed it there, not in
+     * post-copy): what is left is clean-up on the source (libvirt stops the
+     * source QEMU, which takes a few hundred ms) and verification */
+    void (*on_target)(struct vm_mig *m, void *data);
+};
+
+struct vm_mig {
+    char *name;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    struct vm_virt_host *src, *dst; /* borrowed from the job */
+    virDomainPtr dom;               /* source domain, owned */
+    unsigned long memory_kib;
+    struct vm_mig_params params;
+    char *qmp_path; /* optional extra monitor on the source */
+
+    enum vm_mig_state state;
+    enum vm_mig_location location;
+    struct vm_mig_progress progress;
+    struct vm_mig_phase phases[16];
+    int nphases;
+    uint64_t start_mono_ms, end_mono_ms;
+    uint64_t start_wall_ms, end_wall_ms;
+    struct vm_virt_err err;          /* the first error that decided the result */
+    bool gated;                      /* run through the commit gate (set before start) */
+    bool on_target;                  /* the guest was resumed on the target (phase on-target) */
+    int graphics_target_ready;       /* graphics (SPICE) channels initialised on the target */
+    uint64_t gate_enter_ms, gate_ms; /* when the gate was reached; time until the decision */
+    bool gate_commit;                /* the decision taken at the gate */
+    char *gate_reason;               /* why it was taken (owned) */
+    const char *abort_reason;        /* "interrupted", "timeout"; NULL if not aborted */
+    const char *timeout_taken;       /* the --timeout action taken, if any */
+    json_t *attempts; /* earlier attempts in this run (retries): [{attempt, target, result,
+                         error}], owned; NULL if this is the first */
+
+    /* private */
+    const struct vm_mig_ops *ops;
+    void *ops_data;
+    uv_loop_t *loop;
+    uv_timer_t *stats_timer, *timeout_timer;
+    struct vm_qmp *qmp;
+    struct vm_gate_session *gate;
+    int busy; /* outstanding thread-pool tasks */
+    bool stats_inflight, migrate_returned, abort_requested, completed_event;
+};
+
+struct vm_mig *vm_mig_new(uv_loop_t *loop, const char *name, struct vm_virt_host *src,
+                          struct vm_virt_host *dst, const struct vm_mig_params *params,
+                          const struct vm_mig_ops *ops, void *ops_data);
+/* Start the migration (QUEUED -> STARTING). dom is adopted. */
+void vm_mig_start(struct vm_mig *m, virDomainPtr dom, const char *qmp_path);
+/* Abort a running migration (reason: "interrupted", ...); QUEUED ones are
+ * SKIPPED. Safe to call in any state; idempotent. */
+void vm_mig_abort(struct vm_mig *m, const char *reason);
+/* At the gate: commit (the guest resumes on the target) or roll back (it
+ * resumes on the source); reason is copied. No-op outside the GATE state. */
+void vm_mig_gate_decide(struct vm_mig *m, bool commit, const char *reason);
+
+/* Reactions while migrating (no-ops once the migration call returned):
+ * raise the allowed downtime; switch to post-copy (needs params.postcopy,
+ * which the caller checks). */
+void vm_mig_set_max_downtime(struct vm_mig *m, uint64_t ms);
+void vm_mig_postcopy(struct vm_mig *m);
+/* Feed a libvirt domain event that concerns this VM (from job.c's routing). */
+void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *host,
+                         const struct vm_virt_event *ev);
+bool vm_mig_final(const struct vm_mig *m);
+void vm_mig_free(struct vm_mig *m);
+
+const char *vm_mig_state_name(enum vm_mig_state s);
+const char *vm_mig_location_name(enum vm_mig_location l);
+
+#endif

@@ -1,0 +1,49 @@
+/* report.h — machine-readable output: the final JSON report and the NDJSON
+ * event stream. Both are versioned public interfaces, described by
+ * schema/report.schema.json and schema/event.schema.json; fields may be
+ * added, never renamed or removed, without bumping VM_REPORT_SCHEMA_VERSION.
+ *
+ * A `struct vm_report_stream` owns its FILE (unless it is stdout) and is
+ * freed by vm_report_stream_close(). JSON values passed in are stolen. */
+#ifndef VMM_REPORT_H
+#define VMM_REPORT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "migrate/mig.h"
+
+#define VM_REPORT_SCHEMA_VERSION 1
+
+struct vm_report_stream;
+
+/* Open FILE for appending ("-" = stdout). NULL on error, with the reason
+ * logged naming the path. */
+struct vm_report_stream *vm_report_stream_open(const char *path);
+/* Write one event line: time, vm (may be NULL), host (may be NULL), event
+ * name, details (stolen; NULL = {}). Flushed at once so `tail -f` and
+ * dashboards see it. No-op on a NULL stream. */
+void vm_report_event(struct vm_report_stream *s, const char *vm, const char *host,
+                     const char *event, json_t *details);
+void vm_report_stream_close(struct vm_report_stream *s);
+
+/* The run-level facts of the final report. */
+struct vm_report_run {
+    const char *command;
+    const char *source_uri, *target_uri;
+    const char *source_host, *target_host; /* hostnames, NULL if not connected */
+    uint64_t started_wall_ms, finished_wall_ms;
+    int exit_code;
+    const char *result; /* "ok", "failed", "preflight", "unreachable", "interrupted", ... */
+    const char *error;  /* run-level error message, or NULL */
+    json_t *options;    /* borrowed */
+};
+
+/* One VM's entry of the report. */
+json_t *vm_report_mig_json(const struct vm_mig *m);
+/* The whole report; migs may be NULL when n == 0. */
+json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const *migs, int n);
+/* Print a JSON value on stdout, indented, newline-terminated. */
+void vm_report_print(json_t *report);
+
+#endif

@@ -1,0 +1,244 @@
+/* status.c — see status.h. */
+#include "report/status.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/report.h"
+#include "util/util.h"
+
+struct vm_status {
+    uv_loop_t *loop;
+    uv_timer_t *timer;
+    char *status_path, *metrics_path, *run_id;
+    struct vm_mig *const *migs;
+    int n;
+    uint64_t started_wall_ms, last_write_ms;
+    bool finished, dirty, warned;
+    const char *result;
+    int exit_code;
+};
+
+static void write_now(struct vm_status *s);
+
+static void tick(uv_timer_t *t)
+{
+    struct vm_status *s = t->data;
+    write_now(s);
+}
+
+struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const char *metrics_path,
+                                const char *run_id)
+{
+    if (!status_path && !metrics_path)
+        return NULL;
+    struct vm_status *s = xcalloc(1, sizeof(*s));
+    s->loop = loop;
+    s->status_path = status_path ? xstrdup(status_path) : NULL;
+    s->metrics_path = metrics_path ? xstrdup(metrics_path) : NULL;
+    s->run_id = xstrdup(run_id ? run_id : "");
+    s->started_wall_ms = vm_wall_ms();
+    s->timer = xmalloc(sizeof(*s->timer));
+    uv_timer_init(loop, s->timer);
+    s->timer->data = s;
+    uv_timer_start(s->timer, tick, 500, 500);
+    uv_unref((uv_handle_t *)s->timer); /* never keeps the run alive */
+    write_now(s);
+    return s;
+}
+
+void vm_status_set_migs(struct vm_status *s, struct vm_mig *const *migs, int n)
+{
+    if (!s)
+        return;
+    s->migs = migs;
+    s->n = n;
+    vm_status_touch(s);
+}
+
+char *vm_status_json_text(struct vm_status *s)
+{
+    char ts[32], tu[32];
+    json_t *vms = json_array();
+    int counts[VM_MIG_STATE_COUNT] = {0}, in_flight = 0;
+    for (int i = 0; i < s->n; i++) {
+        json_t *v = vm_report_mig_json(s->migs[i]);
+        const struct vm_mig_progress *p = &s->migs[i]->progress;
+        json_object_set_new(v, "state", json_string(vm_mig_state_name(s->migs[i]->state)));
+        json_object_set_new(v, "progress",
+                            json_pack("{s:I, s:I, s:I, s:I, s:I}", "data_total",
+                                      (json_int_t)p->data_total, "data_processed",
+                                      (json_int_t)p->data_processed, "data_remaining",
+                                      (json_int_t)p->data_remaining, "iteration",
+                                      (json_int_t)p->iteration, "mem_bps", (json_int_t)p->mem_bps));
+        json_array_append_new(vms, v);
+        counts[s->migs[i]->state]++;
+        in_flight += !vm_mig_final(s->migs[i]) && s->migs[i]->state != VM_MIG_STATE_QUEUED;
+    }
+    json_t *o = json_pack(
+        "{s:i, s:{s:s, s:s, s:s, s:s, s:o, s:o}, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, "
+        "s:o}",
+        "schema_version", VM_REPORT_SCHEMA_VERSION, "run", "id", s->run_id, "state",
+        s->finished ? "finished" : "running", "started_at",
+        vm_rfc3339(s->started_wall_ms, ts, sizeof(ts)), "updated_at",
+        vm_rfc3339(vm_wall_ms(), tu, sizeof(tu)), "result",
+        s->result ? json_string(s->result) : json_null(), "exit_code",
+        s->finished ? json_integer(s->exit_code) : json_null(), "summary", "total", s->n, "queued",
+        counts[VM_MIG_STATE_QUEUED], "in_flight", in_flight, "migrated", counts[VM_MIG_STATE_DONE],
+        "failed", counts[VM_MIG_STATE_FAILED], "aborted", counts[VM_MIG_STATE_ABORTED], "skipped",
+        counts[VM_MIG_STATE_SKIPPED], "rolled_back", counts[VM_MIG_STATE_ROLLED_BACK], "vms", vms);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    json_decref(o);
+    size_t len = strlen(text);
+    text = xrealloc(text, len + 2);
+    text[len] = '\n';
+    text[len + 1] = '\0';
+    return text;
+}
+
+/* A label value, escaped for the Prometheus text format. */
+static void label(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', f);
+        if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+char *vm_status_metrics_text(struct vm_status *s)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int counts[VM_MIG_STATE_COUNT] = {0}, in_flight = 0;
+    uint64_t bytes = 0;
+    size_t retries = 0;
+    for (int i = 0; i < s->n; i++) {
+        counts[s->migs[i]->state]++;
+        retries += json_array_size(s->migs[i]->attempts);
+        in_flight += !vm_mig_final(s->migs[i]) && s->migs[i]->state != VM_MIG_STATE_QUEUED;
+        bytes += s->migs[i]->progress.data_processed;
+    }
+    fprintf(f, "# HELP vmmigrate_migrations Migrations of the current run by state.\n"
+               "# TYPE vmmigrate_migrations gauge\n");
+    for (int k = 0; k < VM_MIG_STATE_COUNT; k++)
+        fprintf(f, "vmmigrate_migrations{state=\"%s\"} %d\n",
+                vm_mig_state_name((enum vm_mig_state)k), counts[k]);
+    fprintf(f,
+            "# HELP vmmigrate_in_flight Migrations running now.\n"
+            "# TYPE vmmigrate_in_flight gauge\nvmmigrate_in_flight %d\n",
+            in_flight);
+    fprintf(f,
+            "# HELP vmmigrate_retries Failed attempts the run started again (--retries).\n"
+            "# TYPE vmmigrate_retries gauge\nvmmigrate_retries %zu\n",
+            retries);
+    fprintf(f,
+            "# HELP vmmigrate_bytes_transferred Bytes sent by the run's migrations.\n"
+            "# TYPE vmmigrate_bytes_transferred gauge\nvmmigrate_bytes_transferred %llu\n",
+            (unsigned long long)bytes);
+    fprintf(f, "# HELP vmmigrate_migration_duration_seconds Total time of each finished "
+               "migration.\n# TYPE vmmigrate_migration_duration_seconds gauge\n");
+    for (int i = 0; i < s->n; i++) {
+        const struct vm_mig *m = s->migs[i];
+        if (!vm_mig_final(m) || !m->start_mono_ms)
+            continue;
+        fputs("vmmigrate_migration_duration_seconds{vm=\"", f);
+        label(f, m->name);
+        fprintf(f, "\",result=\"%s\"} %.3f\n", vm_mig_state_name(m->state),
+                (double)(m->end_mono_ms - m->start_mono_ms) / 1000.0);
+    }
+    fprintf(f, "# HELP vmmigrate_migration_downtime_seconds Guest downtime of each finished "
+               "migration.\n# TYPE vmmigrate_migration_downtime_seconds gauge\n");
+    for (int i = 0; i < s->n; i++) {
+        const struct vm_mig *m = s->migs[i];
+        if (!m->progress.has_downtime)
+            continue;
+        fputs("vmmigrate_migration_downtime_seconds{vm=\"", f);
+        label(f, m->name);
+        fprintf(f, "\"} %.3f\n", (double)m->progress.downtime_ms / 1000.0);
+    }
+    fprintf(f,
+            "# HELP vmmigrate_run_running 1 while a run goes on, 0 when it ended.\n"
+            "# TYPE vmmigrate_run_running gauge\nvmmigrate_run_running %d\n",
+            s->finished ? 0 : 1);
+    fprintf(f,
+            "# HELP vmmigrate_run_exit_code The exit code of the run that ended.\n"
+            "# TYPE vmmigrate_run_exit_code gauge\nvmmigrate_run_exit_code %d\n",
+            s->finished ? s->exit_code : -1);
+    fprintf(f,
+            "# HELP vmmigrate_run_updated_timestamp_seconds When this file was written.\n"
+            "# TYPE vmmigrate_run_updated_timestamp_seconds gauge\n"
+            "vmmigrate_run_updated_timestamp_seconds %.3f\n",
+            (double)vm_wall_ms() / 1000.0);
+    fclose(f);
+    return buf;
+}
+
+static void write_one(struct vm_status *s, const char *path, char *text)
+{
+    if (vm_write_atomic(path, text, strlen(text)) < 0 && !s->warned) {
+        s->warned = true;
+        vm_warn("cannot write '%s': %s", path, strerror(errno));
+    }
+    free(text);
+}
+
+static void write_now(struct vm_status *s)
+{
+    if (s->status_path)
+        write_one(s, s->status_path, vm_status_json_text(s));
+    if (s->metrics_path)
+        write_one(s, s->metrics_path, vm_status_metrics_text(s));
+    s->last_write_ms = vm_mono_ms();
+    s->dirty = false;
+}
+
+void vm_status_touch(struct vm_status *s)
+{
+    if (!s)
+        return;
+    if (vm_mono_ms() - s->last_write_ms >= 500)
+        write_now(s);
+    else
+        s->dirty = true; /* the timer writes it within 500 ms */
+}
+
+void vm_status_finish(struct vm_status *s, const char *result, int exit_code)
+{
+    if (!s)
+        return;
+    s->finished = true;
+    s->result = result;
+    s->exit_code = exit_code;
+    write_now(s);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void vm_status_free(struct vm_status *s)
+{
+    if (!s)
+        return;
+    uv_close((uv_handle_t *)s->timer, timer_closed);
+    free(s->status_path);
+    free(s->metrics_path);
+    free(s->run_id);
+    free(s);
+}
+
+void vm_status_set_run_id(struct vm_status *s, const char *run_id)
+{
+    if (!s)
+        return;
+    free(s->run_id);
+    s->run_id = xstrdup(run_id);
+}

@@ -1,0 +1,486 @@
+/* qemu_mig.c — see qemu_mig.h. */
+#include "run/qemu_mig.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "util/exitcode.h"
+#include "feature/feature.h"
+#include "policy/policy.h"
+#include "backend/qemu/qmp.h"
+#include "report/report.h"
+#include "util/util.h"
+
+enum qm_state {
+    QM_CONNECTING,
+    QM_STARTING,
+    QM_MIGRATING,
+    QM_GATE,
+    QM_FINISHING,
+    QM_DONE,
+};
+
+struct qm {
+    const struct vm_qemu_spec *spec;
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t timer; /* gate budget / overall timeout */
+    struct vm_qmp *src, *dst;
+    int ready;
+    enum qm_state state;
+    struct vm_features *feats;
+    json_t *vm;
+    struct vm_report_stream *events;
+    /* outcome */
+    const char *result;   /* migrated, failed, rolled-back, aborted */
+    const char *location; /* source, target, unknown */
+    char *error;
+    bool decided, commit, interrupted;
+    char *gate_reason;
+    uint64_t start_ms, end_ms, gate_enter_ms, gate_ms;
+    json_t *stats; /* query-migrate of the completed migration */
+    int stats_tries;
+};
+
+static void qm_event(struct qm *q, const char *event, json_t *details)
+{
+    vm_report_event(q->events, q->spec->name, NULL, event, details);
+}
+
+static void qm_fail(struct qm *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void qm_fail(struct qm *q, const char *fmt, ...)
+{
+    if (q->error)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    q->error = xvasprintf(fmt, ap);
+    va_end(ap);
+}
+
+static void qm_close_all(struct qm *q)
+{
+    if (q->state == QM_DONE)
+        return;
+    q->state = QM_DONE;
+    q->end_ms = vm_mono_ms();
+    if (q->src)
+        vm_qmp_close(q->src);
+    if (q->dst)
+        vm_qmp_close(q->dst);
+    q->src = q->dst = NULL;
+    uv_timer_stop(&q->timer);
+    uv_close((uv_handle_t *)&q->timer, NULL);
+    uv_close((uv_handle_t *)&q->sigint, NULL);
+    uv_close((uv_handle_t *)&q->sigterm, NULL);
+}
+
+/* The end: run the features' last step, then close. */
+static void features_over(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct qm *q = data;
+    (void)f, (void)ok, (void)reason;
+    qm_close_all(q);
+}
+
+static void qm_finish(struct qm *q, const char *result, const char *location)
+{
+    if (q->result)
+        return;
+    q->result = result;
+    q->location = location;
+    qm_event(q, "result", json_pack("{s:s, s:s}", "result", result, "location", location));
+    if (q->feats && strcmp(result, "migrated") == 0)
+        vm_features_run(q->feats, q->spec->gated ? VM_FEATURE_AFTER : VM_FEATURE_PREPARE,
+                        features_over);
+    else if (q->feats && q->spec->gated && !vm_features_busy(q->feats))
+        vm_features_run(q->feats, VM_FEATURE_DEINIT, features_over);
+    else
+        qm_close_all(q);
+}
+
+static bool is_error(const struct vm_qmp_error *err, struct qm *q, const char *what)
+{
+    if (!err)
+        return false;
+    qm_fail(q, "%s: %s: %s", what, err->error_class, err->desc ? err->desc : "");
+    return true;
+}
+
+/* -- completion: ask query-migrate (again if it answers zeros) -- */
+
+static void after_target_status(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
+                                void *data)
+{
+    struct qm *q = data;
+    (void)c;
+    const char *st = json_string_value(json_object_get(ret, "status"));
+    if (err || !st || strcmp(st, "running") != 0) {
+        qm_fail(q, "migration completed but the target is %s", st ? st : "not answering");
+        qm_finish(q, "failed", "unknown");
+        return;
+    }
+    qm_finish(q, "migrated", "target");
+}
+
+static void after_query_migrate(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
+                                void *data)
+{
+    struct qm *q = data;
+    json_t *ram = json_object_get(ret, "ram");
+    if (!err && json_integer_value(json_object_get(ram, "transferred")) == 0 &&
+        q->stats_tries++ < 3) {
+        vm_qmp_command(c, "query-migrate", NULL, after_query_migrate, q);
+        return;
+    }
+    if (!err) {
+        json_decref(q->stats);
+        q->stats = json_incref(ret);
+    }
+    if (q->dst)
+        vm_qmp_command(q->dst, "query-status", NULL, after_target_status, q);
+    else
+        qm_finish(q, "migrated", "target");
+}
+
+static void after_source_status(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
+                                void *data)
+{
+    struct qm *q = data;
+    (void)c;
+    const char *st = json_string_value(json_object_get(ret, "status"));
+    bool running = !err && st && strcmp(st, "running") == 0;
+    const char *result = q->decided && !q->commit ? "rolled-back"
+                         : q->interrupted         ? "aborted"
+                                                  : "failed";
+    if (!running)
+        qm_fail(q, "the source is %s after the migration ended", st ? st : "not answering");
+    qm_finish(q, running ? result : "failed", running ? "source" : "unknown");
+}
+
+/* -- the gate -- */
+
+static void decide(struct qm *q, bool commit, const char *reason);
+
+static void gate_features_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    (void)f;
+    decide(data, ok, ok ? "every required feature is ready on the target" : reason);
+}
+
+static void continue_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
+{
+    struct qm *q = data;
+    (void)c, (void)ret;
+    if (is_error(err, q, q->commit ? "migrate-continue" : "migrate_cancel"))
+        vm_qmp_command(q->src, "query-status", NULL, after_source_status, q);
+}
+
+static void decide(struct qm *q, bool commit, const char *reason)
+{
+    if (q->decided || q->state != QM_GATE)
+        return;
+    q->decided = true;
+    q->commit = commit;
+    q->gate_reason = xstrdup(reason);
+    q->gate_ms = vm_mono_ms() - q->gate_enter_ms;
+    uv_timer_stop(&q->timer);
+    if (q->feats && vm_features_busy(q->feats))
+        vm_features_cancel(q->feats);
+    qm_event(q, "gate.decided",
+             json_pack("{s:s, s:s, s:I}", "decision", commit ? "commit" : "rollback", "reason",
+                       reason, "held_ms", (json_int_t)q->gate_ms));
+    q->state = QM_FINISHING;
+    if (commit)
+        vm_qmp_command(q->src, "migrate-continue", json_pack("{s:s}", "state", "pre-switchover"),
+                       continue_sent, q);
+    else
+        vm_qmp_command(q->src, "migrate_cancel", NULL, continue_sent, q);
+}
+
+static void gate_budget(uv_timer_t *t)
+{
+    struct qm *q = t->data;
+    if (q->state == QM_GATE)
+        decide(q, false, "the gate budget ran out before every required feature was ready");
+    else if (q->state == QM_MIGRATING) {
+        qm_fail(q, "still migrating after %llu s: cancelled",
+                (unsigned long long)q->spec->timeout_s);
+        q->interrupted = true;
+        vm_qmp_command(q->src, "migrate_cancel", NULL, NULL, NULL);
+    }
+}
+
+static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, double ts, void *ud)
+{
+    struct qm *q = ud;
+    (void)c;
+    json_t *d = json_object();
+    json_object_set_new(d, "data", data ? json_deep_copy(data) : json_object());
+    json_object_set_new(d, "qemu_time", json_real(ts));
+    char *ev = xasprintf("qmp.%s", name);
+    qm_event(q, ev, d);
+    free(ev);
+    if (strcmp(name, "MIGRATION") != 0)
+        return;
+    const char *st = json_string_value(json_object_get(data, "status"));
+    if (!st)
+        return;
+    if (strcmp(st, "pre-switchover") == 0 && q->state == QM_MIGRATING) {
+        q->state = QM_GATE;
+        q->gate_enter_ms = vm_mono_ms();
+        qm_event(q, "phase", json_pack("{s:s}", "phase", "gate"));
+        if (q->interrupted) {
+            decide(q, false, "interrupted");
+            return;
+        }
+        uv_timer_start(&q->timer, gate_budget,
+                       q->spec->gate_timeout_ms ? q->spec->gate_timeout_ms : 30000, 0);
+        if (q->feats)
+            vm_features_run(q->feats, VM_FEATURE_GATE, gate_features_done);
+        else
+            decide(q, true, "no features to wait for");
+    } else if (strcmp(st, "completed") == 0) {
+        uv_timer_stop(&q->timer);
+        vm_qmp_command(q->src, "query-migrate", NULL, after_query_migrate, q);
+    } else if (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0) {
+        uv_timer_stop(&q->timer);
+        if (strcmp(st, "failed") == 0)
+            qm_fail(q, "QEMU reports the migration failed");
+        else if (!q->decided)
+            qm_fail(q, "the migration was cancelled");
+        vm_qmp_command(q->src, "query-status", NULL, after_source_status, q);
+    }
+}
+
+/* -- start -- */
+
+static void migrate_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
+{
+    struct qm *q = data;
+    (void)c, (void)ret;
+    if (is_error(err, q, "migrate")) {
+        qm_finish(q, "failed", "source");
+        return;
+    }
+    q->state = QM_MIGRATING;
+    qm_event(q, "phase", json_pack("{s:s}", "phase", "migrating"));
+    if (q->spec->timeout_s)
+        uv_timer_start(&q->timer, gate_budget, q->spec->timeout_s * 1000, 0);
+}
+
+static void caps_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
+{
+    struct qm *q = data;
+    (void)c, (void)ret;
+    if (is_error(err, q, "migrate-set-capabilities")) {
+        qm_finish(q, "failed", "source");
+        return;
+    }
+    json_t *params = json_object();
+    if (q->spec->bandwidth_mibs)
+        json_object_set_new(params, "max-bandwidth",
+                            json_integer((json_int_t)(q->spec->bandwidth_mibs << 20)));
+    if (q->spec->max_downtime_ms)
+        json_object_set_new(params, "downtime-limit",
+                            json_integer((json_int_t)q->spec->max_downtime_ms));
+    if (json_object_size(params))
+        vm_qmp_command(q->src, "migrate-set-parameters", params, NULL, NULL);
+    else
+        json_decref(params);
+    if (q->feats && q->spec->gated)
+        vm_features_run(q->feats, VM_FEATURE_PREPARE, NULL);
+    vm_qmp_command(q->src, "migrate", json_pack("{s:s}", "uri", q->spec->uri), migrate_sent, q);
+}
+
+static void incoming_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
+{
+    struct qm *q = data;
+    (void)c, (void)ret;
+    if (is_error(err, q, "migrate-incoming on the target (started with -incoming defer?)")) {
+        qm_finish(q, "failed", "source");
+        return;
+    }
+    json_t *caps =
+        json_pack("{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities", "capability", "events", "state",
+                  1, "capability", "pause-before-switchover", "state", q->spec->gated);
+    vm_qmp_command(q->src, "migrate-set-capabilities", caps, caps_set, q);
+}
+
+static void on_ready(struct vm_qmp *c, int status, void *ud)
+{
+    struct qm *q = ud;
+    if (status < 0) {
+        qm_fail(q, "cannot talk to QMP at '%s': %s",
+                c == q->src ? q->spec->source_qmp : q->spec->target_qmp, vm_qmp_strerror(status));
+        return; /* on_close follows */
+    }
+    if (++q->ready < 2)
+        return;
+    q->state = QM_STARTING;
+    q->start_ms = vm_mono_ms();
+    vm_qmp_command(q->dst, "migrate-incoming", json_pack("{s:s}", "uri", q->spec->uri),
+                   incoming_set, q);
+}
+
+static void on_close(struct vm_qmp *c, int reason, void *ud)
+{
+    struct qm *q = ud;
+    bool was_src = c == q->src;
+    if (was_src)
+        q->src = NULL;
+    else if (c == q->dst)
+        q->dst = NULL;
+    else
+        return;
+    if (q->state == QM_DONE || reason == 0)
+        return;
+    /* The target exits after a rollback: expected. Anything else ends us. */
+    if (!was_src && q->decided && !q->commit)
+        return;
+    if (q->state == QM_CONNECTING) {
+        qm_finish(q, "failed", "source");
+        return;
+    }
+    if (was_src) {
+        qm_fail(q, "the source QMP connection closed: %s", vm_qmp_strerror(reason));
+        qm_finish(q, "failed", "unknown");
+    } else if (q->state != QM_FINISHING || q->commit) {
+        /* the source will report the failure with a MIGRATION event */
+        qm_fail(q, "the target QMP connection closed: %s", vm_qmp_strerror(reason));
+    }
+}
+
+static const struct vm_qmp_callbacks src_cbs = {on_ready, on_src_event, on_close};
+static const struct vm_qmp_callbacks dst_cbs = {on_ready, NULL, on_close};
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct qm *q = s->data;
+    (void)signum;
+    if (q->interrupted)
+        return;
+    q->interrupted = true;
+    vm_warn("%s: cancelling the migration", signum == SIGINT ? "interrupted" : "terminated");
+    if (q->state == QM_GATE)
+        decide(q, false, "interrupted");
+    else if (q->state == QM_MIGRATING && q->src)
+        vm_qmp_command(q->src, "migrate_cancel", NULL, NULL, NULL);
+}
+
+/* announce-self on the target, through its QMP connection. */
+static void announced(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
+{
+    struct qm *q = data;
+    (void)c, (void)ret;
+    vm_features_announced(q->feats, !err, err ? err->desc : NULL);
+}
+
+static void qmp_announce(struct vm_features *f, void *ctx)
+{
+    struct qm *q = ctx;
+    if (!q->dst) {
+        vm_features_announced(f, false, "no QMP connection to the target");
+        return;
+    }
+    vm_qmp_command(
+        q->dst, "announce-self",
+        json_pack("{s:i, s:i, s:i, s:i}", "initial", 50, "max", 550, "rounds", 5, "step", 100),
+        announced, q);
+}
+
+static void feature_event(struct vm_features *f, const char *feature, const char *step, bool ok,
+                          const char *detail, void *data)
+{
+    (void)f;
+    qm_event(data, "feature",
+             json_pack("{s:s, s:s, s:b, s:o}", "feature", feature, "step", step, "ok", ok, "detail",
+                       detail ? json_string(detail) : json_null()));
+}
+
+int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
+{
+    struct qm qs = {0}, *q = &qs;
+    q->spec = spec;
+    if (spec->events_path && !(q->events = vm_report_stream_open(spec->events_path)))
+        return VM_EXIT_USAGE;
+    uv_loop_init(&q->loop);
+    uv_timer_init(&q->loop, &q->timer);
+    q->timer.data = q;
+    uv_signal_init(&q->loop, &q->sigint);
+    uv_signal_init(&q->loop, &q->sigterm);
+    q->sigint.data = q->sigterm.data = q;
+    uv_signal_start(&q->sigint, on_signal, SIGINT);
+    uv_signal_start(&q->sigterm, on_signal, SIGTERM);
+    q->vm = json_pack("{s:s, s:s, s:s}", "name", spec->name, "source_qmp", spec->source_qmp,
+                      "target_qmp", spec->target_qmp);
+    if (spec->nfeatures) {
+        struct vm_feature_env env = {.source = "qemu:///system",
+                                     .target = "qemu:///system",
+                                     .gated = spec->gated,
+                                     .announce = qmp_announce,
+                                     .ctx = q};
+        q->feats = vm_features_new(&q->loop, &env, q->vm, spec->features, spec->nfeatures,
+                                   spec->policy, feature_event, q);
+    }
+    q->src = vm_qmp_new(&q->loop, &src_cbs, q);
+    q->dst = vm_qmp_new(&q->loop, &dst_cbs, q);
+    uint64_t t0 = vm_wall_ms();
+    qm_event(q, "run.started",
+             json_pack("{s:s, s:s, s:s}", "command", "qemu", "source", spec->source_qmp, "target",
+                       spec->target_qmp));
+    if (vm_qmp_connect(q->src, spec->source_qmp) < 0 ||
+        vm_qmp_connect(q->dst, spec->target_qmp) < 0) {
+        qm_fail(q, "cannot connect to the QMP sockets '%s' and '%s'", spec->source_qmp,
+                spec->target_qmp);
+        qm_finish(q, "failed", "source");
+    }
+    uv_run(&q->loop, UV_RUN_DEFAULT);
+    if (!q->result) {
+        q->result = "failed";
+        q->location = "unknown";
+    }
+
+    int code = strcmp(q->result, "migrated") == 0    ? VM_EXIT_OK
+               : strcmp(q->location, "unknown") == 0 ? VM_EXIT_OPERATOR
+               : q->interrupted                      ? VM_EXIT_INTERRUPTED
+                                                     : VM_EXIT_FAILED;
+    json_t *ram = json_object_get(q->stats, "ram");
+    json_t *downtime = json_object_get(q->stats, "downtime");
+    char ts[32], te[32];
+    *report = json_pack(
+        "{s:i, s:s, s:s, s:i, s:s, s:s, s:{s:s, s:s, s:s, s:b, s:o, s:o, s:I, s:o, s:o, s:o}}",
+        "schema_version", VM_REPORT_SCHEMA_VERSION, "command", "qemu", "result",
+        code == VM_EXIT_OK ? "ok" : "failed", "exit_code", code, "started_at",
+        vm_rfc3339(t0, ts, sizeof(ts)), "finished_at", vm_rfc3339(vm_wall_ms(), te, sizeof(te)),
+        "vm", "name", spec->name, "result", q->result, "location", q->location, "gated",
+        spec->gated, "gate",
+        q->decided ? json_pack("{s:s, s:s, s:I}", "decision", q->commit ? "commit" : "rollback",
+                               "reason", q->gate_reason, "held_ms", (json_int_t)q->gate_ms)
+                   : json_null(),
+        "downtime_ms", json_is_integer(downtime) ? json_incref(downtime) : json_null(), "total_ms",
+        (json_int_t)(q->end_ms > q->start_ms ? q->end_ms - q->start_ms : 0), "bytes_transferred",
+        json_is_integer(json_object_get(ram, "transferred"))
+            ? json_incref(json_object_get(ram, "transferred"))
+            : json_null(),
+        "feature_results", vm_features_to_json(q->feats), "error",
+        q->error ? json_string(q->error) : json_null());
+    qm_event(q, "run.finished", json_pack("{s:s, s:i}", "result", q->result, "exit_code", code));
+    if (code != VM_EXIT_OK)
+        vm_error("qemu: %s: %s, guest runs on %s: %s", spec->name, q->result, q->location,
+                 q->error         ? q->error
+                 : q->gate_reason ? q->gate_reason
+                                  : "no reason given");
+    vm_policy_shutdown(spec->policy);
+    uv_run(&q->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&q->loop);
+    vm_features_free(q->feats);
+    json_decref(q->vm);
+    json_decref(q->stats);
+    free(q->error);
+    free(q->gate_reason);
+    vm_report_stream_close(q->events);
+    return code;
+}

@@ -1,0 +1,39 @@
+/* qemu_mig.h — the QMP backend: one live migration between two QEMU
+ * processes that libvirt does not manage, addressed by their QMP sockets and
+ * a migration URI, with the same commit gate as libvirt guests: QEMU's
+ * pause-before-switchover stops the source (guest paused, everything sent)
+ * at "pre-switchover"; the features' gate steps run; migrate-continue
+ * commits, migrate_cancel rolls back (the source resumes by itself, the
+ * target QEMU exits). The target must have been started with
+ * `-incoming defer`.
+ *
+ * vm_qemu_migrate() runs its own loop to the end and owns everything it
+ * creates; the spec is borrowed. */
+#ifndef VMM_QEMU_MIG_H
+#define VMM_QEMU_MIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "plan/decision.h"
+
+struct vm_policy;
+
+struct vm_qemu_spec {
+    const char *name; /* for reports */
+    const char *source_qmp, *target_qmp;
+    const char *uri; /* e.g. tcp:127.0.0.1:4444 */
+    bool gated;      /* network-critical */
+    uint64_t bandwidth_mibs, max_downtime_ms, gate_timeout_ms, timeout_s;
+    const struct vm_feature_decl *features;
+    int nfeatures;
+    struct vm_policy *policy; /* implements the features (may be NULL) */
+    const char *events_path;
+};
+
+/* Returns a VM_EXIT_* code; *report (new reference) describes the outcome. */
+int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report);
+
+#endif

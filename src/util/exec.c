@@ -1,0 +1,334 @@
+/* exec.c — see exec.h. */
+#include "util/exec.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+static const char *const *overrides;
+static int noverrides;
+
+void vm_exec_set_overrides(const char *const *specs, int n)
+{
+    overrides = specs;
+    noverrides = n;
+}
+
+bool vm_exec_override_valid(const char *spec)
+{
+    const char *eq = strchr(spec, '=');
+    return eq && eq != spec && eq[1] && eq[1] != ' ';
+}
+
+struct strv {
+    char **v;
+    size_t n, cap;
+};
+
+static void push(struct strv *s, char *str)
+{
+    if (s->n + 2 > s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+    }
+    s->v[s->n++] = str;
+    s->v[s->n] = NULL;
+}
+
+/* 'arg' quoted for a POSIX shell on the remote side. */
+static char *shell_quote(const char *a)
+{
+    size_t n = 2;
+    for (const char *p = a; *p; p++)
+        n += *p == '\'' ? 4 : 1;
+    char *q = xmalloc(n + 1), *w = q;
+    *w++ = '\'';
+    for (const char *p = a; *p; p++) {
+        if (*p == '\'') {
+            memcpy(w, "'\\''", 4);
+            w += 4;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w++ = '\'';
+    *w = '\0';
+    return q;
+}
+
+void vm_exec_argv_free(char **argv)
+{
+    for (char **p = argv; p && *p; p++)
+        free(*p);
+    free(argv);
+}
+
+char **vm_exec_argv(const char *uri, const char *const *argv, char **why)
+{
+    struct strv s = {0};
+    *why = NULL;
+    size_t ulen = strlen(uri);
+    for (int i = 0; i < noverrides; i++) {
+        /* URIs contain '=' (socket=...): the override is "URI=" + PREFIX. */
+        const char *eq = overrides[i] + ulen;
+        if (strncmp(overrides[i], uri, ulen) == 0 && *eq == '=') {
+            char *copy = xstrdup(eq + 1), *save = NULL;
+            for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+                push(&s, xstrdup(t));
+            free(copy);
+            for (const char *const *a = argv; *a; a++)
+                push(&s, xstrdup(*a));
+            return s.v;
+        }
+    }
+    const char *sep = strstr(uri, "://");
+    size_t slen = sep ? (size_t)(sep - uri) : 0;
+    bool local = false;
+    if (strncmp(uri, "test:", 5) == 0 || (sep && sep[3] == '/'))
+        local = true; /* no host part: this machine */
+    if (local) {
+        for (const char *const *a = argv; *a; a++)
+            push(&s, xstrdup(*a));
+        return s.v;
+    }
+    if (sep && slen >= 4 && strncmp(uri + slen - 4, "+ssh", 4) == 0) {
+        const char *host = sep + 3;
+        size_t hlen = strcspn(host, "/?");
+        char *h = xstrndup(host, hlen), *port = NULL;
+        char *colon = strrchr(h, ':');
+        if (colon && !strchr(colon, ']')) {
+            *colon = '\0';
+            port = colon + 1;
+        }
+        push(&s, xstrdup("ssh"));
+        push(&s, xstrdup("-o"));
+        push(&s, xstrdup("BatchMode=yes"));
+        if (port && *port) {
+            push(&s, xstrdup("-p"));
+            push(&s, xstrdup(port));
+        }
+        push(&s, xstrdup(h));
+        push(&s, xstrdup("--"));
+        for (const char *const *a = argv; *a; a++)
+            push(&s, shell_quote(*a));
+        free(h);
+        return s.v;
+    }
+    *why = xasprintf("no executor for host '%s' (give one with --host-exec URI=PREFIX)", uri);
+    return NULL;
+}
+
+struct vm_exec {
+    uv_process_t proc;
+    uv_pipe_t out, err;
+    uv_timer_t timer;
+    char *buf[2];
+    size_t len[2];
+    int open_handles;
+    bool exited, timed_out, reported;
+    int64_t status;
+    int signal;
+    vm_exec_cb cb;
+    void *data;
+};
+
+static void handle_closed(uv_handle_t *h);
+
+static void report(struct vm_exec *e)
+{
+    if (e->reported || !e->exited || e->open_handles > 1)
+        return; /* wait for exit and both pipes' EOF (the timer is the last) */
+    e->reported = true;
+    struct vm_exec_result r = {
+        .status = e->status,
+        .signal = e->signal,
+        .timed_out = e->timed_out,
+        .out = e->buf[0] ? e->buf[0] : "",
+        .err = e->buf[1] ? e->buf[1] : "",
+        .out_len = e->len[0],
+        .err_len = e->len[1],
+    };
+    e->cb(&r, e->data);
+    uv_close((uv_handle_t *)&e->timer, handle_closed);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct vm_exec *e = h->data;
+    if (--e->open_handles == 0) {
+        free(e->buf[0]);
+        free(e->buf[1]);
+        free(e);
+        return;
+    }
+    report(e);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = xmalloc(suggested);
+    buf->len = suggested;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct vm_exec *e = s->data;
+    int k = s == (uv_stream_t *)&e->out ? 0 : 1;
+    if (n > 0) {
+        size_t room = VM_EXEC_MAX_OUTPUT - e->len[k];
+        size_t take = (size_t)n < room ? (size_t)n : room;
+        e->buf[k] = xrealloc(e->buf[k], e->len[k] + take + 1);
+        memcpy(e->buf[k] + e->len[k], buf->base, take);
+        e->len[k] += take;
+        e->buf[k][e->len[k]] = '\0';
+    }
+    free(buf->base);
+    if (n < 0) {
+        uv_read_stop(s);
+        uv_close((uv_handle_t *)s, handle_closed);
+    }
+}
+
+static void exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    struct vm_exec *e = p->data;
+    e->exited = true;
+    e->status = status;
+    e->signal = sig;
+    uv_timer_stop(&e->timer);
+    uv_close((uv_handle_t *)p, handle_closed);
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+    struct vm_exec *e = t->data;
+    e->timed_out = true;
+    uv_process_kill(&e->proc, SIGKILL);
+}
+
+void vm_exec_kill(struct vm_exec *e)
+{
+    if (e && !e->exited)
+        uv_process_kill(&e->proc, SIGKILL);
+}
+
+/* Can PROG (a path, or a name looked up in PATH) be executed? 0, or an
+ * errno. */
+static int runnable(const char *prog)
+{
+    if (strchr(prog, '/'))
+        return access(prog, X_OK) == 0 ? 0 : errno;
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    int err = ENOENT;
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        char *cand = n ? xasprintf("%.*s/%s", (int)n, p, prog) : xasprintf("./%s", prog);
+        int ok = access(cand, X_OK);
+        if (ok < 0 && errno != ENOENT)
+            err = errno;
+        free(cand);
+        if (ok == 0)
+            return 0;
+        p += n + (p[n] == ':');
+    }
+    return err;
+}
+
+/* Commands must not outlive vmmigrate: a feature step still running after
+ * a crash (kill -9) could undo what the recovery settles. util-linux's
+ * setpriv sets PR_SET_PDEATHSIG before it executes the command (libuv has
+ * no hook for that); without it commands run as they are. */
+#define SETPRIV "/usr/bin/setpriv"
+
+static char **with_death_signal(char **argv)
+{
+    static int have = -1;
+    if (have < 0)
+        have = access(SETPRIV, X_OK) == 0;
+    if (!have)
+        return argv;
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char **v = xcalloc(n + 5, sizeof(*v)); /* and the NULL */
+    v[0] = xstrdup(SETPRIV);
+    v[1] = xstrdup("--pdeathsig");
+    v[2] = xstrdup("KILL");
+    v[3] = xstrdup("--");
+    memcpy(v + 4, argv, n * sizeof(*v));
+    free(argv);
+    return v;
+}
+
+struct vm_exec *vm_exec_start(uv_loop_t *loop, const char *uri, const char *const *argv,
+                              uint64_t timeout_ms, vm_exec_cb cb, void *data)
+{
+    char *why = NULL;
+    char **full = vm_exec_argv(uri, argv, &why);
+    int err = full && full[0] ? runnable(full[0]) : 0;
+    if (err) {
+        why = xasprintf("cannot run '%s': %s", full[0], strerror(err));
+        vm_exec_argv_free(full);
+        full = NULL;
+    }
+    if (full && full[0])
+        full = with_death_signal(full);
+    if (!full || !full[0]) {
+        struct vm_exec_result r = {
+            .status = -1, .out = "", .err = "", .error = why ? why : "empty command"};
+        cb(&r, data);
+        free(why);
+        vm_exec_argv_free(full);
+        return NULL;
+    }
+    struct vm_exec *e = xcalloc(1, sizeof(*e));
+    e->cb = cb;
+    e->data = data;
+    uv_pipe_init(loop, &e->out, 0);
+    uv_pipe_init(loop, &e->err, 0);
+    uv_timer_init(loop, &e->timer);
+    e->out.data = e->err.data = e->timer.data = e->proc.data = e;
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&e->out},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&e->err},
+    };
+    uv_process_options_t opts = {
+        .exit_cb = exit_cb,
+        .file = full[0],
+        .args = full,
+        .stdio_count = 3,
+        .stdio = stdio,
+    };
+    int rc = uv_spawn(loop, &e->proc, &opts);
+    vm_exec_argv_free(full);
+    if (rc < 0) {
+        /* Nothing started: close what was made, report, free in the close
+         * callbacks (the process handle is closed too, libuv requires it). */
+        char *msg = xasprintf("cannot run '%s': %s", argv[0], uv_strerror(rc));
+        struct vm_exec_result r = {.status = -1, .out = "", .err = "", .error = msg};
+        e->reported = true;
+        e->exited = true;
+        cb(&r, data);
+        free(msg);
+        e->open_handles = 4;
+        uv_close((uv_handle_t *)&e->proc, handle_closed);
+        uv_close((uv_handle_t *)&e->out, handle_closed);
+        uv_close((uv_handle_t *)&e->err, handle_closed);
+        uv_close((uv_handle_t *)&e->timer, handle_closed);
+        return NULL;
+    }
+    e->open_handles = 4; /* process, two pipes, timer */
+    uv_read_start((uv_stream_t *)&e->out, alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&e->err, alloc_cb, read_cb);
+    if (timeout_ms)
+        uv_timer_start(&e->timer, timeout_cb, timeout_ms, 0);
+    return e;
+}
