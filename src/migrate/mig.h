@@ -30,31 +30,7 @@
 #include <libvirt/libvirt.h>
 
 #include "backend/libvirt/virt.h"
-
-enum vm_mig_timeout_action {
-    VM_MIG_TIMEOUT_ABORT,
-    VM_MIG_TIMEOUT_SUSPEND,
-    VM_MIG_TIMEOUT_POSTCOPY,
-};
-
-/* The libvirt knobs of one migration. Strings are borrowed (they live as
- * long as the job). Zero means "libvirt's default". */
-struct vm_mig_params {
-    unsigned long bandwidth_mibs;
-    unsigned long long max_downtime_ms;
-    bool auto_converge;
-    bool postcopy;
-    int parallel;
-    const char *compression; /* "xbzrle,mt" */
-    bool tls;
-    bool persistent;
-    bool undefine_source;
-    bool p2p;
-    bool unsafe;
-    const char *migrate_uri;
-    unsigned timeout_s;
-    enum vm_mig_timeout_action timeout_action;
-};
+#include "plan/params.h"
 
 enum vm_mig_state {
     VM_MIG_STATE_QUEUED,

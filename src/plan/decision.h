@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "migrate/mig.h"
+#include "plan/params.h"
 
 enum vm_class {
     VM_CLASS_URGENT,           /* completion first; features may come up late */
