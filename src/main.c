@@ -1,15 +1,24 @@
 /* main.c — finds the command in cli.c's table, parses its options, runs it. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "util/exitcode.h"
+#include "util/fault.h"
 #include "util/util.h"
 
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* Test-only fault points (util/fault.h): a typo must not pass unseen. */
+    char *fault_err = vm_fault_check();
+    if (fault_err) {
+        vm_error("%s", fault_err);
+        free(fault_err);
+        return VM_EXIT_USAGE;
+    }
 
     if (argc < 2) {
         vm_error("no command given (see 'vmmigrate --help')");

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/fault.h"
 #include "util/util.h"
 
 typedef char *(*begin_fn)(virDomainPtr, virTypedParameterPtr, int, char **, int *, unsigned);
@@ -207,12 +208,10 @@ int vm_gate_finish(struct vm_gate_session *s, bool commit, struct vm_virt_err *e
         virDomainFree(d);
     take_cookie(s, out, outlen);
     int cancelled = d ? 0 : 1;
-    /* Fault injection for the recovery tests: stall between Finish and
-     * Confirm, where a crash leaves the source paused while the guest runs
-     * on the target (the split-brain trap). Never set in production. */
-    const char *fault = getenv("VMM_FAULT_BEFORE_CONFIRM_MS");
-    if (fault && commit)
-        usleep((useconds_t)atoi(fault) * 1000);
+    /* Between Finish and Confirm a crash leaves the source paused while
+     * the guest runs on the target (the split-brain trap). */
+    if (commit)
+        vm_fault("before-confirm");
     if (api.confirm(s->dom, s->params, s->nparams, s->cookie, s->cookielen, s->flags, cancelled) <
         0) {
         if (rc == 0)

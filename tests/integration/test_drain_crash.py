@@ -9,7 +9,7 @@ run (STEP VM PID FEATURE) to a file. The run is SIGKILLed
   in the gate    while a VM holds at the commit gate (mark's gate waits for a
                  marker file the test creates only after the kill),
   after commit   after the commit decision is journaled, between libvirt's
-                 Finish and Confirm (VMM_FAULT_BEFORE_CONFIRM_MS),
+                 Finish and Confirm (fault point before-confirm),
   between VMs    once one VM is wholly done (result, after steps journaled),
                  with --parallel 1,
 
@@ -472,7 +472,7 @@ def test_kill_after_commit_decided():
     on a, owes no deinit, and drains the rest."""
     lab("up", "3")
     s = Scenario("after-commit")
-    r = s.start_first(env={"VMM_FAULT_BEFORE_CONFIRM_MS": "20000"})
+    r = s.start_first(env={"VMM_FAULT": "before-confirm:sleep=20000"})
     rec = wait_journal(s.journal, lambda x: x["record"] == "commit-decided", r.proc, 180)
     vm, target = rec["vm"], host_of(rec["target"])
     log(f"commit decided: {vm} -> {target}")
