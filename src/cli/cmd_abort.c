@@ -11,6 +11,7 @@
 #include <dirent.h>
 
 #include "cli/cli.h"
+#include "cli/cli_options.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -19,12 +20,8 @@ enum {
 };
 
 static const struct vm_cli_option abort_options[] = {
-    {.name = "lock-dir",
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "DIR",
-     .id = OPT_LOCK_DIR,
-     .help = "where the run locks live (/run/vmmigrate)",
-     .doc = "The directory of the run locks (see run --lock-dir)."},
+    VM_CLI_OPTION_LOCK_DIR(OPT_LOCK_DIR, "where the run locks live (/run/vmmigrate)",
+                           "The directory of the run locks (see run --lock-dir)."),
     {0},
 };
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_options.h"
 #include "util/exitcode.h"
 #include "journal/journal.h"
 #include "util/util.h"
@@ -15,20 +16,15 @@ enum {
 };
 
 static const struct vm_cli_option status_options[] = {
-    {.name = "journal-dir",
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "DIR",
-     .id = OPT_JOURNAL_DIR,
-     .help = "the journals to read (" VM_JOURNAL_DEFAULT_DIR ")",
-     .doc = "The directory run wrote its journals to. Default " VM_JOURNAL_DEFAULT_DIR "."},
-    {.name = "json",
-     .id = OPT_JSON,
-     .help = "print JSON",
-     .doc = "Print {\"runs\": [{id, started_at, finished, vms: {NAME: {uuid, source, target, "
-            "state, result, location, deinit, after}}}]} on standard output. deinit and after "
-            "are \"done\" or \"failed\" once the features' deinit steps (guest on the source) "
-            "or after steps (guest on the target) ran, by the run itself or, owed after a "
-            "crash, by a later one."},
+    VM_CLI_OPTION_JOURNAL_DIR(OPT_JOURNAL_DIR, "the journals to read (" VM_JOURNAL_DEFAULT_DIR ")",
+                              VM_CLI_DOC_JOURNAL_READ),
+    VM_CLI_OPTION_JSON(
+        OPT_JSON, "print JSON",
+        "Print {\"runs\": [{id, started_at, finished, vms: {NAME: {uuid, source, target, "
+        "state, result, location, deinit, after}}}]} on standard output. deinit and after "
+        "are \"done\" or \"failed\" once the features' deinit steps (guest on the source) "
+        "or after steps (guest on the target) ran, by the run itself or, owed after a "
+        "crash, by a later one."),
     {0},
 };
 
