@@ -5,7 +5,8 @@
  * `struct vm_cli_command` (tmux's cmd-*.c). The tables are the single source
  * for option parsing (getopt_long), `--help`, the man page and the shell
  * completions (cli_docs.c); tests/unit/test_docs.c fails when the committed
- * man/ and completions/ files drift from what the tables generate.
+ * man/ and completions/ files drift from what the tables generate. Options
+ * several commands take are defined once, in cli_options.h.
  *
  * Parsing owns a `struct vm_cli_args` (vm_cli_args_free); values point into
  * argv, which outlives it. */
@@ -70,19 +71,6 @@ struct vm_cli_exit {
 extern const struct vm_cli_command *const vm_cli_commands[];
 extern const struct vm_cli_option vm_cli_common_options[];
 extern const struct vm_cli_exit vm_cli_exits[];
-
-/* --host-exec, for the commands that run feature steps (run, drain,
- * recover), with the command's own option id. */
-#define VM_CLI_OPTION_HOST_EXEC(ID)                                                                \
-    {                                                                                              \
-        .name = "host-exec", .arg = VM_CLI_ARG_STRING, .metavar = "URI=PREFIX", .id = (ID),        \
-        .flags = VM_CLI_REPEAT, .help = "run feature commands for host URI through PREFIX",        \
-        .doc =                                                                                     \
-            "How features run commands (vmm.exec, vdptool) on the host with libvirt URI: PREFIX, " \
-            "split on spaces, followed by the command's arguments (no shell), e.g. "               \
-            "qemu+tcp://hv12/system='ssh -i /etc/vmm/key hv12 --'. Without it, local URIs run "    \
-            "commands here and qemu+ssh URIs through ssh with BatchMode."                          \
-    }
 
 /* Ids of the common options (all commands accept them). */
 enum {

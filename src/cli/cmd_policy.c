@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_options.h"
 #include "plan/decision.h"
 #include "util/exitcode.h"
 #include "policy/policy.h"
@@ -15,11 +16,10 @@ enum {
 };
 
 static const struct vm_cli_option policy_options[] = {
-    {.name = "json",
-     .id = OPT_JSON,
-     .help = "print the result as JSON",
-     .doc = "Print {\"policy\": FILE, \"ok\": true|false, \"hooks\": [...], \"error\": ...} on "
-            "standard output."},
+    VM_CLI_OPTION_JSON(
+        OPT_JSON, "print the result as JSON",
+        "Print {\"policy\": FILE, \"ok\": true|false, \"hooks\": [...], \"error\": ...} on "
+        "standard output."),
     {0},
 };
 

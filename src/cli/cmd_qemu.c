@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_options.h"
 #include "util/exitcode.h"
 #include "feature/feature.h"
 #include "policy/policy.h"
@@ -30,31 +31,15 @@ enum {
 };
 
 static const struct vm_cli_option qemu_options[] = {
-    {.name = "bandwidth",
-     .short_name = 'b',
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "MIB/S",
-     .id = OPT_BANDWIDTH,
-     .min = 1,
-     .max = 1000000,
-     .help = "cap the migration bandwidth (MiB/s)",
-     .doc = "Cap the bandwidth (QEMU's max-bandwidth parameter), in MiB/s."},
-    {.name = "class",
-     .arg = VM_CLI_ARG_CHOICE,
-     .metavar = "CLASS",
-     .id = OPT_CLASS,
-     .choices = "urgent|network-critical",
-     .help = "network-critical (commit gate, the default) or urgent",
-     .doc = "network-critical (the default): QEMU pauses before switchover and the guest "
-            "resumes on the target only when every required --feature is ready there; "
-            "urgent: no gate, features run best-effort afterwards."},
-    {.name = "events",
-     .short_name = 'e',
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "FILE",
-     .id = OPT_EVENTS,
-     .help = "write an NDJSON event stream to FILE ('-' for stdout)",
-     .doc = "Append the event stream (schema/event.schema.json) to FILE."},
+    VM_CLI_OPTION_BANDWIDTH(OPT_BANDWIDTH, VM_CLI_HELP_BANDWIDTH,
+                            "Cap the bandwidth (QEMU's max-bandwidth parameter), in MiB/s."),
+    VM_CLI_OPTION_CLASS(
+        OPT_CLASS, "network-critical (commit gate, the default) or urgent",
+        "network-critical (the default): QEMU pauses before switchover and the guest "
+        "resumes on the target only when every required --feature is ready there; "
+        "urgent: no gate, features run best-effort afterwards."),
+    VM_CLI_OPTION_EVENTS(OPT_EVENTS, VM_CLI_HELP_EVENTS,
+                         "Append the event stream (schema/event.schema.json) to FILE."),
     {.name = "feature",
      .short_name = 'f',
      .arg = VM_CLI_ARG_STRING,
@@ -73,32 +58,18 @@ static const struct vm_cli_option qemu_options[] = {
      .help = "the most the gate may be held (30000)",
      .doc = "Roll back if the features are not ready MS milliseconds after the gate was "
             "reached (the guest is paused meanwhile). Default 30000."},
-    {.name = "json",
-     .id = OPT_JSON,
-     .help = "print the final JSON report on stdout",
-     .doc = "Print the report (schema/qemu-report.schema.json) on standard output."},
-    {.name = "max-downtime",
-     .short_name = 'd',
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "MS",
-     .id = OPT_MAX_DOWNTIME,
-     .min = 1,
-     .max = 2000000,
-     .help = "maximum tolerable downtime in milliseconds",
-     .doc = "QEMU's downtime-limit parameter, in milliseconds."},
+    VM_CLI_OPTION_JSON(OPT_JSON, VM_CLI_HELP_JSON_REPORT,
+                       "Print the report (schema/qemu-report.schema.json) on standard output."),
+    VM_CLI_OPTION_MAX_DOWNTIME(OPT_MAX_DOWNTIME, "maximum tolerable downtime in milliseconds",
+                               "QEMU's downtime-limit parameter, in milliseconds."),
     {.name = "name",
      .arg = VM_CLI_ARG_STRING,
      .metavar = "NAME",
      .id = OPT_NAME,
      .help = "the guest's name in reports and features (qemu)",
      .doc = "A name for the guest in reports, events and the vm table features see."},
-    {.name = "policy",
-     .short_name = 'p',
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "FILE",
-     .id = OPT_POLICY,
-     .help = "the Lua policy that defines the --feature steps",
-     .doc = "Load the policy FILE for the features it defines with vmm.feature()."},
+    VM_CLI_OPTION_POLICY(OPT_POLICY, 'p', "the Lua policy that defines the --feature steps",
+                         "Load the policy FILE for the features it defines with vmm.feature()."),
     {.name = "source-qmp",
      .short_name = 's',
      .arg = VM_CLI_ARG_FILE,
@@ -114,15 +85,10 @@ static const struct vm_cli_option qemu_options[] = {
      .help = "the target QEMU's QMP socket (required)",
      .doc = "The unix socket of the target QEMU's QMP monitor; the target must have been "
             "started with -incoming defer."},
-    {.name = "timeout",
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "SECONDS",
-     .id = OPT_TIMEOUT,
-     .min = 1,
-     .max = 604800,
-     .help = "cancel a migration still running after SECONDS",
-     .doc = "Cancel the migration (the guest stays on the source) if it has not reached the "
-            "gate or completed after SECONDS."},
+    VM_CLI_OPTION_TIMEOUT(
+        OPT_TIMEOUT, "cancel a migration still running after SECONDS",
+        "Cancel the migration (the guest stays on the source) if it has not reached the "
+        "gate or completed after SECONDS."),
     {.name = "uri",
      .short_name = 'u',
      .arg = VM_CLI_ARG_URI,

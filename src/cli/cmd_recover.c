@@ -22,6 +22,7 @@
 #include <libvirt/libvirt.h>
 
 #include "cli/cli.h"
+#include "cli/cli_options.h"
 #include "util/exitcode.h"
 #include "util/exec.h"
 #include "journal/journal.h"
@@ -40,27 +41,20 @@ enum {
 
 static const struct vm_cli_option recover_options[] = {
     VM_CLI_OPTION_HOST_EXEC(OPT_HOST_EXEC),
-    {.name = "journal-dir",
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "DIR",
-     .id = OPT_JOURNAL_DIR,
-     .help = "the journals to reconcile (" VM_JOURNAL_DEFAULT_DIR ")",
-     .doc = "The directory run wrote its journals to. Default " VM_JOURNAL_DEFAULT_DIR "."},
-    {.name = "json",
-     .id = OPT_JSON,
-     .help = "print what was found and done as JSON",
-     .doc = "Print {\"recovered\": [{vm, uuid, run, source, target, last_record, found, "
-            "action, ok}], \"owed\": [{step, vm, uuid, run, source, target, ok, features, "
-            "error}], \"needs_operator\": N} on standard output."},
-    {.name = "policy",
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "FILE",
-     .id = OPT_POLICY,
-     .help = "the policy whose features' steps are owed",
-     .doc = "Load FILE so that the steps of the features it defines can run for migrations a "
-            "crash left owing them: deinit (the guest stayed on the source) or after (it ended "
-            "on the target). Without it, only built-in features' steps run; the others stay "
-            "owed and are reported (exit status 9)."},
+    VM_CLI_OPTION_JOURNAL_DIR(OPT_JOURNAL_DIR,
+                              "the journals to reconcile (" VM_JOURNAL_DEFAULT_DIR ")",
+                              VM_CLI_DOC_JOURNAL_READ),
+    VM_CLI_OPTION_JSON(
+        OPT_JSON, "print what was found and done as JSON",
+        "Print {\"recovered\": [{vm, uuid, run, source, target, last_record, found, "
+        "action, ok}], \"owed\": [{step, vm, uuid, run, source, target, ok, features, "
+        "error}], \"needs_operator\": N} on standard output."),
+    VM_CLI_OPTION_POLICY(
+        OPT_POLICY, 0, "the policy whose features' steps are owed",
+        "Load FILE so that the steps of the features it defines can run for migrations a "
+        "crash left owing them: deinit (the guest stayed on the source) or after (it ended "
+        "on the target). Without it, only built-in features' steps run; the others stay "
+        "owed and are reported (exit status 9)."),
     {0},
 };
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_options.h"
 #include "util/exitcode.h"
 #include "plan/decision.h"
 #include "util/exec.h"
@@ -75,27 +76,16 @@ static const struct vm_cli_option job_options[] = {
      .help = "throttle guest vCPUs when the migration does not converge",
      .doc = "Let QEMU throttle the guest's vCPUs, step by step, while memory is dirtied faster "
             "than it is copied (VIR_MIGRATE_AUTO_CONVERGE)."},
-    {.name = "bandwidth",
-     .short_name = 'b',
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "MIB/S",
-     .id = OPT_BANDWIDTH,
-     .min = 1,
-     .max = 1000000,
-     .help = "cap the migration bandwidth (MiB/s)",
-     .doc = "Cap the bandwidth of each migration at MIB/S mebibytes per second "
-            "(VIR_MIGRATE_PARAM_BANDWIDTH). Default: libvirt's (unlimited)."},
-    {.name = "class",
-     .arg = VM_CLI_ARG_CHOICE,
-     .metavar = "CLASS",
-     .id = OPT_CLASS,
-     .choices = "urgent|network-critical",
-     .help = "urgent (default) or network-critical (commit gate)",
-     .doc = "The class of migrations whose policy decision sets none (and of every --vm): "
-            "urgent, finish fast, peer-to-peer, features may come up late (the default); or "
-            "network-critical, run through the commit gate: the guest resumes on the target "
-            "only after its required features initialised there, else it stays on the "
-            "source."},
+    VM_CLI_OPTION_BANDWIDTH(OPT_BANDWIDTH, VM_CLI_HELP_BANDWIDTH,
+                            "Cap the bandwidth of each migration at MIB/S mebibytes per second "
+                            "(VIR_MIGRATE_PARAM_BANDWIDTH). Default: libvirt's (unlimited)."),
+    VM_CLI_OPTION_CLASS(
+        OPT_CLASS, "urgent (default) or network-critical (commit gate)",
+        "The class of migrations whose policy decision sets none (and of every --vm): "
+        "urgent, finish fast, peer-to-peer, features may come up late (the default); or "
+        "network-critical, run through the commit gate: the guest resumes on the target "
+        "only after its required features initialised there, else it stays on the "
+        "source."),
     {.name = "compression",
      .arg = VM_CLI_ARG_CHOICES,
      .metavar = "METHODS",
@@ -105,16 +95,11 @@ static const struct vm_cli_option job_options[] = {
      .doc = "Compress migration data with the given comma-separated methods "
             "(VIR_MIGRATE_COMPRESSED with VIR_MIGRATE_PARAM_COMPRESSION). zlib and zstd need "
             "--parallel-connections."},
-    {.name = "deadline",
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "SECONDS",
-     .id = OPT_DEADLINE,
-     .min = 1,
-     .max = 604800,
-     .help = "end the whole run after SECONDS (abort what runs)",
-     .doc = "When the run has taken SECONDS, start no more migrations and abort the running "
-            "ones (at the commit gate: roll back); every guest stays where it is, and the "
-            "report says so. For maintenance windows."},
+    VM_CLI_OPTION_SETTING(
+        deadline_s, 0, "SECONDS", OPT_DEADLINE, "end the whole run after SECONDS (abort what runs)",
+        "When the run has taken SECONDS, start no more migrations and abort the running "
+        "ones (at the commit gate: roll back); every guest stays where it is, and the "
+        "report says so. For maintenance windows."),
     {.name = "direct",
      .id = OPT_DIRECT,
      .help = "client-driven migration instead of peer-to-peer",
@@ -122,73 +107,44 @@ static const struct vm_cli_option job_options[] = {
             "(virDomainMigrate3) instead of letting the source libvirtd talk to the target "
             "(peer-to-peer, VIR_MIGRATE_PEER2PEER, the default, which survives a crash of "
             "vmmigrate)."},
-    {.name = "events",
-     .short_name = 'e',
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "FILE",
-     .id = OPT_EVENTS,
-     .help = "write an NDJSON event stream to FILE ('-' for stdout)",
-     .doc = "Append one JSON object per line to FILE ('-': standard output) for every event: "
-            "phases, progress, libvirt and QMP events, results. See schema/event.schema.json."},
+    VM_CLI_OPTION_EVENTS(
+        OPT_EVENTS, VM_CLI_HELP_EVENTS,
+        "Append one JSON object per line to FILE ('-': standard output) for every event: "
+        "phases, progress, libvirt and QMP events, results. See schema/event.schema.json."),
     VM_CLI_OPTION_HOST_EXEC(OPT_HOST_EXEC),
-    {.name = "journal-dir",
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "DIR",
-     .id = OPT_JOURNAL_DIR,
-     .help = "where run writes its journal (" VM_JOURNAL_DEFAULT_DIR ")",
-     .doc = "The directory of the append-only journals (one file per run, fsync'd at every "
-            "step that decides where a guest runs) that vmmigrate recover reads after a "
-            "crash. Default " VM_JOURNAL_DEFAULT_DIR "."},
-    {.name = "json",
-     .id = OPT_JSON,
-     .help = "print the final JSON report on stdout",
-     .doc = "Print one JSON report on standard output when the run ends, success or not. See "
-            "schema/report.schema.json."},
-    {.name = "lock-dir",
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "DIR",
-     .id = OPT_LOCK_DIR,
-     .help = "where the per-source-host run locks live (/run/vmmigrate)",
-     .doc = "The directory of the run locks: one run at a time per source host (keyed by "
-            "its libvirt host UUID). Default /run/vmmigrate."},
-    {.name = "max-downtime",
-     .short_name = 'd',
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "MS",
-     .id = OPT_MAX_DOWNTIME,
-     .min = 1,
-     .max = 2000000,
-     .help = "maximum tolerable guest downtime in milliseconds",
-     .doc = "Set the maximum downtime QEMU may take for the final switchover, in milliseconds "
-            "(virDomainMigrateSetMaxDowntime)."},
-    {.name = "max-failures",
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "N",
-     .id = OPT_MAX_FAILURES,
-     .min = 1,
-     .max = 100000,
-     .help = "start no new migration after N failed",
-     .doc = "After N migrations failed (or were aborted or rolled back), start no new ones; "
-            "the running ones finish. Default: go on with the others whatever fails."},
-    {.name = "max-in",
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "N",
-     .id = OPT_MAX_IN,
-     .min = 1,
-     .max = 64,
-     .help = "at most N migrations into one target host at once (2)",
-     .doc = "At most N migrations arrive at any one target host at the same time. Default "
-            "2."},
-    {.name = "max-out",
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "N",
-     .id = OPT_MAX_OUT,
-     .min = 1,
-     .max = 64,
-     .help = "at most N migrations out of one source host at once (2)",
-     .doc = "At most N migrations leave any one source host at the same time (KubeVirt's "
-            "default, 2). With --parallel the overall limit, the next migration in plan "
-            "order whose hosts have room starts the moment a slot frees."},
+    VM_CLI_OPTION_JOURNAL_DIR(
+        OPT_JOURNAL_DIR, "where run writes its journal (" VM_JOURNAL_DEFAULT_DIR ")",
+        "The directory of the append-only journals (one file per run, fsync'd at every "
+        "step that decides where a guest runs) that vmmigrate recover reads after a "
+        "crash. Default " VM_JOURNAL_DEFAULT_DIR "."),
+    VM_CLI_OPTION_JSON(
+        OPT_JSON, VM_CLI_HELP_JSON_REPORT,
+        "Print one JSON report on standard output when the run ends, success or not. See "
+        "schema/report.schema.json."),
+    VM_CLI_OPTION_LOCK_DIR(
+        OPT_LOCK_DIR, "where the per-source-host run locks live (/run/vmmigrate)",
+        "The directory of the run locks: one run at a time per source host (keyed by "
+        "its libvirt host UUID). Default /run/vmmigrate."),
+    VM_CLI_OPTION_MAX_DOWNTIME(
+        OPT_MAX_DOWNTIME, "maximum tolerable guest downtime in milliseconds",
+        "Set the maximum downtime QEMU may take for the final switchover, in milliseconds "
+        "(virDomainMigrateSetMaxDowntime)."),
+    VM_CLI_OPTION_SETTING(
+        max_failures, 0, "N", OPT_MAX_FAILURES, "start no new migration after N failed",
+        "After N migrations failed (or were aborted or rolled back), start no new ones; "
+        "the running ones finish. Default: go on with the others whatever fails."),
+    VM_CLI_OPTION_SETTING(
+        max_in, 0, "N", OPT_MAX_IN,
+        "at most N migrations into one target host at once (" VM_SETTING_DEFAULT_STR(max_in) ")",
+        "At most N migrations arrive at any one target host at the same time. "
+        "Default " VM_SETTING_DEFAULT_STR(max_in) "."),
+    VM_CLI_OPTION_SETTING(
+        max_out, 0, "N", OPT_MAX_OUT,
+        "at most N migrations out of one source host at once (" VM_SETTING_DEFAULT_STR(max_out) ")",
+        "At most N migrations leave any one source host at the same time (KubeVirt's "
+        "default, " VM_SETTING_DEFAULT_STR(
+            max_out) "). With --parallel the overall limit, the next migration in plan "
+                     "order whose hosts have room starts the moment a slot frees."),
     {.name = "metrics-file",
      .arg = VM_CLI_ARG_FILE,
      .metavar = "FILE",
@@ -226,30 +182,22 @@ static const struct vm_cli_option job_options[] = {
      .help = "send 'Authorization: Bearer' with the token in FILE (mode 600)",
      .doc = "Read a bearer token from FILE (which group and others must not be able to read) "
             "and send it with every webhook. It is never logged."},
-    {.name = "on-abort",
-     .arg = VM_CLI_ARG_CHOICE,
-     .metavar = "WHAT",
-     .id = OPT_ON_ABORT,
-     .choices = "rollback|finish",
-     .help = "on SIGTERM/abort: rollback (default) or finish running migrations",
-     .doc = "What a stop request (SIGTERM, SIGINT, vmmigrate abort) does to the migrations "
-            "running then: rollback (the default) aborts them, and their guests stay on the "
-            "source (gated ones roll back); finish lets them end normally. Either way no new "
-            "migration starts, and the exit status is 5. With finish, a second signal aborts "
-            "the running ones. A policy's settings(run) may set on_abort."},
-    {.name = "parallel",
-     .short_name = 'j',
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "N",
-     .id = OPT_CONCURRENCY,
-     .min = 1,
-     .max = 64,
-     .help = "migrate at most N VMs at once, in all (default 2)",
-     .doc = "Run at most N migrations at the same time in all (see also --max-out and "
-            "--max-in); the next starts the moment one ends. A migration holds its slot until "
-            "the guest runs on the target (phase on-target) or the migration ends: libvirt's "
-            "clean-up of the source QEMU afterwards does not hold back the next one. Default "
-            "2."},
+    VM_CLI_OPTION_SETTING_CHOICE(
+        on_abort, "WHAT", OPT_ON_ABORT,
+        "on SIGTERM/abort: rollback (default) or finish running migrations",
+        "What a stop request (SIGTERM, SIGINT, vmmigrate abort) does to the migrations "
+        "running then: rollback (the default) aborts them, and their guests stay on the "
+        "source (gated ones roll back); finish lets them end normally. Either way no new "
+        "migration starts, and the exit status is 5. With finish, a second signal aborts "
+        "the running ones. A policy's settings(run) may set on_abort."),
+    VM_CLI_OPTION_SETTING(
+        parallel, 'j', "N", OPT_CONCURRENCY,
+        "migrate at most N VMs at once, in all (default " VM_SETTING_DEFAULT_STR(parallel) ")",
+        "Run at most N migrations at the same time in all (see also --max-out and "
+        "--max-in); the next starts the moment one ends. A migration holds its slot until "
+        "the guest runs on the target (phase on-target) or the migration ends: libvirt's "
+        "clean-up of the source QEMU afterwards does not hold back the next one. "
+        "Default " VM_SETTING_DEFAULT_STR(parallel) "."),
     {.name = "parallel-connections",
      .short_name = 'P',
      .arg = VM_CLI_ARG_INT,
@@ -264,17 +212,13 @@ static const struct vm_cli_option job_options[] = {
      .id = OPT_PERSISTENT,
      .help = "make the domain persistent on the target",
      .doc = "Define the domain persistently on the target (VIR_MIGRATE_PERSIST_DEST)."},
-    {.name = "policy",
-     .short_name = 'p',
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "FILE",
-     .id = OPT_POLICY,
-     .help = "let the Lua policy FILE decide which VMs move, where and how",
-     .doc = "Load the Lua policy FILE (see vmmigrate-policy(7)) and let its decide() hook "
-            "choose, for every VM on the --source hosts, whether it moves, to which --target, "
-            "in which order, as urgent or network-critical, with which parameters and "
-            "features; its on_progress() hook may react while a migration runs. The file "
-            "must not be writable by group or others. Not together with --vm."},
+    VM_CLI_OPTION_POLICY(
+        OPT_POLICY, 'p', "let the Lua policy FILE decide which VMs move, where and how",
+        "Load the Lua policy FILE (see vmmigrate-policy(7)) and let its decide() hook "
+        "choose, for every VM on the --source hosts, whether it moves, to which --target, "
+        "in which order, as urgent or network-critical, with which parameters and "
+        "features; its on_progress() hook may react while a migration runs. The file "
+        "must not be writable by group or others. Not together with --vm."),
     {.name = "postcopy",
      .id = OPT_POSTCOPY,
      .help = "allow switching to post-copy (see --timeout-action)",
@@ -289,18 +233,16 @@ static const struct vm_cli_option job_options[] = {
      .doc = "Connect to an extra QMP monitor of VM on the source host at PATH (a unix socket, "
             "e.g. added with <qemu:commandline> -qmp) and copy its events (MIGRATION, STOP, "
             "RESUME, ...) into the event stream. Never sends migration commands to it."},
-    {.name = "retries",
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "K",
-     .id = OPT_RETRIES,
-     .min = 0,
-     .max = 10,
-     .help = "retry a VM whose migration failed up to K times",
-     .doc = "A migration that failed or rolled back with its guest verified on the source is "
-            "started again, at most K times (default 0), after the others queued before it; "
-            "a VM the policy placed by default goes to another target with room if there is "
-            "one. Aborted migrations (signal, deadline, policy, timeout) are not retried. A "
-            "policy's decision may set its own retries."},
+    VM_CLI_OPTION_SETTING(
+        retries, 0, "K", OPT_RETRIES, "retry a VM whose migration failed up to K times",
+        "A migration that failed or rolled back with its guest verified on the source is "
+        "started again, at most K times (default " VM_SETTING_DEFAULT_STR(
+            retries) "), after the others queued before it; "
+                     "a VM the policy placed by default goes to another target with room if there "
+                     "is "
+                     "one. Aborted migrations (signal, deadline, policy, timeout) are not retried. "
+                     "A "
+                     "policy's decision may set its own retries."),
     {.name = "source",
      .short_name = 's',
      .arg = VM_CLI_ARG_URI,
@@ -328,15 +270,9 @@ static const struct vm_cli_option job_options[] = {
      .doc = "The libvirt connection URI of a host to move VMs to; give it several times to "
             "let vmmigrate (or the policy) choose. A target must be another host than every "
             "source (compared by host UUID). Required."},
-    {.name = "timeout",
-     .arg = VM_CLI_ARG_INT,
-     .metavar = "SECONDS",
-     .id = OPT_TIMEOUT,
-     .min = 1,
-     .max = 604800,
-     .help = "act on a migration still running after SECONDS",
-     .doc = "When a migration is still running SECONDS after it started, take the "
-            "--timeout-action."},
+    VM_CLI_OPTION_TIMEOUT(OPT_TIMEOUT, "act on a migration still running after SECONDS",
+                          "When a migration is still running SECONDS after it started, take the "
+                          "--timeout-action."),
     {.name = "timeout-action",
      .arg = VM_CLI_ARG_CHOICE,
      .metavar = "ACTION",
@@ -387,6 +323,18 @@ static bool has_duplicate(const char **v, int n, const char *cmd, const char *op
                 return true;
             }
     return false;
+}
+
+/* The settings (plan/settings.h) whose option the command line gave: the
+ * vm_setting_bit of each. */
+static unsigned settings_given(const struct vm_cli_args *args)
+{
+    unsigned given = 0;
+    for (const struct vm_setting *s = vm_settings; s->key; s++)
+        for (const struct vm_cli_option *o = job_options; o->name; o++)
+            if (strcmp(o->name, s->option) == 0 && vm_cli_count(args, o->id) > 0)
+                given |= s->bit;
+    return given;
 }
 
 /* What drain fills in for run: the source host from the argument, and the
@@ -525,28 +473,17 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
     const char *cls = vm_cli_str(args, OPT_CLASS);
     spec.default_class =
         cls && strcmp(cls, "network-critical") == 0 ? VM_CLASS_NETWORK_CRITICAL : VM_CLASS_URGENT;
-    spec.concurrency = (int)vm_cli_int(args, OPT_CONCURRENCY, 2);
-    spec.max_out = (int)vm_cli_int(args, OPT_MAX_OUT, 2);
-    spec.max_in = (int)vm_cli_int(args, OPT_MAX_IN, 2);
-    spec.max_failures = (int)vm_cli_int(args, OPT_MAX_FAILURES, 0);
-    spec.retries = (int)vm_cli_int(args, OPT_RETRIES, 0);
+    spec.concurrency = (int)vm_cli_int(args, OPT_CONCURRENCY, VM_SETTING_DEFAULT(parallel));
+    spec.max_out = (int)vm_cli_int(args, OPT_MAX_OUT, VM_SETTING_DEFAULT(max_out));
+    spec.max_in = (int)vm_cli_int(args, OPT_MAX_IN, VM_SETTING_DEFAULT(max_in));
+    spec.max_failures = (int)vm_cli_int(args, OPT_MAX_FAILURES, VM_SETTING_DEFAULT(max_failures));
+    spec.retries = (int)vm_cli_int(args, OPT_RETRIES, VM_SETTING_DEFAULT(retries));
     const char *on_abort = vm_cli_str(args, OPT_ON_ABORT);
     spec.on_abort =
         on_abort && strcmp(on_abort, "finish") == 0 ? VM_ON_ABORT_FINISH : VM_ON_ABORT_ROLLBACK;
+    spec.deadline_s = (unsigned)vm_cli_int(args, OPT_DEADLINE, VM_SETTING_DEFAULT(deadline_s));
     /* What the command line gave wins over the policy's settings(run). */
-    static const struct {
-        int opt;
-        unsigned bit;
-    } given[] = {
-        {OPT_CONCURRENCY, VM_SET_PARALLEL}, {OPT_MAX_OUT, VM_SET_MAX_OUT},
-        {OPT_MAX_IN, VM_SET_MAX_IN},        {OPT_MAX_FAILURES, VM_SET_MAX_FAILURES},
-        {OPT_RETRIES, VM_SET_RETRIES},      {OPT_DEADLINE, VM_SET_DEADLINE},
-        {OPT_ON_ABORT, VM_SET_ON_ABORT},
-    };
-    for (size_t i = 0; i < VM_ARRAY_LEN(given); i++)
-        if (vm_cli_count(args, given[i].opt) > 0)
-            spec.given |= given[i].bit;
-    spec.deadline_s = (unsigned)vm_cli_int(args, OPT_DEADLINE, 0);
+    spec.given = settings_given(args);
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);

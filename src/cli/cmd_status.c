@@ -1,17 +1,11 @@
 /* cmd_status.c — `vmmigrate status [RUN]`: current and past runs, from the
- * journals (the source of truth); and `vmmigrate abort`: ask the run working
- * on a source host to stop (SIGTERM to the PID in its lock). */
-#include <errno.h>
-#include <signal.h>
+ * journals (the source of truth). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <unistd.h>
-#include <fcntl.h>
-#include <dirent.h>
 
 #include "cli/cli.h"
+#include "cli/cli_options.h"
 #include "util/exitcode.h"
 #include "journal/journal.h"
 #include "util/util.h"
@@ -19,24 +13,18 @@
 enum {
     OPT_JOURNAL_DIR = 1,
     OPT_JSON,
-    OPT_LOCK_DIR,
 };
 
 static const struct vm_cli_option status_options[] = {
-    {.name = "journal-dir",
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "DIR",
-     .id = OPT_JOURNAL_DIR,
-     .help = "the journals to read (" VM_JOURNAL_DEFAULT_DIR ")",
-     .doc = "The directory run wrote its journals to. Default " VM_JOURNAL_DEFAULT_DIR "."},
-    {.name = "json",
-     .id = OPT_JSON,
-     .help = "print JSON",
-     .doc = "Print {\"runs\": [{id, started_at, finished, vms: {NAME: {uuid, source, target, "
-            "state, result, location, deinit, after}}}]} on standard output. deinit and after "
-            "are \"done\" or \"failed\" once the features' deinit steps (guest on the source) "
-            "or after steps (guest on the target) ran, by the run itself or, owed after a "
-            "crash, by a later one."},
+    VM_CLI_OPTION_JOURNAL_DIR(OPT_JOURNAL_DIR, "the journals to read (" VM_JOURNAL_DEFAULT_DIR ")",
+                              VM_CLI_DOC_JOURNAL_READ),
+    VM_CLI_OPTION_JSON(
+        OPT_JSON, "print JSON",
+        "Print {\"runs\": [{id, started_at, finished, vms: {NAME: {uuid, source, target, "
+        "state, result, location, deinit, after}}}]} on standard output. deinit and after "
+        "are \"done\" or \"failed\" once the features' deinit steps (guest on the source) "
+        "or after steps (guest on the target) ran, by the run itself or, owed after a "
+        "crash, by a later one."),
     {0},
 };
 
@@ -202,81 +190,4 @@ const struct vm_cli_command vm_cmd_status_entry = {
            "use its --status-file or --events.",
     .options = status_options,
     .exec = cmd_status_exec,
-};
-
-/* ---- abort ------------------------------------------------------------ */
-
-static const struct vm_cli_option abort_options[] = {
-    {.name = "lock-dir",
-     .arg = VM_CLI_ARG_FILE,
-     .metavar = "DIR",
-     .id = OPT_LOCK_DIR,
-     .help = "where the run locks live (/run/vmmigrate)",
-     .doc = "The directory of the run locks (see run --lock-dir)."},
-    {0},
-};
-
-/* SIGTERM every run that holds a lock in DIR. */
-static int cmd_abort_exec(const struct vm_cli_args *args)
-{
-    const char *dir = vm_cli_str(args, OPT_LOCK_DIR);
-    if (!dir)
-        dir = "/run/vmmigrate";
-    if (vm_cli_npos(args) > 0) {
-        vm_error("abort: unexpected argument '%s'", vm_cli_pos(args, 0));
-        return VM_EXIT_USAGE;
-    }
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) {
-            printf("abort: no run is going on\n");
-            return VM_EXIT_NOTHING;
-        }
-        vm_error("abort: cannot read '%s': %s", dir, strerror(errno));
-        return VM_EXIT_USAGE;
-    }
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".lock") != 0)
-            continue;
-        char *path = xasprintf("%s/%s", dir, e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        free(path);
-        if (fd < 0)
-            continue;
-        /* Held? Then its PID is the run's. */
-        if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-            close(fd);
-            continue;
-        }
-        char buf[32] = "";
-        ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
-        close(fd);
-        pid_t pid = r > 0 ? (pid_t)atoi(buf) : 0;
-        if (pid > 1 && kill(pid, SIGTERM) == 0) {
-            printf("abort: asked run %d to stop (nothing new starts; what runs is aborted, or "
-                   "finishes with --on-abort finish)\n",
-                   (int)pid);
-            n++;
-        }
-    }
-    closedir(d);
-    if (!n)
-        printf("abort: no run is going on\n");
-    return n ? VM_EXIT_OK : VM_EXIT_NOTHING;
-}
-
-const struct vm_cli_command vm_cmd_abort_entry = {
-    .name = "abort",
-    .usage = "[--lock-dir DIR]",
-    .summary = "stop the runs that are going on (SIGTERM)",
-    .doc = "Send SIGTERM to every vmmigrate run that holds a source host's lock: it starts no "
-           "new migration, aborts the running ones (or rolls them back at the commit gate) or, "
-           "if the run was told --on-abort finish (or its policy's settings say so), lets "
-           "them finish; it reports and exits with status 5. Exit status 8 if no run was going "
-           "on.",
-    .options = abort_options,
-    .exec = cmd_abort_exec,
 };

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "plan/params.h"
+#include "plan/settings.h" /* enum vm_on_abort, struct vm_run_settings */
 
 enum vm_class {
     VM_CLASS_URGENT,           /* completion first; features may come up late */
@@ -57,42 +58,6 @@ struct vm_decision {
     int retries;              /* how often a failed migration starts again, if retries_set */
     bool retries_set;
 };
-
-/* What happens to running migrations when the run is told to stop
- * (SIGTERM, SIGINT, `vmmigrate abort`): aborted (the guests stay on their
- * sources; gated ones roll back), or left to finish. */
-enum vm_on_abort {
-    VM_ON_ABORT_ROLLBACK,
-    VM_ON_ABORT_FINISH,
-};
-
-/* The run-level settings a policy's settings(run) hook returns: concurrency
- * budgets, failure handling, what an abort does, more webhooks. A command
- * line option given explicitly wins over the policy's value. */
-enum vm_setting_bit {
-    VM_SET_PARALLEL = 1 << 0,
-    VM_SET_MAX_OUT = 1 << 1,
-    VM_SET_MAX_IN = 1 << 2,
-    VM_SET_MAX_FAILURES = 1 << 3,
-    VM_SET_RETRIES = 1 << 4,
-    VM_SET_DEADLINE = 1 << 5,
-    VM_SET_ON_ABORT = 1 << 6,
-    VM_SET_NOTIFY = 1 << 7,
-};
-
-struct vm_run_settings {
-    unsigned set; /* vm_setting_bit: which keys the policy gave */
-    int parallel, max_out, max_in, max_failures, retries;
-    unsigned deadline_s;
-    enum vm_on_abort on_abort;
-    json_t *notify; /* array of URL strings, owned */
-};
-
-/* Parse and validate settings(run)'s table: 0, or -1 with *err naming the
- * key ("max_out must be an integer from 1 to 64"). out is cleared first. */
-int vm_settings_parse(json_t *j, struct vm_run_settings *out, char **err);
-void vm_settings_clear(struct vm_run_settings *s);
-json_t *vm_settings_to_json(const struct vm_run_settings *s);
 
 /* Parse and validate; returns 0, or -1 with *err (malloc'd, one line, naming
  * the key path, e.g. "params.bandwidth_mibs must be an integer from 1 to

@@ -1,6 +1,7 @@
 /* test_cli.c — option parsing (vm_cli_parse) on the run command's table, and
  * the invariants every command table keeps (sorted, unique names and ids,
- * help text for every option).
+ * help text for every option, an option several commands take the same in
+ * each, the run settings' bounds those of plan/settings.h).
  *
  * What the binary prints for whole command lines is tested by tests/cli/. */
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 
 #include "check.h"
 #include "cli/cli.h"
+#include "plan/settings.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -503,6 +505,68 @@ static void test_tables(void)
     }
 }
 
+/* An option several commands take is the same option in each (cli_options.h):
+ * kind of value, metavar, bounds, choices, flags; a short name where it has
+ * one. Only the id and the texts are the command's. */
+static void test_shared_options_agree(void)
+{
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        const struct vm_cli_command *c = vm_cli_commands[i];
+        for (size_t j = i + 1; vm_cli_commands[j]; j++) {
+            const struct vm_cli_command *d = vm_cli_commands[j];
+            for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
+                for (const struct vm_cli_option *q = d->options; q && q->name; q++) {
+                    if (strcmp(o->name, q->name) != 0)
+                        continue;
+                    bool same =
+                        o->arg == q->arg && o->flags == q->flags && o->min == q->min &&
+                        o->max == q->max &&
+                        strcmp(o->metavar ? o->metavar : "", q->metavar ? q->metavar : "") == 0 &&
+                        strcmp(o->choices ? o->choices : "", q->choices ? q->choices : "") == 0 &&
+                        (!o->short_name || !q->short_name || o->short_name == q->short_name);
+                    if (!same)
+                        CHECK_FAIL("--%s differs between %s and %s", o->name, c->name, d->name);
+                }
+            }
+        }
+    }
+}
+
+/* Every run setting has run's option, with the settings table's bounds or
+ * choices, and parsing keeps to them. */
+static void test_settings_options(void)
+{
+    const struct vm_cli_command *run = vm_cli_find("run");
+    CHECK(run != NULL);
+    for (const struct vm_setting *s = vm_settings; s->key; s++) {
+        const struct vm_cli_option *o = run->options;
+        while (o->name && strcmp(o->name, s->option) != 0)
+            o++;
+        if (!o->name)
+            CHECK_FAIL("setting %s: run has no --%s", s->key, s->option);
+        if (s->choices) {
+            CHECK_INT(o->arg, ==, VM_CLI_ARG_CHOICE);
+            CHECK_STR(o->choices, s->choices);
+            continue;
+        }
+        CHECK_INT(o->arg, ==, VM_CLI_ARG_INT);
+        CHECK_INT(o->min, ==, s->min);
+        CHECK_INT(o->max, ==, s->max);
+        char *line = xasprintf("run -s a -t b -m vm --%s %lld", s->option, (long long)s->max + 1);
+        char *msg = xasprintf("run: --%s: '%lld' is not an integer from %lld to %lld", s->option,
+                              (long long)s->max + 1, (long long)s->min, (long long)s->max);
+        parse_fails(line, msg);
+        free(line);
+        free(msg);
+        line = xasprintf("run -s a -t b -m vm --%s %lld", s->option, (long long)s->min);
+        struct parse p = parse_ok(line);
+        free(line);
+        parse_free(&p);
+    }
+    CHECK_INT(VM_SETTING_DEFAULT(max_in), ==, vm_setting_find("max_in")->def);
+    CHECK_STR(VM_SETTING_DEFAULT_STR(parallel), "2");
+}
+
 int main(void)
 {
     /* First: without it, a stale getopt makes the later tests fail at random. */
@@ -522,5 +586,7 @@ int main(void)
     RUN(test_help);
     RUN(test_positionals);
     RUN(test_tables);
+    RUN(test_shared_options_agree);
+    RUN(test_settings_options);
     return 0;
 }

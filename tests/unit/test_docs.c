@@ -5,7 +5,9 @@
  * `cmake --build build --target docs`), when a visible option is missing from
  * --help, the man page or a completion, when the exit codes of exitcode.h,
  * cli.c's vm_cli_exits[] and the man page's EXIT STATUS disagree, when a man
- * page example no longer parses, or when `mandoc -T lint` warns.
+ * page example no longer parses, when `mandoc -T lint` warns, or when
+ * vmmigrate-policy(7) (written by hand) states other bounds or choices for
+ * settings(run) than the settings table (plan/settings.h).
  *
  * Reads the committed files from $VMM_SOURCE_DIR (set by ctest). */
 #include <ctype.h>
@@ -17,6 +19,7 @@
 
 #include "check.h"
 #include "cli/cli.h"
+#include "plan/settings.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -664,6 +667,72 @@ static void test_man_lint(void)
     free(man);
 }
 
+/* ---- vmmigrate-policy(7) states the settings table's bounds ------------ */
+
+/* Whether the roff line holds key as a word of its own. */
+static bool line_has_key(const char *line, size_t len, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = line; (p = strstr(p, key)) && p + n <= line + len; p += n) {
+        bool start = p == line || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        bool end = !(isalnum((unsigned char)p[n]) || p[n] == '_');
+        if (start && end)
+            return true;
+    }
+    return false;
+}
+
+/* The .TP paragraph of settings(run) whose tag names key: from the tag to
+ * the next .TP, .PP or the end of the section; caller frees. */
+static char *setting_paragraph(const char *sec, const char *key)
+{
+    for (const char *p = strstr(sec, ".TP\n"); p; p = strstr(p + 1, ".TP\n")) {
+        const char *tag = p + 4;
+        size_t len = strcspn(tag, "\n");
+        if (!line_has_key(tag, len, key))
+            continue;
+        const char *end = tag + len;
+        while (*end && strncmp(end, "\n.TP\n", 5) != 0 && strncmp(end, "\n.PP\n", 5) != 0)
+            end++;
+        return xstrndup(tag, (size_t)(end - tag));
+    }
+    CHECK_FAIL("vmmigrate-policy(7), settings(run): no .TP entry for %s", key);
+}
+
+static void test_policy_man_settings(void)
+{
+    char *path = source_path("man/vmmigrate-policy.7");
+    char *man = read_file(path);
+    if (!man)
+        CHECK_FAIL("cannot read %s", path);
+    static const char *const ends[] = {".SH", ".SS", NULL};
+    char *sec = section(man, ".SS settings(run)", ends);
+    for (const struct vm_setting *s = vm_settings; s->key; s++) {
+        char *para = setting_paragraph(sec, s->key);
+        if (s->choices) {
+            for (const char *c = s->choices; *c;) {
+                size_t n = strcspn(c, "|");
+                char *want = xasprintf("\\(dq%.*s\\(dq", (int)n, c);
+                if (!strstr(para, want))
+                    CHECK_FAIL("vmmigrate-policy(7): %s does not name the choice %s:\n%s", s->key,
+                               want, para);
+                free(want);
+                c += c[n] ? n + 1 : n;
+            }
+        } else {
+            char *want = xasprintf("(%lld\\(en%lld", (long long)s->min, (long long)s->max);
+            if (!strstr(para, want))
+                CHECK_FAIL("vmmigrate-policy(7): %s should state %s (plan/settings.h):\n%s", s->key,
+                           want, para);
+            free(want);
+        }
+        free(para);
+    }
+    free(sec);
+    free(man);
+    free(path);
+}
+
 int main(void)
 {
     RUN(test_committed_man);
@@ -679,5 +748,6 @@ int main(void)
     RUN(test_man_reproducible);
     RUN(test_man_examples_parse);
     RUN(test_man_lint);
+    RUN(test_policy_man_settings);
     return 0;
 }
