@@ -9,8 +9,9 @@
  * (a required feature that fails rolls the migration back); urgent ones run
  * prepare, gate and after best-effort once the guest runs on the target.
  *
- * Implementations: built-in (announce) or defined by the policy with
- * vmm.feature(). A `struct vm_features` belongs to the job, one per
+ * Implementations: built in (the table in feature_builtin.c: announce,
+ * spice, vdp, one file each) or defined by the policy with vmm.feature().
+ * A `struct vm_features` belongs to the job, one per
  * migration; it borrows the plan item's declarations and the policy, and is
  * freed with vm_features_free() once vm_features_busy() is false. */
 #ifndef VMM_FEATURE_H
@@ -36,12 +37,19 @@ enum vm_feature_step {
 
 /* Is NAME a feature this build or the policy implements? */
 bool vm_feature_known(const char *name, const struct vm_policy *policy);
+/* Is NAME built in? (Then it is reserved: a policy cannot define it.) */
+bool vm_feature_builtin(const char *name);
+/* The I-th built-in's name (0..), or NULL past the end. */
+const char *vm_feature_builtin_name(int i);
+/* "announce, spice, vdp": the built-ins, for messages (malloc'd). */
+char *vm_feature_builtin_names(void);
 /* Must a later run do STEP (VM_FEATURE_DEINIT or VM_FEATURE_AFTER) of
- * NAME for us if we crash before it ran? (vdp: yes; announce, spice: no
- * point later; a policy feature: if it defined the step.) */
+ * NAME for us if we crash before it ran? (a built-in: as its row in
+ * the table says; a policy feature: if it defined the step.) */
 bool vm_feature_owed_after_crash(const char *name, enum vm_feature_step step,
                                  const struct vm_policy *policy);
-/* The built-in features, for messages. */
+/* vm_feature_builtin_names() as a literal, for messages that still paste
+ * it (test_feature_table checks that the two agree). */
 #define VM_FEATURE_BUILTINS "announce, spice, vdp"
 
 /* Called when a step finished for every feature: ok = every required one
@@ -52,9 +60,10 @@ typedef void (*vm_features_event_cb)(struct vm_features *f, const char *feature,
                                      bool ok, const char *detail, void *data);
 
 /* What the features act on: the two hosts (URIs, for vmm.exec), whether
- * the migration is gated, and how to run QEMU's announce-self on the target
- * (a backend's own way: libvirt or QMP); announce calls
- * vm_features_announced() when done. */
+ * the migration is gated, and what built-ins ask of the backend (each in a
+ * backend's own way: libvirt or QMP; NULL: this backend cannot, the step
+ * fails). The run fills it in. announce: run QEMU's announce-self on the
+ * target, then vm_features_announced(). */
 struct vm_feature_env {
     const char *source, *target;
     bool gated;

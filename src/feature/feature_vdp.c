@@ -1,10 +1,12 @@
-/* feature_vdp.c — see feature_vdp.h. */
+/* feature_vdp.c — see feature_vdp.h: the pure helpers, then the steps. */
 #include "feature/feature_vdp.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "feature/feature_builtin.h"
+#include "util/exec.h"
 #include "util/util.h"
 
 static char *arg(json_t *args, const char *key)
@@ -208,3 +210,104 @@ enum vm_vdp_outcome vm_vdp_parse(const char *out, const char *err, const char *m
     *detail = xasprintf("unexpected vdptool output: %.120s", out);
     return VM_VDP_FAILED;
 }
+
+/* -- the steps -- */
+
+struct vdp {
+    bool bridge_answered; /* the target's bridge answered a request of this migration */
+    struct vdp_run *cur;  /* the command running, if any */
+    struct vm_exec *exec; /* ... its handle */
+};
+
+struct vdp_run {
+    struct vm_feature_ctx *c;
+    const char *mode;
+    bool cancelled; /* settled by vdp_cancel: only the count remains */
+};
+
+static void vdp_done(const struct vm_exec_result *r, void *data)
+{
+    struct vdp_run *vr = data;
+    struct vm_feature_ctx *c = vr->c;
+    struct vdp *s = c->state;
+    vm_feature_release(c);
+    if (vr->cancelled) {
+        free(vr);
+        return;
+    }
+    s->exec = NULL;
+    s->cur = NULL;
+    char *detail = NULL;
+    int ok;
+    if (r->error) {
+        detail = xstrdup(r->error);
+        ok = 0;
+    } else if (r->timed_out) {
+        detail = xstrdup("vdptool timed out");
+        ok = 0;
+    } else {
+        enum vm_vdp_outcome o = vm_vdp_parse(r->out, r->err, vr->mode, &detail);
+        ok = o == VM_VDP_OK;
+        if (o != VM_VDP_TIMEOUT && c->step != VM_FEATURE_AFTER)
+            s->bridge_answered = true;
+        /* Disassociating what this station does not hold: nothing to undo. */
+        if (!ok && vr->mode && strcmp(vr->mode, "deassoc") == 0 && detail &&
+            strstr(detail, "Invalid parameters"))
+            ok = 1;
+        /* The deinit of an association the target's bridge never answered:
+         * the bridge holds nothing of it, and lldpad drops the station's
+         * side once the deassoc goes unanswered. Whether lldpad still held
+         * the VSI when the deassoc came (it gives up on a dead bridge after
+         * its ECP retries) depends on timing, not on what there is to undo. */
+        if (!ok && o == VM_VDP_TIMEOUT && c->step == VM_FEATURE_DEINIT && !s->bridge_answered) {
+            free(detail);
+            detail = xstrdup("nothing to undo: the bridge never answered");
+            ok = 1;
+        }
+    }
+    free(vr);
+    vm_feature_settle(c, ok, detail);
+    free(detail);
+}
+
+static void vdp_run(struct vm_feature_ctx *c)
+{
+    static const char *const modes[] = {NULL, "preassoc", "assoc", "deassoc", "deassoc"};
+    struct vdp *s = c->state;
+    bool on_target = c->step != VM_FEATURE_AFTER;
+    struct vm_vdp v;
+    char *why = NULL;
+    if (vm_vdp_params(c->vm, c->decl->args, c->env->source, c->env->target, &v, &why) < 0) {
+        vm_feature_settle(c, 0, why);
+        free(why);
+        return;
+    }
+    char **argv = vm_vdp_argv(&v, modes[c->step], on_target);
+    struct vdp_run *vr = xcalloc(1, sizeof(*vr));
+    vr->c = c;
+    vr->mode = modes[c->step];
+    vm_vdp_clear(&v);
+    vm_feature_hold(c);
+    s->cur = vr;
+    s->exec = vm_exec_start(c->loop, on_target ? c->env->target : c->env->source,
+                            (const char *const *)argv, c->decl->timeout_ms, vdp_done, vr);
+    vm_vdp_argv_free(argv);
+}
+
+static void vdp_cancel(struct vm_feature_ctx *c)
+{
+    struct vdp *s = c->state;
+    if (!s->cur)
+        return;
+    vm_exec_kill(s->exec);
+    s->cur->cancelled = true;
+    s->cur = NULL;
+    s->exec = NULL;
+    vm_feature_settle(c, 0, VM_FEATURE_CANCELLED);
+}
+
+const struct vm_feature_ops vm_feature_vdp_ops = {
+    .state_size = sizeof(struct vdp),
+    .run = vdp_run,
+    .cancel = vdp_cancel,
+};

@@ -7,7 +7,8 @@
  *   after    source: disassociate (the guest left)
  *   deinit   target: disassociate (rollback)
  * vdptool exits 0 even on failure: its output is parsed (untrusted, and
- * size-limited by exec.h). Pure helpers here; feature.c runs the commands. */
+ * size-limited by exec.h). The helpers below are pure (test_vdp.c);
+ * feature_vdp.c's vm_feature_vdp_ops (feature_builtin.h) runs the commands. */
 #ifndef VMM_FEATURE_VDP_H
 #define VMM_FEATURE_VDP_H
 

@@ -1,6 +1,6 @@
 /* test_owed.c — which feature deinits crashed runs still owe (journals
  * only), and running them: journaled once, never twice; a policy feature
- * without its policy stays owed. */
+ * without its policy stays owed; a built-in runs without one. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +166,39 @@ int main(void)
     CHECK_INT(r2.failed, ==, 0);
     json_decref(r2.results);
     json_decref(none);
+
+    /* A built-in runs its owed step without a policy: u9's vdp (rolled
+     * back, its deinit owed) runs, fails here (no 802.1Qbg interface to
+     * deassociate), and is journaled as ran: an operator takes it. */
+    static const char *const run3[] = {
+        STARTED("r3-1", "u9", "vdp"),
+        REC("r3-1", "u9", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
+        NULL,
+    };
+    journal("2026-01-01T00-00-02.000Z-1", run3);
+    o = owed_now();
+    CHECK_STR(owes(o, "u9"), "deinit");
+    json_t *u9 = json_array();
+    json_array_foreach(o, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "uuid")), "u9") == 0)
+            json_array_append(u9, e);
+    }
+    struct result r3 = {0};
+    vm_owed_run(&loop, dir, u9, NULL, done, &r3);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(r3.calls, ==, 1);
+    CHECK_INT(r3.failed, ==, 1);
+    json_t *f9 = json_array_get(json_object_get(json_array_get(r3.results, 0), "features"), 0);
+    CHECK_STR(json_string_value(json_object_get(f9, "name")), "vdp");
+    CHECK_CONTAINS(json_string_value(json_object_get(f9, "deinit")), "failed: vdp: no ");
+    json_decref(r3.results);
+    json_decref(u9);
+    json_decref(o);
+    o = owed_now();
+    CHECK_STR(owes(o, "u9"), "");
+    json_decref(o);
+
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(&loop), ==, 0);
 
