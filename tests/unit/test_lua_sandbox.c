@@ -1,4 +1,4 @@
-/* test_lua_sandbox.c — the policy sandbox (lua_sandbox.c) against the
+/* test_lua_sandbox.c — the policy sandbox (lua_sandbox.h) against the
  * adversarial policies in tests/unit/lua/: each must fail closed with the
  * right code and an error naming the file and the line (marked "-- @HOOK"
  * in the fixture). Plus the plain-data boundary, require, the file checks,
