@@ -84,6 +84,11 @@ void vm_policy_set_logger(struct vm_policy *p, vm_policy_log_fn fn, void *data)
     p->log_data = data;
 }
 
+void vm_policy_set_stuck(vm_policy_stuck_fn fn, void *data)
+{
+    vm_lua_set_stuck(fn, data);
+}
+
 void vm_policy_free(struct vm_policy *p)
 {
     if (!p)

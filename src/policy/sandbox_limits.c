@@ -33,7 +33,6 @@
 #include <lauxlib.h>
 
 #include "policy/sandbox_priv.h"
-#include "util/exitcode.h"
 #include "util/util.h"
 
 /* ---- memory --------------------------------------------------------------- */
@@ -182,31 +181,41 @@ static int trip_here(lua_State *L, int code)
  * backtracking string pattern: string.find(s, ".-.-.-.-x") on a long s).
  * The loop would hang with it, holding the run's lock, deaf to SIGTERM. A
  * thread of its own watches the running call; one stuck far past its
- * deadline ends the process (exit status 6) with a line saying why: the
- * journal makes that a crash the next run settles, instead of a hang. */
+ * deadline is reported, once, to the function the process set with
+ * vm_lua_set_stuck(): the run ends the process there (exit status 6) with
+ * a line saying why, and the journal makes that a crash the next run
+ * settles, instead of a hang. The sandbox itself never ends the process. */
 static _Atomic uint64_t wd_since; /* vm_mono_ms() when the running call began; 0: none */
 static _Atomic uint64_t wd_limit_ms;
 static char wd_where[WHERE_LEN]; /* the called function, for the message */
 static pthread_once_t wd_once = PTHREAD_ONCE_INIT;
+static _Atomic(vm_lua_stuck_fn) wd_fn; /* who hears of a stuck call; NULL: no one */
+static void *_Atomic wd_data;
+
+void vm_lua_set_stuck(vm_lua_stuck_fn fn, void *data)
+{
+    atomic_store(&wd_data, data);
+    atomic_store(&wd_fn, fn);
+}
 
 static void *wd_main(void *arg)
 {
+    uint64_t reported = 0; /* wd_since of the call last reported */
     (void)arg;
     for (;;) {
         usleep(250 * 1000);
         uint64_t since = atomic_load(&wd_since);
-        if (since && vm_mono_ms() - since > atomic_load(&wd_limit_ms)) {
-            char msg[512];
-            int n = snprintf(msg, sizeof(msg),
-                             "vmmigrate: error: policy%s%s: stuck for %" PRIu64
-                             " ms in library code the instruction budget cannot interrupt (a "
-                             "backtracking string pattern?): exiting; the next run, or "
-                             "'vmmigrate recover', settles what this one left\n",
-                             wd_where[0] ? " " : "", wd_where, vm_mono_ms() - since);
-            ssize_t w =
-                n > 0 ? write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) : 0;
-            (void)w;
-            _exit(VM_EXIT_POLICY);
+        if (since && since != reported && vm_mono_ms() - since > atomic_load(&wd_limit_ms)) {
+            char what[256];
+            snprintf(what, sizeof(what),
+                     "policy%s%s: stuck for %" PRIu64
+                     " ms in library code the instruction budget cannot interrupt (a "
+                     "backtracking string pattern?)",
+                     wd_where[0] ? " " : "", wd_where, vm_mono_ms() - since);
+            reported = since;
+            vm_lua_stuck_fn fn = atomic_load(&wd_fn);
+            if (fn)
+                fn(atomic_load(&wd_data), what);
         }
     }
     return NULL;
