@@ -4,12 +4,17 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "policy/policy.h"
+#include "run/job.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* Every command that runs policy code (policy check, qemu, recover, and
+     * the runs, which set it again) ends on a stuck hook as a run does. */
+    vm_policy_set_stuck(vm_job_policy_stuck, NULL);
 
     if (argc < 2) {
         vm_error("no command given (see 'vmmigrate --help')");
