@@ -60,7 +60,10 @@
  * when the call failed before its first period. Lua shortens long paths in
  * locations to their last 60 bytes ("...").
  *
- * Errors are negative VM_LUA_E_* codes; vm_lua_strerror() names them. */
+ * Errors are negative VM_LUA_E_* codes; vm_lua_strerror() names them.
+ *
+ * Implemented by sandbox.c and the sandbox_*.c files beside it, one concern
+ * each, and lua_json.c (the plain data); sandbox_priv.h says which is which. */
 #ifndef VMM_LUA_SANDBOX_H
 #define VMM_LUA_SANDBOX_H
 

@@ -11,7 +11,9 @@
  *   decide()       the VM is not migrated (plan status "error");
  *   on_progress()  the running migration takes the safe path: it is
  *                  aborted, and the guest stays on its source.
- * The `struct vm_policy` is owned by the job and freed with vm_policy_free. */
+ * The `struct vm_policy` is owned by the job and freed with vm_policy_free.
+ * Implemented by policy.c, policy_api.c (the `vmm` module) and
+ * feature/feature_policy.c (the policy's features), see policy_priv.h. */
 #ifndef VMM_POLICY_H
 #define VMM_POLICY_H
 
