@@ -1,5 +1,5 @@
 /* fuzz_lua_json.c — libFuzzer harness for the plain-data boundary of the
- * policy sandbox (src/policy/lua_sandbox.c), and the sandbox itself.
+ * policy sandbox (src/policy/lua_json.c), and the sandbox itself.
  *
  * Input: byte 0 picks the mode, the rest is the payload.
  *  - even: the payload is JSON (any value, NUL allowed). Pushed into a

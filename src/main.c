@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "policy/policy.h"
+#include "run/job.h"
 #include "util/exitcode.h"
 #include "util/fault.h"
 #include "util/util.h"
@@ -19,6 +21,9 @@ int main(int argc, char **argv)
         free(fault_err);
         return VM_EXIT_USAGE;
     }
+    /* Every command that runs policy code (policy check, qemu, recover, and
+     * the runs, which set it again) ends on a stuck hook as a run does. */
+    vm_policy_set_stuck(vm_job_policy_stuck, NULL);
 
     if (argc < 2) {
         vm_error("no command given (see 'vmmigrate --help')");

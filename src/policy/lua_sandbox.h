@@ -60,7 +60,10 @@
  * when the call failed before its first period. Lua shortens long paths in
  * locations to their last 60 bytes ("...").
  *
- * Errors are negative VM_LUA_E_* codes; vm_lua_strerror() names them. */
+ * Errors are negative VM_LUA_E_* codes; vm_lua_strerror() names them.
+ *
+ * Implemented by sandbox.c and the sandbox_*.c files beside it, one concern
+ * each, and lua_json.c (the plain data); sandbox_priv.h says which is which. */
 #ifndef VMM_LUA_SANDBOX_H
 #define VMM_LUA_SANDBOX_H
 
@@ -155,6 +158,20 @@ int vm_lua_call(struct vm_lua *s, int nargs, int nresults, char **err);
  * a coroutine that failed is dead. Never lua_closethread() one that failed
  * with a limit: its __close handlers would run with hooks off. Drop it. */
 int vm_lua_resume(struct vm_lua *s, lua_State *co, int nargs, int *nres, char **err);
+
+/* A call stuck where the limits cannot stop it (the known gap above): the
+ * thread that made the call is inside it and stays there. A watchdog thread
+ * notices a call running 4 s past its deadline and, once per call, calls FN
+ * on its own thread with WHAT = "policy FILE:LINE: stuck for N ms in library
+ * code the instruction budget cannot interrupt (a backtracking string
+ * pattern?)" (one line without a newline, FILE:LINE where the called
+ * function starts; borrowed for the call). Beside a stuck thread FN may only
+ * do what is safe from any thread, e.g. write(2) and _exit(); whoever sets
+ * it decides whether the process ends (the run does: exit status 6). If FN
+ * returns, the call runs on. One setting for the process; NULL (the
+ * default): no one is told. */
+typedef void (*vm_lua_stuck_fn)(void *data, const char *what);
+void vm_lua_set_stuck(vm_lua_stuck_fn fn, void *data);
 
 /* Bytes the state holds now, and at most so far. */
 size_t vm_lua_mem_used(const struct vm_lua *s);

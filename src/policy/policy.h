@@ -11,7 +11,9 @@
  *   decide()       the VM is not migrated (plan status "error");
  *   on_progress()  the running migration takes the safe path: it is
  *                  aborted, and the guest stays on its source.
- * The `struct vm_policy` is owned by the job and freed with vm_policy_free. */
+ * The `struct vm_policy` is owned by the job and freed with vm_policy_free.
+ * Implemented by policy.c, policy_api.c (the `vmm` module) and
+ * feature/feature_policy.c (the policy's features), see policy_priv.h. */
 #ifndef VMM_POLICY_H
 #define VMM_POLICY_H
 
@@ -31,6 +33,13 @@ void vm_policy_free(struct vm_policy *p);
 /* Before the loop ends: close what runs on it (the HTTP client). */
 void vm_policy_shutdown(struct vm_policy *p);
 const char *vm_policy_path(const struct vm_policy *p);
+/* A hook stuck where the sandbox's limits cannot stop it (lua_sandbox.h,
+ * vm_lua_set_stuck): fn(data, what) runs on the sandbox's watchdog thread
+ * while the loop thread is still inside the hook, so it may only write(2)
+ * and _exit(). Whoever sets it decides what happens (the run ends the
+ * process); NULL, the default: nothing happens. One for the process. */
+typedef void (*vm_policy_stuck_fn)(void *data, const char *what);
+void vm_policy_set_stuck(vm_policy_stuck_fn fn, void *data);
 /* Where vmm.log.*() lines go besides vmmigrate's log (the event stream):
  * level "debug".."error", where = "file:line", the message. */
 typedef void (*vm_policy_log_fn)(void *data, const char *level, const char *where, const char *msg);

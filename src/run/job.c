@@ -1835,6 +1835,22 @@ static void policy_log(void *data, const char *level, const char *where, const c
               json_pack("{s:s, s:s, s:s}", "level", level, "where", where, "message", msg));
 }
 
+/* A policy hook stuck where the sandbox cannot stop it (policy.h): the loop
+ * is inside it, holding the run's lock, deaf to SIGTERM, so the run ends
+ * from the watchdog's thread (write and _exit only): the journal makes that
+ * a crash the next run settles, instead of a hang. */
+void vm_job_policy_stuck(void *data, const char *what)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg),
+                     "vmmigrate: error: %s: exiting; the next run, or 'vmmigrate recover', "
+                     "settles what this one left\n",
+                     what);
+    ssize_t w = n > 0 ? write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) : 0;
+    (void)w;
+    _exit(VM_EXIT_POLICY);
+}
+
 /* Call the policy's settings(run) and make *eff: the spec with the
  * policy's values where the command line gave none (webhooks: both).
  * Returns 0, or an exit code after a one-line error (the policy failed:
@@ -1984,6 +2000,7 @@ int vm_job_run(const struct vm_job_spec *spec)
                 vm_error("%s: '%s' is given as both --source and --target", cmd, spec->sources[i]);
                 return VM_EXIT_USAGE;
             }
+    vm_policy_set_stuck(vm_job_policy_stuck, NULL);
     if (spec->policy_path) {
         char *err = NULL;
         job->policy = vm_policy_load(spec->policy_path, &err);

@@ -59,5 +59,9 @@ struct vm_job_spec {
 
 /* Run the job to the end; returns a VM_EXIT_* code. */
 int vm_job_run(const struct vm_job_spec *spec);
+/* What a run does with a policy hook stuck where the sandbox cannot stop it
+ * (vm_policy_set_stuck, which vm_job_run sets at its start): one line on
+ * stderr, then the process ends with VM_EXIT_POLICY. */
+void vm_job_policy_stuck(void *data, const char *what);
 
 #endif

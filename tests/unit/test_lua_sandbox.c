@@ -1,4 +1,4 @@
-/* test_lua_sandbox.c — the policy sandbox (lua_sandbox.c) against the
+/* test_lua_sandbox.c — the policy sandbox (lua_sandbox.h) against the
  * adversarial policies in tests/unit/lua/: each must fail closed with the
  * right code and an error naming the file and the line (marked "-- @HOOK"
  * in the fixture). Plus the plain-data boundary, require, the file checks,
@@ -10,11 +10,13 @@
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1068,6 +1070,74 @@ static void bench(void)
             (long long)iters, (long long)iters * 4, bare, sandboxed, (sandboxed / bare - 1) * 100);
 }
 
+/* ---- a call the limits cannot stop -------------------------------------- */
+
+/* In a fresh process (the watchdog thread would not survive a fork): a
+ * handler that passes on what it is told and ends the process. */
+static void stuck_exit(void *data, const char *what)
+{
+    int fd = *(int *)data;
+    ssize_t w = write(fd, what, strlen(what));
+    (void)w;
+    _exit(42);
+}
+
+static int stuck_child(int fd)
+{
+    static const char src[] = "function f()\n"
+                              "  return string.find(string.rep('a', 20000), '.-.-.-.-b')\n"
+                              "end\n";
+    struct vm_lua_opts o = {.call_ms = 1};
+    struct vm_lua *s = NULL;
+    char *err = NULL;
+    vm_lua_set_stuck(stuck_exit, &fd);
+    CHECK_INT(vm_lua_load_buffer("=stuck", src, strlen(src), &o, &s, &err), ==, 0);
+    vm_lua_push_hook(s, "f");
+    vm_lua_call(s, 0, 1, &err);
+    return 1; /* the pattern ended before the watchdog: not what is tested */
+}
+
+/* The watchdog reports a call stuck in library code, once it is 4 s past its
+ * deadline, to the function set with vm_lua_set_stuck; the sandbox itself
+ * does not end the process (the handler does, here with status 42). */
+static void test_stuck_reported(void)
+{
+    int fds[2];
+    CHECK_INT(pipe(fds), ==, 0);
+    double t0 = now_s();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        char fd[16];
+        snprintf(fd, sizeof(fd), "%d", fds[1]);
+        execl("/proc/self/exe", "test_lua_sandbox", "--stuck-child", fd, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_s() - t0 < 60)
+        usleep(50 * 1000);
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        CHECK_FAIL("the stuck call was not reported within 60 s");
+    }
+    double took = now_s() - t0;
+    char what[512] = "";
+    ssize_t n = read(fds[0], what, sizeof(what) - 1);
+    close(fds[0]);
+    what[n > 0 ? n : 0] = '\0';
+    CHECK(WIFEXITED(status));
+    CHECK_INT(WEXITSTATUS(status), ==, 42);
+    CHECK_CONTAINS(what, "policy stuck:1: stuck for ");
+    CHECK_CONTAINS(what, " ms in library code the instruction budget cannot interrupt");
+    CHECK(!strchr(what, '\n'));
+    if (took < 4.0)
+        CHECK_FAIL("reported after %.1f s, before the 4 s grace past the deadline", took);
+}
+
 static void cleanup(void)
 {
     char *cmd = xasprintf("rm -rf '%s'", tmpdir);
@@ -1076,8 +1146,10 @@ static void cleanup(void)
     free(cmd);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--stuck-child") == 0)
+        return stuck_child(atoi(argv[2]));
     umask(022);
     if (!mkdtemp(tmpdir))
         CHECK_FAIL("mkdtemp: %s", strerror(errno));
@@ -1102,5 +1174,6 @@ int main(void)
     RUN(test_json_rejects);
     RUN(test_coroutines_and_print);
     RUN(test_misuse);
+    RUN(test_stuck_reported);
     return 0;
 }
