@@ -315,8 +315,8 @@ int vm_notify_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, 
 
 json_t *vm_notify_vm_details(const struct vm_state_rec *r)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "vm", r->name, "source", r->source,
-                     "target", r->target, "result", r->result, "location", r->location, "error",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "vm", r->name, "source", r->source, "target",
+                     r->target, "result", r->result, "location", r->location, "error",
                      r->error_message ? json_string(r->error_message)
                      : r->gate_reason ? json_string(r->gate_reason)
                                       : json_null());

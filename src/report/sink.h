@@ -39,14 +39,14 @@ struct vm_event_rec {
 /* Where one VM stands now: everything the report, the status file, the
  * metrics and the meter show of it. */
 struct vm_state_rec {
-    int index;           /* the VM's place in the run, stable across retries */
-    const char *run;     /* stamped by the fan-out, like vm_event_rec.run */
-    const char *name;    /* the domain's name */
-    const char *uuid;    /* "" when unknown */
-    int state;           /* an enum vm_mig_state value (migrate/mig.h) */
-    const char *result;  /* its name: "queued", "migrating", ..., "done" */
-    const char *location; /* "source", "target", "unknown" */
-    bool final;          /* the attempt is over */
+    int index;                   /* the VM's place in the run, stable across retries */
+    const char *run;             /* stamped by the fan-out, like vm_event_rec.run */
+    const char *name;            /* the domain's name */
+    const char *uuid;            /* "" when unknown */
+    int state;                   /* an enum vm_mig_state value (migrate/mig.h) */
+    const char *result;          /* its name: "queued", "migrating", ..., "done" */
+    const char *location;        /* "source", "target", "unknown" */
+    bool final;                  /* the attempt is over */
     const char *source, *target; /* URIs */
     uint64_t memory_bytes;
     uint64_t start_wall_ms, end_wall_ms; /* 0 = not yet */
@@ -101,22 +101,21 @@ struct vm_sink {
  * are borrowed for the constructor's call. */
 struct vm_sinks_config {
     uv_loop_t *loop;
-    const char *events_path;              /* --events (NDJSON; "-" = stdout) */
-    const char *status_path;              /* --status-file */
-    const char *metrics_path;             /* --metrics-file */
-    const char *const *notify_urls;       /* --notify */
+    const char *events_path;        /* --events (NDJSON; "-" = stdout) */
+    const char *status_path;        /* --status-file */
+    const char *metrics_path;       /* --metrics-file */
+    const char *const *notify_urls; /* --notify */
     int nnotify;
-    const char *notify_token_file;        /* --notify-token-file */
-    uint64_t notify_grace_ms;             /* what webhooks still get at the end */
-    bool progress;                        /* the meter (drawn only on a TTY) */
-    bool print_report;                    /* --json: print the report on stdout */
+    const char *notify_token_file; /* --notify-token-file */
+    uint64_t notify_grace_ms;      /* what webhooks still get at the end */
+    bool progress;                 /* the meter (drawn only on a TTY) */
+    bool print_report;             /* --json: print the report on stdout */
 };
 
 /* A sink's constructor: 0 with *out (NULL when the config does not ask for
  * it), or -1 with *err (owned by the caller; NULL when the reason was
  * logged already). */
-typedef int (*vm_sink_new_fn)(const struct vm_sinks_config *cfg, struct vm_sink **out,
-                              char **err);
+typedef int (*vm_sink_new_fn)(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err);
 
 /* A table of records kept by VM index (the status file, the meter). */
 struct vm_state_table {

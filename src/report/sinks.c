@@ -13,8 +13,8 @@
 /* Every output of a run, in the order it hears of things. A new sink: its
  * own file with a constructor, and one line here. */
 const struct vm_sink_entry vm_sinks_builtin[] = {
-    {"status", vm_status_sink_new},   /* --status-file, --metrics-file */
-    {"webhooks", vm_notify_sink_new}, /* --notify */
+    {"status", vm_status_sink_new},        /* --status-file, --metrics-file */
+    {"webhooks", vm_notify_sink_new},      /* --notify */
     {"events", vm_report_events_sink_new}, /* --events */
     {"progress", vm_progress_sink_new},    /* the meter on a terminal */
     {"report", vm_report_print_sink_new},  /* --json */
@@ -100,7 +100,8 @@ void vm_sinks_finish(struct vm_sinks *ss, const struct vm_finish_rec *rec)
 static void emit(struct vm_sinks *ss, enum vm_event_class cls, const char *vm, const char *host,
                  const char *event, json_t *details)
 {
-    struct vm_event_rec r = {.cls = cls, .vm = vm, .host = host, .event = event, .details = details};
+    struct vm_event_rec r = {
+        .cls = cls, .vm = vm, .host = host, .event = event, .details = details};
     vm_sinks_event(ss, &r);
     json_decref(details);
 }

@@ -14,7 +14,7 @@ struct vm_status {
     uv_loop_t *loop;
     uv_timer_t *timer; /* NULL once closed */
     char *status_path, *metrics_path, *run_id;
-    struct vm_state_table vms;   /* what is written */
+    struct vm_state_table vms;  /* what is written */
     struct vm_mig *const *migs; /* vm_status_set_migs: read afresh at each write */
     int n;
     uint64_t started_wall_ms, last_write_ms;
