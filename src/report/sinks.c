@@ -10,12 +10,13 @@
 #include "report/status.h"
 #include "util/util.h"
 
-/* Every output of a run, in the order it hears of things. A new sink: its
- * own file with a constructor, and one line here. */
+/* Every output of a run, in the order they are started and hear of
+ * things (--events first: when it cannot be opened, no other file has been
+ * written). A new sink: its own file with a constructor, and one line here. */
 const struct vm_sink_entry vm_sinks_builtin[] = {
+    {"events", vm_report_events_sink_new}, /* --events */
     {"status", vm_status_sink_new},        /* --status-file, --metrics-file */
     {"webhooks", vm_notify_sink_new},      /* --notify */
-    {"events", vm_report_events_sink_new}, /* --events */
     {"progress", vm_progress_sink_new},    /* the meter on a terminal */
     {"report", vm_report_print_sink_new},  /* --json */
 };
