@@ -114,8 +114,9 @@ struct vm_sinks_config {
 
 /* A sink's constructor: 0 with *out (NULL when the config does not ask for
  * it), or -1 with *err (owned by the caller; NULL when the reason was
- * logged already). */
-typedef int (*vm_sink_new_fn)(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err);
+ * logged already). A function type: a sink's file may declare its own
+ * constructor with it (`vm_sink_new_fn vm_foo_sink_new;`). */
+typedef int vm_sink_new_fn(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err);
 
 /* A table of records kept by VM index (the status file, the meter). */
 struct vm_state_table {

@@ -4,22 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report/notify.h"
-#include "report/progress.h"
-#include "report/report.h"
-#include "report/status.h"
 #include "util/util.h"
 
 /* Every output of a run, in the order they are started and hear of
  * things (--events first: when it cannot be opened, no other file has been
  * written). A new sink: its own file with a constructor, and one line here. */
-const struct vm_sink_entry vm_sinks_builtin[] = {
-    {"events", vm_report_events_sink_new}, /* --events */
-    {"status", vm_status_sink_new},        /* --status-file, --metrics-file */
-    {"webhooks", vm_notify_sink_new},      /* --notify */
-    {"progress", vm_progress_sink_new},    /* the meter on a terminal */
-    {"report", vm_report_print_sink_new},  /* --json */
-};
+#define VM_SINKS_BUILTIN(X)                                                                        \
+    X("events", vm_report_events_sink_new) /* --events */                                          \
+    X("status", vm_status_sink_new)        /* --status-file, --metrics-file */                     \
+    X("webhooks", vm_notify_sink_new)      /* --notify */                                          \
+    X("progress", vm_progress_sink_new)    /* the meter on a terminal */                           \
+    X("report", vm_report_print_sink_new)  /* --json */
+
+#define DECLARE(name, fn) vm_sink_new_fn fn;
+#define ENTRY(name, fn) {name, fn},
+VM_SINKS_BUILTIN(DECLARE)
+const struct vm_sink_entry vm_sinks_builtin[] = {VM_SINKS_BUILTIN(ENTRY)};
 const int vm_sinks_nbuiltin = (int)VM_ARRAY_LEN(vm_sinks_builtin);
 
 struct vm_sinks {

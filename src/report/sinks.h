@@ -12,7 +12,7 @@
 /* One line of a sink table. */
 struct vm_sink_entry {
     const char *name;
-    vm_sink_new_fn create;
+    vm_sink_new_fn *create;
 };
 
 /* The built-in table. */
