@@ -259,3 +259,65 @@ void vm_notify_close(struct vm_notify *nf, uint64_t grace_ms)
     nf->grace->data = nf;
     uv_timer_start(nf->grace, grace_over, grace_ms, 0);
 }
+
+/* ---- as a sink ------------------------------------------------------- */
+
+struct notify_sink {
+    struct vm_sink base;
+    struct vm_notify *nf; /* NULL once closed */
+    uint64_t grace_ms;
+};
+
+static void sink_on_event(struct vm_sink *s, const struct vm_event_rec *ev)
+{
+    struct notify_sink *ns = (struct notify_sink *)s;
+    if (ev->cls == VM_EVENT_CLASS_NOTICE)
+        vm_notify_send(ns->nf, ev->event, ev->run,
+                       ev->details ? json_incref((json_t *)ev->details) : NULL);
+}
+
+static void sink_on_finish(struct vm_sink *s, const struct vm_finish_rec *fin)
+{
+    struct notify_sink *ns = (struct notify_sink *)s;
+    (void)fin;
+    vm_notify_close(ns->nf, ns->grace_ms);
+    ns->nf = NULL;
+}
+
+static void sink_free(struct vm_sink *s)
+{
+    struct notify_sink *ns = (struct notify_sink *)s;
+    if (!ns)
+        return;
+    vm_notify_close(ns->nf, 0);
+    free(ns);
+}
+
+static const struct vm_sink_ops notify_ops = {
+    .name = "webhooks", .on_event = sink_on_event, .on_finish = sink_on_finish, .free = sink_free};
+
+int vm_notify_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err)
+{
+    *out = NULL;
+    struct vm_notify *nf =
+        vm_notify_new(cfg->loop, cfg->notify_urls, cfg->nnotify, cfg->notify_token_file, err);
+    if (*err)
+        return -1;
+    if (!nf)
+        return 0;
+    struct notify_sink *ns = xcalloc(1, sizeof(*ns));
+    ns->base.ops = &notify_ops;
+    ns->nf = nf;
+    ns->grace_ms = cfg->notify_grace_ms ? cfg->notify_grace_ms : 5000;
+    *out = &ns->base;
+    return 0;
+}
+
+json_t *vm_notify_vm_details(const struct vm_state_rec *r)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "vm", r->name, "source", r->source, "target",
+                     r->target, "result", r->result, "location", r->location, "error",
+                     r->error_message ? json_string(r->error_message)
+                     : r->gate_reason ? json_string(r->gate_reason)
+                                      : json_null());
+}

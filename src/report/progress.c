@@ -5,16 +5,22 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "report/report.h"
 #include "util/util.h"
 
 #define REDRAW_MS 500
 
 struct vm_progress {
-    uv_timer_t timer;
-    struct vm_mig *const *migs;
+    struct vm_sink base; /* the "progress" sink */
+    uv_loop_t *loop;
+    uv_timer_t *timer;          /* NULL until drawing starts, and once it stopped */
+    struct vm_state_table vms;  /* what is drawn */
+    struct vm_mig *const *migs; /* vm_progress_start: read afresh at each redraw */
     int n;
     int drawn; /* lines currently on screen */
 };
+
+static const struct vm_sink_ops progress_ops;
 
 void vm_progress_fmt_bytes(char *buf, size_t len, uint64_t b)
 {
@@ -40,21 +46,30 @@ static void clear(struct vm_progress *p)
 
 static void draw(struct vm_progress *p)
 {
+    if (p->migs) {
+        vm_state_table_clear(&p->vms);
+        for (int i = 0; i < p->n; i++) {
+            struct vm_state_rec r;
+            vm_report_state_of(p->migs[i], i, &r);
+            vm_state_table_put(&p->vms, &r);
+        }
+    }
     clear(p);
-    for (int i = 0; i < p->n; i++) {
-        const struct vm_mig *m = p->migs[i];
-        const struct vm_mig_progress *g = &m->progress;
+    for (int i = 0; i < p->vms.n; i++) {
+        const struct vm_state_rec *r = &p->vms.v[i];
+        if (!r->name)
+            continue;
         char rate[32], rem[32];
-        vm_progress_fmt_bytes(rate, sizeof(rate), g->mem_bps);
-        vm_progress_fmt_bytes(rem, sizeof(rem), g->data_remaining);
+        vm_progress_fmt_bytes(rate, sizeof(rate), r->mem_bps);
+        vm_progress_fmt_bytes(rem, sizeof(rem), r->data_remaining);
         int pct =
-            g->data_total ? (int)(100.0 * (double)g->data_processed / (double)g->data_total) : 0;
-        if (m->state == VM_MIG_STATE_DONE)
+            r->data_total ? (int)(100.0 * (double)r->data_processed / (double)r->data_total) : 0;
+        if (r->state == VM_MIG_STATE_DONE)
             pct = 100;
         if (pct > 100)
             pct = 100;
-        fprintf(stderr, "%-20.20s %-9s %3d%%  %10s/s  rem %10s  iter %llu\n", m->name,
-                vm_mig_state_name(m->state), pct, rate, rem, (unsigned long long)g->iteration);
+        fprintf(stderr, "%-20.20s %-9s %3d%%  %10s/s  rem %10s  iter %llu\n", r->name, r->result,
+                pct, rate, rem, (unsigned long long)r->iteration);
         p->drawn++;
     }
     fflush(stderr);
@@ -70,31 +85,94 @@ static void log_hook(void *data)
     clear(data);
 }
 
-struct vm_progress *vm_progress_start(uv_loop_t *loop, struct vm_mig *const *migs, int n)
+static void start_drawing(struct vm_progress *p)
+{
+    p->timer = xmalloc(sizeof(*p->timer));
+    uv_timer_init(p->loop, p->timer);
+    p->timer->data = p;
+    uv_timer_start(p->timer, tick, REDRAW_MS, REDRAW_MS);
+    vm_log_set_hook(log_hook, p);
+}
+
+/* Draw a last time and leave the lines on screen. */
+static void stop_drawing(struct vm_progress *p, bool last_draw)
+{
+    if (!p->timer)
+        return;
+    vm_log_set_hook(NULL, NULL);
+    if (last_draw)
+        draw(p);
+    p->drawn = 0;
+    uv_close((uv_handle_t *)p->timer, (uv_close_cb)free);
+    p->timer = NULL;
+}
+
+static struct vm_progress *progress_new(uv_loop_t *loop)
 {
     if (!isatty(STDERR_FILENO))
         return NULL;
     struct vm_progress *p = xcalloc(1, sizeof(*p));
-    p->migs = migs;
-    p->n = n;
-    uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
-    uv_timer_start(&p->timer, tick, REDRAW_MS, REDRAW_MS);
-    vm_log_set_hook(log_hook, p);
+    p->base.ops = &progress_ops;
+    p->loop = loop;
     return p;
 }
 
-static void closed(uv_handle_t *h)
+static void progress_free(struct vm_progress *p)
 {
-    free(h->data);
+    if (!p)
+        return;
+    stop_drawing(p, false);
+    vm_state_table_clear(&p->vms);
+    free(p);
+}
+
+struct vm_progress *vm_progress_start(uv_loop_t *loop, struct vm_mig *const *migs, int n)
+{
+    struct vm_progress *p = progress_new(loop);
+    if (!p)
+        return NULL;
+    p->migs = migs;
+    p->n = n;
+    start_drawing(p);
+    return p;
 }
 
 void vm_progress_stop(struct vm_progress *p)
 {
     if (!p)
         return;
-    vm_log_set_hook(NULL, NULL);
-    draw(p);
-    p->drawn = 0;
-    uv_close((uv_handle_t *)&p->timer, closed);
+    stop_drawing(p, true);
+    progress_free(p);
+}
+
+/* ---- as a sink: fed records ------------------------------------------ */
+
+static void sink_on_state(struct vm_sink *s, const struct vm_state_rec *st)
+{
+    struct vm_progress *p = (struct vm_progress *)s;
+    vm_state_table_put(&p->vms, st);
+    if (!p->timer)
+        start_drawing(p);
+}
+
+static void sink_on_finish(struct vm_sink *s, const struct vm_finish_rec *fin)
+{
+    (void)fin;
+    stop_drawing((struct vm_progress *)s, true);
+}
+
+static void sink_free(struct vm_sink *s)
+{
+    progress_free((struct vm_progress *)s);
+}
+
+static const struct vm_sink_ops progress_ops = {
+    .name = "progress", .on_state = sink_on_state, .on_finish = sink_on_finish, .free = sink_free};
+
+int vm_progress_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err)
+{
+    (void)err;
+    struct vm_progress *p = cfg->progress ? progress_new(cfg->loop) : NULL;
+    *out = p ? &p->base : NULL;
+    return 0;
 }

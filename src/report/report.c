@@ -70,66 +70,123 @@ static json_t *time_or_null(uint64_t wall_ms)
     return wall_ms ? json_string(vm_rfc3339(wall_ms, ts, sizeof(ts))) : json_null();
 }
 
-json_t *vm_report_mig_json(const struct vm_mig *m)
+void vm_report_state_of(const struct vm_mig *m, int index, struct vm_state_rec *r)
+{
+    const struct vm_mig_progress *p = &m->progress;
+    memset(r, 0, sizeof(*r));
+    r->index = index;
+    r->name = m->name;
+    r->uuid = m->uuid;
+    r->state = (int)m->state;
+    r->result = vm_mig_state_name(m->state);
+    r->location = vm_mig_location_name(m->location);
+    r->final = vm_mig_final(m);
+    r->source = m->src->uri;
+    r->target = m->dst->uri;
+    r->memory_bytes = (uint64_t)m->memory_kib * 1024;
+    r->start_wall_ms = m->start_wall_ms;
+    r->end_wall_ms = m->end_wall_ms;
+    r->start_mono_ms = m->start_mono_ms;
+    r->end_mono_ms = m->end_mono_ms;
+    r->has_downtime = p->has_downtime;
+    r->downtime_ms = p->downtime_ms;
+    r->data_total = p->data_total;
+    r->data_processed = p->data_processed;
+    r->data_remaining = p->data_remaining;
+    r->iteration = p->iteration;
+    r->mem_bps = p->mem_bps;
+    r->postcopy = p->postcopy_active;
+    r->attempts = m->attempts;
+    r->timeout_action = m->timeout_taken;
+    r->abort_reason = m->abort_reason;
+    r->gated = m->gated;
+    r->gate_reason = m->gate_reason;
+    r->gate_commit = m->gate_commit;
+    r->gate_ms = m->gate_ms;
+    for (int i = 0; i < m->nphases && i < VM_STATE_REC_PHASES; i++) {
+        r->phases[i].name = m->phases[i].name;
+        r->phases[i].wall_ms = m->phases[i].wall_ms;
+        r->nphases = i + 1;
+    }
+    if (m->err.message) {
+        r->error_message = m->err.message;
+        r->error_name = vm_virt_err_name(m->err.code);
+        r->error_code = m->err.code;
+        r->error_domain = m->err.domain;
+    }
+}
+
+json_t *vm_report_vm_json(const struct vm_state_rec *r)
 {
     json_t *phases = json_array();
-    for (int i = 0; i < m->nphases; i++)
-        json_array_append_new(phases, json_pack("{s:s, s:o}", "phase", m->phases[i].name, "at",
-                                                time_or_null(m->phases[i].wall_ms)));
-    const struct vm_mig_progress *p = &m->progress;
+    for (int i = 0; i < r->nphases; i++)
+        json_array_append_new(phases, json_pack("{s:s, s:o}", "phase", r->phases[i].name, "at",
+                                                time_or_null(r->phases[i].wall_ms)));
     json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(m->name));
-    json_object_set_new(o, "uuid", m->uuid[0] ? json_string(m->uuid) : json_null());
-    json_object_set_new(o, "result", json_string(vm_mig_state_name(m->state)));
-    json_object_set_new(o, "location", json_string(vm_mig_location_name(m->location)));
-    json_object_set_new(o, "source", json_string(m->src->uri));
-    json_object_set_new(o, "target", json_string(m->dst->uri));
-    json_object_set_new(o, "memory_bytes", json_integer((json_int_t)m->memory_kib * 1024));
-    json_object_set_new(o, "started_at", time_or_null(m->start_wall_ms));
-    json_object_set_new(o, "finished_at", time_or_null(m->end_wall_ms));
+    json_object_set_new(o, "name", json_string(r->name));
+    json_object_set_new(o, "uuid", r->uuid && r->uuid[0] ? json_string(r->uuid) : json_null());
+    json_object_set_new(o, "result", json_string(r->result));
+    json_object_set_new(o, "location", json_string(r->location));
+    json_object_set_new(o, "source", json_string(r->source));
+    json_object_set_new(o, "target", json_string(r->target));
+    json_object_set_new(o, "memory_bytes", json_integer((json_int_t)r->memory_bytes));
+    json_object_set_new(o, "started_at", time_or_null(r->start_wall_ms));
+    json_object_set_new(o, "finished_at", time_or_null(r->end_wall_ms));
     json_object_set_new(o, "total_ms",
-                        m->start_mono_ms && m->end_mono_ms
-                            ? json_integer((json_int_t)(m->end_mono_ms - m->start_mono_ms))
+                        r->start_mono_ms && r->end_mono_ms
+                            ? json_integer((json_int_t)(r->end_mono_ms - r->start_mono_ms))
                             : json_null());
     json_object_set_new(o, "downtime_ms",
-                        p->has_downtime ? json_integer((json_int_t)p->downtime_ms) : json_null());
+                        r->has_downtime ? json_integer((json_int_t)r->downtime_ms) : json_null());
     json_object_set_new(o, "bytes",
-                        json_pack("{s:I, s:I, s:I}", "total", (json_int_t)p->data_total,
-                                  "transferred", (json_int_t)p->data_processed, "remaining",
-                                  (json_int_t)p->data_remaining));
-    json_object_set_new(o, "iterations", json_integer((json_int_t)p->iteration));
-    json_object_set_new(o, "postcopy", json_boolean(p->postcopy_active));
-    if (m->attempts)
-        json_object_set(o, "attempts", m->attempts);
+                        json_pack("{s:I, s:I, s:I}", "total", (json_int_t)r->data_total,
+                                  "transferred", (json_int_t)r->data_processed, "remaining",
+                                  (json_int_t)r->data_remaining));
+    json_object_set_new(o, "iterations", json_integer((json_int_t)r->iteration));
+    json_object_set_new(o, "postcopy", json_boolean(r->postcopy));
+    if (r->attempts)
+        json_object_set(o, "attempts", (json_t *)r->attempts);
     json_object_set_new(o, "timeout_action",
-                        m->timeout_taken ? json_string(m->timeout_taken) : json_null());
+                        r->timeout_action ? json_string(r->timeout_action) : json_null());
     json_object_set_new(o, "abort_reason",
-                        m->abort_reason ? json_string(m->abort_reason) : json_null());
-    json_object_set_new(o, "gated", json_boolean(m->gated));
+                        r->abort_reason ? json_string(r->abort_reason) : json_null());
+    json_object_set_new(o, "gated", json_boolean(r->gated));
     json_object_set_new(o, "gate",
-                        m->gate_reason
+                        r->gate_reason
                             ? json_pack("{s:s, s:s, s:I}", "decision",
-                                        m->gate_commit ? "commit" : "rollback", "reason",
-                                        m->gate_reason, "held_ms", (json_int_t)m->gate_ms)
+                                        r->gate_commit ? "commit" : "rollback", "reason",
+                                        r->gate_reason, "held_ms", (json_int_t)r->gate_ms)
                             : json_null());
     json_object_set_new(o, "phases", phases);
-    if (m->err.message)
+    if (r->error_message)
         json_object_set_new(o, "error",
-                            json_pack("{s:i, s:s, s:i, s:s}", "code", m->err.code, "name",
-                                      vm_virt_err_name(m->err.code), "domain", m->err.domain,
-                                      "message", m->err.message));
+                            json_pack("{s:i, s:s, s:i, s:s}", "code", r->error_code, "name",
+                                      r->error_name, "domain", r->error_domain, "message",
+                                      r->error_message));
     else
         json_object_set_new(o, "error", json_null());
     return o;
 }
 
-json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const *migs, int n)
+json_t *vm_report_mig_json(const struct vm_mig *m)
+{
+    struct vm_state_rec r;
+    vm_report_state_of(m, 0, &r);
+    return vm_report_vm_json(&r);
+}
+
+json_t *vm_report_run_json_recs(const struct vm_report_run *run, const struct vm_state_rec *recs,
+                                int n)
 {
     json_t *vms = json_array();
-    int counts[VM_MIG_STATE_COUNT] = {0};
+    int counts[VM_MIG_STATE_COUNT] = {0}, total = 0;
     for (int i = 0; i < n; i++) {
-        json_array_append_new(vms, vm_report_mig_json(migs[i]));
-        counts[migs[i]->state]++;
+        if (!recs[i].name)
+            continue;
+        json_array_append_new(vms, vm_report_vm_json(&recs[i]));
+        if (recs[i].state >= 0 && recs[i].state < VM_MIG_STATE_COUNT)
+            counts[recs[i].state]++;
+        total++;
     }
     json_t *o = json_object();
     json_object_set_new(o, "schema_version", json_integer(VM_REPORT_SCHEMA_VERSION));
@@ -150,7 +207,7 @@ json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const
                                   run->target_host ? json_string(run->target_host) : json_null()));
     json_object_set_new(o, "options", run->options ? json_incref(run->options) : json_object());
     json_object_set_new(o, "summary",
-                        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", n, "migrated",
+                        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", total, "migrated",
                                   counts[VM_MIG_STATE_DONE], "failed", counts[VM_MIG_STATE_FAILED],
                                   "aborted", counts[VM_MIG_STATE_ABORTED], "skipped",
                                   counts[VM_MIG_STATE_SKIPPED], "rolled_back",
@@ -160,9 +217,85 @@ json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const
     return o;
 }
 
+json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const *migs, int n)
+{
+    struct vm_state_rec *recs = xcalloc(n ? (size_t)n : 1, sizeof(*recs));
+    for (int i = 0; i < n; i++)
+        vm_report_state_of(migs[i], i, &recs[i]);
+    json_t *o = vm_report_run_json_recs(run, recs, n);
+    free(recs);
+    return o;
+}
+
 void vm_report_print(json_t *report)
 {
     json_dumpf(report, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     fputc('\n', stdout);
     fflush(stdout);
+}
+
+/* ---- the event stream and the printed report, as sinks --------------- */
+
+struct events_sink {
+    struct vm_sink base;
+    struct vm_report_stream *stream;
+};
+
+static void events_on_event(struct vm_sink *s, const struct vm_event_rec *ev)
+{
+    struct events_sink *es = (struct events_sink *)s;
+    if (ev->cls == VM_EVENT_CLASS_TRACE)
+        vm_report_event(es->stream, ev->vm, ev->host, ev->event,
+                        ev->details ? json_incref((json_t *)ev->details) : NULL);
+}
+
+static void events_free(struct vm_sink *s)
+{
+    struct events_sink *es = (struct events_sink *)s;
+    if (!es)
+        return;
+    vm_report_stream_close(es->stream);
+    free(es);
+}
+
+static const struct vm_sink_ops events_ops = {
+    .name = "events", .on_event = events_on_event, .free = events_free};
+
+int vm_report_events_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err)
+{
+    *out = NULL;
+    if (!cfg->events_path)
+        return 0;
+    struct vm_report_stream *stream = vm_report_stream_open(cfg->events_path);
+    if (!stream) {
+        *err = NULL; /* logged, naming the path */
+        return -1;
+    }
+    struct events_sink *es = xcalloc(1, sizeof(*es));
+    es->base.ops = &events_ops;
+    es->stream = stream;
+    *out = &es->base;
+    return 0;
+}
+
+static void print_on_finish(struct vm_sink *s, const struct vm_finish_rec *fin)
+{
+    (void)s;
+    if (fin->report)
+        vm_report_print((json_t *)fin->report);
+}
+
+static const struct vm_sink_ops print_ops = {
+    .name = "report", .on_finish = print_on_finish, .free = (void (*)(struct vm_sink *))free};
+
+int vm_report_print_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err)
+{
+    (void)err;
+    *out = NULL;
+    if (!cfg->print_report)
+        return 0;
+    struct vm_sink *s = xcalloc(1, sizeof(*s));
+    s->ops = &print_ops;
+    *out = s;
+    return 0;
 }

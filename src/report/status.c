@@ -10,16 +10,20 @@
 #include "util/util.h"
 
 struct vm_status {
+    struct vm_sink base; /* the "status" sink */
     uv_loop_t *loop;
-    uv_timer_t *timer;
+    uv_timer_t *timer; /* NULL once closed */
     char *status_path, *metrics_path, *run_id;
-    struct vm_mig *const *migs;
+    struct vm_state_table vms;  /* what is written */
+    struct vm_mig *const *migs; /* vm_status_set_migs: read afresh at each write */
     int n;
     uint64_t started_wall_ms, last_write_ms;
     bool finished, dirty, warned;
-    const char *result;
+    char *result;
     int exit_code;
 };
+
+static const struct vm_sink_ops status_ops;
 
 static void write_now(struct vm_status *s);
 
@@ -35,6 +39,7 @@ struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const 
     if (!status_path && !metrics_path)
         return NULL;
     struct vm_status *s = xcalloc(1, sizeof(*s));
+    s->base.ops = &status_ops;
     s->loop = loop;
     s->status_path = status_path ? xstrdup(status_path) : NULL;
     s->metrics_path = metrics_path ? xstrdup(metrics_path) : NULL;
@@ -58,24 +63,48 @@ void vm_status_set_migs(struct vm_status *s, struct vm_mig *const *migs, int n)
     vm_status_touch(s);
 }
 
+/* Written from the borrowed migrations when given, else from the records
+ * the sink was fed. */
+static void refresh(struct vm_status *s)
+{
+    if (!s->migs)
+        return;
+    vm_state_table_clear(&s->vms);
+    for (int i = 0; i < s->n; i++) {
+        struct vm_state_rec r;
+        vm_report_state_of(s->migs[i], i, &r);
+        vm_state_table_put(&s->vms, &r);
+    }
+}
+
+static bool in_flight(const struct vm_state_rec *r)
+{
+    return !r->final && r->state != VM_MIG_STATE_QUEUED;
+}
+
 char *vm_status_json_text(struct vm_status *s)
 {
     char ts[32], tu[32];
+    refresh(s);
     json_t *vms = json_array();
-    int counts[VM_MIG_STATE_COUNT] = {0}, in_flight = 0;
-    for (int i = 0; i < s->n; i++) {
-        json_t *v = vm_report_mig_json(s->migs[i]);
-        const struct vm_mig_progress *p = &s->migs[i]->progress;
-        json_object_set_new(v, "state", json_string(vm_mig_state_name(s->migs[i]->state)));
+    int counts[VM_MIG_STATE_COUNT] = {0}, flying = 0, total = 0;
+    for (int i = 0; i < s->vms.n; i++) {
+        const struct vm_state_rec *r = &s->vms.v[i];
+        if (!r->name)
+            continue;
+        json_t *v = vm_report_vm_json(r);
+        json_object_set_new(v, "state", json_string(r->result));
         json_object_set_new(v, "progress",
                             json_pack("{s:I, s:I, s:I, s:I, s:I}", "data_total",
-                                      (json_int_t)p->data_total, "data_processed",
-                                      (json_int_t)p->data_processed, "data_remaining",
-                                      (json_int_t)p->data_remaining, "iteration",
-                                      (json_int_t)p->iteration, "mem_bps", (json_int_t)p->mem_bps));
+                                      (json_int_t)r->data_total, "data_processed",
+                                      (json_int_t)r->data_processed, "data_remaining",
+                                      (json_int_t)r->data_remaining, "iteration",
+                                      (json_int_t)r->iteration, "mem_bps", (json_int_t)r->mem_bps));
         json_array_append_new(vms, v);
-        counts[s->migs[i]->state]++;
-        in_flight += !vm_mig_final(s->migs[i]) && s->migs[i]->state != VM_MIG_STATE_QUEUED;
+        if (r->state >= 0 && r->state < VM_MIG_STATE_COUNT)
+            counts[r->state]++;
+        flying += in_flight(r);
+        total++;
     }
     json_t *o = json_pack(
         "{s:i, s:{s:s, s:s, s:s, s:s, s:o, s:o}, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, "
@@ -85,8 +114,8 @@ char *vm_status_json_text(struct vm_status *s)
         vm_rfc3339(s->started_wall_ms, ts, sizeof(ts)), "updated_at",
         vm_rfc3339(vm_wall_ms(), tu, sizeof(tu)), "result",
         s->result ? json_string(s->result) : json_null(), "exit_code",
-        s->finished ? json_integer(s->exit_code) : json_null(), "summary", "total", s->n, "queued",
-        counts[VM_MIG_STATE_QUEUED], "in_flight", in_flight, "migrated", counts[VM_MIG_STATE_DONE],
+        s->finished ? json_integer(s->exit_code) : json_null(), "summary", "total", total, "queued",
+        counts[VM_MIG_STATE_QUEUED], "in_flight", flying, "migrated", counts[VM_MIG_STATE_DONE],
         "failed", counts[VM_MIG_STATE_FAILED], "aborted", counts[VM_MIG_STATE_ABORTED], "skipped",
         counts[VM_MIG_STATE_SKIPPED], "rolled_back", counts[VM_MIG_STATE_ROLLED_BACK], "vms", vms);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
@@ -116,14 +145,19 @@ char *vm_status_metrics_text(struct vm_status *s)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    int counts[VM_MIG_STATE_COUNT] = {0}, in_flight = 0;
+    int counts[VM_MIG_STATE_COUNT] = {0}, flying = 0;
     uint64_t bytes = 0;
     size_t retries = 0;
-    for (int i = 0; i < s->n; i++) {
-        counts[s->migs[i]->state]++;
-        retries += json_array_size(s->migs[i]->attempts);
-        in_flight += !vm_mig_final(s->migs[i]) && s->migs[i]->state != VM_MIG_STATE_QUEUED;
-        bytes += s->migs[i]->progress.data_processed;
+    refresh(s);
+    for (int i = 0; i < s->vms.n; i++) {
+        const struct vm_state_rec *r = &s->vms.v[i];
+        if (!r->name)
+            continue;
+        if (r->state >= 0 && r->state < VM_MIG_STATE_COUNT)
+            counts[r->state]++;
+        retries += json_array_size(r->attempts);
+        flying += in_flight(r);
+        bytes += r->data_processed;
     }
     fprintf(f, "# HELP vmmigrate_migrations Migrations of the current run by state.\n"
                "# TYPE vmmigrate_migrations gauge\n");
@@ -133,7 +167,7 @@ char *vm_status_metrics_text(struct vm_status *s)
     fprintf(f,
             "# HELP vmmigrate_in_flight Migrations running now.\n"
             "# TYPE vmmigrate_in_flight gauge\nvmmigrate_in_flight %d\n",
-            in_flight);
+            flying);
     fprintf(f,
             "# HELP vmmigrate_retries Failed attempts the run started again (--retries).\n"
             "# TYPE vmmigrate_retries gauge\nvmmigrate_retries %zu\n",
@@ -144,24 +178,24 @@ char *vm_status_metrics_text(struct vm_status *s)
             (unsigned long long)bytes);
     fprintf(f, "# HELP vmmigrate_migration_duration_seconds Total time of each finished "
                "migration.\n# TYPE vmmigrate_migration_duration_seconds gauge\n");
-    for (int i = 0; i < s->n; i++) {
-        const struct vm_mig *m = s->migs[i];
-        if (!vm_mig_final(m) || !m->start_mono_ms)
+    for (int i = 0; i < s->vms.n; i++) {
+        const struct vm_state_rec *r = &s->vms.v[i];
+        if (!r->name || !r->final || !r->start_mono_ms)
             continue;
         fputs("vmmigrate_migration_duration_seconds{vm=\"", f);
-        label(f, m->name);
-        fprintf(f, "\",result=\"%s\"} %.3f\n", vm_mig_state_name(m->state),
-                (double)(m->end_mono_ms - m->start_mono_ms) / 1000.0);
+        label(f, r->name);
+        fprintf(f, "\",result=\"%s\"} %.3f\n", r->result,
+                (double)(r->end_mono_ms - r->start_mono_ms) / 1000.0);
     }
     fprintf(f, "# HELP vmmigrate_migration_downtime_seconds Guest downtime of each finished "
                "migration.\n# TYPE vmmigrate_migration_downtime_seconds gauge\n");
-    for (int i = 0; i < s->n; i++) {
-        const struct vm_mig *m = s->migs[i];
-        if (!m->progress.has_downtime)
+    for (int i = 0; i < s->vms.n; i++) {
+        const struct vm_state_rec *r = &s->vms.v[i];
+        if (!r->name || !r->has_downtime)
             continue;
         fputs("vmmigrate_migration_downtime_seconds{vm=\"", f);
-        label(f, m->name);
-        fprintf(f, "\"} %.3f\n", (double)m->progress.downtime_ms / 1000.0);
+        label(f, r->name);
+        fprintf(f, "\"} %.3f\n", (double)r->downtime_ms / 1000.0);
     }
     fprintf(f,
             "# HELP vmmigrate_run_running 1 while a run goes on, 0 when it ended.\n"
@@ -214,24 +248,30 @@ void vm_status_finish(struct vm_status *s, const char *result, int exit_code)
     if (!s)
         return;
     s->finished = true;
-    s->result = result;
+    free(s->result);
+    s->result = xstrdup(result);
     s->exit_code = exit_code;
     write_now(s);
 }
 
-static void timer_closed(uv_handle_t *h)
+static void close_timer(struct vm_status *s)
 {
-    free(h);
+    if (!s->timer)
+        return;
+    uv_close((uv_handle_t *)s->timer, (uv_close_cb)free);
+    s->timer = NULL;
 }
 
 void vm_status_free(struct vm_status *s)
 {
     if (!s)
         return;
-    uv_close((uv_handle_t *)s->timer, timer_closed);
+    close_timer(s);
+    vm_state_table_clear(&s->vms);
     free(s->status_path);
     free(s->metrics_path);
     free(s->run_id);
+    free(s->result);
     free(s);
 }
 
@@ -241,4 +281,52 @@ void vm_status_set_run_id(struct vm_status *s, const char *run_id)
         return;
     free(s->run_id);
     s->run_id = xstrdup(run_id);
+}
+
+/* ---- as a sink: fed records ------------------------------------------ */
+
+static void take_run_id(struct vm_status *s, const char *run)
+{
+    if (run && strcmp(run, s->run_id) != 0)
+        vm_status_set_run_id(s, run);
+}
+
+static void status_on_event(struct vm_sink *sk, const struct vm_event_rec *ev)
+{
+    take_run_id((struct vm_status *)sk, ev->run);
+}
+
+static void status_on_state(struct vm_sink *sk, const struct vm_state_rec *st)
+{
+    struct vm_status *s = (struct vm_status *)sk;
+    take_run_id(s, st->run);
+    vm_state_table_put(&s->vms, st);
+    vm_status_touch(s);
+}
+
+static void status_on_finish(struct vm_sink *sk, const struct vm_finish_rec *fin)
+{
+    struct vm_status *s = (struct vm_status *)sk;
+    take_run_id(s, fin->run);
+    vm_status_finish(s, fin->result, fin->exit_code);
+    close_timer(s);
+}
+
+static void status_free(struct vm_sink *sk)
+{
+    vm_status_free((struct vm_status *)sk);
+}
+
+static const struct vm_sink_ops status_ops = {.name = "status",
+                                              .on_event = status_on_event,
+                                              .on_state = status_on_state,
+                                              .on_finish = status_on_finish,
+                                              .free = status_free};
+
+int vm_status_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err)
+{
+    (void)err;
+    struct vm_status *s = vm_status_new(cfg->loop, cfg->status_path, cfg->metrics_path, NULL);
+    *out = s ? &s->base : NULL;
+    return 0;
 }

@@ -3,8 +3,10 @@
  * (Prometheus text format), each rewritten atomically (write + rename) at
  * most twice a second and at every state change.
  *
- * Borrows the migrations; the job owns the `struct vm_status` and frees it
- * with vm_status_free() (its timer closes asynchronously). */
+ * Either fed records as the "status" sink (vm_status_sink_new, sinks.c's
+ * table), or given the run's migrations (vm_status_set_migs: borrowed, read
+ * afresh at every write). The owner frees it with vm_status_free() (its
+ * timer closes asynchronously). */
 #ifndef VMM_STATUS_H
 #define VMM_STATUS_H
 
@@ -12,6 +14,7 @@
 #include <uv.h>
 
 #include "migrate/mig.h"
+#include "report/sink.h"
 
 struct vm_status;
 
@@ -26,6 +29,10 @@ void vm_status_touch(struct vm_status *s);
 /* The run ended: a last write with its result and exit code. */
 void vm_status_finish(struct vm_status *s, const char *result, int exit_code);
 void vm_status_free(struct vm_status *s);
+
+/* The sink: on_state keeps the VM's record and writes (rate-limited),
+ * on_event takes the run id, on_finish writes the last time. */
+int vm_status_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err);
 
 /* The texts, for tests. */
 char *vm_status_json_text(struct vm_status *s);

@@ -11,6 +11,7 @@
 #include "policy/policy.h"
 #include "backend/qemu/qmp.h"
 #include "report/report.h"
+#include "report/sinks.h"
 #include "util/util.h"
 
 enum qm_state {
@@ -32,7 +33,7 @@ struct qm {
     enum qm_state state;
     struct vm_features *feats;
     json_t *vm;
-    struct vm_report_stream *events;
+    struct vm_sinks *sinks; /* every output goes through them */
     /* outcome */
     const char *result;   /* migrated, failed, rolled-back, aborted */
     const char *location; /* source, target, unknown */
@@ -46,7 +47,39 @@ struct qm {
 
 static void qm_event(struct qm *q, const char *event, json_t *details)
 {
-    vm_report_event(q->events, q->spec->name, NULL, event, details);
+    vm_sinks_trace(q->sinks, q->spec->name, NULL, event, details);
+}
+
+/* Where the VM stands, as a plain record for the sinks. */
+static void qm_state(struct qm *q, enum vm_mig_state state)
+{
+    struct vm_state_rec r = {
+        .name = q->spec->name,
+        .uuid = "",
+        .state = (int)state,
+        .result = vm_mig_state_name(state),
+        .location = q->location ? q->location : "source",
+        .final = state >= VM_MIG_STATE_DONE,
+        .source = q->spec->source_qmp,
+        .target = q->spec->target_qmp,
+        .start_mono_ms = q->start_ms,
+        .end_mono_ms = q->end_ms,
+        .gated = q->spec->gated,
+        .gate_reason = q->gate_reason,
+        .gate_commit = q->commit,
+        .gate_ms = q->gate_ms,
+        .error_message = q->error,
+    };
+    vm_sinks_state(q->sinks, &r);
+}
+
+/* A result of the QMP path as a migration state. */
+static enum vm_mig_state result_state(const char *result)
+{
+    return strcmp(result, "migrated") == 0      ? VM_MIG_STATE_DONE
+           : strcmp(result, "rolled-back") == 0 ? VM_MIG_STATE_ROLLED_BACK
+           : strcmp(result, "aborted") == 0     ? VM_MIG_STATE_ABORTED
+                                                : VM_MIG_STATE_FAILED;
 }
 
 static void qm_fail(struct qm *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -92,6 +125,7 @@ static void qm_finish(struct qm *q, const char *result, const char *location)
     q->result = result;
     q->location = location;
     qm_event(q, "result", json_pack("{s:s, s:s}", "result", result, "location", location));
+    qm_state(q, result_state(result));
     if (q->feats && strcmp(result, "migrated") == 0)
         vm_features_run(q->feats, q->spec->gated ? VM_FEATURE_AFTER : VM_FEATURE_PREPARE,
                         features_over);
@@ -232,6 +266,7 @@ static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, doubl
         q->state = QM_GATE;
         q->gate_enter_ms = vm_mono_ms();
         qm_event(q, "phase", json_pack("{s:s}", "phase", "gate"));
+        qm_state(q, VM_MIG_STATE_GATE);
         if (q->interrupted) {
             decide(q, false, "interrupted");
             return;
@@ -267,6 +302,7 @@ static void migrate_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_erro
     }
     q->state = QM_MIGRATING;
     qm_event(q, "phase", json_pack("{s:s}", "phase", "migrating"));
+    qm_state(q, VM_MIG_STATE_MIGRATING);
     if (q->spec->timeout_s)
         uv_timer_start(&q->timer, gate_budget, q->spec->timeout_s * 1000, 0);
 }
@@ -404,9 +440,16 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
 {
     struct qm qs = {0}, *q = &qs;
     q->spec = spec;
-    if (spec->events_path && !(q->events = vm_report_stream_open(spec->events_path)))
-        return VM_EXIT_USAGE;
     uv_loop_init(&q->loop);
+    struct vm_sinks_config scfg = {.loop = &q->loop, .events_path = spec->events_path};
+    char *serr = NULL;
+    if (!(q->sinks = vm_sinks_new(&scfg, &serr))) {
+        if (serr)
+            vm_error("qemu: %s", serr);
+        free(serr);
+        uv_loop_close(&q->loop);
+        return VM_EXIT_USAGE;
+    }
     uv_timer_init(&q->loop, &q->timer);
     q->timer.data = q;
     uv_signal_init(&q->loop, &q->sigint);
@@ -431,6 +474,7 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
     qm_event(q, "run.started",
              json_pack("{s:s, s:s, s:s}", "command", "qemu", "source", spec->source_qmp, "target",
                        spec->target_qmp));
+    qm_state(q, VM_MIG_STATE_QUEUED);
     if (vm_qmp_connect(q->src, spec->source_qmp) < 0 ||
         vm_qmp_connect(q->dst, spec->target_qmp) < 0) {
         qm_fail(q, "cannot connect to the QMP sockets '%s' and '%s'", spec->source_qmp,
@@ -468,6 +512,10 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
         "feature_results", vm_features_to_json(q->feats), "error",
         q->error ? json_string(q->error) : json_null());
     qm_event(q, "run.finished", json_pack("{s:s, s:i}", "result", q->result, "exit_code", code));
+    vm_sinks_finish(q->sinks,
+                    &(struct vm_finish_rec){.result = code == VM_EXIT_OK ? "ok" : "failed",
+                                            .exit_code = code,
+                                            .report = *report});
     if (code != VM_EXIT_OK)
         vm_error("qemu: %s: %s, guest runs on %s: %s", spec->name, q->result, q->location,
                  q->error         ? q->error
@@ -475,12 +523,12 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
                                   : "no reason given");
     vm_policy_shutdown(spec->policy);
     uv_run(&q->loop, UV_RUN_DEFAULT);
+    vm_sinks_free(q->sinks);
     uv_loop_close(&q->loop);
     vm_features_free(q->feats);
     json_decref(q->vm);
     json_decref(q->stats);
     free(q->error);
     free(q->gate_reason);
-    vm_report_stream_close(q->events);
     return code;
 }

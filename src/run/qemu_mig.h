@@ -8,7 +8,9 @@
  * `-incoming defer`.
  *
  * vm_qemu_migrate() runs its own loop to the end and owns everything it
- * creates; the spec is borrowed. */
+ * creates; the spec is borrowed. Everything it tells the outside goes
+ * through the sinks (report/sinks.h): trace events, the VM's state records,
+ * the finish record with the report. */
 #ifndef VMM_QEMU_MIG_H
 #define VMM_QEMU_MIG_H
 
