@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "policy/lua_sandbox.h"
 #include "util/util.h"
 
@@ -1076,31 +1076,41 @@ static void cleanup(void)
     free(cmd);
 }
 
-int main(void)
+static void setup(void)
 {
     umask(022);
     if (!mkdtemp(tmpdir))
         CHECK_FAIL("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_loop_main),
+    VM_TEST(test_loops),
+    VM_TEST(test_c_loops),
+    VM_TEST(test_budget_rearmed),
+    VM_TEST(test_memory),
+    VM_TEST(test_recursion_and_errors),
+    VM_TEST(test_globals),
+    VM_TEST(test_readonly),
+    VM_TEST(test_absent),
+    VM_TEST(test_binary_chunks),
+    VM_TEST(test_require),
+    VM_TEST(test_strict_modes),
+    VM_TEST(test_json_in_out),
+    VM_TEST(test_json_rejects),
+    VM_TEST(test_coroutines_and_print),
+    VM_TEST(test_misuse),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
+
+int main(int argc, char **argv)
+{
     if (getenv("VMM_LUA_BENCH")) {
+        setup();
         bench();
         return 0;
     }
-    RUN(test_loop_main);
-    RUN(test_loops);
-    RUN(test_c_loops);
-    RUN(test_budget_rearmed);
-    RUN(test_memory);
-    RUN(test_recursion_and_errors);
-    RUN(test_globals);
-    RUN(test_readonly);
-    RUN(test_absent);
-    RUN(test_binary_chunks);
-    RUN(test_require);
-    RUN(test_strict_modes);
-    RUN(test_json_in_out);
-    RUN(test_json_rejects);
-    RUN(test_coroutines_and_print);
-    RUN(test_misuse);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

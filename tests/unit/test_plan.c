@@ -4,7 +4,7 @@
  * closed with a message naming the key, estimates add up. */
 #include <stdlib.h>
 
-#include "check.h"
+#include "runner.h"
 #include "plan/plan.h"
 #include "util/util.h"
 
@@ -207,10 +207,14 @@ static void test_decision_parse(void)
     }
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_decision_parse),
+    VM_TEST(test_plan),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_decision_parse);
-    RUN(test_plan);
-    fprintf(stderr, "ok\n");
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }
