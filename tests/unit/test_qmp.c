@@ -1525,6 +1525,21 @@ static void qemu_ready(struct vm_qmp *q, struct rec *r)
     CHECK_INT(vm_qmp_command(q, "quit", NULL, on_reply, &qr.s[Q_QUIT]), ==, 0);
 }
 
+/* Does a connection to the socket at PATH succeed? QEMU creates the socket
+ * (bind) a moment before it listens: until then a connection is refused. */
+static bool accepting(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t n = strlen(path);
+    CHECK_INT(n, <, sizeof(a.sun_path));
+    memcpy(a.sun_path, path, n + 1);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
 static void test_real_qemu(void)
 {
     const char *qemu = "qemu-system-x86_64";
@@ -1553,9 +1568,10 @@ static void test_real_qemu(void)
         _exit(127);
     }
 
-    /* Wait for the socket; QEMU dying first (e.g. not installed) fails. */
+    /* Wait for the socket to take connections; QEMU dying first (e.g. not
+     * installed) fails. */
     for (int i = 0;; i++) {
-        if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+        if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode) && accepting(sock))
             break;
         if (waitpid(qemu_pid, &status, WNOHANG) == qemu_pid) {
             qemu_pid = 0;
