@@ -32,6 +32,19 @@ static const char *program(const char *argv0)
     return slash ? slash + 1 : argv0;
 }
 
+char *vm_test_path(const char *rel)
+{
+    const char *src = getenv("VMM_SOURCE_DIR");
+    const char *here = __FILE__, *slash = strrchr(here, '/');
+    char *path = NULL;
+    int n =
+        src ? asprintf(&path, "%s/tests/unit/%s", src, rel)
+            : asprintf(&path, "%.*s/%s", slash ? (int)(slash - here) : 1, slash ? here : ".", rel);
+    if (n < 0)
+        abort();
+    return path;
+}
+
 /* One case, here: setup, the case, teardown. Returns only if it passed. */
 static void run_here(const struct vm_test_suite *s, const struct vm_test *t)
 {

@@ -59,6 +59,10 @@ struct vm_test_suite {
     void (*teardown)(void);      /* may be NULL; runs if the case returned */
 };
 
+/* tests/unit/REL in the source tree (VMM_SOURCE_DIR, which ctest sets; run
+ * by hand, next to this file), malloc'd: the fixtures. */
+char *vm_test_path(const char *rel);
+
 /* Parse argv as above and run; returns main's exit status. */
 int vm_test_main(int argc, char **argv, const struct vm_test_suite *suite);
 

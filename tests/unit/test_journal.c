@@ -17,22 +17,12 @@
 #define RUN_A "2026-01-01T00-00-00.000Z-101"
 #define RUN_B "2026-01-01T00-10-00.000Z-102"
 
-/* tests/unit/journal/NAME (NULL: the directory). */
+/* tests/unit/journal/NAME. */
 static char *fixture(const char *name)
 {
-    const char *src = getenv("VMM_SOURCE_DIR");
-    char *dir;
-    if (src) {
-        dir = xasprintf("%s/tests/unit/journal", src);
-    } else { /* run by hand: next to this file */
-        const char *f = __FILE__;
-        const char *slash = strrchr(f, '/');
-        dir = xasprintf("%.*s/journal", slash ? (int)(slash - f) : 1, slash ? f : ".");
-    }
-    if (!name)
-        return dir;
-    char *path = xasprintf("%s/%s", dir, name);
-    free(dir);
+    char *rel = xasprintf("journal/%s", name);
+    char *path = vm_test_path(rel);
+    free(rel);
     return path;
 }
 
@@ -176,7 +166,7 @@ static void test_read_torn_and_garbage(void)
 
 static void test_read_dir(void)
 {
-    char *dir = fixture(NULL), *err = NULL;
+    char *dir = fixture(""), *err = NULL;
     struct vm_journal_records all;
     CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
     CHECK_INT(all.nfiles, ==, 2); /* README.txt is no journal */
@@ -305,7 +295,7 @@ static void test_status(void)
     const char *bin = getenv("VMM_BINARY");
     if (!bin || !*bin)
         CHECK_FAIL("VMM_BINARY is not set: run this test with ctest, or set it to vmmigrate");
-    char *dir = fixture(NULL);
+    char *dir = fixture("");
     char *cmd = xasprintf("'%s' status --json --journal-dir '%s'", bin, dir);
     FILE *p = popen(cmd, "r");
     CHECK(p);

@@ -28,13 +28,10 @@ static char tmpdir[] = "/tmp/vmm-lua-test-XXXXXX";
 
 static char *source_path(const char *name)
 {
-    const char *src = getenv("VMM_SOURCE_DIR");
-    if (src)
-        return xasprintf("%s/tests/unit/lua/%s", src, name);
-    /* run by hand: next to this file */
-    const char *f = __FILE__;
-    const char *slash = strrchr(f, '/');
-    return xasprintf("%.*s/lua/%s", slash ? (int)(slash - f) : 1, slash ? f : ".", name);
+    char *rel = xasprintf("lua/%s", name);
+    char *path = vm_test_path(rel);
+    free(rel);
+    return path;
 }
 
 static char *slurp(const char *path, size_t *len)

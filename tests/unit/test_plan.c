@@ -212,17 +212,6 @@ static void test_decision_parse(void)
 
 /* ---- a plan from a fixture ---------------------------------------------- */
 
-static char *fixture(const char *name)
-{
-    const char *src = getenv("VMM_SOURCE_DIR");
-    if (src)
-        return xasprintf("%s/tests/unit/plan/%s", src, name);
-    /* run by hand: next to this file */
-    const char *f = __FILE__;
-    const char *slash = strrchr(f, '/');
-    return xasprintf("%.*s/plan/%s", slash ? (int)(slash - f) : 1, slash ? f : ".", name);
-}
-
 struct fixture_ctx {
     json_t *decisions;
     json_t *reserved; /* target URI -> the last planned bytes reported */
@@ -261,7 +250,7 @@ static char *fixture_vet(void *ctx, struct vm_plan_item *it)
 
 static void test_plan_fixture(void)
 {
-    char *path = fixture("placement.json");
+    char *path = vm_test_path("plan/placement.json");
     json_error_t e;
     json_t *fx = json_load_file(path, 0, &e);
     if (!fx)
