@@ -30,71 +30,65 @@ static const struct vm_cli_option status_options[] = {
 
 /* A "deinit-done" or "after-done" record: the VM's "deinit" / "after" is
  * "done" or "failed". */
-static bool step_done(json_t *v, json_t *r, const char *rec)
+static bool step_done(json_t *v, const struct vm_journal_record *r)
 {
-    const char *step = strcmp(rec, "deinit-done") == 0  ? "deinit"
-                       : strcmp(rec, "after-done") == 0 ? "after"
-                                                        : NULL;
+    const char *step = r->kind == VM_JOURNAL_KIND_DEINIT_DONE  ? "deinit"
+                       : r->kind == VM_JOURNAL_KIND_AFTER_DONE ? "after"
+                                                               : NULL;
     if (step)
         json_object_set_new(
-            v, step, json_string(json_is_true(json_object_get(r, "ok")) ? "done" : "failed"));
+            v, step, json_string(json_is_true(json_object_get(r->json, "ok")) ? "done" : "failed"));
     return step != NULL;
 }
 
-/* One run's VMs: name -> {uuid, source, target, state (last record), result,
- * location}. */
-static json_t *summarise(json_t *recs, json_t *all)
+/* One run's VMs, from the records of its journal (all->v[begin..end)):
+ * name -> {uuid, source, target, state (last record), result, location}. */
+static json_t *summarise(const struct vm_journal_records *all, size_t begin, size_t end)
 {
     json_t *vms = json_object();
     const char *run = NULL;
     json_int_t first = 0;
-    size_t i;
-    json_t *r;
-    json_array_foreach(recs, i, r)
-    {
-        const char *vm = json_string_value(json_object_get(r, "vm"));
-        const char *rec = json_string_value(json_object_get(r, "record"));
+    for (size_t i = begin; i < end; i++) {
+        const struct vm_journal_record *r = &all->v[i];
         if (!run)
-            run = json_string_value(json_object_get(r, "run"));
+            run = r->run;
         if (!first)
-            first = json_integer_value(json_object_get(r, "ts"));
-        if (!vm || !rec || json_object_get(r, "of_run"))
+            first = r->ts;
+        if (!r->vm || !r->record || r->about_earlier)
             continue; /* about another run: below */
-        json_t *v = json_object_get(vms, vm);
+        json_t *v = json_object_get(vms, r->vm);
         if (!v) {
-            v = json_pack("{s:O, s:O, s:O}", "uuid", json_object_get(r, "uuid"), "source",
-                          json_object_get(r, "source"), "target", json_object_get(r, "target"));
-            json_object_set_new(vms, vm, v);
+            v = json_pack("{s:O, s:O, s:O}", "uuid", json_object_get(r->json, "uuid"), "source",
+                          json_object_get(r->json, "source"), "target",
+                          json_object_get(r->json, "target"));
+            json_object_set_new(vms, r->vm, v);
         }
-        if (step_done(v, r, rec))
+        if (step_done(v, r))
             continue;
-        if (strcmp(rec, "started") == 0) {
+        if (r->kind == VM_JOURNAL_KIND_STARTED) {
             /* a new attempt (retry): the steps of the last one are history */
             json_object_del(v, "deinit");
             json_object_del(v, "after");
         }
-        json_object_set_new(v, "state", json_string(rec));
-        if (json_object_get(r, "result"))
-            json_object_set(v, "result", json_object_get(r, "result"));
-        if (json_object_get(r, "location"))
-            json_object_set(v, "location", json_object_get(r, "location"));
+        json_object_set_new(v, "state", json_string(r->record));
+        if (json_object_get(r->json, "result"))
+            json_object_set(v, "result", json_object_get(r->json, "result"));
+        if (json_object_get(r->json, "location"))
+            json_object_set(v, "location", json_object_get(r->json, "location"));
     }
     /* later "recovered" records (any journal) settle open migrations */
-    size_t k;
-    json_t *recs2;
-    json_array_foreach(all, k, recs2) json_array_foreach(recs2, i, r)
-    {
-        const char *rec = json_string_value(json_object_get(r, "record"));
-        const char *of = json_string_value(json_object_get(r, "of_run"));
-        const char *vm = json_string_value(json_object_get(r, "vm"));
-        json_t *v = vm && of && run && strcmp(of, run) == 0 ? json_object_get(vms, vm) : NULL;
-        if (!v || !rec)
+    for (size_t i = 0; i < all->n; i++) {
+        const struct vm_journal_record *r = &all->v[i];
+        json_t *v = r->vm && r->of_run && run && strcmp(r->of_run, run) == 0
+                        ? json_object_get(vms, r->vm)
+                        : NULL;
+        if (!v || !r->record)
             continue;
-        if (strcmp(rec, "recovered") == 0) {
+        if (r->kind == VM_JOURNAL_KIND_RECOVERED) {
             json_object_set_new(v, "state", json_string("recovered"));
-            json_object_set(v, "location", json_object_get(r, "location"));
+            json_object_set(v, "location", json_object_get(r->json, "location"));
         } else {
-            step_done(v, r, rec); /* steps a later run owed and did after a crash */
+            step_done(v, r); /* steps a later run owed and did after a crash */
         }
     }
     bool finished = true;
@@ -121,18 +115,18 @@ static int cmd_status_exec(const struct vm_cli_args *args)
         return VM_EXIT_USAGE;
     }
     char *err = NULL;
-    json_t *all = vm_journal_read_dir(dir, &err);
-    if (!all) {
+    struct vm_journal_records all;
+    if (vm_journal_read_dir(dir, &all, &err) < 0) {
         vm_error("status: %s", err);
         free(err);
         return VM_EXIT_USAGE;
     }
     json_t *runs = json_array();
-    size_t i;
-    json_t *recs;
-    json_array_foreach(all, i, recs)
-    {
-        json_t *s = summarise(recs, all);
+    size_t i, end;
+    for (size_t begin = 0; begin < all.n; begin = end) {
+        for (end = begin; end < all.n && all.v[end].file == all.v[begin].file; end++)
+            ;
+        json_t *s = summarise(&all, begin, end);
         const char *id = json_string_value(json_object_get(s, "id"));
         if (json_object_size(json_object_get(s, "vms")) && (!want || strcmp(id, want) == 0))
             json_array_append(runs, s);
@@ -175,7 +169,7 @@ static int cmd_status_exec(const struct vm_cli_args *args)
             printf("status: no runs in '%s'\n", dir);
     }
     json_decref(runs);
-    json_decref(all);
+    vm_journal_records_clear(&all);
     return rc;
 }
 

@@ -7,13 +7,16 @@
  * with R one of started (a network-critical migration with features adds
  * its "decision" and "inventory": what a later run needs to undo them),
  * gate-reached, commit-decided, rollback-decided, finished (with "result"
- * and "location"), deinit-done (the features' deinits ran: "ok",
- * "features"). Records about an earlier run carry "of_run": recovered
- * (recover.c), deinit-done (owed.c). Records that decide where a
- * guest runs (commit-decided, rollback-decided) are fsync'd before the
- * decision is carried out; so is every other record (a run writes a few per
- * VM). `vmmigrate recover` reads the journals to find migrations a crash
- * left half-done (recover.c). A `struct vm_journal` owns its file. */
+ * and "location"), deinit-done and after-done (the features' deinit or
+ * after steps ran: "ok", "features"). Records about an earlier run carry
+ * "of_run": recovered (recover.c), deinit-done and after-done (owed.c).
+ * Records that decide where a guest runs (commit-decided, rollback-decided)
+ * are fsync'd before the decision is carried out; so is every other record
+ * (a run writes a few per VM). `vmmigrate recover` reads the journals to
+ * find migrations a crash left half-done (recover.c), `vmmigrate status` to
+ * show the runs (cmd_status.c): both through the one record parser below
+ * (vm_journal_read, vm_journal_read_dir). A `struct vm_journal` owns its
+ * file. */
 #ifndef VMM_JOURNAL_H
 #define VMM_JOURNAL_H
 
@@ -34,8 +37,66 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
                      const char *target, const char *record, json_t *fields);
 void vm_journal_close(struct vm_journal *j);
 
-/* Every journal in DIR, oldest first, each record as parsed JSON (an array
- * of arrays). Lines that do not parse (a torn last line) are skipped. */
-json_t *vm_journal_read_dir(const char *dir, char **err);
+/* ---- reading: the one record parser ------------------------------------ */
+
+/* What a record says happened (its "record"). */
+enum vm_journal_kind {
+    VM_JOURNAL_KIND_UNKNOWN = 0, /* no "record" string, or a name this version does not know */
+    VM_JOURNAL_KIND_STARTED,
+    VM_JOURNAL_KIND_GATE_REACHED,
+    VM_JOURNAL_KIND_COMMIT_DECIDED,
+    VM_JOURNAL_KIND_ROLLBACK_DECIDED,
+    VM_JOURNAL_KIND_FINISHED,
+    VM_JOURNAL_KIND_DEINIT_DONE,
+    VM_JOURNAL_KIND_AFTER_DONE,
+    VM_JOURNAL_KIND_RECOVERED,
+};
+
+/* One record as read. Every string is the record's field of that name if
+ * it is a string, else NULL; all point into json, which the record
+ * borrows from whoever read it. */
+struct vm_journal_record {
+    json_t *json; /* the whole record, as written */
+    enum vm_journal_kind kind;
+    const char *record; /* its "record" as written (also an unknown one) */
+    const char *run;    /* the run that wrote it */
+    const char *of_run; /* the earlier run it is about (recovered, deinit-done, after-done) */
+    bool about_earlier; /* it has an "of_run" (of any type): not about its own run */
+    const char *vm, *uuid, *source, *target;
+    json_int_t ts; /* 0 if absent */
+    int file;      /* vm_journal_read_dir: which journal, 0 the oldest */
+};
+
+/* "started", ... (NULL for VM_JOURNAL_KIND_UNKNOWN). */
+const char *vm_journal_kind_name(enum vm_journal_kind kind);
+
+/* Parse one journal line (with or without its newline). Returns 0 and *r
+ * (r->json a new reference, the caller's), or -1 if the line is not a JSON
+ * object (a torn last line, garbage). */
+int vm_journal_parse_line(const char *line, struct vm_journal_record *r);
+
+/* Is R about migration (RUN, UUID): written by that run, or about it
+ * (of_run)? */
+bool vm_journal_record_about(const struct vm_journal_record *r, const char *run, const char *uuid);
+
+/* Each record of the journal at PATH, in the order written, borrowed for
+ * the call; lines that do not parse are skipped. Returns 0, or -1 and *err
+ * if the file cannot be opened. */
+typedef void (*vm_journal_record_cb)(const struct vm_journal_record *r, void *data);
+int vm_journal_read(const char *path, vm_journal_record_cb cb, void *data, char **err);
+
+/* Every record of every journal in DIR (none if DIR does not exist):
+ * journals oldest first (they are named by start time), each record in the
+ * order written, r->file saying which journal. Owns the records' JSON. */
+struct vm_journal_records {
+    struct vm_journal_record *v;
+    size_t n;
+    int nfiles;
+};
+
+/* Returns 0, or -1 and *err if DIR cannot be read. A journal that cannot be
+ * opened (gone meanwhile) counts as empty. */
+int vm_journal_read_dir(const char *dir, struct vm_journal_records *out, char **err);
+void vm_journal_records_clear(struct vm_journal_records *recs);
 
 #endif

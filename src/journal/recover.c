@@ -112,33 +112,19 @@ static const char *where_name(enum where w)
     return w == WHERE_UNKNOWN ? "unknown" : names[w];
 }
 
-/* Is record r about migration (run, uuid): written by that run, or about it
- * (of_run)? */
-static bool about(json_t *r, const char *run, const char *uuid)
-{
-    const char *u = json_string_value(json_object_get(r, "uuid"));
-    const char *rr = json_string_value(json_object_get(r, "run"));
-    const char *of = json_string_value(json_object_get(r, "of_run"));
-    return u && strcmp(u, uuid) == 0 &&
-           ((of && strcmp(of, run) == 0) || (!of && rr && strcmp(rr, run) == 0));
-}
-
 /* Is the migration (run, uuid) closed? Its last record (of the latest
  * attempt: a run may retry a VM) is "finished", "deinit-done" or
  * "after-done", or a recovery settled it. */
-static bool closed(json_t *journals, json_t *last, const char *run, const char *uuid)
+static bool closed(const struct vm_journal_records *all, const struct vm_journal_record *last,
+                   const char *run, const char *uuid)
 {
-    const char *rec = json_string_value(json_object_get(last, "record"));
-    if (rec && (strcmp(rec, "finished") == 0 || strcmp(rec, "deinit-done") == 0 ||
-                strcmp(rec, "after-done") == 0))
+    if (last->kind == VM_JOURNAL_KIND_FINISHED || last->kind == VM_JOURNAL_KIND_DEINIT_DONE ||
+        last->kind == VM_JOURNAL_KIND_AFTER_DONE)
         return true;
-    size_t i, k;
-    json_t *recs, *r;
-    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
-    {
-        const char *rr = json_string_value(json_object_get(r, "record"));
-        if (rr && strcmp(rr, "recovered") == 0 && json_object_get(r, "of_run") &&
-            about(r, run, uuid))
+    for (size_t i = 0; i < all->n; i++) {
+        const struct vm_journal_record *r = &all->v[i];
+        if (r->kind == VM_JOURNAL_KIND_RECOVERED && r->about_earlier &&
+            vm_journal_record_about(r, run, uuid))
             return true;
     }
     return false;
@@ -202,44 +188,37 @@ static json_t *features_named(json_t *decision, json_t *names)
 
 json_t *vm_recover_owed(const char *dir, char **err)
 {
-    json_t *journals = vm_journal_read_dir(dir, err);
-    if (!journals)
-        return NULL;
     /* Every record in the order written (journals are named by start time). */
-    json_t *all = json_array();
-    size_t i, k;
-    json_t *recs, *r;
-    json_array_foreach(journals, i, recs) json_array_extend(all, recs);
-    json_decref(journals);
+    struct vm_journal_records all;
+    if (vm_journal_read_dir(dir, &all, err) < 0)
+        return NULL;
 
     json_t *owed = json_array();
-    json_array_foreach(all, i, r)
-    {
-        const char *rec = json_string_value(json_object_get(r, "record"));
-        const char *run = json_string_value(json_object_get(r, "run"));
-        const char *uuid = json_string_value(json_object_get(r, "uuid"));
-        json_t *decision = json_object_get(r, "decision");
-        json_t *owed_steps = json_object_get(r, "owed_on_crash");
-        if (!rec || strcmp(rec, "started") != 0 || !run || !uuid ||
-            !json_is_true(json_object_get(r, "gated")) || !owed_steps)
+    for (size_t i = 0; i < all.n; i++) {
+        const struct vm_journal_record *r = &all.v[i];
+        const char *run = r->run, *uuid = r->uuid;
+        json_t *decision = json_object_get(r->json, "decision");
+        json_t *owed_steps = json_object_get(r->json, "owed_on_crash");
+        if (r->kind != VM_JOURNAL_KIND_STARTED || !run || !uuid ||
+            !json_is_true(json_object_get(r->json, "gated")) || !owed_steps)
             continue;
         /* After this start (the latest attempt): where the guest ended, and
          * which steps were done (by the run itself or a recovery). A run
          * still going on does its own. */
         const char *loc = NULL;
         bool latest = true, deinit_done = false, after_done = false;
-        for (k = i + 1; k < json_array_size(all) && latest; k++) {
-            json_t *later = json_array_get(all, k);
-            const char *lr = json_string_value(json_object_get(later, "record"));
-            if (!lr || !about(later, run, uuid))
+        for (size_t k = i + 1; k < all.n && latest; k++) {
+            const struct vm_journal_record *later = &all.v[k];
+            if (!later->record || !vm_journal_record_about(later, run, uuid))
                 continue;
-            if (strcmp(lr, "started") == 0)
+            if (later->kind == VM_JOURNAL_KIND_STARTED)
                 latest = false;
-            else if (strcmp(lr, "finished") == 0 || strcmp(lr, "recovered") == 0)
-                loc = json_string_value(json_object_get(later, "location"));
-            else if (strcmp(lr, "deinit-done") == 0)
+            else if (later->kind == VM_JOURNAL_KIND_FINISHED ||
+                     later->kind == VM_JOURNAL_KIND_RECOVERED)
+                loc = json_string_value(json_object_get(later->json, "location"));
+            else if (later->kind == VM_JOURNAL_KIND_DEINIT_DONE)
                 deinit_done = true;
-            else if (strcmp(lr, "after-done") == 0)
+            else if (later->kind == VM_JOURNAL_KIND_AFTER_DONE)
                 after_done = true;
         }
         const char *step = NULL;
@@ -253,19 +232,18 @@ json_t *vm_recover_owed(const char *dir, char **err)
             json_decref(features);
             continue;
         }
-        const char *vm = json_string_value(json_object_get(r, "vm"));
-        json_t *src = json_object_get(r, "source"), *dst = json_object_get(r, "target");
-        json_t *inv = json_object_get(r, "inventory");
+        json_t *src = json_object_get(r->json, "source"), *dst = json_object_get(r->json, "target");
+        json_t *inv = json_object_get(r->json, "inventory");
         if (!json_is_string(src) || !json_is_string(dst)) {
             json_decref(features);
             continue;
         }
-        json_array_append_new(owed, json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:O}", "step",
-                                              step, "run", run, "uuid", uuid, "vm", vm ? vm : "",
-                                              "source", src, "target", dst, "features", features,
-                                              "inventory", inv ? inv : json_null()));
+        json_array_append_new(
+            owed, json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:O}", "step", step, "run", run,
+                            "uuid", uuid, "vm", r->vm ? r->vm : "", "source", src, "target", dst,
+                            "features", features, "inventory", inv ? inv : json_null()));
     }
-    json_decref(all);
+    vm_journal_records_clear(&all);
     return owed;
 }
 
@@ -273,22 +251,17 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
 {
     *result = NULL;
     *unreachable = 0;
-    json_t *journals = vm_journal_read_dir(dir, err);
-    if (!journals)
+    struct vm_journal_records all;
+    if (vm_journal_read_dir(dir, &all, err) < 0)
         return -1;
-    /* The last record of each (run, uuid). */
+    /* The last record of each (run, uuid), in the order of their first. */
     json_t *open_migs = json_object();
-    size_t i, k;
-    json_t *recs, *r;
-    json_array_foreach(journals, i, recs) json_array_foreach(recs, k, r)
-    {
-        const char *run = json_string_value(json_object_get(r, "run"));
-        const char *uuid = json_string_value(json_object_get(r, "uuid"));
-        const char *rec = json_string_value(json_object_get(r, "record"));
-        if (!run || !uuid || !rec || json_object_get(r, "of_run"))
+    for (size_t i = 0; i < all.n; i++) {
+        const struct vm_journal_record *r = &all.v[i];
+        if (!r->run || !r->uuid || !r->record || r->about_earlier)
             continue; /* a record about another run (recovered, deinit-done) */
-        char *key = xasprintf("%s %s", run, uuid);
-        json_object_set(open_migs, key, r);
+        char *key = xasprintf("%s %s", r->run, r->uuid);
+        json_object_set_new(open_migs, key, json_integer((json_int_t)i));
         free(key);
     }
 
@@ -296,16 +269,13 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
     json_t *out = json_array();
     int needs_operator = 0;
     const char *key;
-    json_t *last;
-    json_object_foreach(open_migs, key, last)
+    json_t *index;
+    json_object_foreach(open_migs, key, index)
     {
-        const char *run = json_string_value(json_object_get(last, "run"));
-        const char *uuid = json_string_value(json_object_get(last, "uuid"));
-        const char *vm = json_string_value(json_object_get(last, "vm"));
-        const char *src = json_string_value(json_object_get(last, "source"));
-        const char *dst = json_string_value(json_object_get(last, "target"));
-        const char *rec = json_string_value(json_object_get(last, "record"));
-        if (closed(journals, last, run, uuid) || !src || !dst)
+        const struct vm_journal_record *last = &all.v[json_integer_value(index)];
+        const char *run = last->run, *uuid = last->uuid, *vm = last->vm;
+        const char *src = last->source, *dst = last->target, *rec = last->record;
+        if (closed(&all, last, run, uuid) || !src || !dst)
             continue;
         if (run_alive(run)) {
             vm_info("recover: %s: run %s is still going on, left to it", vm ? vm : uuid, run);
@@ -377,7 +347,7 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
     }
     vm_journal_close(j);
     json_decref(open_migs);
-    json_decref(journals);
+    vm_journal_records_clear(&all);
     *result = out;
     return needs_operator;
 }

@@ -1,6 +1,7 @@
 /* check.h — the unit tests' assertions. Each prints both values and the
- * location, then exits non-zero; one test program per file, run by ctest in
- * its own process with a timeout (libuv's test/task.h style). */
+ * location, then exits non-zero (libuv's test/task.h style): the case fails,
+ * and runner.h, which runs each case in its own process with a timeout, goes
+ * on with the next. */
 #ifndef VMM_CHECK_H
 #define VMM_CHECK_H
 
@@ -45,7 +46,8 @@
             CHECK_FAIL("check failed: \"%s\" contains \"%s\"", h_ ? h_ : "(null)", n_);            \
     } while (0)
 
-/* Run a named test function, printing its name first (for ctest logs). */
+/* Run a named test function, printing its name first (for ctest logs): for a
+ * program with a main of its own, not on runner.h. */
 #define RUN(fn)                                                                                    \
     do {                                                                                           \
         fprintf(stderr, "-- %s\n", #fn);                                                           \

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "cli/cli.h"
 #include "plan/settings.h"
 #include "util/exitcode.h"
@@ -567,26 +567,32 @@ static void test_settings_options(void)
     CHECK_STR(VM_SETTING_DEFAULT_STR(parallel), "2");
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    /* First, for several cases in one process: without it, a stale getopt
+     * makes the later cases fail at random. */
+    VM_TEST(test_parse_starts_afresh),
+    VM_TEST(test_required_and_defaults),
+    VM_TEST(test_short_and_attached_values),
+    VM_TEST(test_repeated_vm),
+    VM_TEST(test_int_ranges),
+    VM_TEST(test_bad_ints),
+    VM_TEST(test_choices),
+    VM_TEST(test_comma_lists),
+    VM_TEST(test_empty_values),
+    VM_TEST(test_unknown_options),
+    VM_TEST(test_ambiguous_prefix),
+    VM_TEST(test_missing_values),
+    VM_TEST(test_duplicates),
+    VM_TEST(test_help),
+    VM_TEST(test_positionals),
+    VM_TEST(test_tables),
+    VM_TEST(test_shared_options_agree),
+    VM_TEST(test_settings_options),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    /* First: without it, a stale getopt makes the later tests fail at random. */
-    RUN(test_parse_starts_afresh);
-    RUN(test_required_and_defaults);
-    RUN(test_short_and_attached_values);
-    RUN(test_repeated_vm);
-    RUN(test_int_ranges);
-    RUN(test_bad_ints);
-    RUN(test_choices);
-    RUN(test_comma_lists);
-    RUN(test_empty_values);
-    RUN(test_unknown_options);
-    RUN(test_ambiguous_prefix);
-    RUN(test_missing_values);
-    RUN(test_duplicates);
-    RUN(test_help);
-    RUN(test_positionals);
-    RUN(test_tables);
-    RUN(test_shared_options_agree);
-    RUN(test_settings_options);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

@@ -6,7 +6,7 @@
  * case ends with the loop closing cleanly. */
 #include <uv.h>
 
-#include "check.h"
+#include "runner.h"
 #include "migrate/commit.h"
 #include "util/util.h"
 
@@ -222,15 +222,20 @@ static void test_minimal_ops(void)
     finish(&loop, &o);
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_no_steps_commits_at_once),
+    VM_TEST(test_steps_decide_once),
+    VM_TEST(test_budget_rolls_back),
+    VM_TEST(test_unrecorded_commit_rolls_back),
+    VM_TEST(test_unrecorded_rollback_still_rolls_back),
+    VM_TEST(test_decided_before_enter),
+    VM_TEST(test_steps_again_after_prepare),
+    VM_TEST(test_minimal_ops),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_no_steps_commits_at_once);
-    RUN(test_steps_decide_once);
-    RUN(test_budget_rolls_back);
-    RUN(test_unrecorded_commit_rolls_back);
-    RUN(test_unrecorded_rollback_still_rolls_back);
-    RUN(test_decided_before_enter);
-    RUN(test_steps_again_after_prepare);
-    RUN(test_minimal_ops);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "cli/cli.h"
 #include "plan/settings.h"
 #include "util/exitcode.h"
@@ -733,21 +733,26 @@ static void test_policy_man_settings(void)
     free(path);
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_committed_man),
+    VM_TEST(test_committed_bash),
+    VM_TEST(test_committed_zsh),
+    VM_TEST(test_help_lists_every_option),
+    VM_TEST(test_man_lists_every_option),
+    VM_TEST(test_bash_lists_every_option),
+    VM_TEST(test_zsh_lists_every_option),
+    VM_TEST(test_exit_table_matches_list),
+    VM_TEST(test_exit_table_matches_header),
+    VM_TEST(test_man_exit_status),
+    VM_TEST(test_man_reproducible),
+    VM_TEST(test_man_examples_parse),
+    VM_TEST(test_man_lint),
+    VM_TEST(test_policy_man_settings),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_committed_man);
-    RUN(test_committed_bash);
-    RUN(test_committed_zsh);
-    RUN(test_help_lists_every_option);
-    RUN(test_man_lists_every_option);
-    RUN(test_bash_lists_every_option);
-    RUN(test_zsh_lists_every_option);
-    RUN(test_exit_table_matches_list);
-    RUN(test_exit_table_matches_header);
-    RUN(test_man_exit_status);
-    RUN(test_man_reproducible);
-    RUN(test_man_examples_parse);
-    RUN(test_man_lint);
-    RUN(test_policy_man_settings);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

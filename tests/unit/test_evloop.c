@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "check.h"
+#include "runner.h"
 #include "backend/libvirt/evloop.h"
 #include "backend/libvirt/virt.h"
 
@@ -191,7 +191,7 @@ static void test_domain_events(void)
     virConnectClose(conn);
 }
 
-int main(void)
+static void setup(void)
 {
     vm_virt_global_init();
     CHECK_INT(uv_loop_init(&loop), ==, 0);
@@ -199,14 +199,26 @@ int main(void)
     CHECK_INT(vm_evloop_register(&loop), ==, 0);
     uv_timer_init(&loop, &keepalive);
     uv_timer_start(&keepalive, keepalive_cb, 1000, 1000);
-    RUN(test_handles);
-    RUN(test_timeouts);
-    RUN(test_other_thread);
-    RUN(test_domain_events);
+}
+
+static void teardown(void)
+{
     vm_evloop_shutdown();
     uv_close((uv_handle_t *)&keepalive, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(&loop), ==, 0);
-    fprintf(stderr, "ok\n");
-    return 0;
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_handles),
+    VM_TEST(test_timeouts),
+    VM_TEST(test_other_thread),
+    VM_TEST(test_domain_events),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup, .teardown = teardown};
+
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
 }

@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "check.h"
+#include "runner.h"
 #include "util/exec.h"
 #include "util/util.h"
 
@@ -198,15 +198,27 @@ static void test_dies_with_us(void)
     CHECK(died);
 }
 
-int main(void)
+static void setup(void)
 {
     CHECK_INT(uv_loop_init(&loop), ==, 0);
-    RUN(test_local);
-    RUN(test_timeout_and_limits);
-    RUN(test_executors);
-    RUN(test_dies_with_us);
+}
+
+static void teardown(void)
+{
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(&loop), ==, 0);
-    fprintf(stderr, "ok\n");
-    return 0;
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_local),
+    VM_TEST(test_timeout_and_limits),
+    VM_TEST(test_executors),
+    VM_TEST(test_dies_with_us),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup, .teardown = teardown};
+
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
 }

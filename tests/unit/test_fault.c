@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "util/fault.h"
 #include "util/util.h"
 
@@ -135,14 +135,19 @@ static void test_bad_spec_named(void)
     CHECK_INT(WEXITSTATUS(st), ==, 0);
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_unset_does_nothing),
+    VM_TEST(test_kill),
+    VM_TEST(test_kill_other_point_only),
+    VM_TEST(test_stop_then_continue),
+    VM_TEST(test_fail_nth),
+    VM_TEST(test_sleep),
+    VM_TEST(test_bad_spec_named),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_unset_does_nothing);
-    RUN(test_kill);
-    RUN(test_kill_other_point_only);
-    RUN(test_stop_then_continue);
-    RUN(test_fail_nth);
-    RUN(test_sleep);
-    RUN(test_bad_spec_named);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

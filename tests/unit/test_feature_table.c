@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "feature/feature.h"
 #include "feature/feature_builtin.h"
 #include "policy/policy.h"
@@ -287,13 +287,17 @@ static void test_runner(void)
     CHECK_INT(uv_loop_close(&loop), ==, 0);
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_names),
+    VM_TEST(test_lookups),
+    VM_TEST(test_owed),
+    VM_TEST(test_reserved),
+    VM_TEST(test_runner),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_names);
-    RUN(test_lookups);
-    RUN(test_owed);
-    RUN(test_reserved);
-    RUN(test_runner);
-    fprintf(stderr, "ok\n");
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

@@ -3,7 +3,7 @@
  * stale heartbeat or a run gone, a gate held past its budget and grace; not
  * for urgent (peer-to-peer) migrations, decided or finished ones, or records
  * about earlier runs. */
-#include "check.h"
+#include "runner.h"
 #include "run/guardian.h"
 
 static void rec(struct vm_guardian_watch *w, const char *json, uint64_t now)
@@ -112,13 +112,18 @@ static void test_not_the_guardians_business(void)
     vm_guardian_watch_clear(&w);
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_healthy_run_left_alone),
+    VM_TEST(test_stale_heartbeat),
+    VM_TEST(test_run_gone),
+    VM_TEST(test_gate_past_budget),
+    VM_TEST(test_default_budget),
+    VM_TEST(test_not_the_guardians_business),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_healthy_run_left_alone);
-    RUN(test_stale_heartbeat);
-    RUN(test_run_gone);
-    RUN(test_gate_past_budget);
-    RUN(test_default_budget);
-    RUN(test_not_the_guardians_business);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "check.h"
+#include "runner.h"
 #include "util/http.h"
 #include "util/util.h"
 
@@ -921,7 +921,7 @@ static void test_close_from_callback(void)
     free(hello);
 }
 
-int main(void)
+static void setup(void)
 {
     signal(SIGPIPE, SIG_IGN);
     alarm(100);
@@ -933,25 +933,37 @@ int main(void)
     CHECK_INT(uv_loop_init(&loop), ==, 0);
     srv_start();
     client = vm_http_new(&loop);
-    RUN(test_get);
-    RUN(test_post_and_headers);
-    RUN(test_methods);
-    RUN(test_status_and_redirect);
-    RUN(test_refused);
-    RUN(test_timeout_and_cancel);
-    RUN(test_body_caps);
-    RUN(test_cut_and_not_tls);
-    RUN(test_concurrent);
-    RUN(test_proxy_env);
-    RUN(test_tls_verification);
-    RUN(test_close_pending);
-    RUN(test_close_from_callback);
+}
+
+static void teardown(void)
+{
     int closed = 0;
     vm_http_close(client, set_flag, &closed);
     srv_stop();
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(closed, ==, 1);
     CHECK_INT(uv_loop_close(&loop), ==, 0);
-    fprintf(stderr, "ok\n");
-    return 0;
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_get),
+    VM_TEST(test_post_and_headers),
+    VM_TEST(test_methods),
+    VM_TEST(test_status_and_redirect),
+    VM_TEST(test_refused),
+    VM_TEST(test_timeout_and_cancel),
+    VM_TEST(test_body_caps),
+    VM_TEST(test_cut_and_not_tls),
+    VM_TEST(test_concurrent),
+    VM_TEST(test_proxy_env),
+    VM_TEST(test_tls_verification),
+    VM_TEST(test_close_pending),
+    VM_TEST(test_close_from_callback),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup, .teardown = teardown};
+
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
 }

@@ -17,7 +17,7 @@
 
 #include <libxml/parser.h>
 
-#include "check.h"
+#include "runner.h"
 #include "backend/libvirt/inventory.h"
 #include "util/util.h"
 
@@ -1222,24 +1222,38 @@ static int bench(const char *uris_file, int threads)
     return 0;
 }
 
-int main(int argc, char **argv)
+static void setup(void)
 {
     vm_virt_global_init();
-    if (argc >= 3 && strcmp(argv[1], "--bench") == 0)
-        return bench(argv[2], argc >= 4 ? atoi(argv[3]) : 1);
+}
 
-    RUN(test_fixture_kvm);
-    RUN(test_fixture_ovs);
-    RUN(test_fixture_minimal);
-    RUN(test_memory_units);
-    RUN(test_metadata_rules);
-    RUN(test_domain_fields);
-    RUN(test_hostile);
-    RUN(test_caps);
-    RUN(test_default_driver);
-    RUN(test_node_file);
-    RUN(test_generated);
-    RUN(test_threads);
+static void teardown(void)
+{
     xmlCleanupParser();
-    return 0;
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_fixture_kvm),
+    VM_TEST(test_fixture_ovs),
+    VM_TEST(test_fixture_minimal),
+    VM_TEST(test_memory_units),
+    VM_TEST(test_metadata_rules),
+    VM_TEST(test_domain_fields),
+    VM_TEST(test_hostile),
+    VM_TEST(test_caps),
+    VM_TEST(test_default_driver),
+    VM_TEST(test_node_file),
+    VM_TEST(test_generated),
+    VM_TEST(test_threads),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup, .teardown = teardown};
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[1], "--bench") == 0) {
+        setup();
+        return bench(argv[2], argc >= 4 ? atoi(argv[3]) : 1);
+    }
+    return vm_test_main(argc, argv, &suite);
 }

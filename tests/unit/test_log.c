@@ -8,7 +8,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "util/util.h"
 
 /* 2024-05-01T12:00:00.123Z */
@@ -136,14 +136,19 @@ static void test_log_to_file(void)
     CHECK(strncmp(line2 + 1 + 11 + 25, "warning: careful\n", 17) == 0);
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_tty_as_before),
+    VM_TEST(test_file_stamps_every_line),
+    VM_TEST(test_journal_priority_prefix),
+    VM_TEST(test_syslog_message),
+    VM_TEST(test_every_line_of_a_message_prefixed),
+    VM_TEST(test_sink_of),
+    VM_TEST(test_log_to_file),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_tty_as_before);
-    RUN(test_file_stamps_every_line);
-    RUN(test_journal_priority_prefix);
-    RUN(test_syslog_message);
-    RUN(test_every_line_of_a_message_prefixed);
-    RUN(test_sink_of);
-    RUN(test_log_to_file);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "policy/lua_sandbox.h"
 #include "util/util.h"
 
@@ -30,13 +30,10 @@ static char tmpdir[] = "/tmp/vmm-lua-test-XXXXXX";
 
 static char *source_path(const char *name)
 {
-    const char *src = getenv("VMM_SOURCE_DIR");
-    if (src)
-        return xasprintf("%s/tests/unit/lua/%s", src, name);
-    /* run by hand: next to this file */
-    const char *f = __FILE__;
-    const char *slash = strrchr(f, '/');
-    return xasprintf("%.*s/lua/%s", slash ? (int)(slash - f) : 1, slash ? f : ".", name);
+    char *rel = xasprintf("lua/%s", name);
+    char *path = vm_test_path(rel);
+    free(rel);
+    return path;
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -1146,34 +1143,44 @@ static void cleanup(void)
     free(cmd);
 }
 
-int main(int argc, char **argv)
+static void setup(void)
 {
-    if (argc == 3 && strcmp(argv[1], "--stuck-child") == 0)
-        return stuck_child(atoi(argv[2]));
     umask(022);
     if (!mkdtemp(tmpdir))
         CHECK_FAIL("mkdtemp: %s", strerror(errno));
     atexit(cleanup);
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_loop_main),
+    VM_TEST(test_loops),
+    VM_TEST(test_c_loops),
+    VM_TEST(test_budget_rearmed),
+    VM_TEST(test_memory),
+    VM_TEST(test_recursion_and_errors),
+    VM_TEST(test_globals),
+    VM_TEST(test_readonly),
+    VM_TEST(test_absent),
+    VM_TEST(test_binary_chunks),
+    VM_TEST(test_require),
+    VM_TEST(test_strict_modes),
+    VM_TEST(test_json_in_out),
+    VM_TEST(test_json_rejects),
+    VM_TEST(test_coroutines_and_print),
+    VM_TEST(test_misuse),
+    VM_TEST(test_stuck_reported),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--stuck-child") == 0)
+        return stuck_child(atoi(argv[2]));
     if (getenv("VMM_LUA_BENCH")) {
+        setup();
         bench();
         return 0;
     }
-    RUN(test_loop_main);
-    RUN(test_loops);
-    RUN(test_c_loops);
-    RUN(test_budget_rearmed);
-    RUN(test_memory);
-    RUN(test_recursion_and_errors);
-    RUN(test_globals);
-    RUN(test_readonly);
-    RUN(test_absent);
-    RUN(test_binary_chunks);
-    RUN(test_require);
-    RUN(test_strict_modes);
-    RUN(test_json_in_out);
-    RUN(test_json_rejects);
-    RUN(test_coroutines_and_print);
-    RUN(test_misuse);
-    RUN(test_stuck_reported);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

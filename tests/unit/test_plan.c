@@ -1,10 +1,13 @@
 /* test_plan.c — plans from JSON inventories and decisions (plan.c,
  * decision.c): default placement spreads and never overcommits, policy
  * targets are checked, order follows priority then size, bad decisions fail
- * closed with a message naming the key, estimates add up. */
+ * closed with a message naming the key, estimates add up; and a whole plan
+ * from a JSON fixture (tests/unit/plan/placement.json: inventory, the
+ * policy's decisions, what each VM becomes, the summary). */
+#include <stdio.h>
 #include <stdlib.h>
 
-#include "check.h"
+#include "runner.h"
 #include "plan/plan.h"
 #include "util/util.h"
 
@@ -207,10 +210,134 @@ static void test_decision_parse(void)
     }
 }
 
-int main(void)
+/* ---- a plan from a fixture ---------------------------------------------- */
+
+struct fixture_ctx {
+    json_t *decisions;
+    json_t *reserved; /* target URI -> the last planned bytes reported */
+    json_t *targets;
+};
+
+/* The fixture's decision for the VM: none (leave it), a string (decide()
+ * fails with it), or the decision. */
+static int fixture_decide(void *ctx, json_t *vm, json_t **out, char **err)
 {
-    RUN(test_decision_parse);
-    RUN(test_plan);
-    fprintf(stderr, "ok\n");
+    struct fixture_ctx *c = ctx;
+    json_t *d = json_object_get(c->decisions, json_string_value(json_object_get(vm, "name")));
+    *out = NULL;
+    if (json_is_string(d)) {
+        *err = xstrdup(json_string_value(d));
+        return -1;
+    }
+    *out = json_incref(d);
     return 0;
+}
+
+static void fixture_reserve(void *ctx, int ti, uint64_t planned)
+{
+    struct fixture_ctx *c = ctx;
+    const char *uri =
+        json_string_value(json_object_get(json_array_get(c->targets, (size_t)ti), "uri"));
+    json_object_set_new(c->reserved, uri, json_integer((json_int_t)planned));
+}
+
+static char *fixture_vet(void *ctx, struct vm_plan_item *it)
+{
+    (void)ctx;
+    return it->d.reason && strcmp(it->d.reason, "vetoed") == 0 ? xstrdup("vetoed by the test")
+                                                               : NULL;
+}
+
+static void test_plan_fixture(void)
+{
+    char *path = vm_test_path("plan/placement.json");
+    json_error_t e;
+    json_t *fx = json_load_file(path, 0, &e);
+    if (!fx)
+        CHECK_FAIL("%s:%d: %s", path, e.line, e.text);
+    struct fixture_ctx c = {
+        .decisions = json_object_get(fx, "decisions"),
+        .reserved = json_object(),
+        .targets = json_object_get(fx, "targets"),
+    };
+    struct vm_mig_params defaults = {.p2p = true};
+    struct vm_plan_ops ops = {
+        .decide = fixture_decide,
+        .reserve = fixture_reserve,
+        .ctx = &c,
+        .vet = fixture_vet,
+        .origin = "policy.lua",
+    };
+    struct vm_plan p;
+    json_t *expect = json_object_get(fx, "expect");
+    CHECK_INT(vm_plan_build(&p, json_object_get(fx, "sources"), c.targets, &defaults, 2, 100, &ops),
+              ==, json_object_size(expect));
+
+    json_t *j = vm_plan_to_json(&p);
+    json_t *vm;
+    size_t i;
+    json_array_foreach(json_object_get(j, "vms"), i, vm)
+    {
+        const char *name = json_string_value(json_object_get(vm, "name"));
+        json_t *want = json_object_get(expect, name);
+        if (!want)
+            CHECK_FAIL("VM '%s' is not in the fixture's expect", name);
+        const char *key;
+        json_t *v;
+        json_object_foreach(want, key, v)
+        {
+            char *got_s = json_dumps(json_object_get(vm, key), JSON_ENCODE_ANY);
+            char *want_s = json_dumps(v, JSON_ENCODE_ANY);
+            char *what = xasprintf("%s.%s", name, key);
+            if (strcmp(got_s ? got_s : "(none)", want_s) != 0)
+                CHECK_FAIL("%s: got %s, want %s", what, got_s ? got_s : "(none)", want_s);
+            free(got_s);
+            free(want_s);
+            free(what);
+        }
+    }
+    /* The start order is the items' order. */
+    CHECK_STR(p.items[0].name, "j");
+    CHECK_STR(p.items[1].name, "a");
+    CHECK_STR(p.items[2].name, "b");
+    char *sum = json_dumps(json_object_get(j, "summary"), JSON_COMPACT | JSON_SORT_KEYS);
+    char *want_sum = json_dumps(json_object_get(fx, "summary"), JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK_STR(sum, want_sum);
+    const char *uri;
+    json_t *bytes;
+    json_object_foreach(json_object_get(fx, "reserved"), uri, bytes) CHECK_INT(
+        json_integer_value(json_object_get(c.reserved, uri)), ==, json_integer_value(bytes));
+
+    /* The table's last line sums it up. */
+    FILE *f = tmpfile();
+    CHECK(f);
+    vm_plan_print(&p, f);
+    rewind(f);
+    char line[512], last[512] = "";
+    while (fgets(line, sizeof(line), f))
+        snprintf(last, sizeof(last), "%s", line);
+    fclose(f);
+    last[strcspn(last, "\n")] = '\0';
+    CHECK_STR(last, json_string_value(json_object_get(fx, "printed_last_line")));
+
+    free(sum);
+    free(want_sum);
+    json_decref(j);
+    vm_plan_clear(&p);
+    json_decref(c.reserved);
+    json_decref(fx);
+    free(path);
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_decision_parse),
+    VM_TEST(test_plan),
+    VM_TEST(test_plan_fixture),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
 }

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "backend/qemu/qmp.h"
 #include "util/util.h"
 
@@ -1525,6 +1525,21 @@ static void qemu_ready(struct vm_qmp *q, struct rec *r)
     CHECK_INT(vm_qmp_command(q, "quit", NULL, on_reply, &qr.s[Q_QUIT]), ==, 0);
 }
 
+/* Does a connection to the socket at PATH succeed? QEMU creates the socket
+ * (bind) a moment before it listens: until then a connection is refused. */
+static bool accepting(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t n = strlen(path);
+    CHECK_INT(n, <, sizeof(a.sun_path));
+    memcpy(a.sun_path, path, n + 1);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
 static void test_real_qemu(void)
 {
     const char *qemu = "qemu-system-x86_64";
@@ -1553,9 +1568,10 @@ static void test_real_qemu(void)
         _exit(127);
     }
 
-    /* Wait for the socket; QEMU dying first (e.g. not installed) fails. */
+    /* Wait for the socket to take connections; QEMU dying first (e.g. not
+     * installed) fails. */
     for (int i = 0;; i++) {
-        if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+        if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode) && accepting(sock))
             break;
         if (waitpid(qemu_pid, &status, WNOHANG) == qemu_pid) {
             qemu_pid = 0;
@@ -1638,44 +1654,50 @@ static void test_real_qemu(void)
     rec_free(&r);
 }
 
-int main(void)
+static void setup(void)
 {
     signal(SIGPIPE, SIG_IGN);
     alarm(100);
+}
 
-    RUN(test_strerror);
-    RUN(test_parser_qemu_trace);
-    RUN(test_parser_split);
-    RUN(test_parser_line_endings);
-    RUN(test_parser_malformed);
-    RUN(test_parser_non_object);
-    RUN(test_parser_oversized);
-    RUN(test_parser_classify);
-    RUN(test_parser_ids);
-    RUN(test_parser_duplicate_keys);
-    RUN(test_parser_deep_nesting);
-    RUN(test_parser_callback_stop);
+static const struct vm_test tests[] = {
+    VM_TEST(test_strerror),
+    VM_TEST(test_parser_qemu_trace),
+    VM_TEST(test_parser_split),
+    VM_TEST(test_parser_line_endings),
+    VM_TEST(test_parser_malformed),
+    VM_TEST(test_parser_non_object),
+    VM_TEST(test_parser_oversized),
+    VM_TEST(test_parser_classify),
+    VM_TEST(test_parser_ids),
+    VM_TEST(test_parser_duplicate_keys),
+    VM_TEST(test_parser_deep_nesting),
+    VM_TEST(test_parser_callback_stop),
+    VM_TEST(test_client_basic),
+    VM_TEST(test_client_out_of_order),
+    VM_TEST(test_client_server_closes_mid_reply),
+    VM_TEST(test_client_server_closes),
+    VM_TEST(test_client_server_resets),
+    VM_TEST(test_client_write_error),
+    VM_TEST(test_client_close_in_reply_cb),
+    VM_TEST(test_client_close_in_event_cb),
+    VM_TEST(test_client_close_in_ready_cb),
+    VM_TEST(test_client_close_while_connecting),
+    VM_TEST(test_client_connect_fails),
+    VM_TEST(test_client_start_failures),
+    VM_TEST(test_client_protocol_errors),
+    VM_TEST(test_client_greeting_errors),
+    VM_TEST(test_client_oversized),
+    VM_TEST(test_client_caps_refused),
+    VM_TEST(test_client_command_timeout),
+    VM_TEST(test_client_handshake_timeout),
+    VM_TEST(test_client_no_callbacks),
+    VM_TEST(test_real_qemu),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
 
-    RUN(test_client_basic);
-    RUN(test_client_out_of_order);
-    RUN(test_client_server_closes_mid_reply);
-    RUN(test_client_server_closes);
-    RUN(test_client_server_resets);
-    RUN(test_client_write_error);
-    RUN(test_client_close_in_reply_cb);
-    RUN(test_client_close_in_event_cb);
-    RUN(test_client_close_in_ready_cb);
-    RUN(test_client_close_while_connecting);
-    RUN(test_client_connect_fails);
-    RUN(test_client_start_failures);
-    RUN(test_client_protocol_errors);
-    RUN(test_client_greeting_errors);
-    RUN(test_client_oversized);
-    RUN(test_client_caps_refused);
-    RUN(test_client_command_timeout);
-    RUN(test_client_handshake_timeout);
-    RUN(test_client_no_callbacks);
-
-    RUN(test_real_qemu);
-    return 0;
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "report/progress.h"
 #include "report/report.h"
 #include "util/util.h"
@@ -181,15 +181,23 @@ static void test_event_stream(void)
     CHECK(!vm_report_stream_open("/nonexistent-dir/x.ndjson"));
 }
 
-int main(void)
+static void setup(void)
 {
     vm_virt_global_init();
-    RUN(test_caps_uuid);
-    RUN(test_params_json);
-    RUN(test_err_names);
-    RUN(test_fmt_bytes);
-    RUN(test_mig_json);
-    RUN(test_event_stream);
-    fprintf(stderr, "ok\n");
-    return 0;
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_caps_uuid),
+    VM_TEST(test_params_json),
+    VM_TEST(test_err_names),
+    VM_TEST(test_fmt_bytes),
+    VM_TEST(test_mig_json),
+    VM_TEST(test_event_stream),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
+
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "runner.h"
 #include "plan/settings.h"
 #include "util/util.h"
 
@@ -147,11 +147,16 @@ static void test_errors(void)
     parse_fails("[1]", "settings() must return a table (or nil)");
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_table),
+    VM_TEST(test_bounds),
+    VM_TEST(test_values),
+    VM_TEST(test_errors),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_table);
-    RUN(test_bounds);
-    RUN(test_values);
-    RUN(test_errors);
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

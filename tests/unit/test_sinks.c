@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "report/notify.h"
 #include "report/report.h"
 #include "report/sinks.h"
@@ -296,12 +296,20 @@ static void test_status_records(void)
     vm_virt_host_free(b);
 }
 
-int main(void)
+static void setup(void)
 {
     vm_virt_global_init();
-    RUN(test_order);
-    RUN(test_failing_constructor);
-    RUN(test_status_records);
-    fprintf(stderr, "ok\n");
-    return 0;
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_order),
+    VM_TEST(test_failing_constructor),
+    VM_TEST(test_status_records),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
+
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
 }

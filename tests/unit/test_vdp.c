@@ -4,7 +4,7 @@
  * captured from Debian 12's lldpad against the lab's bridge). */
 #include <stdlib.h>
 
-#include "check.h"
+#include "runner.h"
 #include "feature/feature_vdp.h"
 #include "util/util.h"
 
@@ -127,10 +127,14 @@ static void test_params(void)
     json_decref(vm);
 }
 
-int main(void)
+static const struct vm_test tests[] = {
+    VM_TEST(test_parse),
+    VM_TEST(test_params),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
 {
-    RUN(test_parse);
-    RUN(test_params);
-    fprintf(stderr, "ok\n");
-    return 0;
+    return vm_test_main(argc, argv, &suite);
 }

@@ -1,0 +1,349 @@
+/* test_journal.c — the journal's one record parser (journal.c), on the
+ * journals in tests/unit/journal/ (see its README.txt): the fields of a
+ * record and its kind, a torn last line, garbage and JSON that is not an
+ * object skipped, records of another run (of_run), the journals of a
+ * directory oldest first, what the writer writes read back, a line longer
+ * than any buffer, and `vmmigrate status` on the same journals. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runner.h"
+#include "journal/journal.h"
+#include "util/util.h"
+
+#define RUN_A "2026-01-01T00-00-00.000Z-101"
+#define RUN_B "2026-01-01T00-10-00.000Z-102"
+
+/* tests/unit/journal/NAME. */
+static char *fixture(const char *name)
+{
+    char *rel = xasprintf("journal/%s", name);
+    char *path = vm_test_path(rel);
+    free(rel);
+    return path;
+}
+
+static void test_parse_line(void)
+{
+    struct vm_journal_record r;
+    CHECK_INT(vm_journal_parse_line("{\"record\":\"finished\",\"run\":\"r1\",\"vm\":\"web1\","
+                                    "\"uuid\":\"u1\",\"source\":\"s\",\"target\":\"t\","
+                                    "\"ts\":1767225600000,\"result\":\"migrated\"}\n",
+                                    &r),
+              ==, 0);
+    CHECK_INT(r.kind, ==, VM_JOURNAL_KIND_FINISHED);
+    CHECK_STR(r.record, "finished");
+    CHECK_STR(r.run, "r1");
+    CHECK_STR(r.vm, "web1");
+    CHECK_STR(r.uuid, "u1");
+    CHECK_STR(r.source, "s");
+    CHECK_STR(r.target, "t");
+    CHECK_INT(r.ts, ==, 1767225600000LL);
+    CHECK(r.of_run == NULL);
+    CHECK(!r.about_earlier);
+    CHECK_INT(r.file, ==, 0);
+    CHECK_STR(json_string_value(json_object_get(r.json, "result")), "migrated"); /* the raw JSON */
+    json_decref(r.json);
+
+    /* Fields that are not strings (or not there) are NULL. */
+    CHECK_INT(vm_journal_parse_line("{\"record\":7,\"run\":5,\"vm\":null,\"ts\":\"x\"}", &r), ==,
+              0);
+    CHECK_INT(r.kind, ==, VM_JOURNAL_KIND_UNKNOWN);
+    CHECK(r.record == NULL && r.run == NULL && r.vm == NULL && r.uuid == NULL);
+    CHECK_INT(r.ts, ==, 0);
+    json_decref(r.json);
+
+    /* A kind this version does not know: kept, by its name. */
+    CHECK_INT(vm_journal_parse_line("{\"record\":\"paused-for-lunch\"}", &r), ==, 0);
+    CHECK_INT(r.kind, ==, VM_JOURNAL_KIND_UNKNOWN);
+    CHECK_STR(r.record, "paused-for-lunch");
+    json_decref(r.json);
+
+    /* About an earlier run; an of_run that is not a string still says so. */
+    CHECK_INT(
+        vm_journal_parse_line("{\"record\":\"recovered\",\"run\":\"r2\",\"of_run\":\"r1\"}", &r),
+        ==, 0);
+    CHECK_INT(r.kind, ==, VM_JOURNAL_KIND_RECOVERED);
+    CHECK_STR(r.of_run, "r1");
+    CHECK(r.about_earlier);
+    json_decref(r.json);
+    CHECK_INT(vm_journal_parse_line("{\"record\":\"recovered\",\"of_run\":5}", &r), ==, 0);
+    CHECK(r.of_run == NULL);
+    CHECK(r.about_earlier);
+    json_decref(r.json);
+
+    /* Not a JSON object: a torn line, garbage, other JSON, nothing. */
+    static const char *const bad[] = {
+        "{\"record\":\"rollback-decided\",\"run\":\"r1\",\"sou",
+        "this line is garbage\n",
+        "[1, 2, 3]\n",
+        "\"finished\"\n",
+        "42\n",
+        "{} {}\n",
+        "\n",
+        "",
+    };
+    for (size_t i = 0; i < VM_ARRAY_LEN(bad); i++) {
+        r.json = NULL;
+        if (vm_journal_parse_line(bad[i], &r) == 0)
+            CHECK_FAIL("line '%s' parsed", bad[i]);
+        CHECK(r.json == NULL);
+    }
+}
+
+static void test_kind_names(void)
+{
+    static const char *const names[] = {
+        "started",  "gate-reached", "commit-decided", "rollback-decided",
+        "finished", "deinit-done",  "after-done",     "recovered",
+    };
+    CHECK(vm_journal_kind_name(VM_JOURNAL_KIND_UNKNOWN) == NULL);
+    for (size_t i = 0; i < VM_ARRAY_LEN(names); i++) {
+        char *line = xasprintf("{\"record\":\"%s\"}", names[i]);
+        struct vm_journal_record r;
+        CHECK_INT(vm_journal_parse_line(line, &r), ==, 0);
+        CHECK_INT(r.kind, ==, VM_JOURNAL_KIND_STARTED + (int)i);
+        CHECK_STR(vm_journal_kind_name(r.kind), names[i]);
+        json_decref(r.json);
+        free(line);
+    }
+    CHECK(vm_journal_kind_name(VM_JOURNAL_KIND_RECOVERED + 1) == NULL);
+}
+
+static void test_about(void)
+{
+    struct vm_journal_record own, of, other;
+    CHECK_INT(vm_journal_parse_line("{\"run\":\"r1\",\"uuid\":\"u1\"}", &own), ==, 0);
+    CHECK_INT(vm_journal_parse_line("{\"run\":\"r2\",\"of_run\":\"r1\",\"uuid\":\"u1\"}", &of), ==,
+              0);
+    CHECK_INT(vm_journal_parse_line("{\"run\":\"r1\"}", &other), ==, 0);
+    CHECK(vm_journal_record_about(&own, "r1", "u1"));
+    CHECK(!vm_journal_record_about(&own, "r1", "u2"));
+    CHECK(!vm_journal_record_about(&own, "r2", "u1"));
+    CHECK(vm_journal_record_about(&of, "r1", "u1")); /* about r1, written by r2 */
+    CHECK(!vm_journal_record_about(&of, "r2", "u1"));
+    CHECK(!vm_journal_record_about(&other, "r1", "u1")); /* no uuid */
+    json_decref(own.json);
+    json_decref(of.json);
+    json_decref(other.json);
+}
+
+/* "kind vm" of each record read, one a line. */
+static void describe(const struct vm_journal_record *r, void *data)
+{
+    char **s = data;
+    char *more = xasprintf("%s%s %s\n", *s, r->record ? r->record : "-", r->vm ? r->vm : "-");
+    free(*s);
+    *s = more;
+}
+
+static void test_read_torn_and_garbage(void)
+{
+    char *path = fixture(RUN_A ".ndjson"), *err = NULL, *got = xstrdup("");
+    CHECK_INT(vm_journal_read(path, describe, &got, &err), ==, 0);
+    /* The garbage, the array, the empty line and the torn last line are
+     * gone; the unknown kind is kept. */
+    CHECK_STR(got, "started web1\n"
+                   "gate-reached web1\n"
+                   "commit-decided web1\n"
+                   "finished web1\n"
+                   "started db1\n"
+                   "gate-reached db1\n"
+                   "paused-for-lunch app1\n");
+    free(got);
+    free(path);
+
+    got = xstrdup("");
+    CHECK_INT(vm_journal_read("/nonexistent/x.ndjson", describe, &got, &err), ==, -1);
+    CHECK_STR(err, "cannot open journal '/nonexistent/x.ndjson': No such file or directory");
+    CHECK_STR(got, "");
+    free(err);
+    free(got);
+}
+
+static void test_read_dir(void)
+{
+    char *dir = fixture(""), *err = NULL;
+    struct vm_journal_records all;
+    CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
+    CHECK_INT(all.nfiles, ==, 2); /* README.txt is no journal */
+    CHECK_INT(all.n, ==, 10);
+    for (size_t i = 0; i < all.n; i++) {
+        CHECK_INT(all.v[i].file, ==, i < 7 ? 0 : 1);
+        CHECK_STR(all.v[i].run, all.v[i].file == 0 ? RUN_A : RUN_B);
+    }
+    CHECK_INT(all.v[0].kind, ==, VM_JOURNAL_KIND_STARTED);
+    CHECK_INT(all.v[6].kind, ==, VM_JOURNAL_KIND_UNKNOWN);
+    const struct vm_journal_record *rec = &all.v[7], *deinit = &all.v[8], *odd = &all.v[9];
+    CHECK_INT(rec->kind, ==, VM_JOURNAL_KIND_RECOVERED);
+    CHECK_STR(rec->of_run, RUN_A);
+    CHECK(vm_journal_record_about(rec, RUN_A, "u2"));
+    CHECK(!vm_journal_record_about(rec, RUN_B, "u2"));
+    CHECK_INT(deinit->kind, ==, VM_JOURNAL_KIND_DEINIT_DONE);
+    CHECK(json_is_true(json_object_get(deinit->json, "ok")));
+    CHECK(odd->about_earlier && odd->of_run == NULL);
+    CHECK(!vm_journal_record_about(odd, RUN_A, "u3"));
+    vm_journal_records_clear(&all);
+    CHECK_INT(all.n, ==, 0);
+    vm_journal_records_clear(&all);
+    vm_journal_records_clear(NULL);
+
+    /* No directory: no journals. Not a directory: an error. */
+    CHECK_INT(vm_journal_read_dir("/nonexistent/journals", &all, &err), ==, 0);
+    CHECK_INT(all.n, ==, 0);
+    CHECK_INT(all.nfiles, ==, 0);
+    char *file = fixture("README.txt");
+    CHECK_INT(vm_journal_read_dir(file, &all, &err), ==, -1);
+    CHECK_CONTAINS(err, "cannot read journal directory '");
+    CHECK_CONTAINS(err, "README.txt': Not a directory");
+    free(err);
+    free(file);
+    free(dir);
+}
+
+static char *temp_dir(void)
+{
+    char *dir = xstrdup("/tmp/vmm-test-journal-XXXXXX");
+    if (!mkdtemp(dir))
+        CHECK_FAIL("mkdtemp: %s", strerror(errno));
+    return dir;
+}
+
+static void remove_dir(char *dir)
+{
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), ==, 0);
+    free(cmd);
+    free(dir);
+}
+
+/* What vm_journal_write writes, the parser reads. */
+static void test_write_read(void)
+{
+    char *dir = temp_dir(), *err = NULL;
+    struct vm_journal *j = vm_journal_open(dir);
+    CHECK(j);
+    char *run = xstrdup(vm_journal_run_id(j));
+    for (int k = VM_JOURNAL_KIND_STARTED; k <= VM_JOURNAL_KIND_RECOVERED; k++)
+        CHECK_INT(
+            vm_journal_write(
+                j, "web1", "u1", "qemu:///s", "qemu:///t", vm_journal_kind_name(k),
+                k == VM_JOURNAL_KIND_RECOVERED ? json_pack("{s:s}", "of_run", "earlier-1") : NULL),
+            ==, 0);
+    CHECK_INT(vm_journal_write(j, NULL, NULL, NULL, NULL, "finished", NULL), ==, 0);
+    vm_journal_close(j);
+
+    struct vm_journal_records all;
+    CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
+    CHECK_INT(all.nfiles, ==, 1);
+    CHECK_INT(all.n, ==, VM_JOURNAL_KIND_RECOVERED + 1);
+    for (size_t i = 0; i + 1 < all.n; i++) {
+        const struct vm_journal_record *r = &all.v[i];
+        CHECK_INT(r->kind, ==, VM_JOURNAL_KIND_STARTED + (int)i);
+        CHECK_STR(r->run, run);
+        CHECK_STR(r->vm, "web1");
+        CHECK_STR(r->uuid, "u1");
+        CHECK_STR(r->source, "qemu:///s");
+        CHECK_STR(r->target, "qemu:///t");
+        CHECK_INT(r->ts, >, 0);
+        CHECK_INT(r->about_earlier, ==, r->kind == VM_JOURNAL_KIND_RECOVERED);
+    }
+    CHECK_STR(all.v[all.n - 2].of_run, "earlier-1");
+    const struct vm_journal_record *bare = &all.v[all.n - 1];
+    CHECK(bare->vm == NULL && bare->uuid == NULL && bare->source == NULL);
+    CHECK_STR(bare->run, run);
+    vm_journal_records_clear(&all);
+    free(run);
+    remove_dir(dir);
+}
+
+/* A record longer than any line buffer (a started record's inventory can
+ * be large) is read whole; the torn line after it is not. */
+static void test_long_line(void)
+{
+    char *dir = temp_dir(), *err = NULL;
+    char *path = xasprintf("%s/2026-01-01T00-00-00.000Z-1.ndjson", dir);
+    size_t big = 200 * 1024;
+    char *pad = xmalloc(big + 1);
+    memset(pad, 'x', big);
+    pad[big] = '\0';
+    FILE *f = fopen(path, "we");
+    CHECK(f);
+    fprintf(f, "{\"record\":\"started\",\"run\":\"r1\",\"inventory\":{\"pad\":\"%s\"}}\n", pad);
+    fprintf(f, "{\"record\":\"finished\",\"run\":\"r1\",\"inventory\":{\"pad\":\"%.1000s", pad);
+    CHECK_INT(fclose(f), ==, 0);
+    struct vm_journal_records all;
+    CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
+    CHECK_INT(all.n, ==, 1);
+    CHECK_INT(all.v[0].kind, ==, VM_JOURNAL_KIND_STARTED);
+    CHECK_INT(strlen(json_string_value(
+                  json_object_get(json_object_get(all.v[0].json, "inventory"), "pad"))),
+              ==, big);
+    vm_journal_records_clear(&all);
+    free(pad);
+    free(path);
+    remove_dir(dir);
+}
+
+/* `vmmigrate status --json` on the fixtures: the run that crashed, settled
+ * by the later one's records. */
+static void test_status(void)
+{
+    const char *bin = getenv("VMM_BINARY");
+    if (!bin || !*bin)
+        CHECK_FAIL("VMM_BINARY is not set: run this test with ctest, or set it to vmmigrate");
+    char *dir = fixture("");
+    char *cmd = xasprintf("'%s' status --json --journal-dir '%s'", bin, dir);
+    FILE *p = popen(cmd, "r");
+    CHECK(p);
+    json_error_t e;
+    json_t *o = json_loadf(p, 0, &e);
+    CHECK_INT(pclose(p), ==, 0);
+    if (!o)
+        CHECK_FAIL("status --json: %s", e.text);
+    CHECK_INT(json_integer_value(json_object_get(o, "schema_version")), ==, 1);
+    json_t *runs = json_object_get(o, "runs");
+    CHECK_INT(json_array_size(runs), ==, 1); /* the later run has no VMs of its own */
+    json_t *run = json_array_get(runs, 0);
+    CHECK_STR(json_string_value(json_object_get(run, "id")), RUN_A);
+    CHECK_STR(json_string_value(json_object_get(run, "started_at")), "2026-01-01T00:00:00.000Z");
+    CHECK(json_is_false(json_object_get(run, "finished"))); /* app1 is not */
+    json_t *vms = json_object_get(run, "vms");
+    CHECK_INT(json_object_size(vms), ==, 3);
+    char *web1 = json_dumps(json_object_get(vms, "web1"), JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK_STR(web1, "{\"location\":\"target\",\"result\":\"migrated\",\"source\":\"qemu+tcp://s1/"
+                    "system\",\"state\":\"finished\",\"target\":\"qemu+tcp://t1/system\","
+                    "\"uuid\":\"u1\"}");
+    char *db1 = json_dumps(json_object_get(vms, "db1"), JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK_STR(db1, "{\"deinit\":\"done\",\"location\":\"source\",\"source\":\"qemu+tcp://s1/"
+                   "system\",\"state\":\"recovered\",\"target\":\"qemu+tcp://t1/system\","
+                   "\"uuid\":\"u2\"}");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(vms, "app1"), "state")),
+              "paused-for-lunch");
+    free(web1);
+    free(db1);
+    json_decref(o);
+    free(cmd);
+    free(dir);
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_parse_line),
+    VM_TEST(test_kind_names),
+    VM_TEST(test_about),
+    VM_TEST(test_read_torn_and_garbage),
+    VM_TEST(test_read_dir),
+    VM_TEST(test_write_read),
+    VM_TEST(test_long_line),
+    VM_TEST(test_status),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests};
+
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
+}
