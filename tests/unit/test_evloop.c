@@ -62,6 +62,15 @@ static void run_for(int ms)
     }
 }
 
+/* Run the loop until cond holds, for at most 10 s: a busy machine may be
+ * slow, never wrong. */
+#define RUN_UNTIL(cond)                                                                            \
+    do {                                                                                           \
+        uint64_t end_ = uv_now(&loop) + 10000;                                                     \
+        while (!(cond) && uv_now(&loop) < end_)                                                    \
+            run_for(5);                                                                            \
+    } while (0)
+
 static void test_handles(void)
 {
     int fds[2];
@@ -70,7 +79,7 @@ static void test_handles(void)
     int w = virEventAddHandle(fds[0], VIR_EVENT_HANDLE_READABLE, on_handle, &one, on_free);
     CHECK_INT(w, >, 0);
     CHECK_INT(write(fds[1], "x", 1), ==, 1);
-    run_for(50);
+    RUN_UNTIL(handle_calls >= 1);
     CHECK_INT(handle_calls, ==, 1);
     CHECK(handle_events & VIR_EVENT_HANDLE_READABLE);
 
@@ -81,14 +90,14 @@ static void test_handles(void)
     CHECK_INT(handle_calls, ==, 1);
     /* Restored: the pending byte is reported. */
     virEventUpdateHandle(w, VIR_EVENT_HANDLE_READABLE);
-    run_for(50);
+    RUN_UNTIL(handle_calls >= 2);
     CHECK_INT(handle_calls, ==, 2);
 
     in_remove = 1;
     CHECK_INT(virEventRemoveHandle(w), ==, 0);
     in_remove = 0;
     CHECK_INT(freed, ==, 0); /* never inside remove */
-    run_for(50);
+    RUN_UNTIL(freed >= 1);
     CHECK_INT(freed, ==, 1);
     CHECK_INT(virEventRemoveHandle(w), ==, -1); /* already gone */
     close(fds[0]);
@@ -101,11 +110,12 @@ static void test_timeouts(void)
     timeout_calls = 0;
     int t = virEventAddTimeout(5, on_timeout, NULL, NULL);
     CHECK_INT(t, >, 0);
-    run_for(200);
+    RUN_UNTIL(timeout_calls >= 3);
+    run_for(50);
     CHECK_INT(timeout_calls, ==, 3); /* disabled itself after three */
     virEventUpdateTimeout(t, 0);     /* 0: as soon as possible, repeatedly */
-    run_for(30);
-    CHECK_INT(timeout_calls, >, 3);
+    RUN_UNTIL(timeout_calls > 4);
+    CHECK_INT(timeout_calls, >, 4);
     freed = 0;
     int t2 = virEventAddTimeout(-1, on_timeout, NULL, NULL);
     virEventRemoveTimeout(t);
@@ -115,7 +125,7 @@ static void test_timeouts(void)
     int t3 = virEventAddTimeout(1000, on_timeout, &ten, on_free);
     CHECK_INT(virEventRemoveTimeout(t3), ==, 0);
     CHECK_INT(virEventRemoveTimeout(t2), ==, 0);
-    run_for(20);
+    RUN_UNTIL(freed == 10);
     CHECK_INT(freed, ==, 10);
 }
 
@@ -142,7 +152,7 @@ static void test_other_thread(void)
     CHECK_INT(uv_thread_create(&caller_thread, add_from_thread, &id), ==, 0);
     uv_thread_join(&caller_thread);
     CHECK_INT(id, >, 0);
-    run_for(50);
+    RUN_UNTIL(thread_timer_calls >= 1);
     CHECK_INT(thread_timer_calls, ==, 1);
 }
 
@@ -183,8 +193,7 @@ static void test_domain_events(void)
     CHECK_INT(cb, >=, 0);
     struct vm_virt_task t = {.work = suspend_work, .done = suspend_done};
     CHECK_INT(vm_virt_submit(&loop, &t), ==, 0);
-    for (int i = 0; i < 200 && (lifecycle_events < 2 || !done_called); i++)
-        run_for(10);
+    RUN_UNTIL(lifecycle_events >= 2 && done_called);
     CHECK_INT(done_called, ==, 1);
     CHECK_INT(lifecycle_events, ==, 2); /* suspended, resumed */
     virConnectDomainEventDeregisterAny(conn, cb);
