@@ -1,18 +1,22 @@
 /* job.c — see job.h.
  *
- * The stages, in order:
- *   policy   load and check the policy file (before any host is contacted)
- *   connect  every --source and --target host
+ * The policy file is loaded and checked before any host is contacted; then
+ * the stages of the table (stages[]) run in order, each ending with
+ * run_next() or run_stop() (straight to report):
+ *   connect   every --source and --target host
+ *   lock      (run) one run per source host
+ *   settle    (run) what crashed runs left open, and the steps they owe
  *   inventory hosts' capacity and every domain of every host (inventory.h)
- *   plan     who goes where, in what order (plan.h: explicit VMs or the
- *            policy's decide()); explicit VMs must all be migratable, else
- *            the run stops here with nothing changed
+ *   plan      who goes where, in what order (plan.h: explicit VMs or the
+ *             policy's decide()); explicit VMs must all be migratable, else
+ *             the run stops here with nothing changed
  *   preflight per VM on the thread pool: the domain on the source, its CPU
- *            against the target's hypervisor (policy runs: a refused VM is
- *            left alone, the others go on)
- *   migrate  at most `concurrency` at once, in plan order (plan mode stops
- *            before and prints the plan)
- *   close    disconnect, then report.
+ *             against the target's hypervisor (policy runs: a refused VM is
+ *             left alone, the others go on)
+ *   probe     can each feature work on its target at all
+ *   schedule  one `struct vm_slot` per VM; at most `concurrency` at once,
+ *             in plan order (plan mode stops before and prints the plan)
+ *   report    disconnect; vm_job_run() then reports.
  * SIGINT/SIGTERM skip what has not started and abort what runs; the loop
  * goes on until every migration has reached a final state. */
 #include "run/job.h"
@@ -46,13 +50,18 @@
 #include "util/util.h"
 #include "backend/libvirt/virt.h"
 
-enum job_stage {
-    JOB_STAGE_CONNECT,
-    JOB_STAGE_INVENTORY,
-    JOB_STAGE_PREFLIGHT,
-    JOB_STAGE_MIGRATE,
-    JOB_STAGE_CLOSE,
-    JOB_STAGE_DONE,
+/* The stages, in order (the table is in the entry section). */
+enum run_stage_id {
+    RUN_STAGE_CONNECT,
+    RUN_STAGE_LOCK,
+    RUN_STAGE_SETTLE,
+    RUN_STAGE_INVENTORY,
+    RUN_STAGE_PLAN,
+    RUN_STAGE_PREFLIGHT,
+    RUN_STAGE_PROBE,
+    RUN_STAGE_SCHEDULE,
+    RUN_STAGE_REPORT,
+    RUN_STAGE_COUNT,
 };
 
 struct job_host {
@@ -83,11 +92,38 @@ struct probe {
     struct vm_features *f;
 };
 
+/* An attempt a retry replaced: kept for the report, freed with the job. */
+struct vm_attempt {
+    struct vm_mig *mig;
+    struct vm_features *feats;
+    struct vm_attempt *prev;
+};
+
+/* One VM of the run across its attempts: everything the scheduler and the
+ * callbacks need about it. Its migration's ops data and its features'
+ * callback data are the slot itself. Owned by the job (job->slots). */
+struct vm_slot {
+    struct job *job;
+    int index;                  /* in job->slots and job->migs */
+    struct vm_plan_item *item;  /* its plan item */
+    struct vm_mig *mig;         /* the current attempt */
+    const char *qmp;            /* --qmp-socket of this VM, or NULL */
+    struct vm_features *feats;  /* its features (NULL if none) */
+    virDomainPtr dom;           /* its source domain until started, kept for a retry */
+    struct gate_budget *budget; /* while at the gate */
+    int attempts;               /* attempts started */
+    bool started;               /* handed to vm_mig_start */
+    bool retry;                 /* its failed attempt is to start again */
+    bool holds;                 /* it counts against --parallel, --max-out, --max-in */
+    struct vm_attempt *retired; /* earlier attempts, newest first */
+};
+
 struct job {
     const struct vm_job_spec *spec;
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
-    enum job_stage stage;
+    int stage; /* index in the stage table */
+    bool done; /* every host closed */
     struct job_host *hosts;
     int nhosts;
     int pending;
@@ -96,19 +132,10 @@ struct job {
     bool planned;
     struct preflight *pre;
     int npre;
-    struct vm_mig **migs;
-    struct vm_plan_item **mig_items;    /* the plan item of each migration */
-    bool *started;                      /* handed to vm_mig_start */
-    struct vm_features **feats;         /* its features (NULL if none) */
-    bool *retry;                        /* its failed attempt is to start again */
-    bool *holds_slot;                   /* it counts against --parallel, --max-out, --max-in */
-    int *attempts;                      /* attempts started */
-    virDomainPtr *doms;                 /* its source domain, kept for a retry */
-    struct vm_mig **retired;            /* attempts a retry replaced, and their */
-    struct vm_features **retired_feats; /* features: freed with the job */
-    int nretired, retired_cap;          /* up to --retries per VM: grown as needed */
+    struct vm_slot *slots;
+    struct vm_mig **migs; /* slots[i].mig, for the report, status and progress */
+    int nmigs, running;
     struct vm_journal *journal;
-    struct gate_budget **budgets; /* per migration, while at the gate */
     struct probe *probes;
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
@@ -120,7 +147,6 @@ struct job {
     struct vm_status *status;
     struct vm_notify *notify;
     int deinit_failures;
-    int nmigs, running;
     json_t *settings;             /* what the policy's settings(run) set, or NULL */
     const char **settings_notify; /* the webhooks then: command line + policy's */
     struct vm_report_stream *events;
@@ -133,10 +159,14 @@ struct job {
     uint64_t started_wall_ms;
 };
 
-static void job_close_hosts(struct job *job);
+/* Each stage ends with one of these: the next stage starts, or the run
+ * goes to its last stage (report). */
+static void run_next(struct job *job);
+static void run_stop(struct job *job);
+static void stage_lock(struct job *job);
 static void job_schedule(struct job *job);
-static struct vm_mig *mig_new(struct job *job, struct vm_plan_item *it, struct job_host *dst);
-static struct vm_features *mig_features(struct job *job, struct vm_mig *m, struct vm_plan_item *it);
+static struct vm_mig *mig_new(struct vm_slot *s, struct job_host *dst);
+static struct vm_features *mig_features(struct vm_slot *s);
 static int journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields);
 static void notify_vm(struct job *job, struct vm_mig *m, const char *event);
 
@@ -181,37 +211,10 @@ static struct job_host *host_by_uri(struct job *job, const char *uri)
 
 /* ---- migrations ------------------------------------------------------- */
 
-static int mig_index(struct job *job, struct vm_mig *m)
+/* A feature step's result, on the log and the event stream. */
+static void feature_event(struct job *job, const char *name, const char *feature,
+                          const char *step, bool ok, const char *detail)
 {
-    for (int i = 0; i < job->nmigs; i++)
-        if (job->migs[i] == m)
-            return i;
-    return -1;
-}
-
-static struct vm_plan_item *mig_item(struct job *job, struct vm_mig *m)
-{
-    int i = mig_index(job, m);
-    return i < 0 ? NULL : job->mig_items[i];
-}
-
-static struct vm_mig *feats_mig(struct job *job, struct vm_features *f)
-{
-    for (int i = 0; i < job->nmigs; i++)
-        if (job->feats[i] == f)
-            return job->migs[i];
-    return NULL;
-}
-
-static void features_event(struct vm_features *f, const char *feature, const char *step, bool ok,
-                           const char *detail, void *data)
-{
-    struct job *job = data;
-    struct vm_mig *m = feats_mig(job, f);
-    const char *name = m ? m->name : NULL;
-    for (int i = 0; !name && i < job->nprobes; i++)
-        if (job->probes[i].f == f)
-            name = json_string_value(json_object_get(job->probes[i].vm, "name"));
     if (!ok)
         vm_warn("%s: feature '%s' %s failed: %s", name ? name : "?", feature, step,
                 detail ? detail : "no reason given");
@@ -220,32 +223,36 @@ static void features_event(struct vm_features *f, const char *feature, const cha
                         "detail", detail ? json_string(detail) : json_null()));
 }
 
+static void slot_features_event(struct vm_features *f, const char *feature, const char *step,
+                                bool ok, const char *detail, void *data)
+{
+    struct vm_slot *s = data;
+    (void)f;
+    feature_event(s->job, s->mig->name, feature, step, ok, detail);
+}
+
 /* After a step that ends a migration's features: the run may be over. */
 static void features_settled(struct vm_features *f, bool ok, const char *reason, void *data)
 {
-    struct job *job = data;
-    struct vm_mig *m = feats_mig(job, f);
+    struct vm_slot *s = data;
     (void)reason;
     /* The after steps ran: never owed again after a crash. */
-    if (m)
-        journal(job, m, "after-done",
-                json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
-    job_schedule(job);
+    journal(s->job, s->mig, "after-done",
+            json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
+    job_schedule(s->job);
 }
 
 static void deinit_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
-    struct job *job = data;
-    struct vm_mig *m = feats_mig(job, f);
+    struct vm_slot *s = data;
+    struct job *job = s->job;
     /* Done (or failed for an operator): never owed again after a crash. */
-    if (m)
-        journal(job, m, "deinit-done",
-                json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
+    journal(job, s->mig, "deinit-done",
+            json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
     if (!ok) {
         job->deinit_failures++;
-        vm_error("%s: needs an operator: %s", m ? m->name : "?", reason);
-        if (m)
-            notify_vm(job, m, "needs-operator");
+        vm_error("%s: needs an operator: %s", s->mig->name, reason);
+        notify_vm(job, s->mig, "needs-operator");
     }
     job_schedule(job);
 }
@@ -253,25 +260,24 @@ static void deinit_done(struct vm_features *f, bool ok, const char *reason, void
 /* Urgent migrations: features come up best-effort once the guest runs on
  * the target: prepare, gate, after. A required one failing does not move
  * the guest back; it is reported and makes the exit status 1. */
-static void urgent_failed(struct job *job, struct vm_features *f, const char *reason)
+static void urgent_failed(struct vm_slot *s, const char *reason)
 {
-    struct vm_mig *m = feats_mig(job, f);
-    job->feature_failures++;
-    vm_error("%s: runs on the target, but a required feature did not come up: %s",
-             m ? m->name : "?", reason);
+    s->job->feature_failures++;
+    vm_error("%s: runs on the target, but a required feature did not come up: %s", s->mig->name,
+             reason);
 }
 
 static void urgent_gate_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
     if (!ok)
-        urgent_failed(data, f, reason);
+        urgent_failed(data, reason);
     vm_features_run(f, VM_FEATURE_AFTER, features_settled);
 }
 
 static void urgent_prepare_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
     if (!ok)
-        urgent_failed(data, f, reason);
+        urgent_failed(data, reason);
     vm_features_run(f, VM_FEATURE_GATE, urgent_gate_done);
 }
 
@@ -291,16 +297,16 @@ static void notify_vm(struct job *job, struct vm_mig *m, const char *event)
                                               : json_null()));
 }
 
-/* Migration i no longer counts against the concurrency budgets. */
-static void release_slot(struct job *job, int i)
+/* The slot's migration no longer counts against the concurrency budgets. */
+static void release_slot(struct vm_slot *s)
 {
-    if (!job->holds_slot[i])
+    if (!s->holds)
         return;
-    job->holds_slot[i] = false;
-    struct vm_mig *m = job->migs[i];
+    s->holds = false;
+    struct job *job = s->job;
     job->running--;
-    host_by_uri(job, m->src->uri)->out_running--;
-    host_by_uri(job, m->dst->uri)->in_running--;
+    host_by_uri(job, s->mig->src->uri)->out_running--;
+    host_by_uri(job, s->mig->dst->uri)->in_running--;
 }
 
 /* The guest runs on the target: the budgets are for moving memory, and
@@ -308,11 +314,11 @@ static void release_slot(struct job *job, int i)
  * to exit) need not hold back the next migration. */
 static void mig_on_target(struct vm_mig *m, void *data)
 {
-    struct job *job = data;
-    int i = mig_index(job, m);
-    if (i >= 0 && job->holds_slot[i]) {
-        release_slot(job, i);
-        job_schedule(job);
+    struct vm_slot *s = data;
+    (void)m;
+    if (s->holds) {
+        release_slot(s);
+        job_schedule(s->job);
     }
 }
 
@@ -324,12 +330,14 @@ static int retries_for(const struct job *job, const struct vm_plan_item *it)
 /* A migration that failed or rolled back with its guest verified on the
  * source may start again; aborted ones (signal, deadline, policy, timeout)
  * may not, nor anything once the run stops starting migrations. */
-static bool retry_wanted(const struct job *job, int i, const struct vm_mig *m)
+static bool retry_wanted(const struct vm_slot *s)
 {
-    return i >= 0 && (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ROLLED_BACK) &&
+    const struct job *job = s->job;
+    const struct vm_mig *m = s->mig;
+    return (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ROLLED_BACK) &&
            m->location == VM_MIG_LOCATION_SOURCE && !m->abort_requested && !m->abort_reason &&
            !m->timeout_taken && !job->stopping && !job->interrupted &&
-           job->attempts[i] <= retries_for(job, job->mig_items[i]);
+           s->attempts <= retries_for(job, s->item);
 }
 
 /* A VM failed for good: counted, and the webhooks told. */
@@ -341,12 +349,12 @@ static void vm_failed(struct job *job, struct vm_mig *m)
 
 static void mig_on_state(struct vm_mig *m, void *data)
 {
-    struct job *job = data;
+    struct vm_slot *s = data;
+    struct job *job = s->job;
     vm_status_touch(job->status);
-    int slot = mig_index(job, m);
-    bool retry = vm_mig_final(m) && retry_wanted(job, slot, m);
+    bool retry = vm_mig_final(m) && retry_wanted(s);
     if (retry)
-        job->retry[slot] = true; /* job_retry(), once its features are idle */
+        s->retry = true; /* job_retry(), once its features are idle */
     else if (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ABORTED ||
              m->state == VM_MIG_STATE_ROLLED_BACK)
         vm_failed(job, m);
@@ -354,13 +362,11 @@ static void mig_on_state(struct vm_mig *m, void *data)
         notify_vm(job, m, "needs-operator");
     if (!vm_mig_final(m))
         return;
-    if (slot >= 0)
-        release_slot(job, slot);
+    release_slot(s);
     journal(job, m, "finished",
             json_pack("{s:s, s:s}", "result", vm_mig_state_name(m->state), "location",
                       vm_mig_location_name(m->location)));
-    int idx = mig_index(job, m);
-    struct vm_features *f = idx >= 0 ? job->feats[idx] : NULL;
+    struct vm_features *f = s->feats;
     if (f && m->state == VM_MIG_STATE_DONE)
         vm_features_run(f, m->gated ? VM_FEATURE_AFTER : VM_FEATURE_PREPARE,
                         m->gated ? features_settled : urgent_prepare_done);
@@ -429,11 +435,12 @@ static void apply_action(struct job *job, struct vm_mig *m, struct vm_plan_item 
 
 static void mig_on_progress(struct vm_mig *m, void *data)
 {
-    struct job *job = data;
+    struct vm_slot *s = data;
+    struct job *job = s->job;
     vm_status_touch(job->status);
     if (!job->policy || !vm_policy_has_hook(job->policy, "on_progress") || m->abort_requested)
         return;
-    struct vm_plan_item *it = mig_item(job, m);
+    struct vm_plan_item *it = s->item;
     const struct vm_mig_progress *p = &m->progress;
     json_t *pj = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "iteration", (json_int_t)p->iteration,
@@ -462,14 +469,8 @@ static void mig_on_progress(struct vm_mig *m, void *data)
 static void mig_on_event(struct vm_mig *m, const char *host, const char *event, json_t *details,
                          void *data)
 {
-    job_event(data, m->name, host, event, details);
-}
-
-static void gate_features_done(struct vm_features *f, bool ok, const char *reason, void *data)
-{
-    struct vm_mig *m = feats_mig(data, f);
-    if (m)
-        vm_mig_gate_decide(m, ok, ok ? "every required feature is ready on the target" : reason);
+    struct vm_slot *s = data;
+    job_event(s->job, m->name, host, event, details);
 }
 
 static int journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields)
@@ -482,18 +483,7 @@ static int journal(struct job *job, struct vm_mig *m, const char *record, json_t
                             fields);
 }
 
-static void gate_budget_stop(struct job *job, struct vm_mig *m);
-
-static bool mig_on_decision(struct vm_mig *m, bool commit, void *data)
-{
-    struct job *job = data;
-    gate_budget_stop(job, m);
-    int i = mig_index(job, m);
-    if (i >= 0 && vm_features_busy(job->feats[i]))
-        vm_features_cancel(job->feats[i]); /* decided without them (budget, signal) */
-    return journal(data, m, commit ? "commit-decided" : "rollback-decided",
-                   json_pack("{s:s}", "reason", m->gate_reason)) == 0;
-}
+/* ---- the gate budget: the gate costs guest downtime one for one ------- */
 
 struct gate_budget {
     uv_timer_t timer;
@@ -518,56 +508,76 @@ static void gate_budget_fired(uv_timer_t *t)
     }
 }
 
-static void gate_budget_stop(struct job *job, struct vm_mig *m)
+/* Roll m back if it is still at the gate after MS. */
+static struct gate_budget *gate_budget_start(uv_loop_t *loop, struct vm_mig *m, uint64_t ms)
 {
-    int i = mig_index(job, m);
-    if (i >= 0 && job->budgets[i]) {
-        uv_close((uv_handle_t *)&job->budgets[i]->timer, gate_budget_closed);
-        job->budgets[i] = NULL;
+    struct gate_budget *gb = xcalloc(1, sizeof(*gb));
+    gb->m = m;
+    uv_timer_init(loop, &gb->timer);
+    gb->timer.data = gb;
+    uv_timer_start(&gb->timer, gate_budget_fired, ms, 0);
+    return gb;
+}
+
+/* The gate was decided: the budget is spent (*gb NULL afterwards). */
+static void gate_budget_stop(struct gate_budget **gb)
+{
+    if (*gb) {
+        uv_close((uv_handle_t *)&(*gb)->timer, gate_budget_closed);
+        *gb = NULL;
     }
 }
 
-static void gate_features(struct job *job, struct vm_mig *m);
+/* ---- the gate: features' gate steps, then the decision ----------------- */
+
+static void gate_features_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct vm_slot *s = data;
+    (void)f;
+    vm_mig_gate_decide(s->mig, ok, ok ? "every required feature is ready on the target" : reason);
+}
+
+static bool mig_on_decision(struct vm_mig *m, bool commit, void *data)
+{
+    struct vm_slot *s = data;
+    gate_budget_stop(&s->budget);
+    if (vm_features_busy(s->feats))
+        vm_features_cancel(s->feats); /* decided without them (budget, signal) */
+    return journal(s->job, m, commit ? "commit-decided" : "rollback-decided",
+                   json_pack("{s:s}", "reason", m->gate_reason)) == 0;
+}
+
+static void gate_features(struct vm_slot *s)
+{
+    if (!s->feats) {
+        vm_mig_gate_decide(s->mig, true, "no features to wait for");
+        return;
+    }
+    if (vm_features_busy(s->feats))
+        return; /* prepare still runs: prepare_done comes back here */
+    vm_features_run(s->feats, VM_FEATURE_GATE, gate_features_done);
+}
 
 /* Network-critical: prepare runs while memory is copied; if it is still
  * running when the gate is reached, the gate step waits for it. */
 static void prepare_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
-    struct job *job = data;
-    struct vm_mig *m = feats_mig(job, f);
-    (void)ok, (void)reason;
-    if (m && m->state == VM_MIG_STATE_GATE && !m->gate_reason)
-        gate_features(job, m);
+    struct vm_slot *s = data;
+    struct vm_mig *m = s->mig;
+    (void)f, (void)ok, (void)reason;
+    if (m->state == VM_MIG_STATE_GATE && !m->gate_reason)
+        gate_features(s);
     else
-        job_schedule(job);
+        job_schedule(s->job);
 }
 
 static void mig_on_gate(struct vm_mig *m, void *data)
 {
-    struct job *job = data;
-    journal(job, m, "gate-reached", NULL);
-    /* The gate costs guest downtime one for one: it has a budget. */
-    struct vm_plan_item *it = mig_item(job, m);
-    struct gate_budget *gb = xcalloc(1, sizeof(*gb));
-    gb->m = m;
-    uv_timer_init(&job->loop, &gb->timer);
-    gb->timer.data = gb;
-    uv_timer_start(&gb->timer, gate_budget_fired,
-                   it && it->d.gate_timeout_ms ? it->d.gate_timeout_ms : 30000, 0);
-    job->budgets[mig_index(job, m)] = gb;
-    gate_features(job, m);
-}
-
-static void gate_features(struct job *job, struct vm_mig *m)
-{
-    int i = mig_index(job, m);
-    if (i < 0 || !job->feats[i]) {
-        vm_mig_gate_decide(m, true, "no features to wait for");
-        return;
-    }
-    if (vm_features_busy(job->feats[i]))
-        return; /* prepare still runs: prepare_done comes back here */
-    vm_features_run(job->feats[i], VM_FEATURE_GATE, gate_features_done);
+    struct vm_slot *s = data;
+    journal(s->job, m, "gate-reached", NULL);
+    s->budget = gate_budget_start(&s->job->loop, m,
+                                  s->item->d.gate_timeout_ms ? s->item->d.gate_timeout_ms : 30000);
+    gate_features(s);
 }
 
 static const struct vm_mig_ops job_mig_ops = {
@@ -598,14 +608,14 @@ static void owed_on_crash(struct job *job, struct vm_plan_item *it, json_t *star
     json_object_set(started, "inventory", it->vm);
 }
 
-/* Memory free on target t for VM slot `except`: what the inventory saw, less
+/* Memory free on target t for slot `except`: what the inventory saw, less
  * what the other migrations to it hold (queued, running or arrived). */
-static int64_t target_room(struct job *job, struct job_host *t, int except)
+static int64_t target_room(struct job *job, struct job_host *t, const struct vm_slot *except)
 {
     int64_t room = (int64_t)json_integer_value(json_object_get(t->info, "free_memory_bytes"));
     for (int i = 0; i < job->nmigs; i++) {
-        struct vm_mig *m = job->migs[i];
-        if (i != except && m->dst == t->h && m->state <= VM_MIG_STATE_DONE)
+        struct vm_mig *m = job->slots[i].mig;
+        if (&job->slots[i] != except && m->dst == t->h && m->state <= VM_MIG_STATE_DONE)
             room -= (int64_t)m->memory_kib * 1024;
     }
     return room;
@@ -625,35 +635,42 @@ static bool tried(json_t *attempts, const char *uri)
 
 /* Where a retry goes: the policy's target if it named one; else the target
  * not tried yet with the most room, else the last one if it still has room. */
-static struct job_host *retry_target(struct job *job, int i, json_t *attempts)
+static struct job_host *retry_target(struct vm_slot *s, json_t *attempts)
 {
-    struct vm_mig *old = job->migs[i];
+    struct job *job = s->job;
+    struct vm_mig *old = s->mig;
     struct job_host *last = host_by_uri(job, old->dst->uri), *best = NULL;
-    if (!job->mig_items[i]->placed_by_default)
+    if (!s->item->placed_by_default)
         return last;
     int64_t need = (int64_t)old->memory_kib * 1024, best_room = 0;
     for (int k = 0; k < job->nhosts; k++) {
         struct job_host *t = &job->hosts[k];
         if (!t->target || t->h == old->src || tried(attempts, t->h->uri))
             continue;
-        int64_t room = target_room(job, t, i);
+        int64_t room = target_room(job, t, s);
         if (room >= need && (!best || room > best_room)) {
             best = t;
             best_room = room;
         }
     }
-    if (!best && target_room(job, last, i) >= need)
+    if (!best && target_room(job, last, s) >= need)
         best = last;
     return best;
 }
 
-/* Start slot i's VM again, as a new attempt (the failed one is kept for the
- * report as an earlier attempt). */
-static void job_retry(struct job *job, int i)
+static void slot_set_mig(struct vm_slot *s, struct vm_mig *m)
 {
-    job->retry[i] = false;
-    struct vm_mig *old = job->migs[i];
-    struct vm_plan_item *it = job->mig_items[i];
+    s->mig = m;
+    s->job->migs[s->index] = m;
+}
+
+/* Start the slot's VM again, as a new attempt (the failed one is kept for
+ * the report as an earlier attempt). */
+static void job_retry(struct vm_slot *s)
+{
+    struct job *job = s->job;
+    s->retry = false;
+    struct vm_mig *old = s->mig;
     if (job->stopping || job->interrupted) {
         vm_failed(job, old);
         return;
@@ -661,35 +678,58 @@ static void job_retry(struct job *job, int i)
     json_t *attempts = old->attempts ? json_incref(old->attempts) : json_array();
     const char *why = old->err.message ? old->err.message : old->gate_reason;
     json_array_append_new(attempts,
-                          json_pack("{s:i, s:s, s:s, s:o}", "attempt", job->attempts[i], "target",
+                          json_pack("{s:i, s:s, s:s, s:o}", "attempt", s->attempts, "target",
                                     old->dst->uri, "result", vm_mig_state_name(old->state), "error",
                                     why ? json_string(why) : json_null()));
-    struct job_host *dst = retry_target(job, i, attempts);
+    struct job_host *dst = retry_target(s, attempts);
     if (!dst) {
         vm_error("%s: no target has room for another attempt", old->name);
         json_decref(attempts);
         vm_failed(job, old);
         return;
     }
-    struct vm_mig *m = mig_new(job, it, dst);
-    m->attempts = attempts;
-    if (job->nretired == job->retired_cap) {
-        job->retired_cap = job->retired_cap ? 2 * job->retired_cap : 8;
-        job->retired = xrealloc(job->retired, (size_t)job->retired_cap * sizeof(*job->retired));
-        job->retired_feats =
-            xrealloc(job->retired_feats, (size_t)job->retired_cap * sizeof(*job->retired_feats));
-    }
-    job->retired[job->nretired] = old;
-    job->retired_feats[job->nretired++] = job->feats[i];
-    job->migs[i] = m;
-    job->feats[i] = mig_features(job, m, it);
-    job->started[i] = false;
-    vm_warn("%s: attempt %d of %d, to %s", m->name, job->attempts[i] + 1, retries_for(job, it) + 1,
-            dst->h->uri);
+    struct vm_attempt *a = xmalloc(sizeof(*a));
+    *a = (struct vm_attempt){.mig = old, .feats = s->feats, .prev = s->retired};
+    s->retired = a;
+    slot_set_mig(s, mig_new(s, dst));
+    s->mig->attempts = attempts;
+    s->feats = mig_features(s);
+    s->started = false;
+    struct vm_mig *m = s->mig;
+    vm_warn("%s: attempt %d of %d, to %s", m->name, s->attempts + 1,
+            retries_for(job, s->item) + 1, dst->h->uri);
     job_event(job, m->name, dst->h->uri, "retry",
-              json_pack("{s:i, s:s, s:s, s:o}", "attempt", job->attempts[i] + 1, "target",
+              json_pack("{s:i, s:s, s:s, s:o}", "attempt", s->attempts + 1, "target",
                         dst->h->uri, "previous_target", old->dst->uri, "reason",
                         why ? json_string(why) : json_null()));
+}
+
+/* Start the slot's migration: it takes the budgets the caller checked. */
+static void slot_start(struct vm_slot *s, struct job_host *src, struct job_host *dst)
+{
+    struct job *job = s->job;
+    struct vm_mig *m = s->mig;
+    s->started = true;
+    s->holds = true;
+    src->out_running++;
+    dst->in_running++;
+    job->running++;
+    /* The migration adopts a reference; keep one for a retry. */
+    virDomainPtr dom = s->dom;
+    if (!dom || retries_for(job, s->item) == 0 || virDomainRef(dom) < 0)
+        s->dom = NULL;
+    s->attempts++;
+    vm_info("%s: migrating to %s", m->name, m->dst->uri);
+    /* Network-critical: features prepare first (now, while nothing has
+     * moved yet); the gate step waits for the gate. */
+    json_t *started = json_pack("{s:b, s:o, s:i}", "gated", m->gated, "features",
+                                vm_features_to_json(s->feats), "attempt", s->attempts);
+    if (m->gated && s->feats)
+        owed_on_crash(job, s->item, started);
+    journal(job, m, "started", started);
+    if (m->gated && s->feats)
+        vm_features_run(s->feats, VM_FEATURE_PREPARE, prepare_done);
+    vm_mig_start(m, dom, s->qmp);
 }
 
 static void job_schedule(struct job *job)
@@ -700,76 +740,43 @@ static void job_schedule(struct job *job)
      * failed one to retry takes its place in that order again once its
      * features are done (deinit). */
     for (int i = 0; i < job->nmigs; i++)
-        if (job->retry[i] && !vm_features_busy(job->feats[i]))
-            job_retry(job, i);
+        if (job->slots[i].retry && !vm_features_busy(job->slots[i].feats))
+            job_retry(&job->slots[i]);
     if (!job->stopping && job->spec->max_failures && job->failures >= job->spec->max_failures) {
         job->stopping = true;
         vm_error("%s: %d migrations failed: starting no more (--max-failures)",
                  job_command(job->spec), job->failures);
         for (int i = 0; i < job->nmigs; i++)
-            if (job->migs[i]->state == VM_MIG_STATE_QUEUED)
-                vm_mig_abort(job->migs[i], "max-failures");
+            if (job->slots[i].mig->state == VM_MIG_STATE_QUEUED)
+                vm_mig_abort(job->slots[i].mig, "max-failures");
     }
     for (int i = 0; !job->interrupted && !job->stopping && job->running < job->spec->concurrency &&
                     i < job->nmigs;
          i++) {
-        struct vm_mig *m = job->migs[i];
-        if (m->state != VM_MIG_STATE_QUEUED || job->started[i])
+        struct vm_slot *s = &job->slots[i];
+        if (s->mig->state != VM_MIG_STATE_QUEUED || s->started)
             continue;
-        struct job_host *src = host_by_uri(job, m->src->uri), *dst = host_by_uri(job, m->dst->uri);
+        struct job_host *src = host_by_uri(job, s->mig->src->uri);
+        struct job_host *dst = host_by_uri(job, s->mig->dst->uri);
         if ((job->spec->max_out && src->out_running >= job->spec->max_out) ||
             (job->spec->max_in && dst->in_running >= job->spec->max_in))
             continue;
-        job->started[i] = true;
-        job->holds_slot[i] = true;
-        src->out_running++;
-        dst->in_running++;
-        const char *qmp = NULL;
-        for (int k = 0; k < job->spec->nqmp; k++)
-            if (strcmp(job->spec->qmp[k].vm, m->name) == 0)
-                qmp = job->spec->qmp[k].path;
-        struct preflight *pf = NULL;
-        for (int k = 0; k < job->npre; k++)
-            if (job->pre[k].vm == job->mig_items[i]->vm)
-                pf = &job->pre[k];
-        job->running++;
-        /* The migration adopts a reference; keep one for a retry. */
-        virDomainPtr dom = job->doms[i];
-        if (dom) {
-            virDomainRef(dom);
-        } else {
-            dom = pf->dom;
-            pf->dom = NULL;
-            if (dom && retries_for(job, job->mig_items[i]) > 0 && virDomainRef(dom) == 0)
-                job->doms[i] = dom;
-        }
-        job->attempts[i]++;
-        vm_info("%s: migrating to %s", m->name, m->dst->uri);
-        /* Network-critical: features prepare first (now, while nothing has
-         * moved yet); the gate step waits for the gate. */
-        json_t *started =
-            json_pack("{s:b, s:o, s:i}", "gated", m->gated, "features",
-                      vm_features_to_json(job->feats[i]), "attempt", job->attempts[i]);
-        if (m->gated && job->feats[i])
-            owed_on_crash(job, job->mig_items[i], started);
-        journal(job, m, "started", started);
-        if (m->gated && job->feats[i])
-            vm_features_run(job->feats[i], VM_FEATURE_PREPARE, prepare_done);
-        vm_mig_start(m, dom, qmp);
+        slot_start(s, src, dst);
     }
     bool all_final = true;
-    for (int i = 0; i < job->nmigs; i++)
-        all_final &=
-            vm_mig_final(job->migs[i]) && !vm_features_busy(job->feats[i]) && !job->retry[i];
-    if (all_final && job->stage == JOB_STAGE_MIGRATE)
-        job_close_hosts(job);
+    for (int i = 0; i < job->nmigs; i++) {
+        const struct vm_slot *s = &job->slots[i];
+        all_final &= vm_mig_final(s->mig) && !vm_features_busy(s->feats) && !s->retry;
+    }
+    if (all_final && job->stage == RUN_STAGE_SCHEDULE)
+        run_next(job);
 }
 
 static void host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void *data)
 {
     struct job *job = data;
     for (int i = 0; i < job->nmigs; i++) {
-        struct vm_mig *m = job->migs[i];
+        struct vm_mig *m = job->slots[i].mig;
         if (m->state != VM_MIG_STATE_QUEUED && (m->src == h || m->dst == h) &&
             strcmp(m->uuid, ev->uuid) == 0) {
             vm_mig_domain_event(m, h, ev);
@@ -896,23 +903,27 @@ static void deadline_fired(uv_timer_t *t)
     job_event(job, NULL, NULL, "deadline",
               json_pack("{s:i}", "deadline_s", (int)job->spec->deadline_s));
     for (int i = 0; i < job->nmigs; i++)
-        vm_mig_abort(job->migs[i], "deadline");
+        vm_mig_abort(job->slots[i].mig, "deadline");
     job_schedule(job);
 }
 
-static struct vm_mig *mig_new(struct job *job, struct vm_plan_item *it, struct job_host *dst)
+/* A new attempt of the slot's VM, to dst. */
+static struct vm_mig *mig_new(struct vm_slot *s, struct job_host *dst)
 {
-    struct vm_mig *m = vm_mig_new(&job->loop, it->name, host_by_uri(job, it->source)->h, dst->h,
-                                  &it->params, &job_mig_ops, job);
+    struct vm_plan_item *it = s->item;
+    struct vm_mig *m = vm_mig_new(&s->job->loop, it->name, host_by_uri(s->job, it->source)->h,
+                                  dst->h, &it->params, &job_mig_ops, s);
     snprintf(m->uuid, sizeof(m->uuid), "%s", it->uuid ? it->uuid : "");
     m->gated = it->d.class == VM_CLASS_NETWORK_CRITICAL;
     m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
     return m;
 }
 
-/* The features of migration m (NULL if the decision names none). */
-static struct vm_features *mig_features(struct job *job, struct vm_mig *m, struct vm_plan_item *it)
+/* The features of the slot's migration (NULL if the decision names none). */
+static struct vm_features *mig_features(struct vm_slot *s)
 {
+    struct vm_plan_item *it = s->item;
+    struct vm_mig *m = s->mig;
     if (!it->d.nfeatures)
         return NULL;
     struct vm_feature_env env = {.source = m->src->uri,
@@ -921,34 +932,82 @@ static struct vm_features *mig_features(struct job *job, struct vm_mig *m, struc
                                  .announce = libvirt_announce,
                                  .spice_target_ready = libvirt_spice_ready,
                                  .ctx = m};
-    return vm_features_new(&job->loop, &env, it->vm, it->d.features, it->d.nfeatures, job->policy,
-                           features_event, job);
+    return vm_features_new(&s->job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
+                           s->job->policy, slot_features_event, s);
 }
 
-static void job_start_migrations(struct job *job)
+/* Slot i for plan item it: its first attempt, its features (with the
+ * probe's outcomes), the domain its preflight looked up. */
+static void slot_init(struct job *job, int i, struct vm_plan_item *it)
 {
-    job->stage = JOB_STAGE_MIGRATE;
+    struct vm_slot *s = &job->slots[i];
+    s->job = job;
+    s->index = i;
+    s->item = it;
+    for (int k = 0; k < job->spec->nqmp; k++)
+        if (strcmp(job->spec->qmp[k].vm, it->name) == 0)
+            s->qmp = job->spec->qmp[k].path;
+    for (int k = 0; k < job->npre; k++)
+        if (job->pre[k].vm == it->vm) {
+            s->dom = job->pre[k].dom;
+            job->pre[k].dom = NULL;
+        }
+    slot_set_mig(s, mig_new(s, host_by_uri(job, it->target)));
+    s->feats = mig_features(s);
+    for (int k = 0; s->feats && k < job->nprobes; k++)
+        if (job->probes[k].vm == it->vm)
+            vm_features_adopt(s->feats, job->probes[k].f, VM_FEATURE_PROBE);
+}
+
+static void slot_clear(struct vm_slot *s)
+{
+    vm_mig_free(s->mig);
+    vm_features_free(s->feats);
+    if (s->dom)
+        virDomainFree(s->dom);
+    while (s->retired) {
+        struct vm_attempt *a = s->retired;
+        s->retired = a->prev;
+        vm_mig_free(a->mig);
+        vm_features_free(a->feats);
+        free(a);
+    }
+}
+
+/* Stage schedule: open the journal, make a slot per VM to migrate, start
+ * them as budgets allow; run_next once every slot is final. */
+static void stage_schedule(struct job *job)
+{
+    if (vm_plan_count(&job->plan, VM_PLAN_MIGRATE) == 0) {
+        vm_warn("%s: nothing to migrate", job_command(job->spec));
+        run_stop(job);
+        return;
+    }
+    job->journal = vm_journal_open(job->spec->journal_dir);
+    if (!job->journal) {
+        job_fail(job, VM_EXIT_USAGE,
+                 xasprintf("cannot write the journal in '%s' (see --journal-dir): nothing "
+                           "migrated",
+                           job->spec->journal_dir));
+        run_stop(job);
+        return;
+    }
+    vm_info("journal: %s", vm_journal_path(job->journal));
+    vm_status_set_run_id(job->status, vm_journal_run_id(job->journal));
+    vm_notify_send(job->notify, "run.started", run_id(job),
+                   json_pack("{s:i, s:o}", "vms", vm_plan_count(&job->plan, VM_PLAN_MIGRATE),
+                             "plan", vm_plan_to_json(&job->plan)));
+    job_event(job, NULL, NULL, "journal",
+              json_pack("{s:s, s:s}", "run", vm_journal_run_id(job->journal), "path",
+                        vm_journal_path(job->journal)));
+
     int n = vm_plan_count(&job->plan, VM_PLAN_MIGRATE);
-    job->migs = xcalloc(n ? (size_t)n : 1, sizeof(*job->migs));
-    job->mig_items = xcalloc(n ? (size_t)n : 1, sizeof(*job->mig_items));
-    job->feats = xcalloc(n ? (size_t)n : 1, sizeof(*job->feats));
-    job->started = xcalloc(n ? (size_t)n : 1, sizeof(*job->started));
-    job->budgets = xcalloc(n ? (size_t)n : 1, sizeof(*job->budgets));
-    job->retry = xcalloc(n ? (size_t)n : 1, sizeof(*job->retry));
-    job->holds_slot = xcalloc(n ? (size_t)n : 1, sizeof(*job->holds_slot));
-    job->attempts = xcalloc(n ? (size_t)n : 1, sizeof(*job->attempts));
-    job->doms = xcalloc(n ? (size_t)n : 1, sizeof(*job->doms));
+    job->slots = xcalloc((size_t)n, sizeof(*job->slots));
+    job->migs = xcalloc((size_t)n, sizeof(*job->migs));
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];
-        if (it->status != VM_PLAN_MIGRATE)
-            continue;
-        struct vm_mig *m = mig_new(job, it, host_by_uri(job, it->target));
-        job->mig_items[job->nmigs] = it;
-        job->feats[job->nmigs] = mig_features(job, m, it);
-        for (int k = 0; job->feats[job->nmigs] && k < job->nprobes; k++)
-            if (job->probes[k].vm == it->vm)
-                vm_features_adopt(job->feats[job->nmigs], job->probes[k].f, VM_FEATURE_PROBE);
-        job->migs[job->nmigs++] = m;
+        if (it->status == VM_PLAN_MIGRATE)
+            slot_init(job, job->nmigs++, it);
     }
     if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
         job->progress = vm_progress_start(&job->loop, job->migs, job->nmigs);
@@ -1028,8 +1087,6 @@ static void preflight_work(struct vm_virt_task *t)
     free(cpu);
 }
 
-static void job_after_preflight(struct job *job);
-
 static void preflight_done(struct vm_virt_task *t)
 {
     struct preflight *pf = t->data;
@@ -1050,12 +1107,13 @@ static void preflight_done(struct vm_virt_task *t)
     }
     vm_virt_err_clear(&t->err);
     if (--job->pending == 0)
-        job_after_preflight(job);
+        run_next(job);
 }
 
-static void job_preflight(struct job *job)
+/* Stage preflight: per VM to migrate, on the thread pool, the checks of
+ * preflight_work; a refused VM is left alone (policy) or stops the run. */
+static void stage_preflight(struct job *job)
 {
-    job->stage = JOB_STAGE_PREFLIGHT;
     int n = vm_plan_count(&job->plan, VM_PLAN_MIGRATE);
     job->pre = xcalloc(n ? (size_t)n : 1, sizeof(*job->pre));
     for (int i = 0; i < job->plan.n; i++) {
@@ -1072,7 +1130,7 @@ static void job_preflight(struct job *job)
         pf->t.data = pf;
     }
     if (job->npre == 0) {
-        job_after_preflight(job);
+        run_next(job);
         return;
     }
     job->pending = job->npre;
@@ -1087,15 +1145,22 @@ static void job_preflight(struct job *job)
 
 /* ---- feature probes: can each feature work on that target at all? ---- */
 
-static void job_after_probes(struct job *job);
+static void probe_features_event(struct vm_features *f, const char *feature, const char *step,
+                                 bool ok, const char *detail, void *data)
+{
+    struct probe *pr = data;
+    (void)f;
+    feature_event(pr->job, json_string_value(json_object_get(pr->vm, "name")), feature, step, ok,
+                  detail);
+}
+
+static void probes_finished(struct job *job);
 
 static void probe_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
-    struct job *job = data;
-    struct probe *pr = NULL;
-    for (int i = 0; i < job->nprobes && !pr; i++)
-        if (job->probes[i].f == f)
-            pr = &job->probes[i];
+    struct probe *pr = data;
+    struct job *job = pr->job;
+    (void)f;
     if (!ok) {
         char *note = xasprintf("'%s': %s (probe on '%s')", pr->it->name, reason, pr->it->target);
         job_event(job, pr->it->name, pr->it->target, "preflight.refused",
@@ -1109,14 +1174,18 @@ static void probe_done(struct vm_features *f, bool ok, const char *reason, void 
     }
     /* the features are freed with the job: we are inside their callback */
     if (--job->pending == 0)
-        job_after_probes(job);
+        probes_finished(job);
 }
 
-static void features_event(struct vm_features *f, const char *feature, const char *step, bool ok,
-                           const char *detail, void *data);
-
-static void job_probe(struct job *job)
+/* Stage probe: every feature of every VM to migrate probes its target
+ * (skipped once the run failed or was interrupted); then the plan is
+ * final. */
+static void stage_probe(struct job *job)
 {
+    if (job->error || job->interrupted) {
+        probes_finished(job);
+        return;
+    }
     int n = 0;
     for (int i = 0; i < job->plan.n; i++)
         n += job->plan.items[i].status == VM_PLAN_MIGRATE && job->plan.items[i].d.nfeatures;
@@ -1136,10 +1205,10 @@ static void job_probe(struct job *job)
                                      .spice_count = libvirt_spice_count,
                                      .ctx = pr};
         pr->f = vm_features_new(&job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
-                                job->policy, features_event, job);
+                                job->policy, probe_features_event, pr);
     }
     if (job->nprobes == 0) {
-        job_after_probes(job);
+        probes_finished(job);
         return;
     }
     job->pending = job->nprobes;
@@ -1148,16 +1217,7 @@ static void job_probe(struct job *job)
     }
 }
 
-static void job_after_preflight(struct job *job)
-{
-    if (!job->error && !job->interrupted) {
-        job_probe(job);
-        return;
-    }
-    job_after_probes(job);
-}
-
-static void job_after_probes(struct job *job)
+static void probes_finished(struct job *job)
 {
     /* Refusals reorder the plan (items are sorted in place): from here on
      * preflight records are matched to items by their inventory object. */
@@ -1168,32 +1228,10 @@ static void job_after_probes(struct job *job)
     if (job->error || job->interrupted || job->spec->mode == VM_JOB_PLAN) {
         if (job->interrupted)
             job_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
-        job_close_hosts(job);
+        run_stop(job);
         return;
     }
-    if (vm_plan_count(&job->plan, VM_PLAN_MIGRATE) == 0) {
-        vm_warn("%s: nothing to migrate", job_command(job->spec));
-        job_close_hosts(job);
-        return;
-    }
-    job->journal = vm_journal_open(job->spec->journal_dir);
-    if (!job->journal) {
-        job_fail(job, VM_EXIT_USAGE,
-                 xasprintf("cannot write the journal in '%s' (see --journal-dir): nothing "
-                           "migrated",
-                           job->spec->journal_dir));
-        job_close_hosts(job);
-        return;
-    }
-    vm_info("journal: %s", vm_journal_path(job->journal));
-    vm_status_set_run_id(job->status, vm_journal_run_id(job->journal));
-    vm_notify_send(job->notify, "run.started", run_id(job),
-                   json_pack("{s:i, s:o}", "vms", vm_plan_count(&job->plan, VM_PLAN_MIGRATE),
-                             "plan", vm_plan_to_json(&job->plan)));
-    job_event(job, NULL, NULL, "journal",
-              json_pack("{s:s, s:s}", "run", vm_journal_run_id(job->journal), "path",
-                        vm_journal_path(job->journal)));
-    job_start_migrations(job);
+    run_next(job);
 }
 
 /* ---- plan ------------------------------------------------------------- */
@@ -1294,7 +1332,8 @@ static char *job_vet(void *ctx, struct vm_plan_item *it)
     return NULL;
 }
 
-static void job_plan(struct job *job)
+/* Stage plan: who goes where, in what order (explicit VMs or the policy). */
+static void stage_plan(struct job *job)
 {
     const struct vm_job_spec *spec = job->spec;
     json_t *sources = json_array(), *targets = json_array();
@@ -1347,7 +1386,7 @@ static void job_plan(struct job *job)
         json_decref(targets);
         json_decref(run_sources);
         json_decref(run_targets);
-        job_close_hosts(job);
+        run_stop(job);
         return;
     }
 
@@ -1388,10 +1427,10 @@ static void job_plan(struct job *job)
                 job_fail(job, VM_EXIT_PREFLIGHT, xstrdup(job->plan.items[i].note));
     }
     if (job->error) {
-        job_close_hosts(job);
+        run_stop(job);
         return;
     }
-    job_preflight(job);
+    run_next(job);
 }
 
 /* ---- inventory -------------------------------------------------------- */
@@ -1426,10 +1465,10 @@ static void inventory_done(struct vm_virt_task *t)
     if (job->error || job->interrupted) {
         if (job->interrupted)
             job_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
-        job_close_hosts(job);
+        run_stop(job);
         return;
     }
-    job_plan(job);
+    run_next(job);
 }
 
 /* One run per source host: an exclusive flock on LOCKDIR/<host UUID>.lock
@@ -1470,8 +1509,6 @@ static int lock_source(struct job *job, struct job_host *jh, pid_t *holder)
     return 0;
 }
 
-static void job_inventory(struct job *job);
-
 /* A re-run after a crash first settles what the crashed run left open
  * (recover.h), on the thread pool; VMs it finds on a target are then simply
  * no longer on the source, and the drain goes on. */
@@ -1511,7 +1548,7 @@ static void owed_done(json_t *results, int failed, void *data)
                  "look (see 'vmmigrate recover --policy')",
                  job_command(job->spec), failed);
     }
-    job_inventory(job);
+    run_next(job);
 }
 
 static void recover_done(struct vm_virt_task *t)
@@ -1545,19 +1582,25 @@ static void recover_done(struct vm_virt_task *t)
     if (json_array_size(owed) > 0 && !job->interrupted)
         vm_owed_run(&job->loop, job->spec->journal_dir, owed, job->policy, owed_done, job);
     else
-        job_inventory(job);
+        run_next(job);
     json_decref(owed);
 }
 
-static void job_recover(struct job *job)
+/* Stage settle (run only): what crashed runs left open, then the feature
+ * steps they owe. */
+static void stage_settle(struct job *job)
 {
+    if (job->spec->mode != VM_JOB_RUN || job->recovered) {
+        run_next(job);
+        return;
+    }
     struct recover_task *rt = xcalloc(1, sizeof(*rt));
     rt->job = job;
     rt->t = (struct vm_virt_task){.work = recover_work, .done = recover_done, .data = rt};
     if (vm_virt_submit(&job->loop, &rt->t) < 0) {
         free(rt);
         job->recovered = true;
-        job_inventory(job);
+        run_next(job);
     }
 }
 
@@ -1565,12 +1608,13 @@ static void lock_retry(uv_timer_t *t)
 {
     struct job *job = t->data;
     uv_close((uv_handle_t *)t, (uv_close_cb)free);
-    job_inventory(job);
+    stage_lock(job);
 }
 
-static void job_inventory(struct job *job)
+/* Stage lock (run only): every source host's lock, or wait for it
+ * (--wait-lock), or stop. */
+static void stage_lock(struct job *job)
 {
-    job->stage = JOB_STAGE_INVENTORY;
     for (int i = 0; job->spec->mode == VM_JOB_RUN && i < job->nhosts; i++) {
         struct job_host *jh = &job->hosts[i];
         pid_t holder;
@@ -1590,13 +1634,15 @@ static void job_inventory(struct job *job)
                  holder ? xasprintf("another vmmigrate run (PID %d) is working on source '%s'",
                                     (int)holder, jh->h->uri)
                         : xasprintf("another vmmigrate run is working on source '%s'", jh->h->uri));
-        job_close_hosts(job);
+        run_stop(job);
         return;
     }
-    if (job->spec->mode == VM_JOB_RUN && !job->recovered) {
-        job_recover(job);
-        return;
-    }
+    run_next(job);
+}
+
+/* Stage inventory: hosts' capacity and every domain of every host. */
+static void stage_inventory(struct job *job)
+{
     /* Another spelling of one host is still the same host. */
     for (int i = 0; i < job->nhosts; i++)
         for (int k = 0; k < job->nhosts; k++) {
@@ -1611,7 +1657,7 @@ static void job_inventory(struct job *job)
     if (job->error || job->interrupted) {
         if (job->interrupted)
             job_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
-        job_close_hosts(job);
+        run_stop(job);
         return;
     }
     job->pending = job->nhosts;
@@ -1646,10 +1692,18 @@ static void host_opened(struct vm_virt_host *h, void *data)
     if (--job->pending > 0)
         return;
     if (job->error) {
-        job_close_hosts(job);
+        run_stop(job);
         return;
     }
-    job_inventory(job);
+    run_next(job);
+}
+
+/* Stage connect: every --source and --target host. */
+static void stage_connect(struct job *job)
+{
+    job->pending = job->nhosts;
+    for (int i = 0; i < job->nhosts; i++)
+        vm_virt_host_open(job->hosts[i].h, host_opened, job);
 }
 
 static void signal_close(uv_handle_t *h)
@@ -1663,7 +1717,7 @@ static void host_closed(struct vm_virt_host *h, void *data)
     (void)h;
     if (--job->pending > 0)
         return;
-    job->stage = JOB_STAGE_DONE;
+    job->done = true;
     if (job->deadline) {
         uv_close((uv_handle_t *)job->deadline, (uv_close_cb)free);
         job->deadline = NULL;
@@ -1677,11 +1731,10 @@ static void host_closed(struct vm_virt_host *h, void *data)
     uv_stop(&job->loop);
 }
 
-static void job_close_hosts(struct job *job)
+/* Stage report: disconnect; the loop stops once every host is closed and
+ * vm_job_run() reports. */
+static void stage_report(struct job *job)
 {
-    if (job->stage == JOB_STAGE_CLOSE || job->stage == JOB_STAGE_DONE)
-        return;
-    job->stage = JOB_STAGE_CLOSE;
     job->pending = job->nhosts;
     for (int i = 0; i < job->nhosts; i++)
         vm_virt_host_close(job->hosts[i].h, host_closed, job);
@@ -1713,8 +1766,41 @@ static void on_signal(uv_signal_t *s, int signum)
         if (!finish || job->migs[i]->state == VM_MIG_STATE_QUEUED)
             vm_mig_abort(job->migs[i], "interrupted");
     /* Skipped migrations may have finished the run. */
-    if (job->stage == JOB_STAGE_MIGRATE)
+    if (job->stage == RUN_STAGE_SCHEDULE)
         job_schedule(job);
+}
+
+/* ---- the stage table ------------------------------------------------- */
+
+static const struct run_stage {
+    const char *name;
+    void (*start)(struct job *job);
+} stages[RUN_STAGE_COUNT] = {
+    [RUN_STAGE_CONNECT] = {"connect", stage_connect},
+    [RUN_STAGE_LOCK] = {"lock", stage_lock},
+    [RUN_STAGE_SETTLE] = {"settle", stage_settle},
+    [RUN_STAGE_INVENTORY] = {"inventory", stage_inventory},
+    [RUN_STAGE_PLAN] = {"plan", stage_plan},
+    [RUN_STAGE_PREFLIGHT] = {"preflight", stage_preflight},
+    [RUN_STAGE_PROBE] = {"probe", stage_probe},
+    [RUN_STAGE_SCHEDULE] = {"schedule", stage_schedule},
+    [RUN_STAGE_REPORT] = {"report", stage_report},
+};
+
+static void run_next(struct job *job)
+{
+    if (job->stage >= RUN_STAGE_REPORT)
+        return;
+    job->stage++;
+    stages[job->stage].start(job);
+}
+
+static void run_stop(struct job *job)
+{
+    if (job->stage >= RUN_STAGE_REPORT)
+        return;
+    job->stage = RUN_STAGE_REPORT;
+    stages[job->stage].start(job);
 }
 
 /* ---- the report ------------------------------------------------------- */
@@ -1804,10 +1890,10 @@ static json_t *job_report(struct job *job, int code, const char *result)
     json_t *vms = json_object_get(report, "vms");
     for (int i = 0; i < job->nmigs; i++) {
         json_t *v = json_array_get(vms, (size_t)i);
-        json_t *pj = vm_plan_item_to_json(job->mig_items[i]);
+        json_t *pj = vm_plan_item_to_json(job->slots[i].item);
         json_object_set(v, "class", json_object_get(pj, "class"));
         json_object_set(v, "features", json_object_get(pj, "features"));
-        json_object_set_new(v, "feature_results", vm_features_to_json(job->feats[i]));
+        json_object_set_new(v, "feature_results", vm_features_to_json(job->slots[i].feats));
         json_object_set(v, "source", json_object_get(pj, "source"));
         json_decref(pj);
     }
@@ -1907,25 +1993,9 @@ static void job_free(struct job *job)
 {
     json_decref(job->settings);
     free(job->settings_notify);
-    for (int i = 0; i < job->nmigs; i++) {
-        vm_mig_free(job->migs[i]);
-        vm_features_free(job->feats[i]);
-        if (job->doms[i])
-            virDomainFree(job->doms[i]);
-    }
-    for (int i = 0; i < job->nretired; i++) {
-        vm_mig_free(job->retired[i]);
-        vm_features_free(job->retired_feats[i]);
-    }
-    free(job->retired);
-    free(job->retired_feats);
-    free(job->retry);
-    free(job->holds_slot);
-    free(job->attempts);
-    free(job->doms);
-    free(job->feats);
-    free(job->budgets);
-    free(job->started);
+    for (int i = 0; i < job->nmigs; i++)
+        slot_clear(&job->slots[i]);
+    free(job->slots);
     for (int i = 0; i < job->nprobes; i++)
         vm_features_free(job->probes[i].f);
     free(job->probes);
@@ -1936,7 +2006,6 @@ static void job_free(struct job *job)
     }
     free(job->pre);
     free(job->migs);
-    free(job->mig_items);
     if (job->planned)
         vm_plan_clear(&job->plan);
     for (int i = 0; i < job->nhosts; i++) {
@@ -2059,10 +2128,8 @@ int vm_job_run(const struct vm_job_spec *spec)
         add_host(job, spec->sources[i], true);
     for (int i = 0; i < spec->ntargets; i++)
         add_host(job, spec->targets[i], false);
-    job->stage = JOB_STAGE_CONNECT;
-    job->pending = job->nhosts;
-    for (int i = 0; i < job->nhosts; i++)
-        vm_virt_host_open(job->hosts[i].h, host_opened, job);
+    job->stage = RUN_STAGE_CONNECT;
+    stages[job->stage].start(job);
 
     uv_run(&job->loop, UV_RUN_DEFAULT);
 
