@@ -15,6 +15,7 @@
 #include "util/exec.h"
 #include "journal/journal.h"
 #include "run/job.h"
+#include "run/lock.h"
 #include "util/util.h"
 
 enum {
@@ -148,9 +149,9 @@ static const struct vm_cli_option job_options[] = {
      .arg = VM_CLI_ARG_FILE,
      .metavar = "DIR",
      .id = OPT_LOCK_DIR,
-     .help = "where the per-source-host run locks live (/run/vmmigrate)",
+     .help = "where the per-source-host run locks live (" VM_LOCK_DEFAULT_DIR ")",
      .doc = "The directory of the run locks: one run at a time per source host (keyed by "
-            "its libvirt host UUID). Default /run/vmmigrate."},
+            "its libvirt host UUID). Default " VM_LOCK_DEFAULT_DIR "."},
     {.name = "max-downtime",
      .short_name = 'd',
      .arg = VM_CLI_ARG_INT,
@@ -552,7 +553,7 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
     spec.journal_dir = vm_cli_str(args, OPT_JOURNAL_DIR);
     spec.lock_dir =
-        vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR) : "/run/vmmigrate";
+        vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR) : VM_LOCK_DEFAULT_DIR;
     spec.wait_lock = vm_cli_flag(args, OPT_WAIT_LOCK);
     spec.status_path = vm_cli_str(args, OPT_STATUS_FILE);
     spec.notify_urls = vm_cli_list(args, OPT_NOTIFY, &spec.nnotify);

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "util/exitcode.h"
 #include "journal/journal.h"
+#include "run/lock.h"
 #include "util/util.h"
 
 enum {
@@ -211,7 +212,7 @@ static const struct vm_cli_option abort_options[] = {
      .arg = VM_CLI_ARG_FILE,
      .metavar = "DIR",
      .id = OPT_LOCK_DIR,
-     .help = "where the run locks live (/run/vmmigrate)",
+     .help = "where the run locks live (" VM_LOCK_DEFAULT_DIR ")",
      .doc = "The directory of the run locks (see run --lock-dir)."},
     {0},
 };
@@ -221,7 +222,7 @@ static int cmd_abort_exec(const struct vm_cli_args *args)
 {
     const char *dir = vm_cli_str(args, OPT_LOCK_DIR);
     if (!dir)
-        dir = "/run/vmmigrate";
+        dir = VM_LOCK_DEFAULT_DIR;
     if (vm_cli_npos(args) > 0) {
         vm_error("abort: unexpected argument '%s'", vm_cli_pos(args, 0));
         return VM_EXIT_USAGE;
@@ -242,19 +243,8 @@ static int cmd_abort_exec(const struct vm_cli_args *args)
         if (len < 6 || strcmp(e->d_name + len - 5, ".lock") != 0)
             continue;
         char *path = xasprintf("%s/%s", dir, e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        pid_t pid = vm_lock_holder(path); /* 0: not held */
         free(path);
-        if (fd < 0)
-            continue;
-        /* Held? Then its PID is the run's. */
-        if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-            close(fd);
-            continue;
-        }
-        char buf[32] = "";
-        ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
-        close(fd);
-        pid_t pid = r > 0 ? (pid_t)atoi(buf) : 0;
         if (pid > 1 && kill(pid, SIGTERM) == 0) {
             printf("abort: asked run %d to stop (nothing new starts; what runs is aborted, or "
                    "finishes with --on-abort finish)\n",
