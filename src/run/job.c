@@ -29,6 +29,7 @@
 
 #include "backend/libvirt/evloop.h"
 #include "backend/libvirt/inventory.h"
+#include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
 #include "policy/policy.h"
 #include "report/notify.h"
@@ -321,8 +322,7 @@ static void job_free(struct job *job)
         vm_features_free(job->probes[i].f);
     free(job->probes);
     for (int i = 0; i < job->npre; i++) {
-        if (job->pre[i].dom)
-            virDomainFree(job->pre[i].dom);
+        vm_virt_domain_free(job->pre[i].dom);
         free(job->pre[i].refusal);
     }
     free(job->pre);

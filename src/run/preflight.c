@@ -9,70 +9,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/libvirt/virt_checks.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
 /* ---- preflight -------------------------------------------------------- */
 
-/* The <cpu>...</cpu> element of a domain XML, or NULL (none, or nothing to
- * compare: host-passthrough / host-model without a model). */
-static char *cpu_xml(const char *xml)
-{
-    const char *a = strstr(xml, "<cpu");
-    while (a && a[4] != ' ' && a[4] != '>' && a[4] != '/')
-        a = strstr(a + 4, "<cpu");
-    if (!a)
-        return NULL;
-    const char *gt = strchr(a, '>');
-    if (!gt || gt[-1] == '/')
-        return NULL; /* <cpu .../>: no model */
-    const char *end = strstr(gt, "</cpu>");
-    if (!end)
-        return NULL;
-    char *s = xstrndup(a, (size_t)(end + 6 - a));
-    if (!strstr(s, "<model") || strstr(s, "host-passthrough")) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
+/* On the thread pool: the domain on the source and its CPU against the
+ * target (virt_checks.h). */
 static void preflight_work(struct vm_virt_task *t)
 {
     struct preflight *pf = t->data;
     struct vm_plan_item *it = pf->item;
-    pf->dom = virDomainLookupByUUIDString(pf->src->h->conn, it->uuid);
-    if (!pf->dom) {
-        vm_virt_err_capture(&t->err);
-        pf->refusal =
-            xasprintf("cannot look up '%s' on '%s': %s", it->name, it->source, t->err.message);
-        return;
-    }
-    int state, reason;
-    if (virDomainGetState(pf->dom, &state, &reason, 0) < 0 || state != VIR_DOMAIN_RUNNING) {
-        virResetLastError();
-        pf->refusal = xasprintf("'%s' is no longer running on '%s'", it->name, it->source);
-        return;
-    }
-    char *xml = virDomainGetXMLDesc(pf->dom, 0);
-    char *cpu = xml ? cpu_xml(xml) : NULL;
-    free(xml);
-    if (!cpu) {
-        virResetLastError(); /* no CPU model to compare */
-        return;
-    }
     const char *arch = json_string_value(json_object_get(pf->dst->info, "arch"));
     const char *type = json_string_value(json_object_get(it->vm, "type"));
-    int r = virConnectCompareHypervisorCPU(pf->dst->h->conn, NULL, arch, NULL, type, cpu, 0);
-    if (r == VIR_CPU_COMPARE_INCOMPATIBLE) {
+    switch (vm_virt_check_domain(pf->src->h->conn, pf->dst->h->conn, it->uuid, arch, type, &pf->dom,
+                                 &t->err)) {
+    case VM_VIRT_CHECK_NO_DOMAIN:
+        pf->refusal =
+            xasprintf("cannot look up '%s' on '%s': %s", it->name, it->source, t->err.message);
+        break;
+    case VM_VIRT_CHECK_NOT_RUNNING:
+        pf->refusal = xasprintf("'%s' is no longer running on '%s'", it->name, it->source);
+        break;
+    case VM_VIRT_CHECK_CPU_INCOMPATIBLE:
         pf->refusal =
             xasprintf("the CPU of '%s' is not compatible with '%s'", it->name, it->target);
-    } else if (r < 0) {
-        /* Comparison not possible (no model known to the target): the
-         * migration itself will tell. */
-        virResetLastError();
+        break;
+    case VM_VIRT_CHECK_OK:
+        break;
     }
-    free(cpu);
 }
 
 static void preflight_done(struct vm_virt_task *t)
@@ -88,10 +54,8 @@ static void preflight_done(struct vm_virt_task *t)
         } else {
             run_fail(job, VM_EXIT_PREFLIGHT, xstrdup(pf->refusal));
         }
-        if (pf->dom) {
-            virDomainFree(pf->dom);
-            pf->dom = NULL;
-        }
+        vm_virt_domain_free(pf->dom);
+        pf->dom = NULL;
     }
     vm_virt_err_clear(&t->err);
     if (--job->pending == 0)
@@ -142,6 +106,20 @@ static void probe_features_event(struct vm_features *f, const char *feature, con
                       ok, detail);
 }
 
+/* spice's probe: the SPICE channels clients hold on the source (ctx: the
+ * probe). */
+static void spice_counted(int n, const char *why, void *data)
+{
+    vm_features_spice_counted(data, n, why);
+}
+
+static void probe_spice_count(struct vm_features *f, void *ctx)
+{
+    struct probe *pr = ctx;
+    vm_virt_spice_count(&pr->job->loop, run_host(pr->job, pr->it->source)->h->conn, pr->it->uuid,
+                        spice_counted, f);
+}
+
 static void probes_finished(struct job *job);
 
 static void probe_done(struct vm_features *f, bool ok, const char *reason, void *data)
@@ -190,7 +168,7 @@ void run_stage_probe(struct job *job)
         struct vm_feature_env env = {.source = it->source,
                                      .target = it->target,
                                      .gated = it->d.class == VM_CLASS_NETWORK_CRITICAL,
-                                     .spice_count = run_libvirt_spice_count,
+                                     .spice_count = probe_spice_count,
                                      .ctx = pr};
         pr->f = vm_features_new(&job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
                                 job->policy, probe_features_event, pr);

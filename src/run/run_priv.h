@@ -191,8 +191,6 @@ struct vm_features *run_slot_features(struct vm_slot *s);
 void run_prepare_done(struct vm_features *f, bool ok, const char *reason, void *data);
 /* A libvirt domain event: to the migration it concerns (data: the job). */
 void run_host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void *data);
-/* The spice feature's probe: count the source's SPICE channels (ctx: the probe). */
-void run_libvirt_spice_count(struct vm_features *f, void *ctx);
 
 /* ---- run_report.c, settings.c ------------------------------------------ */
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
 #include "policy/policy.h"
 #include "report/notify.h"
@@ -192,7 +193,7 @@ static void slot_start(struct vm_slot *s, struct job_host *src, struct job_host 
     job->running++;
     /* The migration adopts a reference; keep one for a retry. */
     virDomainPtr dom = s->dom;
-    if (!dom || retries_for(job, s->item) == 0 || virDomainRef(dom) < 0)
+    if (!dom || retries_for(job, s->item) == 0 || vm_virt_domain_ref(dom) < 0)
         s->dom = NULL;
     s->attempts++;
     vm_info("%s: migrating to %s", m->name, m->dst->uri);
@@ -290,8 +291,7 @@ void run_slot_clear(struct vm_slot *s)
 {
     vm_mig_free(s->mig);
     vm_features_free(s->feats);
-    if (s->dom)
-        virDomainFree(s->dom);
+    vm_virt_domain_free(s->dom);
     while (s->retired) {
         struct vm_attempt *a = s->retired;
         s->retired = a->prev;

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libvirt/libvirt-qemu.h>
-
+#include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
 #include "policy/policy.h"
 #include "report/status.h"
@@ -334,110 +333,23 @@ void run_host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void
 }
 
 /* The built-in announce for libvirt guests: QEMU's announce-self on the
- * target, through libvirt's monitor passthrough, on the thread pool. */
-struct announce_task {
-    struct vm_virt_task t;
-    struct vm_features *f;
-    struct vm_mig *m;
-};
-
-static void announce_work(struct vm_virt_task *t)
+ * target (virt_checks.h). ctx: the slot. */
+static void announced(bool ok, const char *why, void *data)
 {
-    struct announce_task *a = t->data;
-    virDomainPtr d = virDomainLookupByUUIDString(a->m->dst->conn, a->m->uuid);
-    char *result = NULL;
-    if (!d || virDomainQemuMonitorCommand(d,
-                                          "{\"execute\":\"announce-self\",\"arguments\":"
-                                          "{\"initial\":50,\"max\":550,\"rounds\":5,"
-                                          "\"step\":100}}",
-                                          &result, 0) < 0) {
-        vm_virt_err_capture(&t->err);
-        t->rc = -1;
-    }
-    free(result);
-    if (d)
-        virDomainFree(d);
-}
-
-static void announce_done(struct vm_virt_task *t)
-{
-    struct announce_task *a = t->data;
-    vm_features_announced(a->f, t->rc == 0, t->rc < 0 ? t->err.message : NULL);
-    vm_virt_err_clear(&t->err);
-    free(a);
-}
-
-/* spice: the SPICE channels clients hold on the source, from QEMU's
- * query-spice through libvirt (before the migration starts). */
-struct spice_task {
-    struct vm_virt_task t;
-    struct vm_features *f;
-    virConnectPtr conn;
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    int n;
-};
-
-static void spice_count_work(struct vm_virt_task *t)
-{
-    struct spice_task *st = t->data;
-    virDomainPtr d = virDomainLookupByUUIDString(st->conn, st->uuid);
-    char *result = NULL;
-    st->n = 0;
-    if (!d || virDomainQemuMonitorCommand(d, "{\"execute\":\"query-spice\"}", &result, 0) < 0) {
-        vm_virt_err_capture(&t->err);
-        t->rc = -1;
-    } else {
-        json_t *j = json_loads(result, 0, NULL);
-        json_t *ret = json_object_get(j, "return");
-        if (json_is_true(json_object_get(ret, "enabled")))
-            st->n = (int)json_array_size(json_object_get(ret, "channels"));
-        json_decref(j);
-    }
-    free(result);
-    if (d)
-        virDomainFree(d);
-}
-
-static void spice_count_done(struct vm_virt_task *t)
-{
-    struct spice_task *st = t->data;
-    vm_features_spice_counted(st->f, t->rc == 0 ? st->n : -1, t->err.message);
-    vm_virt_err_clear(&t->err);
-    free(st);
-}
-
-void run_libvirt_spice_count(struct vm_features *f, void *ctx)
-{
-    struct probe *pr = ctx;
-    struct spice_task *st = xcalloc(1, sizeof(*st));
-    st->f = f;
-    st->conn = run_host(pr->job, pr->it->source)->h->conn;
-    snprintf(st->uuid, sizeof(st->uuid), "%s", pr->it->uuid ? pr->it->uuid : "");
-    st->t = (struct vm_virt_task){.work = spice_count_work, .done = spice_count_done, .data = st};
-    int rc = vm_virt_submit(&pr->job->loop, &st->t);
-    if (rc < 0) {
-        free(st);
-        vm_features_spice_counted(f, -1, uv_strerror(rc));
-    }
-}
-
-static int libvirt_spice_ready(void *ctx)
-{
-    struct vm_mig *m = ctx;
-    return m->graphics_target_ready;
+    vm_features_announced(data, ok, why);
 }
 
 static void libvirt_announce(struct vm_features *f, void *ctx)
 {
-    struct announce_task *a = xcalloc(1, sizeof(*a));
-    a->f = f;
-    a->m = ctx;
-    a->t = (struct vm_virt_task){.work = announce_work, .done = announce_done, .data = a};
-    int rc = vm_virt_submit(a->m->loop, &a->t);
-    if (rc < 0) {
-        free(a);
-        vm_features_announced(f, false, uv_strerror(rc));
-    }
+    struct vm_slot *s = ctx;
+    vm_virt_announce_self(&s->job->loop, s->mig->dst->conn, s->mig->uuid, announced, f);
+}
+
+/* spice: how many SPICE channels are initialised on the target. */
+static int libvirt_spice_ready(void *ctx)
+{
+    struct vm_slot *s = ctx;
+    return s->mig->graphics_target_ready;
 }
 
 /* The features of the slot's migration (NULL if the decision names none). */
@@ -452,7 +364,7 @@ struct vm_features *run_slot_features(struct vm_slot *s)
                                  .gated = m->gated,
                                  .announce = libvirt_announce,
                                  .spice_target_ready = libvirt_spice_ready,
-                                 .ctx = m};
+                                 .ctx = s};
     return vm_features_new(&s->job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
                            s->job->policy, slot_features_event, s);
 }
