@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_options.h"
+#include "run/lock.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -20,7 +21,7 @@ enum {
 };
 
 static const struct vm_cli_option abort_options[] = {
-    VM_CLI_OPTION_LOCK_DIR(OPT_LOCK_DIR, "where the run locks live (/run/vmmigrate)",
+    VM_CLI_OPTION_LOCK_DIR(OPT_LOCK_DIR, "where the run locks live (" VM_LOCK_DEFAULT_DIR ")",
                            "The directory of the run locks (see run --lock-dir)."),
     {0},
 };
@@ -30,7 +31,7 @@ static int cmd_abort_exec(const struct vm_cli_args *args)
 {
     const char *dir = vm_cli_str(args, OPT_LOCK_DIR);
     if (!dir)
-        dir = "/run/vmmigrate";
+        dir = VM_LOCK_DEFAULT_DIR;
     if (vm_cli_npos(args) > 0) {
         vm_error("abort: unexpected argument '%s'", vm_cli_pos(args, 0));
         return VM_EXIT_USAGE;
@@ -51,19 +52,8 @@ static int cmd_abort_exec(const struct vm_cli_args *args)
         if (len < 6 || strcmp(e->d_name + len - 5, ".lock") != 0)
             continue;
         char *path = xasprintf("%s/%s", dir, e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        pid_t pid = vm_lock_holder(path); /* 0: not held */
         free(path);
-        if (fd < 0)
-            continue;
-        /* Held? Then its PID is the run's. */
-        if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-            close(fd);
-            continue;
-        }
-        char buf[32] = "";
-        ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
-        close(fd);
-        pid_t pid = r > 0 ? (pid_t)atoi(buf) : 0;
         if (pid > 1 && kill(pid, SIGTERM) == 0) {
             printf("abort: asked run %d to stop (nothing new starts; what runs is aborted, or "
                    "finishes with --on-abort finish)\n",

@@ -16,6 +16,7 @@
 #include "util/exec.h"
 #include "journal/journal.h"
 #include "run/job.h"
+#include "run/lock.h"
 #include "util/util.h"
 
 enum {
@@ -122,9 +123,9 @@ static const struct vm_cli_option job_options[] = {
         "Print one JSON report on standard output when the run ends, success or not. See "
         "schema/report.schema.json."),
     VM_CLI_OPTION_LOCK_DIR(
-        OPT_LOCK_DIR, "where the per-source-host run locks live (/run/vmmigrate)",
+        OPT_LOCK_DIR, "where the per-source-host run locks live (" VM_LOCK_DEFAULT_DIR ")",
         "The directory of the run locks: one run at a time per source host (keyed by "
-        "its libvirt host UUID). Default /run/vmmigrate."),
+        "its libvirt host UUID). Default " VM_LOCK_DEFAULT_DIR "."),
     VM_CLI_OPTION_MAX_DOWNTIME(
         OPT_MAX_DOWNTIME, "maximum tolerable guest downtime in milliseconds",
         "Set the maximum downtime QEMU may take for the final switchover, in milliseconds "
@@ -489,7 +490,7 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
     spec.journal_dir = vm_cli_str(args, OPT_JOURNAL_DIR);
     spec.lock_dir =
-        vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR) : "/run/vmmigrate";
+        vm_cli_str(args, OPT_LOCK_DIR) ? vm_cli_str(args, OPT_LOCK_DIR) : VM_LOCK_DEFAULT_DIR;
     spec.wait_lock = vm_cli_flag(args, OPT_WAIT_LOCK);
     spec.status_path = vm_cli_str(args, OPT_STATUS_FILE);
     spec.notify_urls = vm_cli_list(args, OPT_NOTIFY, &spec.nnotify);

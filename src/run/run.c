@@ -1,0 +1,89 @@
+/* run.c — the run's context, shared by the stages (run_priv.h): messages,
+ * run-level errors, events, hosts by URI, journal records, webhooks. */
+#include "run/run_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal/journal.h"
+#include "report/notify.h"
+#include "report/report.h"
+#include "util/util.h"
+
+/* The command's name in messages. */
+const char *run_command(const struct vm_job_spec *spec)
+{
+    return spec->command ? spec->command : spec->mode == VM_JOB_PLAN ? "plan" : "run";
+}
+
+json_t *run_uri_list(const char *const *uris, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_string(uris[i]));
+    return a;
+}
+
+void run_fail(struct job *job, int code, char *msg)
+{
+    if (!job->error) {
+        job->exit_code = code;
+        job->error = msg;
+        vm_error("%s: %s", run_command(job->spec), msg);
+    } else {
+        free(msg);
+    }
+}
+
+void run_event(struct job *job, const char *vm, const char *host, const char *event,
+               json_t *details)
+{
+    vm_report_event(job->events, vm, host, event, details);
+}
+
+struct job_host *run_host(struct job *job, const char *uri)
+{
+    for (int i = 0; i < job->nhosts; i++)
+        if (strcmp(job->hosts[i].h->uri, uri) == 0)
+            return &job->hosts[i];
+    return NULL;
+}
+
+/* A feature step's result, on the log and the event stream. */
+void run_feature_event(struct job *job, const char *name, const char *feature, const char *step,
+                       bool ok, const char *detail)
+{
+    if (!ok)
+        vm_warn("%s: feature '%s' %s failed: %s", name ? name : "?", feature, step,
+                detail ? detail : "no reason given");
+    run_event(job, name, NULL, "feature",
+              json_pack("{s:s, s:s, s:b, s:o}", "feature", feature, "step", step, "ok", ok,
+                        "detail", detail ? json_string(detail) : json_null()));
+}
+
+const char *run_id(struct job *job)
+{
+    return job->journal ? vm_journal_run_id(job->journal) : "";
+}
+
+void run_notify_vm(struct job *job, struct vm_mig *m, const char *event)
+{
+    vm_notify_send(job->notify, event, run_id(job),
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "vm", m->name, "source", m->src->uri,
+                             "target", m->dst->uri, "result", vm_mig_state_name(m->state),
+                             "location", vm_mig_location_name(m->location), "error",
+                             m->err.message   ? json_string(m->err.message)
+                             : m->gate_reason ? json_string(m->gate_reason)
+                                              : json_null()));
+}
+
+int run_journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields)
+{
+    if (!job->journal) {
+        json_decref(fields);
+        return 0;
+    }
+    return vm_journal_write(job->journal, m->name, m->uuid, m->src->uri, m->dst->uri, record,
+                            fields);
+}

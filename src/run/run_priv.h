@@ -1,0 +1,208 @@
+/* run_priv.h — what the files of run/ share about one run (job.h):
+ * `struct job` (the run: its hosts, plan, slots, reporters), `struct
+ * vm_slot` (one VM across its attempts), the stage ids, and the functions
+ * one file offers the others. Everything here runs on the loop thread.
+ *
+ * Ownership: the job owns its hosts, plan, preflight records, probes and
+ * slots; a slot owns its attempts (struct vm_mig), their features and its
+ * source domain; all are freed in job_free() (job.c). */
+#ifndef VMM_RUN_PRIV_H
+#define VMM_RUN_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "backend/libvirt/virt.h"
+#include "feature/feature.h"
+#include "migrate/mig.h"
+#include "plan/plan.h"
+#include "run/job.h"
+
+struct gate_budget;
+
+/* The stages, in order (the table, stages[], is in job.c). */
+enum run_stage_id {
+    RUN_STAGE_CONNECT,
+    RUN_STAGE_LOCK,
+    RUN_STAGE_SETTLE,
+    RUN_STAGE_INVENTORY,
+    RUN_STAGE_PLAN,
+    RUN_STAGE_PREFLIGHT,
+    RUN_STAGE_PROBE,
+    RUN_STAGE_SCHEDULE,
+    RUN_STAGE_REPORT,
+    RUN_STAGE_COUNT,
+};
+
+struct job_host {
+    struct vm_virt_host *h;
+    bool source, target;
+    int out_running, in_running; /* migrations from / to this host now */
+    int lock_fd;                 /* the source host's run lock, or -1 */
+    json_t *info;                /* vm_inv_host + "domains" (sources and targets) */
+    struct vm_virt_task task;
+    struct job *job;
+};
+
+struct preflight {
+    struct vm_virt_task t;
+    struct job *job;
+    struct vm_plan_item *item; /* valid until the plan is re-sorted */
+    json_t *vm;                /* the item's inventory object: stable */
+    struct job_host *src, *dst;
+    virDomainPtr dom; /* handed to the migration */
+    char *refusal;    /* why the VM cannot go, or NULL */
+};
+
+/* A feature probe of one planned VM (preflight). */
+struct probe {
+    struct job *job;
+    struct vm_plan_item *it; /* valid until the plan is re-sorted */
+    json_t *vm;              /* the item's inventory object: stable */
+    struct vm_features *f;
+};
+
+/* An attempt a retry replaced: kept for the report, freed with the job. */
+struct vm_attempt {
+    struct vm_mig *mig;
+    struct vm_features *feats;
+    struct vm_attempt *prev;
+};
+
+/* One VM of the run across its attempts: everything the scheduler and the
+ * callbacks need about it. Its migration's ops data and its features'
+ * callback data are the slot itself. Owned by the job (job->slots). */
+struct vm_slot {
+    struct job *job;
+    int index;                  /* in job->slots and job->migs */
+    struct vm_plan_item *item;  /* its plan item */
+    struct vm_mig *mig;         /* the current attempt */
+    const char *qmp;            /* --qmp-socket of this VM, or NULL */
+    struct vm_features *feats;  /* its features (NULL if none) */
+    virDomainPtr dom;           /* its source domain until started, kept for a retry */
+    struct gate_budget *budget; /* while at the gate */
+    int attempts;               /* attempts started */
+    bool started;               /* handed to vm_mig_start */
+    bool retry;                 /* its failed attempt is to start again */
+    bool holds;                 /* it counts against --parallel, --max-out, --max-in */
+    struct vm_attempt *retired; /* earlier attempts, newest first */
+};
+
+struct job {
+    const struct vm_job_spec *spec;
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    int stage; /* index in the stage table */
+    struct job_host *hosts;
+    int nhosts;
+    int pending;
+    struct vm_policy *policy;
+    struct vm_plan plan;
+    bool planned;
+    struct preflight *pre;
+    int npre;
+    struct vm_slot *slots;
+    struct vm_mig **migs; /* slots[i].mig, for the report, status and progress */
+    int nmigs, running;
+    struct vm_journal *journal;
+    struct probe *probes;
+    int nprobes;
+    int feature_failures; /* required features that failed after an urgent migration */
+    int lock_warned;
+    bool recovered; /* the journals were reconciled (run only) */
+    int failures;   /* migrations that ended without moving their guest */
+    bool stopping;  /* --max-failures or --deadline: start nothing more */
+    uv_timer_t *deadline;
+    struct vm_status *status;
+    struct vm_notify *notify;
+    int deinit_failures;
+    json_t *settings;             /* what the policy's settings(run) set, or NULL */
+    const char **settings_notify; /* the webhooks then: command line + policy's */
+    struct vm_report_stream *events;
+    struct vm_progress *progress;
+    bool interrupted;
+    bool aborting; /* ... and running migrations are being aborted */
+    int policy_errors;
+    int exit_code; /* set when the run fails before migrating */
+    char *error;   /* run-level error for the report */
+    uint64_t started_wall_ms;
+};
+
+/* ---- job.c: the stage table ------------------------------------------ */
+
+/* Each stage ends with one of these: the next stage starts, or the run
+ * goes to its last stage (report). No-ops once the report stage began. */
+void run_next(struct job *job);
+void run_stop(struct job *job);
+
+/* The stages' start functions (the table is in job.c). */
+void run_stage_settle(struct job *job);    /* run_recover.c */
+void run_stage_plan(struct job *job);      /* run_plan.c */
+void run_stage_preflight(struct job *job); /* preflight.c */
+void run_stage_probe(struct job *job);     /* preflight.c */
+void run_stage_schedule(struct job *job);  /* sched.c */
+
+/* ---- run.c: the run's context ------------------------------------------ */
+
+/* The command's name in messages: run, plan, drain. */
+const char *run_command(const struct vm_job_spec *spec);
+/* A new JSON array of the URIs. */
+json_t *run_uri_list(const char *const *uris, int n);
+/* The run fails with CODE: the first message (owned, taken) is logged and
+ * kept for the report; later ones are freed. */
+void run_fail(struct job *job, int code, char *msg);
+/* An event on the NDJSON stream (details: reference stolen). */
+void run_event(struct job *job, const char *vm, const char *host, const char *event,
+               json_t *details);
+struct job_host *run_host(struct job *job, const char *uri);
+/* A feature step's result (vm: its name, or NULL), on the log and the stream. */
+void run_feature_event(struct job *job, const char *vm, const char *feature, const char *step,
+                       bool ok, const char *detail);
+/* The journal's run id, or "" before the journal is open. */
+const char *run_id(struct job *job);
+/* Tell the webhooks about m (event: vm.failed, needs-operator, ...). */
+void run_notify_vm(struct job *job, struct vm_mig *m, const char *event);
+/* A journal record of m (fields: reference stolen); 0 without a journal. */
+int run_journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields);
+
+/* ---- sched.c: slots, budgets, retries, deadline ------------------------ */
+
+/* Start what the budgets allow, retry what is due, and end the stage once
+ * every slot is final. Called after every change. */
+void run_schedule(struct job *job);
+/* The slot's migration no longer counts against the budgets. */
+void run_slot_release(struct vm_slot *s);
+/* Is the slot's final attempt to start again? */
+bool run_slot_retry_wanted(const struct vm_slot *s);
+/* A VM failed for good: counted, and the webhooks told. */
+void run_vm_failed(struct job *job, struct vm_mig *m);
+/* Free what the slot owns (its attempts, features, domain). */
+void run_slot_clear(struct vm_slot *s);
+
+/* ---- sched_events.c: what migrations and features report --------------- */
+
+extern const struct vm_mig_ops run_mig_ops; /* data: the slot */
+/* The features of the slot's current attempt (NULL if it names none). */
+struct vm_features *run_slot_features(struct vm_slot *s);
+/* Network-critical: the features' prepare step ended (data: the slot). */
+void run_prepare_done(struct vm_features *f, bool ok, const char *reason, void *data);
+/* A libvirt domain event: to the migration it concerns (data: the job). */
+void run_host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void *data);
+
+/* ---- run_report.c, settings.c ------------------------------------------ */
+
+/* The exit code and its name (*result) of the run as it ended. */
+int run_exit_code(struct job *job, const char **result);
+/* The final report (new reference). */
+json_t *run_report(struct job *job, int code, const char *result);
+/* Call the policy's settings(run) and make *eff: the spec with the
+ * policy's values where the command line gave none (webhooks: both).
+ * Returns 0, or an exit code after a one-line error (the policy failed:
+ * nothing has been touched). */
+int run_settings_apply(struct job *job, const struct vm_job_spec *spec, const char *cmd,
+                       struct vm_job_spec *eff);
+
+#endif

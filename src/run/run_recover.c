@@ -1,0 +1,107 @@
+/* run_recover.c — the settle stage (run only; run_priv.h): a re-run after
+ * a crash first settles what the crashed run left open (recover.h), on the
+ * thread pool, then runs the feature steps crashed runs owe (owed.h); VMs
+ * it finds on a target are then simply no longer on the source. */
+#include "run/run_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "journal/owed.h"
+#include "journal/recover.h"
+#include "util/util.h"
+
+/* A re-run after a crash first settles what the crashed run left open
+ * (recover.h), on the thread pool; VMs it finds on a target are then simply
+ * no longer on the source, and the drain goes on. */
+struct recover_task {
+    struct vm_virt_task t;
+    struct job *job;
+    json_t *out, *owed;
+    int needs_operator, unreachable;
+    char *err;
+};
+
+static void recover_work(struct vm_virt_task *t)
+{
+    struct recover_task *rt = t->data;
+    rt->needs_operator =
+        vm_recover(rt->job->spec->journal_dir, &rt->out, &rt->unreachable, &rt->err);
+    if (rt->needs_operator >= 0)
+        rt->owed = vm_recover_owed(rt->job->spec->journal_dir, &rt->err);
+}
+
+/* The feature steps crashed runs owed ran: on the record, then the drain
+ * goes on. */
+static void owed_done(json_t *results, int failed, void *data)
+{
+    struct job *job = data;
+    size_t i;
+    json_t *r;
+    json_array_foreach(results, i, r)
+    {
+        char *event = xasprintf("recovered.%s", json_string_value(json_object_get(r, "step")));
+        run_event(job, json_string_value(json_object_get(r, "vm")), NULL, event, json_incref(r));
+        free(event);
+    }
+    if (failed) {
+        job->deinit_failures += failed;
+        vm_error("%s: %d earlier migration(s) still owe feature steps: an operator must "
+                 "look (see 'vmmigrate recover --policy')",
+                 run_command(job->spec), failed);
+    }
+    run_next(job);
+}
+
+static void recover_done(struct vm_virt_task *t)
+{
+    struct recover_task *rt = t->data;
+    struct job *job = rt->job;
+    if (rt->needs_operator < 0) {
+        vm_warn("%s: cannot read the journals: %s", run_command(job->spec), rt->err);
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach(rt->out, i, r)
+        {
+            vm_warn("%s: settled an earlier run's %s: %s", run_command(job->spec),
+                    json_string_value(json_object_get(r, "vm")),
+                    json_string_value(json_object_get(r, "action")));
+            run_event(job, json_string_value(json_object_get(r, "vm")), NULL, "recovered",
+                      json_incref(r));
+        }
+        if (rt->needs_operator)
+            vm_error("%s: %d migration(s) of earlier runs need an operator: see 'vmmigrate "
+                     "recover'",
+                     run_command(job->spec), rt->needs_operator);
+    }
+    json_t *owed = rt->owed;
+    json_decref(rt->out);
+    free(rt->err);
+    vm_virt_err_clear(&t->err);
+    free(rt);
+    job->recovered = true;
+    if (json_array_size(owed) > 0 && !job->interrupted)
+        vm_owed_run(&job->loop, job->spec->journal_dir, owed, job->policy, owed_done, job);
+    else
+        run_next(job);
+    json_decref(owed);
+}
+
+/* Stage settle (run only): what crashed runs left open, then the feature
+ * steps they owe. */
+void run_stage_settle(struct job *job)
+{
+    if (job->spec->mode != VM_JOB_RUN || job->recovered) {
+        run_next(job);
+        return;
+    }
+    struct recover_task *rt = xcalloc(1, sizeof(*rt));
+    rt->job = job;
+    rt->t = (struct vm_virt_task){.work = recover_work, .done = recover_done, .data = rt};
+    if (vm_virt_submit(&job->loop, &rt->t) < 0) {
+        free(rt);
+        job->recovered = true;
+        run_next(job);
+    }
+}

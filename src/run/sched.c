@@ -1,0 +1,352 @@
+/* sched.c — the schedule stage (run_priv.h): one `struct vm_slot` per VM
+ * to migrate; which starts when (--parallel, --max-out, --max-in, plan
+ * order), retries (--retries: where the next attempt goes), --max-failures
+ * and --deadline. The slots and their attempts belong to the job. */
+#include "run/run_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/libvirt/virt_checks.h"
+#include "journal/journal.h"
+#include "policy/policy.h"
+#include "report/notify.h"
+#include "report/progress.h"
+#include "report/status.h"
+#include "util/exitcode.h"
+#include "util/util.h"
+
+static int retries_for(const struct job *job, const struct vm_plan_item *it)
+{
+    return it->d.retries_set ? it->d.retries : job->spec->retries;
+}
+
+/* The slot's migration no longer counts against the concurrency budgets. */
+void run_slot_release(struct vm_slot *s)
+{
+    if (!s->holds)
+        return;
+    s->holds = false;
+    struct job *job = s->job;
+    job->running--;
+    run_host(job, s->mig->src->uri)->out_running--;
+    run_host(job, s->mig->dst->uri)->in_running--;
+}
+
+/* A migration that failed or rolled back with its guest verified on the
+ * source may start again; aborted ones (signal, deadline, policy, timeout)
+ * may not, nor anything once the run stops starting migrations. */
+bool run_slot_retry_wanted(const struct vm_slot *s)
+{
+    const struct job *job = s->job;
+    const struct vm_mig *m = s->mig;
+    return (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ROLLED_BACK) &&
+           m->location == VM_MIG_LOCATION_SOURCE && !m->abort_requested && !m->abort_reason &&
+           !m->timeout_taken && !job->stopping && !job->interrupted &&
+           s->attempts <= retries_for(job, s->item);
+}
+
+/* A VM failed for good: counted, and the webhooks told. */
+void run_vm_failed(struct job *job, struct vm_mig *m)
+{
+    job->failures++;
+    run_notify_vm(job, m, m->state == VM_MIG_STATE_ROLLED_BACK ? "vm.rolled-back" : "vm.failed");
+}
+
+/* What a later run needs to finish this migration's features if this run
+ * crashes before their deinit (guest back on the source) or after (guest on
+ * the target) steps ran (owed.h): the decision, which features have such a
+ * step, and the VM as we see it. */
+static void owed_on_crash(struct job *job, struct vm_plan_item *it, json_t *started)
+{
+    json_t *owed = json_pack("{s:[], s:[]}", "deinit", "after");
+    for (int k = 0; k < it->d.nfeatures; k++) {
+        const char *name = it->d.features[k].name;
+        if (vm_feature_owed_after_crash(name, VM_FEATURE_DEINIT, job->policy))
+            json_array_append_new(json_object_get(owed, "deinit"), json_string(name));
+        if (vm_feature_owed_after_crash(name, VM_FEATURE_AFTER, job->policy))
+            json_array_append_new(json_object_get(owed, "after"), json_string(name));
+    }
+    json_object_set_new(started, "decision", vm_decision_to_json(&it->d));
+    json_object_set_new(started, "owed_on_crash", owed);
+    json_object_set(started, "inventory", it->vm);
+}
+
+/* Memory free on target t for slot `except`: what the inventory saw, less
+ * what the other migrations to it hold (queued, running or arrived). */
+static int64_t target_room(struct job *job, struct job_host *t, const struct vm_slot *except)
+{
+    int64_t room = (int64_t)json_integer_value(json_object_get(t->info, "free_memory_bytes"));
+    for (int i = 0; i < job->nmigs; i++) {
+        struct vm_mig *m = job->slots[i].mig;
+        if (&job->slots[i] != except && m->dst == t->h && m->state <= VM_MIG_STATE_DONE)
+            room -= (int64_t)m->memory_kib * 1024;
+    }
+    return room;
+}
+
+static bool tried(json_t *attempts, const char *uri)
+{
+    size_t k;
+    json_t *a;
+    json_array_foreach(attempts, k, a)
+    {
+        if (strcmp(json_string_value(json_object_get(a, "target")), uri) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Where a retry goes: the policy's target if it named one; else the target
+ * not tried yet with the most room, else the last one if it still has room. */
+static struct job_host *retry_target(struct vm_slot *s, json_t *attempts)
+{
+    struct job *job = s->job;
+    struct vm_mig *old = s->mig;
+    struct job_host *last = run_host(job, old->dst->uri), *best = NULL;
+    if (!s->item->placed_by_default)
+        return last;
+    int64_t need = (int64_t)old->memory_kib * 1024, best_room = 0;
+    for (int k = 0; k < job->nhosts; k++) {
+        struct job_host *t = &job->hosts[k];
+        if (!t->target || t->h == old->src || tried(attempts, t->h->uri))
+            continue;
+        int64_t room = target_room(job, t, s);
+        if (room >= need && (!best || room > best_room)) {
+            best = t;
+            best_room = room;
+        }
+    }
+    if (!best && target_room(job, last, s) >= need)
+        best = last;
+    return best;
+}
+
+static void slot_set_mig(struct vm_slot *s, struct vm_mig *m)
+{
+    s->mig = m;
+    s->job->migs[s->index] = m;
+}
+
+/* A new attempt of the slot's VM, to dst. */
+static struct vm_mig *mig_new(struct vm_slot *s, struct job_host *dst)
+{
+    struct vm_plan_item *it = s->item;
+    struct vm_mig *m = vm_mig_new(&s->job->loop, it->name, run_host(s->job, it->source)->h, dst->h,
+                                  &it->params, &run_mig_ops, s);
+    snprintf(m->uuid, sizeof(m->uuid), "%s", it->uuid ? it->uuid : "");
+    m->gated = it->d.class == VM_CLASS_NETWORK_CRITICAL;
+    m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
+    return m;
+}
+
+/* Start the slot's VM again, as a new attempt (the failed one is kept for
+ * the report as an earlier attempt). */
+static void job_retry(struct vm_slot *s)
+{
+    struct job *job = s->job;
+    s->retry = false;
+    struct vm_mig *old = s->mig;
+    if (job->stopping || job->interrupted) {
+        run_vm_failed(job, old);
+        return;
+    }
+    json_t *attempts = old->attempts ? json_incref(old->attempts) : json_array();
+    const char *why = old->err.message ? old->err.message : old->gate_reason;
+    json_array_append_new(attempts,
+                          json_pack("{s:i, s:s, s:s, s:o}", "attempt", s->attempts, "target",
+                                    old->dst->uri, "result", vm_mig_state_name(old->state), "error",
+                                    why ? json_string(why) : json_null()));
+    struct job_host *dst = retry_target(s, attempts);
+    if (!dst) {
+        vm_error("%s: no target has room for another attempt", old->name);
+        json_decref(attempts);
+        run_vm_failed(job, old);
+        return;
+    }
+    struct vm_attempt *a = xmalloc(sizeof(*a));
+    *a = (struct vm_attempt){.mig = old, .feats = s->feats, .prev = s->retired};
+    s->retired = a;
+    slot_set_mig(s, mig_new(s, dst));
+    s->mig->attempts = attempts;
+    s->feats = run_slot_features(s);
+    s->started = false;
+    struct vm_mig *m = s->mig;
+    vm_warn("%s: attempt %d of %d, to %s", m->name, s->attempts + 1, retries_for(job, s->item) + 1,
+            dst->h->uri);
+    run_event(job, m->name, dst->h->uri, "retry",
+              json_pack("{s:i, s:s, s:s, s:o}", "attempt", s->attempts + 1, "target", dst->h->uri,
+                        "previous_target", old->dst->uri, "reason",
+                        why ? json_string(why) : json_null()));
+}
+
+/* Start the slot's migration: it takes the budgets the caller checked. */
+static void slot_start(struct vm_slot *s, struct job_host *src, struct job_host *dst)
+{
+    struct job *job = s->job;
+    struct vm_mig *m = s->mig;
+    s->started = true;
+    s->holds = true;
+    src->out_running++;
+    dst->in_running++;
+    job->running++;
+    /* The migration adopts a reference; keep one for a retry. */
+    virDomainPtr dom = s->dom;
+    if (!dom || retries_for(job, s->item) == 0 || vm_virt_domain_ref(dom) < 0)
+        s->dom = NULL;
+    s->attempts++;
+    vm_info("%s: migrating to %s", m->name, m->dst->uri);
+    /* Network-critical: features prepare first (now, while nothing has
+     * moved yet); the gate step waits for the gate. */
+    json_t *started = json_pack("{s:b, s:o, s:i}", "gated", m->gated, "features",
+                                vm_features_to_json(s->feats), "attempt", s->attempts);
+    if (m->gated && s->feats)
+        owed_on_crash(job, s->item, started);
+    run_journal(job, m, "started", started);
+    if (m->gated && s->feats)
+        vm_features_run(s->feats, VM_FEATURE_PREPARE, run_prepare_done);
+    vm_mig_start(m, dom, s->qmp);
+}
+
+void run_schedule(struct job *job)
+{
+    /* The next migration, in plan order, whose hosts have a free slot:
+     * at most --parallel at once, --max-out per source host, --max-in per
+     * target host. It starts the moment a slot frees (no batches). A
+     * failed one to retry takes its place in that order again once its
+     * features are done (deinit). */
+    for (int i = 0; i < job->nmigs; i++)
+        if (job->slots[i].retry && !vm_features_busy(job->slots[i].feats))
+            job_retry(&job->slots[i]);
+    if (!job->stopping && job->spec->max_failures && job->failures >= job->spec->max_failures) {
+        job->stopping = true;
+        vm_error("%s: %d migrations failed: starting no more (--max-failures)",
+                 run_command(job->spec), job->failures);
+        for (int i = 0; i < job->nmigs; i++)
+            if (job->slots[i].mig->state == VM_MIG_STATE_QUEUED)
+                vm_mig_abort(job->slots[i].mig, "max-failures");
+    }
+    for (int i = 0; !job->interrupted && !job->stopping && job->running < job->spec->concurrency &&
+                    i < job->nmigs;
+         i++) {
+        struct vm_slot *s = &job->slots[i];
+        if (s->mig->state != VM_MIG_STATE_QUEUED || s->started)
+            continue;
+        struct job_host *src = run_host(job, s->mig->src->uri);
+        struct job_host *dst = run_host(job, s->mig->dst->uri);
+        if ((job->spec->max_out && src->out_running >= job->spec->max_out) ||
+            (job->spec->max_in && dst->in_running >= job->spec->max_in))
+            continue;
+        slot_start(s, src, dst);
+    }
+    bool all_final = true;
+    for (int i = 0; i < job->nmigs; i++) {
+        const struct vm_slot *s = &job->slots[i];
+        all_final &= vm_mig_final(s->mig) && !vm_features_busy(s->feats) && !s->retry;
+    }
+    if (all_final && job->stage == RUN_STAGE_SCHEDULE)
+        run_next(job);
+}
+
+/* --deadline: the run is out of time. Nothing new starts; what runs is
+ * aborted (or rolled back at the gate); the guests stay where they are. */
+static void deadline_fired(uv_timer_t *t)
+{
+    struct job *job = t->data;
+    job->stopping = true;
+    vm_error("%s: the deadline of %u s is reached: aborting what runs, starting nothing more",
+             run_command(job->spec), job->spec->deadline_s);
+    run_event(job, NULL, NULL, "deadline",
+              json_pack("{s:i}", "deadline_s", (int)job->spec->deadline_s));
+    for (int i = 0; i < job->nmigs; i++)
+        vm_mig_abort(job->slots[i].mig, "deadline");
+    run_schedule(job);
+}
+
+/* Slot i for plan item it: its first attempt, its features (with the
+ * probe's outcomes), the domain its preflight looked up. */
+static void slot_init(struct job *job, int i, struct vm_plan_item *it)
+{
+    struct vm_slot *s = &job->slots[i];
+    s->job = job;
+    s->index = i;
+    s->item = it;
+    for (int k = 0; k < job->spec->nqmp; k++)
+        if (strcmp(job->spec->qmp[k].vm, it->name) == 0)
+            s->qmp = job->spec->qmp[k].path;
+    for (int k = 0; k < job->npre; k++)
+        if (job->pre[k].vm == it->vm) {
+            s->dom = job->pre[k].dom;
+            job->pre[k].dom = NULL;
+        }
+    slot_set_mig(s, mig_new(s, run_host(job, it->target)));
+    s->feats = run_slot_features(s);
+    for (int k = 0; s->feats && k < job->nprobes; k++)
+        if (job->probes[k].vm == it->vm)
+            vm_features_adopt(s->feats, job->probes[k].f, VM_FEATURE_PROBE);
+}
+
+void run_slot_clear(struct vm_slot *s)
+{
+    vm_mig_free(s->mig);
+    vm_features_free(s->feats);
+    vm_virt_domain_free(s->dom);
+    while (s->retired) {
+        struct vm_attempt *a = s->retired;
+        s->retired = a->prev;
+        vm_mig_free(a->mig);
+        vm_features_free(a->feats);
+        free(a);
+    }
+}
+
+/* Stage schedule: open the journal, make a slot per VM to migrate, start
+ * them as budgets allow; run_next once every slot is final. */
+void run_stage_schedule(struct job *job)
+{
+    if (vm_plan_count(&job->plan, VM_PLAN_MIGRATE) == 0) {
+        vm_warn("%s: nothing to migrate", run_command(job->spec));
+        run_stop(job);
+        return;
+    }
+    job->journal = vm_journal_open(job->spec->journal_dir);
+    if (!job->journal) {
+        run_fail(job, VM_EXIT_USAGE,
+                 xasprintf("cannot write the journal in '%s' (see --journal-dir): nothing "
+                           "migrated",
+                           job->spec->journal_dir));
+        run_stop(job);
+        return;
+    }
+    vm_info("journal: %s", vm_journal_path(job->journal));
+    vm_status_set_run_id(job->status, vm_journal_run_id(job->journal));
+    vm_notify_send(job->notify, "run.started", run_id(job),
+                   json_pack("{s:i, s:o}", "vms", vm_plan_count(&job->plan, VM_PLAN_MIGRATE),
+                             "plan", vm_plan_to_json(&job->plan)));
+    run_event(job, NULL, NULL, "journal",
+              json_pack("{s:s, s:s}", "run", vm_journal_run_id(job->journal), "path",
+                        vm_journal_path(job->journal)));
+
+    int n = vm_plan_count(&job->plan, VM_PLAN_MIGRATE);
+    job->slots = xcalloc((size_t)n, sizeof(*job->slots));
+    job->migs = xcalloc((size_t)n, sizeof(*job->migs));
+    for (int i = 0; i < job->plan.n; i++) {
+        struct vm_plan_item *it = &job->plan.items[i];
+        if (it->status == VM_PLAN_MIGRATE)
+            slot_init(job, job->nmigs++, it);
+    }
+    if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
+        job->progress = vm_progress_start(&job->loop, job->migs, job->nmigs);
+    if (job->spec->deadline_s) {
+        uint64_t spent = vm_wall_ms() - job->started_wall_ms;
+        uint64_t left = (uint64_t)job->spec->deadline_s * 1000;
+        job->deadline = xmalloc(sizeof(*job->deadline));
+        uv_timer_init(&job->loop, job->deadline);
+        job->deadline->data = job;
+        uv_timer_start(job->deadline, deadline_fired, left > spent ? left - spent : 0, 0);
+        uv_unref((uv_handle_t *)job->deadline);
+    }
+    vm_status_set_migs(job->status, job->migs, job->nmigs);
+    run_schedule(job);
+}

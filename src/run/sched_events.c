@@ -1,0 +1,370 @@
+/* sched_events.c — what a slot's migration and features report back
+ * (run_priv.h): state changes, progress and the policy's on_progress
+ * actions, events, the commit gate (features' gate steps, the gate budget
+ * timer, the decision recorded before it is carried out), the feature
+ * choreography of urgent and network-critical migrations, and the routing
+ * of libvirt domain events. Every callback gets its slot as its data. */
+#include "run/run_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/libvirt/virt_checks.h"
+#include "journal/journal.h"
+#include "policy/policy.h"
+#include "report/status.h"
+#include "util/util.h"
+
+static void slot_features_event(struct vm_features *f, const char *feature, const char *step,
+                                bool ok, const char *detail, void *data)
+{
+    struct vm_slot *s = data;
+    (void)f;
+    run_feature_event(s->job, s->mig->name, feature, step, ok, detail);
+}
+
+/* After a step that ends a migration's features: the run may be over. */
+static void features_settled(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct vm_slot *s = data;
+    (void)reason;
+    /* The after steps ran: never owed again after a crash. */
+    run_journal(s->job, s->mig, "after-done",
+                json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
+    run_schedule(s->job);
+}
+
+static void deinit_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct vm_slot *s = data;
+    struct job *job = s->job;
+    /* Done (or failed for an operator): never owed again after a crash. */
+    run_journal(job, s->mig, "deinit-done",
+                json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
+    if (!ok) {
+        job->deinit_failures++;
+        vm_error("%s: needs an operator: %s", s->mig->name, reason);
+        run_notify_vm(job, s->mig, "needs-operator");
+    }
+    run_schedule(job);
+}
+
+/* Urgent migrations: features come up best-effort once the guest runs on
+ * the target: prepare, gate, after. A required one failing does not move
+ * the guest back; it is reported and makes the exit status 1. */
+static void urgent_failed(struct vm_slot *s, const char *reason)
+{
+    s->job->feature_failures++;
+    vm_error("%s: runs on the target, but a required feature did not come up: %s", s->mig->name,
+             reason);
+}
+
+static void urgent_gate_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    if (!ok)
+        urgent_failed(data, reason);
+    vm_features_run(f, VM_FEATURE_AFTER, features_settled);
+}
+
+static void urgent_prepare_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    if (!ok)
+        urgent_failed(data, reason);
+    vm_features_run(f, VM_FEATURE_GATE, urgent_gate_done);
+}
+
+/* The guest runs on the target: the budgets are for moving memory, and
+ * libvirt's clean-up of the source QEMU (a few hundred ms of waiting for it
+ * to exit) need not hold back the next migration. */
+static void mig_on_target(struct vm_mig *m, void *data)
+{
+    struct vm_slot *s = data;
+    (void)m;
+    if (s->holds) {
+        run_slot_release(s);
+        run_schedule(s->job);
+    }
+}
+
+static void mig_on_state(struct vm_mig *m, void *data)
+{
+    struct vm_slot *s = data;
+    struct job *job = s->job;
+    vm_status_touch(job->status);
+    bool retry = vm_mig_final(m) && run_slot_retry_wanted(s);
+    if (retry)
+        s->retry = true; /* job_retry(), once its features are idle */
+    else if (m->state == VM_MIG_STATE_FAILED || m->state == VM_MIG_STATE_ABORTED ||
+             m->state == VM_MIG_STATE_ROLLED_BACK)
+        run_vm_failed(job, m);
+    if (vm_mig_final(m) && m->location == VM_MIG_LOCATION_UNKNOWN)
+        run_notify_vm(job, m, "needs-operator");
+    if (!vm_mig_final(m))
+        return;
+    run_slot_release(s);
+    run_journal(job, m, "finished",
+                json_pack("{s:s, s:s}", "result", vm_mig_state_name(m->state), "location",
+                          vm_mig_location_name(m->location)));
+    struct vm_features *f = s->feats;
+    if (f && m->state == VM_MIG_STATE_DONE)
+        vm_features_run(f, m->gated ? VM_FEATURE_AFTER : VM_FEATURE_PREPARE,
+                        m->gated ? features_settled : urgent_prepare_done);
+    else if (f && m->gated && m->state != VM_MIG_STATE_SKIPPED)
+        vm_features_run(f, VM_FEATURE_DEINIT, deinit_done);
+    switch (m->state) {
+    case VM_MIG_STATE_DONE:
+        vm_info("%s: migrated in %llu ms", m->name,
+                (unsigned long long)(m->end_mono_ms - m->start_mono_ms));
+        break;
+    case VM_MIG_STATE_SKIPPED:
+        vm_info("%s: not started (%s)", m->name, m->abort_reason ? m->abort_reason : "skipped");
+        break;
+    case VM_MIG_STATE_ROLLED_BACK:
+        vm_log(retry ? VM_LOG_WARN : VM_LOG_ERROR,
+               "%s: rolled back at the commit gate, guest runs on the source: %s%s", m->name,
+               m->gate_reason, retry ? " (will retry)" : "");
+        break;
+    default:
+        vm_log(retry ? VM_LOG_WARN : VM_LOG_ERROR, "%s: %s, guest runs on %s: %s%s", m->name,
+               vm_mig_state_name(m->state),
+               m->location == VM_MIG_LOCATION_SOURCE   ? "the source"
+               : m->location == VM_MIG_LOCATION_TARGET ? "the target"
+                                                       : "an unknown host (check it!)",
+               m->err.message ? m->err.message : "no error message", retry ? " (will retry)" : "");
+        break;
+    }
+    run_schedule(job);
+}
+
+static void apply_action(struct job *job, struct vm_mig *m, struct vm_plan_item *it,
+                         struct vm_action *a)
+{
+    if (a->kind == VM_ACTION_CONTINUE)
+        return;
+    run_event(job, m->name, NULL, "policy.action",
+              json_pack("{s:s, s:I, s:o}", "action", vm_action_name(a->kind), "downtime_ms",
+                        (json_int_t)a->downtime_ms, "reason",
+                        a->reason ? json_string(a->reason) : json_null()));
+    switch (a->kind) {
+    case VM_ACTION_SET_DOWNTIME:
+        vm_info("%s: policy raises max downtime to %llu ms", m->name,
+                (unsigned long long)a->downtime_ms);
+        vm_mig_set_max_downtime(m, a->downtime_ms);
+        break;
+    case VM_ACTION_POSTCOPY:
+        if (!it->params.postcopy || m->gated) {
+            /* A generic ladder asks every migration; this one may not switch. */
+            vm_info("%s: post-copy not allowed for this migration (postcopy = false or "
+                    "network-critical): going on",
+                    m->name);
+        } else {
+            vm_info("%s: policy switches to post-copy", m->name);
+            vm_mig_postcopy(m);
+        }
+        break;
+    case VM_ACTION_ABORT:
+        vm_warn("%s: policy aborts the migration: %s", m->name,
+                a->reason ? a->reason : "no reason given");
+        vm_mig_abort(m, "policy");
+        break;
+    default:
+        break;
+    }
+}
+
+static void mig_on_progress(struct vm_mig *m, void *data)
+{
+    struct vm_slot *s = data;
+    struct job *job = s->job;
+    vm_status_touch(job->status);
+    if (!job->policy || !vm_policy_has_hook(job->policy, "on_progress") || m->abort_requested)
+        return;
+    struct vm_plan_item *it = s->item;
+    const struct vm_mig_progress *p = &m->progress;
+    json_t *pj = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "iteration", (json_int_t)p->iteration,
+        "elapsed_ms", (json_int_t)(vm_mono_ms() - m->start_mono_ms), "data_total",
+        (json_int_t)p->data_total, "data_processed", (json_int_t)p->data_processed,
+        "data_remaining", (json_int_t)p->data_remaining, "bandwidth_bps", (json_int_t)p->mem_bps,
+        "dirty_rate", (json_int_t)p->dirty_rate, "max_downtime_ms",
+        (json_int_t)m->params.max_downtime_ms, "postcopy", p->postcopy_active);
+    struct vm_action a;
+    char *err = NULL;
+    int rc = vm_policy_progress(job->policy, it->vm, pj, &a, &err);
+    json_decref(pj);
+    if (rc < 0) {
+        job->policy_errors++;
+        vm_error("%s: on_progress failed, aborting the migration (fail closed): %s", m->name, err);
+        run_event(job, m->name, NULL, "policy.error",
+                  json_pack("{s:s, s:s}", "hook", "on_progress", "error", err));
+        free(err);
+        vm_mig_abort(m, "policy error");
+        return;
+    }
+    apply_action(job, m, it, &a);
+    vm_action_clear(&a);
+}
+
+static void mig_on_event(struct vm_mig *m, const char *host, const char *event, json_t *details,
+                         void *data)
+{
+    struct vm_slot *s = data;
+    run_event(s->job, m->name, host, event, details);
+}
+
+/* ---- the gate budget: the gate costs guest downtime one for one ------- */
+
+struct gate_budget {
+    uv_timer_t timer;
+    struct vm_mig *m;
+};
+
+static void gate_budget_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void gate_budget_fired(uv_timer_t *t)
+{
+    struct gate_budget *gb = t->data;
+    struct vm_mig *m = gb->m;
+    if (m->state == VM_MIG_STATE_GATE) {
+        char *why = xasprintf("the gate budget of %llu ms ran out before every required feature "
+                              "was ready",
+                              (unsigned long long)(vm_mono_ms() - m->gate_enter_ms));
+        vm_mig_gate_decide(m, false, why); /* closes the timer (mig_on_decision) */
+        free(why);
+    }
+}
+
+/* Roll m back if it is still at the gate after MS. */
+static struct gate_budget *gate_budget_start(uv_loop_t *loop, struct vm_mig *m, uint64_t ms)
+{
+    struct gate_budget *gb = xcalloc(1, sizeof(*gb));
+    gb->m = m;
+    uv_timer_init(loop, &gb->timer);
+    gb->timer.data = gb;
+    uv_timer_start(&gb->timer, gate_budget_fired, ms, 0);
+    return gb;
+}
+
+/* The gate was decided: the budget is spent (*gb NULL afterwards). */
+static void gate_budget_stop(struct gate_budget **gb)
+{
+    if (*gb) {
+        uv_close((uv_handle_t *)&(*gb)->timer, gate_budget_closed);
+        *gb = NULL;
+    }
+}
+
+/* ---- the gate: features' gate steps, then the decision ----------------- */
+
+static void gate_features_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct vm_slot *s = data;
+    (void)f;
+    vm_mig_gate_decide(s->mig, ok, ok ? "every required feature is ready on the target" : reason);
+}
+
+static bool mig_on_decision(struct vm_mig *m, bool commit, void *data)
+{
+    struct vm_slot *s = data;
+    gate_budget_stop(&s->budget);
+    if (vm_features_busy(s->feats))
+        vm_features_cancel(s->feats); /* decided without them (budget, signal) */
+    return run_journal(s->job, m, commit ? "commit-decided" : "rollback-decided",
+                       json_pack("{s:s}", "reason", m->gate_reason)) == 0;
+}
+
+static void gate_features(struct vm_slot *s)
+{
+    if (!s->feats) {
+        vm_mig_gate_decide(s->mig, true, "no features to wait for");
+        return;
+    }
+    if (vm_features_busy(s->feats))
+        return; /* prepare still runs: run_prepare_done comes back here */
+    vm_features_run(s->feats, VM_FEATURE_GATE, gate_features_done);
+}
+
+/* Network-critical: prepare runs while memory is copied; if it is still
+ * running when the gate is reached, the gate step waits for it. */
+void run_prepare_done(struct vm_features *f, bool ok, const char *reason, void *data)
+{
+    struct vm_slot *s = data;
+    struct vm_mig *m = s->mig;
+    (void)f, (void)ok, (void)reason;
+    if (m->state == VM_MIG_STATE_GATE && !m->gate_reason)
+        gate_features(s);
+    else
+        run_schedule(s->job);
+}
+
+static void mig_on_gate(struct vm_mig *m, void *data)
+{
+    struct vm_slot *s = data;
+    run_journal(s->job, m, "gate-reached", NULL);
+    s->budget = gate_budget_start(&s->job->loop, m,
+                                  s->item->d.gate_timeout_ms ? s->item->d.gate_timeout_ms : 30000);
+    gate_features(s);
+}
+
+const struct vm_mig_ops run_mig_ops = {
+    .on_state = mig_on_state,
+    .on_progress = mig_on_progress,
+    .on_event = mig_on_event,
+    .on_gate = mig_on_gate,
+    .on_decision = mig_on_decision,
+    .on_target = mig_on_target,
+};
+
+void run_host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void *data)
+{
+    struct job *job = data;
+    for (int i = 0; i < job->nmigs; i++) {
+        struct vm_mig *m = job->slots[i].mig;
+        if (m->state != VM_MIG_STATE_QUEUED && (m->src == h || m->dst == h) &&
+            strcmp(m->uuid, ev->uuid) == 0) {
+            vm_mig_domain_event(m, h, ev);
+            return;
+        }
+    }
+}
+
+/* The built-in announce for libvirt guests: QEMU's announce-self on the
+ * target (virt_checks.h). ctx: the slot. */
+static void announced(bool ok, const char *why, void *data)
+{
+    vm_features_announced(data, ok, why);
+}
+
+static void libvirt_announce(struct vm_features *f, void *ctx)
+{
+    struct vm_slot *s = ctx;
+    vm_virt_announce_self(&s->job->loop, s->mig->dst->conn, s->mig->uuid, announced, f);
+}
+
+/* spice: how many SPICE channels are initialised on the target. */
+static int libvirt_spice_ready(void *ctx)
+{
+    struct vm_slot *s = ctx;
+    return s->mig->graphics_target_ready;
+}
+
+/* The features of the slot's migration (NULL if the decision names none). */
+struct vm_features *run_slot_features(struct vm_slot *s)
+{
+    struct vm_plan_item *it = s->item;
+    struct vm_mig *m = s->mig;
+    if (!it->d.nfeatures)
+        return NULL;
+    struct vm_feature_env env = {.source = m->src->uri,
+                                 .target = m->dst->uri,
+                                 .gated = m->gated,
+                                 .announce = libvirt_announce,
+                                 .spice_target_ready = libvirt_spice_ready,
+                                 .ctx = s};
+    return vm_features_new(&s->job->loop, &env, it->vm, it->d.features, it->d.nfeatures,
+                           s->job->policy, slot_features_event, s);
+}
