@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "migrate/commit.h"
 #include "migrate/gate.h"
 #include "backend/qemu/qmp.h"
 #include "util/util.h"
@@ -97,6 +98,7 @@ void vm_mig_free(struct vm_mig *m)
         virDomainFree(m->dom);
     vm_virt_err_clear(&m->err);
     vm_gate_session_free(m->gate);
+    vm_commit_free(m->commit);
     free(m->gate_reason);
     free(m->qmp_path);
     free(m->name);
@@ -484,28 +486,76 @@ static void gate_finish_done(struct vm_virt_task *t)
     if (t->rc < 0)
         vm_virt_err_keep(&m->err, &t->err);
     task_free(mt);
+    vm_commit_free(m->commit); /* the gate is over */
+    m->commit = NULL;
     start_verify(m);
 }
 
-void vm_mig_gate_decide(struct vm_mig *m, bool commit, const char *reason)
+/* -- the commit gate: migrate/commit.h decides, these carry it out -- */
+
+static bool commit_steps(void *data)
 {
-    if (m->state != VM_MIG_STATE_GATE || m->gate_reason)
-        return;
+    struct vm_mig *m = data;
+    return m->ops->gate_steps && m->ops->gate_steps(m, m->ops_data);
+}
+
+static void commit_cancel(void *data)
+{
+    struct vm_mig *m = data;
+    if (m->ops->gate_cancel)
+        m->ops->gate_cancel(m, m->ops_data);
+}
+
+static void commit_announce(void *data, bool commit, const char *reason, uint64_t held_ms)
+{
+    struct vm_mig *m = data;
     m->gate_commit = commit;
-    m->gate_reason = xstrdup(reason ? reason : (commit ? "commit" : "rollback"));
-    m->gate_ms = vm_mono_ms() - m->gate_enter_ms;
+    free(m->gate_reason);
+    m->gate_reason = xstrdup(reason);
+    m->gate_ms = held_ms;
     mig_event(m, NULL, "gate.decided",
               json_pack("{s:s, s:s, s:I}", "decision", commit ? "commit" : "rollback", "reason",
                         m->gate_reason, "held_ms", (json_int_t)m->gate_ms));
-    if (m->ops->on_decision && !m->ops->on_decision(m, commit, m->ops_data) && commit) {
-        /* A commit that is not on record could run the guest twice after a
-         * crash: the safe way is back. */
-        m->gate_commit = false;
+}
+
+static bool commit_record(void *data, bool commit, const char *reason)
+{
+    struct vm_mig *m = data;
+    if (m->gate_commit != commit || strcmp(m->gate_reason, reason) != 0) {
+        m->gate_commit = commit;
         free(m->gate_reason);
-        m->gate_reason = xstrdup("the commit decision could not be recorded in the journal");
-        m->ops->on_decision(m, false, m->ops_data);
+        m->gate_reason = xstrdup(reason);
     }
+    return !m->ops->on_decision || m->ops->on_decision(m, commit, m->ops_data);
+}
+
+static void commit_carry_out(void *data, bool commit, const char *reason)
+{
+    struct vm_mig *m = data;
+    (void)reason;
+    m->gate_commit = commit;
     task_submit(task_new(m, commit ? "commit" : "rollback", gate_finish_work, gate_finish_done));
+}
+
+static const struct vm_commit_ops mig_commit_ops = {
+    .steps = commit_steps,
+    .cancel = commit_cancel,
+    .announce = commit_announce,
+    .record = commit_record,
+    .carry_out = commit_carry_out,
+};
+
+void vm_mig_gate_decide(struct vm_mig *m, bool commit, const char *reason)
+{
+    if (m->state != VM_MIG_STATE_GATE)
+        return;
+    vm_commit_decide(m->commit, commit, reason);
+}
+
+void vm_mig_gate_steps(struct vm_mig *m)
+{
+    if (m->state == VM_MIG_STATE_GATE)
+        vm_commit_steps(m->commit);
 }
 
 static void to_gate_done(struct vm_virt_task *t)
@@ -526,6 +576,7 @@ static void to_gate_done(struct vm_virt_task *t)
     }
     task_free(mt);
     m->gate_enter_ms = vm_mono_ms();
+    m->commit = vm_commit_new(m->loop, m->gate_budget_ms, &mig_commit_ops, m);
     mig_set_state(m, VM_MIG_STATE_GATE);
     if (m->abort_requested) {
         vm_mig_gate_decide(m, false, m->abort_reason);
@@ -533,8 +584,7 @@ static void to_gate_done(struct vm_virt_task *t)
     }
     if (m->ops->on_gate)
         m->ops->on_gate(m, m->ops_data);
-    else
-        vm_mig_gate_decide(m, true, "no gate steps");
+    vm_commit_enter(m->commit); /* budget and the features' gate steps */
 }
 
 static void migrate_done(struct vm_virt_task *t)

@@ -16,9 +16,10 @@
  * Finish:
  *   ... MIGRATING -> GATE -(commit)-> VERIFYING -> DONE
  *                        \-(rollback)-> VERIFYING -> ROLLED_BACK (on source)
- * At the gate the job (ops->on_gate) runs the features' gate steps and then
- * calls vm_mig_gate_decide(); ops->on_decision records the decision durably
- * before it is carried out.
+ * At the gate, migrate/commit.h decides, once: the gate budget runs, the
+ * job's features run their gate steps (ops->gate_steps) and report with
+ * vm_mig_gate_decide() (so do signals and a target that stops);
+ * ops->on_decision records the decision durably before it is carried out.
  */
 #ifndef VMM_MIG_H
 #define VMM_MIG_H
@@ -80,9 +81,16 @@ struct vm_mig_ops {
     /* an event worth recording: name and details (reference stolen) */
     void (*on_event)(struct vm_mig *m, const char *host, const char *event, json_t *details,
                      void *data);
-    /* gated migrations: both sides wait at the gate; decide with
-     * vm_mig_gate_decide() (NULL: commit at once) */
+    /* gated migrations: both sides wait at the gate (record it); then the
+     * gate budget starts and gate_steps is called (migrate/commit.h) */
     void (*on_gate)(struct vm_mig *m, void *data);
+    /* start the features' gate steps and report with vm_mig_gate_decide();
+     * false: nothing to wait for (commit at once); true while a prepare
+     * still runs is fine: call vm_mig_gate_steps() when it ended. NULL: no
+     * steps */
+    bool (*gate_steps)(struct vm_mig *m, void *data);
+    /* the gate is decided: stop the gate steps still running */
+    void (*gate_cancel)(struct vm_mig *m, void *data);
     /* the decision is about to be carried out: record it durably first;
      * false (could not record) turns a commit into a rollback */
     bool (*on_decision)(struct vm_mig *m, bool commit, void *data);
@@ -110,6 +118,7 @@ struct vm_mig {
     uint64_t start_wall_ms, end_wall_ms;
     struct vm_virt_err err;          /* the first error that decided the result */
     bool gated;                      /* run through the commit gate (set before start) */
+    uint64_t gate_budget_ms;         /* ... how long it may hold there (0: the default) */
     bool on_target;                  /* the guest was resumed on the target (phase on-target) */
     int graphics_target_ready;       /* graphics (SPICE) channels initialised on the target */
     uint64_t gate_enter_ms, gate_ms; /* when the gate was reached; time until the decision */
@@ -127,6 +136,7 @@ struct vm_mig {
     uv_timer_t *stats_timer, *timeout_timer;
     struct vm_qmp *qmp;
     struct vm_gate_session *gate;
+    struct vm_commit *commit; /* the gate's decision (migrate/commit.h), while at the gate */
     int busy; /* outstanding thread-pool tasks */
     bool stats_inflight, migrate_returned, abort_requested, completed_event;
 };
@@ -142,6 +152,9 @@ void vm_mig_abort(struct vm_mig *m, const char *reason);
 /* At the gate: commit (the guest resumes on the target) or roll back (it
  * resumes on the source); reason is copied. No-op outside the GATE state. */
 void vm_mig_gate_decide(struct vm_mig *m, bool commit, const char *reason);
+/* At the gate: start the gate steps again (a prepare that was still running
+ * when the gate was reached has ended). No-op elsewhere or once decided. */
+void vm_mig_gate_steps(struct vm_mig *m);
 
 /* Reactions while migrating (no-ops once the migration call returned):
  * raise the allowed downtime; switch to post-copy (needs params.postcopy,

@@ -21,7 +21,6 @@
 #include "plan/plan.h"
 #include "run/job.h"
 
-struct gate_budget;
 
 /* The stages, in order (the table, stages[], is in job.c). */
 enum run_stage_id {
@@ -83,7 +82,6 @@ struct vm_slot {
     const char *qmp;            /* --qmp-socket of this VM, or NULL */
     struct vm_features *feats;  /* its features (NULL if none) */
     virDomainPtr dom;           /* its source domain until started, kept for a retry */
-    struct gate_budget *budget; /* while at the gate */
     int attempts;               /* attempts started */
     bool started;               /* handed to vm_mig_start */
     bool retry;                 /* its failed attempt is to start again */

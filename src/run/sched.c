@@ -137,6 +137,7 @@ static struct vm_mig *mig_new(struct vm_slot *s, struct job_host *dst)
                                   &it->params, &run_mig_ops, s);
     snprintf(m->uuid, sizeof(m->uuid), "%s", it->uuid ? it->uuid : "");
     m->gated = it->d.class == VM_CLASS_NETWORK_CRITICAL;
+    m->gate_budget_ms = it->d.gate_timeout_ms; /* 0: migrate/commit.h's default */
     m->memory_kib = (unsigned long)(it->memory_bytes / 1024);
     return m;
 }

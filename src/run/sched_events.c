@@ -1,7 +1,8 @@
 /* sched_events.c — what a slot's migration and features report back
  * (run_priv.h): state changes, progress and the policy's on_progress
- * actions, events, the commit gate (features' gate steps, the gate budget
- * timer, the decision recorded before it is carried out), the feature
+ * actions, events, the commit gate's run side (the features' gate steps,
+ * the decision recorded before it is carried out; migrate/commit.h owns the
+ * budget and the decision), the feature
  * choreography of urgent and network-critical migrations, and the routing
  * of libvirt domain events. Every callback gets its slot as its data. */
 #include "run/run_priv.h"
@@ -213,52 +214,7 @@ static void mig_on_event(struct vm_mig *m, const char *host, const char *event, 
     run_event(s->job, m->name, host, event, details);
 }
 
-/* ---- the gate budget: the gate costs guest downtime one for one ------- */
-
-struct gate_budget {
-    uv_timer_t timer;
-    struct vm_mig *m;
-};
-
-static void gate_budget_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void gate_budget_fired(uv_timer_t *t)
-{
-    struct gate_budget *gb = t->data;
-    struct vm_mig *m = gb->m;
-    if (m->state == VM_MIG_STATE_GATE) {
-        char *why = xasprintf("the gate budget of %llu ms ran out before every required feature "
-                              "was ready",
-                              (unsigned long long)(vm_mono_ms() - m->gate_enter_ms));
-        vm_mig_gate_decide(m, false, why); /* closes the timer (mig_on_decision) */
-        free(why);
-    }
-}
-
-/* Roll m back if it is still at the gate after MS. */
-static struct gate_budget *gate_budget_start(uv_loop_t *loop, struct vm_mig *m, uint64_t ms)
-{
-    struct gate_budget *gb = xcalloc(1, sizeof(*gb));
-    gb->m = m;
-    uv_timer_init(loop, &gb->timer);
-    gb->timer.data = gb;
-    uv_timer_start(&gb->timer, gate_budget_fired, ms, 0);
-    return gb;
-}
-
-/* The gate was decided: the budget is spent (*gb NULL afterwards). */
-static void gate_budget_stop(struct gate_budget **gb)
-{
-    if (*gb) {
-        uv_close((uv_handle_t *)&(*gb)->timer, gate_budget_closed);
-        *gb = NULL;
-    }
-}
-
-/* ---- the gate: features' gate steps, then the decision ----------------- */
+/* ---- the gate: the features' gate steps; migrate/commit.h decides ------ */
 
 static void gate_features_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
@@ -267,25 +223,30 @@ static void gate_features_done(struct vm_features *f, bool ok, const char *reaso
     vm_mig_gate_decide(s->mig, ok, ok ? "every required feature is ready on the target" : reason);
 }
 
+static bool mig_gate_steps(struct vm_mig *m, void *data)
+{
+    struct vm_slot *s = data;
+    (void)m;
+    if (!s->feats)
+        return false;
+    if (!vm_features_busy(s->feats)) /* else prepare still runs: run_prepare_done */
+        vm_features_run(s->feats, VM_FEATURE_GATE, gate_features_done);
+    return true;
+}
+
+static void mig_gate_cancel(struct vm_mig *m, void *data)
+{
+    struct vm_slot *s = data;
+    (void)m;
+    if (vm_features_busy(s->feats))
+        vm_features_cancel(s->feats); /* decided without them (budget, signal) */
+}
+
 static bool mig_on_decision(struct vm_mig *m, bool commit, void *data)
 {
     struct vm_slot *s = data;
-    gate_budget_stop(&s->budget);
-    if (vm_features_busy(s->feats))
-        vm_features_cancel(s->feats); /* decided without them (budget, signal) */
     return run_journal(s->job, m, commit ? "commit-decided" : "rollback-decided",
                        json_pack("{s:s}", "reason", m->gate_reason)) == 0;
-}
-
-static void gate_features(struct vm_slot *s)
-{
-    if (!s->feats) {
-        vm_mig_gate_decide(s->mig, true, "no features to wait for");
-        return;
-    }
-    if (vm_features_busy(s->feats))
-        return; /* prepare still runs: run_prepare_done comes back here */
-    vm_features_run(s->feats, VM_FEATURE_GATE, gate_features_done);
 }
 
 /* Network-critical: prepare runs while memory is copied; if it is still
@@ -295,8 +256,8 @@ void run_prepare_done(struct vm_features *f, bool ok, const char *reason, void *
     struct vm_slot *s = data;
     struct vm_mig *m = s->mig;
     (void)f, (void)ok, (void)reason;
-    if (m->state == VM_MIG_STATE_GATE && !m->gate_reason)
-        gate_features(s);
+    if (m->state == VM_MIG_STATE_GATE)
+        vm_mig_gate_steps(m);
     else
         run_schedule(s->job);
 }
@@ -305,9 +266,6 @@ static void mig_on_gate(struct vm_mig *m, void *data)
 {
     struct vm_slot *s = data;
     run_journal(s->job, m, "gate-reached", NULL);
-    s->budget = gate_budget_start(&s->job->loop, m,
-                                  s->item->d.gate_timeout_ms ? s->item->d.gate_timeout_ms : 30000);
-    gate_features(s);
 }
 
 const struct vm_mig_ops run_mig_ops = {
@@ -315,6 +273,8 @@ const struct vm_mig_ops run_mig_ops = {
     .on_progress = mig_on_progress,
     .on_event = mig_on_event,
     .on_gate = mig_on_gate,
+    .gate_steps = mig_gate_steps,
+    .gate_cancel = mig_gate_cancel,
     .on_decision = mig_on_decision,
     .on_target = mig_on_target,
 };
