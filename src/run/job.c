@@ -32,10 +32,8 @@
 #include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
 #include "policy/policy.h"
-#include "report/notify.h"
-#include "report/progress.h"
 #include "report/report.h"
-#include "report/status.h"
+#include "report/sinks.h"
 #include "run/lock.h"
 #include "run/run_priv.h"
 #include "util/exitcode.h"
@@ -211,12 +209,10 @@ static void host_closed(struct vm_virt_host *h, void *data)
         uv_close((uv_handle_t *)job->deadline, (uv_close_cb)free);
         job->deadline = NULL;
     }
-    vm_progress_stop(job->progress);
-    job->progress = NULL;
     uv_close((uv_handle_t *)&job->sigint, signal_close);
     uv_close((uv_handle_t *)&job->sigterm, signal_close);
     /* The run is over even if webhooks still retry: report now; they get
-     * their grace time afterwards (vm_notify_close). */
+     * their grace time afterwards (vm_sinks_finish). */
     uv_stop(&job->loop);
 }
 
@@ -355,7 +351,7 @@ static void job_free(struct job *job)
     free(job->hosts);
     vm_policy_free(job->policy);
     vm_journal_close(job->journal);
-    vm_report_stream_close(job->events);
+    vm_sinks_free(job->sinks);
     free(job->error);
 }
 
@@ -411,15 +407,6 @@ int vm_job_run(const struct vm_job_spec *spec)
         }
         spec = job->spec = &eff;
     }
-    if (spec->events_path) {
-        job->events = vm_report_stream_open(spec->events_path);
-        if (!job->events) {
-            vm_policy_free(job->policy);
-            json_decref(job->settings);
-            free(job->settings_notify);
-            return VM_EXIT_USAGE;
-        }
-    }
     set_threadpool_size(spec->concurrency, spec->nsources + spec->ntargets);
     vm_virt_global_init();
     int rc = uv_loop_init(&job->loop);
@@ -430,29 +417,36 @@ int vm_job_run(const struct vm_job_spec *spec)
         job_free(job);
         return VM_EXIT_INTERNAL;
     }
+    /* The outputs: the event stream first (a bad --events path ends the
+     * run before anything else is written), then status, metrics,
+     * webhooks, the meter and the printed report (run mode). */
+    struct vm_sinks_config scfg = {
+        .loop = &job->loop, .events_path = spec->events_path, .print_report = spec->json};
+    if (spec->mode == VM_JOB_RUN) {
+        scfg.status_path = spec->status_path;
+        scfg.metrics_path = spec->metrics_path;
+        scfg.notify_urls = spec->notify_urls;
+        scfg.nnotify = spec->nnotify;
+        scfg.notify_token_file = spec->notify_token_file;
+        scfg.notify_grace_ms = 5000;
+        scfg.progress = spec->progress && vm_log_get_level() <= VM_LOG_WARN;
+    }
+    char *serr = NULL;
+    if (!(job->sinks = vm_sinks_new(&scfg, &serr))) {
+        if (serr)
+            vm_error("%s: %s", cmd, serr);
+        free(serr);
+        vm_evloop_shutdown();
+        uv_run(&job->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&job->loop);
+        job_free(job);
+        return VM_EXIT_USAGE;
+    }
     uv_signal_init(&job->loop, &job->sigint);
     uv_signal_init(&job->loop, &job->sigterm);
     job->sigint.data = job->sigterm.data = job;
     uv_signal_start(&job->sigint, on_signal, SIGINT);
     uv_signal_start(&job->sigterm, on_signal, SIGTERM);
-    if (spec->mode == VM_JOB_RUN) {
-        job->status = vm_status_new(&job->loop, spec->status_path, spec->metrics_path, NULL);
-        char *nerr = NULL;
-        job->notify = vm_notify_new(&job->loop, spec->notify_urls, spec->nnotify,
-                                    spec->notify_token_file, &nerr);
-        if (nerr) {
-            vm_error("%s: %s", run_command(job->spec), nerr);
-            free(nerr);
-            vm_status_free(job->status);
-            uv_close((uv_handle_t *)&job->sigint, NULL);
-            uv_close((uv_handle_t *)&job->sigterm, NULL);
-            vm_evloop_shutdown();
-            uv_run(&job->loop, UV_RUN_DEFAULT);
-            uv_loop_close(&job->loop);
-            job_free(job);
-            return VM_EXIT_USAGE;
-        }
-    }
 
     json_t *srcs = run_uri_list(spec->sources, spec->nsources);
     json_t *dsts = run_uri_list(spec->targets, spec->ntargets);
@@ -475,25 +469,16 @@ int vm_job_run(const struct vm_job_spec *spec)
     const char *result;
     int code = run_exit_code(job, &result);
     json_t *report = run_report(job, code, result);
-    vm_status_finish(job->status, result, code);
-    vm_notify_send(job->notify, "run.finished", run_id(job),
-                   json_pack("{s:s, s:i, s:O}", "result", result, "exit_code", code, "summary",
-                             json_object_get(report, "summary")));
-    vm_notify_close(job->notify, 5000);
-    job->notify = NULL;
-    vm_status_free(job->status);
-    job->status = NULL;
+    vm_sinks_notice(job->sinks, NULL, "run.finished",
+                    json_pack("{s:s, s:i, s:O}", "result", result, "exit_code", code, "summary",
+                              json_object_get(report, "summary")));
     run_event(job, NULL, NULL, "run.finished",
               json_pack("{s:s, s:i, s:O}", "result", result, "exit_code", code, "summary",
                         json_object_get(report, "summary")));
-    if (spec->mode == VM_JOB_PLAN) {
-        if (spec->json)
-            vm_report_print(report);
-        else if (job->planned)
-            vm_plan_print(&job->plan, stdout);
-    } else if (spec->json) {
-        vm_report_print(report);
-    }
+    vm_sinks_finish(job->sinks, &(struct vm_finish_rec){
+                                    .result = result, .exit_code = code, .report = report});
+    if (spec->mode == VM_JOB_PLAN && !spec->json && job->planned)
+        vm_plan_print(&job->plan, stdout);
     json_decref(report);
 
     vm_policy_shutdown(job->policy);

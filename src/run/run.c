@@ -9,6 +9,7 @@
 #include "journal/journal.h"
 #include "report/notify.h"
 #include "report/report.h"
+#include "report/sinks.h"
 #include "util/util.h"
 
 /* The command's name in messages. */
@@ -39,7 +40,7 @@ void run_fail(struct job *job, int code, char *msg)
 void run_event(struct job *job, const char *vm, const char *host, const char *event,
                json_t *details)
 {
-    vm_report_event(job->events, vm, host, event, details);
+    vm_sinks_trace(job->sinks, vm, host, event, details);
 }
 
 struct job_host *run_host(struct job *job, const char *uri)
@@ -69,13 +70,16 @@ const char *run_id(struct job *job)
 
 void run_notify_vm(struct job *job, struct vm_mig *m, const char *event)
 {
-    vm_notify_send(job->notify, event, run_id(job),
-                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "vm", m->name, "source", m->src->uri,
-                             "target", m->dst->uri, "result", vm_mig_state_name(m->state),
-                             "location", vm_mig_location_name(m->location), "error",
-                             m->err.message   ? json_string(m->err.message)
-                             : m->gate_reason ? json_string(m->gate_reason)
-                                              : json_null()));
+    struct vm_state_rec r;
+    vm_report_state_of(m, 0, &r);
+    vm_sinks_notice(job->sinks, m->name, event, vm_notify_vm_details(&r));
+}
+
+void run_state(struct job *job, const struct vm_slot *s)
+{
+    struct vm_state_rec r;
+    vm_report_state_of(s->mig, s->index, &r);
+    vm_sinks_state(job->sinks, &r);
 }
 
 int run_journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields)

@@ -21,6 +21,7 @@
 #include "plan/plan.h"
 #include "run/job.h"
 
+struct vm_sinks;
 
 /* The stages, in order (the table, stages[], is in job.c). */
 enum run_stage_id {
@@ -114,13 +115,10 @@ struct job {
     int failures;   /* migrations that ended without moving their guest */
     bool stopping;  /* --max-failures or --deadline: start nothing more */
     uv_timer_t *deadline;
-    struct vm_status *status;
-    struct vm_notify *notify;
+    struct vm_sinks *sinks; /* every output: events, status, metrics, webhooks, meter, report */
     int deinit_failures;
     json_t *settings;             /* what the policy's settings(run) set, or NULL */
     const char **settings_notify; /* the webhooks then: command line + policy's */
-    struct vm_report_stream *events;
-    struct vm_progress *progress;
     bool interrupted;
     bool aborting; /* ... and running migrations are being aborted */
     int policy_errors;
@@ -163,6 +161,8 @@ void run_feature_event(struct job *job, const char *vm, const char *feature, con
 const char *run_id(struct job *job);
 /* Tell the webhooks about m (event: vm.failed, needs-operator, ...). */
 void run_notify_vm(struct job *job, struct vm_mig *m, const char *event);
+/* The slot's migration as it stands, to the sinks (status file, meter). */
+void run_state(struct job *job, const struct vm_slot *s);
 /* A journal record of m (fields: reference stolen); 0 without a journal. */
 int run_journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields);
 

@@ -11,9 +11,7 @@
 #include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
 #include "policy/policy.h"
-#include "report/notify.h"
-#include "report/progress.h"
-#include "report/status.h"
+#include "report/sinks.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -127,6 +125,7 @@ static void slot_set_mig(struct vm_slot *s, struct vm_mig *m)
 {
     s->mig = m;
     s->job->migs[s->index] = m;
+    run_state(s->job, s); /* a new attempt: the status file and the meter see it */
 }
 
 /* A new attempt of the slot's VM, to dst. */
@@ -321,10 +320,10 @@ void run_stage_schedule(struct job *job)
         return;
     }
     vm_info("journal: %s", vm_journal_path(job->journal));
-    vm_status_set_run_id(job->status, vm_journal_run_id(job->journal));
-    vm_notify_send(job->notify, "run.started", run_id(job),
-                   json_pack("{s:i, s:o}", "vms", vm_plan_count(&job->plan, VM_PLAN_MIGRATE),
-                             "plan", vm_plan_to_json(&job->plan)));
+    vm_sinks_set_run_id(job->sinks, vm_journal_run_id(job->journal));
+    vm_sinks_notice(job->sinks, NULL, "run.started",
+                    json_pack("{s:i, s:o}", "vms", vm_plan_count(&job->plan, VM_PLAN_MIGRATE),
+                              "plan", vm_plan_to_json(&job->plan)));
     run_event(job, NULL, NULL, "journal",
               json_pack("{s:s, s:s}", "run", vm_journal_run_id(job->journal), "path",
                         vm_journal_path(job->journal)));
@@ -337,8 +336,6 @@ void run_stage_schedule(struct job *job)
         if (it->status == VM_PLAN_MIGRATE)
             slot_init(job, job->nmigs++, it);
     }
-    if (job->spec->progress && vm_log_get_level() <= VM_LOG_WARN)
-        job->progress = vm_progress_start(&job->loop, job->migs, job->nmigs);
     if (job->spec->deadline_s) {
         uint64_t spent = vm_wall_ms() - job->started_wall_ms;
         uint64_t left = (uint64_t)job->spec->deadline_s * 1000;
@@ -348,6 +345,5 @@ void run_stage_schedule(struct job *job)
         uv_timer_start(job->deadline, deadline_fired, left > spent ? left - spent : 0, 0);
         uv_unref((uv_handle_t *)job->deadline);
     }
-    vm_status_set_migs(job->status, job->migs, job->nmigs);
     run_schedule(job);
 }

@@ -14,7 +14,7 @@
 #include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
 #include "policy/policy.h"
-#include "report/status.h"
+#include "report/report.h"
 #include "util/util.h"
 
 static void slot_features_event(struct vm_features *f, const char *feature, const char *step,
@@ -92,7 +92,7 @@ static void mig_on_state(struct vm_mig *m, void *data)
 {
     struct vm_slot *s = data;
     struct job *job = s->job;
-    vm_status_touch(job->status);
+    run_state(job, s);
     bool retry = vm_mig_final(m) && run_slot_retry_wanted(s);
     if (retry)
         s->retry = true; /* job_retry(), once its features are idle */
@@ -178,7 +178,7 @@ static void mig_on_progress(struct vm_mig *m, void *data)
 {
     struct vm_slot *s = data;
     struct job *job = s->job;
-    vm_status_touch(job->status);
+    run_state(job, s);
     if (!job->policy || !vm_policy_has_hook(job->policy, "on_progress") || m->abort_requested)
         return;
     struct vm_plan_item *it = s->item;
@@ -212,6 +212,8 @@ static void mig_on_event(struct vm_mig *m, const char *host, const char *event, 
 {
     struct vm_slot *s = data;
     run_event(s->job, m->name, host, event, details);
+    if (strcmp(event, "phase") == 0)
+        run_state(s->job, s); /* the phases are part of the VM's record */
 }
 
 /* ---- the gate: the features' gate steps; migrate/commit.h decides ------ */
