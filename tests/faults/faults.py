@@ -322,7 +322,7 @@ class Iteration:
         self.runs.append(r)
         return r
 
-    def finish_run(self, r, timeout=600):
+    def finish_run(self, r, timeout=300):
         """Wait for a run; one that will not end is SIGKILLed (violation)."""
         try:
             r.wait(timeout)
@@ -399,6 +399,19 @@ class Iteration:
                             "a VM being copied")
         self.note(f"{e['vm']} being copied ({e['details']['data_processed']} bytes)")
         return e
+
+    def run_until(self, phase, targets=("b",)):
+        """Start a run and return at a random moment of phase: "copy" (a VM
+        being copied, bandwidth-capped) or "gate" (a VM held at the gate)."""
+        if phase == "copy":
+            r = self.start(self.args("--bandwidth", "4", targets=targets))
+            self.mid_copy(r)
+            random_delay(self, 0, 3, "into the copy")
+        else:
+            r = self.start(self.args(targets=targets))
+            self.at_gate(r)
+            random_delay(self, 0.2, 2, "into the gate")
+        return r
 
     def fault_env(self, point, action):
         """VMM_FAULT for point; NotApplicable if the binary has no such point
@@ -697,10 +710,13 @@ def random_delay(it, lo, hi, what):
     return d
 
 
-def rerun(it, rc=(0,), extra=(), targets=("b", "c")):
-    """The same command again, as an operator would after the fault."""
+def rerun(it, rc=(0,)):
+    """The first run's command again (its own events file), as an operator
+    would after the fault."""
     it.release()
-    r = it.finish_run(it.start(it.args(*extra, targets=targets)))
+    args = it.runs[0].args[1:]
+    i = args.index("--events")
+    r = it.finish_run(it.start(args[:i] + args[i + 2:]))
     it.check_rc(r, set(rc))
     return r
 
@@ -823,9 +839,7 @@ def case_stop_after_commit(it):
 
 
 def _libvirtd_kill_at_gate(it, host, release):
-    r = it.start(it.args(targets=("b",)))
-    it.at_gate(r)
-    random_delay(it, 0.2, 2, "into the gate")
+    r = it.run_until("gate")
     pid = libvirtd_pid(host)
     it.mark_time(f"kill -9 libvirtd of {host} ({pid})")
     os.kill(pid, signal.SIGKILL)
@@ -857,7 +871,7 @@ def case_src_libvirtd_kill_at_gate(it):
                   if "a" in w else "")
     else:
         it.check_rc(r, {0, 1, 9})
-    rerun(it, rc=(0, 8), targets=("b",))
+    rerun(it, rc=(0, 8))
 
 
 def case_tgt_libvirtd_kill_at_gate(it):
@@ -879,9 +893,7 @@ def _libvirtd_kill_mid_copy(it, host):
     it.make_guests(1, dirty=0)
     it.expected = {g.name: "a" for g in it.guests}
     it.watch()
-    r = it.start(it.args("--bandwidth", "4", targets=("b",)))
-    it.mid_copy(r)
-    random_delay(it, 0, 3, "into the copy")
+    r = it.run_until("copy")
     pid = libvirtd_pid(host)
     it.mark_time(f"kill -9 libvirtd of {host} ({pid})")
     os.kill(pid, signal.SIGKILL)
@@ -912,13 +924,7 @@ def _qemu_kill(it, host, at):
     it.make_guests(1, dirty=0, hold=(at == "gate"))
     g = it.guests[0]
     it.watch()
-    r = it.start(it.args(*(("--bandwidth", "4") if at == "copy" else ()), targets=("b",)))
-    if at == "copy":
-        it.mid_copy(r)
-        random_delay(it, 0, 3, "into the copy")
-    else:
-        it.at_gate(r)
-        random_delay(it, 0.2, 2, "into the gate")
+    r = it.run_until(at)
     pid = qemu_pid(host, g.name)
     if not pid:
         raise NotApplicable(f"no QEMU PID file for {g.name} on {host}")
@@ -1007,9 +1013,7 @@ def case_journal_full_during(it):
 def _kill_at_gate_then(it, edit):
     it.make_guests(1, hold=True)
     it.watch()
-    r = it.start(it.args(targets=("b",)))
-    it.at_gate(r)
-    random_delay(it, 0.2, 2, "into the gate")
+    r = it.run_until("gate")
     it.kill9(r)
     it.release()
     files = sorted(os.listdir(it.journal))
@@ -1045,7 +1049,7 @@ def case_journal_torn_first(it):
     name = os.path.basename(path)
     it.expect("journal-named", name in st.stderr + st.stdout,
               f"status does not name the torn journal {name}: {st.stderr.strip()[:200]}")
-    r2 = rerun(it, targets=("b",))
+    r2 = rerun(it)
     it.expect("journal-named", name in (r2.stderr or ""),
               f"the re-run does not name the torn journal {name}")
 
@@ -1086,7 +1090,7 @@ def case_journal_garbage(it):
                       f"{ {k: v.get(k) for k in ('state', 'result', 'location')} }")
     except (ValueError, KeyError) as e:
         it.violate("journal-foreign-ignored", f"status --json unreadable: {e}")
-    rerun(it, targets=("b",))
+    rerun(it)
 
 
 def _hang_connect(it, command, target_uri, stop_host=None):
@@ -1149,13 +1153,7 @@ def case_hung_host_midrun(it):
     it.make_guests(1, dirty=0, hold=(phase == "gate"))
     it.expected = {g.name: {"a", "b"} for g in it.guests}
     it.watch()
-    r = it.start(it.args(*(("--bandwidth", "4") if phase == "copy" else ()), targets=("b",)))
-    if phase == "copy":
-        it.mid_copy(r)
-        random_delay(it, 0, 3, "into the copy")
-    else:
-        it.at_gate(r)
-        random_delay(it, 0.2, 2, "into the gate")
+    r = it.run_until(phase)
     pid = libvirtd_pid(host)
     it.sigstop(pid, f"libvirtd of {host}")
     ended = wait_for(lambda: r.proc.poll() is not None, 90, "the run to end by itself", 0.5)
@@ -1229,7 +1227,7 @@ def case_random_kill_drain5(it):
     else:
         it.finish_run(r)
         it.note(f"the drain ended before the kill: exit {r.rc}")
-    rerun(it, rc=(0, 8) if not it.crashed else (0, 8))
+    rerun(it, rc=(0, 8))
 
 
 class Case:
@@ -1332,6 +1330,10 @@ def main():
     log(f"fault matrix: seed {seed}, {a.iterations} iteration(s) of {len(cases)} case(s); "
         f"replay: --seed {seed} --cases CASE")
     root = tempfile.mkdtemp(prefix="vmm-faults-")
+
+    def interrupted(sig, frame):  # the iteration's cleanup runs, then we stop
+        raise KeyboardInterrupt(f"signal {sig}")
+    signal.signal(signal.SIGTERM, interrupted)
     lab("up", "3", timeout=300)
     results = []
     for c in cases:
