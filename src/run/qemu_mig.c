@@ -10,6 +10,7 @@
 #include "feature/feature.h"
 #include "policy/policy.h"
 #include "backend/qemu/qmp.h"
+#include "migrate/commit.h"
 #include "report/report.h"
 #include "report/sinks.h"
 #include "util/util.h"
@@ -27,7 +28,8 @@ struct qm {
     const struct vm_qemu_spec *spec;
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
-    uv_timer_t timer; /* gate budget / overall timeout */
+    uv_timer_t timer;           /* --timeout while copying */
+    struct vm_commit *commit_s; /* the gate's decision, from the gate on */
     struct vm_qmp *src, *dst;
     int ready;
     enum qm_state state;
@@ -106,6 +108,8 @@ static void qm_close_all(struct qm *q)
     q->src = q->dst = NULL;
     uv_timer_stop(&q->timer);
     uv_close((uv_handle_t *)&q->timer, NULL);
+    vm_commit_free(q->commit_s);
+    q->commit_s = NULL;
     uv_close((uv_handle_t *)&q->sigint, NULL);
     uv_close((uv_handle_t *)&q->sigterm, NULL);
 }
@@ -212,20 +216,41 @@ static void continue_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_err
         vm_qmp_command(q->src, "query-status", NULL, after_source_status, q);
 }
 
-static void decide(struct qm *q, bool commit, const char *reason)
+/* The gate's decision (migrate/commit.h) carried out over QMP. */
+static bool commit_steps(void *data)
 {
-    if (q->decided || q->state != QM_GATE)
-        return;
-    q->decided = true;
-    q->commit = commit;
-    q->gate_reason = xstrdup(reason);
-    q->gate_ms = vm_mono_ms() - q->gate_enter_ms;
-    uv_timer_stop(&q->timer);
+    struct qm *q = data;
+    if (!q->feats)
+        return false;
+    vm_features_run(q->feats, VM_FEATURE_GATE, gate_features_done);
+    return true;
+}
+
+static void commit_cancel(void *data)
+{
+    struct qm *q = data;
     if (q->feats && vm_features_busy(q->feats))
         vm_features_cancel(q->feats);
+}
+
+static void commit_announce(void *data, bool commit, const char *reason, uint64_t held_ms)
+{
+    struct qm *q = data;
+    q->decided = true;
+    q->commit = commit;
+    free(q->gate_reason);
+    q->gate_reason = xstrdup(reason);
+    q->gate_ms = held_ms;
     qm_event(q, "gate.decided",
              json_pack("{s:s, s:s, s:I}", "decision", commit ? "commit" : "rollback", "reason",
                        reason, "held_ms", (json_int_t)q->gate_ms));
+}
+
+static void commit_carry_out(void *data, bool commit, const char *reason)
+{
+    struct qm *q = data;
+    (void)reason;
+    q->commit = commit;
     q->state = QM_FINISHING;
     if (commit)
         vm_qmp_command(q->src, "migrate-continue", json_pack("{s:s}", "state", "pre-switchover"),
@@ -234,12 +259,24 @@ static void decide(struct qm *q, bool commit, const char *reason)
         vm_qmp_command(q->src, "migrate_cancel", NULL, continue_sent, q);
 }
 
-static void gate_budget(uv_timer_t *t)
+static const struct vm_commit_ops qm_commit_ops = {
+    .steps = commit_steps,
+    .cancel = commit_cancel,
+    .announce = commit_announce,
+    .carry_out = commit_carry_out,
+};
+
+static void decide(struct qm *q, bool commit, const char *reason)
+{
+    if (q->state == QM_GATE)
+        vm_commit_decide(q->commit_s, commit, reason);
+}
+
+/* --timeout while memory is copied (the gate has its own budget). */
+static void migrate_timeout(uv_timer_t *t)
 {
     struct qm *q = t->data;
-    if (q->state == QM_GATE)
-        decide(q, false, "the gate budget ran out before every required feature was ready");
-    else if (q->state == QM_MIGRATING) {
+    if (q->state == QM_MIGRATING) {
         qm_fail(q, "still migrating after %llu s: cancelled",
                 (unsigned long long)q->spec->timeout_s);
         q->interrupted = true;
@@ -265,18 +302,15 @@ static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, doubl
     if (strcmp(st, "pre-switchover") == 0 && q->state == QM_MIGRATING) {
         q->state = QM_GATE;
         q->gate_enter_ms = vm_mono_ms();
+        uv_timer_stop(&q->timer); /* --timeout is over: the gate budget takes over */
+        q->commit_s = vm_commit_new(&q->loop, q->spec->gate_timeout_ms, &qm_commit_ops, q);
         qm_event(q, "phase", json_pack("{s:s}", "phase", "gate"));
         qm_state(q, VM_MIG_STATE_GATE);
         if (q->interrupted) {
             decide(q, false, "interrupted");
             return;
         }
-        uv_timer_start(&q->timer, gate_budget,
-                       q->spec->gate_timeout_ms ? q->spec->gate_timeout_ms : 30000, 0);
-        if (q->feats)
-            vm_features_run(q->feats, VM_FEATURE_GATE, gate_features_done);
-        else
-            decide(q, true, "no features to wait for");
+        vm_commit_enter(q->commit_s);
     } else if (strcmp(st, "completed") == 0) {
         uv_timer_stop(&q->timer);
         vm_qmp_command(q->src, "query-migrate", NULL, after_query_migrate, q);
@@ -304,7 +338,7 @@ static void migrate_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_erro
     qm_event(q, "phase", json_pack("{s:s}", "phase", "migrating"));
     qm_state(q, VM_MIG_STATE_MIGRATING);
     if (q->spec->timeout_s)
-        uv_timer_start(&q->timer, gate_budget, q->spec->timeout_s * 1000, 0);
+        uv_timer_start(&q->timer, migrate_timeout, q->spec->timeout_s * 1000, 0);
 }
 
 static void caps_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
