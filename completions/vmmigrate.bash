@@ -156,7 +156,8 @@ _vmmigrate()
             _vmmigrate_words 'urgent network-critical'
             return
             ;;
-        -e | --events | -p | --policy | -s | --source-qmp | -t | --target-qmp)
+        -e | --events | --journal-dir | -p | --policy | -s | --source-qmp | \
+        -t | --target-qmp)
             _vmmigrate_files
             return
             ;;
@@ -167,9 +168,9 @@ _vmmigrate()
             ;;
         esac
         opts='-b --bandwidth --class -e --events -f --feature --gate-timeout
-            --json -d --max-downtime --name -p --policy -s --source-qmp -t
-            --target-qmp --timeout -u --uri -h --help -q --quiet --syslog -v
-            --verbose'
+            --journal-dir --json -d --max-downtime --name -p --policy -s
+            --source-qmp -t --target-qmp --timeout -u --uri -h --help -q
+            --quiet --syslog -v --verbose'
         ;;
     recover)
         case $prev in

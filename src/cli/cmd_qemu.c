@@ -9,6 +9,7 @@
 #include "cli/cli_options.h"
 #include "util/exitcode.h"
 #include "feature/feature.h"
+#include "journal/journal.h"
 #include "policy/policy.h"
 #include "run/qemu_mig.h"
 #include "report/report.h"
@@ -28,6 +29,7 @@ enum {
     OPT_FEATURE,
     OPT_JSON,
     OPT_EVENTS,
+    OPT_JOURNAL_DIR,
 };
 
 static const struct vm_cli_option qemu_options[] = {
@@ -58,6 +60,13 @@ static const struct vm_cli_option qemu_options[] = {
      .help = "the most the gate may be held (30000)",
      .doc = "Roll back if the features are not ready MS milliseconds after the gate was "
             "reached (the guest is paused meanwhile). Default 30000."},
+    VM_CLI_OPTION_JOURNAL_DIR(
+        OPT_JOURNAL_DIR, "where the migration's journal goes (" VM_JOURNAL_DEFAULT_DIR ")",
+        "The directory of the append-only journals, as for run: one file per migration, "
+        "fsync'd at every record, the commit decision before it is carried out; the source and "
+        "target are named qemu+qmp://PATH after their QMP sockets. `vmmigrate recover` settles "
+        "a migration a crash left open, `vmmigrate status` shows it. Default "
+        VM_JOURNAL_DEFAULT_DIR "."),
     VM_CLI_OPTION_JSON(OPT_JSON, VM_CLI_HELP_JSON_REPORT,
                        "Print the report (schema/qemu-report.schema.json) on standard output."),
     VM_CLI_OPTION_MAX_DOWNTIME(OPT_MAX_DOWNTIME, "maximum tolerable downtime in milliseconds",
@@ -123,6 +132,9 @@ static int cmd_qemu_exec(const struct vm_cli_args *args)
     spec.timeout_s = (uint64_t)vm_cli_int(args, OPT_TIMEOUT, 0);
     spec.gate_timeout_ms = (uint64_t)vm_cli_int(args, OPT_GATE_TIMEOUT, 0);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
+    spec.journal_dir = vm_cli_str(args, OPT_JOURNAL_DIR);
+    if (!spec.journal_dir)
+        spec.journal_dir = VM_JOURNAL_DEFAULT_DIR;
 
     int rc = VM_EXIT_OK;
     const char *ppath = vm_cli_str(args, OPT_POLICY);
@@ -177,6 +189,7 @@ const struct vm_cli_command vm_cmd_qemu_entry = {
            "network-critical (the default) pauses before switchover; the guest resumes on "
            "the target (migrate-continue) only when every required --feature is ready, "
            "else the migration is cancelled, the source resumes and the target QEMU exits. "
+           "Journaled as a run is (--journal-dir): after a crash, recover settles it. "
            "Exit status as for run.",
     .options = qemu_options,
     .exec = cmd_qemu_exec,

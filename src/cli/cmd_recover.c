@@ -153,7 +153,12 @@ const struct vm_cli_command vm_cmd_recover_entry = {
            "Then the feature steps a crash left owed run, once: for a network-critical "
            "migration whose guest stayed on the source, its features' deinit steps in reverse "
            "order; for one whose guest ended on the target, their after steps (policy features "
-           "need --policy). Safe to run again: what it settled is journaled.",
+           "need --policy). A plain QEMU guest of `vmmigrate qemu` (journaled as qemu+qmp://SOCKET) "
+           "is settled over QMP by the same rules: a commit journaled but not carried out is "
+           "carried out (migrate-continue), the source copy is removed by quitting its QEMU "
+           "once the target ran twice, a target that never ran the guest is quit; a socket "
+           "that does not answer is for an operator (exit status 9). Safe to run again: what "
+           "it settled is journaled.",
     .options = recover_options,
     .exec = cmd_recover_exec,
 };

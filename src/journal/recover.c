@@ -12,6 +12,7 @@
 #include "journal/journal.h"
 #include "util/util.h"
 #include "backend/libvirt/virt.h"
+#include "backend/qemu/qmp_sync.h"
 
 /* Where is the domain, and in which state? -1: cannot tell (unreachable). */
 enum where {
@@ -247,6 +248,320 @@ json_t *vm_recover_owed(const char *dir, char **err)
     return owed;
 }
 
+/* What recover found about one migration and did. */
+struct settled {
+    const char *found_target, *found_source; /* where_name() or qwhere_name() */
+    const char *action;
+    bool ok;
+    bool record;          /* journal it, so that the next recover does not come back */
+    const char *location; /* where the guest runs now (recorded): target, source, none */
+    char *why;            /* the error, if any (owned) */
+};
+
+/* A guest of libvirt: ask libvirt on both hosts. */
+static void settle_libvirt(const char *src, const char *dst, const char *uuid, int *unreachable,
+                           struct settled *st)
+{
+    wait_for_libvirt_job(src, uuid, 600);
+    char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+    int reason;
+    enum where t = observe_confirmed(dst, uuid, &reason, &e1);
+    enum where s = observe_confirmed(src, uuid, &reason, &e2);
+    const char *action = "none";
+    bool ok = true;
+    if (t == WHERE_UNKNOWN || s == WHERE_UNKNOWN) {
+        action = "none: a host cannot be reached";
+        ok = false;
+        (*unreachable)++;
+    } else if (t == WHERE_RUNNING && s == WHERE_RUNNING) {
+        action = "none: TWO RUNNING COPIES, an operator must choose";
+        ok = false;
+    } else if (t == WHERE_RUNNING && s == WHERE_PAUSED) {
+        action = "destroyed the stale paused copy on the source";
+        ok = act(src, uuid, false, &e3) == 0;
+    } else if (t == WHERE_RUNNING && s == WHERE_ABSENT) {
+        action = "none: the guest runs on the target";
+    } else if (t == WHERE_ABSENT && s == WHERE_PAUSED) {
+        action = "resumed the source";
+        ok = act(src, uuid, true, &e3) == 0;
+    } else if (t == WHERE_ABSENT && s == WHERE_RUNNING) {
+        action = "none: the guest runs on the source";
+    } else if (t == WHERE_ABSENT && s == WHERE_ABSENT) {
+        action = "none: the guest is on neither host (deleted meanwhile?), an operator "
+                 "must look";
+        ok = false;
+    } else {
+        action = "none: unclear state, an operator must look";
+        ok = false;
+    }
+    st->found_target = where_name(t);
+    st->found_source = where_name(s);
+    st->action = action;
+    st->ok = ok;
+    /* Settled (or, for a guest on neither host, reported once). */
+    st->record = (ok && t != WHERE_UNKNOWN && s != WHERE_UNKNOWN) ||
+                 (t == WHERE_ABSENT && s == WHERE_ABSENT);
+    st->location = t == WHERE_RUNNING ? "target" : s == WHERE_ABSENT ? "none" : "source";
+    const char *why = e3 ? e3 : e1 ? e1 : e2;
+    st->why = why ? xstrdup(why) : NULL;
+    free(e1);
+    free(e2);
+    free(e3);
+}
+
+/* ---- QEMU processes libvirt does not manage, over QMP ------------------ */
+
+/* Where a QEMU process stands, from its run state and its migration's. */
+enum qwhere {
+    Q_UNKNOWN = -1, /* cannot tell: the socket does not answer QMP */
+    Q_ABSENT = 0,   /* nothing listens at the socket: the process is gone */
+    Q_RUNNING,      /* the guest runs there */
+    Q_INCOMING,     /* a target waiting for (or receiving) the guest: never ran it */
+    Q_AT_GATE,      /* a source held before switch-over (pre-switchover) */
+    Q_MIGRATING,    /* a source whose migration goes on by itself */
+    Q_PAUSED,       /* stopped, no migration going on */
+    Q_POSTMIGRATE,  /* a source that sent everything: its copy is stale */
+    Q_OTHER,        /* anything else (finish-migrate, shutdown, an error state) */
+};
+
+#define QMP_TIMEOUT_MS 5000
+
+static const char *qwhere_name(enum qwhere w)
+{
+    static const char *const names[] = {"absent", "running", "incoming", "at-gate",
+                                        "migrating", "paused", "postmigrate", "other"};
+    return w == Q_UNKNOWN ? "unknown" : names[w];
+}
+
+static void set_err(char **err, char *e)
+{
+    free(*err);
+    *err = e;
+}
+
+static enum qwhere qwhere_of(const char *run_state, const char *mig_status)
+{
+    const char *m = mig_status ? mig_status : "none";
+    bool migration_over = strcmp(m, "none") == 0 || strcmp(m, "completed") == 0 ||
+                          strcmp(m, "cancelled") == 0 || strcmp(m, "failed") == 0;
+    if (!run_state)
+        return Q_OTHER;
+    if (strcmp(run_state, "inmigrate") == 0)
+        return Q_INCOMING;
+    if (strcmp(m, "pre-switchover") == 0)
+        return Q_AT_GATE;
+    if (!migration_over)
+        return Q_MIGRATING;
+    return strcmp(run_state, "running") == 0       ? Q_RUNNING
+           : strcmp(run_state, "paused") == 0      ? Q_PAUSED
+           : strcmp(run_state, "postmigrate") == 0 ? Q_POSTMIGRATE
+                                                   : Q_OTHER;
+}
+
+/* One look at the QEMU behind the socket. */
+static enum qwhere qmp_observe(const char *sock, char **err)
+{
+    bool gone;
+    char *e = NULL;
+    struct vm_qmp_sync *s = vm_qmp_sync_open(sock, QMP_TIMEOUT_MS, &gone, &e);
+    if (!s) {
+        if (gone) {
+            free(e);
+            return Q_ABSENT;
+        }
+        set_err(err, e);
+        return Q_UNKNOWN;
+    }
+    json_t *st = vm_qmp_sync_command(s, "query-status", NULL, NULL, &e);
+    json_t *mig = st ? vm_qmp_sync_command(s, "query-migrate", NULL, NULL, &e) : NULL;
+    vm_qmp_sync_close(s);
+    enum qwhere w = Q_UNKNOWN;
+    if (mig)
+        w = qwhere_of(json_string_value(json_object_get(st, "status")),
+                      json_string_value(json_object_get(mig, "status")));
+    else
+        set_err(err, xasprintf("'%s': %s", sock, e));
+    free(e);
+    json_decref(st);
+    json_decref(mig);
+    return w;
+}
+
+/* As observe_confirmed(): two looks a second apart agree on a settled
+ * state, within 30 s (a migration QEMU carries on by itself is waited for,
+ * up to 600 s). */
+static enum qwhere qmp_observe_confirmed(const char *sock, const char *vm, char **err)
+{
+    enum qwhere a = qmp_observe(sock, err);
+    for (int i = 0; a != Q_UNKNOWN && i < (a == Q_MIGRATING ? 600 : 30); i++) {
+        if (a == Q_MIGRATING && i == 0)
+            vm_warn("recover: %s: QEMU at '%s' still migrates it; waiting for the end", vm, sock);
+        sleep(1);
+        enum qwhere b = qmp_observe(sock, err);
+        if (b == a && b != Q_MIGRATING && b != Q_OTHER)
+            return b;
+        a = b;
+    }
+    return a == Q_UNKNOWN || a == Q_MIGRATING ? a : Q_OTHER;
+}
+
+/* Wait (up to 60 s) for a source to leave the gate after migrate-continue or
+ * migrate_cancel; its state then. */
+static enum qwhere qmp_wait_left_gate(const char *sock, char **err)
+{
+    enum qwhere w = Q_AT_GATE;
+    for (int i = 0; i < 300; i++) {
+        w = qmp_observe(sock, err);
+        if (w != Q_AT_GATE && w != Q_MIGRATING && w != Q_OTHER)
+            break;
+        usleep(200 * 1000);
+    }
+    return w;
+}
+
+/* CMD on the QEMU behind the socket. quitting: a QEMU that hangs up before
+ * it replies, or is gone already, did what was asked. */
+static int qmp_act(const char *sock, const char *cmd, json_t *args, bool quitting, char **err)
+{
+    bool gone = false, closed = false;
+    char *e = NULL;
+    struct vm_qmp_sync *s = vm_qmp_sync_open(sock, QMP_TIMEOUT_MS, &gone, &e);
+    json_t *r = NULL;
+    if (s)
+        r = vm_qmp_sync_command(s, cmd, args, &closed, &e);
+    else
+        json_decref(args);
+    vm_qmp_sync_close(s);
+    int rc = r || (quitting && (gone || closed)) ? 0 : -1;
+    if (rc < 0)
+        set_err(err, xasprintf("'%s': %s", sock, e));
+    free(e);
+    json_decref(r);
+    return rc;
+}
+
+/* Quit the QEMU behind the socket: done once nothing listens there (a
+ * target QEMU exits by itself after a cancelled migration, and may be on its
+ * way out: wait up to 5 s for it). */
+static int qmp_quit(const char *sock, char **err)
+{
+    if (qmp_act(sock, "quit", NULL, true, err) == 0)
+        return 0;
+    for (int i = 0; i < 25; i++) {
+        usleep(200 * 1000);
+        if (qmp_observe(sock, err) == Q_ABSENT) {
+            set_err(err, NULL);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The commit on record, never carried out (the run died at the gate):
+ * carry it out, and once the target runs (seen twice) quit the source. */
+static int qmp_commit(const char *ssock, const char *tsock, const char *vm, char **err)
+{
+    if (qmp_act(ssock, "migrate-continue", json_pack("{s:s}", "state", "pre-switchover"), false,
+                err) < 0)
+        return -1;
+    enum qwhere s = qmp_wait_left_gate(ssock, err);
+    enum qwhere t = qmp_observe_confirmed(tsock, vm, err);
+    if (t != Q_RUNNING || (s != Q_POSTMIGRATE && s != Q_PAUSED && s != Q_ABSENT)) {
+        set_err(err, xasprintf("after migrate-continue the target is %s, the source %s",
+                               qwhere_name(t), qwhere_name(s)));
+        return -1;
+    }
+    return s == Q_ABSENT ? 0 : qmp_quit(ssock, err);
+}
+
+/* No commit: the guest stays on the source. Cancel a migration held at the
+ * gate, resume a paused source, then quit a target still waiting. */
+static int qmp_roll_back(const char *ssock, enum qwhere s, const char *tsock, enum qwhere t,
+                         char **err)
+{
+    if (s == Q_AT_GATE) {
+        if (qmp_act(ssock, "migrate_cancel", NULL, false, err) < 0)
+            return -1;
+        s = qmp_wait_left_gate(ssock, err);
+    }
+    if (s == Q_PAUSED) {
+        if (qmp_act(ssock, "cont", NULL, false, err) < 0)
+            return -1;
+        s = qmp_observe(ssock, err);
+    }
+    if (s != Q_RUNNING) {
+        set_err(err, xasprintf("the source is %s, not running", qwhere_name(s)));
+        return -1;
+    }
+    return t == Q_INCOMING ? qmp_quit(tsock, err) : 0;
+}
+
+/* A plain QEMU guest (the journal names its QMP sockets): the same rules as
+ * for libvirt, target first and asked twice, with what QMP can do: a
+ * commit on record that a crash kept from being carried out is carried out
+ * (migrate-continue); the source copy is removed by quitting its QEMU once
+ * the target was seen running twice; without a commit on record the
+ * migration is cancelled, the source resumed and the target QEMU quit. A
+ * socket that does not answer, or any other state, is for an operator. */
+static void settle_qmp(const struct vm_journal_record *last, const char *vm, struct settled *st)
+{
+    const char *ssock = vm_qmp_uri_path(last->source), *tsock = vm_qmp_uri_path(last->target);
+    bool committed = last->kind == VM_JOURNAL_KIND_COMMIT_DECIDED;
+    char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+    enum qwhere s = qmp_observe(ssock, &e2);
+    if (s == Q_MIGRATING)
+        qmp_observe_confirmed(ssock, vm, &e2); /* waits for the end */
+    enum qwhere t = qmp_observe_confirmed(tsock, vm, &e1);
+    s = qmp_observe_confirmed(ssock, vm, &e2);
+    const char *action = "none: unclear state, an operator must look";
+    bool ok = false;
+    st->location = "source";
+    if (t == Q_UNKNOWN || s == Q_UNKNOWN) {
+        action = "none: a QMP socket does not answer, an operator must look";
+    } else if (t == Q_RUNNING) {
+        st->location = "target";
+        if (s == Q_RUNNING) {
+            action = "none: TWO RUNNING COPIES, an operator must choose";
+        } else if (s == Q_PAUSED || s == Q_POSTMIGRATE) {
+            action = "quit the stale source QEMU (the guest runs on the target)";
+            ok = qmp_quit(ssock, &e3) == 0;
+        } else if (s == Q_ABSENT) {
+            action = "none: the guest runs on the target";
+            ok = true;
+        }
+    } else if (t == Q_INCOMING || t == Q_ABSENT) {
+        if (s == Q_AT_GATE && committed && t == Q_INCOMING) {
+            action = "carried out the journaled commit (migrate-continue), quit the source QEMU";
+            ok = qmp_commit(ssock, tsock, vm, &e3) == 0;
+            st->location = "target";
+        } else if (s == Q_AT_GATE || s == Q_PAUSED || s == Q_RUNNING) {
+            bool quit = t == Q_INCOMING;
+            action = s == Q_AT_GATE ? (quit ? "cancelled the migration (the source runs), quit "
+                                              "the target QEMU"
+                                            : "cancelled the migration (the source runs)")
+                     : s == Q_PAUSED ? (quit ? "resumed the source, quit the target QEMU"
+                                             : "resumed the source")
+                     : quit          ? "quit the target QEMU (the guest runs on the source)"
+                                     : "none: the guest runs on the source";
+            ok = qmp_roll_back(ssock, s, tsock, t, &e3) == 0;
+        } else if (s == Q_ABSENT) {
+            action = "none: the guest is on neither side (its QEMU processes gone?), an "
+                     "operator must look";
+            st->location = "none";
+        }
+    }
+    st->found_target = qwhere_name(t);
+    st->found_source = qwhere_name(s);
+    st->action = action;
+    st->ok = ok;
+    st->record = ok || (s == Q_ABSENT && (t == Q_ABSENT || t == Q_INCOMING));
+    const char *why = e3 ? e3 : e1 ? e1 : e2;
+    st->why = why ? xstrdup(why) : NULL;
+    free(e1);
+    free(e2);
+    free(e3);
+}
+
 int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
 {
     *result = NULL;
@@ -281,69 +596,36 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
             vm_info("recover: %s: run %s is still going on, left to it", vm ? vm : uuid, run);
             continue;
         }
-        wait_for_libvirt_job(src, uuid, 600);
-        char *e1 = NULL, *e2 = NULL, *e3 = NULL;
-        int reason;
-        enum where t = observe_confirmed(dst, uuid, &reason, &e1);
-        enum where s = observe_confirmed(src, uuid, &reason, &e2);
-        const char *action = "none";
-        bool ok = true;
-        if (t == WHERE_UNKNOWN || s == WHERE_UNKNOWN) {
-            action = "none: a host cannot be reached";
-            ok = false;
-            (*unreachable)++;
-        } else if (t == WHERE_RUNNING && s == WHERE_RUNNING) {
-            action = "none: TWO RUNNING COPIES, an operator must choose";
-            ok = false;
-        } else if (t == WHERE_RUNNING && s == WHERE_PAUSED) {
-            action = "destroyed the stale paused copy on the source";
-            ok = act(src, uuid, false, &e3) == 0;
-        } else if (t == WHERE_RUNNING && s == WHERE_ABSENT) {
-            action = "none: the guest runs on the target";
-        } else if (t == WHERE_ABSENT && s == WHERE_PAUSED) {
-            action = "resumed the source";
-            ok = act(src, uuid, true, &e3) == 0;
-        } else if (t == WHERE_ABSENT && s == WHERE_RUNNING) {
-            action = "none: the guest runs on the source";
-        } else if (t == WHERE_ABSENT && s == WHERE_ABSENT) {
-            action = "none: the guest is on neither host (deleted meanwhile?), an operator "
-                     "must look";
-            ok = false;
-        } else {
-            action = "none: unclear state, an operator must look";
-            ok = false;
-        }
-        if (!ok)
+        struct settled st = {0};
+        if (vm_qmp_uri_path(src) && vm_qmp_uri_path(dst))
+            settle_qmp(last, vm ? vm : uuid, &st);
+        else
+            settle_libvirt(src, dst, uuid, unreachable, &st);
+        if (!st.ok)
             needs_operator++;
-        const char *why = e3 ? e3 : e1 ? e1 : e2;
-        vm_log(ok ? VM_LOG_WARN : VM_LOG_ERROR,
+        const char *why = st.why;
+        vm_log(st.ok ? VM_LOG_WARN : VM_LOG_ERROR,
                "recover: %s (%s, run %s, last '%s'): target %s, source %s: %s%s%s", vm ? vm : uuid,
-               uuid, run, rec, where_name(t), where_name(s), action, why ? ": " : "",
+               uuid, run, rec, st.found_target, st.found_source, st.action, why ? ": " : "",
                why ? why : "");
-        json_t *o =
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o}", "vm",
-                      vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target", dst,
-                      "last_record", rec, "found", "target", where_name(t), "source", where_name(s),
-                      "action", action, "ok", ok, "error", why ? json_string(why) : json_null());
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o}", "vm",
+                              vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target",
+                              dst, "last_record", rec, "found", "target", st.found_target,
+                              "source", st.found_source, "action", st.action, "ok", st.ok,
+                              "error", why ? json_string(why) : json_null());
         json_array_append(out, o);
         /* Settled (or, for a guest on neither host, reported once): on record,
          * so the next recover does not come back to it. */
-        if ((ok && t != WHERE_UNKNOWN && s != WHERE_UNKNOWN) ||
-            (t == WHERE_ABSENT && s == WHERE_ABSENT)) {
+        if (st.record) {
             if (!j)
                 j = vm_journal_open(dir);
             if (j)
                 vm_journal_write(j, vm, uuid, src, dst, "recovered",
-                                 json_pack("{s:s, s:s, s:s}", "of_run", run, "action", action,
-                                           "location",
-                                           t == WHERE_RUNNING  ? "target"
-                                           : s == WHERE_ABSENT ? "none"
-                                                               : "source"));
+                                 json_pack("{s:s, s:s, s:s}", "of_run", run, "action", st.action,
+                                           "location", st.location));
         }
         json_decref(o);
-        free(e1);
-        free(e2);
-        free(e3);
+        free(st.why);
     }
     vm_journal_close(j);
     json_decref(open_migs);

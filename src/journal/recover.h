@@ -4,9 +4,13 @@
  * and a paused source copy is destroyed; none means it never left, and a
  * paused source is resumed; anything else waits for an operator).
  * Migrations of runs still going on are left alone; one that libvirt still
- * runs by itself (peer-to-peer) is waited for first.
+ * runs by itself (peer-to-peer) is waited for first. A plain QEMU guest
+ * (`vmmigrate qemu`; the journal names its QMP sockets, qemu+qmp://PATH) is
+ * settled over QMP by the same rules: a commit on record that a crash kept
+ * from being carried out is carried out, the source copy is removed by
+ * quitting its QEMU, a target that never ran the guest is quit (recover.c).
  *
- * Blocking: libvirt calls and sleeps. Run it from a thread-pool task (run)
+ * Blocking: libvirt and QMP calls, and sleeps. Run it from a thread-pool task (run)
  * or a command that does nothing else (recover). */
 #ifndef VMM_RECOVER_H
 #define VMM_RECOVER_H

@@ -7,9 +7,12 @@
 #include <uv.h>
 
 #include "util/exitcode.h"
+#include "util/fault.h"
 #include "feature/feature.h"
+#include "journal/journal.h"
 #include "policy/policy.h"
 #include "backend/qemu/qmp.h"
+#include "backend/qemu/qmp_sync.h"
 #include "migrate/commit.h"
 #include "report/report.h"
 #include "report/sinks.h"
@@ -36,6 +39,11 @@ struct qm {
     struct vm_features *feats;
     json_t *vm;
     struct vm_sinks *sinks; /* every output goes through them */
+    struct vm_journal *journal;
+    char *source_uri, *target_uri; /* the journal's names: qemu+qmp://PATH */
+    char *uuid;                     /* the source QEMU's (query-uuid) */
+    enum vm_feature_step last_step; /* the features' step that ends them */
+    bool journaled;                 /* "started" is on record */
     /* outcome */
     const char *result;   /* migrated, failed, rolled-back, aborted */
     const char *location; /* source, target, unknown */
@@ -50,6 +58,17 @@ struct qm {
 static void qm_event(struct qm *q, const char *event, json_t *details)
 {
     vm_sinks_trace(q->sinks, q->spec->name, NULL, event, details);
+}
+
+/* One journal record about this migration (fields stolen). */
+static int qm_journal(struct qm *q, const char *record, json_t *fields)
+{
+    if (!q->journal) {
+        json_decref(fields);
+        return 0;
+    }
+    return vm_journal_write(q->journal, q->spec->name, q->uuid ? q->uuid : "", q->source_uri,
+                            q->target_uri, record, fields);
 }
 
 /* Where the VM stands, as a plain record for the sinks. */
@@ -114,12 +133,22 @@ static void qm_close_all(struct qm *q)
     uv_close((uv_handle_t *)&q->sigterm, NULL);
 }
 
-/* The end: run the features' last step, then close. */
+/* The end: run the features' last step (journaled: a crash no longer owes
+ * it), then close. */
 static void features_over(struct vm_features *f, bool ok, const char *reason, void *data)
 {
     struct qm *q = data;
-    (void)f, (void)ok, (void)reason;
+    (void)reason;
+    if (q->last_step == VM_FEATURE_AFTER || q->last_step == VM_FEATURE_DEINIT)
+        qm_journal(q, q->last_step == VM_FEATURE_AFTER ? "after-done" : "deinit-done",
+                   json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
     qm_close_all(q);
+}
+
+static void qm_run_last(struct qm *q, enum vm_feature_step step)
+{
+    q->last_step = step;
+    vm_features_run(q->feats, step, features_over);
 }
 
 static void qm_finish(struct qm *q, const char *result, const char *location)
@@ -130,11 +159,14 @@ static void qm_finish(struct qm *q, const char *result, const char *location)
     q->location = location;
     qm_event(q, "result", json_pack("{s:s, s:s}", "result", result, "location", location));
     qm_state(q, result_state(result));
+    if (q->journaled)
+        qm_journal(q, "finished",
+                   json_pack("{s:s, s:s}", "result", vm_mig_state_name(result_state(result)),
+                             "location", location));
     if (q->feats && strcmp(result, "migrated") == 0)
-        vm_features_run(q->feats, q->spec->gated ? VM_FEATURE_AFTER : VM_FEATURE_PREPARE,
-                        features_over);
+        qm_run_last(q, q->spec->gated ? VM_FEATURE_AFTER : VM_FEATURE_PREPARE);
     else if (q->feats && q->spec->gated && !vm_features_busy(q->feats))
-        vm_features_run(q->feats, VM_FEATURE_DEINIT, features_over);
+        qm_run_last(q, VM_FEATURE_DEINIT);
     else
         qm_close_all(q);
 }
@@ -246,6 +278,18 @@ static void commit_announce(void *data, bool commit, const char *reason, uint64_
                        reason, "held_ms", (json_int_t)q->gate_ms));
 }
 
+/* Durably, before it is carried out (commit.h). */
+static bool commit_record(void *data, bool commit, const char *reason)
+{
+    struct qm *q = data;
+    if (qm_journal(q, commit ? "commit-decided" : "rollback-decided",
+                   json_pack("{s:s}", "reason", reason)) < 0)
+        return false;
+    if (commit)
+        vm_fault("commit-decided");
+    return true;
+}
+
 static void commit_carry_out(void *data, bool commit, const char *reason)
 {
     struct qm *q = data;
@@ -263,6 +307,7 @@ static const struct vm_commit_ops qm_commit_ops = {
     .steps = commit_steps,
     .cancel = commit_cancel,
     .announce = commit_announce,
+    .record = commit_record,
     .carry_out = commit_carry_out,
 };
 
@@ -306,6 +351,8 @@ static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, doubl
         q->commit_s = vm_commit_new(&q->loop, q->spec->gate_timeout_ms, &qm_commit_ops, q);
         qm_event(q, "phase", json_pack("{s:s}", "phase", "gate"));
         qm_state(q, VM_MIG_STATE_GATE);
+        qm_journal(q, "gate-reached", NULL);
+        vm_fault("gate-reached");
         if (q->interrupted) {
             decide(q, false, "interrupted");
             return;
@@ -379,6 +426,51 @@ static void incoming_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_erro
     vm_qmp_command(q->src, "migrate-set-capabilities", caps, caps_set, q);
 }
 
+/* What a later run needs to finish the features if this one crashes before
+ * their deinit (guest back on the source) or after (guest on the target)
+ * steps ran (journal/owed.h): the features as a decision, which of them
+ * have such a step, and the VM as the features see it. */
+static void owed_on_crash(struct qm *q, json_t *started)
+{
+    const struct vm_qemu_spec *spec = q->spec;
+    json_t *owed = json_pack("{s:[], s:[]}", "deinit", "after");
+    static const enum vm_feature_step steps[] = {VM_FEATURE_DEINIT, VM_FEATURE_AFTER};
+    for (int k = 0; k < spec->nfeatures; k++)
+        for (size_t i = 0; i < VM_ARRAY_LEN(steps); i++)
+            if (vm_feature_owed_after_crash(spec->features[k].name, steps[i], spec->policy))
+                json_array_append_new(json_object_get(owed, i ? "after" : "deinit"),
+                                      json_string(spec->features[k].name));
+    struct vm_decision d = {
+        .class = VM_CLASS_NETWORK_CRITICAL,
+        .class_set = true,
+        .features = (struct vm_feature_decl *)spec->features,
+        .nfeatures = spec->nfeatures,
+        .gate_timeout_ms = spec->gate_timeout_ms,
+    };
+    json_object_set_new(started, "decision", vm_decision_to_json(&d));
+    json_object_set_new(started, "owed_on_crash", owed);
+    json_object_set(started, "inventory", q->vm);
+}
+
+/* Both sides answer: journal the start (with the source QEMU's UUID), then
+ * the target listens. */
+static void uuid_known(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
+{
+    struct qm *q = data;
+    (void)c;
+    const char *uuid = err ? NULL : json_string_value(json_object_get(ret, "UUID"));
+    q->uuid = xstrdup(uuid ? uuid : "00000000-0000-0000-0000-000000000000");
+    json_t *started = json_pack("{s:b, s:s, s:o, s:i, s:s}", "gated", q->spec->gated, "backend",
+                                "qemu", "features", vm_features_to_json(q->feats), "attempt", 1,
+                                "migration_uri", q->spec->uri);
+    if (q->spec->gated && q->feats)
+        owed_on_crash(q, started);
+    q->journaled = true;
+    qm_journal(q, "started", started);
+    vm_qmp_command(q->dst, "migrate-incoming", json_pack("{s:s}", "uri", q->spec->uri),
+                   incoming_set, q);
+}
+
 static void on_ready(struct vm_qmp *c, int status, void *ud)
 {
     struct qm *q = ud;
@@ -391,8 +483,7 @@ static void on_ready(struct vm_qmp *c, int status, void *ud)
         return;
     q->state = QM_STARTING;
     q->start_ms = vm_mono_ms();
-    vm_qmp_command(q->dst, "migrate-incoming", json_pack("{s:s}", "uri", q->spec->uri),
-                   incoming_set, q);
+    vm_qmp_command(q->src, "query-uuid", NULL, uuid_known, q);
 }
 
 static void on_close(struct vm_qmp *c, int reason, void *ud)
@@ -509,11 +600,25 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
              json_pack("{s:s, s:s, s:s}", "command", "qemu", "source", spec->source_qmp, "target",
                        spec->target_qmp));
     qm_state(q, VM_MIG_STATE_QUEUED);
-    if (vm_qmp_connect(q->src, spec->source_qmp) < 0 ||
-        vm_qmp_connect(q->dst, spec->target_qmp) < 0) {
-        qm_fail(q, "cannot connect to the QMP sockets '%s' and '%s'", spec->source_qmp,
-                spec->target_qmp);
+    q->source_uri = vm_qmp_uri(spec->source_qmp);
+    q->target_uri = vm_qmp_uri(spec->target_qmp);
+    bool no_journal = !(q->journal = vm_journal_open(spec->journal_dir));
+    if (no_journal) {
+        qm_fail(q, "cannot write the journal in '%s' (see --journal-dir): nothing migrated",
+                spec->journal_dir);
+        vm_error("qemu: %s", q->error);
         qm_finish(q, "failed", "source");
+    } else {
+        vm_info("journal: %s", vm_journal_path(q->journal));
+        qm_event(q, "journal",
+                 json_pack("{s:s, s:s}", "run", vm_journal_run_id(q->journal), "path",
+                           vm_journal_path(q->journal)));
+        if (vm_qmp_connect(q->src, spec->source_qmp) < 0 ||
+            vm_qmp_connect(q->dst, spec->target_qmp) < 0) {
+            qm_fail(q, "cannot connect to the QMP sockets '%s' and '%s'", spec->source_qmp,
+                    spec->target_qmp);
+            qm_finish(q, "failed", "source");
+        }
     }
     uv_run(&q->loop, UV_RUN_DEFAULT);
     if (!q->result) {
@@ -521,7 +626,8 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
         q->location = "unknown";
     }
 
-    int code = strcmp(q->result, "migrated") == 0    ? VM_EXIT_OK
+    int code = no_journal                            ? VM_EXIT_USAGE
+               : strcmp(q->result, "migrated") == 0  ? VM_EXIT_OK
                : strcmp(q->location, "unknown") == 0 ? VM_EXIT_OPERATOR
                : q->interrupted                      ? VM_EXIT_INTERRUPTED
                                                      : VM_EXIT_FAILED;
@@ -545,12 +651,14 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
             : json_null(),
         "feature_results", vm_features_to_json(q->feats), "error",
         q->error ? json_string(q->error) : json_null());
+    json_object_set_new(*report, "journal",
+                        q->journal ? json_string(vm_journal_path(q->journal)) : json_null());
     qm_event(q, "run.finished", json_pack("{s:s, s:i}", "result", q->result, "exit_code", code));
     vm_sinks_finish(q->sinks,
                     &(struct vm_finish_rec){.result = code == VM_EXIT_OK ? "ok" : "failed",
                                             .exit_code = code,
                                             .report = *report});
-    if (code != VM_EXIT_OK)
+    if (code != VM_EXIT_OK && !no_journal)
         vm_error("qemu: %s: %s, guest runs on %s: %s", spec->name, q->result, q->location,
                  q->error         ? q->error
                  : q->gate_reason ? q->gate_reason
@@ -562,6 +670,10 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
     vm_features_free(q->feats);
     json_decref(q->vm);
     json_decref(q->stats);
+    vm_journal_close(q->journal);
+    free(q->source_uri);
+    free(q->target_uri);
+    free(q->uuid);
     free(q->error);
     free(q->gate_reason);
     return code;

@@ -10,7 +10,17 @@
  * vm_qemu_migrate() runs its own loop to the end and owns everything it
  * creates; the spec is borrowed. Everything it tells the outside goes
  * through the sinks (report/sinks.h): trace events, the VM's state records,
- * the finish record with the report. */
+ * the finish record with the report.
+ *
+ * It journals like a run (journal/journal.h), one journal per migration in
+ * spec->journal_dir, the source and target named by their QMP sockets
+ * (backend/qemu/qmp_sync.h: "qemu+qmp:///path"): started (with "backend":
+ * "qemu", the features and, for a network-critical migration with
+ * features, what a crash leaves owed), gate-reached, commit-decided or
+ * rollback-decided (fsync'd before the decision is carried out: a commit
+ * that cannot be recorded becomes a rollback), finished, deinit-done or
+ * after-done. `vmmigrate recover` settles what a crash leaves open
+ * (journal/recover.c), `vmmigrate status` shows it. */
 #ifndef VMM_QEMU_MIG_H
 #define VMM_QEMU_MIG_H
 
@@ -33,6 +43,7 @@ struct vm_qemu_spec {
     int nfeatures;
     struct vm_policy *policy; /* implements the features (may be NULL) */
     const char *events_path;
+    const char *journal_dir; /* required */
 };
 
 /* Returns a VM_EXIT_* code; *report (new reference) describes the outcome. */
