@@ -43,6 +43,7 @@ void vm_commit_enter(struct vm_commit *c)
     if (c->entered || c->decided)
         return;
     c->entered = true;
+    uv_update_time(c->timer.loop); /* the budget counts from now, not the loop's cached time */
     uv_timer_start(&c->timer, budget_fired, c->budget_ms, 0);
     vm_commit_steps(c);
 }
