@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "journal/journal.h"
+#include "migrate/commit.h"
 #include "util/util.h"
 
 /* -- the run's side ------------------------------------------------------ */
@@ -129,35 +131,35 @@ void vm_guardian_stop(struct vm_guardian *g)
 
 /* -- what the guardian knows -------------------------------------------- */
 
-void vm_guardian_watch_record(struct vm_guardian_watch *w, json_t *rec, uint64_t now_ms)
+void vm_guardian_watch_record(struct vm_guardian_watch *w, const struct vm_journal_record *rec,
+                              uint64_t now_ms)
 {
     if (!w->open)
         w->open = json_object();
-    const char *kind = json_string_value(json_object_get(rec, "record"));
-    const char *uuid = json_string_value(json_object_get(rec, "uuid"));
-    if (!kind || !uuid || json_object_get(rec, "of_run"))
+    if (!rec->uuid || rec->about_earlier)
         return; /* records about an earlier run are recover's business */
-    if (strcmp(kind, "started") == 0) {
-        json_int_t budget =
-            json_integer_value(json_object_get(json_object_get(rec, "decision"), "gate_timeout_ms"));
-        json_object_set_new(w->open, uuid,
-                            json_pack("{s:O, s:b, s:I, s:I}", "vm",
-                                      json_object_get(rec, "vm") ? json_object_get(rec, "vm")
-                                                                 : json_null(),
-                                      "gated", json_is_true(json_object_get(rec, "gated")),
-                                      "budget_ms", budget > 0 ? budget : (json_int_t)30000,
+    if (rec->kind == VM_JOURNAL_KIND_STARTED) {
+        json_int_t budget = json_integer_value(
+            json_object_get(json_object_get(rec->json, "decision"), "gate_timeout_ms"));
+        json_object_set_new(w->open, rec->uuid,
+                            json_pack("{s:o, s:b, s:I, s:I}", "vm",
+                                      rec->vm ? json_string(rec->vm) : json_null(), "gated",
+                                      json_is_true(json_object_get(rec->json, "gated")),
+                                      "budget_ms",
+                                      budget > 0 ? budget : (json_int_t)VM_COMMIT_DEFAULT_BUDGET_MS,
                                       "gate_at", (json_int_t)0));
         return;
     }
-    json_t *m = json_object_get(w->open, uuid);
+    json_t *m = json_object_get(w->open, rec->uuid);
     if (!m)
         return;
-    if (strcmp(kind, "gate-reached") == 0)
+    if (rec->kind == VM_JOURNAL_KIND_GATE_REACHED)
         json_object_set_new(m, "gate_at", json_integer((json_int_t)(now_ms ? now_ms : 1)));
-    else if (strcmp(kind, "commit-decided") == 0 || strcmp(kind, "rollback-decided") == 0)
+    else if (rec->kind == VM_JOURNAL_KIND_COMMIT_DECIDED ||
+             rec->kind == VM_JOURNAL_KIND_ROLLBACK_DECIDED)
         json_object_set_new(m, "gate_at", json_integer(0));
-    else if (strcmp(kind, "finished") == 0)
-        json_object_del(w->open, uuid);
+    else if (rec->kind == VM_JOURNAL_KIND_FINISHED)
+        json_object_del(w->open, rec->uuid);
 }
 
 char *vm_guardian_verdict(const struct vm_guardian_watch *w, uint64_t now_ms,
@@ -213,10 +215,11 @@ static void follow(const char *path, long *offset, struct vm_guardian_watch *w, 
             if (line[len - 1] != '\n')
                 break; /* torn or still being written: next time */
             *offset += len;
-            json_t *rec = json_loadb(line, (size_t)len, 0, NULL);
-            if (json_is_object(rec))
-                vm_guardian_watch_record(w, rec, now);
-            json_decref(rec);
+            struct vm_journal_record rec;
+            if (vm_journal_parse_line(line, &rec) == 0) {
+                vm_guardian_watch_record(w, &rec, now);
+                json_decref(rec.json);
+            }
         }
         free(line);
     }

@@ -68,8 +68,11 @@ struct vm_guardian_watch {
     json_t *open; /* uuid -> {vm, gated, budget_ms, gate_at (mono ms, 0: not at the gate)} */
 };
 
-/* Take one journal record (parsed) seen at now_ms (monotonic). */
-void vm_guardian_watch_record(struct vm_guardian_watch *w, json_t *rec, uint64_t now_ms);
+struct vm_journal_record;
+/* Take one journal record (journal/journal.h's parser) seen at now_ms
+ * (monotonic). */
+void vm_guardian_watch_record(struct vm_guardian_watch *w, const struct vm_journal_record *rec,
+                              uint64_t now_ms);
 /* Must the guardian end the run now? beat_age_ms: since the last heartbeat;
  * run_gone: the pipe closed. NULL: no; else why (owned by the caller),
  * naming the VM. */

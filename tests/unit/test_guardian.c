@@ -4,15 +4,15 @@
  * for urgent (peer-to-peer) migrations, decided or finished ones, or records
  * about earlier runs. */
 #include "runner.h"
+#include "journal/journal.h"
 #include "run/guardian.h"
 
 static void rec(struct vm_guardian_watch *w, const char *json, uint64_t now)
 {
-    json_error_t e;
-    json_t *r = json_loads(json, 0, &e);
-    CHECK(r != NULL);
-    vm_guardian_watch_record(w, r, now);
-    json_decref(r);
+    struct vm_journal_record r;
+    CHECK_INT(vm_journal_parse_line(json, &r), ==, 0);
+    vm_guardian_watch_record(w, &r, now);
+    json_decref(r.json);
 }
 
 #define STARTED_GATED                                                                              \
