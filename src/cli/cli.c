@@ -95,7 +95,8 @@ const struct vm_cli_exit vm_cli_exits[] = {
      "run --policy: the policy chose no VM to migrate; abort: no run was going on."},
     {VM_EXIT_OPERATOR, "operator",
      "A guest's location is unknown, a feature could not be undone (deinit failed), or "
-     "recover found a state it must not decide alone: an operator must look."},
+     "recover found a state it must not decide alone (a run leaves such a VM where it is and "
+     "names it): an operator must look."},
     {VM_EXIT_INTERNAL, "internal", "Internal error: a bug in vmmigrate."},
     {-1, NULL, NULL},
 };

@@ -44,9 +44,18 @@ static enum where observe(const char *uri, const char *uuid, int *reason, char *
     int state = 0;
     *reason = 0;
     if (d) {
-        if (virDomainGetState(d, &state, reason, 0) < 0)
-            w = WHERE_UNKNOWN;
-        else if (state == VIR_DOMAIN_RUNNING)
+        if (virDomainGetState(d, &state, reason, 0) < 0) {
+            /* Gone between the lookup and the look (a copy being torn
+             * down): absent; any other error is a state to look at again. */
+            virErrorPtr e = virGetLastError();
+            if (e && e->code == VIR_ERR_NO_DOMAIN) {
+                w = WHERE_ABSENT;
+            } else {
+                *err = xasprintf("cannot read the state of %s on '%s': %s", uuid, uri,
+                                 e && e->message ? e->message : "unknown error");
+                w = WHERE_OTHER;
+            }
+        } else if (state == VIR_DOMAIN_RUNNING)
             w = WHERE_RUNNING;
         else if (state == VIR_DOMAIN_PAUSED)
             w = WHERE_PAUSED;
@@ -60,7 +69,7 @@ static enum where observe(const char *uri, const char *uuid, int *reason, char *
         if (!e || e->code != VIR_ERR_NO_DOMAIN) {
             *err = xasprintf("cannot look up %s on '%s': %s", uuid, uri,
                              e && e->message ? e->message : "unknown error");
-            w = WHERE_UNKNOWN;
+            w = WHERE_OTHER; /* connected, but no answer yet: look again */
         }
     }
     virResetLastError();
@@ -79,6 +88,8 @@ static enum where observe_confirmed(const char *uri, const char *uuid, int *reas
     enum where a = observe(uri, uuid, reason, err);
     for (int i = 0; i < max_s && a != WHERE_UNKNOWN; i++) {
         sleep(1);
+        free(*err);
+        *err = NULL;
         enum where b = observe(uri, uuid, reason, err);
         if (b == a && !transient(b, *reason))
             return b;

@@ -326,6 +326,7 @@ static void set_threadpool_size(int concurrency, int nhosts)
 static void job_free(struct job *job)
 {
     json_decref(job->settings);
+    json_decref(job->unsettled);
     free(job->settings_notify);
     for (int i = 0; i < job->nmigs; i++)
         run_slot_clear(&job->slots[i]);

@@ -98,6 +98,15 @@ static char *job_vet(void *ctx, struct vm_plan_item *it)
                          tstate ? tstate : "unknown");
     if (!it->uuid)
         return xasprintf("'%s' has no UUID", it->name);
+    json_t *open_mig = job->unsettled ? json_object_get(job->unsettled, it->uuid) : NULL;
+    if (open_mig) {
+        note = xasprintf("'%s': the migration of run %s is not settled (%s): left alone until "
+                         "an operator runs 'vmmigrate recover'",
+                         it->name, json_string_value(json_object_get(open_mig, "run")),
+                         json_string_value(json_object_get(open_mig, "action")));
+        vm_error("%s: %s", run_command(job->spec), note);
+        return note;
+    }
     if ((note = unknown_required_feature(job, it)))
         return note;
     if (it->d.class == VM_CLASS_NETWORK_CRITICAL && !vm_gate_available(&no_gate))

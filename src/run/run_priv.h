@@ -112,6 +112,8 @@ struct job {
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
     bool recovered; /* the journals were reconciled (run only) */
+    json_t *unsettled; /* UUID -> what recover found, for earlier migrations it could not
+                        * settle: those VMs are left alone (owned) */
     int failures;   /* migrations that ended without moving their guest */
     bool stopping;  /* --max-failures or --deadline: start nothing more */
     uv_timer_t *deadline;

@@ -69,6 +69,12 @@ static void recover_done(struct vm_virt_task *t)
                     json_string_value(json_object_get(r, "action")));
             run_event(job, json_string_value(json_object_get(r, "vm")), NULL, "recovered",
                       json_incref(r));
+            const char *uuid = json_string_value(json_object_get(r, "uuid"));
+            if (uuid && !json_is_true(json_object_get(r, "ok"))) {
+                if (!job->unsettled)
+                    job->unsettled = json_object();
+                json_object_set(job->unsettled, uuid, r);
+            }
         }
         if (rt->needs_operator)
             vm_error("%s: %d migration(s) of earlier runs need an operator: see 'vmmigrate "

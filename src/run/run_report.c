@@ -60,7 +60,7 @@ int run_exit_code(struct job *job, const char **result)
             failed |= job->migs[i]->state != VM_MIG_STATE_DONE;
             unknown |= job->migs[i]->location == VM_MIG_LOCATION_UNKNOWN;
         }
-        if (unknown || job->deinit_failures)
+        if (unknown || job->deinit_failures || job->unsettled)
             code = VM_EXIT_OPERATOR;
         else if (job->interrupted)
             code = VM_EXIT_INTERRUPTED;

@@ -137,6 +137,39 @@ def test_drain_rerun_after_kill_mid_copy():
     check(all(r["finished"] for r in runs), f"every run settled in the journal: {runs}")
 
 
+def test_unsettled_vm_left_alone():
+    """An earlier run's migration that recover cannot settle (its target
+    cannot be reached: the journal names a socket nothing listens on) keeps
+    that VM where it is: the re-run names it and moves only the others.
+    Moving it again could leave it running twice."""
+    stuck, other = Guest("a", dirty=0), Guest("a", dirty=0)
+    for g in (stuck, other):
+        g.tag("a", move="yes")
+    before = stuck.ticks("a")
+    journal = os.path.join(TMP, "j4")
+    os.makedirs(journal)
+    gone = os.path.join(TMP, "no-such-host", "libvirt-sock")
+    dead = "2026-01-01T00-00-00.000Z-4194303"  # a run whose PID cannot exist
+    uuid = lab("virsh", "a", "domuuid", stuck.name).strip()
+    with open(os.path.join(journal, dead + ".ndjson"), "w") as f:
+        f.write(json.dumps({"record": "started", "run": dead, "vm": stuck.name, "uuid": uuid,
+                            "source": uri("a"), "target": f"qemu+unix:///system?socket={gone}",
+                            "ts": 1767225600000, "attempt": 1, "gated": False,
+                            "features": []}) + "\n")
+    r = Run(["run", "--policy", os.path.join(SOURCE_DIR, "policies", "tagged-only.lua"), "-s",
+             uri("a"), "-t", uri("b"), "--journal-dir", journal, "--json", "--events",
+             os.path.join(TMP, "unsettled.ndjson")]).wait(300)
+    log(f"exit {r.rc}; stderr: {r.stderr.strip()}")
+    check(f"run: '{stuck.name}': the migration of run {dead} is not settled" in r.stderr,
+          f"the re-run names {stuck.name} and why it stays")
+    moved = {v["name"] for v in r.report()["vms"] if v.get("result") == "migrated"}
+    check_eq(moved, {other.name}, "only the other VM moved")
+    stuck.check_only_on("a")
+    stuck.check_survived_on("a", before)
+    other.check_only_on("b")
+    check_eq(r.rc, 9, "exit code: an operator must look")
+
+
 if __name__ == "__main__":
     main([test_killed_at_the_gate, test_killed_after_commit_decided,
-          test_drain_rerun_after_kill_mid_copy])
+          test_drain_rerun_after_kill_mid_copy, test_unsettled_vm_left_alone])
