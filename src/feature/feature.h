@@ -48,9 +48,6 @@ char *vm_feature_builtin_names(void);
  * the table says; a policy feature: if it defined the step.) */
 bool vm_feature_owed_after_crash(const char *name, enum vm_feature_step step,
                                  const struct vm_policy *policy);
-/* vm_feature_builtin_names() as a literal, for messages that still paste
- * it (test_feature_table checks that the two agree). */
-#define VM_FEATURE_BUILTINS "announce, spice, vdp"
 
 /* Called when a step finished for every feature: ok = every required one
  * succeeded; reason = the first required failure (borrowed), or NULL. */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "report/report.h"
 #include "util/util.h"
 
 #define REDRAW_MS 500
@@ -13,11 +12,9 @@
 struct vm_progress {
     struct vm_sink base; /* the "progress" sink */
     uv_loop_t *loop;
-    uv_timer_t *timer;          /* NULL until drawing starts, and once it stopped */
-    struct vm_state_table vms;  /* what is drawn */
-    struct vm_mig *const *migs; /* vm_progress_start: read afresh at each redraw */
-    int n;
-    int drawn; /* lines currently on screen */
+    uv_timer_t *timer;         /* NULL until drawing starts, and once it stopped */
+    struct vm_state_table vms; /* what is drawn */
+    int drawn;                 /* lines currently on screen */
 };
 
 static const struct vm_sink_ops progress_ops;
@@ -46,14 +43,6 @@ static void clear(struct vm_progress *p)
 
 static void draw(struct vm_progress *p)
 {
-    if (p->migs) {
-        vm_state_table_clear(&p->vms);
-        for (int i = 0; i < p->n; i++) {
-            struct vm_state_rec r;
-            vm_report_state_of(p->migs[i], i, &r);
-            vm_state_table_put(&p->vms, &r);
-        }
-    }
     clear(p);
     for (int i = 0; i < p->vms.n; i++) {
         const struct vm_state_rec *r = &p->vms.v[i];
@@ -64,7 +53,7 @@ static void draw(struct vm_progress *p)
         vm_progress_fmt_bytes(rem, sizeof(rem), r->data_remaining);
         int pct =
             r->data_total ? (int)(100.0 * (double)r->data_processed / (double)r->data_total) : 0;
-        if (r->state == VM_MIG_STATE_DONE)
+        if (r->state == VM_REC_DONE)
             pct = 100;
         if (pct > 100)
             pct = 100;
@@ -124,25 +113,6 @@ static void progress_free(struct vm_progress *p)
     stop_drawing(p, false);
     vm_state_table_clear(&p->vms);
     free(p);
-}
-
-struct vm_progress *vm_progress_start(uv_loop_t *loop, struct vm_mig *const *migs, int n)
-{
-    struct vm_progress *p = progress_new(loop);
-    if (!p)
-        return NULL;
-    p->migs = migs;
-    p->n = n;
-    start_drawing(p);
-    return p;
-}
-
-void vm_progress_stop(struct vm_progress *p)
-{
-    if (!p)
-        return;
-    stop_drawing(p, true);
-    progress_free(p);
 }
 
 /* ---- as a sink: fed records ------------------------------------------ */

@@ -70,52 +70,6 @@ static json_t *time_or_null(uint64_t wall_ms)
     return wall_ms ? json_string(vm_rfc3339(wall_ms, ts, sizeof(ts))) : json_null();
 }
 
-void vm_report_state_of(const struct vm_mig *m, int index, struct vm_state_rec *r)
-{
-    const struct vm_mig_progress *p = &m->progress;
-    memset(r, 0, sizeof(*r));
-    r->index = index;
-    r->name = m->name;
-    r->uuid = m->uuid;
-    r->state = (int)m->state;
-    r->result = vm_mig_state_name(m->state);
-    r->location = vm_mig_location_name(m->location);
-    r->final = vm_mig_final(m);
-    r->source = m->src->uri;
-    r->target = m->dst->uri;
-    r->memory_bytes = (uint64_t)m->memory_kib * 1024;
-    r->start_wall_ms = m->start_wall_ms;
-    r->end_wall_ms = m->end_wall_ms;
-    r->start_mono_ms = m->start_mono_ms;
-    r->end_mono_ms = m->end_mono_ms;
-    r->has_downtime = p->has_downtime;
-    r->downtime_ms = p->downtime_ms;
-    r->data_total = p->data_total;
-    r->data_processed = p->data_processed;
-    r->data_remaining = p->data_remaining;
-    r->iteration = p->iteration;
-    r->mem_bps = p->mem_bps;
-    r->postcopy = p->postcopy_active;
-    r->attempts = m->attempts;
-    r->timeout_action = m->timeout_taken;
-    r->abort_reason = m->abort_reason;
-    r->gated = m->gated;
-    r->gate_reason = m->gate_reason;
-    r->gate_commit = m->gate_commit;
-    r->gate_ms = m->gate_ms;
-    for (int i = 0; i < m->nphases && i < VM_STATE_REC_PHASES; i++) {
-        r->phases[i].name = m->phases[i].name;
-        r->phases[i].wall_ms = m->phases[i].wall_ms;
-        r->nphases = i + 1;
-    }
-    if (m->err.message) {
-        r->error_message = m->err.message;
-        r->error_name = vm_virt_err_name(m->err.code);
-        r->error_code = m->err.code;
-        r->error_domain = m->err.domain;
-    }
-}
-
 json_t *vm_report_vm_json(const struct vm_state_rec *r)
 {
     json_t *phases = json_array();
@@ -168,23 +122,16 @@ json_t *vm_report_vm_json(const struct vm_state_rec *r)
     return o;
 }
 
-json_t *vm_report_mig_json(const struct vm_mig *m)
-{
-    struct vm_state_rec r;
-    vm_report_state_of(m, 0, &r);
-    return vm_report_vm_json(&r);
-}
-
 json_t *vm_report_run_json_recs(const struct vm_report_run *run, const struct vm_state_rec *recs,
                                 int n)
 {
     json_t *vms = json_array();
-    int counts[VM_MIG_STATE_COUNT] = {0}, total = 0;
+    int counts[VM_REC_STATE_COUNT] = {0}, total = 0;
     for (int i = 0; i < n; i++) {
         if (!recs[i].name)
             continue;
         json_array_append_new(vms, vm_report_vm_json(&recs[i]));
-        if (recs[i].state >= 0 && recs[i].state < VM_MIG_STATE_COUNT)
+        if (recs[i].state >= 0 && recs[i].state < VM_REC_STATE_COUNT)
             counts[recs[i].state]++;
         total++;
     }
@@ -208,22 +155,11 @@ json_t *vm_report_run_json_recs(const struct vm_report_run *run, const struct vm
     json_object_set_new(o, "options", run->options ? json_incref(run->options) : json_object());
     json_object_set_new(o, "summary",
                         json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", total, "migrated",
-                                  counts[VM_MIG_STATE_DONE], "failed", counts[VM_MIG_STATE_FAILED],
-                                  "aborted", counts[VM_MIG_STATE_ABORTED], "skipped",
-                                  counts[VM_MIG_STATE_SKIPPED], "rolled_back",
-                                  counts[VM_MIG_STATE_ROLLED_BACK]));
+                                  counts[VM_REC_DONE], "failed", counts[VM_REC_FAILED], "aborted",
+                                  counts[VM_REC_ABORTED], "skipped", counts[VM_REC_SKIPPED],
+                                  "rolled_back", counts[VM_REC_ROLLED_BACK]));
     json_object_set_new(o, "error", run->error ? json_string(run->error) : json_null());
     json_object_set_new(o, "vms", vms);
-    return o;
-}
-
-json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const *migs, int n)
-{
-    struct vm_state_rec *recs = xcalloc(n ? (size_t)n : 1, sizeof(*recs));
-    for (int i = 0; i < n; i++)
-        vm_report_state_of(migs[i], i, &recs[i]);
-    json_t *o = vm_report_run_json_recs(run, recs, n);
-    free(recs);
     return o;
 }
 

@@ -11,7 +11,6 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "migrate/mig.h"
 #include "report/sink.h"
 
 #define VM_REPORT_SCHEMA_VERSION 1
@@ -40,17 +39,13 @@ struct vm_report_run {
     json_t *options;    /* borrowed */
 };
 
-/* The plain record of a migration as it stands (strings and JSON borrowed
- * from m: valid until m changes). */
-void vm_report_state_of(const struct vm_mig *m, int index, struct vm_state_rec *out);
-/* One VM's entry of the report, from its record or from the migration. */
+/* One VM's entry of the report, from its record (the run makes records
+ * from its migrations: run/run_records.h). */
 json_t *vm_report_vm_json(const struct vm_state_rec *r);
-json_t *vm_report_mig_json(const struct vm_mig *m);
 /* The whole report, from the VMs' records (entries without a name are
- * skipped) or from the migrations; NULL arrays when n == 0. */
+ * skipped); NULL recs when n == 0. */
 json_t *vm_report_run_json_recs(const struct vm_report_run *run, const struct vm_state_rec *recs,
                                 int n);
-json_t *vm_report_run_json(const struct vm_report_run *run, struct vm_mig *const *migs, int n);
 /* Print a JSON value on stdout, indented, newline-terminated. */
 void vm_report_print(json_t *report);
 

@@ -34,6 +34,28 @@ struct vm_event_rec {
     const json_t *details; /* NULL = {} */
 };
 
+/* Where a VM's attempt stands: the states the outputs count and name (the
+ * metrics list every one of them, in this order). The run makes records
+ * from its migrations: enum vm_mig_state (migrate/mig.h) has the same
+ * values (run/run_records.c checks them) and names (test_report). */
+enum vm_rec_state {
+    VM_REC_QUEUED,
+    VM_REC_STARTING,
+    VM_REC_MIGRATING,
+    VM_REC_GATE,
+    VM_REC_VERIFYING,
+    /* final states from here on */
+    VM_REC_DONE,
+    VM_REC_FAILED,
+    VM_REC_ABORTED,
+    VM_REC_SKIPPED,
+    VM_REC_ROLLED_BACK,
+    VM_REC_STATE_COUNT,
+};
+
+/* "queued", ..., "migrated", ..., "rolled-back"; "unknown" out of range. */
+const char *vm_rec_state_name(enum vm_rec_state s);
+
 #define VM_STATE_REC_PHASES 16
 
 /* Where one VM stands now: everything the report, the status file, the
@@ -43,7 +65,7 @@ struct vm_state_rec {
     const char *run;             /* stamped by the fan-out, like vm_event_rec.run */
     const char *name;            /* the domain's name */
     const char *uuid;            /* "" when unknown */
-    int state;                   /* an enum vm_mig_state value (migrate/mig.h) */
+    int state;                   /* an enum vm_rec_state value */
     const char *result;          /* its name: "queued", "migrating", ..., "done" */
     const char *location;        /* "source", "target", "unknown" */
     bool final;                  /* the attempt is over */

@@ -156,6 +156,14 @@ static void rec_clear(struct vm_state_rec *r)
     memset(r, 0, sizeof(*r));
 }
 
+const char *vm_rec_state_name(enum vm_rec_state s)
+{
+    static const char *const names[] = {"queued",    "starting",   "migrating", "gate",
+                                        "verifying", "migrated",   "failed",    "aborted",
+                                        "skipped",   "rolled-back"};
+    return (size_t)s < VM_ARRAY_LEN(names) ? names[s] : "unknown";
+}
+
 void vm_state_table_put(struct vm_state_table *t, const struct vm_state_rec *rec)
 {
     if (rec->index < 0)

@@ -14,9 +14,7 @@ struct vm_status {
     uv_loop_t *loop;
     uv_timer_t *timer; /* NULL once closed */
     char *status_path, *metrics_path, *run_id;
-    struct vm_state_table vms;  /* what is written */
-    struct vm_mig *const *migs; /* vm_status_set_migs: read afresh at each write */
-    int n;
+    struct vm_state_table vms; /* what is written */
     uint64_t started_wall_ms, last_write_ms;
     bool finished, dirty, warned;
     char *result;
@@ -54,40 +52,24 @@ struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const 
     return s;
 }
 
-void vm_status_set_migs(struct vm_status *s, struct vm_mig *const *migs, int n)
+void vm_status_put(struct vm_status *s, const struct vm_state_rec *rec)
 {
     if (!s)
         return;
-    s->migs = migs;
-    s->n = n;
+    vm_state_table_put(&s->vms, rec);
     vm_status_touch(s);
-}
-
-/* Written from the borrowed migrations when given, else from the records
- * the sink was fed. */
-static void refresh(struct vm_status *s)
-{
-    if (!s->migs)
-        return;
-    vm_state_table_clear(&s->vms);
-    for (int i = 0; i < s->n; i++) {
-        struct vm_state_rec r;
-        vm_report_state_of(s->migs[i], i, &r);
-        vm_state_table_put(&s->vms, &r);
-    }
 }
 
 static bool in_flight(const struct vm_state_rec *r)
 {
-    return !r->final && r->state != VM_MIG_STATE_QUEUED;
+    return !r->final && r->state != VM_REC_QUEUED;
 }
 
 char *vm_status_json_text(struct vm_status *s)
 {
     char ts[32], tu[32];
-    refresh(s);
     json_t *vms = json_array();
-    int counts[VM_MIG_STATE_COUNT] = {0}, flying = 0, total = 0;
+    int counts[VM_REC_STATE_COUNT] = {0}, flying = 0, total = 0;
     for (int i = 0; i < s->vms.n; i++) {
         const struct vm_state_rec *r = &s->vms.v[i];
         if (!r->name)
@@ -101,7 +83,7 @@ char *vm_status_json_text(struct vm_status *s)
                                       (json_int_t)r->data_remaining, "iteration",
                                       (json_int_t)r->iteration, "mem_bps", (json_int_t)r->mem_bps));
         json_array_append_new(vms, v);
-        if (r->state >= 0 && r->state < VM_MIG_STATE_COUNT)
+        if (r->state >= 0 && r->state < VM_REC_STATE_COUNT)
             counts[r->state]++;
         flying += in_flight(r);
         total++;
@@ -115,9 +97,9 @@ char *vm_status_json_text(struct vm_status *s)
         vm_rfc3339(vm_wall_ms(), tu, sizeof(tu)), "result",
         s->result ? json_string(s->result) : json_null(), "exit_code",
         s->finished ? json_integer(s->exit_code) : json_null(), "summary", "total", total, "queued",
-        counts[VM_MIG_STATE_QUEUED], "in_flight", flying, "migrated", counts[VM_MIG_STATE_DONE],
-        "failed", counts[VM_MIG_STATE_FAILED], "aborted", counts[VM_MIG_STATE_ABORTED], "skipped",
-        counts[VM_MIG_STATE_SKIPPED], "rolled_back", counts[VM_MIG_STATE_ROLLED_BACK], "vms", vms);
+        counts[VM_REC_QUEUED], "in_flight", flying, "migrated", counts[VM_REC_DONE], "failed",
+        counts[VM_REC_FAILED], "aborted", counts[VM_REC_ABORTED], "skipped", counts[VM_REC_SKIPPED],
+        "rolled_back", counts[VM_REC_ROLLED_BACK], "vms", vms);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(o);
     size_t len = strlen(text);
@@ -145,15 +127,14 @@ char *vm_status_metrics_text(struct vm_status *s)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    int counts[VM_MIG_STATE_COUNT] = {0}, flying = 0;
+    int counts[VM_REC_STATE_COUNT] = {0}, flying = 0;
     uint64_t bytes = 0;
     size_t retries = 0;
-    refresh(s);
     for (int i = 0; i < s->vms.n; i++) {
         const struct vm_state_rec *r = &s->vms.v[i];
         if (!r->name)
             continue;
-        if (r->state >= 0 && r->state < VM_MIG_STATE_COUNT)
+        if (r->state >= 0 && r->state < VM_REC_STATE_COUNT)
             counts[r->state]++;
         retries += json_array_size(r->attempts);
         flying += in_flight(r);
@@ -161,9 +142,9 @@ char *vm_status_metrics_text(struct vm_status *s)
     }
     fprintf(f, "# HELP vmmigrate_migrations Migrations of the current run by state.\n"
                "# TYPE vmmigrate_migrations gauge\n");
-    for (int k = 0; k < VM_MIG_STATE_COUNT; k++)
+    for (int k = 0; k < VM_REC_STATE_COUNT; k++)
         fprintf(f, "vmmigrate_migrations{state=\"%s\"} %d\n",
-                vm_mig_state_name((enum vm_mig_state)k), counts[k]);
+                vm_rec_state_name((enum vm_rec_state)k), counts[k]);
     fprintf(f,
             "# HELP vmmigrate_in_flight Migrations running now.\n"
             "# TYPE vmmigrate_in_flight gauge\nvmmigrate_in_flight %d\n",
@@ -300,8 +281,7 @@ static void status_on_state(struct vm_sink *sk, const struct vm_state_rec *st)
 {
     struct vm_status *s = (struct vm_status *)sk;
     take_run_id(s, st->run);
-    vm_state_table_put(&s->vms, st);
-    vm_status_touch(s);
+    vm_status_put(s, st);
 }
 
 static void status_on_finish(struct vm_sink *sk, const struct vm_finish_rec *fin)

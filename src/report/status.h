@@ -3,17 +3,15 @@
  * (Prometheus text format), each rewritten atomically (write + rename) at
  * most twice a second and at every state change.
  *
- * Either fed records as the "status" sink (vm_status_sink_new, sinks.c's
- * table), or given the run's migrations (vm_status_set_migs: borrowed, read
- * afresh at every write). The owner frees it with vm_status_free() (its
- * timer closes asynchronously). */
+ * Fed records, as the "status" sink (vm_status_sink_new, sinks.c's table)
+ * or one by one (vm_status_put). The owner frees it with vm_status_free()
+ * (its timer closes asynchronously). */
 #ifndef VMM_STATUS_H
 #define VMM_STATUS_H
 
 #include <stdbool.h>
 #include <uv.h>
 
-#include "migrate/mig.h"
 #include "report/sink.h"
 
 struct vm_status;
@@ -22,8 +20,9 @@ struct vm_status;
 struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const char *metrics_path,
                                 const char *run_id);
 void vm_status_set_run_id(struct vm_status *s, const char *run_id);
-/* The migrations of the run (borrowed; may be called again as they appear). */
-void vm_status_set_migs(struct vm_status *s, struct vm_mig *const *migs, int n);
+/* Where one VM stands now (copied, kept by rec->index), then a write
+ * (rate-limited, as vm_status_touch). */
+void vm_status_put(struct vm_status *s, const struct vm_state_rec *rec);
 /* Something changed: write now (rate-limited to 2/s; the timer catches up). */
 void vm_status_touch(struct vm_status *s);
 /* The run ended: a last write with its result and exit code. */

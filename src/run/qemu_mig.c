@@ -14,6 +14,7 @@
 #include "backend/qemu/qmp.h"
 #include "backend/qemu/qmp_sync.h"
 #include "migrate/commit.h"
+#include "migrate/mig.h"
 #include "report/report.h"
 #include "report/sinks.h"
 #include "util/util.h"

@@ -8,8 +8,8 @@
 
 #include "journal/journal.h"
 #include "report/notify.h"
-#include "report/report.h"
 #include "report/sinks.h"
+#include "run/run_records.h"
 #include "util/util.h"
 
 /* The command's name in messages. */
@@ -71,14 +71,14 @@ const char *run_id(struct job *job)
 void run_notify_vm(struct job *job, struct vm_mig *m, const char *event)
 {
     struct vm_state_rec r;
-    vm_report_state_of(m, 0, &r);
+    vm_run_state_of(m, 0, &r);
     vm_sinks_notice(job->sinks, m->name, event, vm_notify_vm_details(&r));
 }
 
 void run_state(struct job *job, const struct vm_slot *s)
 {
     struct vm_state_rec r;
-    vm_report_state_of(s->mig, s->index, &r);
+    vm_run_state_of(s->mig, s->index, &r);
     vm_sinks_state(job->sinks, &r);
 }
 

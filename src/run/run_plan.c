@@ -73,11 +73,14 @@ static char *unknown_required_feature(struct job *job, struct vm_plan_item *it)
 {
     for (int k = 0; k < it->d.nfeatures; k++) {
         const struct vm_feature_decl *d = &it->d.features[k];
-        if (d->required && !vm_feature_known(d->name, job->policy))
-            return xasprintf(
-                "'%s' requires feature '%s', which is not available (built in: " VM_FEATURE_BUILTINS
-                "; or define it with vmm.feature())",
-                it->name, d->name);
+        if (d->required && !vm_feature_known(d->name, job->policy)) {
+            char *builtins = vm_feature_builtin_names();
+            char *msg = xasprintf("'%s' requires feature '%s', which is not available (built in: "
+                                  "%s; or define it with vmm.feature())",
+                                  it->name, d->name, builtins);
+            free(builtins);
+            return msg;
+        }
     }
     return NULL;
 }

@@ -9,6 +9,7 @@
 #include "journal/journal.h"
 #include "policy/policy.h"
 #include "report/report.h"
+#include "run/run_records.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -93,7 +94,7 @@ json_t *run_report(struct job *job, int code, const char *result)
         .error = job->error,
         .options = opts,
     };
-    json_t *report = vm_report_run_json(&run, job->migs, job->nmigs);
+    json_t *report = vm_run_report_json(&run, job->migs, job->nmigs);
     json_decref(opts);
     /* Per VM, what the plan said (class, features) */
     json_t *vms = json_object_get(report, "vms");

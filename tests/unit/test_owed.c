@@ -7,12 +7,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "runner.h"
 #include "journal/owed.h"
 #include "journal/recover.h"
 #include "util/util.h"
 
 static char dir[64];
+static uv_loop_t loop;
 
 /* One journal file of a dead run (PID 1 never is vmmigrate). */
 static void journal(const char *file, const char *const *lines)
@@ -71,17 +72,15 @@ static void done(json_t *results, int failed, void *data)
     r->results = json_incref(results);
 }
 
-int main(void)
+/* u1: rolled back (finished on the source), deinits not done: owes deinit.
+ * u2: same, deinits done. u3: committed, after steps not done: owes after.
+ * u8: committed, after steps done. u4: not gated. u5: crashed at the gate,
+ * settled on the source by a recovery: owes deinit. u6: crashed, never
+ * settled (open): nothing yet (recover settles it first). u7: attempt 1
+ * rolled back and undone, attempt 2 crashed, settled on the source: owes
+ * deinit again. */
+static void crashed_runs(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/vmm-test-owed-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    /* u1: rolled back (finished on the source), deinits not done: owes deinit.
-     * u2: same, deinits done. u3: committed, after steps not done: owes after.
-     * u8: committed, after steps done. u4: not gated. u5: crashed at the gate,
-     * settled on the source by a recovery: owes deinit. u6: crashed, never
-     * settled (open): nothing yet (recover settles it first). u7: attempt 1
-     * rolled back and undone, attempt 2 crashed, settled on the source: owes
-     * deinit again. */
     static const char *const run1[] = {
         STARTED("r1-1", "u1", "announce"),
         REC("r1-1", "u1", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
@@ -111,6 +110,11 @@ int main(void)
     };
     journal("2026-01-01T00-00-00.000Z-1", run1);
     journal("2026-01-01T00-00-01.000Z-1", run2);
+}
+
+static void test_owed_steps(void)
+{
+    crashed_runs();
     json_t *o = owed_now();
     CHECK_STR(owes(o, "u1"), "deinit");
     CHECK_STR(owes(o, "u2"), "");
@@ -121,12 +125,16 @@ int main(void)
     CHECK_STR(owes(o, "u7"), "deinit");
     CHECK_STR(owes(o, "u8"), "");
     CHECK_INT(json_array_size(o), ==, 4);
+    json_decref(o);
+}
 
-    /* Run them with no policy: the built-in (announce: nothing to undo)
-     * runs and is journaled; the policy feature 'mark' cannot run, stays
-     * owed, and counts as failed. */
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+/* Run them with no policy: the built-in (announce: nothing to undo) runs
+ * and is journaled; the policy feature 'mark' cannot run, stays owed, and
+ * counts as failed. Done once, never again. */
+static void test_run_without_policy(void)
+{
+    crashed_runs();
+    json_t *o = owed_now();
     struct result r = {0};
     vm_owed_run(&loop, dir, o, NULL, done, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -157,54 +165,85 @@ int main(void)
     CHECK_STR(owes(o, "u5"), "deinit");
     CHECK_INT(json_array_size(o), ==, 2);
     json_decref(o);
+}
 
-    /* Nothing owed: done runs at once, nothing is written. */
+/* Nothing owed: done runs at once, nothing is written. */
+static void test_nothing_owed(void)
+{
     json_t *none = json_array();
-    struct result r2 = {0};
-    vm_owed_run(&loop, dir, none, NULL, done, &r2);
-    CHECK_INT(r2.calls, ==, 1);
-    CHECK_INT(r2.failed, ==, 0);
-    json_decref(r2.results);
+    struct result r = {0};
+    vm_owed_run(&loop, dir, none, NULL, done, &r);
+    CHECK_INT(r.calls, ==, 1);
+    CHECK_INT(r.failed, ==, 0);
+    json_decref(r.results);
     json_decref(none);
+}
 
-    /* A built-in runs its owed step without a policy: u9's vdp (rolled
-     * back, its deinit owed) runs, fails here (no 802.1Qbg interface to
-     * deassociate), and is journaled as ran: an operator takes it. */
+/* A built-in runs its owed step without a policy: u9's vdp (rolled back,
+ * its deinit owed) runs, fails here (no 802.1Qbg interface to
+ * deassociate), and is journaled as ran: an operator takes it. */
+static void test_builtin_without_policy(void)
+{
+    crashed_runs();
     static const char *const run3[] = {
         STARTED("r3-1", "u9", "vdp"),
         REC("r3-1", "u9", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
         NULL,
     };
     journal("2026-01-01T00-00-02.000Z-1", run3);
-    o = owed_now();
+    json_t *o = owed_now();
     CHECK_STR(owes(o, "u9"), "deinit");
-    json_t *u9 = json_array();
+    json_t *u9 = json_array(), *e;
+    size_t i;
     json_array_foreach(o, i, e)
     {
         if (strcmp(json_string_value(json_object_get(e, "uuid")), "u9") == 0)
             json_array_append(u9, e);
     }
-    struct result r3 = {0};
-    vm_owed_run(&loop, dir, u9, NULL, done, &r3);
+    struct result r = {0};
+    vm_owed_run(&loop, dir, u9, NULL, done, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK_INT(r3.calls, ==, 1);
-    CHECK_INT(r3.failed, ==, 1);
-    json_t *f9 = json_array_get(json_object_get(json_array_get(r3.results, 0), "features"), 0);
+    CHECK_INT(r.calls, ==, 1);
+    CHECK_INT(r.failed, ==, 1);
+    json_t *f9 = json_array_get(json_object_get(json_array_get(r.results, 0), "features"), 0);
     CHECK_STR(json_string_value(json_object_get(f9, "name")), "vdp");
     CHECK_CONTAINS(json_string_value(json_object_get(f9, "deinit")), "failed: vdp: no ");
-    json_decref(r3.results);
+    json_decref(r.results);
     json_decref(u9);
     json_decref(o);
     o = owed_now();
     CHECK_STR(owes(o, "u9"), "");
+    CHECK_STR(owes(o, "u1"), "deinit"); /* the others are left as they were */
     json_decref(o);
+}
 
+/* Each case: its own journal directory and loop. */
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/vmm-test-owed-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK_INT(uv_loop_init(&loop), ==, 0);
+}
+
+static void teardown(void)
+{
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(&loop), ==, 0);
-
     char *cmd = xasprintf("rm -rf '%s'", dir);
     CHECK_INT(system(cmd), ==, 0);
     free(cmd);
-    printf("ok\n");
-    return 0;
+}
+
+static const struct vm_test tests[] = {
+    VM_TEST(test_owed_steps),
+    VM_TEST(test_run_without_policy),
+    VM_TEST(test_nothing_owed),
+    VM_TEST(test_builtin_without_policy),
+    {0},
+};
+static const struct vm_test_suite suite = {.tests = tests, .setup = setup, .teardown = teardown};
+
+int main(int argc, char **argv)
+{
+    return vm_test_main(argc, argv, &suite);
 }

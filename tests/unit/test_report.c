@@ -7,6 +7,7 @@
 #include "runner.h"
 #include "report/progress.h"
 #include "report/report.h"
+#include "run/run_records.h"
 #include "util/util.h"
 #include "backend/libvirt/virt.h"
 
@@ -99,7 +100,7 @@ static void test_mig_json(void)
     struct vm_virt_host *a = vm_virt_host_new(NULL, "qemu:///a", NULL, NULL);
     struct vm_virt_host *b = vm_virt_host_new(NULL, "qemu:///b", NULL, NULL);
     struct vm_mig *m = fake_mig(a, b);
-    json_t *o = vm_report_mig_json(m);
+    json_t *o = vm_run_mig_json(m);
     CHECK_STR(json_string_value(json_object_get(o, "name")), "web1");
     CHECK_STR(json_string_value(json_object_get(o, "result")), "failed");
     CHECK_STR(json_string_value(json_object_get(o, "location")), "source");
@@ -123,7 +124,7 @@ static void test_mig_json(void)
                                 .finished_wall_ms = 3500,
                                 .exit_code = 1,
                                 .result = "failed"};
-    json_t *r = vm_report_run_json(&run, &m, 1);
+    json_t *r = vm_run_report_json(&run, &m, 1);
     CHECK_INT(json_integer_value(json_object_get(r, "schema_version")), ==,
               VM_REPORT_SCHEMA_VERSION);
     CHECK_INT(json_integer_value(json_object_get(r, "duration_ms")), ==, 2500);
@@ -136,6 +137,14 @@ static void test_mig_json(void)
     vm_mig_free(m);
     vm_virt_host_free(a);
     vm_virt_host_free(b);
+}
+
+/* The records' state names are the migrations' (run_records.c checks the
+ * values). */
+static void test_state_names(void)
+{
+    for (int k = 0; k <= VM_MIG_STATE_COUNT; k++)
+        CHECK_STR(vm_rec_state_name((enum vm_rec_state)k), vm_mig_state_name((enum vm_mig_state)k));
 }
 
 static void test_event_stream(void)
@@ -187,13 +196,10 @@ static void setup(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_caps_uuid),
-    VM_TEST(test_params_json),
-    VM_TEST(test_err_names),
-    VM_TEST(test_fmt_bytes),
-    VM_TEST(test_mig_json),
-    VM_TEST(test_event_stream),
-    {0},
+    VM_TEST(test_caps_uuid),    VM_TEST(test_params_json),
+    VM_TEST(test_err_names),    VM_TEST(test_fmt_bytes),
+    VM_TEST(test_mig_json),     VM_TEST(test_state_names),
+    VM_TEST(test_event_stream), {0},
 };
 static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
 

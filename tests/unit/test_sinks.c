@@ -11,6 +11,7 @@
 #include "report/report.h"
 #include "report/sinks.h"
 #include "report/status.h"
+#include "run/run_records.h"
 #include "util/util.h"
 
 /* ---- a recording sink, built only into this test ---------------------- */
@@ -251,9 +252,8 @@ static void test_status_records(void)
     CHECK(mkdtemp(dir));
     char *p1 = xasprintf("%s/s1.json", dir), *p2 = xasprintf("%s/s2.json", dir);
 
-    /* from the migrations (the old way) */
+    /* fed records one by one */
     struct vm_status *old = vm_status_new(&loop, p1, NULL, "r-1");
-    vm_status_set_migs(old, migs, 2);
     /* fed records through the fan-out */
     struct vm_sinks_config cfg = {.loop = &loop, .status_path = p2};
     char *err = NULL;
@@ -262,7 +262,8 @@ static void test_status_records(void)
     vm_sinks_set_run_id(ss, "r-1");
     for (int i = 0; i < 2; i++) {
         struct vm_state_rec r;
-        vm_report_state_of(migs[i], i, &r);
+        vm_run_state_of(migs[i], i, &r);
+        vm_status_put(old, &r);
         vm_sinks_state(ss, &r);
     }
     vm_status_finish(old, "ok", 0);
@@ -276,7 +277,8 @@ static void test_status_records(void)
 
     /* the metrics text, the same way */
     char *m1 = vm_status_metrics_text(old);
-    CHECK_CONTAINS(m1, "vmmigrate_migration_duration_seconds{vm=\"web1\",result=\"migrated\"} 0.377");
+    CHECK_CONTAINS(m1,
+                   "vmmigrate_migration_duration_seconds{vm=\"web1\",result=\"migrated\"} 0.377");
     CHECK_CONTAINS(m1, "vmmigrate_migration_downtime_seconds{vm=\"db\\\"1\"} 0.042");
     CHECK_CONTAINS(m1, "vmmigrate_retries 2\n");
     free(m1);
