@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "feature/feature.h"
 #include "policy/policy.h"
 #include "run/job.h"
 #include "util/exitcode.h"
@@ -24,6 +25,8 @@ int main(int argc, char **argv)
     /* Every command that runs policy code (policy check, qemu, recover, and
      * the runs, which set it again) ends on a stuck hook as a run does. */
     vm_policy_set_stuck(vm_job_policy_stuck, NULL);
+    /* The built-in features' names are reserved in every policy. */
+    vm_policy_set_reserved(vm_feature_builtin);
 
     if (argc < 2) {
         vm_error("no command given (see 'vmmigrate --help')");

@@ -40,6 +40,13 @@ const char *vm_policy_path(const struct vm_policy *p);
  * process); NULL, the default: nothing happens. One for the process. */
 typedef void (*vm_policy_stuck_fn)(void *data, const char *what);
 void vm_policy_set_stuck(vm_policy_stuck_fn fn, void *data);
+/* Names a policy may not give its own features (vmm.feature): the
+ * built-ins, whose table is feature/'s (feature_builtin.c). fn(name) says
+ * whether NAME is reserved; set once, before the first vm_policy_load, by
+ * whoever links both (main.c). One for the process; NULL, the default:
+ * none is. */
+typedef bool (*vm_policy_reserved_fn)(const char *name);
+void vm_policy_set_reserved(vm_policy_reserved_fn fn);
 /* Where vmm.log.*() lines go besides vmmigrate's log (the event stream):
  * level "debug".."error", where = "file:line", the message. */
 typedef void (*vm_policy_log_fn)(void *data, const char *level, const char *where, const char *msg);

@@ -40,6 +40,13 @@ static int core_log(lua_State *L)
 
 /* vmm.feature(name, {prepare=, gate=, after=, deinit=}): register a feature
  * implemented by the policy. Only while the policy loads. */
+static vm_policy_reserved_fn reserved;
+
+void vm_policy_set_reserved(vm_policy_reserved_fn fn)
+{
+    reserved = fn;
+}
+
 static const char *const feature_steps[] = {"probe", "prepare", "gate", "after", "deinit"};
 
 static int core_feature(lua_State *L)
@@ -58,10 +65,8 @@ static int core_feature(lua_State *L)
     if (!len || len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len)
         return luaL_error(L, "vmm.feature: '%s' is not a name of [a-z0-9_-], 1-64 characters",
                           name);
-    static const char *const builtin[] = {"vdp", "spice", "announce"}; /* reserved */
-    for (size_t i = 0; i < VM_ARRAY_LEN(builtin); i++)
-        if (strcmp(name, builtin[i]) == 0)
-            return luaL_error(L, "vmm.feature: '%s' is a built-in feature", name);
+    if (reserved && reserved(name))
+        return luaL_error(L, "vmm.feature: '%s' is a built-in feature", name);
     /* Copy the step functions (only those) into our own table. */
     lua_newtable(L);
     int n = 0;

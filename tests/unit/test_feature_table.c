@@ -98,6 +98,7 @@ static void test_reserved(void)
     char dir[] = "/tmp/vmm-test-feature-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char *path = xasprintf("%s/p.lua", dir);
+    vm_policy_set_reserved(vm_feature_builtin); /* as main.c does */
     for (int i = 0; vm_feature_builtin_at(i); i++) {
         const char *name = vm_feature_builtin_at(i)->name;
         FILE *f = fopen(path, "w");
