@@ -39,7 +39,7 @@ static void cb(const struct vm_exec_result *r, void *data)
 static struct res run(const char *uri, const char *const *argv, uint64_t timeout)
 {
     struct res x = {0};
-    vm_exec_start(&loop, uri, argv, timeout, cb, &x);
+    vm_exec_start(&loop, NULL, uri, argv, timeout, cb, &x);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(x.calls, ==, 1);
     return x;
@@ -94,7 +94,7 @@ static void test_executors(void)
 {
     const char *argv[] = {"vdptool", "-i", "eth0", "it's", NULL};
     char *why = NULL;
-    char **v = vm_exec_argv("qemu+ssh://root@hv12:2222/system", argv, &why);
+    char **v = vm_exec_argv(NULL, "qemu+ssh://root@hv12:2222/system", argv, &why);
     CHECK(v);
     const char *want[] = {"ssh", "-o",        "BatchMode=yes", "-p",     "2222",       "root@hv12",
                           "--",  "'vdptool'", "'-i'",          "'eth0'", "'it'\\''s'", NULL};
@@ -102,33 +102,39 @@ static void test_executors(void)
         CHECK_STR(v[i], want[i]);
     vm_exec_argv_free(v);
 
-    v = vm_exec_argv("qemu+tcp://hv12/system", argv, &why);
+    v = vm_exec_argv(NULL, "qemu+tcp://hv12/system", argv, &why);
     CHECK(!v);
     CHECK_CONTAINS(why, "no executor for host 'qemu+tcp://hv12/system'");
     free(why);
 
-    const char *specs[] = {"qemu+tcp://hv12/system=ip netns exec st-b"};
+    const char *specs[] = {"qemu+tcp://hv12/system=ip netns exec st-b",
+                           "qemu+tcp://hv12/system=ignored: the first wins", NULL};
     CHECK(vm_exec_override_valid(specs[0]));
     CHECK(!vm_exec_override_valid("=x"));
     CHECK(!vm_exec_override_valid("uri="));
-    vm_exec_set_overrides(specs, 1);
-    v = vm_exec_argv("qemu+tcp://hv12/system", argv, &why);
+    struct vm_exec_hosts *hosts = vm_exec_hosts_new(specs);
+    CHECK_STR(vm_exec_hosts_lookup(hosts, "qemu+tcp://hv12/system"), "ip netns exec st-b");
+    CHECK(!vm_exec_hosts_lookup(hosts, "qemu+tcp://hv1/system"));
+    CHECK(!vm_exec_hosts_lookup(NULL, "qemu+tcp://hv12/system"));
+    v = vm_exec_argv(hosts, "qemu+tcp://hv12/system", argv, &why);
     CHECK(v);
     CHECK_STR(v[0], "ip");
     CHECK_STR(v[3], "st-b");
     CHECK_STR(v[4], "vdptool");
     CHECK_STR(v[7], "it's");
     vm_exec_argv_free(v);
+    vm_exec_hosts_free(hosts);
     /* URIs have '=' in them: the override is URI "=" PREFIX */
-    const char *specs2[] = {"qemu+unix:///system?socket=/x/sock=/lab/vdp.sh exec b --"};
-    vm_exec_set_overrides(specs2, 1);
-    v = vm_exec_argv("qemu+unix:///system?socket=/x/sock", argv, &why);
+    const char *specs2[] = {"qemu+unix:///system?socket=/x/sock=/lab/vdp.sh exec b --", NULL};
+    hosts = vm_exec_hosts_new(specs2);
+    v = vm_exec_argv(hosts, "qemu+unix:///system?socket=/x/sock", argv, &why);
     CHECK(v);
     CHECK_STR(v[0], "/lab/vdp.sh");
     CHECK_STR(v[2], "b");
     CHECK_STR(v[4], "vdptool");
     vm_exec_argv_free(v);
-    vm_exec_set_overrides(NULL, 0);
+    vm_exec_hosts_free(hosts);
+    vm_exec_hosts_free(NULL);
 
     const char *echo[] = {"echo", "x", NULL};
     struct res x = run("qemu+tcp://hv12/system", echo, 1000);
@@ -168,7 +174,7 @@ static void test_dies_with_us(void)
         char *script = xasprintf("echo $$ > %s; exec sleep 60", pidfile);
         const char *argv[] = {"/bin/sh", "-c", script, NULL};
         struct res x = {0};
-        vm_exec_start(&l, "qemu:///system", argv, 120000, cb, &x);
+        vm_exec_start(&l, NULL, "qemu:///system", argv, 120000, cb, &x);
         uv_run(&l, UV_RUN_DEFAULT);
         _exit(0);
     }

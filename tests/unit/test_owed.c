@@ -128,7 +128,7 @@ int main(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct result r = {0};
-    vm_owed_run(&loop, dir, o, NULL, done, &r);
+    vm_owed_run(&loop, dir, o, NULL, NULL, done, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(r.calls, ==, 1);
     CHECK_INT(r.failed, ==, 2);
@@ -161,7 +161,7 @@ int main(void)
     /* Nothing owed: done runs at once, nothing is written. */
     json_t *none = json_array();
     struct result r2 = {0};
-    vm_owed_run(&loop, dir, none, NULL, done, &r2);
+    vm_owed_run(&loop, dir, none, NULL, NULL, done, &r2);
     CHECK_INT(r2.calls, ==, 1);
     CHECK_INT(r2.failed, ==, 0);
     json_decref(r2.results);
@@ -185,7 +185,7 @@ int main(void)
             json_array_append(u9, e);
     }
     struct result r3 = {0};
-    vm_owed_run(&loop, dir, u9, NULL, done, &r3);
+    vm_owed_run(&loop, dir, u9, NULL, NULL, done, &r3);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(r3.calls, ==, 1);
     CHECK_INT(r3.failed, ==, 1);
