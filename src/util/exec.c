@@ -88,6 +88,13 @@ static char *shell_quote(const char *a)
     return q;
 }
 
+/* ARGV after what S holds; quoted when a remote shell reads it (ssh). */
+static void push_argv(struct strv *s, const char *const *argv, bool quote)
+{
+    for (const char *const *a = argv; *a; a++)
+        push(s, quote ? shell_quote(*a) : xstrdup(*a));
+}
+
 void vm_exec_argv_free(char **argv)
 {
     for (char **p = argv; p && *p; p++)
@@ -106,8 +113,9 @@ char **vm_exec_argv(const struct vm_exec_hosts *hosts, const char *uri, const ch
         for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
             push(&s, xstrdup(t));
         free(copy);
-        for (const char *const *a = argv; *a; a++)
-            push(&s, xstrdup(*a));
+        /* ssh hands its arguments to the remote shell as one line */
+        const char *prog = s.v ? strrchr(s.v[0], '/') : NULL;
+        push_argv(&s, argv, s.v && strcmp(prog ? prog + 1 : s.v[0], "ssh") == 0);
         return s.v;
     }
     const char *sep = strstr(uri, "://");
@@ -116,8 +124,7 @@ char **vm_exec_argv(const struct vm_exec_hosts *hosts, const char *uri, const ch
     if (strncmp(uri, "test:", 5) == 0 || (sep && sep[3] == '/'))
         local = true; /* no host part: this machine */
     if (local) {
-        for (const char *const *a = argv; *a; a++)
-            push(&s, xstrdup(*a));
+        push_argv(&s, argv, false);
         return s.v;
     }
     if (sep && slen >= 4 && strncmp(uri + slen - 4, "+ssh", 4) == 0) {
@@ -138,8 +145,7 @@ char **vm_exec_argv(const struct vm_exec_hosts *hosts, const char *uri, const ch
         }
         push(&s, xstrdup(h));
         push(&s, xstrdup("--"));
-        for (const char *const *a = argv; *a; a++)
-            push(&s, shell_quote(*a));
+        push_argv(&s, argv, true);
         free(h);
         return s.v;
     }

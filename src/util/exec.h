@@ -5,7 +5,8 @@
  * ssh URI (qemu+ssh://[user@]host[:port]/...) runs it through
  * `ssh -o BatchMode=yes [-p port] [user@]host -- ARGV` (each argument
  * quoted for the remote shell); --host-exec URI=PREFIX replaces either with
- * PREFIX (split on spaces) followed by ARGV (the lab uses `ip netns exec NS`).
+ * PREFIX (split on spaces) followed by ARGV (the lab uses `ip netns exec NS`),
+ * each argument quoted the same way when PREFIX's program is ssh.
  *
  * Output is untrusted: each stream is cut at VM_EXEC_MAX_OUTPUT bytes. A
  * `struct vm_exec` owns its process and pipes and frees itself after its

@@ -90,19 +90,29 @@ static void test_timeout_and_limits(void)
     res_free(&x);
 }
 
+/* vm_exec_argv(HOSTS, URI, ARGV) is exactly WANT. */
+static void check_argv(const struct vm_exec_hosts *hosts, const char *uri, const char *const *argv,
+                       const char *const *want)
+{
+    char *why = NULL;
+    char **v = vm_exec_argv(hosts, uri, argv, &why);
+    CHECK(v);
+    int i = 0;
+    for (; want[i]; i++)
+        CHECK_STR(v[i], want[i]);
+    CHECK(!v[i]);
+    vm_exec_argv_free(v);
+}
+
 static void test_executors(void)
 {
     const char *argv[] = {"vdptool", "-i", "eth0", "it's", NULL};
     char *why = NULL;
-    char **v = vm_exec_argv(NULL, "qemu+ssh://root@hv12:2222/system", argv, &why);
-    CHECK(v);
     const char *want[] = {"ssh", "-o",        "BatchMode=yes", "-p",     "2222",       "root@hv12",
                           "--",  "'vdptool'", "'-i'",          "'eth0'", "'it'\\''s'", NULL};
-    for (int i = 0; want[i]; i++)
-        CHECK_STR(v[i], want[i]);
-    vm_exec_argv_free(v);
+    check_argv(NULL, "qemu+ssh://root@hv12:2222/system", argv, want);
 
-    v = vm_exec_argv(NULL, "qemu+tcp://hv12/system", argv, &why);
+    char **v = vm_exec_argv(NULL, "qemu+tcp://hv12/system", argv, &why);
     CHECK(!v);
     CHECK_CONTAINS(why, "no executor for host 'qemu+tcp://hv12/system'");
     free(why);
@@ -135,6 +145,21 @@ static void test_executors(void)
     vm_exec_argv_free(v);
     vm_exec_hosts_free(hosts);
     vm_exec_hosts_free(NULL);
+
+    /* A PREFIX running ssh: the remote shell reads ARGV, quoted as for an
+     * ssh URI; any other PREFIX gets ARGV as it is. */
+    const char *inject[] = {"vdptool", "a b;touch /tmp/x", NULL};
+    const char *specs3[] = {"qemu+tcp://hv12/system=ssh -p 22 root@h",
+                            "qemu+tcp://hv13/system=/usr/bin/ssh root@h",
+                            "qemu+tcp://hv14/system=ip netns exec ns1", NULL};
+    hosts = vm_exec_hosts_new(specs3);
+    const char *want_ssh[] = {"ssh", "-p", "22", "root@h", "'vdptool'", "'a b;touch /tmp/x'", NULL};
+    check_argv(hosts, "qemu+tcp://hv12/system", inject, want_ssh);
+    const char *want_path[] = {"/usr/bin/ssh", "root@h", "'vdptool'", "'a b;touch /tmp/x'", NULL};
+    check_argv(hosts, "qemu+tcp://hv13/system", inject, want_path);
+    const char *want_ns[] = {"ip", "netns", "exec", "ns1", "vdptool", "a b;touch /tmp/x", NULL};
+    check_argv(hosts, "qemu+tcp://hv14/system", inject, want_ns);
+    vm_exec_hosts_free(hosts);
 
     const char *echo[] = {"echo", "x", NULL};
     struct res x = run("qemu+tcp://hv12/system", echo, 1000);
