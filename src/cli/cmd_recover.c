@@ -70,7 +70,8 @@ static void deinits_done(json_t *results, int failed, void *data)
     d->failed = failed;
 }
 
-static int recover(const struct vm_cli_args *args, const char *dir);
+static int recover(const struct vm_cli_args *args, const char *dir,
+                   const struct vm_exec_hosts *hosts);
 
 static int cmd_recover_exec(const struct vm_cli_args *args)
 {
@@ -85,15 +86,17 @@ static int cmd_recover_exec(const struct vm_cli_args *args)
     const char **execs = vm_cli_host_execs(args, OPT_HOST_EXEC, "recover", &nexec);
     if (!execs)
         return VM_EXIT_USAGE;
-    vm_exec_set_overrides(execs, nexec);
-    int rc = recover(args, dir);
-    vm_exec_set_overrides(NULL, 0);
+    struct vm_exec_hosts *hosts = vm_exec_hosts_new(execs);
     free(execs);
+    int rc = recover(args, dir, hosts);
+    vm_exec_hosts_free(hosts);
     return rc;
 }
 
-/* Reconcile, then run the owed feature steps. */
-static int recover(const struct vm_cli_args *args, const char *dir)
+/* Reconcile, then run the owed feature steps (their commands reach their
+ * hosts through HOSTS). */
+static int recover(const struct vm_cli_args *args, const char *dir,
+                   const struct vm_exec_hosts *hosts)
 {
     char *err = NULL;
     struct vm_policy *policy = NULL;
@@ -119,7 +122,7 @@ static int recover(const struct vm_cli_args *args, const char *dir)
     struct deinits d = {0};
     uv_loop_t loop;
     uv_loop_init(&loop);
-    vm_owed_run(&loop, dir, owed, policy, deinits_done, &d);
+    vm_owed_run(&loop, dir, owed, policy, hosts, deinits_done, &d);
     uv_run(&loop, UV_RUN_DEFAULT);
     vm_policy_shutdown(policy);
     uv_run(&loop, UV_RUN_DEFAULT);

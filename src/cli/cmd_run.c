@@ -13,7 +13,6 @@
 #include "cli/cli_options.h"
 #include "util/exitcode.h"
 #include "plan/decision.h"
-#include "util/exec.h"
 #include "journal/journal.h"
 #include "run/job.h"
 #include "run/lock.h"
@@ -403,7 +402,6 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
         rc = VM_EXIT_USAGE;
         goto cleanup;
     }
-    vm_exec_set_overrides(execs, nexec);
     spec.host_execs = execs;
     spec.nqmp = vm_cli_count(args, OPT_QMP_SOCKET);
     spec.qmp = xcalloc((size_t)spec.nqmp + 1, sizeof(*spec.qmp));
@@ -514,7 +512,6 @@ cleanup:
     free(spec.vms);
     free(spec.sources);
     free(spec.targets);
-    vm_exec_set_overrides(NULL, 0);
     free(spec.host_execs);
     free(spec.notify_urls);
     return rc;

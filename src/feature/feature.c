@@ -75,7 +75,7 @@ static void policy_run(struct vm_feature_ctx *c)
                             "step", step_names[c->step], "args", c->decl->args);
     struct vm_policy_step *st = vm_policy_feature_start(
         fs->policy, fs->loop, c->decl->name, step_names[c->step], fs->vm, ctx, fs->env.source,
-        fs->env.target, c->decl->timeout_ms, policy_step_done, fs);
+        fs->env.target, fs->env.hosts, c->decl->timeout_ms, policy_step_done, fs);
     if (st)
         fs->cur = st;
     json_decref(ctx);

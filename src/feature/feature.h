@@ -24,6 +24,7 @@
 
 #include "plan/decision.h"
 
+struct vm_exec_hosts;
 struct vm_policy;
 struct vm_features;
 
@@ -56,13 +57,15 @@ typedef void (*vm_features_done_cb)(struct vm_features *f, bool ok, const char *
 typedef void (*vm_features_event_cb)(struct vm_features *f, const char *feature, const char *step,
                                      bool ok, const char *detail, void *data);
 
-/* What the features act on: the two hosts (URIs, for vmm.exec), whether
- * the migration is gated, and what built-ins ask of the backend (each in a
- * backend's own way: libvirt or QMP; NULL: this backend cannot, the step
- * fails). The run fills it in. announce: run QEMU's announce-self on the
+/* What the features act on: the two hosts (URIs, for vmm.exec) and how
+ * commands reach them (hosts: exec.h, borrowed from the run, NULL: no
+ * overrides), whether the migration is gated, and what built-ins ask of
+ * the backend (each in a backend's own way: libvirt or QMP; NULL: this
+ * backend cannot, the step fails). The run fills it in. announce: run QEMU's announce-self on the
  * target, then vm_features_announced(). */
 struct vm_feature_env {
     const char *source, *target;
+    const struct vm_exec_hosts *hosts;
     bool gated;
     void (*announce)(struct vm_features *f, void *ctx);
     /* spice: count the SPICE channels clients hold on the source (then

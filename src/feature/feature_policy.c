@@ -61,6 +61,7 @@ struct vm_policy_step {
     lua_State *co;
     int co_ref;
     char *source, *target, *name, *step;
+    const struct vm_exec_hosts *hosts; /* borrowed: the run's */
     struct vm_exec *exec;
     struct vm_http_req *http;
     uv_timer_t timer;
@@ -179,7 +180,7 @@ static void step_resume(struct vm_policy_step *st, int nargs)
             vm_debug("policy: feature '%s' %s runs '%s' on %s", st->name, st->step, argv[0], uri);
             /* copy argv before popping the table: vm_exec_start copies it */
             uint64_t left = st->timeout_ms;
-            st->exec = vm_exec_start(st->loop, uri, argv, left, exec_done, st);
+            st->exec = vm_exec_start(st->loop, st->hosts, uri, argv, left, exec_done, st);
             free(argv);
             lua_pop(co, nres);
             return;
@@ -229,6 +230,7 @@ void vm_policy_step_cancel(struct vm_policy_step *st)
 struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *loop,
                                                const char *name, const char *step, json_t *vm,
                                                json_t *ctx, const char *source, const char *target,
+                                               const struct vm_exec_hosts *hosts,
                                                uint64_t timeout_ms, vm_policy_step_cb cb,
                                                void *data)
 {
@@ -253,6 +255,7 @@ struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *l
     st->data = data;
     st->source = xstrdup(source);
     st->target = xstrdup(target);
+    st->hosts = hosts;
     st->name = xstrdup(name);
     st->step = xstrdup(step);
     st->timeout_ms = timeout_ms;

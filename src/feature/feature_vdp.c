@@ -289,7 +289,7 @@ static void vdp_run(struct vm_feature_ctx *c)
     vm_vdp_clear(&v);
     vm_feature_hold(c);
     s->cur = vr;
-    s->exec = vm_exec_start(c->loop, on_target ? c->env->target : c->env->source,
+    s->exec = vm_exec_start(c->loop, c->env->hosts, on_target ? c->env->target : c->env->source,
                             (const char *const *)argv, c->decl->timeout_ms, vdp_done, vr);
     vm_vdp_argv_free(argv);
 }

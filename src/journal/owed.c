@@ -15,6 +15,7 @@ struct vm_owed {
     json_t *owed; /* borrowed from the caller's list, referenced */
     size_t next;
     struct vm_policy *policy;
+    const struct vm_exec_hosts *hosts; /* borrowed */
     struct vm_journal *journal;
     /* the migration in progress */
     struct vm_decision d;
@@ -151,6 +152,7 @@ static void owed_next(struct vm_owed *o)
         struct vm_feature_env env = {
             .source = json_string_value(json_object_get(o->cur, "source")),
             .target = json_string_value(json_object_get(o->cur, "target")),
+            .hosts = o->hosts,
             .gated = true,
         };
         /* The VM as the crashed run saw it (a policy's step gets it). */
@@ -174,13 +176,14 @@ static void owed_next(struct vm_owed *o)
 }
 
 void vm_owed_run(uv_loop_t *loop, const char *dir, json_t *owed, struct vm_policy *policy,
-                 vm_owed_done_cb done, void *data)
+                 const struct vm_exec_hosts *hosts, vm_owed_done_cb done, void *data)
 {
     struct vm_owed *o = xcalloc(1, sizeof(*o));
     o->loop = loop;
     o->dir = xstrdup(dir);
     o->owed = json_incref(owed);
     o->policy = policy;
+    o->hosts = hosts;
     o->results = json_array();
     o->done = done;
     o->data = data;

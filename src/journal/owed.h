@@ -20,16 +20,18 @@
 #include <jansson.h>
 #include <uv.h>
 
+struct vm_exec_hosts;
 struct vm_policy;
 
 /* results: [{step, run, vm, uuid, source, target, ok, features | error}] (borrowed
  * for the call); failed: how many migrations' deinits did not all succeed. */
 typedef void (*vm_owed_done_cb)(json_t *results, int failed, void *data);
 
-/* Run OWED (vm_recover_owed's list, borrowed) on LOOP; journal
- * records go to a new journal in DIR. done runs once, possibly before this
- * returns (nothing owed). */
+/* Run OWED (vm_recover_owed's list, borrowed) on LOOP, commands reaching
+ * their hosts through HOSTS (exec.h; borrowed until done ran, NULL: no
+ * overrides); journal records go to a new journal in DIR. done runs once,
+ * possibly before this returns (nothing owed). */
 void vm_owed_run(uv_loop_t *loop, const char *dir, json_t *owed, struct vm_policy *policy,
-                 vm_owed_done_cb done, void *data);
+                 const struct vm_exec_hosts *hosts, vm_owed_done_cb done, void *data);
 
 #endif

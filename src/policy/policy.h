@@ -25,6 +25,7 @@
 #include "plan/decision.h"
 #include "plan/plan.h"
 
+struct vm_exec_hosts;
 struct vm_policy;
 
 /* NULL and *err (malloc'd, one line naming file:line) on failure. */
@@ -79,8 +80,9 @@ bool vm_policy_feature_has_step(const struct vm_policy *p, const char *name, con
 
 /* Run STEP ("probe", "prepare", "gate", "after", "deinit") of feature NAME
  * with (vm, ctx) as a coroutine on the loop, so that steps may call vmm.exec(host,
- * argv) (host "source", "target" or a URI; the step waits for the command
- * without blocking the loop). cb(data, 1 | 0 | -1, reason) runs exactly once,
+ * argv) (host "source", "target" or a URI, reached through HOSTS, borrowed
+ * until cb ran: exec.h; the step waits for the command without blocking
+ * the loop). cb(data, 1 | 0 | -1, reason) runs exactly once,
  * possibly before this returns (then NULL is returned); timeout_ms bounds
  * the whole step (a running command is killed). */
 typedef void (*vm_policy_step_cb)(void *data, int rc, const char *reason);
@@ -88,6 +90,7 @@ struct vm_policy_step;
 struct vm_policy_step *vm_policy_feature_start(struct vm_policy *p, uv_loop_t *loop,
                                                const char *name, const char *step, json_t *vm,
                                                json_t *ctx, const char *source, const char *target,
+                                               const struct vm_exec_hosts *hosts,
                                                uint64_t timeout_ms, vm_policy_step_cb cb,
                                                void *data);
 /* Stop a running step: its command is killed, cb runs now with 0 and

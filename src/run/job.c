@@ -36,6 +36,7 @@
 #include "report/sinks.h"
 #include "run/lock.h"
 #include "run/run_priv.h"
+#include "util/exec.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -351,6 +352,7 @@ static void job_free(struct job *job)
     }
     free(job->hosts);
     vm_policy_free(job->policy);
+    vm_exec_hosts_free(job->exec_hosts);
     vm_journal_close(job->journal);
     vm_sinks_free(job->sinks);
     free(job->error);
@@ -409,6 +411,7 @@ int vm_job_run(const struct vm_job_spec *spec)
         spec = job->spec = &eff;
     }
     set_threadpool_size(spec->concurrency, spec->nsources + spec->ntargets);
+    job->exec_hosts = vm_exec_hosts_new(spec->host_execs);
     vm_virt_global_init();
     int rc = uv_loop_init(&job->loop);
     if (rc == 0)

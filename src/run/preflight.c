@@ -167,6 +167,7 @@ void run_stage_probe(struct job *job)
         pr->vm = it->vm;
         struct vm_feature_env env = {.source = it->source,
                                      .target = it->target,
+                                     .hosts = job->exec_hosts,
                                      .gated = it->d.class == VM_CLASS_NETWORK_CRITICAL,
                                      .spice_count = probe_spice_count,
                                      .ctx = pr};

@@ -99,6 +99,7 @@ struct job {
     int nhosts;
     int pending;
     struct vm_policy *policy;
+    struct vm_exec_hosts *exec_hosts; /* from spec->host_execs: every command's executor */
     struct vm_plan plan;
     bool planned;
     struct preflight *pre;

@@ -88,7 +88,8 @@ static void recover_done(struct vm_virt_task *t)
     free(rt);
     job->recovered = true;
     if (json_array_size(owed) > 0 && !job->interrupted)
-        vm_owed_run(&job->loop, job->spec->journal_dir, owed, job->policy, owed_done, job);
+        vm_owed_run(&job->loop, job->spec->journal_dir, owed, job->policy, job->exec_hosts,
+                    owed_done, job);
     else
         run_next(job);
     json_decref(owed);

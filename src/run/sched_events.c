@@ -323,6 +323,7 @@ struct vm_features *run_slot_features(struct vm_slot *s)
         return NULL;
     struct vm_feature_env env = {.source = m->src->uri,
                                  .target = m->dst->uri,
+                                 .hosts = s->job->exec_hosts,
                                  .gated = m->gated,
                                  .announce = libvirt_announce,
                                  .spice_target_ready = libvirt_spice_ready,

@@ -9,19 +9,47 @@
 
 #include "util/util.h"
 
-static const char *const *overrides;
-static int noverrides;
-
-void vm_exec_set_overrides(const char *const *specs, int n)
-{
-    overrides = specs;
-    noverrides = n;
-}
+struct vm_exec_hosts {
+    char **specs; /* "URI=PREFIX", NULL-terminated */
+};
 
 bool vm_exec_override_valid(const char *spec)
 {
     const char *eq = strchr(spec, '=');
     return eq && eq != spec && eq[1] && eq[1] != ' ';
+}
+
+struct vm_exec_hosts *vm_exec_hosts_new(const char *const *specs)
+{
+    size_t n = 0;
+    while (specs && specs[n])
+        n++;
+    struct vm_exec_hosts *h = xcalloc(1, sizeof(*h));
+    h->specs = xcalloc(n + 1, sizeof(*h->specs));
+    for (size_t i = 0; i < n; i++)
+        h->specs[i] = xstrdup(specs[i]);
+    return h;
+}
+
+void vm_exec_hosts_free(struct vm_exec_hosts *h)
+{
+    if (!h)
+        return;
+    for (char **p = h->specs; *p; p++)
+        free(*p);
+    free(h->specs);
+    free(h);
+}
+
+const char *vm_exec_hosts_lookup(const struct vm_exec_hosts *h, const char *uri)
+{
+    size_t ulen = strlen(uri);
+    for (char **p = h ? h->specs : NULL; p && *p; p++) {
+        /* URIs contain '=' (socket=...): the override is "URI=" + PREFIX. */
+        if (strncmp(*p, uri, ulen) == 0 && (*p)[ulen] == '=')
+            return *p + ulen + 1;
+    }
+    return NULL;
 }
 
 struct strv {
@@ -60,6 +88,13 @@ static char *shell_quote(const char *a)
     return q;
 }
 
+/* ARGV after what S holds; quoted when a remote shell reads it (ssh). */
+static void push_argv(struct strv *s, const char *const *argv, bool quote)
+{
+    for (const char *const *a = argv; *a; a++)
+        push(s, quote ? shell_quote(*a) : xstrdup(*a));
+}
+
 void vm_exec_argv_free(char **argv)
 {
     for (char **p = argv; p && *p; p++)
@@ -67,23 +102,21 @@ void vm_exec_argv_free(char **argv)
     free(argv);
 }
 
-char **vm_exec_argv(const char *uri, const char *const *argv, char **why)
+char **vm_exec_argv(const struct vm_exec_hosts *hosts, const char *uri, const char *const *argv,
+                    char **why)
 {
     struct strv s = {0};
     *why = NULL;
-    size_t ulen = strlen(uri);
-    for (int i = 0; i < noverrides; i++) {
-        /* URIs contain '=' (socket=...): the override is "URI=" + PREFIX. */
-        const char *eq = overrides[i] + ulen;
-        if (strncmp(overrides[i], uri, ulen) == 0 && *eq == '=') {
-            char *copy = xstrdup(eq + 1), *save = NULL;
-            for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
-                push(&s, xstrdup(t));
-            free(copy);
-            for (const char *const *a = argv; *a; a++)
-                push(&s, xstrdup(*a));
-            return s.v;
-        }
+    const char *prefix = vm_exec_hosts_lookup(hosts, uri);
+    if (prefix) {
+        char *copy = xstrdup(prefix), *save = NULL;
+        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+            push(&s, xstrdup(t));
+        free(copy);
+        /* ssh hands its arguments to the remote shell as one line */
+        const char *prog = s.v ? strrchr(s.v[0], '/') : NULL;
+        push_argv(&s, argv, s.v && strcmp(prog ? prog + 1 : s.v[0], "ssh") == 0);
+        return s.v;
     }
     const char *sep = strstr(uri, "://");
     size_t slen = sep ? (size_t)(sep - uri) : 0;
@@ -91,8 +124,7 @@ char **vm_exec_argv(const char *uri, const char *const *argv, char **why)
     if (strncmp(uri, "test:", 5) == 0 || (sep && sep[3] == '/'))
         local = true; /* no host part: this machine */
     if (local) {
-        for (const char *const *a = argv; *a; a++)
-            push(&s, xstrdup(*a));
+        push_argv(&s, argv, false);
         return s.v;
     }
     if (sep && slen >= 4 && strncmp(uri + slen - 4, "+ssh", 4) == 0) {
@@ -113,8 +145,7 @@ char **vm_exec_argv(const char *uri, const char *const *argv, char **why)
         }
         push(&s, xstrdup(h));
         push(&s, xstrdup("--"));
-        for (const char *const *a = argv; *a; a++)
-            push(&s, shell_quote(*a));
+        push_argv(&s, argv, true);
         free(h);
         return s.v;
     }
@@ -267,11 +298,12 @@ static char **with_death_signal(char **argv)
     return v;
 }
 
-struct vm_exec *vm_exec_start(uv_loop_t *loop, const char *uri, const char *const *argv,
-                              uint64_t timeout_ms, vm_exec_cb cb, void *data)
+struct vm_exec *vm_exec_start(uv_loop_t *loop, const struct vm_exec_hosts *hosts, const char *uri,
+                              const char *const *argv, uint64_t timeout_ms, vm_exec_cb cb,
+                              void *data)
 {
     char *why = NULL;
-    char **full = vm_exec_argv(uri, argv, &why);
+    char **full = vm_exec_argv(hosts, uri, argv, &why);
     int err = full && full[0] ? runnable(full[0]) : 0;
     if (err) {
         why = xasprintf("cannot run '%s': %s", full[0], strerror(err));

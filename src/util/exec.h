@@ -5,7 +5,8 @@
  * ssh URI (qemu+ssh://[user@]host[:port]/...) runs it through
  * `ssh -o BatchMode=yes [-p port] [user@]host -- ARGV` (each argument
  * quoted for the remote shell); --host-exec URI=PREFIX replaces either with
- * PREFIX (split on spaces) followed by ARGV (the lab uses `ip netns exec NS`).
+ * PREFIX (split on spaces) followed by ARGV (the lab uses `ip netns exec NS`),
+ * each argument quoted the same way when PREFIX's program is ssh.
  *
  * Output is untrusted: each stream is cut at VM_EXEC_MAX_OUTPUT bytes. A
  * `struct vm_exec` owns its process and pipes and frees itself after its
@@ -34,22 +35,37 @@ struct vm_exec_result {
 
 typedef void (*vm_exec_cb)(const struct vm_exec_result *r, void *data);
 
-/* Executors given on the command line: "URI=PREFIX". Borrowed; call once
- * before the loop runs. */
-void vm_exec_set_overrides(const char *const *specs, int n);
+/* Executors given on the command line (--host-exec "URI=PREFIX"), one
+ * value per run: whoever runs commands for the run (the job, `vmmigrate
+ * recover`) creates it with vm_exec_hosts_new, lends it to everything that
+ * starts commands (vm_exec_start, vm_exec_argv; NULL: no overrides) and
+ * frees it with vm_exec_hosts_free after the last command reported. */
+struct vm_exec_hosts;
+
 /* Is "URI=PREFIX" well formed? */
 bool vm_exec_override_valid(const char *spec);
+/* From SPECS (NULL-terminated, each vm_exec_override_valid; copied; NULL:
+ * none). The first spec naming a URI wins. */
+struct vm_exec_hosts *vm_exec_hosts_new(const char *const *specs);
+void vm_exec_hosts_free(struct vm_exec_hosts *h);
+/* URI's PREFIX (borrowed from H), or NULL: no override (also when H is
+ * NULL). */
+const char *vm_exec_hosts_lookup(const struct vm_exec_hosts *h, const char *uri);
 
-/* Start ARGV (argv[0] looked up in PATH) on the host of URI. cb runs once,
- * on the loop, also when the start fails (then r->error is set). Returns the
- * running command (for vm_exec_kill) or NULL when cb already ran. */
-struct vm_exec *vm_exec_start(uv_loop_t *loop, const char *uri, const char *const *argv,
-                              uint64_t timeout_ms, vm_exec_cb cb, void *data);
+/* Start ARGV (argv[0] looked up in PATH) on the host of URI, through
+ * HOSTS' override for URI if it has one (borrowed for the call). cb runs
+ * once, on the loop, also when the start fails (then r->error is set).
+ * Returns the running command (for vm_exec_kill) or NULL when cb already
+ * ran. */
+struct vm_exec *vm_exec_start(uv_loop_t *loop, const struct vm_exec_hosts *hosts, const char *uri,
+                              const char *const *argv, uint64_t timeout_ms, vm_exec_cb cb,
+                              void *data);
 void vm_exec_kill(struct vm_exec *e);
 
 /* The full argv (prefix + argv) vm_exec_start would run; caller frees the
  * array and its strings with vm_exec_argv_free. NULL: unknown transport. */
-char **vm_exec_argv(const char *uri, const char *const *argv, char **why);
+char **vm_exec_argv(const struct vm_exec_hosts *hosts, const char *uri, const char *const *argv,
+                    char **why);
 void vm_exec_argv_free(char **argv);
 
 #endif

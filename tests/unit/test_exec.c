@@ -39,7 +39,7 @@ static void cb(const struct vm_exec_result *r, void *data)
 static struct res run(const char *uri, const char *const *argv, uint64_t timeout)
 {
     struct res x = {0};
-    vm_exec_start(&loop, uri, argv, timeout, cb, &x);
+    vm_exec_start(&loop, NULL, uri, argv, timeout, cb, &x);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(x.calls, ==, 1);
     return x;
@@ -90,45 +90,76 @@ static void test_timeout_and_limits(void)
     res_free(&x);
 }
 
+/* vm_exec_argv(HOSTS, URI, ARGV) is exactly WANT. */
+static void check_argv(const struct vm_exec_hosts *hosts, const char *uri, const char *const *argv,
+                       const char *const *want)
+{
+    char *why = NULL;
+    char **v = vm_exec_argv(hosts, uri, argv, &why);
+    CHECK(v);
+    int i = 0;
+    for (; want[i]; i++)
+        CHECK_STR(v[i], want[i]);
+    CHECK(!v[i]);
+    vm_exec_argv_free(v);
+}
+
 static void test_executors(void)
 {
     const char *argv[] = {"vdptool", "-i", "eth0", "it's", NULL};
     char *why = NULL;
-    char **v = vm_exec_argv("qemu+ssh://root@hv12:2222/system", argv, &why);
-    CHECK(v);
     const char *want[] = {"ssh", "-o",        "BatchMode=yes", "-p",     "2222",       "root@hv12",
                           "--",  "'vdptool'", "'-i'",          "'eth0'", "'it'\\''s'", NULL};
-    for (int i = 0; want[i]; i++)
-        CHECK_STR(v[i], want[i]);
-    vm_exec_argv_free(v);
+    check_argv(NULL, "qemu+ssh://root@hv12:2222/system", argv, want);
 
-    v = vm_exec_argv("qemu+tcp://hv12/system", argv, &why);
+    char **v = vm_exec_argv(NULL, "qemu+tcp://hv12/system", argv, &why);
     CHECK(!v);
     CHECK_CONTAINS(why, "no executor for host 'qemu+tcp://hv12/system'");
     free(why);
 
-    const char *specs[] = {"qemu+tcp://hv12/system=ip netns exec st-b"};
+    const char *specs[] = {"qemu+tcp://hv12/system=ip netns exec st-b",
+                           "qemu+tcp://hv12/system=ignored: the first wins", NULL};
     CHECK(vm_exec_override_valid(specs[0]));
     CHECK(!vm_exec_override_valid("=x"));
     CHECK(!vm_exec_override_valid("uri="));
-    vm_exec_set_overrides(specs, 1);
-    v = vm_exec_argv("qemu+tcp://hv12/system", argv, &why);
+    struct vm_exec_hosts *hosts = vm_exec_hosts_new(specs);
+    CHECK_STR(vm_exec_hosts_lookup(hosts, "qemu+tcp://hv12/system"), "ip netns exec st-b");
+    CHECK(!vm_exec_hosts_lookup(hosts, "qemu+tcp://hv1/system"));
+    CHECK(!vm_exec_hosts_lookup(NULL, "qemu+tcp://hv12/system"));
+    v = vm_exec_argv(hosts, "qemu+tcp://hv12/system", argv, &why);
     CHECK(v);
     CHECK_STR(v[0], "ip");
     CHECK_STR(v[3], "st-b");
     CHECK_STR(v[4], "vdptool");
     CHECK_STR(v[7], "it's");
     vm_exec_argv_free(v);
+    vm_exec_hosts_free(hosts);
     /* URIs have '=' in them: the override is URI "=" PREFIX */
-    const char *specs2[] = {"qemu+unix:///system?socket=/x/sock=/lab/vdp.sh exec b --"};
-    vm_exec_set_overrides(specs2, 1);
-    v = vm_exec_argv("qemu+unix:///system?socket=/x/sock", argv, &why);
+    const char *specs2[] = {"qemu+unix:///system?socket=/x/sock=/lab/vdp.sh exec b --", NULL};
+    hosts = vm_exec_hosts_new(specs2);
+    v = vm_exec_argv(hosts, "qemu+unix:///system?socket=/x/sock", argv, &why);
     CHECK(v);
     CHECK_STR(v[0], "/lab/vdp.sh");
     CHECK_STR(v[2], "b");
     CHECK_STR(v[4], "vdptool");
     vm_exec_argv_free(v);
-    vm_exec_set_overrides(NULL, 0);
+    vm_exec_hosts_free(hosts);
+    vm_exec_hosts_free(NULL);
+
+    /* A PREFIX running ssh: the remote shell reads ARGV, quoted as for an
+     * ssh URI; any other PREFIX gets ARGV as it is. */
+    const char *inject[] = {"vdptool", "a b;touch /tmp/x", NULL};
+    const char *specs3[] = {"qemu+tcp://hv12/system=ssh -p 22 root@h",
+                            "qemu+tcp://hv13/system=/usr/bin/ssh root@h",
+                            "qemu+tcp://hv14/system=ip netns exec ns1", NULL};
+    hosts = vm_exec_hosts_new(specs3);
+    const char *want_ssh[] = {"ssh", "-p", "22", "root@h", "'vdptool'", "'a b;touch /tmp/x'", NULL};
+    check_argv(hosts, "qemu+tcp://hv12/system", inject, want_ssh);
+    const char *want_path[] = {"/usr/bin/ssh", "root@h", "'vdptool'", "'a b;touch /tmp/x'", NULL};
+    check_argv(hosts, "qemu+tcp://hv13/system", inject, want_path);
+    const char *want_ns[] = {"ip", "netns", "exec", "ns1", "vdptool", "a b;touch /tmp/x", NULL};
+    check_argv(hosts, "qemu+tcp://hv14/system", inject, want_ns);
+    vm_exec_hosts_free(hosts);
 
     const char *echo[] = {"echo", "x", NULL};
     struct res x = run("qemu+tcp://hv12/system", echo, 1000);
@@ -168,7 +199,7 @@ static void test_dies_with_us(void)
         char *script = xasprintf("echo $$ > %s; exec sleep 60", pidfile);
         const char *argv[] = {"/bin/sh", "-c", script, NULL};
         struct res x = {0};
-        vm_exec_start(&l, "qemu:///system", argv, 120000, cb, &x);
+        vm_exec_start(&l, NULL, "qemu:///system", argv, 120000, cb, &x);
         uv_run(&l, UV_RUN_DEFAULT);
         _exit(0);
     }
