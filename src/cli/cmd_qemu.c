@@ -1,6 +1,6 @@
 /* cmd_qemu.c — `vmmigrate qemu`: one live migration between two QEMU
  * processes libvirt does not manage, over their QMP sockets, through the
- * same commit gate (qemu_mig.h). */
+ * same commit gate (run/run_qemu.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "feature/feature.h"
 #include "journal/journal.h"
 #include "policy/policy.h"
-#include "run/qemu_mig.h"
+#include "run/run_qemu.h"
 #include "report/report.h"
 #include "util/util.h"
 
@@ -111,12 +111,12 @@ static const struct vm_cli_option qemu_options[] = {
 static int cmd_qemu_exec(const struct vm_cli_args *args)
 {
     struct vm_qemu_spec spec = {0};
-    spec.source_qmp = vm_cli_str(args, OPT_SOURCE_QMP);
-    spec.target_qmp = vm_cli_str(args, OPT_TARGET_QMP);
-    spec.uri = vm_cli_str(args, OPT_URI);
-    if (!spec.source_qmp || !spec.target_qmp || !spec.uri) {
-        vm_error("qemu: --%s is required", !spec.source_qmp   ? "source-qmp"
-                                           : !spec.target_qmp ? "target-qmp"
+    spec.mig.source_qmp = vm_cli_str(args, OPT_SOURCE_QMP);
+    spec.mig.target_qmp = vm_cli_str(args, OPT_TARGET_QMP);
+    spec.mig.uri = vm_cli_str(args, OPT_URI);
+    if (!spec.mig.source_qmp || !spec.mig.target_qmp || !spec.mig.uri) {
+        vm_error("qemu: --%s is required", !spec.mig.source_qmp   ? "source-qmp"
+                                           : !spec.mig.target_qmp ? "target-qmp"
                                                               : "uri");
         return VM_EXIT_USAGE;
     }
@@ -124,13 +124,13 @@ static int cmd_qemu_exec(const struct vm_cli_args *args)
         vm_error("qemu: unexpected argument '%s'", vm_cli_pos(args, 0));
         return VM_EXIT_USAGE;
     }
-    spec.name = vm_cli_str(args, OPT_NAME) ? vm_cli_str(args, OPT_NAME) : "qemu";
+    spec.mig.name = vm_cli_str(args, OPT_NAME) ? vm_cli_str(args, OPT_NAME) : "qemu";
     const char *cls = vm_cli_str(args, OPT_CLASS);
-    spec.gated = !cls || strcmp(cls, "network-critical") == 0;
-    spec.bandwidth_mibs = (uint64_t)vm_cli_int(args, OPT_BANDWIDTH, 0);
-    spec.max_downtime_ms = (uint64_t)vm_cli_int(args, OPT_MAX_DOWNTIME, 0);
-    spec.timeout_s = (uint64_t)vm_cli_int(args, OPT_TIMEOUT, 0);
-    spec.gate_timeout_ms = (uint64_t)vm_cli_int(args, OPT_GATE_TIMEOUT, 0);
+    spec.mig.gated = !cls || strcmp(cls, "network-critical") == 0;
+    spec.mig.bandwidth_mibs = (uint64_t)vm_cli_int(args, OPT_BANDWIDTH, 0);
+    spec.mig.max_downtime_ms = (uint64_t)vm_cli_int(args, OPT_MAX_DOWNTIME, 0);
+    spec.mig.timeout_s = (uint64_t)vm_cli_int(args, OPT_TIMEOUT, 0);
+    spec.mig.gate_timeout_ms = (uint64_t)vm_cli_int(args, OPT_GATE_TIMEOUT, 0);
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
     spec.journal_dir = vm_cli_str(args, OPT_JOURNAL_DIR);
     if (!spec.journal_dir)
@@ -140,8 +140,8 @@ static int cmd_qemu_exec(const struct vm_cli_args *args)
     const char *ppath = vm_cli_str(args, OPT_POLICY);
     if (ppath) {
         char *err = NULL;
-        spec.policy = vm_policy_load(ppath, &err);
-        if (!spec.policy) {
+        spec.mig.policy = vm_policy_load(ppath, &err);
+        if (!spec.mig.policy) {
             vm_error("qemu: %s", err);
             free(err);
             return VM_EXIT_POLICY;
@@ -156,27 +156,27 @@ static int cmd_qemu_exec(const struct vm_cli_args *args)
         decls[i].name = xstrndup(v, decls[i].required ? len : len - 1);
         decls[i].timeout_ms = 10000;
         decls[i].args = json_object();
-        spec.nfeatures++;
-        if (!vm_feature_known(decls[i].name, spec.policy)) {
+        spec.mig.nfeatures++;
+        if (!vm_feature_known(decls[i].name, spec.mig.policy)) {
             vm_error("qemu: --feature '%s': not built in (announce) and not defined by %s",
                      decls[i].name, ppath ? ppath : "a --policy");
             rc = VM_EXIT_USAGE;
             goto out;
         }
     }
-    spec.features = decls;
+    spec.mig.features = decls;
     json_t *report = NULL;
     rc = vm_qemu_migrate(&spec, &report);
     if (report && vm_cli_flag(args, OPT_JSON))
         vm_report_print(report);
     json_decref(report);
 out:
-    for (int i = 0; i < spec.nfeatures; i++) {
+    for (int i = 0; i < spec.mig.nfeatures; i++) {
         free(decls[i].name);
         json_decref(decls[i].args);
     }
     free(decls);
-    vm_policy_free(spec.policy);
+    vm_policy_free(spec.mig.policy);
     return rc;
 }
 

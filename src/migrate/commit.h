@@ -3,7 +3,7 @@
  * A gated (network-critical) migration holds the guest paused on both sides
  * between the copy and the switch-over. A `struct vm_commit` owns that
  * moment for one migration, whichever backend carries it (libvirt's
- * protocol v3 in migrate/mig.c, QMP in run/qemu_mig.c):
+ * protocol v3 in migrate/mig.c, QMP in migrate/qmp_mig.c):
  *
  *   - the gate budget: a timer started when the gate is reached; the guest's
  *     downtime grows one for one with the time spent here, so when it runs

@@ -1,4 +1,7 @@
-/* job.c — see job.h.
+/* job.c — see job.h; and the run's spine every kind of run shares
+ * (run_priv.h): the loop's sinks and signals, the stage table's
+ * run_next()/run_stop(), the end of the run and its freeing. The QMP run
+ * (run_qemu.c) has its own, shorter table on the same spine.
  *
  * The policy file is loaded and checked before any host is contacted; then
  * the stages of the table (stages[]) run in order, each ending with
@@ -31,6 +34,7 @@
 #include "backend/libvirt/inventory.h"
 #include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
+#include "migrate/qmp_mig.h"
 #include "policy/policy.h"
 #include "report/report.h"
 #include "report/sinks.h"
@@ -200,18 +204,23 @@ static void signal_close(uv_handle_t *h)
     (void)h;
 }
 
-static void host_closed(struct vm_virt_host *h, void *data)
+void run_close_signals(struct job *job)
 {
-    struct job *job = data;
-    (void)h;
-    if (--job->pending > 0)
-        return;
     if (job->deadline) {
         uv_close((uv_handle_t *)job->deadline, (uv_close_cb)free);
         job->deadline = NULL;
     }
     uv_close((uv_handle_t *)&job->sigint, signal_close);
     uv_close((uv_handle_t *)&job->sigterm, signal_close);
+}
+
+static void host_closed(struct vm_virt_host *h, void *data)
+{
+    struct job *job = data;
+    (void)h;
+    if (--job->pending > 0)
+        return;
+    run_close_signals(job);
     /* The run is over even if webhooks still retry: report now; they get
      * their grace time afterwards (vm_sinks_finish). */
     uv_stop(&job->loop);
@@ -226,9 +235,9 @@ static void stage_report(struct job *job)
         vm_virt_host_close(job->hosts[i].h, host_closed, job);
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+/* SIGINT/SIGTERM in a libvirt run. */
+static void interrupt_migs(struct job *job, int signum)
 {
-    struct job *job = s->data;
     const char *how = signum == SIGINT ? "interrupted" : "terminated";
     /* on_abort = finish: the first signal only stops new starts; a second
      * one aborts what runs, as with rollback. */
@@ -256,12 +265,15 @@ static void on_signal(uv_signal_t *s, int signum)
         run_schedule(job);
 }
 
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct job *job = s->data;
+    job->kind->interrupt(job, signum);
+}
+
 /* ---- the stage table ------------------------------------------------- */
 
-static const struct run_stage {
-    const char *name;
-    void (*start)(struct job *job);
-} stages[RUN_STAGE_COUNT] = {
+static const struct run_stage stages[RUN_STAGE_COUNT] = {
     [RUN_STAGE_CONNECT] = {"connect", stage_connect},
     [RUN_STAGE_LOCK] = {"lock", stage_lock},
     [RUN_STAGE_SETTLE] = {"settle", run_stage_settle},
@@ -273,20 +285,42 @@ static const struct run_stage {
     [RUN_STAGE_REPORT] = {"report", stage_report},
 };
 
+static const struct run_kind libvirt_run = {stages, RUN_STAGE_COUNT, interrupt_migs};
+
 void run_next(struct job *job)
 {
-    if (job->stage >= RUN_STAGE_REPORT)
+    if (job->stage >= job->kind->nstages - 1)
         return;
     job->stage++;
-    stages[job->stage].start(job);
+    job->kind->stages[job->stage].start(job);
 }
 
 void run_stop(struct job *job)
 {
-    if (job->stage >= RUN_STAGE_REPORT)
+    if (job->stage >= job->kind->nstages - 1)
         return;
-    job->stage = RUN_STAGE_REPORT;
-    stages[job->stage].start(job);
+    job->stage = job->kind->nstages - 1;
+    job->kind->stages[job->stage].start(job);
+}
+
+int run_open(struct job *job, const struct run_kind *kind, const struct vm_sinks_config *scfg,
+             const char *cmd)
+{
+    char *serr = NULL;
+    if (!(job->sinks = vm_sinks_new(scfg, &serr))) {
+        if (serr)
+            vm_error("%s: %s", cmd, serr);
+        free(serr);
+        return -1;
+    }
+    job->kind = kind;
+    job->stage = -1;
+    uv_signal_init(&job->loop, &job->sigint);
+    uv_signal_init(&job->loop, &job->sigterm);
+    job->sigint.data = job->sigterm.data = job;
+    uv_signal_start(&job->sigint, on_signal, SIGINT);
+    uv_signal_start(&job->sigterm, on_signal, SIGTERM);
+    return 0;
 }
 
 /* ---- entry ------------------------------------------------------------ */
@@ -324,8 +358,9 @@ static void set_threadpool_size(int concurrency, int nhosts)
     setenv("UV_THREADPOOL_SIZE", buf, 1);
 }
 
-static void job_free(struct job *job)
+void run_free(struct job *job)
 {
+    vm_qmig_free(job->qmig);
     json_decref(job->settings);
     json_decref(job->unsettled);
     free(job->settings_notify);
@@ -418,7 +453,7 @@ int vm_job_run(const struct vm_job_spec *spec)
         rc = vm_evloop_register(&job->loop);
     if (rc < 0) {
         vm_error("cannot set up the event loop: %s", uv_strerror(rc));
-        job_free(job);
+        run_free(job);
         return VM_EXIT_INTERNAL;
     }
     /* The outputs: the event stream first (a bad --events path ends the
@@ -435,23 +470,13 @@ int vm_job_run(const struct vm_job_spec *spec)
         scfg.notify_grace_ms = 5000;
         scfg.progress = spec->progress && vm_log_get_level() <= VM_LOG_WARN;
     }
-    char *serr = NULL;
-    if (!(job->sinks = vm_sinks_new(&scfg, &serr))) {
-        if (serr)
-            vm_error("%s: %s", cmd, serr);
-        free(serr);
+    if (run_open(job, &libvirt_run, &scfg, cmd) < 0) {
         vm_evloop_shutdown();
         uv_run(&job->loop, UV_RUN_DEFAULT);
         uv_loop_close(&job->loop);
-        job_free(job);
+        run_free(job);
         return VM_EXIT_USAGE;
     }
-    uv_signal_init(&job->loop, &job->sigint);
-    uv_signal_init(&job->loop, &job->sigterm);
-    job->sigint.data = job->sigterm.data = job;
-    uv_signal_start(&job->sigint, on_signal, SIGINT);
-    uv_signal_start(&job->sigterm, on_signal, SIGTERM);
-
     json_t *srcs = run_uri_list(spec->sources, spec->nsources);
     json_t *dsts = run_uri_list(spec->targets, spec->ntargets);
     run_event(job, NULL, NULL, "run.started",
@@ -464,8 +489,7 @@ int vm_job_run(const struct vm_job_spec *spec)
         add_host(job, spec->sources[i], true);
     for (int i = 0; i < spec->ntargets; i++)
         add_host(job, spec->targets[i], false);
-    job->stage = RUN_STAGE_CONNECT;
-    stages[job->stage].start(job);
+    run_next(job);
 
     uv_run(&job->loop, UV_RUN_DEFAULT);
 
@@ -490,6 +514,6 @@ int vm_job_run(const struct vm_job_spec *spec)
     uv_run(&job->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&job->loop) != 0)
         vm_debug("event loop closed with handles still open");
-    job_free(job);
+    run_free(job);
     return code;
 }

@@ -1,11 +1,19 @@
-/* run_priv.h — what the files of run/ share about one run (job.h):
- * `struct job` (the run: its hosts, plan, slots, reporters), `struct
- * vm_slot` (one VM across its attempts), the stage ids, and the functions
- * one file offers the others. Everything here runs on the loop thread.
+/* run_priv.h — what the files of run/ share about one run (job.h,
+ * run_qemu.h): `struct job` (the run: its loop, signals, stage table,
+ * hosts, plan, slots, sinks), `struct vm_slot` (one VM across its
+ * attempts), the stage ids, and the functions one file offers the others.
+ * Everything here runs on the loop thread.
  *
- * Ownership: the job owns its hosts, plan, preflight records, probes and
- * slots; a slot owns its attempts (struct vm_mig), their features and its
- * source domain; all are freed in job_free() (job.c). */
+ * The spine (job.c) is the same for every kind of run: a `struct run_kind`
+ * names its stage table (run_next()/run_stop(); the last stage reports) and
+ * what SIGINT/SIGTERM do; run_open() sets up the sinks and the signals on
+ * the job's loop. A libvirt run (job.c) and a QMP run (run_qemu.c) each
+ * have their table.
+ *
+ * Ownership: the job owns its hosts, plan, preflight records, probes,
+ * slots, sinks, journal and (QMP run) its migration; a slot owns its
+ * attempts (struct vm_mig), their features and its source domain; all are
+ * freed in run_free() (job.c). */
 #ifndef VMM_RUN_PRIV_H
 #define VMM_RUN_PRIV_H
 
@@ -21,9 +29,28 @@
 #include "plan/plan.h"
 #include "run/job.h"
 
+struct vm_qemu_spec;
+struct vm_qmig;
 struct vm_sinks;
+struct vm_sinks_config;
+struct job;
 
-/* The stages, in order (the table, stages[], is in job.c). */
+/* One stage: its name and what starts it; it ends with run_next() or
+ * run_stop(). */
+struct run_stage {
+    const char *name;
+    void (*start)(struct job *job);
+};
+
+/* A kind of run: its stage table (the last stage reports) and what a
+ * SIGINT or SIGTERM does to what runs. */
+struct run_kind {
+    const struct run_stage *stages;
+    int nstages;
+    void (*interrupt)(struct job *job, int signum);
+};
+
+/* The stages of a libvirt run, in order (the table, stages[], is in job.c). */
 enum run_stage_id {
     RUN_STAGE_CONNECT,
     RUN_STAGE_LOCK,
@@ -91,10 +118,13 @@ struct vm_slot {
 };
 
 struct job {
-    const struct vm_job_spec *spec;
+    const struct vm_job_spec *spec; /* a libvirt run's (NULL in a QMP run) */
+    const struct run_kind *kind;
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
-    int stage; /* index in the stage table */
+    int stage;                       /* index in kind's stage table; -1 before the first */
+    const struct vm_qemu_spec *qemu; /* a QMP run's (run_qemu.c), or NULL */
+    struct vm_qmig *qmig;            /* ... and its migration */
     struct job_host *hosts;
     int nhosts;
     int pending;
@@ -130,12 +160,21 @@ struct job {
     uint64_t started_wall_ms;
 };
 
-/* ---- job.c: the stage table ------------------------------------------ */
+/* ---- job.c: the spine ------------------------------------------------ */
 
+/* The run's sinks from SCFG (a one-line error under CMD's name, then -1),
+ * then SIGINT/SIGTERM on the job's loop, handled by kind->interrupt. The
+ * first run_next() starts the first stage. */
+int run_open(struct job *job, const struct run_kind *kind, const struct vm_sinks_config *scfg,
+             const char *cmd);
 /* Each stage ends with one of these: the next stage starts, or the run
  * goes to its last stage (report). No-ops once the report stage began. */
 void run_next(struct job *job);
 void run_stop(struct job *job);
+/* The report stage: no more signals (nor deadline). */
+void run_close_signals(struct job *job);
+/* Free what the job owns (not the job itself). */
+void run_free(struct job *job);
 
 /* The stages' start functions (the table is in job.c). */
 void run_stage_settle(struct job *job);    /* run_recover.c */

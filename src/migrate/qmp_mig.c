@@ -1,22 +1,14 @@
-/* qemu_mig.c — see qemu_mig.h. */
-#include "run/qemu_mig.h"
+/* qmp_mig.c — see qmp_mig.h. */
+#include "migrate/qmp_mig.h"
 
-#include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
-#include "util/exitcode.h"
-#include "util/fault.h"
-#include "feature/feature.h"
-#include "journal/journal.h"
-#include "policy/policy.h"
 #include "backend/qemu/qmp.h"
-#include "backend/qemu/qmp_sync.h"
+#include "feature/feature.h"
 #include "migrate/commit.h"
-#include "migrate/mig.h"
-#include "report/report.h"
-#include "report/sinks.h"
+#include "util/fault.h"
 #include "util/util.h"
 
 enum qm_state {
@@ -28,10 +20,11 @@ enum qm_state {
     QM_DONE,
 };
 
-struct qm {
-    const struct vm_qemu_spec *spec;
-    uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
+struct vm_qmig {
+    const struct vm_qmig_spec *spec;
+    const struct vm_qmig_ops *ops;
+    void *data;
+    uv_loop_t *loop;
     uv_timer_t timer;           /* --timeout while copying */
     struct vm_commit *commit_s; /* the gate's decision, from the gate on */
     struct vm_qmp *src, *dst;
@@ -39,60 +32,29 @@ struct qm {
     enum qm_state state;
     struct vm_features *feats;
     json_t *vm;
-    struct vm_sinks *sinks; /* every output goes through them */
-    struct vm_journal *journal;
-    char *source_uri, *target_uri; /* the journal's names: qemu+qmp://PATH */
     char *uuid;                     /* the source QEMU's (query-uuid) */
     enum vm_feature_step last_step; /* the features' step that ends them */
     bool journaled;                 /* "started" is on record */
-    /* outcome */
-    const char *result;   /* migrated, failed, rolled-back, aborted */
-    const char *location; /* source, target, unknown */
-    char *error;
-    bool decided, commit, interrupted;
-    char *gate_reason;
-    uint64_t start_ms, end_ms, gate_enter_ms, gate_ms;
+    struct vm_qmig_outcome out;
+    uint64_t gate_enter_ms;
     json_t *stats; /* query-migrate of the completed migration */
     int stats_tries;
 };
 
-static void qm_event(struct qm *q, const char *event, json_t *details)
+static void qm_event(struct vm_qmig *q, const char *event, json_t *details)
 {
-    vm_sinks_trace(q->sinks, q->spec->name, NULL, event, details);
+    q->ops->on_event(q, event, details, q->data);
 }
 
 /* One journal record about this migration (fields stolen). */
-static int qm_journal(struct qm *q, const char *record, json_t *fields)
+static int qm_journal(struct vm_qmig *q, const char *record, json_t *fields)
 {
-    if (!q->journal) {
-        json_decref(fields);
-        return 0;
-    }
-    return vm_journal_write(q->journal, q->spec->name, q->uuid ? q->uuid : "", q->source_uri,
-                            q->target_uri, record, fields);
+    return q->ops->on_record(q, record, fields, q->data);
 }
 
-/* Where the VM stands, as a plain record for the sinks. */
-static void qm_state(struct qm *q, enum vm_mig_state state)
+static void qm_state(struct vm_qmig *q, enum vm_mig_state state)
 {
-    struct vm_state_rec r = {
-        .name = q->spec->name,
-        .uuid = "",
-        .state = (int)state,
-        .result = vm_mig_state_name(state),
-        .location = q->location ? q->location : "source",
-        .final = state >= VM_MIG_STATE_DONE,
-        .source = q->spec->source_qmp,
-        .target = q->spec->target_qmp,
-        .start_mono_ms = q->start_ms,
-        .end_mono_ms = q->end_ms,
-        .gated = q->spec->gated,
-        .gate_reason = q->gate_reason,
-        .gate_commit = q->commit,
-        .gate_ms = q->gate_ms,
-        .error_message = q->error,
-    };
-    vm_sinks_state(q->sinks, &r);
+    q->ops->on_state(q, state, q->data);
 }
 
 /* A result of the QMP path as a migration state. */
@@ -104,23 +66,23 @@ static enum vm_mig_state result_state(const char *result)
                                                 : VM_MIG_STATE_FAILED;
 }
 
-static void qm_fail(struct qm *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void qm_fail(struct qm *q, const char *fmt, ...)
+static void qm_fail(struct vm_qmig *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void qm_fail(struct vm_qmig *q, const char *fmt, ...)
 {
-    if (q->error)
+    if (q->out.error)
         return;
     va_list ap;
     va_start(ap, fmt);
-    q->error = xvasprintf(fmt, ap);
+    q->out.error = xvasprintf(fmt, ap);
     va_end(ap);
 }
 
-static void qm_close_all(struct qm *q)
+static void qm_close_all(struct vm_qmig *q)
 {
     if (q->state == QM_DONE)
         return;
     q->state = QM_DONE;
-    q->end_ms = vm_mono_ms();
+    q->out.end_ms = vm_mono_ms();
     if (q->src)
         vm_qmp_close(q->src);
     if (q->dst)
@@ -130,15 +92,14 @@ static void qm_close_all(struct qm *q)
     uv_close((uv_handle_t *)&q->timer, NULL);
     vm_commit_free(q->commit_s);
     q->commit_s = NULL;
-    uv_close((uv_handle_t *)&q->sigint, NULL);
-    uv_close((uv_handle_t *)&q->sigterm, NULL);
+    q->ops->on_done(q, q->data);
 }
 
 /* The end: run the features' last step (journaled: a crash no longer owes
  * it), then close. */
 static void features_over(struct vm_features *f, bool ok, const char *reason, void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)reason;
     if (q->last_step == VM_FEATURE_AFTER || q->last_step == VM_FEATURE_DEINIT)
         qm_journal(q, q->last_step == VM_FEATURE_AFTER ? "after-done" : "deinit-done",
@@ -146,18 +107,18 @@ static void features_over(struct vm_features *f, bool ok, const char *reason, vo
     qm_close_all(q);
 }
 
-static void qm_run_last(struct qm *q, enum vm_feature_step step)
+static void qm_run_last(struct vm_qmig *q, enum vm_feature_step step)
 {
     q->last_step = step;
     vm_features_run(q->feats, step, features_over);
 }
 
-static void qm_finish(struct qm *q, const char *result, const char *location)
+static void qm_finish(struct vm_qmig *q, const char *result, const char *location)
 {
-    if (q->result)
+    if (q->out.result)
         return;
-    q->result = result;
-    q->location = location;
+    q->out.result = result;
+    q->out.location = location;
     qm_event(q, "result", json_pack("{s:s, s:s}", "result", result, "location", location));
     qm_state(q, result_state(result));
     if (q->journaled)
@@ -172,7 +133,7 @@ static void qm_finish(struct qm *q, const char *result, const char *location)
         qm_close_all(q);
 }
 
-static bool is_error(const struct vm_qmp_error *err, struct qm *q, const char *what)
+static bool is_error(const struct vm_qmp_error *err, struct vm_qmig *q, const char *what)
 {
     if (!err)
         return false;
@@ -185,7 +146,7 @@ static bool is_error(const struct vm_qmp_error *err, struct qm *q, const char *w
 static void after_target_status(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
                                 void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)c;
     const char *st = json_string_value(json_object_get(ret, "status"));
     if (err || !st || strcmp(st, "running") != 0) {
@@ -199,7 +160,7 @@ static void after_target_status(struct vm_qmp *c, json_t *ret, const struct vm_q
 static void after_query_migrate(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
                                 void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     json_t *ram = json_object_get(ret, "ram");
     if (!err && json_integer_value(json_object_get(ram, "transferred")) == 0 &&
         q->stats_tries++ < 3) {
@@ -219,13 +180,13 @@ static void after_query_migrate(struct vm_qmp *c, json_t *ret, const struct vm_q
 static void after_source_status(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err,
                                 void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)c;
     const char *st = json_string_value(json_object_get(ret, "status"));
     bool running = !err && st && strcmp(st, "running") == 0;
-    const char *result = q->decided && !q->commit ? "rolled-back"
-                         : q->interrupted         ? "aborted"
-                                                  : "failed";
+    const char *result = q->out.decided && !q->out.commit ? "rolled-back"
+                         : q->out.interrupted             ? "aborted"
+                                                          : "failed";
     if (!running)
         qm_fail(q, "the source is %s after the migration ended", st ? st : "not answering");
     qm_finish(q, running ? result : "failed", running ? "source" : "unknown");
@@ -233,7 +194,7 @@ static void after_source_status(struct vm_qmp *c, json_t *ret, const struct vm_q
 
 /* -- the gate -- */
 
-static void decide(struct qm *q, bool commit, const char *reason);
+static void decide(struct vm_qmig *q, bool commit, const char *reason);
 
 static void gate_features_done(struct vm_features *f, bool ok, const char *reason, void *data)
 {
@@ -243,16 +204,16 @@ static void gate_features_done(struct vm_features *f, bool ok, const char *reaso
 
 static void continue_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)c, (void)ret;
-    if (is_error(err, q, q->commit ? "migrate-continue" : "migrate_cancel"))
+    if (is_error(err, q, q->out.commit ? "migrate-continue" : "migrate_cancel"))
         vm_qmp_command(q->src, "query-status", NULL, after_source_status, q);
 }
 
 /* The gate's decision (migrate/commit.h) carried out over QMP. */
 static bool commit_steps(void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     if (!q->feats)
         return false;
     vm_features_run(q->feats, VM_FEATURE_GATE, gate_features_done);
@@ -261,28 +222,28 @@ static bool commit_steps(void *data)
 
 static void commit_cancel(void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     if (q->feats && vm_features_busy(q->feats))
         vm_features_cancel(q->feats);
 }
 
 static void commit_announce(void *data, bool commit, const char *reason, uint64_t held_ms)
 {
-    struct qm *q = data;
-    q->decided = true;
-    q->commit = commit;
-    free(q->gate_reason);
-    q->gate_reason = xstrdup(reason);
-    q->gate_ms = held_ms;
+    struct vm_qmig *q = data;
+    q->out.decided = true;
+    q->out.commit = commit;
+    free(q->out.gate_reason);
+    q->out.gate_reason = xstrdup(reason);
+    q->out.gate_ms = held_ms;
     qm_event(q, "gate.decided",
              json_pack("{s:s, s:s, s:I}", "decision", commit ? "commit" : "rollback", "reason",
-                       reason, "held_ms", (json_int_t)q->gate_ms));
+                       reason, "held_ms", (json_int_t)q->out.gate_ms));
 }
 
 /* Durably, before it is carried out (commit.h). */
 static bool commit_record(void *data, bool commit, const char *reason)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     if (qm_journal(q, commit ? "commit-decided" : "rollback-decided",
                    json_pack("{s:s}", "reason", reason)) < 0)
         return false;
@@ -293,9 +254,9 @@ static bool commit_record(void *data, bool commit, const char *reason)
 
 static void commit_carry_out(void *data, bool commit, const char *reason)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)reason;
-    q->commit = commit;
+    q->out.commit = commit;
     q->state = QM_FINISHING;
     if (commit)
         vm_qmp_command(q->src, "migrate-continue", json_pack("{s:s}", "state", "pre-switchover"),
@@ -312,7 +273,7 @@ static const struct vm_commit_ops qm_commit_ops = {
     .carry_out = commit_carry_out,
 };
 
-static void decide(struct qm *q, bool commit, const char *reason)
+static void decide(struct vm_qmig *q, bool commit, const char *reason)
 {
     if (q->state == QM_GATE)
         vm_commit_decide(q->commit_s, commit, reason);
@@ -321,18 +282,18 @@ static void decide(struct qm *q, bool commit, const char *reason)
 /* --timeout while memory is copied (the gate has its own budget). */
 static void migrate_timeout(uv_timer_t *t)
 {
-    struct qm *q = t->data;
+    struct vm_qmig *q = t->data;
     if (q->state == QM_MIGRATING) {
         qm_fail(q, "still migrating after %llu s: cancelled",
                 (unsigned long long)q->spec->timeout_s);
-        q->interrupted = true;
+        q->out.interrupted = true;
         vm_qmp_command(q->src, "migrate_cancel", NULL, NULL, NULL);
     }
 }
 
 static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, double ts, void *ud)
 {
-    struct qm *q = ud;
+    struct vm_qmig *q = ud;
     (void)c;
     json_t *d = json_object();
     json_object_set_new(d, "data", data ? json_deep_copy(data) : json_object());
@@ -349,12 +310,12 @@ static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, doubl
         q->state = QM_GATE;
         q->gate_enter_ms = vm_mono_ms();
         uv_timer_stop(&q->timer); /* --timeout is over: the gate budget takes over */
-        q->commit_s = vm_commit_new(&q->loop, q->spec->gate_timeout_ms, &qm_commit_ops, q);
+        q->commit_s = vm_commit_new(q->loop, q->spec->gate_timeout_ms, &qm_commit_ops, q);
         qm_event(q, "phase", json_pack("{s:s}", "phase", "gate"));
         qm_state(q, VM_MIG_STATE_GATE);
         qm_journal(q, "gate-reached", NULL);
         vm_fault("gate-reached");
-        if (q->interrupted) {
+        if (q->out.interrupted) {
             decide(q, false, "interrupted");
             return;
         }
@@ -366,7 +327,7 @@ static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, doubl
         uv_timer_stop(&q->timer);
         if (strcmp(st, "failed") == 0)
             qm_fail(q, "QEMU reports the migration failed");
-        else if (!q->decided)
+        else if (!q->out.decided)
             qm_fail(q, "the migration was cancelled");
         vm_qmp_command(q->src, "query-status", NULL, after_source_status, q);
     }
@@ -376,7 +337,7 @@ static void on_src_event(struct vm_qmp *c, const char *name, json_t *data, doubl
 
 static void migrate_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)c, (void)ret;
     if (is_error(err, q, "migrate")) {
         qm_finish(q, "failed", "source");
@@ -391,7 +352,7 @@ static void migrate_sent(struct vm_qmp *c, json_t *ret, const struct vm_qmp_erro
 
 static void caps_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)c, (void)ret;
     if (is_error(err, q, "migrate-set-capabilities")) {
         qm_finish(q, "failed", "source");
@@ -415,7 +376,7 @@ static void caps_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *e
 
 static void incoming_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)c, (void)ret;
     if (is_error(err, q, "migrate-incoming on the target (started with -incoming defer?)")) {
         qm_finish(q, "failed", "source");
@@ -431,9 +392,9 @@ static void incoming_set(struct vm_qmp *c, json_t *ret, const struct vm_qmp_erro
  * their deinit (guest back on the source) or after (guest on the target)
  * steps ran (journal/owed.h): the features as a decision, which of them
  * have such a step, and the VM as the features see it. */
-static void owed_on_crash(struct qm *q, json_t *started)
+static void owed_on_crash(struct vm_qmig *q, json_t *started)
 {
-    const struct vm_qemu_spec *spec = q->spec;
+    const struct vm_qmig_spec *spec = q->spec;
     json_t *owed = json_pack("{s:[], s:[]}", "deinit", "after");
     static const enum vm_feature_step steps[] = {VM_FEATURE_DEINIT, VM_FEATURE_AFTER};
     for (int k = 0; k < spec->nfeatures; k++)
@@ -457,10 +418,11 @@ static void owed_on_crash(struct qm *q, json_t *started)
  * the target listens. */
 static void uuid_known(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)c;
     const char *uuid = err ? NULL : json_string_value(json_object_get(ret, "UUID"));
     q->uuid = xstrdup(uuid ? uuid : "00000000-0000-0000-0000-000000000000");
+    q->out.uuid = q->uuid;
     json_t *started = json_pack("{s:b, s:s, s:o, s:i, s:s}", "gated", q->spec->gated, "backend",
                                 "qemu", "features", vm_features_to_json(q->feats), "attempt", 1,
                                 "migration_uri", q->spec->uri);
@@ -474,7 +436,7 @@ static void uuid_known(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error 
 
 static void on_ready(struct vm_qmp *c, int status, void *ud)
 {
-    struct qm *q = ud;
+    struct vm_qmig *q = ud;
     if (status < 0) {
         qm_fail(q, "cannot talk to QMP at '%s': %s",
                 c == q->src ? q->spec->source_qmp : q->spec->target_qmp, vm_qmp_strerror(status));
@@ -483,13 +445,13 @@ static void on_ready(struct vm_qmp *c, int status, void *ud)
     if (++q->ready < 2)
         return;
     q->state = QM_STARTING;
-    q->start_ms = vm_mono_ms();
+    q->out.start_ms = vm_mono_ms();
     vm_qmp_command(q->src, "query-uuid", NULL, uuid_known, q);
 }
 
 static void on_close(struct vm_qmp *c, int reason, void *ud)
 {
-    struct qm *q = ud;
+    struct vm_qmig *q = ud;
     bool was_src = c == q->src;
     if (was_src)
         q->src = NULL;
@@ -500,7 +462,7 @@ static void on_close(struct vm_qmp *c, int reason, void *ud)
     if (q->state == QM_DONE || reason == 0)
         return;
     /* The target exits after a rollback: expected. Anything else ends us. */
-    if (!was_src && q->decided && !q->commit)
+    if (!was_src && q->out.decided && !q->out.commit)
         return;
     if (q->state == QM_CONNECTING) {
         qm_finish(q, "failed", "source");
@@ -509,7 +471,7 @@ static void on_close(struct vm_qmp *c, int reason, void *ud)
     if (was_src) {
         qm_fail(q, "the source QMP connection closed: %s", vm_qmp_strerror(reason));
         qm_finish(q, "failed", "unknown");
-    } else if (q->state != QM_FINISHING || q->commit) {
+    } else if (q->state != QM_FINISHING || q->out.commit) {
         /* the source will report the failure with a MIGRATION event */
         qm_fail(q, "the target QMP connection closed: %s", vm_qmp_strerror(reason));
     }
@@ -518,31 +480,17 @@ static void on_close(struct vm_qmp *c, int reason, void *ud)
 static const struct vm_qmp_callbacks src_cbs = {on_ready, on_src_event, on_close};
 static const struct vm_qmp_callbacks dst_cbs = {on_ready, NULL, on_close};
 
-static void on_signal(uv_signal_t *s, int signum)
-{
-    struct qm *q = s->data;
-    (void)signum;
-    if (q->interrupted)
-        return;
-    q->interrupted = true;
-    vm_warn("%s: cancelling the migration", signum == SIGINT ? "interrupted" : "terminated");
-    if (q->state == QM_GATE)
-        decide(q, false, "interrupted");
-    else if (q->state == QM_MIGRATING && q->src)
-        vm_qmp_command(q->src, "migrate_cancel", NULL, NULL, NULL);
-}
-
 /* announce-self on the target, through its QMP connection. */
 static void announced(struct vm_qmp *c, json_t *ret, const struct vm_qmp_error *err, void *data)
 {
-    struct qm *q = data;
+    struct vm_qmig *q = data;
     (void)c, (void)ret;
     vm_features_announced(q->feats, !err, err ? err->desc : NULL);
 }
 
 static void qmp_announce(struct vm_features *f, void *ctx)
 {
-    struct qm *q = ctx;
+    struct vm_qmig *q = ctx;
     if (!q->dst) {
         vm_features_announced(f, false, "no QMP connection to the target");
         return;
@@ -562,27 +510,16 @@ static void feature_event(struct vm_features *f, const char *feature, const char
                        detail ? json_string(detail) : json_null()));
 }
 
-int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
+struct vm_qmig *vm_qmig_new(uv_loop_t *loop, const struct vm_qmig_spec *spec,
+                            const struct vm_qmig_ops *ops, void *data)
 {
-    struct qm qs = {0}, *q = &qs;
+    struct vm_qmig *q = xcalloc(1, sizeof(*q));
     q->spec = spec;
-    uv_loop_init(&q->loop);
-    struct vm_sinks_config scfg = {.loop = &q->loop, .events_path = spec->events_path};
-    char *serr = NULL;
-    if (!(q->sinks = vm_sinks_new(&scfg, &serr))) {
-        if (serr)
-            vm_error("qemu: %s", serr);
-        free(serr);
-        uv_loop_close(&q->loop);
-        return VM_EXIT_USAGE;
-    }
-    uv_timer_init(&q->loop, &q->timer);
+    q->ops = ops;
+    q->data = data;
+    q->loop = loop;
+    uv_timer_init(loop, &q->timer);
     q->timer.data = q;
-    uv_signal_init(&q->loop, &q->sigint);
-    uv_signal_init(&q->loop, &q->sigterm);
-    q->sigint.data = q->sigterm.data = q;
-    uv_signal_start(&q->sigint, on_signal, SIGINT);
-    uv_signal_start(&q->sigterm, on_signal, SIGTERM);
     q->vm = json_pack("{s:s, s:s, s:s}", "name", spec->name, "source_qmp", spec->source_qmp,
                       "target_qmp", spec->target_qmp);
     if (spec->nfeatures) {
@@ -591,91 +528,80 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
                                      .gated = spec->gated,
                                      .announce = qmp_announce,
                                      .ctx = q};
-        q->feats = vm_features_new(&q->loop, &env, q->vm, spec->features, spec->nfeatures,
-                                   spec->policy, feature_event, q);
+        q->feats = vm_features_new(loop, &env, q->vm, spec->features, spec->nfeatures, spec->policy,
+                                   feature_event, q);
     }
-    q->src = vm_qmp_new(&q->loop, &src_cbs, q);
-    q->dst = vm_qmp_new(&q->loop, &dst_cbs, q);
-    uint64_t t0 = vm_wall_ms();
-    qm_event(q, "run.started",
-             json_pack("{s:s, s:s, s:s}", "command", "qemu", "source", spec->source_qmp, "target",
-                       spec->target_qmp));
-    qm_state(q, VM_MIG_STATE_QUEUED);
-    q->source_uri = vm_qmp_uri(spec->source_qmp);
-    q->target_uri = vm_qmp_uri(spec->target_qmp);
-    bool no_journal = !(q->journal = vm_journal_open(spec->journal_dir));
-    if (no_journal) {
-        qm_fail(q, "cannot write the journal in '%s' (see --journal-dir): nothing migrated",
-                spec->journal_dir);
-        vm_error("qemu: %s", q->error);
-        qm_finish(q, "failed", "source");
-    } else {
-        vm_info("journal: %s", vm_journal_path(q->journal));
-        qm_event(q, "journal",
-                 json_pack("{s:s, s:s}", "run", vm_journal_run_id(q->journal), "path",
-                           vm_journal_path(q->journal)));
-        if (vm_qmp_connect(q->src, spec->source_qmp) < 0 ||
-            vm_qmp_connect(q->dst, spec->target_qmp) < 0) {
-            qm_fail(q, "cannot connect to the QMP sockets '%s' and '%s'", spec->source_qmp,
-                    spec->target_qmp);
-            qm_finish(q, "failed", "source");
-        }
-    }
-    uv_run(&q->loop, UV_RUN_DEFAULT);
-    if (!q->result) {
-        q->result = "failed";
-        q->location = "unknown";
-    }
+    q->src = vm_qmp_new(loop, &src_cbs, q);
+    q->dst = vm_qmp_new(loop, &dst_cbs, q);
+    return q;
+}
 
-    int code = no_journal                            ? VM_EXIT_USAGE
-               : strcmp(q->result, "migrated") == 0  ? VM_EXIT_OK
-               : strcmp(q->location, "unknown") == 0 ? VM_EXIT_OPERATOR
-               : q->interrupted                      ? VM_EXIT_INTERRUPTED
-                                                     : VM_EXIT_FAILED;
+void vm_qmig_start(struct vm_qmig *q)
+{
+    if (vm_qmp_connect(q->src, q->spec->source_qmp) < 0 ||
+        vm_qmp_connect(q->dst, q->spec->target_qmp) < 0) {
+        qm_fail(q, "cannot connect to the QMP sockets '%s' and '%s'", q->spec->source_qmp,
+                q->spec->target_qmp);
+        qm_finish(q, "failed", "source");
+    }
+}
+
+void vm_qmig_fail(struct vm_qmig *q, const char *msg)
+{
+    qm_fail(q, "%s", msg);
+    qm_finish(q, "failed", "source");
+}
+
+void vm_qmig_cancel(struct vm_qmig *q, const char *reason)
+{
+    if (q->out.interrupted)
+        return;
+    q->out.interrupted = true;
+    if (q->state == QM_GATE)
+        decide(q, false, reason);
+    else if (q->state == QM_MIGRATING && q->src)
+        vm_qmp_command(q->src, "migrate_cancel", NULL, NULL, NULL);
+}
+
+const struct vm_qmig_outcome *vm_qmig_outcome(const struct vm_qmig *q)
+{
+    return &q->out;
+}
+
+json_t *vm_qmig_report(struct vm_qmig *q)
+{
+    if (!q->out.result) {
+        q->out.result = "failed";
+        q->out.location = "unknown";
+    }
     json_t *ram = json_object_get(q->stats, "ram");
     json_t *downtime = json_object_get(q->stats, "downtime");
-    char ts[32], te[32];
-    *report = json_pack(
-        "{s:i, s:s, s:s, s:i, s:s, s:s, s:{s:s, s:s, s:s, s:b, s:o, s:o, s:I, s:o, s:o, s:o}}",
-        "schema_version", VM_REPORT_SCHEMA_VERSION, "command", "qemu", "result",
-        code == VM_EXIT_OK ? "ok" : "failed", "exit_code", code, "started_at",
-        vm_rfc3339(t0, ts, sizeof(ts)), "finished_at", vm_rfc3339(vm_wall_ms(), te, sizeof(te)),
-        "vm", "name", spec->name, "result", q->result, "location", q->location, "gated",
-        spec->gated, "gate",
-        q->decided ? json_pack("{s:s, s:s, s:I}", "decision", q->commit ? "commit" : "rollback",
-                               "reason", q->gate_reason, "held_ms", (json_int_t)q->gate_ms)
-                   : json_null(),
+    return json_pack(
+        "{s:s, s:s, s:s, s:b, s:o, s:o, s:I, s:o, s:o, s:o}", "name", q->spec->name, "result",
+        q->out.result, "location", q->out.location, "gated", q->spec->gated, "gate",
+        q->out.decided
+            ? json_pack("{s:s, s:s, s:I}", "decision", q->out.commit ? "commit" : "rollback",
+                        "reason", q->out.gate_reason, "held_ms", (json_int_t)q->out.gate_ms)
+            : json_null(),
         "downtime_ms", json_is_integer(downtime) ? json_incref(downtime) : json_null(), "total_ms",
-        (json_int_t)(q->end_ms > q->start_ms ? q->end_ms - q->start_ms : 0), "bytes_transferred",
+        (json_int_t)(q->out.end_ms > q->out.start_ms ? q->out.end_ms - q->out.start_ms : 0),
+        "bytes_transferred",
         json_is_integer(json_object_get(ram, "transferred"))
             ? json_incref(json_object_get(ram, "transferred"))
             : json_null(),
         "feature_results", vm_features_to_json(q->feats), "error",
-        q->error ? json_string(q->error) : json_null());
-    json_object_set_new(*report, "journal",
-                        q->journal ? json_string(vm_journal_path(q->journal)) : json_null());
-    qm_event(q, "run.finished", json_pack("{s:s, s:i}", "result", q->result, "exit_code", code));
-    vm_sinks_finish(q->sinks,
-                    &(struct vm_finish_rec){.result = code == VM_EXIT_OK ? "ok" : "failed",
-                                            .exit_code = code,
-                                            .report = *report});
-    if (code != VM_EXIT_OK && !no_journal)
-        vm_error("qemu: %s: %s, guest runs on %s: %s", spec->name, q->result, q->location,
-                 q->error         ? q->error
-                 : q->gate_reason ? q->gate_reason
-                                  : "no reason given");
-    vm_policy_shutdown(spec->policy);
-    uv_run(&q->loop, UV_RUN_DEFAULT);
-    vm_sinks_free(q->sinks);
-    uv_loop_close(&q->loop);
+        q->out.error ? json_string(q->out.error) : json_null());
+}
+
+void vm_qmig_free(struct vm_qmig *q)
+{
+    if (!q)
+        return;
     vm_features_free(q->feats);
     json_decref(q->vm);
     json_decref(q->stats);
-    vm_journal_close(q->journal);
-    free(q->source_uri);
-    free(q->target_uri);
     free(q->uuid);
-    free(q->error);
-    free(q->gate_reason);
-    return code;
+    free(q->out.error);
+    free(q->out.gate_reason);
+    free(q);
 }
