@@ -1204,7 +1204,8 @@ def case_host_exec_inject(it):
     tag with `;` passed to every step. Expected: the arguments reach the
     host as argv (each step logs the tag exactly), the injected command
     never runs, the guest moves (exit 0)."""
-    fake = os.path.join(it.dir, "fake-ssh")
+    os.makedirs(os.path.join(it.dir, "bin"))
+    fake = os.path.join(it.dir, "bin", "ssh")  # vmmigrate quotes for a program named ssh
     with open(fake, "w") as f:
         f.write('#!/bin/sh\n# like ssh HOST COMMAND...: the remote shell gets "$*"\n'
                 'shift\nexec /bin/sh -c "$*"\n')
