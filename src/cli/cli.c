@@ -74,8 +74,9 @@ const struct vm_cli_option vm_cli_common_options[] = {
 const struct vm_cli_exit vm_cli_exits[] = {
     {VM_EXIT_OK, "ok", "Every requested migration succeeded."},
     {VM_EXIT_FAILED, "failed",
-     "At least one migration failed or was aborted; each such guest kept running on its "
-     "source (the JSON report says where every guest runs)."},
+     "At least one migration failed or was aborted, or a VM's domain XML could not be read "
+     "(that VM is left alone and named); each such guest kept running on its source (the JSON "
+     "report says where every guest runs)."},
     {VM_EXIT_USAGE, "usage", "Bad command line: unknown option, missing or bad value."},
     {VM_EXIT_PREFLIGHT, "preflight",
      "Bad input found before anything was changed: unknown VM, VM not running, VM already on "

@@ -118,6 +118,14 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
             it->target_index = -1;
             if (!it->name)
                 it->name = "(unnamed)";
+            const char *unreadable = jstr(vm, "unreadable");
+            if (unreadable) {
+                /* Bad input of one VM: its policy never sees it. */
+                it->status = VM_PLAN_REFUSED;
+                it->note = xasprintf("'%s': its domain XML cannot be read (%s): left where it is",
+                                     it->name, unreadable);
+                continue;
+            }
 
             json_t *dj = NULL;
             char *err = NULL;

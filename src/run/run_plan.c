@@ -205,6 +205,9 @@ void run_stage_plan(struct job *job)
         if (it->status == VM_PLAN_ERROR) {
             job->policy_errors++;
             vm_error("%s: policy error, left alone (fail closed): %s", it->name, it->note);
+        } else if (it->status == VM_PLAN_REFUSED && json_object_get(it->vm, "unreadable")) {
+            job->unreadable++;
+            vm_error("%s: %s", run_command(spec), it->note);
         } else if (it->status == VM_PLAN_MIGRATE && it->params.migrate_uri &&
                    !transport_offered(run_host(job, it->target)->info, it->params.migrate_uri)) {
             vm_plan_refuse(&job->plan, it,

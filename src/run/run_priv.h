@@ -149,6 +149,7 @@ struct job {
     bool stopping;  /* --max-failures or --deadline: start nothing more */
     uv_timer_t *deadline;
     struct vm_sinks *sinks; /* every output: events, status, metrics, webhooks, meter, report */
+    int unreadable; /* VMs left alone: their domain XML could not be read */
     int deinit_failures;
     json_t *settings;             /* what the policy's settings(run) set, or NULL */
     const char **settings_notify; /* the webhooks then: command line + policy's */

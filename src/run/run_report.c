@@ -67,7 +67,7 @@ int run_exit_code(struct job *job, const char **result)
             code = VM_EXIT_INTERRUPTED;
         else if (job->policy_errors)
             code = VM_EXIT_POLICY;
-        else if (failed || job->feature_failures)
+        else if (failed || job->feature_failures || job->unreadable)
             code = VM_EXIT_FAILED;
         else if (job->spec->mode == VM_JOB_RUN && job->planned &&
                  vm_plan_count(&job->plan, VM_PLAN_MIGRATE) == 0)

@@ -7,7 +7,7 @@
 # and a case joins the list below once it passes.
 get_directory_property(VMM_IT_ENV DIRECTORY ${CMAKE_SOURCE_DIR}/tests DEFINITION VMM_IT_ENV)
 set(VMM_FAULTS_SHORT
-    "kill-mid-copy,kill-after-commit,kill-between-vms,stop-after-commit,tgt-qemu-kill-at-gate")
+    "kill-mid-copy,kill-after-commit,kill-between-vms,stop-after-commit,tgt-qemu-kill-at-gate,deep-metadata,host-exec-inject")
 add_test(NAME faults.short
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/faults.py --iterations 2
                  --cases ${VMM_FAULTS_SHORT})

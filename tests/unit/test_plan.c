@@ -329,7 +329,46 @@ static void test_plan_fixture(void)
     free(path);
 }
 
+/* One VM's unreadable domain XML (inventory.h) is that VM's problem: it
+ * is refused with the reason and its policy never sees it; the others are
+ * planned as usual. */
+static int decide_must_not_see(void *ctx, json_t *vm, json_t **out, char **err)
+{
+    (void)ctx;
+    (void)err;
+    CHECK(json_object_get(vm, "unreadable") == NULL);
+    *out = json_object();
+    return 0;
+}
+
+static void test_plan_unreadable_domain(void)
+{
+    json_t *s1 = host("test:///s1", 0), *t1 = host("test:///t1", 1200);
+    add_vm(s1, "a-fine", 100, "bronze");
+    json_array_append_new(json_object_get(s1, "domains"),
+                          json_pack("{s:s, s:s, s:s, s:s}", "name", "b-deep", "uuid",
+                                    "00000000-0000-0000-0000-000000000001", "state", "running",
+                                    "unreadable", "metadata nested deeper than 32 levels"));
+    json_t *sources = json_pack("[o]", s1), *targets = json_pack("[o]", t1);
+    struct vm_mig_params defaults = {.p2p = true};
+    struct vm_plan_ops ops = {.decide = decide_must_not_see};
+    struct vm_plan p;
+    CHECK_INT(vm_plan_build(&p, sources, targets, &defaults, 1, 1000, &ops), ==, 2);
+    CHECK_INT(vm_plan_count(&p, VM_PLAN_MIGRATE), ==, 1);
+    CHECK_INT(vm_plan_count(&p, VM_PLAN_REFUSED), ==, 1);
+    for (int i = 0; i < p.n; i++)
+        if (strcmp(p.items[i].name, "b-deep") == 0) {
+            CHECK_INT(p.items[i].status, ==, VM_PLAN_REFUSED);
+            CHECK_CONTAINS(p.items[i].note, "'b-deep': its domain XML cannot be read (metadata "
+                                            "nested deeper than 32 levels)");
+        }
+    vm_plan_clear(&p);
+    json_decref(sources);
+    json_decref(targets);
+}
+
 static const struct vm_test tests[] = {
+    VM_TEST(test_plan_unreadable_domain),
     VM_TEST(test_decision_parse),
     VM_TEST(test_plan),
     VM_TEST(test_plan_fixture),

@@ -931,9 +931,15 @@ json_t *vm_inv_domains(virConnectPtr c, unsigned flags, struct vm_virt_err *err)
         d = vm_inv_domain_from_xml(xml, &perr);
         free(xml);
         if (!d) {
-            vm_virt_err_set(err, perr.code, "domain '%s': %s", it->name, perr.message);
+            /* That domain's problem, not the host's: listed by name and
+             * UUID with what is wrong, so the plan leaves it alone. */
+            char uuid[VIR_UUID_STRING_BUFLEN];
+            d = json_pack("{s:s, s:s}", "name", it->name, "unreadable", perr.message);
+            if (virDomainGetUUIDString(it->dom, uuid) == 0)
+                json_object_set_new(d, "uuid", json_string(uuid));
+            else
+                virResetLastError();
             vm_virt_err_clear(&perr);
-            goto fail;
         }
         json_object_set_new(d, "state", json_string(vm_virt_state_name(it->state)));
         json_object_set_new(d, "active", json_boolean(virDomainGetID(it->dom) != (unsigned)-1));
@@ -944,7 +950,6 @@ json_t *vm_inv_domains(virConnectPtr c, unsigned flags, struct vm_virt_err *err)
 
 fail_virt:
     vm_virt_err_capture(err);
-fail:
     json_decref(out);
     out = NULL;
 done:

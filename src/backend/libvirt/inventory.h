@@ -134,7 +134,10 @@
  * Cost: two listing calls (virConnectGetAllDomainStats for the states,
  * virConnectListAllDomains for the transient ones) plus one
  * virDomainGetXMLDesc per domain; a domain that vanishes mid-way is left
- * out. */
+ * out. A domain whose XML breaks the rules above (too large, too deep,
+ * not well-formed) is listed as {"name", "uuid", "state", "active",
+ * "persistent", "unreadable": "what is wrong"} and nothing else: the
+ * host's inventory does not fail for one bad domain. */
 #ifndef VMM_INVENTORY_H
 #define VMM_INVENTORY_H
 
