@@ -85,6 +85,13 @@ static char *unknown_required_feature(struct job *job, struct vm_plan_item *it)
     return NULL;
 }
 
+/* What recover found about this VM's earlier migration, if it could not
+ * settle it (run_recover.c), or NULL. */
+static json_t *unsettled_of(const struct job *job, const struct vm_plan_item *it)
+{
+    return job->unsettled && it->uuid ? json_object_get(job->unsettled, it->uuid) : NULL;
+}
+
 /* What the plan cannot know from decisions alone (plan ops' vet). */
 static char *job_vet(void *ctx, struct vm_plan_item *it)
 {
@@ -101,15 +108,12 @@ static char *job_vet(void *ctx, struct vm_plan_item *it)
                          tstate ? tstate : "unknown");
     if (!it->uuid)
         return xasprintf("'%s' has no UUID", it->name);
-    json_t *open_mig = job->unsettled ? json_object_get(job->unsettled, it->uuid) : NULL;
-    if (open_mig) {
-        note = xasprintf("'%s': the migration of run %s is not settled (%s): left alone until "
+    json_t *open_mig = unsettled_of(job, it);
+    if (open_mig)
+        return xasprintf("'%s': the migration of run %s is not settled (%s): left alone until "
                          "an operator runs 'vmmigrate recover'",
                          it->name, json_string_value(json_object_get(open_mig, "run")),
                          json_string_value(json_object_get(open_mig, "action")));
-        vm_error("%s: %s", run_command(job->spec), note);
-        return note;
-    }
     if ((note = unknown_required_feature(job, it)))
         return note;
     if (it->d.class == VM_CLASS_NETWORK_CRITICAL && !vm_gate_available(&no_gate))
@@ -205,8 +209,12 @@ void run_stage_plan(struct job *job)
         if (it->status == VM_PLAN_ERROR) {
             job->policy_errors++;
             vm_error("%s: policy error, left alone (fail closed): %s", it->name, it->note);
-        } else if (it->status == VM_PLAN_REFUSED && json_object_get(it->vm, "unreadable")) {
-            job->unreadable++;
+        } else if (it->status == VM_PLAN_REFUSED && job->policy &&
+                   (json_object_get(it->vm, "unreadable") || unsettled_of(job, it))) {
+            /* Left alone for what it is, not for the policy's choice: named
+             * here (explicit VMs are named by run_fail below). */
+            if (json_object_get(it->vm, "unreadable"))
+                job->unreadable++;
             vm_error("%s: %s", run_command(spec), it->note);
         } else if (it->status == VM_PLAN_MIGRATE && it->params.migrate_uri &&
                    !transport_offered(run_host(job, it->target)->info, it->params.migrate_uri)) {
