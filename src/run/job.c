@@ -367,6 +367,7 @@ void run_free(struct job *job)
     for (int i = 0; i < job->nmigs; i++)
         run_slot_clear(&job->slots[i]);
     free(job->slots);
+    vm_budget_free(&job->budget);
     for (int i = 0; i < job->nprobes; i++)
         vm_features_free(job->probes[i].f);
     free(job->probes);

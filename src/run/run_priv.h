@@ -27,6 +27,7 @@
 #include "feature/feature.h"
 #include "migrate/mig.h"
 #include "plan/plan.h"
+#include "run/budget.h"
 #include "run/job.h"
 
 struct vm_qemu_spec;
@@ -67,9 +68,8 @@ enum run_stage_id {
 struct job_host {
     struct vm_virt_host *h;
     bool source, target;
-    int out_running, in_running; /* migrations from / to this host now */
-    int lock_fd;                 /* the source host's run lock, or -1 */
-    json_t *info;                /* vm_inv_host + "domains" (sources and targets) */
+    int lock_fd;  /* the source host's run lock, or -1 */
+    json_t *info; /* vm_inv_host + "domains" (sources and targets) */
     struct vm_virt_task task;
     struct job *job;
 };
@@ -113,7 +113,6 @@ struct vm_slot {
     int attempts;               /* attempts started */
     bool started;               /* handed to vm_mig_start */
     bool retry;                 /* its failed attempt is to start again */
-    bool holds;                 /* it counts against --parallel, --max-out, --max-in */
     struct vm_attempt *retired; /* earlier attempts, newest first */
 };
 
@@ -136,20 +135,21 @@ struct job {
     int npre;
     struct vm_slot *slots;
     struct vm_mig **migs; /* slots[i].mig, for the report, status and progress */
-    int nmigs, running;
+    int nmigs;
+    struct vm_budget budget; /* --parallel, --max-out, --max-in: slot i is budget.slots[i] */
     struct vm_journal *journal;
     struct probe *probes;
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
-    bool recovered; /* the journals were reconciled (run only) */
+    bool recovered;    /* the journals were reconciled (run only) */
     json_t *unsettled; /* UUID -> what recover found, for earlier migrations it could not
                         * settle: those VMs are left alone (owned) */
-    int failures;   /* migrations that ended without moving their guest */
-    bool stopping;  /* --max-failures or --deadline: start nothing more */
+    int failures;      /* migrations that ended without moving their guest */
+    bool stopping;     /* --max-failures or --deadline: start nothing more */
     uv_timer_t *deadline;
     struct vm_sinks *sinks; /* every output: events, status, metrics, webhooks, meter, report */
-    int unreadable; /* VMs left alone: their domain XML could not be read */
+    int unreadable;         /* VMs left alone: their domain XML could not be read */
     int deinit_failures;
     json_t *settings;             /* what the policy's settings(run) set, or NULL */
     const char **settings_notify; /* the webhooks then: command line + policy's */
@@ -214,8 +214,9 @@ int run_journal(struct job *job, struct vm_mig *m, const char *record, json_t *f
 /* Start what the budgets allow, retry what is due, and end the stage once
  * every slot is final. Called after every change. */
 void run_schedule(struct job *job);
-/* The slot's migration no longer counts against the budgets. */
-void run_slot_release(struct vm_slot *s);
+/* The slot's migration no longer counts against the budgets; false if it
+ * held nothing. */
+bool run_slot_release(struct vm_slot *s);
 /* Is the slot's final attempt to start again? */
 bool run_slot_retry_wanted(const struct vm_slot *s);
 /* A VM failed for good: counted, and the webhooks told. */

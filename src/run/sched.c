@@ -21,15 +21,9 @@ static int retries_for(const struct job *job, const struct vm_plan_item *it)
 }
 
 /* The slot's migration no longer counts against the concurrency budgets. */
-void run_slot_release(struct vm_slot *s)
+bool run_slot_release(struct vm_slot *s)
 {
-    if (!s->holds)
-        return;
-    s->holds = false;
-    struct job *job = s->job;
-    job->running--;
-    run_host(job, s->mig->src->uri)->out_running--;
-    run_host(job, s->mig->dst->uri)->in_running--;
+    return vm_budget_release(&s->job->budget, s->index);
 }
 
 /* A migration that failed or rolled back with its guest verified on the
@@ -123,6 +117,10 @@ static struct job_host *retry_target(struct vm_slot *s, json_t *attempts)
 
 static void slot_set_mig(struct vm_slot *s, struct vm_mig *m)
 {
+    struct job *job = s->job;
+    struct vm_budget_slot *b = &job->budget.slots[s->index];
+    b->src = (int)(run_host(job, m->src->uri) - job->hosts);
+    b->dst = (int)(run_host(job, m->dst->uri) - job->hosts);
     s->mig = m;
     s->job->migs[s->index] = m;
     run_state(s->job, s); /* a new attempt: the status file and the meter see it */
@@ -182,15 +180,12 @@ static void job_retry(struct vm_slot *s)
 }
 
 /* Start the slot's migration: it takes the budgets the caller checked. */
-static void slot_start(struct vm_slot *s, struct job_host *src, struct job_host *dst)
+static void slot_start(struct vm_slot *s)
 {
     struct job *job = s->job;
     struct vm_mig *m = s->mig;
     s->started = true;
-    s->holds = true;
-    src->out_running++;
-    dst->in_running++;
-    job->running++;
+    vm_budget_take(&job->budget, s->index);
     /* The migration adopts a reference; keep one for a retry. */
     virDomainPtr dom = s->dom;
     if (!dom || retries_for(job, s->item) == 0 || vm_virt_domain_ref(dom) < 0)
@@ -227,19 +222,13 @@ void run_schedule(struct job *job)
             if (job->slots[i].mig->state == VM_MIG_STATE_QUEUED)
                 vm_mig_abort(job->slots[i].mig, "max-failures");
     }
-    for (int i = 0; !job->interrupted && !job->stopping && job->running < job->spec->concurrency &&
-                    i < job->nmigs;
-         i++) {
-        struct vm_slot *s = &job->slots[i];
-        if (s->mig->state != VM_MIG_STATE_QUEUED || s->started)
-            continue;
-        struct job_host *src = run_host(job, s->mig->src->uri);
-        struct job_host *dst = run_host(job, s->mig->dst->uri);
-        if ((job->spec->max_out && src->out_running >= job->spec->max_out) ||
-            (job->spec->max_in && dst->in_running >= job->spec->max_in))
-            continue;
-        slot_start(s, src, dst);
-    }
+    struct vm_budget *b = &job->budget;
+    for (int i = 0; i < job->nmigs; i++)
+        b->slots[i].waiting =
+            job->slots[i].mig->state == VM_MIG_STATE_QUEUED && !job->slots[i].started;
+    for (int i = vm_budget_next(b, 0); i >= 0 && !job->interrupted && !job->stopping;
+         i = vm_budget_next(b, i + 1))
+        slot_start(&job->slots[i]);
     bool all_final = true;
     for (int i = 0; i < job->nmigs; i++) {
         const struct vm_slot *s = &job->slots[i];
@@ -330,6 +319,11 @@ void run_stage_schedule(struct job *job)
 
     int n = vm_plan_count(&job->plan, VM_PLAN_MIGRATE);
     job->slots = xcalloc((size_t)n, sizeof(*job->slots));
+    vm_budget_init(&job->budget,
+                   &(struct vm_budget_limits){.parallel = job->spec->concurrency,
+                                              .max_out = job->spec->max_out,
+                                              .max_in = job->spec->max_in},
+                   n, job->nhosts);
     job->migs = xcalloc((size_t)n, sizeof(*job->migs));
     for (int i = 0; i < job->plan.n; i++) {
         struct vm_plan_item *it = &job->plan.items[i];

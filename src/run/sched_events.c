@@ -82,10 +82,8 @@ static void mig_on_target(struct vm_mig *m, void *data)
 {
     struct vm_slot *s = data;
     (void)m;
-    if (s->holds) {
-        run_slot_release(s);
+    if (run_slot_release(s))
         run_schedule(s->job);
-    }
 }
 
 static void mig_on_state(struct vm_mig *m, void *data)
