@@ -191,8 +191,11 @@ const struct vm_cli_command vm_cmd_status_entry = {
     .doc = "List the runs recorded in the journals, or one RUN: per VM the last journal "
            "record (started, gate-reached, commit-decided, rollback-decided, finished, "
            "recovered), the result and where the guest runs. A run whose VMs are not all "
-           "finished is running, or crashed: see recover. For a live view of a running run "
-           "use its --status-file or --events.",
+           "finished is running, or crashed: see recover. Lines that are not whole records "
+           "of the file's run (torn, damaged: their checksum does not match, of another run) "
+           "are skipped with a warning naming file and line, and a journal whose first "
+           "record cannot be read is named. For a live view of a running run use its "
+           "--status-file or --events.",
     .options = status_options,
     .exec = cmd_status_exec,
 };

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fault.h"
 #include "util/util.h"
 
 struct vm_journal {
@@ -155,7 +156,11 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
     size_t len = strlen(line);
     line[len] = '\n';
     errno = 0;
-    ssize_t w = write(j->fd, line, len + 1);
+    ssize_t w = -1;
+    if (vm_fault("journal-write")) /* tests: as if the disk were full */
+        errno = ENOSPC;
+    else
+        w = write(j->fd, line, len + 1);
     free(line);
     if (w == (ssize_t)(len + 1) && fdatasync(j->fd) == 0) {
         j->size += w;

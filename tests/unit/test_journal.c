@@ -5,6 +5,7 @@
  * directory oldest first, what the writer writes read back, a line longer
  * than any buffer, and `vmmigrate status` on the same journals. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,6 +335,80 @@ static void test_checksum_round_trip(void)
     remove_dir(dir);
 }
 
+/* Point the journal's descriptor at /dev/full: every write fails (ENOSPC). */
+static void fill_disk(struct vm_journal *j)
+{
+    int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+    CHECK_INT(full, >=, 0);
+    for (int fd = 3; fd < 1024; fd++) {
+        char link[64], target[4096];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, vm_journal_path(j)) == 0) {
+            CHECK_INT(dup2(full, fd), ==, fd);
+            close(full);
+            return;
+        }
+    }
+    CHECK_FAIL("the journal's descriptor is not open");
+}
+
+/* A journal whose first record cannot be written leaves nothing behind and
+ * takes no more; one that fails later keeps what it holds. */
+static void test_write_fails(void)
+{
+    char *dir = temp_dir();
+    struct vm_journal *j = vm_journal_open(dir);
+    CHECK(j);
+    char *path = xstrdup(vm_journal_path(j));
+    CHECK_INT(access(path, F_OK), ==, 0);
+    fill_disk(j);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "started", NULL), ==, -1);
+    CHECK_INT(vm_journal_count(j), ==, 0);
+    CHECK_INT(access(path, F_OK), ==, -1); /* removed: the run did nothing */
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "finished", NULL), ==, -1);
+    vm_journal_close(j);
+    free(path);
+
+    j = vm_journal_open(dir);
+    CHECK(j);
+    path = xstrdup(vm_journal_path(j));
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "started", NULL), ==, 0);
+    fill_disk(j);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "gate-reached", NULL), ==, -1);
+    CHECK_INT(vm_journal_count(j), ==, 1);
+    vm_journal_close(j);
+    char *err = NULL, *got = xstrdup("");
+    CHECK_INT(vm_journal_read(path, describe, &got, &err), ==, 0);
+    CHECK_STR(got, "started web1\n");
+    free(got);
+    free(path);
+    remove_dir(dir);
+}
+
+/* The fault point journal-write (fail) fails the Nth record as a full disk
+ * would: here the second, the first one kept. */
+static void test_write_fault_point(void)
+{
+    setenv("VMM_FAULT", "journal-write:fail@2", 1);
+    char *dir = temp_dir();
+    struct vm_journal *j = vm_journal_open(dir);
+    CHECK(j);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "started", NULL), ==, 0);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "gate-reached", NULL), ==, -1);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "finished", NULL), ==, 0);
+    CHECK_INT(vm_journal_count(j), ==, 2);
+    char *err = NULL, *got = xstrdup("");
+    CHECK_INT(vm_journal_read(vm_journal_path(j), describe, &got, &err), ==, 0);
+    CHECK_STR(got, "started web1\nfinished web1\n");
+    free(got);
+    vm_journal_close(j);
+    remove_dir(dir);
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "we");
@@ -549,6 +624,8 @@ static const struct vm_test tests[] = {
     VM_TEST(test_read_dir),
     VM_TEST(test_write_read),
     VM_TEST(test_checksum_round_trip),
+    VM_TEST(test_write_fails),
+    VM_TEST(test_write_fault_point),
     VM_TEST(test_read_skips),
     VM_TEST(test_torn_first_named),
     VM_TEST(test_long_line),
