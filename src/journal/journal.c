@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "util/fault.h"
@@ -122,6 +123,18 @@ const char *vm_journal_path(const struct vm_journal *j)
     return j->path;
 }
 
+/* A journal whose first record failed holds nothing: it goes, and takes no
+ * more records. */
+static void remove_if_empty(struct vm_journal *j)
+{
+    if (j->count > 0)
+        return;
+    close(j->fd);
+    j->fd = -1;
+    if (unlink(j->path) == 0)
+        sync_dir(j->dir);
+}
+
 unsigned vm_journal_count(const struct vm_journal *j)
 {
     return j->count;
@@ -131,9 +144,8 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
                      const char *target, const char *record, json_t *fields)
 {
     json_t *o = fields ? fields : json_object();
-    if (j->fd < 0) {
+    if (j->fd < 0) { /* removed: its first record failed (said then) */
         json_decref(o);
-        vm_error("journal: cannot write '%s': its first record failed", j->path);
         return -1;
     }
     json_object_del(o, "crc");
@@ -169,25 +181,49 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
     }
     vm_error("journal: cannot write '%s': %s", j->path,
              errno ? strerror(errno) : "short write");
-    /* No torn line is left behind where it can be helped; a journal whose
-     * first record failed holds nothing: it goes. */
+    /* No torn line is left behind where it can be helped. */
     if (ftruncate(j->fd, j->size) == 0)
         fdatasync(j->fd);
-    if (j->count == 0) {
-        close(j->fd);
-        j->fd = -1;
-        if (unlink(j->path) == 0)
-            sync_dir(j->dir);
-    }
+    remove_if_empty(j);
     return -1;
+}
+
+bool vm_journal_reserve(struct vm_journal *j)
+{
+    struct statvfs st;
+    if (j->fd < 0)
+        return false;
+    unsigned long long room = 0;
+    bool ok = fstatvfs(j->fd, &st) < 0; /* cannot tell: the writes will */
+    if (!ok) {
+        room = (unsigned long long)st.f_bavail * st.f_frsize;
+        ok = room >= VM_JOURNAL_ROOM;
+    }
+    /* The blocks the records will take, past the end (the file's size
+     * unchanged): taken now, a disk that fills meanwhile cannot take them.
+     * A filesystem that cannot preallocate is only asked how full it is. */
+    if (ok && fallocate(j->fd, FALLOC_FL_KEEP_SIZE, j->size, VM_JOURNAL_ROOM) < 0 &&
+        errno == ENOSPC)
+        ok = false;
+    if (ok)
+        return true;
+    vm_error("journal: the filesystem of '%s' is full (%llu bytes free, a migration's records "
+             "need %d)",
+             j->path, room, VM_JOURNAL_ROOM);
+    remove_if_empty(j);
+    return false;
 }
 
 void vm_journal_close(struct vm_journal *j)
 {
     if (!j)
         return;
-    if (j->fd >= 0)
+    if (j->fd >= 0) {
+        if (ftruncate(j->fd, j->size) < 0) /* what vm_journal_reserve took and left */
+            vm_debug("journal: cannot give back the room reserved past '%s': %s", j->path,
+                     strerror(errno));
         close(j->fd);
+    }
     free(j->path);
     free(j->dir);
     free(j);

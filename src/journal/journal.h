@@ -52,6 +52,17 @@ const char *vm_journal_path(const struct vm_journal *j);
  * it could not record. */
 int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, const char *source,
                      const char *target, const char *record, json_t *fields);
+/* Room on the journal's filesystem for a migration's records: at least
+ * VM_JOURNAL_ROOM bytes free, and that much preallocated past the file's
+ * end (fallocate, the size unchanged; given back at close) so that a disk
+ * filling meanwhile cannot take the records of a migration already
+ * started. A run starts a migration only if this returns true (a full disk
+ * may still take a record or two in a file's last page, not a migration's).
+ * Logged when not; a journal that holds nothing yet is then removed, as if
+ * its first record had failed. */
+#define VM_JOURNAL_ROOM (64 * 1024)
+bool vm_journal_reserve(struct vm_journal *j);
+
 /* How many records were written whole and fsync'd. */
 unsigned vm_journal_count(const struct vm_journal *j);
 void vm_journal_close(struct vm_journal *j);

@@ -182,9 +182,10 @@ static void job_retry(struct vm_slot *s)
 }
 
 /* Start the slot's migration: it takes the budgets the caller checked.
- * Its "started" record is written and fsync'd first: a migration the
- * journal does not know never starts (it is skipped, and the run starts
- * nothing more; the run's first record failing fails the run). */
+ * Its "started" record is written and fsync'd first, once the journal's
+ * filesystem has room for its records (reserved): a migration the journal
+ * does not know never starts (it is skipped, and the run starts nothing
+ * more; the run's first record failing fails the run). */
 static void slot_start(struct vm_slot *s, struct job_host *src, struct job_host *dst)
 {
     struct job *job = s->job;
@@ -196,7 +197,12 @@ static void slot_start(struct vm_slot *s, struct job_host *src, struct job_host 
     if (m->gated && s->feats)
         owed_on_crash(job, s->item, started);
     bool first = job->journal && vm_journal_count(job->journal) == 0;
-    if (run_journal(job, m, "started", started) < 0) {
+    if (job->journal && !vm_journal_reserve(job->journal)) {
+        job->journal_failed = true;
+        json_decref(started);
+        started = NULL;
+    }
+    if (!started || run_journal(job, m, "started", started) < 0) {
         if (first)
             run_fail(job, VM_EXIT_JOURNAL,
                      xasprintf("cannot write the first record of the journal '%s': nothing "
@@ -234,8 +240,9 @@ void run_schedule(struct job *job)
             job_retry(&job->slots[i]);
     if (!job->stopping && job->journal_failed) {
         job->stopping = true;
-        vm_error("%s: the journal '%s' cannot be written: starting no more migrations",
-                 run_command(job->spec), vm_journal_path(job->journal));
+        if (!job->error) /* else: its first record, said then */
+            vm_error("%s: the journal '%s' cannot be written: starting no more migrations",
+                     run_command(job->spec), vm_journal_path(job->journal));
         for (int i = 0; i < job->nmigs; i++)
             if (job->slots[i].mig->state == VM_MIG_STATE_QUEUED && !job->slots[i].started)
                 vm_mig_abort(job->slots[i].mig, "journal");

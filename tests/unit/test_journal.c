@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -409,6 +410,29 @@ static void test_write_fault_point(void)
     remove_dir(dir);
 }
 
+/* Room reserved for a migration's records changes no size, and what is
+ * left of it goes at close. */
+static void test_reserve(void)
+{
+    char *dir = temp_dir();
+    struct vm_journal *j = vm_journal_open(dir);
+    CHECK(j);
+    char *path = xstrdup(vm_journal_path(j));
+    CHECK(vm_journal_reserve(j));
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "started", NULL), ==, 0);
+    struct stat st;
+    CHECK_INT(stat(path, &st), ==, 0);
+    off_t size = st.st_size;
+    CHECK_INT(size, >, 0);
+    CHECK(vm_journal_reserve(j));
+    vm_journal_close(j);
+    CHECK_INT(stat(path, &st), ==, 0);
+    CHECK_INT(st.st_size, ==, size);
+    CHECK_INT((long long)st.st_blocks * 512, <, VM_JOURNAL_ROOM); /* given back */
+    free(path);
+    remove_dir(dir);
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "we");
@@ -626,6 +650,7 @@ static const struct vm_test tests[] = {
     VM_TEST(test_checksum_round_trip),
     VM_TEST(test_write_fails),
     VM_TEST(test_write_fault_point),
+    VM_TEST(test_reserve),
     VM_TEST(test_read_skips),
     VM_TEST(test_torn_first_named),
     VM_TEST(test_long_line),
