@@ -102,8 +102,8 @@ const struct vm_cli_exit vm_cli_exits[] = {
      "The journal could not be written (a full or read-only filesystem, see --journal-dir). A "
      "run that cannot write and fsync its first record starts nothing and changes nothing; one "
      "whose journal fails later starts no more migrations (running ones finish or roll back "
-     "as usual). A migration starts only while the journal's filesystem has room for its "
-     "records (64 KiB)."},
+     "as usual), as does one whose journal's filesystem filled by its end. A migration starts "
+     "only while the journal's filesystem has room for its records (64 KiB)."},
     {VM_EXIT_INTERNAL, "internal", "Internal error: a bug in vmmigrate."},
     {-1, NULL, NULL},
 };

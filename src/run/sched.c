@@ -273,8 +273,17 @@ void run_schedule(struct job *job)
         const struct vm_slot *s = &job->slots[i];
         all_final &= vm_mig_final(s->mig) && !vm_features_busy(s->feats) && !s->retry;
     }
-    if (all_final && job->stage == RUN_STAGE_SCHEDULE)
+    if (all_final && job->stage == RUN_STAGE_SCHEDULE) {
+        /* A journal whose disk filled meanwhile, even if the records of
+         * what ran still fit (reserved): what comes next (recover, the
+         * next run) cannot record anything there. */
+        if (job->journal && !job->journal_failed && !vm_journal_reserve(job->journal)) {
+            job->journal_failed = true;
+            vm_error("%s: the journal's filesystem filled during the run: free room in '%s'",
+                     run_command(job->spec), job->spec->journal_dir);
+        }
         run_next(job);
+    }
 }
 
 /* --deadline: the run is out of time. Nothing new starts; what runs is
