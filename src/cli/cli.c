@@ -98,6 +98,12 @@ const struct vm_cli_exit vm_cli_exits[] = {
      "A guest's location is unknown, a feature could not be undone (deinit failed), or "
      "recover found a state it must not decide alone (a run leaves such a VM where it is and "
      "names it): an operator must look."},
+    {VM_EXIT_JOURNAL, "journal",
+     "The journal could not be written (a full or read-only filesystem, see --journal-dir). A "
+     "run that cannot write and fsync its first record starts nothing and changes nothing; one "
+     "whose journal fails later starts no more migrations (running ones finish or roll back "
+     "as usual), as does one whose journal's filesystem filled by its end. A migration starts "
+     "only while the journal's filesystem has room for its records (64 KiB)."},
     {VM_EXIT_INTERNAL, "internal", "Internal error: a bug in vmmigrate."},
     {-1, NULL, NULL},
 };

@@ -160,8 +160,12 @@ const struct vm_cli_command vm_cmd_recover_entry = {
            "is settled over QMP by the same rules: a commit journaled but not carried out is "
            "carried out (migrate-continue), the source copy is removed by quitting its QEMU "
            "once the target ran twice, a target that never ran the guest is quit; a socket "
-           "that does not answer is for an operator (exit status 9). Safe to run again: what "
-           "it settled is journaled.",
+           "that does not answer is for an operator (exit status 9). Lines of a journal that "
+           "are not whole records of its run (torn, damaged, of another run) are skipped with "
+           "a warning naming file and line; a journal of a run no longer going on whose first "
+           "record, or a record before its last, cannot be read may hide an open migration: "
+           "it is named, and the exit status is 9. Safe to run again: what it settled is "
+           "journaled.",
     .options = recover_options,
     .exec = cmd_recover_exec,
 };

@@ -121,6 +121,15 @@ static int cmd_status_exec(const struct vm_cli_args *args)
         free(err);
         return VM_EXIT_USAGE;
     }
+    vm_journal_records_warn(&all, "status");
+    size_t u;
+    json_t *path;
+    json_array_foreach(all.unreadable, u, path)
+    {
+        vm_warn("status: journal '%s' cannot be read whole: it may hide a run or an open "
+                "migration",
+                json_string_value(path));
+    }
     json_t *runs = json_array();
     size_t i, end;
     for (size_t begin = 0; begin < all.n; begin = end) {
@@ -166,7 +175,9 @@ static int cmd_status_exec(const struct vm_cli_args *args)
             }
         }
         if (!json_array_size(runs))
-            printf("status: no runs in '%s'\n", dir);
+            printf(json_array_size(all.unreadable) ? "status: no readable runs in '%s'\n"
+                                                   : "status: no runs in '%s'\n",
+                   dir);
     }
     json_decref(runs);
     vm_journal_records_clear(&all);
@@ -180,8 +191,11 @@ const struct vm_cli_command vm_cmd_status_entry = {
     .doc = "List the runs recorded in the journals, or one RUN: per VM the last journal "
            "record (started, gate-reached, commit-decided, rollback-decided, finished, "
            "recovered), the result and where the guest runs. A run whose VMs are not all "
-           "finished is running, or crashed: see recover. For a live view of a running run "
-           "use its --status-file or --events.",
+           "finished is running, or crashed: see recover. Lines that are not whole records "
+           "of the file's run (torn, damaged: their checksum does not match, of another run) "
+           "are skipped with a warning naming file and line, and a journal whose first "
+           "record cannot be read is named. For a live view of a running run use its "
+           "--status-file or --events.",
     .options = status_options,
     .exec = cmd_status_exec,
 };

@@ -16,7 +16,23 @@
  * find migrations a crash left half-done (recover.c), `vmmigrate status` to
  * show the runs (cmd_status.c): both through the one record parser below
  * (vm_journal_read, vm_journal_read_dir). A `struct vm_journal` owns its
- * file. */
+ * file.
+ *
+ * Every record carries "crc": the CRC-32 (IEEE 802.3, as zlib's crc32) of
+ * the record's canonical JSON without it (compact, keys sorted, as written),
+ * eight lower-case hex digits. The parser checks it; records without one
+ * (written by older builds) are read as they are. Reading a journal skips,
+ * and names (file:line, why), every line that is not a whole record of the
+ * run the file is named after: torn or garbage lines, records whose
+ * checksum does not match, records of another run. A journal whose first
+ * line cannot be read, or with a line that cannot be read before its last
+ * (a crash tears only the line it was writing, and a record is fsync'd
+ * before it is acted on), may hide an open migration: its readers say so.
+ *
+ * A record that cannot be written whole is cut off again (no torn line is
+ * left where ftruncate can help); a journal whose first record fails is
+ * removed, and takes no more records: the run that opened it has done
+ * nothing yet and must start nothing (run/sched.c). */
 #ifndef VMM_JOURNAL_H
 #define VMM_JOURNAL_H
 
@@ -31,10 +47,24 @@ struct vm_journal;
 struct vm_journal *vm_journal_open(const char *dir);
 const char *vm_journal_run_id(const struct vm_journal *j);
 const char *vm_journal_path(const struct vm_journal *j);
-/* Append one record (fields stolen, may be NULL) and fsync. Returns 0 or -1
- * (logged): the caller must not carry out a decision it could not record. */
+/* Append one record (fields stolen, may be NULL; its "crc" is added) and
+ * fsync. Returns 0 or -1 (logged): the caller must not carry out a decision
+ * it could not record. */
 int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, const char *source,
                      const char *target, const char *record, json_t *fields);
+/* Room on the journal's filesystem for a migration's records: at least
+ * VM_JOURNAL_ROOM bytes free, and that much preallocated past the file's
+ * end (fallocate, the size unchanged; given back at close) so that a disk
+ * filling meanwhile cannot take the records of a migration already
+ * started. A run starts a migration only if this returns true (a full disk
+ * may still take a record or two in a file's last page, not a migration's).
+ * Logged when not; a journal that holds nothing yet is then removed, as if
+ * its first record had failed. */
+#define VM_JOURNAL_ROOM (64 * 1024)
+bool vm_journal_reserve(struct vm_journal *j);
+
+/* How many records were written whole and fsync'd. */
+unsigned vm_journal_count(const struct vm_journal *j);
 void vm_journal_close(struct vm_journal *j);
 
 /* ---- reading: the one record parser ------------------------------------ */
@@ -71,32 +101,48 @@ struct vm_journal_record {
 const char *vm_journal_kind_name(enum vm_journal_kind kind);
 
 /* Parse one journal line (with or without its newline). Returns 0 and *r
- * (r->json a new reference, the caller's), or -1 if the line is not a JSON
- * object (a torn last line, garbage). */
+ * (r->json a new reference, the caller's, "crc" included), or a negative
+ * enum vm_journal_parse. The run a record is of is not checked here (the
+ * readers below do that against the file's name). */
+enum vm_journal_parse {
+    VM_JOURNAL_NOT_JSON = -1, /* not a JSON object: a torn line, garbage */
+    VM_JOURNAL_BAD_CRC = -2,  /* a "crc" that does not match the record: damaged */
+};
 int vm_journal_parse_line(const char *line, struct vm_journal_record *r);
+
+/* The run whose journal PATH is: its file name less ".ndjson" (new string). */
+char *vm_journal_run_of_path(const char *path);
 
 /* Is R about migration (RUN, UUID): written by that run, or about it
  * (of_run)? */
 bool vm_journal_record_about(const struct vm_journal_record *r, const char *run, const char *uuid);
 
-/* Each record of the journal at PATH, in the order written, borrowed for
- * the call; lines that do not parse are skipped. Returns 0, or -1 and *err
- * if the file cannot be opened. */
+/* Each record of the journal at PATH (named <run-id>.ndjson), in the order
+ * written, borrowed for the call; every other line is skipped with a
+ * warning (file:line, why), and one more if the journal may hide an open
+ * migration. Returns 0, or -1 and *err if the file cannot be opened. */
 typedef void (*vm_journal_record_cb)(const struct vm_journal_record *r, void *data);
 int vm_journal_read(const char *path, vm_journal_record_cb cb, void *data, char **err);
 
 /* Every record of every journal in DIR (none if DIR does not exist):
  * journals oldest first (they are named by start time), each record in the
- * order written, r->file saying which journal. Owns the records' JSON. */
+ * order written, r->file saying which journal. Owns the records' JSON, and
+ * what was skipped: the lines ([{file, line, why}], not logged: see
+ * vm_journal_records_warn) and the journals that may hide an open
+ * migration ([path]). */
 struct vm_journal_records {
     struct vm_journal_record *v;
     size_t n;
     int nfiles;
+    json_t *skipped;
+    json_t *unreadable;
 };
 
 /* Returns 0, or -1 and *err if DIR cannot be read. A journal that cannot be
  * opened (gone meanwhile) counts as empty. */
 int vm_journal_read_dir(const char *dir, struct vm_journal_records *out, char **err);
 void vm_journal_records_clear(struct vm_journal_records *recs);
+/* One warning per skipped line: "WHO: journal FILE:LINE: WHY: ignored". */
+void vm_journal_records_warn(const struct vm_journal_records *recs, const char *who);
 
 #endif

@@ -580,6 +580,24 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
     struct vm_journal_records all;
     if (vm_journal_read_dir(dir, &all, err) < 0)
         return -1;
+    vm_journal_records_warn(&all, "recover");
+    /* A journal that cannot be read may hide a migration it left open: an
+     * operator must look (unless its run is still going on). */
+    int needs_operator = 0;
+    size_t u;
+    json_t *path;
+    json_array_foreach(all.unreadable, u, path)
+    {
+        const char *p = json_string_value(path);
+        char *run = vm_journal_run_of_path(p);
+        if (!run_alive(run)) {
+            vm_error("recover: journal '%s' cannot be read whole: it may hide an open "
+                     "migration, an operator must look (the hosts, then the file)",
+                     p);
+            needs_operator++;
+        }
+        free(run);
+    }
     /* The last record of each (run, uuid), in the order of their first. */
     json_t *open_migs = json_object();
     for (size_t i = 0; i < all.n; i++) {
@@ -593,7 +611,6 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
 
     struct vm_journal *j = NULL;
     json_t *out = json_array();
-    int needs_operator = 0;
     const char *key;
     json_t *index;
     json_object_foreach(open_migs, key, index)

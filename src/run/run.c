@@ -88,6 +88,9 @@ int run_journal(struct job *job, struct vm_mig *m, const char *record, json_t *f
         json_decref(fields);
         return 0;
     }
-    return vm_journal_write(job->journal, m->name, m->uuid, m->src->uri, m->dst->uri, record,
-                            fields);
+    if (vm_journal_write(job->journal, m->name, m->uuid, m->src->uri, m->dst->uri, record,
+                         fields) == 0)
+        return 0;
+    job->journal_failed = true; /* run_schedule() starts nothing more */
+    return -1;
 }

@@ -142,11 +142,12 @@ struct job {
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
-    bool recovered;    /* the journals were reconciled (run only) */
-    json_t *unsettled; /* UUID -> what recover found, for earlier migrations it could not
-                        * settle: those VMs are left alone (owned) */
-    int failures;      /* migrations that ended without moving their guest */
-    bool stopping;     /* --max-failures or --deadline: start nothing more */
+    bool recovered;      /* the journals were reconciled (run only) */
+    json_t *unsettled;   /* UUID -> what recover found, for earlier migrations it could not
+                          * settle: those VMs are left alone (owned) */
+    int failures;        /* migrations that ended without moving their guest */
+    bool stopping;       /* --max-failures, --deadline or the journal: start nothing more */
+    bool journal_failed; /* a record could not be written: start nothing more */
     uv_timer_t *deadline;
     struct vm_sinks *sinks; /* every output: events, status, metrics, webhooks, meter, report */
     int unreadable;         /* VMs left alone: their domain XML could not be read */
@@ -206,7 +207,9 @@ const char *run_id(struct job *job);
 void run_notify_vm(struct job *job, struct vm_mig *m, const char *event);
 /* The slot's migration as it stands, to the sinks (status file, meter). */
 void run_state(struct job *job, const struct vm_slot *s);
-/* A journal record of m (fields: reference stolen); 0 without a journal. */
+/* A journal record of m (fields: reference stolen); 0 without a journal,
+ * -1 if it could not be written (logged): the run then starts no more
+ * migrations (journal_failed, run_schedule). */
 int run_journal(struct job *job, struct vm_mig *m, const char *record, json_t *fields);
 
 /* ---- sched.c: slots, budgets, retries, deadline ------------------------ */

@@ -51,6 +51,7 @@ int run_exit_code(struct job *job, const char **result)
         [VM_EXIT_LOCKED] = "locked",
         [VM_EXIT_NOTHING] = "nothing",
         [VM_EXIT_OPERATOR] = "operator",
+        [VM_EXIT_JOURNAL] = "journal",
     };
     int code = VM_EXIT_OK;
     if (job->error) {
@@ -63,6 +64,8 @@ int run_exit_code(struct job *job, const char **result)
         }
         if (unknown || job->deinit_failures || job->unsettled)
             code = VM_EXIT_OPERATOR;
+        else if (job->journal_failed)
+            code = VM_EXIT_JOURNAL;
         else if (job->interrupted)
             code = VM_EXIT_INTERRUPTED;
         else if (job->policy_errors)

@@ -179,11 +179,37 @@ static void job_retry(struct vm_slot *s)
                         why ? json_string(why) : json_null()));
 }
 
-/* Start the slot's migration: it takes the budgets the caller checked. */
+/* Start the slot's migration: it takes the budgets the caller checked.
+ * Its "started" record is written and fsync'd first, once the journal's
+ * filesystem has room for its records (reserved): a migration the journal
+ * does not know never starts (it is skipped, and the run starts nothing
+ * more; the run's first record failing fails the run). */
 static void slot_start(struct vm_slot *s)
 {
     struct job *job = s->job;
     struct vm_mig *m = s->mig;
+    /* Network-critical: features prepare first (now, while nothing has
+     * moved yet); the gate step waits for the gate. */
+    json_t *started = json_pack("{s:b, s:o, s:i}", "gated", m->gated, "features",
+                                vm_features_to_json(s->feats), "attempt", s->attempts + 1);
+    if (m->gated && s->feats)
+        owed_on_crash(job, s->item, started);
+    bool first = job->journal && vm_journal_count(job->journal) == 0;
+    if (job->journal && !vm_journal_reserve(job->journal)) {
+        job->journal_failed = true;
+        json_decref(started);
+        started = NULL;
+    }
+    if (!started || run_journal(job, m, "started", started) < 0) {
+        if (first)
+            run_fail(job, VM_EXIT_JOURNAL,
+                     xasprintf("cannot write the first record of the journal '%s': nothing "
+                               "migrated",
+                               vm_journal_path(job->journal)));
+        s->started = true;
+        vm_mig_abort(m, "journal"); /* skipped: never started */
+        return;
+    }
     s->started = true;
     vm_budget_take(&job->budget, s->index);
     /* The migration adopts a reference; keep one for a retry. */
@@ -192,13 +218,6 @@ static void slot_start(struct vm_slot *s)
         s->dom = NULL;
     s->attempts++;
     vm_info("%s: migrating to %s", m->name, m->dst->uri);
-    /* Network-critical: features prepare first (now, while nothing has
-     * moved yet); the gate step waits for the gate. */
-    json_t *started = json_pack("{s:b, s:o, s:i}", "gated", m->gated, "features",
-                                vm_features_to_json(s->feats), "attempt", s->attempts);
-    if (m->gated && s->feats)
-        owed_on_crash(job, s->item, started);
-    run_journal(job, m, "started", started);
     if (m->gated && s->feats)
         vm_features_run(s->feats, VM_FEATURE_PREPARE, run_prepare_done);
     vm_mig_start(m, dom, s->qmp);
@@ -214,6 +233,15 @@ void run_schedule(struct job *job)
     for (int i = 0; i < job->nmigs; i++)
         if (job->slots[i].retry && !vm_features_busy(job->slots[i].feats))
             job_retry(&job->slots[i]);
+    if (!job->stopping && job->journal_failed) {
+        job->stopping = true;
+        if (!job->error) /* else: its first record, said then */
+            vm_error("%s: the journal '%s' cannot be written: starting no more migrations",
+                     run_command(job->spec), vm_journal_path(job->journal));
+        for (int i = 0; i < job->nmigs; i++)
+            if (job->slots[i].mig->state == VM_MIG_STATE_QUEUED && !job->slots[i].started)
+                vm_mig_abort(job->slots[i].mig, "journal");
+    }
     if (!job->stopping && job->spec->max_failures && job->failures >= job->spec->max_failures) {
         job->stopping = true;
         vm_error("%s: %d migrations failed: starting no more (--max-failures)",
@@ -226,7 +254,8 @@ void run_schedule(struct job *job)
     for (int i = 0; i < job->nmigs; i++)
         b->slots[i].waiting =
             job->slots[i].mig->state == VM_MIG_STATE_QUEUED && !job->slots[i].started;
-    for (int i = vm_budget_next(b, 0); i >= 0 && !job->interrupted && !job->stopping;
+    for (int i = vm_budget_next(b, 0);
+         i >= 0 && !job->interrupted && !job->stopping && !job->journal_failed;
          i = vm_budget_next(b, i + 1))
         slot_start(&job->slots[i]);
     bool all_final = true;
@@ -234,8 +263,17 @@ void run_schedule(struct job *job)
         const struct vm_slot *s = &job->slots[i];
         all_final &= vm_mig_final(s->mig) && !vm_features_busy(s->feats) && !s->retry;
     }
-    if (all_final && job->stage == RUN_STAGE_SCHEDULE)
+    if (all_final && job->stage == RUN_STAGE_SCHEDULE) {
+        /* A journal whose disk filled meanwhile, even if the records of
+         * what ran still fit (reserved): what comes next (recover, the
+         * next run) cannot record anything there. */
+        if (job->journal && !job->journal_failed && !vm_journal_reserve(job->journal)) {
+            job->journal_failed = true;
+            vm_error("%s: the journal's filesystem filled during the run: free room in '%s'",
+                     run_command(job->spec), job->spec->journal_dir);
+        }
         run_next(job);
+    }
 }
 
 /* --deadline: the run is out of time. Nothing new starts; what runs is
@@ -301,7 +339,7 @@ void run_stage_schedule(struct job *job)
     }
     job->journal = vm_journal_open(job->spec->journal_dir);
     if (!job->journal) {
-        run_fail(job, VM_EXIT_USAGE,
+        run_fail(job, VM_EXIT_JOURNAL,
                  xasprintf("cannot write the journal in '%s' (see --journal-dir): nothing "
                            "migrated",
                            job->spec->journal_dir));

@@ -18,6 +18,8 @@ enum vm_exit {
     VM_EXIT_LOCKED = 7,      /* another run holds the lock for this source host */
     VM_EXIT_NOTHING = 8,     /* nothing to do */
     VM_EXIT_OPERATOR = 9,    /* a cleanup step failed: an operator must look */
+    VM_EXIT_JOURNAL = 10,    /* the journal could not be written: nothing started, or (later in
+                                the run) nothing more */
     VM_EXIT_INTERNAL = 70,   /* internal error (a bug) */
 };
 

@@ -454,6 +454,7 @@ static const struct {
     {VM_EXIT_LOCKED, "locked"},
     {VM_EXIT_NOTHING, "nothing"},
     {VM_EXIT_OPERATOR, "operator"},
+    {VM_EXIT_JOURNAL, "journal"},
     {VM_EXIT_INTERNAL, "internal"},
 };
 

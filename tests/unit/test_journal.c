@@ -5,9 +5,12 @@
  * directory oldest first, what the writer writes read back, a line longer
  * than any buffer, and `vmmigrate status` on the same journals. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runner.h"
@@ -16,6 +19,7 @@
 
 #define RUN_A "2026-01-01T00-00-00.000Z-101"
 #define RUN_B "2026-01-01T00-10-00.000Z-102"
+#define LONG_RUN "2026-01-01T00-00-00.000Z-1"
 
 /* tests/unit/journal/NAME. */
 static char *fixture(const char *name)
@@ -92,6 +96,44 @@ static void test_parse_line(void)
             CHECK_FAIL("line '%s' parsed", bad[i]);
         CHECK(r.json == NULL);
     }
+}
+
+/* A record's "crc" is zlib's crc32 of its canonical JSON without it (the
+ * value below is Python's zlib.crc32 of that text); a record it does not
+ * match is damaged; records of older builds have none and are read. */
+#define CRC_REC(vm, crc)                                                                           \
+    "{\"crc\":\"" crc "\",\"features\":[{\"name\":\"announce\",\"ok\":true}],"                   \
+    "\"location\":\"target\",\"reason\":\"caf\xc3\xa9 / \\\"q\\\"\",\"record\":\"finished\","     \
+    "\"result\":\"migrated\",\"run\":\"2026-01-01T00-00-00.000Z-7\",\"ts\":1767225600000,"         \
+    "\"uuid\":\"u1\",\"vm\":\"" vm "\"}\n"
+
+static void test_checksum(void)
+{
+    struct vm_journal_record r;
+    CHECK_INT(vm_journal_parse_line(CRC_REC("web1", "73093644"), &r), ==, 0);
+    CHECK_INT(r.kind, ==, VM_JOURNAL_KIND_FINISHED);
+    CHECK_STR(r.vm, "web1");
+    CHECK_STR(json_string_value(json_object_get(r.json, "crc")), "73093644"); /* as written */
+    json_decref(r.json);
+    /* One field changed, a checksum changed, one that is no string. */
+    r.json = NULL;
+    CHECK_INT(vm_journal_parse_line(CRC_REC("web2", "73093644"), &r), ==, VM_JOURNAL_BAD_CRC);
+    CHECK(r.json == NULL);
+    CHECK_INT(vm_journal_parse_line(CRC_REC("web1", "73093645"), &r), ==, VM_JOURNAL_BAD_CRC);
+    CHECK_INT(vm_journal_parse_line("{\"crc\":73093644,\"record\":\"started\"}", &r), ==,
+              VM_JOURNAL_BAD_CRC);
+    /* The same record of an older build (no crc): read. */
+    CHECK_INT(vm_journal_parse_line("{\"location\":\"target\",\"record\":\"finished\",\"run\":"
+                                    "\"2026-01-01T00-00-00.000Z-7\",\"vm\":\"web2\"}",
+                                    &r),
+              ==, 0);
+    CHECK_STR(r.vm, "web2");
+    CHECK(json_object_get(r.json, "crc") == NULL);
+    json_decref(r.json);
+    CHECK_INT(vm_journal_parse_line("garbage\n", &r), ==, VM_JOURNAL_NOT_JSON);
+    char *run = vm_journal_run_of_path("/x/y/2026-01-01T00-00-00.000Z-7.ndjson");
+    CHECK_STR(run, "2026-01-01T00-00-00.000Z-7");
+    free(run);
 }
 
 static void test_kind_names(void)
@@ -260,20 +302,287 @@ static void test_write_read(void)
     remove_dir(dir);
 }
 
+/* The writer's records carry a checksum the parser verifies: one byte
+ * changed in the file and the record is damaged. */
+static void test_checksum_round_trip(void)
+{
+    char *dir = temp_dir();
+    struct vm_journal *j = vm_journal_open(dir);
+    CHECK(j);
+    CHECK_INT(vm_journal_count(j), ==, 0);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "qemu:///s", "qemu:///t", "started",
+                               json_pack("{s:b, s:[], s:f}", "gated", 1, "features", "load",
+                                         0.25)),
+              ==, 0);
+    CHECK_INT(vm_journal_count(j), ==, 1);
+    FILE *f = fopen(vm_journal_path(j), "re");
+    CHECK(f);
+    char *line = NULL;
+    size_t cap = 0;
+    CHECK_INT(getline(&line, &cap, f), >, 0);
+    fclose(f);
+    struct vm_journal_record r;
+    CHECK_INT(vm_journal_parse_line(line, &r), ==, 0);
+    const char *crc = json_string_value(json_object_get(r.json, "crc"));
+    CHECK(crc && strlen(crc) == 8 && strspn(crc, "0123456789abcdef") == 8);
+    CHECK_STR(r.run, vm_journal_run_id(j));
+    json_decref(r.json);
+    char *at = strstr(line, "web1");
+    CHECK(at);
+    at[3] = '2';
+    CHECK_INT(vm_journal_parse_line(line, &r), ==, VM_JOURNAL_BAD_CRC);
+    free(line);
+    vm_journal_close(j);
+    remove_dir(dir);
+}
+
+/* Point the journal's descriptor at /dev/full: every write fails (ENOSPC). */
+static void fill_disk(struct vm_journal *j)
+{
+    int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+    CHECK_INT(full, >=, 0);
+    for (int fd = 3; fd < 1024; fd++) {
+        char link[64], target[4096];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, vm_journal_path(j)) == 0) {
+            CHECK_INT(dup2(full, fd), ==, fd);
+            close(full);
+            return;
+        }
+    }
+    CHECK_FAIL("the journal's descriptor is not open");
+}
+
+/* A journal whose first record cannot be written leaves nothing behind and
+ * takes no more; one that fails later keeps what it holds. */
+static void test_write_fails(void)
+{
+    char *dir = temp_dir();
+    struct vm_journal *j = vm_journal_open(dir);
+    CHECK(j);
+    char *path = xstrdup(vm_journal_path(j));
+    CHECK_INT(access(path, F_OK), ==, 0);
+    fill_disk(j);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "started", NULL), ==, -1);
+    CHECK_INT(vm_journal_count(j), ==, 0);
+    CHECK_INT(access(path, F_OK), ==, -1); /* removed: the run did nothing */
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "finished", NULL), ==, -1);
+    vm_journal_close(j);
+    free(path);
+
+    j = vm_journal_open(dir);
+    CHECK(j);
+    path = xstrdup(vm_journal_path(j));
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "started", NULL), ==, 0);
+    fill_disk(j);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "gate-reached", NULL), ==, -1);
+    CHECK_INT(vm_journal_count(j), ==, 1);
+    vm_journal_close(j);
+    char *err = NULL, *got = xstrdup("");
+    CHECK_INT(vm_journal_read(path, describe, &got, &err), ==, 0);
+    CHECK_STR(got, "started web1\n");
+    free(got);
+    free(path);
+    remove_dir(dir);
+}
+
+/* The fault point journal-write (fail) fails the Nth record as a full disk
+ * would: here the second, the first one kept. */
+static void test_write_fault_point(void)
+{
+    setenv("VMM_FAULT", "journal-write:fail@2", 1);
+    char *dir = temp_dir();
+    struct vm_journal *j = vm_journal_open(dir);
+    CHECK(j);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "started", NULL), ==, 0);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "gate-reached", NULL), ==, -1);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "finished", NULL), ==, 0);
+    CHECK_INT(vm_journal_count(j), ==, 2);
+    char *err = NULL, *got = xstrdup("");
+    CHECK_INT(vm_journal_read(vm_journal_path(j), describe, &got, &err), ==, 0);
+    CHECK_STR(got, "started web1\nfinished web1\n");
+    free(got);
+    vm_journal_close(j);
+    remove_dir(dir);
+}
+
+/* Room reserved for a migration's records changes no size, and what is
+ * left of it goes at close. */
+static void test_reserve(void)
+{
+    char *dir = temp_dir();
+    struct vm_journal *j = vm_journal_open(dir);
+    CHECK(j);
+    char *path = xstrdup(vm_journal_path(j));
+    CHECK(vm_journal_reserve(j));
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "s", "t", "started", NULL), ==, 0);
+    struct stat st;
+    CHECK_INT(stat(path, &st), ==, 0);
+    off_t size = st.st_size;
+    CHECK_INT(size, >, 0);
+    CHECK(vm_journal_reserve(j));
+    vm_journal_close(j);
+    CHECK_INT(stat(path, &st), ==, 0);
+    CHECK_INT(st.st_size, ==, size);
+    CHECK_INT((long long)st.st_blocks * 512, <, VM_JOURNAL_ROOM); /* given back */
+    free(path);
+    remove_dir(dir);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    CHECK(f);
+    fputs(text, f);
+    CHECK_INT(fclose(f), ==, 0);
+}
+
+#define OWN "2026-01-01T00-00-00.000Z-4194301"
+#define TAIL "2026-01-01T00-00-01.000Z-4194302"
+#define TORN "2026-01-01T00-00-02.000Z-4194303"
+
+/* Reading a directory: the lines that are not whole records of the file's
+ * own run are skipped and named (file, line, why): another run's record, a
+ * record of no run, garbage, a damaged record, a torn line; the journals
+ * that may hide an open migration are named too (a line that cannot be
+ * read before the last, or a first line that cannot be read), not those
+ * whose last line only is torn (a crash mid-write). */
+static void test_read_skips(void)
+{
+    char *dir = temp_dir(), *err = NULL;
+    char *own = xasprintf("%s/" OWN ".ndjson", dir), *tail = xasprintf("%s/" TAIL ".ndjson", dir),
+         *torn = xasprintf("%s/" TORN ".ndjson", dir);
+    write_file(own, "{\"record\":\"started\",\"run\":\"" OWN "\",\"vm\":\"web1\",\"uuid\":\"u1\"}\n"
+                    "{\"record\":\"finished\",\"run\":\"2026-01-01T00-00-00.000Z-1\",\"vm\":"
+                    "\"web1\",\"uuid\":\"u1\",\"location\":\"target\"}\n"
+                    "{\"record\":\"finished\",\"vm\":\"web1\"}\n"
+                    "this is not json {\n"
+                    "\n" CRC_REC("web1", "00000000")
+                    "{\"record\":\"gate-reached\",\"run\":\"" OWN "\",\"vm\":\"web1\",\"uuid\":"
+                    "\"u1\"}\n"
+                    "{\"record\":\"commit-dec");
+    write_file(tail, "{\"record\":\"started\",\"run\":\"" TAIL "\",\"vm\":\"db1\",\"uuid\":\"u2\"}\n"
+                     "{\"record\":\"gate-re");
+    write_file(torn, "{\"record\":\"started\",\"run\":\"" TORN "\",\"vm\":\"app1\",\"uu");
+    struct vm_journal_records all;
+    CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
+    CHECK_INT(all.nfiles, ==, 3);
+    CHECK_INT(all.n, ==, 3);
+    CHECK_STR(all.v[0].record, "started");
+    CHECK_STR(all.v[1].record, "gate-reached");
+    CHECK_STR(all.v[1].run, OWN);
+    CHECK_STR(all.v[2].run, TAIL);
+    char *skipped = json_dumps(all.skipped, JSON_COMPACT);
+    char *want = xasprintf(
+        "[{\"file\":\"%s\",\"line\":2,\"why\":\"a record of another run\"},"
+        "{\"file\":\"%s\",\"line\":3,\"why\":\"a record of no run\"},"
+        "{\"file\":\"%s\",\"line\":4,\"why\":\"not a JSON object (garbage, or a torn record)\"},"
+        "{\"file\":\"%s\",\"line\":5,\"why\":\"an empty line\"},"
+        "{\"file\":\"%s\",\"line\":6,\"why\":\"the checksum does not match: a damaged record\"},"
+        "{\"file\":\"%s\",\"line\":8,\"why\":\"not a whole record (torn: a crash while it was "
+        "written?)\"},"
+        "{\"file\":\"%s\",\"line\":2,\"why\":\"not a whole record (torn: a crash while it was "
+        "written?)\"},"
+        "{\"file\":\"%s\",\"line\":1,\"why\":\"not a whole record (torn: a crash while it was "
+        "written?)\"}]",
+        own, own, own, own, own, own, tail, torn);
+    CHECK_STR(skipped, want);
+    free(skipped);
+    free(want);
+    skipped = json_dumps(all.unreadable, JSON_COMPACT);
+    want = xasprintf("[\"%s\",\"%s\"]", own, torn);
+    CHECK_STR(skipped, want);
+    free(skipped);
+    free(want);
+    vm_journal_records_clear(&all);
+    CHECK(all.skipped == NULL && all.unreadable == NULL);
+
+    /* One journal alone: the same records, the skipped ones logged. */
+    char *got = xstrdup("");
+    CHECK_INT(vm_journal_read(own, describe, &got, &err), ==, 0);
+    CHECK_STR(got, "started web1\ngate-reached web1\n");
+    free(got);
+    free(own);
+    free(tail);
+    free(torn);
+    remove_dir(dir);
+}
+
+/* Output and exit code of CMD (stderr too). */
+static char *run_cmd(const char *cmd, int *rc)
+{
+    char *full = xasprintf("%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    CHECK(p);
+    char *out = xstrdup(""), buf[512];
+    while (fgets(buf, sizeof(buf), p)) {
+        char *more = xasprintf("%s%s", out, buf);
+        free(out);
+        out = more;
+    }
+    int st = pclose(p);
+    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    free(full);
+    return out;
+}
+
+/* A journal whose first record is torn (its run crashed, or its disk lost
+ * it): status names it instead of "no runs", recover names it and wants an
+ * operator (exit 9): it may hide a migration left open. */
+static void test_torn_first_named(void)
+{
+    const char *bin = getenv("VMM_BINARY");
+    if (!bin || !*bin)
+        CHECK_FAIL("VMM_BINARY is not set: run this test with ctest, or set it to vmmigrate");
+    char *dir = temp_dir();
+    char *torn = xasprintf("%s/" TORN ".ndjson", dir);
+    write_file(torn, "{\"record\":\"started\",\"run\":\"" TORN "\",\"vm\":\"app1\",\"uu\n"
+                     "{\"record\":\"gate-reached\",\"run\":\"" TORN "\",\"vm\":\"app1\"}\n");
+    int rc;
+    char *cmd = xasprintf("'%s' status --journal-dir '%s'", bin, dir);
+    char *out = run_cmd(cmd, &rc);
+    CHECK_INT(rc, ==, 0);
+    char *line1 = xasprintf("status: journal %s:1: not a JSON object", torn);
+    CHECK_CONTAINS(out, line1);
+    char *named = xasprintf("status: journal '%s' cannot be read whole", torn);
+    CHECK_CONTAINS(out, named);
+    free(out);
+    free(cmd);
+    cmd = xasprintf("'%s' recover --journal-dir '%s'", bin, dir);
+    out = run_cmd(cmd, &rc);
+    CHECK_INT(rc, ==, 9);
+    free(named);
+    named = xasprintf("recover: journal '%s' cannot be read whole: it may hide an open migration",
+                      torn);
+    CHECK_CONTAINS(out, named);
+    free(out);
+    free(cmd);
+    free(named);
+    free(line1);
+    free(torn);
+    remove_dir(dir);
+}
+
 /* A record longer than any line buffer (a started record's inventory can
  * be large) is read whole; the torn line after it is not. */
 static void test_long_line(void)
 {
     char *dir = temp_dir(), *err = NULL;
-    char *path = xasprintf("%s/2026-01-01T00-00-00.000Z-1.ndjson", dir);
+    char *path = xasprintf("%s/" LONG_RUN ".ndjson", dir);
     size_t big = 200 * 1024;
     char *pad = xmalloc(big + 1);
     memset(pad, 'x', big);
     pad[big] = '\0';
     FILE *f = fopen(path, "we");
     CHECK(f);
-    fprintf(f, "{\"record\":\"started\",\"run\":\"r1\",\"inventory\":{\"pad\":\"%s\"}}\n", pad);
-    fprintf(f, "{\"record\":\"finished\",\"run\":\"r1\",\"inventory\":{\"pad\":\"%.1000s", pad);
+    fprintf(f, "{\"record\":\"started\",\"run\":\"%s\",\"inventory\":{\"pad\":\"%s\"}}\n",
+            LONG_RUN, pad);
+    fprintf(f, "{\"record\":\"finished\",\"run\":\"%s\",\"inventory\":{\"pad\":\"%.1000s",
+            LONG_RUN, pad);
     CHECK_INT(fclose(f), ==, 0);
     struct vm_journal_records all;
     CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
@@ -332,11 +641,18 @@ static void test_status(void)
 
 static const struct vm_test tests[] = {
     VM_TEST(test_parse_line),
+    VM_TEST(test_checksum),
     VM_TEST(test_kind_names),
     VM_TEST(test_about),
     VM_TEST(test_read_torn_and_garbage),
     VM_TEST(test_read_dir),
     VM_TEST(test_write_read),
+    VM_TEST(test_checksum_round_trip),
+    VM_TEST(test_write_fails),
+    VM_TEST(test_write_fault_point),
+    VM_TEST(test_reserve),
+    VM_TEST(test_read_skips),
+    VM_TEST(test_torn_first_named),
     VM_TEST(test_long_line),
     VM_TEST(test_status),
     {0},

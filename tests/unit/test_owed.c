@@ -15,7 +15,13 @@
 static char dir[64];
 static uv_loop_t loop;
 
-/* One journal file of a dead run (PID 1 never is vmmigrate). */
+/* Dead runs (PID 1 never is vmmigrate), named as journals are: by start
+ * time, before any journal this test's recoveries write. */
+#define R1 "2026-01-01T00-00-00.000Z-1"
+#define R2 "2026-01-01T00-00-01.000Z-1"
+#define R3 "2026-01-01T00-00-02.000Z-1"
+
+/* One journal file: FILE.ndjson, FILE the run its records are of. */
 static void journal(const char *file, const char *const *lines)
 {
     char *path = xasprintf("%s/%s.ndjson", dir, file);
@@ -82,34 +88,34 @@ static void done(json_t *results, int failed, void *data)
 static void crashed_runs(void)
 {
     static const char *const run1[] = {
-        STARTED("r1-1", "u1", "announce"),
-        REC("r1-1", "u1", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
-        STARTED("r1-1", "u2", "announce"),
-        REC("r1-1", "u2", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
-        REC("r1-1", "u2", "deinit-done", ",\"ok\":true"),
-        STARTED("r1-1", "u3", "mark"),
-        REC("r1-1", "u3", "finished", ",\"result\":\"migrated\",\"location\":\"target\""),
-        STARTED("r1-1", "u8", "mark"),
-        REC("r1-1", "u8", "finished", ",\"result\":\"migrated\",\"location\":\"target\""),
-        REC("r1-1", "u8", "after-done", ",\"ok\":true"),
-        REC("r1-1", "u4", "started",
+        STARTED(R1, "u1", "announce"),
+        REC(R1, "u1", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
+        STARTED(R1, "u2", "announce"),
+        REC(R1, "u2", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
+        REC(R1, "u2", "deinit-done", ",\"ok\":true"),
+        STARTED(R1, "u3", "mark"),
+        REC(R1, "u3", "finished", ",\"result\":\"migrated\",\"location\":\"target\""),
+        STARTED(R1, "u8", "mark"),
+        REC(R1, "u8", "finished", ",\"result\":\"migrated\",\"location\":\"target\""),
+        REC(R1, "u8", "after-done", ",\"ok\":true"),
+        REC(R1, "u4", "started",
             ",\"gated\":false,\"decision\":{\"features\":[{\"name\":\"mark\"}]}"),
-        REC("r1-1", "u4", "finished", ",\"location\":\"source\""),
-        STARTED("r1-1", "u5", "mark"),
-        STARTED("r1-1", "u6", "mark"),
-        STARTED("r1-1", "u7", "announce"),
-        REC("r1-1", "u7", "finished", ",\"location\":\"source\""),
-        REC("r1-1", "u7", "deinit-done", ",\"ok\":true"),
-        STARTED("r1-1", "u7", "announce"),
+        REC(R1, "u4", "finished", ",\"location\":\"source\""),
+        STARTED(R1, "u5", "mark"),
+        STARTED(R1, "u6", "mark"),
+        STARTED(R1, "u7", "announce"),
+        REC(R1, "u7", "finished", ",\"location\":\"source\""),
+        REC(R1, "u7", "deinit-done", ",\"ok\":true"),
+        STARTED(R1, "u7", "announce"),
         NULL,
     };
     static const char *const run2[] = {
-        REC("r2-1", "u5", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\""),
-        REC("r2-1", "u7", "recovered", ",\"of_run\":\"r1-1\",\"location\":\"source\""),
+        REC(R2, "u5", "recovered", ",\"of_run\":\"" R1 "\",\"location\":\"source\""),
+        REC(R2, "u7", "recovered", ",\"of_run\":\"" R1 "\",\"location\":\"source\""),
         NULL,
     };
-    journal("2026-01-01T00-00-00.000Z-1", run1);
-    journal("2026-01-01T00-00-01.000Z-1", run2);
+    journal(R1, run1);
+    journal(R2, run2);
 }
 
 static void test_owed_steps(void)
@@ -186,11 +192,11 @@ static void test_builtin_without_policy(void)
 {
     crashed_runs();
     static const char *const run3[] = {
-        STARTED("r3-1", "u9", "vdp"),
-        REC("r3-1", "u9", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
+        STARTED(R3, "u9", "vdp"),
+        REC(R3, "u9", "finished", ",\"result\":\"rolled-back\",\"location\":\"source\""),
         NULL,
     };
-    journal("2026-01-01T00-00-02.000Z-1", run3);
+    journal(R3, run3);
     json_t *o = owed_now();
     CHECK_STR(owes(o, "u9"), "deinit");
     json_t *u9 = json_array(), *e;
