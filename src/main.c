@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "feature/feature.h"
 #include "policy/policy.h"
+#include "run/guardian.h"
 #include "run/job.h"
 #include "util/exitcode.h"
 #include "util/fault.h"
@@ -32,6 +33,9 @@ int main(int argc, char **argv)
         vm_error("no command given (see 'vmmigrate --help')");
         return VM_EXIT_USAGE;
     }
+    /* The run's guardian (run/guardian.h): internal, not in the table. */
+    if (strcmp(argv[1], VM_GUARDIAN_COMMAND) == 0)
+        return vm_guardian_main(argc - 1, argv + 1);
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
         name = "help";

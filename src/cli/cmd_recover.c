@@ -106,6 +106,13 @@ static int recover(const struct vm_cli_args *args, const char *dir,
         free(err);
         return VM_EXIT_POLICY;
     }
+    int lock = vm_journal_lock_settle(dir, 120000, &err);
+    if (lock == -1) {
+        vm_error("recover: %s", err);
+        free(err);
+        vm_policy_free(policy);
+        return VM_EXIT_OPERATOR;
+    }
     vm_virt_global_init();
     json_t *out = NULL;
     int unreachable = 0;
@@ -114,6 +121,8 @@ static int recover(const struct vm_cli_args *args, const char *dir,
     if (!owed) {
         vm_error("recover: %s", err);
         free(err);
+        if (lock >= 0)
+            close(lock);
         json_decref(out);
         vm_policy_free(policy);
         return VM_EXIT_USAGE;
@@ -141,6 +150,8 @@ static int recover(const struct vm_cli_args *args, const char *dir,
     }
     json_decref(d.results);
     json_decref(out);
+    if (lock >= 0)
+        close(lock);
     return needs_operator ? (unreachable ? VM_EXIT_UNREACHABLE : VM_EXIT_OPERATOR) : VM_EXIT_OK;
 }
 
@@ -148,24 +159,26 @@ const struct vm_cli_command vm_cmd_recover_entry = {
     .name = "recover",
     .usage = "[--journal-dir DIR] [--json] [--policy FILE] [--host-exec URI=PREFIX]...",
     .summary = "after a crash, make every half-migrated guest run exactly once",
-    .doc = "Read the journals and reconcile every migration a crash left open with what the "
-           "hosts say. The target is asked first, twice: a guest running there moved, and a "
-           "copy paused on the source is destroyed; a guest not running there never left, and "
-           "a paused source is resumed. Two running copies, none at all, or an unreachable "
-           "host are reported for an operator (exit status 9, or 4) and changed in no way. "
-           "Then the feature steps a crash left owed run, once: for a network-critical "
-           "migration whose guest stayed on the source, its features' deinit steps in reverse "
-           "order; for one whose guest ended on the target, their after steps (policy features "
-           "need --policy). A plain QEMU guest of `vmmigrate qemu` (journaled as qemu+qmp://SOCKET) "
-           "is settled over QMP by the same rules: a commit journaled but not carried out is "
-           "carried out (migrate-continue), the source copy is removed by quitting its QEMU "
-           "once the target ran twice, a target that never ran the guest is quit; a socket "
-           "that does not answer is for an operator (exit status 9). Lines of a journal that "
-           "are not whole records of its run (torn, damaged, of another run) are skipped with "
-           "a warning naming file and line; a journal of a run no longer going on whose first "
-           "record, or a record before its last, cannot be read may hide an open migration: "
-           "it is named, and the exit status is 9. Safe to run again: what it settled is "
-           "journaled.",
+    .doc =
+        "Read the journals and reconcile every migration a crash left open with what the "
+        "hosts say. The target is asked first, twice: a guest running there moved, and a "
+        "copy paused on the source is destroyed; a guest not running there never left, and "
+        "a paused source is resumed. Two running copies, none at all, or an unreachable "
+        "host are reported for an operator (exit status 9, or 4) and changed in no way. "
+        "Then the feature steps a crash left owed run, once: for a network-critical "
+        "migration whose guest stayed on the source, its features' deinit steps in reverse "
+        "order; for one whose guest ended on the target, their after steps (policy features "
+        "need --policy). A plain QEMU guest of `vmmigrate qemu` (journaled as qemu+qmp://SOCKET) "
+        "is settled over QMP by the same rules: a commit journaled but not carried out is "
+        "carried out (migrate-continue), the source copy is removed by quitting its QEMU "
+        "once the target ran twice, a target that never ran the guest is quit; a socket "
+        "that does not answer is for an operator (exit status 9). Lines of a journal that "
+        "are not whole records of its run (torn, damaged, of another run) are skipped with "
+        "a warning naming file and line; a journal of a run no longer going on whose first "
+        "record, or a record before its last, cannot be read may hide an open migration: "
+        "it is named, and the exit status is 9. One recover at a time settles a journal "
+        "directory (a run's own settling and a run's guardian included): another waits up to "
+        "120 s for it, then exits 9. Safe to run again: what it settled is journaled.",
     .options = recover_options,
     .exec = cmd_recover_exec,
 };

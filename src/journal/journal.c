@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -179,8 +180,7 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
         j->count++;
         return 0;
     }
-    vm_error("journal: cannot write '%s': %s", j->path,
-             errno ? strerror(errno) : "short write");
+    vm_error("journal: cannot write '%s': %s", j->path, errno ? strerror(errno) : "short write");
     /* No torn line is left behind where it can be helped. */
     if (ftruncate(j->fd, j->size) == 0)
         fdatasync(j->fd);
@@ -355,7 +355,7 @@ static int read_journal(const char *path, vm_journal_record_cb cb, void *data, s
         } else if (rc == VM_JOURNAL_BAD_CRC) {
             why = "the checksum does not match: a damaged record";
         } else if (rc < 0) {
-            why = blank(line)  ? "an empty line"
+            why = blank(line) ? "an empty line"
                   : torn_tail ? "not a whole record (torn: a crash while it was written?)"
                               : "not a JSON object (garbage, or a torn record)";
         }
@@ -480,4 +480,41 @@ void vm_journal_records_warn(const struct vm_journal_records *recs, const char *
                 (int)json_integer_value(json_object_get(s, "line")),
                 json_string_value(json_object_get(s, "why")));
     }
+}
+
+int vm_journal_lock_settle(const char *dir, int wait_ms, char **err)
+{
+    *err = NULL;
+    char *path = xasprintf("%s/recover.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        struct stat st;
+        if (e == ENOENT && stat(dir, &st) < 0) {
+            free(path);
+            return -2;
+        }
+        *err = xasprintf("cannot open '%s': %s", path, strerror(e));
+        free(path);
+        return -1;
+    }
+    uint64_t until = vm_mono_ms() + (uint64_t)wait_ms;
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            *err = xasprintf("cannot lock '%s': %s", path, strerror(errno));
+            break;
+        }
+        if (vm_mono_ms() >= until) {
+            *err = xasprintf("'%s' is held by another recover for more than %d s", path,
+                             wait_ms / 1000);
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    free(path);
+    if (*err) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -141,6 +141,15 @@ struct vm_journal_records {
 /* Returns 0, or -1 and *err if DIR cannot be read. A journal that cannot be
  * opened (gone meanwhile) counts as empty. */
 int vm_journal_read_dir(const char *dir, struct vm_journal_records *out, char **err);
+
+/* One settling of a journal directory at a time — the run's settle stage,
+ * `vmmigrate recover`, a run's guardian (run/guardian.h) — so that no
+ * migration is settled, and no owed step run, by two at once: an
+ * exclusive flock on DIR/recover.lock, waited for up to wait_ms. Hold it
+ * from reading the journals until the last owed step is recorded. The
+ * descriptor (close() releases it), or -1 and *err (the caller's). A
+ * directory that does not exist has nothing to settle: -2, no error. */
+int vm_journal_lock_settle(const char *dir, int wait_ms, char **err);
 void vm_journal_records_clear(struct vm_journal_records *recs);
 /* One warning per skipped line: "WHO: journal FILE:LINE: WHY: ignored". */
 void vm_journal_records_warn(const struct vm_journal_records *recs, const char *who);

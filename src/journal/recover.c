@@ -147,7 +147,7 @@ static bool run_alive(const char *run)
 {
     const char *dash = strrchr(run, '-');
     int pid = dash ? atoi(dash + 1) : 0;
-    if (pid <= 1 || pid == (int)getpid() || kill(pid, 0) < 0)
+    if (pid <= 1 || pid == (int)getpid() || !vm_process_alive(pid))
         return false;
     char path[64], comm[64] = "";
     snprintf(path, sizeof(path), "/proc/%d/comm", pid);

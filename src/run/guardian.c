@@ -12,6 +12,7 @@
 
 #include "journal/journal.h"
 #include "migrate/commit.h"
+#include "util/fault.h"
 #include "util/util.h"
 
 /* -- the run's side ------------------------------------------------------ */
@@ -55,6 +56,10 @@ struct vm_guardian *vm_guardian_start(uv_loop_t *loop, const char *journal_dir,
 {
     int fds[2];
     *err = NULL;
+    if (vm_fault("guardian-start")) {
+        *err = xstrdup("cannot start the guardian: fault point guardian-start");
+        return NULL;
+    }
     if (pipe2(fds, O_CLOEXEC) < 0) {
         *err = xasprintf("cannot start the guardian: pipe: %s", strerror(errno));
         return NULL;
@@ -84,7 +89,8 @@ struct vm_guardian *vm_guardian_start(uv_loop_t *loop, const char *journal_dir,
     struct vm_guardian *g = xcalloc(1, sizeof(*g));
     uv_stdio_container_t stdio[4] = {
         {.flags = UV_IGNORE},
-        {.flags = UV_INHERIT_FD, .data.fd = STDOUT_FILENO},
+        {.flags = UV_INHERIT_FD,
+         .data.fd = STDERR_FILENO}, /* recover's text: not in a --json report */
         {.flags = UV_INHERIT_FD, .data.fd = STDERR_FILENO},
         {.flags = UV_INHERIT_FD, .data.fd = fds[0]},
     };
@@ -141,13 +147,12 @@ void vm_guardian_watch_record(struct vm_guardian_watch *w, const struct vm_journ
     if (rec->kind == VM_JOURNAL_KIND_STARTED) {
         json_int_t budget = json_integer_value(
             json_object_get(json_object_get(rec->json, "decision"), "gate_timeout_ms"));
-        json_object_set_new(w->open, rec->uuid,
-                            json_pack("{s:o, s:b, s:I, s:I}", "vm",
-                                      rec->vm ? json_string(rec->vm) : json_null(), "gated",
-                                      json_is_true(json_object_get(rec->json, "gated")),
-                                      "budget_ms",
-                                      budget > 0 ? budget : (json_int_t)VM_COMMIT_DEFAULT_BUDGET_MS,
-                                      "gate_at", (json_int_t)0));
+        json_object_set_new(
+            w->open, rec->uuid,
+            json_pack("{s:o, s:b, s:I, s:I}", "vm", rec->vm ? json_string(rec->vm) : json_null(),
+                      "gated", json_is_true(json_object_get(rec->json, "gated")), "budget_ms",
+                      budget > 0 ? budget : (json_int_t)VM_COMMIT_DEFAULT_BUDGET_MS, "gate_at",
+                      (json_int_t)0));
         return;
     }
     json_t *m = json_object_get(w->open, rec->uuid);
@@ -162,8 +167,8 @@ void vm_guardian_watch_record(struct vm_guardian_watch *w, const struct vm_journ
         json_object_del(w->open, rec->uuid);
 }
 
-char *vm_guardian_verdict(const struct vm_guardian_watch *w, uint64_t now_ms,
-                          uint64_t beat_age_ms, bool run_gone)
+char *vm_guardian_verdict(const struct vm_guardian_watch *w, uint64_t now_ms, uint64_t beat_age_ms,
+                          bool run_gone)
 {
     const char *uuid;
     json_t *m;
@@ -229,16 +234,7 @@ static void follow(const char *path, long *offset, struct vm_guardian_watch *w, 
 /* Gone, or a zombie nobody has reaped yet. */
 static bool process_gone(pid_t pid)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return true;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+    return !vm_process_alive((long)pid);
 }
 
 int vm_guardian_main(int argc, char **argv)
@@ -284,8 +280,7 @@ int vm_guardian_main(int argc, char **argv)
             gone = true;
     }
     vm_guardian_watch_clear(&w);
-    vm_error("guardian of run %ld: %s: ending the run and settling its migrations", (long)run,
-             why);
+    vm_error("guardian of run %ld: %s: ending the run and settling its migrations", (long)run, why);
     free(why);
     kill(run, SIGKILL);
     for (int i = 0; i < 100 && !process_gone(run); i++)

@@ -41,7 +41,7 @@
 
 #define VM_GUARDIAN_COMMAND "__guardian" /* argv[1] of the guardian process */
 #define VM_GUARDIAN_BEAT_MS 250
-#define VM_GUARDIAN_STALE_MS 2000
+#define VM_GUARDIAN_STALE_MS 3000
 #define VM_GUARDIAN_GRACE_MS 2000
 
 /* -- the run's side ------------------------------------------------------ */
@@ -76,8 +76,8 @@ void vm_guardian_watch_record(struct vm_guardian_watch *w, const struct vm_journ
 /* Must the guardian end the run now? beat_age_ms: since the last heartbeat;
  * run_gone: the pipe closed. NULL: no; else why (owned by the caller),
  * naming the VM. */
-char *vm_guardian_verdict(const struct vm_guardian_watch *w, uint64_t now_ms,
-                          uint64_t beat_age_ms, bool run_gone);
+char *vm_guardian_verdict(const struct vm_guardian_watch *w, uint64_t now_ms, uint64_t beat_age_ms,
+                          bool run_gone);
 void vm_guardian_watch_clear(struct vm_guardian_watch *w);
 
 /* The guardian process: argv = {VM_GUARDIAN_COMMAND, RUN_PID, HEARTBEAT_FD,

@@ -40,6 +40,7 @@
 #include "report/sinks.h"
 #include "run/lock.h"
 #include "run/run_priv.h"
+#include "run/guardian.h"
 #include "util/exec.h"
 #include "util/exitcode.h"
 #include "util/util.h"
@@ -390,6 +391,8 @@ void run_free(struct job *job)
     vm_policy_free(job->policy);
     vm_exec_hosts_free(job->exec_hosts);
     vm_journal_close(job->journal);
+    if (job->settle_lock >= 0)
+        close(job->settle_lock);
     vm_sinks_free(job->sinks);
     free(job->error);
 }
@@ -414,7 +417,7 @@ static void add_host(struct job *job, const char *uri, bool source)
 
 int vm_job_run(const struct vm_job_spec *spec)
 {
-    struct job job_storage = {0}, *job = &job_storage;
+    struct job job_storage = {.settle_lock = -1}, *job = &job_storage;
     job->spec = spec;
     job->started_wall_ms = vm_wall_ms();
     const char *cmd = run_command(spec);
@@ -493,6 +496,9 @@ int vm_job_run(const struct vm_job_spec *spec)
     run_next(job);
 
     uv_run(&job->loop, UV_RUN_DEFAULT);
+    /* Every migration is final: the guardian has nothing to guard. */
+    vm_guardian_stop(job->guardian);
+    job->guardian = NULL;
 
     /* Every migration is final and every connection closed: report. */
     const char *result;
@@ -504,8 +510,8 @@ int vm_job_run(const struct vm_job_spec *spec)
     run_event(job, NULL, NULL, "run.finished",
               json_pack("{s:s, s:i, s:O}", "result", result, "exit_code", code, "summary",
                         json_object_get(report, "summary")));
-    vm_sinks_finish(job->sinks, &(struct vm_finish_rec){
-                                    .result = result, .exit_code = code, .report = report});
+    vm_sinks_finish(job->sinks,
+                    &(struct vm_finish_rec){.result = result, .exit_code = code, .report = report});
     if (spec->mode == VM_JOB_PLAN && !spec->json && job->planned)
         vm_plan_print(&job->plan, stdout);
     json_decref(report);

@@ -138,10 +138,12 @@ struct job {
     int nmigs;
     struct vm_budget budget; /* --parallel, --max-out, --max-in: slot i is budget.slots[i] */
     struct vm_journal *journal;
+    struct vm_guardian *guardian; /* guardian.h: while gated migrations may run, or NULL */
     struct probe *probes;
     int nprobes;
     int feature_failures; /* required features that failed after an urgent migration */
     int lock_warned;
+    int settle_lock;     /* journal.h's settle lock while the settle stage holds it, or -1 */
     bool recovered;      /* the journals were reconciled (run only) */
     json_t *unsettled;   /* UUID -> what recover found, for earlier migrations it could not
                           * settle: those VMs are left alone (owned) */

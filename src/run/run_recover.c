@@ -6,7 +6,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include "journal/journal.h"
 #include "journal/owed.h"
 #include "journal/recover.h"
 #include "util/util.h"
@@ -22,9 +24,19 @@ struct recover_task {
     char *err;
 };
 
+/* How long a run waits for another recover of the same journals (a crashed
+ * run's guardian, an operator's) before it gives up settling. */
+#define SETTLE_LOCK_WAIT_MS 120000
+
 static void recover_work(struct vm_virt_task *t)
 {
     struct recover_task *rt = t->data;
+    int fd = vm_journal_lock_settle(rt->job->spec->journal_dir, SETTLE_LOCK_WAIT_MS, &rt->err);
+    if (fd == -1) {
+        rt->needs_operator = -1;
+        return;
+    }
+    rt->job->settle_lock = fd; /* read on the loop only after this task is done */
     rt->needs_operator =
         vm_recover(rt->job->spec->journal_dir, &rt->out, &rt->unreachable, &rt->err);
     if (rt->needs_operator >= 0)
@@ -33,9 +45,17 @@ static void recover_work(struct vm_virt_task *t)
 
 /* The feature steps crashed runs owed ran: on the record, then the drain
  * goes on. */
+static void settle_unlock(struct job *job)
+{
+    if (job->settle_lock >= 0)
+        close(job->settle_lock);
+    job->settle_lock = -1;
+}
+
 static void owed_done(json_t *results, int failed, void *data)
 {
     struct job *job = data;
+    settle_unlock(job);
     size_t i;
     json_t *r;
     json_array_foreach(results, i, r)
@@ -90,8 +110,10 @@ static void recover_done(struct vm_virt_task *t)
     if (json_array_size(owed) > 0 && !job->interrupted)
         vm_owed_run(&job->loop, job->spec->journal_dir, owed, job->policy, job->exec_hosts,
                     owed_done, job);
-    else
+    else {
+        settle_unlock(job);
         run_next(job);
+    }
     json_decref(owed);
 }
 

@@ -10,6 +10,7 @@
 
 #include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
+#include "run/guardian.h"
 #include "policy/policy.h"
 #include "report/sinks.h"
 #include "util/exitcode.h"
@@ -328,6 +329,41 @@ void run_slot_clear(struct vm_slot *s)
     }
 }
 
+/* A run with gated migrations has a guardian (guardian.h): if this process
+ * stops answering or dies while a guest is held at its gate, the guardian
+ * ends it and settles its migrations as `vmmigrate recover` would, with the
+ * run's policy (its features' owed steps) and --host-exec. Without one (it
+ * could not start) the run goes on, said once. */
+static void start_guardian(struct job *job)
+{
+    bool gated = false;
+    for (int i = 0; i < job->nmigs; i++)
+        gated |= job->slots[i].mig->gated;
+    if (!gated)
+        return;
+    const struct vm_job_spec *spec = job->spec;
+    int nexec = 0, n = 0;
+    while (spec->host_execs && spec->host_execs[nexec])
+        nexec++;
+    const char **args = xcalloc((size_t)(2 * nexec + 3), sizeof(*args));
+    for (int k = 0; k < nexec; k++) {
+        args[n++] = "--host-exec";
+        args[n++] = spec->host_execs[k];
+    }
+    if (spec->policy_path) {
+        args[n++] = "--policy";
+        args[n++] = spec->policy_path;
+    }
+    char *err = NULL;
+    job->guardian =
+        vm_guardian_start(&job->loop, spec->journal_dir, vm_journal_path(job->journal), args, &err);
+    if (!job->guardian) {
+        vm_warn("%s: %s: a gate is bounded only while this process runs", run_command(spec), err);
+        free(err);
+    }
+    free(args);
+}
+
 /* Stage schedule: open the journal, make a slot per VM to migrate, start
  * them as budgets allow; run_next once every slot is final. */
 void run_stage_schedule(struct job *job)
@@ -368,6 +404,7 @@ void run_stage_schedule(struct job *job)
         if (it->status == VM_PLAN_MIGRATE)
             slot_init(job, job->nmigs++, it);
     }
+    start_guardian(job);
     if (job->spec->deadline_s) {
         uint64_t spent = vm_wall_ms() - job->started_wall_ms;
         uint64_t left = (uint64_t)job->spec->deadline_s * 1000;

@@ -278,3 +278,20 @@ int vm_write_atomic(const char *path, const char *data, size_t len)
     free(tmp);
     return 0;
 }
+
+bool vm_process_alive(long pid)
+{
+    char path[64], buf[512];
+    if (pid <= 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* pid (comm) STATE ...: comm may hold spaces and parentheses. */
+    const char *p = strrchr(buf, ')');
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}

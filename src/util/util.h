@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 void *xmalloc(size_t n);
@@ -32,6 +33,10 @@ const char *vm_rfc3339(uint64_t wall_ms, char *buf, size_t len);
  * rename): readers see the old or the new content, never a mix. 0 or -1
  * (errno). */
 int vm_write_atomic(const char *path, const char *data, size_t len);
+
+/* Does process pid still run? A zombie (ended, its parent has not reaped
+ * it yet) does not: it holds no lock, no connection, and acts no more. */
+bool vm_process_alive(long pid);
 
 enum vm_log_level {
     VM_LOG_ERROR,

@@ -472,7 +472,7 @@ def test_kill_after_commit_decided():
     on a, owes no deinit, and drains the rest."""
     lab("up", "3")
     s = Scenario("after-commit")
-    r = s.start_first(env={"VMM_FAULT": "before-confirm:sleep=20000"})
+    r = s.start_first(env={"VMM_FAULT": "before-confirm:sleep=20000,guardian-start:fail"})
     rec = wait_journal(s.journal, lambda x: x["record"] == "commit-decided", r.proc, 180)
     vm, target = rec["vm"], host_of(rec["target"])
     log(f"commit decided: {vm} -> {target}")

@@ -68,7 +68,7 @@ def test_killed_after_commit_decided():
     before = g.ticks("a")
     journal = os.path.join(TMP, "j2")
     ev = os.path.join(TMP, "commit-kill.ndjson")
-    env = dict(os.environ, VMM_FAULT="before-confirm:sleep=20000")
+    env = dict(os.environ, VMM_FAULT="before-confirm:sleep=20000,guardian-start:fail")
     args = [BINARY, "run", "--vm", g.name, "--class", "network-critical", "-s", uri("a"), "-t",
             uri("b"), "--journal-dir", journal, "--events", ev]
     log("$ " + " ".join(args))

@@ -5,6 +5,7 @@
  * directory oldest first, what the writer writes read back, a line longer
  * than any buffer, and `vmmigrate status` on the same journals. */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -639,7 +640,52 @@ static void test_status(void)
     free(dir);
 }
 
+/* One settling of a directory at a time: a second lock waits, then fails
+ * naming the lock; released, it is free again; no directory, no lock. */
+static void test_settle_lock(void)
+{
+    char *dir = temp_dir(), *err = NULL;
+    int a = vm_journal_lock_settle(dir, 0, &err);
+    CHECK(a >= 0);
+    CHECK(err == NULL);
+    uint64_t t0 = vm_mono_ms();
+    CHECK_INT(vm_journal_lock_settle(dir, 300, &err), ==, -1);
+    CHECK_INT(vm_mono_ms() - t0, >=, 300);
+    CHECK_CONTAINS(err, "recover.lock' is held by another recover");
+    free(err);
+    err = NULL;
+    close(a);
+    int b = vm_journal_lock_settle(dir, 0, &err);
+    CHECK(b >= 0);
+    close(b);
+    char *gone = xasprintf("%s/nowhere", dir);
+    CHECK_INT(vm_journal_lock_settle(gone, 0, &err), ==, -2);
+    CHECK(err == NULL);
+    free(gone);
+    remove_dir(dir);
+}
+
+/* A run's process that ended but is not reaped yet (a zombie: kill(pid, 0)
+ * still succeeds) is not alive: recover settles its journal. */
+static void test_zombie_not_alive(void)
+{
+    CHECK(vm_process_alive((long)getpid()));
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    CHECK(pid > 0);
+    uint64_t until = vm_mono_ms() + 30000;
+    while (vm_process_alive((long)pid) && vm_mono_ms() < until)
+        usleep(10 * 1000);
+    CHECK(!vm_process_alive((long)pid));
+    CHECK_INT(kill(pid, 0), ==, 0); /* still there, as a zombie */
+    CHECK_INT(waitpid(pid, NULL, 0), ==, pid);
+    CHECK(!vm_process_alive((long)pid));
+}
+
 static const struct vm_test tests[] = {
+    VM_TEST(test_settle_lock),
+    VM_TEST(test_zombie_not_alive),
     VM_TEST(test_parse_line),
     VM_TEST(test_checksum),
     VM_TEST(test_kind_names),
