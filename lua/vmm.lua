@@ -159,11 +159,15 @@ end
 -- vmm.feature(name, {prepare = f, gate = f, after = f, deinit = f}): a
 -- feature of the policy's own, named in decisions like the built-in ones.
 -- Each step is called as f(vm, ctx) with ctx = {source, target, class, args,
--- step}; it returns true (or nothing) when done, or false, "why". prepare runs
--- while memory is copied, gate at the commit gate (network-critical: a
--- required feature failing rolls the migration back), after once the guest
--- runs on the target, deinit (undo) on rollback, in reverse order, once for
--- every feature whose prepare or gate ran. Defined while the policy loads.
+-- step, redo}; it returns true (or nothing) when done, or false, "why".
+-- prepare runs while memory is copied, gate at the commit gate
+-- (network-critical: a required feature failing rolls the migration back),
+-- after once the guest runs on the target, deinit (undo) on rollback, in
+-- reverse order, for every feature whose prepare or gate ran. after and
+-- deinit run exactly once, and at least once after a crash: a crash between
+-- a step and its record makes the next run (or recover) run it again, with
+-- ctx.redo = true; write them so that running twice does no harm.
+-- Defined while the policy loads.
 vmm.feature = core.feature
 
 -- vmm.exec(host, argv): run a command, without a shell, on "source",

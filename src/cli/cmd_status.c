@@ -29,9 +29,16 @@ static const struct vm_cli_option status_options[] = {
 };
 
 /* A "deinit-done" or "after-done" record: the VM's "deinit" / "after" is
- * "done" or "failed". */
+ * "done" or "failed"; a "step-started" one: "started" (until its -done: a
+ * crash left it unknown whether it ran, and recover runs it again). */
 static bool step_done(json_t *v, const struct vm_journal_record *r)
 {
+    if (r->kind == VM_JOURNAL_KIND_STEP_STARTED) {
+        const char *which = json_string_value(json_object_get(r->json, "step"));
+        if (which && (strcmp(which, "deinit") == 0 || strcmp(which, "after") == 0))
+            json_object_set_new(v, which, json_string("started"));
+        return true;
+    }
     const char *step = r->kind == VM_JOURNAL_KIND_DEINIT_DONE  ? "deinit"
                        : r->kind == VM_JOURNAL_KIND_AFTER_DONE ? "after"
                                                                : NULL;
@@ -190,7 +197,9 @@ const struct vm_cli_command vm_cmd_status_entry = {
     .summary = "show current and past runs from the journals",
     .doc = "List the runs recorded in the journals, or one RUN: per VM the last journal "
            "record (started, gate-reached, commit-decided, rollback-decided, finished, "
-           "recovered), the result and where the guest runs. A run whose VMs are not all "
+           "recovered), the result and where the guest runs, and for a network-critical one "
+           "its features' deinit or after steps: started, done or failed (started and never "
+           "done: a crash cut them short, recover runs them again). A run whose VMs are not all "
            "finished is running, or crashed: see recover. Lines that are not whole records "
            "of the file's run (torn, damaged: their checksum does not match, of another run) "
            "are skipped with a warning naming file and line, and a journal whose first "

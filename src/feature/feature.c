@@ -39,6 +39,7 @@ struct vm_features {
     vm_features_done_cb done;
     struct vm_policy_step *cur; /* the policy step running, if any */
     bool cancelled;
+    bool redo;       /* vm_features_set_redo */
     int outstanding; /* commands and timers not yet reported back (even cancelled) */
 };
 
@@ -70,9 +71,9 @@ static void policy_step_done(void *data, int rc, const char *reason)
 static void policy_run(struct vm_feature_ctx *c)
 {
     struct vm_features *fs = c->fs;
-    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", fs->env.source, "target",
+    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:O, s:b}", "source", fs->env.source, "target",
                             fs->env.target, "class", fs->env.gated ? "network-critical" : "urgent",
-                            "step", step_names[c->step], "args", c->decl->args);
+                            "step", step_names[c->step], "args", c->decl->args, "redo", fs->redo);
     struct vm_policy_step *st = vm_policy_feature_start(
         fs->policy, fs->loop, c->decl->name, step_names[c->step], fs->vm, ctx, fs->env.source,
         fs->env.target, fs->env.hosts, c->decl->timeout_ms, policy_step_done, fs);
@@ -138,6 +139,11 @@ void vm_features_free(struct vm_features *fs)
 bool vm_features_busy(const struct vm_features *fs)
 {
     return fs && (fs->running || fs->outstanding > 0);
+}
+
+void vm_features_set_redo(struct vm_features *fs, bool redo)
+{
+    fs->redo = redo;
 }
 
 void vm_features_owe_deinit(struct vm_features *fs)

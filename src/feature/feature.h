@@ -87,6 +87,10 @@ void vm_features_spice_counted(struct vm_features *f, int n, const char *why);
  * called once, possibly before this returns. */
 void vm_features_run(struct vm_features *f, enum vm_feature_step step, vm_features_done_cb done);
 bool vm_features_busy(const struct vm_features *f);
+/* The steps to come run again: a crash left unknown whether they ran
+ * (a step-started record without its -done). A policy's steps see
+ * ctx.redo = true. */
+void vm_features_set_redo(struct vm_features *f, bool redo);
 /* Every feature owes its deinit (a crashed run's prepare may have run). */
 void vm_features_owe_deinit(struct vm_features *f);
 /* Stop the step in progress (the gate was decided without it): a running

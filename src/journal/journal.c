@@ -240,6 +240,7 @@ static const char *const kind_names[] = {
     [VM_JOURNAL_KIND_DEINIT_DONE] = "deinit-done",
     [VM_JOURNAL_KIND_AFTER_DONE] = "after-done",
     [VM_JOURNAL_KIND_RECOVERED] = "recovered",
+    [VM_JOURNAL_KIND_STEP_STARTED] = "step-started",
 };
 
 const char *vm_journal_kind_name(enum vm_journal_kind kind)

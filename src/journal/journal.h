@@ -80,6 +80,7 @@ enum vm_journal_kind {
     VM_JOURNAL_KIND_DEINIT_DONE,
     VM_JOURNAL_KIND_AFTER_DONE,
     VM_JOURNAL_KIND_RECOVERED,
+    VM_JOURNAL_KIND_STEP_STARTED, /* an after or deinit step began ({step}); its -done follows */
 };
 
 /* One record as read. Every string is the record's field of that name if

@@ -44,6 +44,14 @@ static void owed_free(uv_handle_t *h)
     free(o);
 }
 
+/* The journal of this recovery, opened with its first record. */
+static struct vm_journal *journal(struct vm_owed *o)
+{
+    if (!o->journal)
+        o->journal = vm_journal_open(o->dir);
+    return o->journal;
+}
+
 static void record(struct vm_owed *o, bool ok, json_t *features, const char *error)
 {
     json_t *c = o->cur;
@@ -67,10 +75,8 @@ static void record(struct vm_owed *o, bool ok, json_t *features, const char *err
      * still owed, no record. */
     if (!features)
         return;
-    if (!o->journal)
-        o->journal = vm_journal_open(o->dir);
     char *done = xasprintf("%s-done", step);
-    if (o->journal)
+    if (journal(o))
         vm_journal_write(
             o->journal, vm, uuid, src, dst, done,
             json_pack("{s:s, s:b, s:O}", "of_run", run, "ok", ok, "features", features));
@@ -164,6 +170,15 @@ static void owed_next(struct vm_owed *o)
         struct vm_features *f = vm_features_new(o->loop, &env, vm, o->d.features, o->d.nfeatures,
                                                 o->policy, features_event, o);
         json_decref(vm);
+        /* A crash before this step's -done record leaves it unknown: its
+         * next run is a redo (the policy's steps see ctx.redo). */
+        if (journal(o))
+            vm_journal_write(
+                o->journal, json_string_value(json_object_get(o->cur, "vm")),
+                json_string_value(json_object_get(o->cur, "uuid")), env.source, env.target,
+                "step-started",
+                json_pack("{s:O, s:s}", "of_run", json_object_get(o->cur, "run"), "step", step));
+        vm_features_set_redo(f, json_is_true(json_object_get(o->cur, "redo")));
         if (strcmp(step, "after") == 0) {
             vm_features_run(f, VM_FEATURE_AFTER, step_finished);
         } else {

@@ -219,6 +219,7 @@ json_t *vm_recover_owed(const char *dir, char **err)
          * still going on does its own. */
         const char *loc = NULL;
         bool latest = true, deinit_done = false, after_done = false;
+        bool deinit_began = false, after_began = false;
         for (size_t k = i + 1; k < all.n && latest; k++) {
             const struct vm_journal_record *later = &all.v[k];
             if (!later->record || !vm_journal_record_about(later, run, uuid))
@@ -232,6 +233,11 @@ json_t *vm_recover_owed(const char *dir, char **err)
                 deinit_done = true;
             else if (later->kind == VM_JOURNAL_KIND_AFTER_DONE)
                 after_done = true;
+            else if (later->kind == VM_JOURNAL_KIND_STEP_STARTED) {
+                const char *which = json_string_value(json_object_get(later->json, "step"));
+                deinit_began |= which && strcmp(which, "deinit") == 0;
+                after_began |= which && strcmp(which, "after") == 0;
+            }
         }
         const char *step = NULL;
         if (latest && loc && strcmp(loc, "source") == 0 && !deinit_done)
@@ -251,9 +257,10 @@ json_t *vm_recover_owed(const char *dir, char **err)
             continue;
         }
         json_array_append_new(
-            owed, json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:O}", "step", step, "run", run,
-                            "uuid", uuid, "vm", r->vm ? r->vm : "", "source", src, "target", dst,
-                            "features", features, "inventory", inv ? inv : json_null()));
+            owed, json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:O, s:b}", "step", step, "run",
+                            run, "uuid", uuid, "vm", r->vm ? r->vm : "", "source", src, "target",
+                            dst, "features", features, "inventory", inv ? inv : json_null(), "redo",
+                            strcmp(step, "deinit") == 0 ? deinit_began : after_began));
     }
     vm_journal_records_clear(&all);
     return owed;
@@ -339,8 +346,8 @@ enum qwhere {
 
 static const char *qwhere_name(enum qwhere w)
 {
-    static const char *const names[] = {"absent", "running", "incoming", "at-gate",
-                                        "migrating", "paused", "postmigrate", "other"};
+    static const char *const names[] = {"absent",    "running", "incoming",    "at-gate",
+                                        "migrating", "paused",  "postmigrate", "other"};
     return w == Q_UNKNOWN ? "unknown" : names[w];
 }
 
@@ -547,9 +554,9 @@ static void settle_qmp(const struct vm_journal_record *last, const char *vm, str
             st->location = "target";
         } else if (s == Q_AT_GATE || s == Q_PAUSED || s == Q_RUNNING) {
             bool quit = t == Q_INCOMING;
-            action = s == Q_AT_GATE ? (quit ? "cancelled the migration (the source runs), quit "
-                                              "the target QEMU"
-                                            : "cancelled the migration (the source runs)")
+            action = s == Q_AT_GATE  ? (quit ? "cancelled the migration (the source runs), quit "
+                                               "the target QEMU"
+                                             : "cancelled the migration (the source runs)")
                      : s == Q_PAUSED ? (quit ? "resumed the source, quit the target QEMU"
                                              : "resumed the source")
                      : quit          ? "quit the target QEMU (the guest runs on the source)"
@@ -637,10 +644,10 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
                uuid, run, rec, st.found_target, st.found_source, st.action, why ? ": " : "",
                why ? why : "");
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o}", "vm",
-                              vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target",
-                              dst, "last_record", rec, "found", "target", st.found_target,
-                              "source", st.found_source, "action", st.action, "ok", st.ok,
-                              "error", why ? json_string(why) : json_null());
+                              vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target", dst,
+                              "last_record", rec, "found", "target", st.found_target, "source",
+                              st.found_source, "action", st.action, "ok", st.ok, "error",
+                              why ? json_string(why) : json_null());
         json_array_append(out, o);
         /* Settled (or, for a guest on neither host, reported once): on record,
          * so the next recover does not come back to it. */

@@ -110,6 +110,11 @@ static void features_over(struct vm_features *f, bool ok, const char *reason, vo
 static void qm_run_last(struct vm_qmig *q, enum vm_feature_step step)
 {
     q->last_step = step;
+    /* Before they begin: a crash before their -done leaves them to run
+     * again, told so (ctx.redo). */
+    if (step == VM_FEATURE_AFTER || step == VM_FEATURE_DEINIT)
+        qm_journal(q, "step-started",
+                   json_pack("{s:s}", "step", step == VM_FEATURE_AFTER ? "after" : "deinit"));
     vm_features_run(q->feats, step, features_over);
 }
 

@@ -106,11 +106,18 @@ static void mig_on_state(struct vm_mig *m, void *data)
                 json_pack("{s:s, s:s}", "result", vm_mig_state_name(m->state), "location",
                           vm_mig_location_name(m->location)));
     struct vm_features *f = s->feats;
-    if (f && m->state == VM_MIG_STATE_DONE)
+    /* A gated migration's after and deinit steps are owed after a crash:
+     * journaled before they begin, so that a run after a crash between
+     * this record and their -done knows it redoes them (ctx.redo). */
+    if (f && m->state == VM_MIG_STATE_DONE) {
+        if (m->gated)
+            run_journal(job, m, "step-started", json_pack("{s:s}", "step", "after"));
         vm_features_run(f, m->gated ? VM_FEATURE_AFTER : VM_FEATURE_PREPARE,
                         m->gated ? features_settled : urgent_prepare_done);
-    else if (f && m->gated && m->state != VM_MIG_STATE_SKIPPED)
+    } else if (f && m->gated && m->state != VM_MIG_STATE_SKIPPED) {
+        run_journal(job, m, "step-started", json_pack("{s:s}", "step", "deinit"));
         vm_features_run(f, VM_FEATURE_DEINIT, deinit_done);
+    }
     switch (m->state) {
     case VM_MIG_STATE_DONE:
         vm_info("%s: migrated in %llu ms", m->name,

@@ -3,8 +3,9 @@
 -- features of the policy's own, "mark" then "mark2". Each of their steps
 -- (prepare, gate, after, deinit) is one command on a host (vmm.exec) that
 -- appends to the file named by the tag log=PATH
---     start STEP VM PID FEATURE MS SHPID
--- when it starts and
+--     start STEP VM PID FEATURE MS SHPID REDO
+-- when it starts (REDO: "redo" if ctx.redo, the step runs again after a
+-- crash left it unknown, else "first") and
 --     end STEP VM PID FEATURE MS SHPID
 -- when it ends: PID is the process that ran the step (the shell's parent),
 -- MS the wall clock in ms, SHPID the step's own shell, so the matrix tells
@@ -19,7 +20,7 @@
 --                the host as argv, e.g. through --host-exec)
 local vmm = require("vmm")
 
-local SCRIPT = 'echo "start $1 $2 $PPID $3 $(date +%s%3N) $$" >> "$4"; '
+local SCRIPT = 'echo "start $1 $2 $PPID $3 $(date +%s%3N) $$ $8" >> "$4"; '
     .. 'if [ -n "$7" ]; then printf "%s\\n" "$7" >> "$4.arg"; fi; '
     .. 'if [ -n "$5" ]; then i=0; while [ ! -e "$5" ] && [ $i -lt "$6" ]; do sleep 0.1; '
     .. 'i=$((i+1)); done; fi; '
@@ -37,7 +38,8 @@ local function step(feature)
             hold = vmm.tag(vm, "hold") or ""
         end
         local r, err = vmm.exec(host, { "/bin/sh", "-c", SCRIPT, "faultstep", ctx.step, vm.name,
-            feature, log, hold, vmm.tag(vm, "holdmax") or "1200", vmm.tag(vm, "arg") or "" })
+            feature, log, hold, vmm.tag(vm, "holdmax") or "1200", vmm.tag(vm, "arg") or "",
+            ctx.redo and "redo" or "first" })
         if not r or r.status ~= 0 then
             return false, "the step's command failed: " .. tostring(err or r.stderr)
         end

@@ -541,9 +541,10 @@ class Iteration:
         with open(self.marks) as f:
             for line in f:
                 p = line.split()
-                if len(p) == 7 and p[0] in ("start", "end"):
+                if len(p) in (7, 8) and p[0] in ("start", "end"):
                     out.append({"what": p[0], "step": p[1], "vm": p[2], "pid": p[3],
-                                "feature": p[4], "ms": int(p[5]), "sh": int(p[6])})
+                                "feature": p[4], "ms": int(p[5]), "sh": int(p[6]),
+                                "redo": len(p) > 7 and p[7] == "redo"})
         return out
 
     def check_steps(self, final):
@@ -553,8 +554,22 @@ class Iteration:
             if getattr(self, "skip_steps", set()) and g.name in self.skip_steps:
                 continue
             for f in FEATURES:
-                seq = [ln["step"] for ln in lines
-                       if ln["what"] == "start" and ln["vm"] == g.name and ln["feature"] == f]
+                starts = [ln for ln in lines
+                          if ln["what"] == "start" and ln["vm"] == g.name and ln["feature"] == f]
+                seq = [ln["step"] for ln in starts]
+                # A step that runs again after a crash is told so (ctx.redo);
+                # without a crash, none is.
+                seen = set()
+                for ln in starts:
+                    if ln["step"] == "prepare":
+                        seen = set()
+                    again = ln["step"] in seen and ln["step"] in ("after", "deinit")
+                    seen.add(ln["step"])
+                    self.expect("steps", not (once and ln["redo"]) and (ln["redo"] or not again),
+                                f"{f} {ln['step']} of {g.name} (PID {ln['pid']}): ctx.redo "
+                                f"{'true' if ln['redo'] else 'false'}, "
+                                f"{'a repeat' if again else 'first run'}, "
+                                f"{'after a crash' if not once else 'no crash'}")
                 attempts, cur = [], None
                 for s in seq:
                     if s == "prepare" or cur is None:

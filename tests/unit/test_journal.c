@@ -141,7 +141,7 @@ static void test_kind_names(void)
 {
     static const char *const names[] = {
         "started",  "gate-reached", "commit-decided", "rollback-decided",
-        "finished", "deinit-done",  "after-done",     "recovered",
+        "finished", "deinit-done",  "after-done",     "recovered", "step-started",
     };
     CHECK(vm_journal_kind_name(VM_JOURNAL_KIND_UNKNOWN) == NULL);
     for (size_t i = 0; i < VM_ARRAY_LEN(names); i++) {
@@ -153,7 +153,7 @@ static void test_kind_names(void)
         json_decref(r.json);
         free(line);
     }
-    CHECK(vm_journal_kind_name(VM_JOURNAL_KIND_RECOVERED + 1) == NULL);
+    CHECK(vm_journal_kind_name(VM_JOURNAL_KIND_STEP_STARTED + 1) == NULL);
 }
 
 static void test_about(void)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "runner.h"
+#include "journal/journal.h"
 #include "journal/owed.h"
 #include "journal/recover.h"
 #include "util/util.h"
@@ -65,6 +66,20 @@ static const char *owes(json_t *owed, const char *uuid)
     return "";
 }
 
+/* Does uuid's owed step run again (a step-started without its -done)? */
+static bool redo(json_t *owed, const char *uuid)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(owed, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "uuid")), uuid) == 0)
+            return json_is_true(json_object_get(e, "redo"));
+    }
+    CHECK_FAIL("%s owes nothing", uuid);
+    return false;
+}
+
 struct result {
     int calls, failed;
     json_t *results;
@@ -95,6 +110,7 @@ static void crashed_runs(void)
         REC(R1, "u2", "deinit-done", ",\"ok\":true"),
         STARTED(R1, "u3", "mark"),
         REC(R1, "u3", "finished", ",\"result\":\"migrated\",\"location\":\"target\""),
+        REC(R1, "u3", "step-started", ",\"step\":\"after\""),
         STARTED(R1, "u8", "mark"),
         REC(R1, "u8", "finished", ",\"result\":\"migrated\",\"location\":\"target\""),
         REC(R1, "u8", "after-done", ",\"ok\":true"),
@@ -112,6 +128,7 @@ static void crashed_runs(void)
     static const char *const run2[] = {
         REC(R2, "u5", "recovered", ",\"of_run\":\"" R1 "\",\"location\":\"source\""),
         REC(R2, "u7", "recovered", ",\"of_run\":\"" R1 "\",\"location\":\"source\""),
+        REC(R2, "u5", "step-started", ",\"of_run\":\"" R1 "\",\"step\":\"deinit\""),
         NULL,
     };
     journal(R1, run1);
@@ -131,6 +148,12 @@ static void test_owed_steps(void)
     CHECK_STR(owes(o, "u7"), "deinit");
     CHECK_STR(owes(o, "u8"), "");
     CHECK_INT(json_array_size(o), ==, 4);
+    /* A step-started without its -done (the run's own, or a recovery's):
+     * the step runs again, and says so. */
+    CHECK(!redo(o, "u1"));
+    CHECK(redo(o, "u3"));
+    CHECK(redo(o, "u5"));
+    CHECK(!redo(o, "u7"));
     json_decref(o);
 }
 
@@ -164,6 +187,23 @@ static void test_run_without_policy(void)
     }
     json_decref(r.results);
     json_decref(o);
+    /* The recovery journaled each step it ran before it began. */
+    struct vm_journal_records all;
+    char *err = NULL;
+    CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
+    long began = -1, ended = -1;
+    for (size_t k = 0; k < all.n; k++) {
+        const struct vm_journal_record *x = &all.v[k];
+        if (!x->uuid || strcmp(x->uuid, "u1") != 0 || !x->of_run)
+            continue;
+        if (x->kind == VM_JOURNAL_KIND_STEP_STARTED && began < 0)
+            began = (long)k;
+        if (x->kind == VM_JOURNAL_KIND_DEINIT_DONE)
+            ended = (long)k;
+    }
+    vm_journal_records_clear(&all);
+    CHECK_INT(began, >=, 0);
+    CHECK_INT(ended, >, began);
     o = owed_now();
     CHECK_STR(owes(o, "u1"), ""); /* done once, never again */
     CHECK_STR(owes(o, "u7"), "");
