@@ -47,7 +47,7 @@ static const struct vm_cli_option recover_options[] = {
     VM_CLI_OPTION_JSON(
         OPT_JSON, "print what was found and done as JSON",
         "Print {\"recovered\": [{vm, uuid, run, source, target, last_record, found, "
-        "action, ok}], \"owed\": [{step, vm, uuid, run, source, target, ok, features, "
+        "action, ok, location}], \"owed\": [{step, vm, uuid, run, source, target, ok, features, "
         "error}], \"needs_operator\": N} on standard output."),
     VM_CLI_OPTION_POLICY(
         OPT_POLICY, 0, "the policy whose features' steps are owed",

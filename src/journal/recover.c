@@ -124,22 +124,31 @@ static const char *where_name(enum where w)
     return w == WHERE_UNKNOWN ? "unknown" : names[w];
 }
 
-/* Is the migration (run, uuid) closed? Its last record (of the latest
- * attempt: a run may retry a VM) is "finished", "deinit-done" or
- * "after-done", or a recovery settled it. */
-static bool closed(const struct vm_journal_records *all, const struct vm_journal_record *last,
-                   const char *run, const char *uuid)
+/* Is the migration (run, uuid) closed? A recovery settled it, or the
+ * latest attempt (a run may retry a VM) has a "finished" record that does
+ * not say it is unsettled: a location "unknown", or "settled": false (a
+ * source copy not confirmed gone) leave it open, for the hosts to tell. */
+static bool closed(const struct vm_journal_records *all, const char *run, const char *uuid)
 {
-    if (last->kind == VM_JOURNAL_KIND_FINISHED || last->kind == VM_JOURNAL_KIND_DEINIT_DONE ||
-        last->kind == VM_JOURNAL_KIND_AFTER_DONE)
-        return true;
+    const struct vm_journal_record *fin = NULL;
     for (size_t i = 0; i < all->n; i++) {
         const struct vm_journal_record *r = &all->v[i];
-        if (r->kind == VM_JOURNAL_KIND_RECOVERED && r->about_earlier &&
-            vm_journal_record_about(r, run, uuid))
+        if (!vm_journal_record_about(r, run, uuid))
+            continue;
+        if (r->kind == VM_JOURNAL_KIND_RECOVERED && r->about_earlier)
             return true;
+        if (r->about_earlier)
+            continue;
+        if (r->kind == VM_JOURNAL_KIND_STARTED)
+            fin = NULL;
+        else if (r->kind == VM_JOURNAL_KIND_FINISHED)
+            fin = r;
     }
-    return false;
+    if (!fin)
+        return false;
+    const char *loc = json_string_value(json_object_get(fin->json, "location"));
+    return !(loc && strcmp(loc, "unknown") == 0) &&
+           !json_is_false(json_object_get(fin->json, "settled"));
 }
 
 /* Is the run with this id (…-PID) still going on? */
@@ -625,7 +634,7 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
         const struct vm_journal_record *last = &all.v[json_integer_value(index)];
         const char *run = last->run, *uuid = last->uuid, *vm = last->vm;
         const char *src = last->source, *dst = last->target, *rec = last->record;
-        if (closed(&all, last, run, uuid) || !src || !dst)
+        if (closed(&all, run, uuid) || !src || !dst)
             continue;
         if (run_alive(run)) {
             vm_info("recover: %s: run %s is still going on, left to it", vm ? vm : uuid, run);
@@ -643,11 +652,12 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
                "recover: %s (%s, run %s, last '%s'): target %s, source %s: %s%s%s", vm ? vm : uuid,
                uuid, run, rec, st.found_target, st.found_source, st.action, why ? ": " : "",
                why ? why : "");
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o}", "vm",
-                              vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target", dst,
-                              "last_record", rec, "found", "target", st.found_target, "source",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o, s:o}",
+                              "vm", vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target",
+                              dst, "last_record", rec, "found", "target", st.found_target, "source",
                               st.found_source, "action", st.action, "ok", st.ok, "error",
-                              why ? json_string(why) : json_null());
+                              why ? json_string(why) : json_null(), "location",
+                              st.ok && st.location ? json_string(st.location) : json_null());
         json_array_append(out, o);
         /* Settled (or, for a guest on neither host, reported once): on record,
          * so the next recover does not come back to it. */

@@ -314,6 +314,17 @@ static void verify_done(struct vm_virt_task *t)
     if (dst_running && !src_running) {
         m->location = VM_MIG_LOCATION_TARGET;
         final = VM_MIG_STATE_DONE;
+        /* Moved; but a source copy that is not confirmed gone (Confirm did
+         * not reach a source whose libvirtd died, say) may sit there paused,
+         * one `virsh resume` from running twice: not settled until a look
+         * at the source finds it gone (the run looks once more at its end,
+         * then recover). */
+        if (!mt->src_gone && mt->src_state != VIR_DOMAIN_SHUTOFF) {
+            m->source_left = true;
+            vm_warn("%s: runs on the target, but its copy on the source is not confirmed gone "
+                    "(source %s): not settled",
+                    m->name, vm_virt_state_name(mt->src_state));
+        }
         if (m->err.message) {
             /* libvirt reported a failure but the guest runs on the target
              * (e.g. Confirm failed): it did move. Keep the error visible. */

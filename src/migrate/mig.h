@@ -116,11 +116,13 @@ struct vm_mig {
     int nphases;
     uint64_t start_mono_ms, end_mono_ms;
     uint64_t start_wall_ms, end_wall_ms;
-    struct vm_virt_err err;          /* the first error that decided the result */
-    bool gated;                      /* run through the commit gate (set before start) */
-    uint64_t gate_budget_ms;         /* ... how long it may hold there (0: the default) */
-    bool on_target;                  /* the guest was resumed on the target (phase on-target) */
-    int graphics_target_ready;       /* graphics (SPICE) channels initialised on the target */
+    struct vm_virt_err err;    /* the first error that decided the result */
+    bool gated;                /* run through the commit gate (set before start) */
+    uint64_t gate_budget_ms;   /* ... how long it may hold there (0: the default) */
+    bool on_target;            /* the guest was resumed on the target (phase on-target) */
+    bool source_left;          /* runs on the target, but its source copy is not confirmed gone (the
+                                  source could not tell): not settled, recover's to finish */
+    int graphics_target_ready; /* graphics (SPICE) channels initialised on the target */
     uint64_t gate_enter_ms, gate_ms; /* when the gate was reached; time until the decision */
     bool gate_commit;                /* the decision taken at the gate */
     char *gate_reason;               /* why it was taken (owned) */
@@ -137,7 +139,7 @@ struct vm_mig {
     struct vm_qmp *qmp;
     struct vm_gate_session *gate;
     struct vm_commit *commit; /* the gate's decision (migrate/commit.h), while at the gate */
-    int busy; /* outstanding thread-pool tasks */
+    int busy;                 /* outstanding thread-pool tasks */
     bool stats_inflight, migrate_returned, abort_requested, completed_event;
 };
 

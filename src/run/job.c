@@ -283,6 +283,7 @@ static const struct run_stage stages[RUN_STAGE_COUNT] = {
     [RUN_STAGE_PREFLIGHT] = {"preflight", run_stage_preflight},
     [RUN_STAGE_PROBE] = {"probe", run_stage_probe},
     [RUN_STAGE_SCHEDULE] = {"schedule", run_stage_schedule},
+    [RUN_STAGE_RESETTLE] = {"resettle", run_stage_resettle},
     [RUN_STAGE_REPORT] = {"report", stage_report},
 };
 

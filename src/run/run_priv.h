@@ -61,6 +61,7 @@ enum run_stage_id {
     RUN_STAGE_PREFLIGHT,
     RUN_STAGE_PROBE,
     RUN_STAGE_SCHEDULE,
+    RUN_STAGE_RESETTLE,
     RUN_STAGE_REPORT,
     RUN_STAGE_COUNT,
 };
@@ -182,6 +183,7 @@ void run_free(struct job *job);
 
 /* The stages' start functions (the table is in job.c). */
 void run_stage_settle(struct job *job);    /* run_recover.c */
+void run_stage_resettle(struct job *job);  /* run_recover.c */
 void run_stage_plan(struct job *job);      /* run_plan.c */
 void run_stage_preflight(struct job *job); /* preflight.c */
 void run_stage_probe(struct job *job);     /* preflight.c */

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "journal/journal.h"
@@ -73,6 +74,18 @@ static void owed_done(json_t *results, int failed, void *data)
     run_next(job);
 }
 
+/* This run's own migration with uuid, or NULL. */
+static struct vm_mig *own_mig(struct job *job, const char *run, const char *uuid)
+{
+    const char *self = job->journal ? vm_journal_run_id(job->journal) : NULL;
+    if (!self || !run || !uuid || strcmp(run, self) != 0)
+        return NULL;
+    for (int i = 0; i < job->nmigs; i++)
+        if (strcmp(job->migs[i]->uuid, uuid) == 0)
+            return job->migs[i];
+    return NULL;
+}
+
 static void recover_done(struct vm_virt_task *t)
 {
     struct recover_task *rt = t->data;
@@ -84,9 +97,21 @@ static void recover_done(struct vm_virt_task *t)
         json_t *r;
         json_array_foreach(rt->out, i, r)
         {
-            vm_warn("%s: settled an earlier run's %s: %s", run_command(job->spec),
+            struct vm_mig *own = own_mig(job, json_string_value(json_object_get(r, "run")),
+                                         json_string_value(json_object_get(r, "uuid")));
+            vm_warn("%s: settled %s %s: %s", run_command(job->spec),
+                    own ? "this run's" : "an earlier run's",
                     json_string_value(json_object_get(r, "vm")),
                     json_string_value(json_object_get(r, "action")));
+            /* One of ours the run could not settle by itself: now it is
+             * where the hosts say. */
+            const char *loc = json_string_value(json_object_get(r, "location"));
+            if (own && json_is_true(json_object_get(r, "ok")) && loc) {
+                own->source_left = false;
+                own->location = strcmp(loc, "target") == 0   ? VM_MIG_LOCATION_TARGET
+                                : strcmp(loc, "source") == 0 ? VM_MIG_LOCATION_SOURCE
+                                                             : VM_MIG_LOCATION_UNKNOWN;
+            }
             run_event(job, json_string_value(json_object_get(r, "vm")), NULL, "recovered",
                       json_incref(r));
             const char *uuid = json_string_value(json_object_get(r, "uuid"));
@@ -97,9 +122,10 @@ static void recover_done(struct vm_virt_task *t)
             }
         }
         if (rt->needs_operator)
-            vm_error("%s: %d migration(s) of earlier runs need an operator: see 'vmmigrate "
-                     "recover'",
-                     run_command(job->spec), rt->needs_operator);
+            vm_error("%s: %d migration(s) of %s need an operator: see 'vmmigrate recover'",
+                     run_command(job->spec), rt->needs_operator,
+                     job->stage == RUN_STAGE_RESETTLE ? "this run or earlier ones"
+                                                      : "earlier runs");
     }
     json_t *owed = rt->owed;
     json_decref(rt->out);
@@ -133,4 +159,25 @@ void run_stage_settle(struct job *job)
         job->recovered = true;
         run_next(job);
     }
+}
+
+/* Stage resettle (run only): what this run's migrations left unsettled —
+ * where a guest runs is unknown, or a source copy is not confirmed gone
+ * (a host's libvirtd died at the wrong moment) — is settled as recover
+ * would, on fresh connections, once more before the report: often the
+ * host is back by then. What still cannot be settled stays open in the
+ * journal (exit 9), for the next run or recover. */
+void run_stage_resettle(struct job *job)
+{
+    int open = 0;
+    for (int i = 0; i < job->nmigs; i++)
+        open += job->migs[i]->source_left || job->migs[i]->location == VM_MIG_LOCATION_UNKNOWN;
+    if (!open || !job->journal || job->spec->mode != VM_JOB_RUN) {
+        run_next(job);
+        return;
+    }
+    vm_warn("%s: %d migration(s) not settled: looking at the hosts once more",
+            run_command(job->spec), open);
+    job->recovered = false;
+    run_stage_settle(job);
 }

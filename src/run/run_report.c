@@ -60,7 +60,8 @@ int run_exit_code(struct job *job, const char **result)
         bool failed = false, unknown = false;
         for (int i = 0; i < job->nmigs; i++) {
             failed |= job->migs[i]->state != VM_MIG_STATE_DONE;
-            unknown |= job->migs[i]->location == VM_MIG_LOCATION_UNKNOWN;
+            unknown |=
+                job->migs[i]->location == VM_MIG_LOCATION_UNKNOWN || job->migs[i]->source_left;
         }
         if (unknown || job->deinit_failures || job->unsettled)
             code = VM_EXIT_OPERATOR;

@@ -102,9 +102,12 @@ static void mig_on_state(struct vm_mig *m, void *data)
     if (!vm_mig_final(m))
         return;
     run_slot_release(s);
+    /* Not settled (where the guest runs is unknown, or a source copy may be
+     * left): the migration stays open for recover. */
     run_journal(job, m, "finished",
-                json_pack("{s:s, s:s}", "result", vm_mig_state_name(m->state), "location",
-                          vm_mig_location_name(m->location)));
+                json_pack("{s:s, s:s, s:b}", "result", vm_mig_state_name(m->state), "location",
+                          vm_mig_location_name(m->location), "settled",
+                          !m->source_left && m->location != VM_MIG_LOCATION_UNKNOWN));
     struct vm_features *f = s->feats;
     /* A gated migration's after and deinit steps are owed after a crash:
      * journaled before they begin, so that a run after a crash between
