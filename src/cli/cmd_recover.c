@@ -117,6 +117,11 @@ static int recover(const struct vm_cli_args *args, const char *dir,
     json_t *out = NULL;
     int unreachable = 0;
     int needs_operator = vm_recover(dir, &out, &unreachable, &err);
+    if (needs_operator >= 0) {
+        /* Then what the hosts the journals name show, whatever they say. */
+        int ev = vm_recover_evidence_journals(dir, out, &unreachable, &err);
+        needs_operator = ev < 0 ? -1 : needs_operator + ev;
+    }
     json_t *owed = needs_operator < 0 ? NULL : vm_recover_owed(dir, &err);
     if (!owed) {
         vm_error("recover: %s", err);

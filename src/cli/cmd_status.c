@@ -77,7 +77,13 @@ static json_t *summarise(const struct vm_journal_records *all, size_t begin, siz
             json_object_del(v, "deinit");
             json_object_del(v, "after");
         }
-        json_object_set_new(v, "state", json_string(r->record));
+        /* A finished record that says it is not settled (location unknown,
+         * a source copy not confirmed gone) leaves the migration open. */
+        const char *loc = json_string_value(json_object_get(r->json, "location"));
+        bool unsettled = r->kind == VM_JOURNAL_KIND_FINISHED &&
+                         (json_is_false(json_object_get(r->json, "settled")) ||
+                          (loc && strcmp(loc, "unknown") == 0));
+        json_object_set_new(v, "state", json_string(unsettled ? "unsettled" : r->record));
         if (json_object_get(r->json, "result"))
             json_object_set(v, "result", json_object_get(r->json, "result"));
         if (json_object_get(r->json, "location"))
@@ -197,7 +203,9 @@ const struct vm_cli_command vm_cmd_status_entry = {
     .summary = "show current and past runs from the journals",
     .doc = "List the runs recorded in the journals, or one RUN: per VM the last journal "
            "record (started, gate-reached, commit-decided, rollback-decided, finished, "
-           "recovered), the result and where the guest runs, and for a network-critical one "
+           "recovered; unsettled: finished, but where the guest runs is unknown or a copy may "
+           "be left on the source, for recover), the result and where the guest runs, and for a "
+           "network-critical one "
            "its features' deinit or after steps: started, done or failed (started and never "
            "done: a crash cut them short, recover runs them again). A run whose VMs are not all "
            "finished is running, or crashed: see recover. Lines that are not whole records "

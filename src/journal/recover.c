@@ -86,6 +86,14 @@ static enum where observe_confirmed(const char *uri, const char *uuid, int *reas
 {
     const int max_s = 30;
     enum where a = observe(uri, uuid, reason, err);
+    /* A host that cannot be reached may be restarting its libvirtd (a
+     * second or two): a few more tries before it counts as unreachable. */
+    for (int i = 0; i < 10 && a == WHERE_UNKNOWN; i++) {
+        sleep(1);
+        free(*err);
+        *err = NULL;
+        a = observe(uri, uuid, reason, err);
+    }
     for (int i = 0; i < max_s && a != WHERE_UNKNOWN; i++) {
         sleep(1);
         free(*err);
@@ -677,4 +685,186 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
     vm_journal_records_clear(&all);
     *result = out;
     return needs_operator;
+}
+
+/* ---- evidence from the hosts ------------------------------------------- */
+
+/* The UUIDs of the domains on uri paused by a migration that no job moves
+ * (appended to found as uuid -> name); -1 if uri cannot be reached. */
+static int paused_by_migration(const char *uri, json_t *found)
+{
+    virConnectPtr c = virConnectOpen(uri);
+    if (!c)
+        return -1;
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_PAUSED);
+    for (int i = 0; i < n; i++) {
+        int state = 0, reason = 0;
+        virDomainJobInfo job = {0};
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (virDomainGetState(doms[i], &state, &reason, 0) == 0 && state == VIR_DOMAIN_PAUSED &&
+            reason == VIR_DOMAIN_PAUSED_MIGRATION && virDomainGetJobInfo(doms[i], &job) == 0 &&
+            job.type == VIR_DOMAIN_JOB_NONE && virDomainGetUUIDString(doms[i], uuid) == 0)
+            json_object_set_new(found, uuid, json_string(virDomainGetName(doms[i])));
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    virResetLastError();
+    virConnectClose(c);
+    return n < 0 ? -1 : 0;
+}
+
+struct host_look {
+    const char *uri;
+    bool source;
+    enum where w;
+};
+
+/* Settle one UUID from what every host shows; the action, ok. */
+static const char *settle_evidence(const char *uuid, struct host_look *hl, int n, bool *ok,
+                                   char **why)
+{
+    int running = 0, paused_src = 0, paused_dst = 0, unknown = 0;
+    for (int i = 0; i < n; i++) {
+        char *e = NULL;
+        int reason;
+        hl[i].w = observe_confirmed(hl[i].uri, uuid, &reason, &e);
+        if (hl[i].w == WHERE_UNKNOWN && !*why)
+            *why = e, e = NULL;
+        free(e);
+        running += hl[i].w == WHERE_RUNNING;
+        unknown += hl[i].w == WHERE_UNKNOWN || hl[i].w == WHERE_OTHER;
+        paused_src += hl[i].w == WHERE_PAUSED && hl[i].source;
+        paused_dst += hl[i].w == WHERE_PAUSED && !hl[i].source;
+    }
+    *ok = false;
+    if (unknown)
+        return "none: a host cannot be reached, or its copy is in an unclear state";
+    if (running > 1)
+        return "none: TWO RUNNING COPIES, an operator must choose";
+    if (running == 0 && paused_src != 1)
+        return paused_src ? "none: paused copies on several source hosts, an operator must choose"
+                          : "none: paused only on a target, which may never have received the "
+                            "whole guest: an operator must look";
+    bool resume_src = running == 0;
+    *ok = true;
+    for (int i = 0; i < n; i++) {
+        if (hl[i].w != WHERE_PAUSED)
+            continue;
+        char *e = NULL;
+        if (act(hl[i].uri, uuid, resume_src && hl[i].source, &e) < 0) {
+            *ok = false;
+            if (!*why)
+                *why = e, e = NULL;
+        }
+        free(e);
+    }
+    return resume_src ? "resumed the source (no journal: from the hosts)"
+                      : "destroyed the stale paused copy (no journal: from the hosts)";
+}
+
+int vm_recover_evidence(const char *dir, const char *const *sources, int nsources,
+                        const char *const *targets, int ntargets, json_t *result, int *unreachable)
+{
+    int n = nsources + ntargets, needs_operator = 0;
+    struct host_look *hl = xcalloc((size_t)(n > 0 ? n : 1), sizeof(*hl));
+    json_t *found = json_object();
+    for (int i = 0; i < n; i++) {
+        hl[i].uri = i < nsources ? sources[i] : targets[i - nsources];
+        hl[i].source = i < nsources;
+        for (int k = 0; k < i; k++)
+            if (strcmp(hl[k].uri, hl[i].uri) == 0)
+                hl[i].source |= hl[k].source, hl[k].uri = ""; /* one look per host */
+    }
+    for (int i = 0; i < n; i++)
+        if (*hl[i].uri && paused_by_migration(hl[i].uri, found) < 0)
+            vm_debug("recover: cannot look for paused guests on '%s'", hl[i].uri);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (*hl[i].uri)
+            hl[m++] = hl[i];
+    struct vm_journal *j = NULL;
+    const char *uuid;
+    json_t *name;
+    json_object_foreach(found, uuid, name)
+    {
+        bool ok;
+        char *why = NULL;
+        const char *action = settle_evidence(uuid, hl, m, &ok, &why);
+        const char *vm = json_string_value(name);
+        const char *src = NULL, *dst = NULL, *fsrc = "absent", *fdst = "absent";
+        for (int i = 0; i < m; i++) {
+            if (hl[i].w == WHERE_ABSENT)
+                continue;
+            if (hl[i].source && !src)
+                src = hl[i].uri, fsrc = where_name(hl[i].w);
+            else if (!hl[i].source && !dst)
+                dst = hl[i].uri, fdst = where_name(hl[i].w);
+        }
+        if (!ok) {
+            needs_operator++;
+            if (strstr(action, "cannot be reached"))
+                (*unreachable)++;
+        }
+        vm_log(ok ? VM_LOG_WARN : VM_LOG_ERROR,
+               "recover: %s (%s): paused by a migration no job runs (no journal says so): %s%s%s",
+               vm, uuid, action, why ? ": " : "", why ? why : "");
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o, s:o}", "vm", vm,
+                      "uuid", uuid, "run", "", "source", src ? src : "", "target", dst ? dst : "",
+                      "last_record", "none", "found", "target", fdst, "source", fsrc, "action",
+                      action, "ok", ok, "error", why ? json_string(why) : json_null(), "location",
+                      ok ? json_string(strncmp(action, "resumed", 7) == 0 ? "source" : "target")
+                         : json_null());
+        json_array_append_new(result, o);
+        if (ok) {
+            if (!j)
+                j = vm_journal_open(dir);
+            if (j)
+                vm_journal_write(
+                    j, vm, uuid, src ? src : "", dst ? dst : "", "recovered",
+                    json_pack("{s:s, s:s, s:s}", "of_run", "none", "action", action, "location",
+                              strncmp(action, "resumed", 7) == 0 ? "source" : "target"));
+        }
+        free(why);
+    }
+    vm_journal_close(j);
+    json_decref(found);
+    free(hl);
+    return needs_operator;
+}
+
+int vm_recover_evidence_journals(const char *dir, json_t *result, int *unreachable, char **err)
+{
+    struct vm_journal_records all;
+    if (vm_journal_read_dir(dir, &all, err) < 0)
+        return -1;
+    json_t *src = json_object(), *dst = json_object();
+    for (size_t i = 0; i < all.n; i++) {
+        const struct vm_journal_record *r = &all.v[i];
+        if (r->source && *r->source && !vm_qmp_uri_path(r->source))
+            json_object_set_new(src, r->source, json_true());
+        if (r->target && *r->target && !vm_qmp_uri_path(r->target))
+            json_object_set_new(dst, r->target, json_true());
+    }
+    size_t ns = json_object_size(src), nd = json_object_size(dst), k = 0;
+    const char **s = xcalloc(ns + 1, sizeof(*s)), **d = xcalloc(nd + 1, sizeof(*d));
+    const char *uri;
+    json_t *v;
+    json_object_foreach(src, uri, v)
+    {
+        s[k++] = uri;
+    }
+    k = 0;
+    json_object_foreach(dst, uri, v)
+    {
+        d[k++] = uri;
+    }
+    int rc = vm_recover_evidence(dir, s, (int)ns, d, (int)nd, result, unreachable);
+    free(s);
+    free(d);
+    json_decref(src);
+    json_decref(dst);
+    vm_journal_records_clear(&all);
+    return rc;
 }

@@ -22,6 +22,27 @@
  * (new reference); -1 and *err if the journals cannot be read. */
 int vm_recover(const char *dir, json_t **result, int *unreachable, char **err);
 
+/* Recovery from the hosts' evidence, whatever the journals say (one may be
+ * torn, lost with a disk): on every host named (sources: hosts guests are
+ * moved away from; targets: hosts they move to), each domain paused by a
+ * migration (reason "migration") with no job running — no live run is
+ * moving it — is settled by the same rules, looking at all the hosts
+ * named: a running copy elsewhere makes the paused ones stale (destroyed,
+ * after two agreeing looks); none running, the copy on a source host is
+ * resumed and paused copies on targets (never run, so never ahead of it)
+ * are destroyed; a paused copy on a target alone, or several on sources,
+ * is for an operator. Each is journaled ("recovered", of_run "none") in
+ * DIR. Appends to *result what vm_recover gives (run "", last_record
+ * "none"); returns how many need an operator (*unreachable: a host could
+ * not be reached). */
+int vm_recover_evidence(const char *dir, const char *const *sources, int nsources,
+                        const char *const *targets, int ntargets, json_t *result,
+                        int *unreachable);
+
+/* vm_recover_evidence on the hosts the journals in DIR name (as sources,
+ * as targets); -1 and *err if the journals cannot be read. */
+int vm_recover_evidence_journals(const char *dir, json_t *result, int *unreachable, char **err);
+
 /* The feature steps crashed runs still owe (journals only, no libvirt), for
  * the latest attempt of each network-critical migration of a run no longer
  * going on whose "started" record names features with such steps:

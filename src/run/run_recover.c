@@ -40,6 +40,16 @@ static void recover_work(struct vm_virt_task *t)
     rt->job->settle_lock = fd; /* read on the loop only after this task is done */
     rt->needs_operator =
         vm_recover(rt->job->spec->journal_dir, &rt->out, &rt->unreachable, &rt->err);
+    /* Whatever the journals say (one may be torn): guests the run's hosts
+     * show paused by a migration nobody runs. */
+    const struct vm_job_spec *spec = rt->job->spec;
+    if (rt->needs_operator >= 0) {
+        if (!rt->out)
+            rt->out = json_array();
+        rt->needs_operator +=
+            vm_recover_evidence(spec->journal_dir, spec->sources, spec->nsources, spec->targets,
+                                spec->ntargets, rt->out, &rt->unreachable);
+    }
     if (rt->needs_operator >= 0)
         rt->owed = vm_recover_owed(rt->job->spec->journal_dir, &rt->err);
 }

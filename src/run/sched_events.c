@@ -15,6 +15,7 @@
 #include "journal/journal.h"
 #include "policy/policy.h"
 #include "report/report.h"
+#include "util/fault.h"
 #include "util/util.h"
 
 static void slot_features_event(struct vm_features *f, const char *feature, const char *step,
@@ -30,6 +31,9 @@ static void features_settled(struct vm_features *f, bool ok, const char *reason,
 {
     struct vm_slot *s = data;
     (void)reason;
+    /* The steps ran, their record is not written: a crash here makes them
+     * run again (ctx.redo). */
+    vm_fault("after-step");
     /* The after steps ran: never owed again after a crash. */
     run_journal(s->job, s->mig, "after-done",
                 json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
@@ -40,6 +44,7 @@ static void deinit_done(struct vm_features *f, bool ok, const char *reason, void
 {
     struct vm_slot *s = data;
     struct job *job = s->job;
+    vm_fault("after-step");
     /* Done (or failed for an operator): never owed again after a crash. */
     run_journal(job, s->mig, "deinit-done",
                 json_pack("{s:b, s:o}", "ok", ok, "features", vm_features_to_json(f)));
@@ -255,6 +260,9 @@ static void mig_gate_cancel(struct vm_mig *m, void *data)
 static bool mig_on_decision(struct vm_mig *m, bool commit, void *data)
 {
     struct vm_slot *s = data;
+    /* The gate is decided, not yet on record: a crash here must settle as
+     * if nothing was decided (the source resumes). */
+    vm_fault("before-record");
     return run_journal(s->job, m, commit ? "commit-decided" : "rollback-decided",
                        json_pack("{s:s}", "reason", m->gate_reason)) == 0;
 }
@@ -276,6 +284,7 @@ static void mig_on_gate(struct vm_mig *m, void *data)
 {
     struct vm_slot *s = data;
     run_journal(s->job, m, "gate-reached", NULL);
+    vm_fault("at-gate"); /* held on both hosts, undecided, on record */
 }
 
 const struct vm_mig_ops run_mig_ops = {

@@ -400,15 +400,15 @@ class Iteration:
         self.note(f"{e['vm']} being copied ({e['details']['data_processed']} bytes)")
         return e
 
-    def run_until(self, phase, targets=("b",)):
+    def run_until(self, phase, targets=("b",), env=None):
         """Start a run and return at a random moment of phase: "copy" (a VM
         being copied, bandwidth-capped) or "gate" (a VM held at the gate)."""
         if phase == "copy":
-            r = self.start(self.args("--bandwidth", "4", targets=targets))
+            r = self.start(self.args("--bandwidth", "4", targets=targets), env=env)
             self.mid_copy(r)
             random_delay(self, 0, 3, "into the copy")
         else:
-            r = self.start(self.args(targets=targets))
+            r = self.start(self.args(targets=targets), env=env)
             self.at_gate(r)
             random_delay(self, 0.2, 2, "into the gate")
         return r
@@ -948,6 +948,8 @@ def _libvirtd_kill_mid_copy(it, host):
     # (peer-to-peer is not used at the gate: the client drives it).
     it.expected = {g.name: {"a", "b"} for g in it.guests}
     it.check_rc(r, {0, 1, 9})
+    if r.rc == 9:  # left open: the next run (the host is back) settles it
+        rerun(it, rc=(0, 8))
 
 
 def case_src_libvirtd_kill_mid_copy(it):
@@ -1054,9 +1056,11 @@ def case_journal_full_during(it):
 
 
 def _kill_at_gate_then(it, edit):
+    """kill -9 at the gate with no guardian (as when the management host
+    loses power: the guardian dies with the run), then edit the journal."""
     it.make_guests(1, hold=True)
     it.watch()
-    r = it.run_until("gate")
+    r = it.run_until("gate", env=it.fault_env("guardian-start", "fail"))
     it.kill9(r)
     it.release()
     files = sorted(os.listdir(it.journal))
@@ -1071,7 +1075,10 @@ def case_journal_torn_first(it):
     """kill -9 at the gate, then the killed run's first journal record torn
     (the file cut inside it, or the line halved in place: random). Expected:
     status and the re-run name the unreadable journal; the re-run (exit 0)
-    finds the paused guest from the hosts and settles it; the guest on b."""
+    settles the paused guest — from the journal's other records, or when
+    nothing else is left of it from the hosts (paused by a migration no job
+    runs) — and drains it; the guest on b. The torn record may have named
+    feature steps owed: that attempt's deinit is not checked."""
     it.expected = {}
 
     def tear(path):
@@ -1089,10 +1096,14 @@ def case_journal_torn_first(it):
 
     r, path, st = _kill_at_gate_then(it, tear)
     it.expected = {g.name: "b" for g in it.guests}
+    it.skip_steps = {g.name for g in it.guests}
     name = os.path.basename(path)
     it.expect("journal-named", name in st.stderr + st.stdout,
               f"status does not name the torn journal {name}: {st.stderr.strip()[:200]}")
     r2 = rerun(it)
+    if any("cut at byte" in n for n in it.notes):
+        it.expect("evidence", "no journal says so" in (r2.stderr or ""),
+                  "the re-run did not settle the paused guest from the hosts")
     it.expect("journal-named", name in (r2.stderr or ""),
               f"the re-run does not name the torn journal {name}")
 
@@ -1279,8 +1290,9 @@ def case_random_kill_drain5(it):
 # point is a case
 # point-kill-NAME (kill at its first firing, then the same command: exit 0,
 # every guest once on b or c) and point-stop-NAME (SIGSTOP there, SIGCONT
-# after 5..20 s: exit 0 or 1, the guest once on a or b, never paused longer
-# than budget + 5 s). A point the binary does not have is "n/a".
+# after 5..20 s: exit 0 or 1 — or the guardian ends the stopped run when a
+# gated migration is open there — the guest once on a or b, never paused
+# longer than budget + 5 s). A point the binary does not have is "n/a".
 DEFAULT_POINTS = ["at-gate", "after-step", "before-record"]
 
 
@@ -1291,7 +1303,11 @@ def point_cases(points):
             _kill_at_point(it, p, "kill@1")
 
         def stop(it, p=p):
-            it.check_rc(_stop_at_point(it, p, "stop@1", {"a", "b"}), {0, 1})
+            r = _stop_at_point(it, p, "stop@1", {"a", "b"})
+            if r.rc == -signal.SIGKILL:  # stopped with a gated migration open
+                guardian_ended(it, r)
+            else:
+                it.check_rc(r, {0, 1})
         out.append(Case(kill, f"point-kill-{p}", f"kill -9 at the fault point {p} (its first "
                         "firing), then the same command: exit 0, every guest once on b or c."))
         out.append(Case(stop, f"point-stop-{p}", f"SIGSTOP at the fault point {p}, SIGCONT "
