@@ -45,6 +45,17 @@ char *vm_test_path(const char *rel)
     return path;
 }
 
+json_t *vm_test_fixture(const char *rel)
+{
+    char *path = vm_test_path(rel);
+    json_error_t e;
+    json_t *fx = json_load_file(path, 0, &e);
+    if (!fx)
+        CHECK_FAIL("%s:%d: %s", path, e.line, e.text);
+    free(path);
+    return fx;
+}
+
 /* One case, here: setup, the case, teardown. Returns only if it passed. */
 static void run_here(const struct vm_test_suite *s, const struct vm_test *t)
 {

@@ -33,6 +33,8 @@
 #ifndef VMM_TEST_RUNNER_H
 #define VMM_TEST_RUNNER_H
 
+#include <jansson.h>
+
 #include "check.h"
 
 /* A case's timeout when its table entry names none. */
@@ -62,6 +64,9 @@ struct vm_test_suite {
 /* tests/unit/REL in the source tree (VMM_SOURCE_DIR, which ctest sets; run
  * by hand, next to this file), malloc'd: the fixtures. */
 char *vm_test_path(const char *rel);
+/* The JSON fixture tests/unit/REL (vm_test_path), a new reference; a file
+ * that does not parse fails the case, naming file, line and why. */
+json_t *vm_test_fixture(const char *rel);
 
 /* Parse argv as above and run; returns main's exit status. */
 int vm_test_main(int argc, char **argv, const struct vm_test_suite *suite);

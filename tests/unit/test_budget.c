@@ -131,11 +131,7 @@ static void run_case(json_t *c)
 
 static void test_budget_fixture(void)
 {
-    char *path = vm_test_path("plan/schedule.json");
-    json_error_t e;
-    json_t *fx = json_load_file(path, 0, &e);
-    if (!fx)
-        CHECK_FAIL("%s:%d: %s", path, e.line, e.text);
+    json_t *fx = vm_test_fixture("plan/schedule.json");
     json_t *cases = json_object_get(fx, "cases");
     CHECK_INT(json_array_size(cases), >=, 6);
     size_t i;
@@ -145,7 +141,6 @@ static void test_budget_fixture(void)
         run_case(c);
     }
     json_decref(fx);
-    free(path);
 }
 
 /* No slot, or every slot held back: nothing to start, from any index. */

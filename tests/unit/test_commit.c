@@ -154,8 +154,7 @@ static void test_unrecorded_commit_rolls_back(void)
     struct owner o = {.steps_result = false, .record_ok = false};
     o.c = vm_commit_new(&loop, 0, &ops, &o);
     vm_commit_enter(o.c);
-    CHECK_STR(o.log,
-              "steps announce:commit cancel record:commit record:rollback carry:rollback");
+    CHECK_STR(o.log, "steps announce:commit cancel record:commit record:rollback carry:rollback");
     CHECK(!vm_commit_committed(o.c));
     CHECK_STR(o.reason, "the commit decision could not be recorded in the journal");
     finish(&loop, &o);

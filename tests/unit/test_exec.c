@@ -171,16 +171,7 @@ static void test_executors(void)
 /* Is process pid gone (or a zombie: dead, not yet reaped)? */
 static bool gone(pid_t pid)
 {
-    char path[64], stat[256] = "";
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return true;
-    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
-    fclose(f);
-    stat[n] = '\0';
-    const char *paren = strrchr(stat, ')');
-    return paren && paren[1] == ' ' && paren[2] == 'Z';
+    return !vm_process_alive((long)pid);
 }
 
 /* A feature step's command must die with vmmigrate (kill -9): else it could

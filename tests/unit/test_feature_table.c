@@ -288,12 +288,8 @@ static void test_runner(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_names),
-    VM_TEST(test_lookups),
-    VM_TEST(test_owed),
-    VM_TEST(test_reserved),
-    VM_TEST(test_runner),
-    {0},
+    VM_TEST(test_names),    VM_TEST(test_lookups), VM_TEST(test_owed),
+    VM_TEST(test_reserved), VM_TEST(test_runner),  {0},
 };
 static const struct vm_test_suite suite = {.tests = tests};
 

@@ -16,7 +16,7 @@ static void rec(struct vm_guardian_watch *w, const char *json, uint64_t now)
 }
 
 #define STARTED_GATED                                                                              \
-    "{\"record\":\"started\",\"vm\":\"web1\",\"uuid\":\"u1\",\"gated\":true,"                       \
+    "{\"record\":\"started\",\"vm\":\"web1\",\"uuid\":\"u1\",\"gated\":true,"                      \
     "\"decision\":{\"gate_timeout_ms\":5000}}"
 
 static void expect_none(struct vm_guardian_watch *w, uint64_t now, uint64_t age, bool gone)

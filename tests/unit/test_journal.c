@@ -103,8 +103,8 @@ static void test_parse_line(void)
  * value below is Python's zlib.crc32 of that text); a record it does not
  * match is damaged; records of older builds have none and are read. */
 #define CRC_REC(vm, crc)                                                                           \
-    "{\"crc\":\"" crc "\",\"features\":[{\"name\":\"announce\",\"ok\":true}],"                   \
-    "\"location\":\"target\",\"reason\":\"caf\xc3\xa9 / \\\"q\\\"\",\"record\":\"finished\","     \
+    "{\"crc\":\"" crc "\",\"features\":[{\"name\":\"announce\",\"ok\":true}],"                     \
+    "\"location\":\"target\",\"reason\":\"caf\xc3\xa9 / \\\"q\\\"\",\"record\":\"finished\","      \
     "\"result\":\"migrated\",\"run\":\"2026-01-01T00-00-00.000Z-7\",\"ts\":1767225600000,"         \
     "\"uuid\":\"u1\",\"vm\":\"" vm "\"}\n"
 
@@ -140,8 +140,8 @@ static void test_checksum(void)
 static void test_kind_names(void)
 {
     static const char *const names[] = {
-        "started",  "gate-reached", "commit-decided", "rollback-decided",
-        "finished", "deinit-done",  "after-done",     "recovered", "step-started",
+        "started",     "gate-reached", "commit-decided", "rollback-decided", "finished",
+        "deinit-done", "after-done",   "recovered",      "step-started",
     };
     CHECK(vm_journal_kind_name(VM_JOURNAL_KIND_UNKNOWN) == NULL);
     for (size_t i = 0; i < VM_ARRAY_LEN(names); i++) {
@@ -312,8 +312,7 @@ static void test_checksum_round_trip(void)
     CHECK(j);
     CHECK_INT(vm_journal_count(j), ==, 0);
     CHECK_INT(vm_journal_write(j, "web1", "u1", "qemu:///s", "qemu:///t", "started",
-                               json_pack("{s:b, s:[], s:f}", "gated", 1, "features", "load",
-                                         0.25)),
+                               json_pack("{s:b, s:[], s:f}", "gated", 1, "features", "load", 0.25)),
               ==, 0);
     CHECK_INT(vm_journal_count(j), ==, 1);
     FILE *f = fopen(vm_journal_path(j), "re");
@@ -462,12 +461,13 @@ static void test_read_skips(void)
                     "\"web1\",\"uuid\":\"u1\",\"location\":\"target\"}\n"
                     "{\"record\":\"finished\",\"vm\":\"web1\"}\n"
                     "this is not json {\n"
-                    "\n" CRC_REC("web1", "00000000")
-                    "{\"record\":\"gate-reached\",\"run\":\"" OWN "\",\"vm\":\"web1\",\"uuid\":"
-                    "\"u1\"}\n"
-                    "{\"record\":\"commit-dec");
-    write_file(tail, "{\"record\":\"started\",\"run\":\"" TAIL "\",\"vm\":\"db1\",\"uuid\":\"u2\"}\n"
-                     "{\"record\":\"gate-re");
+                    "\n" CRC_REC("web1", "00000000") "{\"record\":\"gate-reached\",\"run\":\"" OWN
+                                                     "\",\"vm\":\"web1\",\"uuid\":"
+                                                     "\"u1\"}\n"
+                                                     "{\"record\":\"commit-dec");
+    write_file(tail,
+               "{\"record\":\"started\",\"run\":\"" TAIL "\",\"vm\":\"db1\",\"uuid\":\"u2\"}\n"
+               "{\"record\":\"gate-re");
     write_file(torn, "{\"record\":\"started\",\"run\":\"" TORN "\",\"vm\":\"app1\",\"uu");
     struct vm_journal_records all;
     CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
@@ -580,10 +580,10 @@ static void test_long_line(void)
     pad[big] = '\0';
     FILE *f = fopen(path, "we");
     CHECK(f);
-    fprintf(f, "{\"record\":\"started\",\"run\":\"%s\",\"inventory\":{\"pad\":\"%s\"}}\n",
-            LONG_RUN, pad);
-    fprintf(f, "{\"record\":\"finished\",\"run\":\"%s\",\"inventory\":{\"pad\":\"%.1000s",
-            LONG_RUN, pad);
+    fprintf(f, "{\"record\":\"started\",\"run\":\"%s\",\"inventory\":{\"pad\":\"%s\"}}\n", LONG_RUN,
+            pad);
+    fprintf(f, "{\"record\":\"finished\",\"run\":\"%s\",\"inventory\":{\"pad\":\"%.1000s", LONG_RUN,
+            pad);
     CHECK_INT(fclose(f), ==, 0);
     struct vm_journal_records all;
     CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);

@@ -1152,24 +1152,12 @@ static void setup(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_loop_main),
-    VM_TEST(test_loops),
-    VM_TEST(test_c_loops),
-    VM_TEST(test_budget_rearmed),
-    VM_TEST(test_memory),
-    VM_TEST(test_recursion_and_errors),
-    VM_TEST(test_globals),
-    VM_TEST(test_readonly),
-    VM_TEST(test_absent),
-    VM_TEST(test_binary_chunks),
-    VM_TEST(test_require),
-    VM_TEST(test_strict_modes),
-    VM_TEST(test_json_in_out),
-    VM_TEST(test_json_rejects),
-    VM_TEST(test_coroutines_and_print),
-    VM_TEST(test_misuse),
-    VM_TEST(test_stuck_reported),
-    {0},
+    VM_TEST(test_loop_main),      VM_TEST(test_loops),          VM_TEST(test_c_loops),
+    VM_TEST(test_budget_rearmed), VM_TEST(test_memory),         VM_TEST(test_recursion_and_errors),
+    VM_TEST(test_globals),        VM_TEST(test_readonly),       VM_TEST(test_absent),
+    VM_TEST(test_binary_chunks),  VM_TEST(test_require),        VM_TEST(test_strict_modes),
+    VM_TEST(test_json_in_out),    VM_TEST(test_json_rejects),   VM_TEST(test_coroutines_and_print),
+    VM_TEST(test_misuse),         VM_TEST(test_stuck_reported), {0},
 };
 static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
 

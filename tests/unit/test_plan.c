@@ -250,11 +250,7 @@ static char *fixture_vet(void *ctx, struct vm_plan_item *it)
 
 static void test_plan_fixture(void)
 {
-    char *path = vm_test_path("plan/placement.json");
-    json_error_t e;
-    json_t *fx = json_load_file(path, 0, &e);
-    if (!fx)
-        CHECK_FAIL("%s:%d: %s", path, e.line, e.text);
+    json_t *fx = vm_test_fixture("plan/placement.json");
     struct fixture_ctx c = {
         .decisions = json_object_get(fx, "decisions"),
         .reserved = json_object(),
@@ -326,7 +322,6 @@ static void test_plan_fixture(void)
     vm_plan_clear(&p);
     json_decref(c.reserved);
     json_decref(fx);
-    free(path);
 }
 
 /* One VM's unreadable domain XML (inventory.h) is that VM's problem: it

@@ -148,11 +148,7 @@ static void test_errors(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_table),
-    VM_TEST(test_bounds),
-    VM_TEST(test_values),
-    VM_TEST(test_errors),
-    {0},
+    VM_TEST(test_table), VM_TEST(test_bounds), VM_TEST(test_values), VM_TEST(test_errors), {0},
 };
 static const struct vm_test_suite suite = {.tests = tests};
 
