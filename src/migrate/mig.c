@@ -540,12 +540,87 @@ static bool commit_record(void *data, bool commit, const char *reason)
     return !m->ops->on_decision || m->ops->on_decision(m, commit, m->ops_data);
 }
 
+/* A rollback needs the source: its Confirm resumes the guest there. A
+ * source whose libvirtd hangs (or died) would keep the guest paused for as
+ * long as it does, while the target holds all of it: then the only way to
+ * end the pause is to commit (the source copy stays paused, never resumed,
+ * and is removed once the source answers: verify, resettle, recover). So
+ * a rollback first asks the source for the guest's state, and commits
+ * instead when no answer comes within SOURCE_PROBE_MS. */
+#define SOURCE_PROBE_MS 2000
+
+static void carry_out(struct vm_mig *m)
+{
+    task_submit(
+        task_new(m, m->gate_commit ? "commit" : "rollback", gate_finish_work, gate_finish_done));
+}
+
+/* The source did not answer in time (source_answers false), or did. */
+static void rollback_probed(struct vm_mig *m, bool source_answers, const char *why)
+{
+    if (!m->probe_timer)
+        return; /* decided already */
+    uv_close((uv_handle_t *)m->probe_timer, timer_closed);
+    m->probe_timer = NULL;
+    if (!source_answers) {
+        char *reason = xasprintf("the source does not answer (%s), so a rollback (%s) would "
+                                 "keep the guest paused there: committed to the target, which "
+                                 "holds all of it",
+                                 why, m->gate_reason);
+        vm_warn("%s: %s", m->name, reason);
+        free(m->gate_reason);
+        m->gate_reason = reason;
+        m->gate_commit = true;
+        mig_event(m, NULL, "gate.decided",
+                  json_pack("{s:s, s:s, s:I}", "decision", "commit", "reason", m->gate_reason,
+                            "held_ms", (json_int_t)(vm_mono_ms() - m->gate_enter_ms)));
+        /* On record if it can be; recover goes by what the hosts run. */
+        if (m->ops->on_decision)
+            m->ops->on_decision(m, true, m->ops_data);
+    }
+    carry_out(m);
+}
+
+static void probe_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    if (virDomainGetState(mt->m->dom, &mt->src_state, &mt->src_reason, 0) < 0) {
+        vm_virt_err_capture(&t->err);
+        t->rc = -1;
+    }
+}
+
+static void probe_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    rollback_probed(m, t->rc == 0, t->err.message ? t->err.message : "no answer");
+    task_free(mt);
+}
+
+static void probe_late(uv_timer_t *timer)
+{
+    struct vm_mig *m = timer->data;
+    char *why = xasprintf("no answer within %d ms", SOURCE_PROBE_MS);
+    rollback_probed(m, false, why);
+    free(why);
+}
+
 static void commit_carry_out(void *data, bool commit, const char *reason)
 {
     struct vm_mig *m = data;
     (void)reason;
     m->gate_commit = commit;
-    task_submit(task_new(m, commit ? "commit" : "rollback", gate_finish_work, gate_finish_done));
+    if (commit || !m->gate || !m->gate->performed) {
+        carry_out(m);
+        return;
+    }
+    m->probe_timer = xmalloc(sizeof(*m->probe_timer));
+    uv_timer_init(m->loop, m->probe_timer);
+    m->probe_timer->data = m;
+    uv_timer_start(m->probe_timer, probe_late, SOURCE_PROBE_MS, 0);
+    task_submit(task_new(m, "source-probe", probe_work, probe_done));
 }
 
 static const struct vm_commit_ops mig_commit_ops = {

@@ -136,6 +136,7 @@ struct vm_mig {
     void *ops_data;
     uv_loop_t *loop;
     uv_timer_t *stats_timer, *timeout_timer;
+    uv_timer_t *probe_timer; /* a rollback waits for the source to answer (mig.c) */
     struct vm_qmp *qmp;
     struct vm_gate_session *gate;
     struct vm_commit *commit; /* the gate's decision (migrate/commit.h), while at the gate */
