@@ -50,6 +50,21 @@
         .doc = DOC                                                                                 \
     }
 
+/* ---- connections (run, plan, drain) ------------------------------------ */
+
+#define VM_CLI_CONNECT_TIMEOUT_DEFAULT 30
+#define VM_CLI_OPTION_CONNECT_TIMEOUT(ID)                                                          \
+    {                                                                                              \
+        .name = "connect-timeout", .arg = VM_CLI_ARG_INT, .metavar = "SECONDS", .id = (ID),        \
+        .min = 0, .max = 3600, .help = "give up on a host not connected within SECONDS (30)",      \
+        .doc = "Give up on a libvirt host whose connection is not open SECONDS after the run "     \
+               "began connecting (a peer that accepts and never answers, an ssh that hangs): "     \
+               "the run then ends with exit status 4, naming the URI, before anything changed. "   \
+               "0 waits as long as libvirt does, which may be forever. Once connected, libvirt's " \
+               "keepalive (every 5 s, 6 missed) fails any call to a host that stops answering. "   \
+               "Default 30."                                                                       \
+    }
+
 /* ---- policies and feature commands ------------------------------------- */
 
 /* SHORT: 'p', or 0 where the command has no -p (recover). */

@@ -1,6 +1,8 @@
 /* virt.c — see virt.h. */
 #include "backend/libvirt/virt.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,32 +203,241 @@ char *vm_virt_caps_host_uuid(const char *caps)
     return xstrndup(u, (size_t)(ue - u));
 }
 
-static void host_open_work(struct vm_virt_task *t)
+/* ---- opening a connection: on its own thread, under a deadline ---------- */
+
+/* What the opener's thread and the loop share. The thread owns uri, conn,
+ * hostname, host_uuid and err until it sets `finished`; then the loop takes
+ * them (async callback), unless the loop had `dropped` it first: then the
+ * thread closes what it opened. Freed when the thread, the async handle and
+ * the timer (if any) have all let go (refs). */
+struct vm_virt_opener {
+    pthread_mutex_t lock;
+    int refs;      /* guarded */
+    bool finished; /* guarded: the thread has its result */
+    bool dropped;  /* guarded: the loop no longer waits for it */
+    char *uri;
+    virConnectPtr conn;
+    char *hostname;
+    char host_uuid[VIR_UUID_STRING_BUFLEN];
+    struct vm_virt_err err;
+    /* loop thread only */
+    struct vm_virt_host *h; /* NULL once taken or dropped */
+    uv_async_t async;
+    uv_timer_t timer;
+    bool has_timer;
+};
+
+static void opener_unref(struct vm_virt_opener *o)
 {
-    struct vm_virt_host *h = t->data;
-    virConnectPtr c = virConnectOpen(h->uri);
-    if (!c)
-        goto fail;
+    pthread_mutex_lock(&o->lock);
+    int left = --o->refs;
+    pthread_mutex_unlock(&o->lock);
+    if (left > 0)
+        return;
+    pthread_mutex_destroy(&o->lock);
+    vm_virt_err_clear(&o->err);
+    free(o->hostname);
+    free(o->uri);
+    free(o);
+}
+
+static void opener_handle_closed(uv_handle_t *handle)
+{
+    opener_unref(handle->data);
+}
+
+/* Loop thread: the loop lets go of o (its handles close). */
+static void opener_release(struct vm_virt_opener *o)
+{
+    o->h = NULL;
+    uv_close((uv_handle_t *)&o->async, opener_handle_closed);
+    if (o->has_timer)
+        uv_close((uv_handle_t *)&o->timer, opener_handle_closed);
+}
+
+/* The opener's thread: the blocking part of opening. */
+static void open_blocking(struct vm_virt_opener *o)
+{
+    virConnectPtr c = virConnectOpen(o->uri);
+    if (!c) {
+        vm_virt_err_capture(&o->err);
+        return;
+    }
     /* 5 s interval, 6 missed: a dead peer is noticed within ~30 s, the same
-     * as libvirt's daemon side. */
+     * as libvirt's daemon side; every later call on c fails then instead of
+     * waiting forever. */
     if (virConnectSetKeepAlive(c, 5, 6) < 0) {
         virErrorPtr e = virGetLastError();
         if (!e || e->code != VIR_ERR_NO_SUPPORT) /* local drivers have no keepalive */
-            goto fail_close;
+            goto fail;
         virResetLastError();
     }
-    char *hn = virConnectGetHostname(c);
+    o->hostname = virConnectGetHostname(c);
     char *caps = virConnectGetCapabilities(c);
-    if (!hn || !caps) {
-        free(hn);
+    if (!o->hostname || !caps) {
         free(caps);
-        goto fail_close;
+        goto fail;
     }
     char *uuid = vm_virt_caps_host_uuid(caps);
     free(caps);
-    snprintf(h->host_uuid, sizeof(h->host_uuid), "%s", uuid ? uuid : "");
+    snprintf(o->host_uuid, sizeof(o->host_uuid), "%s", uuid ? uuid : "");
     free(uuid);
-    h->hostname = hn;
+    o->conn = c;
+    return;
+fail:
+    vm_virt_err_capture(&o->err);
+    free(o->hostname);
+    o->hostname = NULL;
+    virConnectClose(c);
+}
+
+static void *opener_main(void *arg)
+{
+    struct vm_virt_opener *o = arg;
+    open_blocking(o);
+    pthread_mutex_lock(&o->lock);
+    o->finished = true;
+    bool dropped = o->dropped;
+    if (!dropped)
+        uv_async_send(&o->async); /* the handle is closed only after dropped is set */
+    pthread_mutex_unlock(&o->lock);
+    if (dropped && o->conn) {
+        /* A late answer nobody waits for: closed here, off the loop. */
+        virConnectClose(o->conn);
+        o->conn = NULL;
+    }
+    opener_unref(o);
+    return NULL;
+}
+
+static void host_finish(struct vm_virt_host *h)
+{
+    vm_virt_host_cb cb = h->cb;
+    h->cb = NULL;
+    cb(h, h->cb_data);
+}
+
+static void host_subscribe_work(struct vm_virt_task *t);
+static void host_run(struct vm_virt_host *h, void (*work)(struct vm_virt_task *),
+                     vm_virt_host_cb cb, void *data);
+
+/* Loop thread: the opener's thread has its result. */
+static void opener_async(uv_async_t *a)
+{
+    struct vm_virt_opener *o = a->data;
+    struct vm_virt_host *h = o->h;
+    pthread_mutex_lock(&o->lock);
+    bool finished = o->finished;
+    pthread_mutex_unlock(&o->lock);
+    if (!finished || !h)
+        return;
+    h->opener = NULL;
+    opener_release(o);
+    if (!o->conn) {
+        vm_virt_err_keep(&h->err, &o->err);
+        host_finish(h);
+        return;
+    }
+    h->conn = o->conn;
+    o->conn = NULL;
+    h->hostname = o->hostname;
+    o->hostname = NULL;
+    memcpy(h->host_uuid, o->host_uuid, sizeof(h->host_uuid));
+    host_run(h, host_subscribe_work, h->cb, h->cb_data);
+}
+
+/* Loop thread: stop waiting for h's opener; false if it has finished (its
+ * result is on its way) or there is none. */
+static bool opener_drop(struct vm_virt_host *h)
+{
+    struct vm_virt_opener *o = h->opener;
+    if (!o)
+        return false;
+    pthread_mutex_lock(&o->lock);
+    bool finished = o->finished;
+    if (!finished)
+        o->dropped = true;
+    pthread_mutex_unlock(&o->lock);
+    if (finished)
+        return false;
+    h->opener = NULL;
+    opener_release(o);
+    return true;
+}
+
+static void opener_timeout(uv_timer_t *t)
+{
+    struct vm_virt_opener *o = t->data;
+    struct vm_virt_host *h = o->h;
+    if (!h || !opener_drop(h))
+        return;
+    h->timed_out = true;
+    vm_virt_err_set(&h->err, VIR_ERR_OPERATION_TIMEOUT, "no answer within %u s", h->open_timeout_s);
+    host_finish(h);
+}
+
+bool vm_virt_host_connecting(const struct vm_virt_host *h)
+{
+    return h->opener != NULL;
+}
+
+bool vm_virt_host_abandon(struct vm_virt_host *h, const char *why)
+{
+    if (!opener_drop(h))
+        return false;
+    vm_virt_err_set(&h->err, VIR_ERR_OPERATION_ABORTED, "%s", why);
+    host_finish(h);
+    return true;
+}
+
+void vm_virt_host_open(struct vm_virt_host *h, unsigned timeout_s, vm_virt_host_cb cb, void *data)
+{
+    h->cb = cb;
+    h->cb_data = data;
+    h->open_timeout_s = timeout_s;
+    h->timed_out = false;
+    struct vm_virt_opener *o = xcalloc(1, sizeof(*o));
+    pthread_mutex_init(&o->lock, NULL);
+    o->uri = xstrdup(h->uri);
+    o->h = h;
+    o->refs = 2; /* the thread, the async handle */
+    uv_async_init(h->loop, &o->async, opener_async);
+    o->async.data = o;
+    if (timeout_s) {
+        o->refs++;
+        o->has_timer = true;
+        uv_timer_init(h->loop, &o->timer);
+        o->timer.data = o;
+        uv_timer_start(&o->timer, opener_timeout, (uint64_t)timeout_s * 1000, 0);
+    }
+    /* The thread takes no signal (the loop's handlers get them) and nobody
+     * joins it. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    int rc = pthread_create(&tid, &attr, opener_main, o);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        o->refs--; /* no thread */
+        opener_release(o);
+        vm_virt_err_set(&h->err, VIR_ERR_INTERNAL_ERROR, "cannot start a thread: %s", strerror(rc));
+        host_finish(h);
+        return;
+    }
+    h->opener = o;
+}
+
+/* Thread pool: subscribe the connection the opener handed over to domain
+ * events and its closing (keepalive bounds these calls). */
+static void host_subscribe_work(struct vm_virt_task *t)
+{
+    struct vm_virt_host *h = t->data;
+    virConnectPtr c = h->conn;
     h->cb_ids[0] = virConnectDomainEventRegisterAny(
         c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), h, NULL);
     h->cb_ids[1] =
@@ -238,12 +449,11 @@ static void host_open_work(struct vm_virt_task *t)
     h->cb_ids[3] = virConnectDomainEventRegisterAny(
         c, NULL, VIR_DOMAIN_EVENT_ID_GRAPHICS, VIR_DOMAIN_EVENT_CALLBACK(on_graphics), h, NULL);
     if (h->cb_ids[0] < 0 || h->cb_ids[1] < 0 || h->cb_ids[2] < 0 || h->cb_ids[3] < 0)
-        goto fail_close;
+        goto fail;
     virConnectRegisterCloseCallback(c, on_conn_closed, h, NULL);
-    h->conn = c;
     return;
 
-fail_close:
+fail:
     vm_virt_err_capture(&t->err);
     for (size_t i = 0; i < VM_ARRAY_LEN(h->cb_ids); i++) {
         if (h->cb_ids[i] >= 0)
@@ -251,10 +461,7 @@ fail_close:
         h->cb_ids[i] = -1;
     }
     virConnectClose(c);
-    t->rc = -1;
-    return;
-fail:
-    vm_virt_err_capture(&t->err);
+    h->conn = NULL;
     t->rc = -1;
 }
 
@@ -263,9 +470,7 @@ static void host_task_done(struct vm_virt_task *t)
     struct vm_virt_host *h = t->data;
     if (t->rc < 0)
         vm_virt_err_keep(&h->err, &t->err);
-    vm_virt_host_cb cb = h->cb;
-    h->cb = NULL;
-    cb(h, h->cb_data);
+    host_finish(h);
 }
 
 static void host_run(struct vm_virt_host *h, void (*work)(struct vm_virt_task *),
@@ -280,14 +485,8 @@ static void host_run(struct vm_virt_host *h, void (*work)(struct vm_virt_task *)
     if (rc < 0) {
         vm_virt_err_set(&h->err, VIR_ERR_INTERNAL_ERROR, "cannot queue libvirt call: %s",
                         uv_strerror(rc));
-        h->cb = NULL;
-        cb(h, data);
+        host_finish(h);
     }
-}
-
-void vm_virt_host_open(struct vm_virt_host *h, vm_virt_host_cb cb, void *data)
-{
-    host_run(h, host_open_work, cb, data);
 }
 
 static void host_close_work(struct vm_virt_task *t)
