@@ -16,6 +16,7 @@
 #ifndef VMM_CLI_OPTIONS_H
 #define VMM_CLI_OPTIONS_H
 
+#include "backend/libvirt/virt.h"
 #include "cli/cli.h"
 #include "journal/journal.h"
 #include "plan/settings.h"
@@ -52,7 +53,9 @@
 
 /* ---- connections (run, plan, drain) ------------------------------------ */
 
-#define VM_CLI_CONNECT_TIMEOUT_DEFAULT 30
+/* The help and doc below say 30. */
+#define VM_CLI_CONNECT_TIMEOUT_DEFAULT VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S
+_Static_assert(VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S == 30, "--connect-timeout's help names 30");
 #define VM_CLI_OPTION_CONNECT_TIMEOUT(ID)                                                          \
     {                                                                                              \
         .name = "connect-timeout", .arg = VM_CLI_ARG_INT, .metavar = "SECONDS", .id = (ID),        \

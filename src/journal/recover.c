@@ -31,12 +31,11 @@ static bool transient(enum where w, int reason)
 
 static enum where observe(const char *uri, const char *uuid, int *reason, char **err)
 {
-    virConnectPtr c = virConnectOpen(uri);
+    struct vm_virt_err ce = {0};
+    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &ce);
     if (!c) {
-        struct vm_virt_err e = {0};
-        vm_virt_err_capture(&e);
-        *err = xasprintf("cannot connect to '%s': %s", uri, e.message);
-        vm_virt_err_clear(&e);
+        *err = xasprintf("cannot connect to '%s': %s", uri, ce.message);
+        vm_virt_err_clear(&ce);
         return WHERE_UNKNOWN;
     }
     enum where w = WHERE_ABSENT;
@@ -100,15 +99,16 @@ static enum where observe_confirmed(const char *uri, const char *uuid, int *reas
 
 static int act(const char *uri, const char *uuid, bool resume, char **err)
 {
-    virConnectPtr c = virConnectOpen(uri);
+    struct vm_virt_err e = {0};
+    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &e);
     virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
     int rc = -1;
     if (d)
         rc = resume ? virDomainResume(d) : virDomainDestroy(d);
     if (rc < 0) {
-        struct vm_virt_err e = {0};
-        vm_virt_err_capture(&e);
-        *err = xstrdup(e.message);
+        if (c)
+            vm_virt_err_capture(&e);
+        *err = c ? xstrdup(e.message) : xasprintf("cannot connect to '%s': %s", uri, e.message);
         vm_virt_err_clear(&e);
     }
     if (d)
@@ -164,7 +164,9 @@ static bool run_alive(const char *run)
  * wait for it to end, up to max_s. */
 static void wait_for_libvirt_job(const char *uri, const char *uuid, int max_s)
 {
-    virConnectPtr c = virConnectOpen(uri);
+    struct vm_virt_err e = {0};
+    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &e);
+    vm_virt_err_clear(&e);
     virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
     for (int i = 0; d && i < max_s * 2; i++) {
         virDomainJobInfo info;
@@ -339,8 +341,8 @@ enum qwhere {
 
 static const char *qwhere_name(enum qwhere w)
 {
-    static const char *const names[] = {"absent", "running", "incoming", "at-gate",
-                                        "migrating", "paused", "postmigrate", "other"};
+    static const char *const names[] = {"absent",    "running", "incoming",    "at-gate",
+                                        "migrating", "paused",  "postmigrate", "other"};
     return w == Q_UNKNOWN ? "unknown" : names[w];
 }
 
@@ -547,9 +549,9 @@ static void settle_qmp(const struct vm_journal_record *last, const char *vm, str
             st->location = "target";
         } else if (s == Q_AT_GATE || s == Q_PAUSED || s == Q_RUNNING) {
             bool quit = t == Q_INCOMING;
-            action = s == Q_AT_GATE ? (quit ? "cancelled the migration (the source runs), quit "
-                                              "the target QEMU"
-                                            : "cancelled the migration (the source runs)")
+            action = s == Q_AT_GATE  ? (quit ? "cancelled the migration (the source runs), quit "
+                                               "the target QEMU"
+                                             : "cancelled the migration (the source runs)")
                      : s == Q_PAUSED ? (quit ? "resumed the source, quit the target QEMU"
                                              : "resumed the source")
                      : quit          ? "quit the target QEMU (the guest runs on the source)"
@@ -637,10 +639,10 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
                uuid, run, rec, st.found_target, st.found_source, st.action, why ? ": " : "",
                why ? why : "");
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o}", "vm",
-                              vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target",
-                              dst, "last_record", rec, "found", "target", st.found_target,
-                              "source", st.found_source, "action", st.action, "ok", st.ok,
-                              "error", why ? json_string(why) : json_null());
+                              vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target", dst,
+                              "last_record", rec, "found", "target", st.found_target, "source",
+                              st.found_source, "action", st.action, "ok", st.ok, "error",
+                              why ? json_string(why) : json_null());
         json_array_append(out, o);
         /* Settled (or, for a guest on neither host, reported once): on record,
          * so the next recover does not come back to it. */

@@ -1,12 +1,14 @@
 /* virt.c — see virt.h. */
 #include "backend/libvirt/virt.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/util.h"
 #include "backend/libvirt/virt_errnames.h"
@@ -205,16 +207,20 @@ char *vm_virt_caps_host_uuid(const char *caps)
 
 /* ---- opening a connection: on its own thread, under a deadline ---------- */
 
-/* What the opener's thread and the loop share. The thread owns uri, conn,
- * hostname, host_uuid and err until it sets `finished`; then the loop takes
- * them (async callback), unless the loop had `dropped` it first: then the
- * thread closes what it opened. Freed when the thread, the async handle and
- * the timer (if any) have all let go (refs). */
+/* What the opener's thread and its waiter share: the loop (a host's open,
+ * woken by `async`) or a blocked thread (vm_virt_connect, woken by `cond`).
+ * The thread owns uri, conn, hostname, host_uuid and err until it sets
+ * `finished`; then the waiter takes them, unless it had `dropped` the
+ * opener first: then the thread closes what it opened. Freed when the
+ * thread and the waiter's parts (the async handle and the timer, if any;
+ * or the blocked thread) have all let go (refs). */
 struct vm_virt_opener {
     pthread_mutex_t lock;
-    int refs;      /* guarded */
-    bool finished; /* guarded: the thread has its result */
-    bool dropped;  /* guarded: the loop no longer waits for it */
+    pthread_cond_t cond; /* vm_virt_connect's */
+    bool sync;           /* a blocked thread waits, not the loop */
+    int refs;            /* guarded */
+    bool finished;       /* guarded: the thread has its result */
+    bool dropped;        /* guarded: the waiter no longer waits for it */
     char *uri;
     virConnectPtr conn;
     char *hostname;
@@ -234,6 +240,7 @@ static void opener_unref(struct vm_virt_opener *o)
     pthread_mutex_unlock(&o->lock);
     if (left > 0)
         return;
+    pthread_cond_destroy(&o->cond);
     pthread_mutex_destroy(&o->lock);
     vm_virt_err_clear(&o->err);
     free(o->hostname);
@@ -267,8 +274,10 @@ static void open_blocking(struct vm_virt_opener *o)
      * as libvirt's daemon side; every later call on c fails then instead of
      * waiting forever. */
     if (virConnectSetKeepAlive(c, 5, 6) < 0) {
+        /* Local drivers have no keepalive; nor has a blocking open without
+         * an event loop to serve it (vm_virt_connect in vmmigrate recover). */
         virErrorPtr e = virGetLastError();
-        if (!e || e->code != VIR_ERR_NO_SUPPORT) /* local drivers have no keepalive */
+        if (!o->sync && (!e || e->code != VIR_ERR_NO_SUPPORT))
             goto fail;
         virResetLastError();
     }
@@ -298,7 +307,9 @@ static void *opener_main(void *arg)
     pthread_mutex_lock(&o->lock);
     o->finished = true;
     bool dropped = o->dropped;
-    if (!dropped)
+    if (!dropped && o->sync)
+        pthread_cond_signal(&o->cond);
+    else if (!dropped)
         uv_async_send(&o->async); /* the handle is closed only after dropped is set */
     pthread_mutex_unlock(&o->lock);
     if (dropped && o->conn) {
@@ -390,28 +401,20 @@ bool vm_virt_host_abandon(struct vm_virt_host *h, const char *why)
     return true;
 }
 
-void vm_virt_host_open(struct vm_virt_host *h, unsigned timeout_s, vm_virt_host_cb cb, void *data)
+static struct vm_virt_opener *opener_new(const char *uri)
 {
-    h->cb = cb;
-    h->cb_data = data;
-    h->open_timeout_s = timeout_s;
-    h->timed_out = false;
     struct vm_virt_opener *o = xcalloc(1, sizeof(*o));
     pthread_mutex_init(&o->lock, NULL);
-    o->uri = xstrdup(h->uri);
-    o->h = h;
-    o->refs = 2; /* the thread, the async handle */
-    uv_async_init(h->loop, &o->async, opener_async);
-    o->async.data = o;
-    if (timeout_s) {
-        o->refs++;
-        o->has_timer = true;
-        uv_timer_init(h->loop, &o->timer);
-        o->timer.data = o;
-        uv_timer_start(&o->timer, opener_timeout, (uint64_t)timeout_s * 1000, 0);
-    }
-    /* The thread takes no signal (the loop's handlers get them) and nobody
-     * joins it. */
+    pthread_cond_init(&o->cond, NULL);
+    o->uri = xstrdup(uri);
+    o->refs = 2; /* the thread, the waiter */
+    return o;
+}
+
+/* Start o's thread: detached, taking no signal (the loop's handlers get
+ * them); 0 or an errno value. */
+static int opener_start(struct vm_virt_opener *o)
+{
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -422,6 +425,65 @@ void vm_virt_host_open(struct vm_virt_host *h, unsigned timeout_s, vm_virt_host_
     int rc = pthread_create(&tid, &attr, opener_main, o);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
+    return rc;
+}
+
+virConnectPtr vm_virt_connect(const char *uri, unsigned timeout_s, struct vm_virt_err *err)
+{
+    struct vm_virt_opener *o = opener_new(uri);
+    o->sync = true;
+    int rc = opener_start(o);
+    if (rc != 0) {
+        vm_virt_err_set(err, VIR_ERR_INTERNAL_ERROR, "cannot start a thread: %s", strerror(rc));
+        o->refs = 1;
+        opener_unref(o);
+        return NULL;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_s;
+    pthread_mutex_lock(&o->lock);
+    while (!o->finished) {
+        if (!timeout_s)
+            pthread_cond_wait(&o->cond, &o->lock);
+        else if (pthread_cond_timedwait(&o->cond, &o->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    bool finished = o->finished;
+    if (!finished)
+        o->dropped = true;
+    pthread_mutex_unlock(&o->lock);
+    virConnectPtr c = NULL;
+    if (!finished) {
+        vm_virt_err_set(err, VIR_ERR_OPERATION_TIMEOUT, "no answer within %u s", timeout_s);
+    } else if (!(c = o->conn)) {
+        vm_virt_err_clear(err);
+        *err = o->err;
+        o->err = (struct vm_virt_err){0};
+    }
+    o->conn = NULL;
+    opener_unref(o);
+    return c;
+}
+
+void vm_virt_host_open(struct vm_virt_host *h, unsigned timeout_s, vm_virt_host_cb cb, void *data)
+{
+    h->cb = cb;
+    h->cb_data = data;
+    h->open_timeout_s = timeout_s;
+    h->timed_out = false;
+    struct vm_virt_opener *o = opener_new(h->uri);
+    o->h = h;
+    uv_async_init(h->loop, &o->async, opener_async);
+    o->async.data = o;
+    if (timeout_s) {
+        o->refs++;
+        o->has_timer = true;
+        uv_timer_init(h->loop, &o->timer);
+        o->timer.data = o;
+        uv_timer_start(&o->timer, opener_timeout, (uint64_t)timeout_s * 1000, 0);
+    }
+    int rc = opener_start(o);
     if (rc != 0) {
         o->refs--; /* no thread */
         opener_release(o);

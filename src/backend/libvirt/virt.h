@@ -110,6 +110,13 @@ struct vm_virt_host *vm_virt_host_new(uv_loop_t *loop, const char *uri, vm_virt_
  * domain events (thread pool). cb runs once when done; on failure h->conn
  * is NULL and h->err set, and h->timed_out says the deadline passed. */
 void vm_virt_host_open(struct vm_virt_host *h, unsigned timeout_s, vm_virt_host_cb cb, void *data);
+/* How long opening a connection may take unless told otherwise. */
+#define VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S 30
+/* Blocking, for any thread (recover.c): open uri with keepalive, on an
+ * opener's thread, waiting at most timeout_s (0: as long as libvirt takes);
+ * NULL with *err set ("no answer within N s" past the deadline: the thread
+ * closes a late answer itself). The connection is the caller's. */
+virConnectPtr vm_virt_connect(const char *uri, unsigned timeout_s, struct vm_virt_err *err);
 /* Is the open still on its thread (connecting, not yet subscribing)? */
 bool vm_virt_host_connecting(const struct vm_virt_host *h);
 /* Stop waiting for an open still on its thread: cb runs now, with h->conn
