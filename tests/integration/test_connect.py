@@ -51,6 +51,14 @@ class Silent:
             c.close()
 
 
+def stop(r):
+    """A run a failed check left running: killed, by its PID."""
+    if r is not None and r.proc.poll() is None:
+        log(f"killing vmmigrate (PID {r.proc.pid}), still running")
+        r.proc.kill()
+        r.proc.wait()
+
+
 def error_lines(r):
     return [l for l in r.stderr.splitlines() if l.strip()]
 
@@ -59,6 +67,7 @@ def check_gave_up(command):
     g = Guest("a")
     before = g.ticks("a")
     silent = Silent()
+    r = None
     try:
         start = time.monotonic()
         r = Run([command, "-s", uri("a"), "-t", silent.uri, "--vm", g.name, "--json",
@@ -67,6 +76,7 @@ def check_gave_up(command):
         took = time.monotonic() - start
         check(silent.accepted.is_set(), "vmmigrate connected to the listener")
     finally:
+        stop(r)
         silent.close()
     check_eq(r.rc, 4, "exit code")
     lines = error_lines(r)
@@ -94,6 +104,7 @@ def test_sigterm_while_connecting():
     before = g.ticks("a")
     silent = Silent()
     ev = os.path.join(TMP, "sigterm.ndjson")
+    r = None
     try:
         # No deadline of its own: only the signal can end it.
         r = Run(["run", "-s", uri("a"), "-t", silent.uri, "--vm", g.name, "--json", "--events",
@@ -108,6 +119,7 @@ def test_sigterm_while_connecting():
         r.wait(MARGIN)
         took = time.monotonic() - signalled
     finally:
+        stop(r)
         silent.close()
     log(f"ended {took:.2f} s after SIGTERM")
     check_eq(r.rc, 5, "exit code")

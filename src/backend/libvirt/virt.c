@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,13 @@ struct vm_virt_opener {
     bool has_timer;
 };
 
+static atomic_int openers_live;
+
+int vm_virt_openers_live(void)
+{
+    return atomic_load(&openers_live);
+}
+
 static void opener_unref(struct vm_virt_opener *o)
 {
     pthread_mutex_lock(&o->lock);
@@ -240,6 +248,7 @@ static void opener_unref(struct vm_virt_opener *o)
     pthread_mutex_unlock(&o->lock);
     if (left > 0)
         return;
+    atomic_fetch_sub(&openers_live, 1);
     pthread_cond_destroy(&o->cond);
     pthread_mutex_destroy(&o->lock);
     vm_virt_err_clear(&o->err);
@@ -404,6 +413,7 @@ bool vm_virt_host_abandon(struct vm_virt_host *h, const char *why)
 static struct vm_virt_opener *opener_new(const char *uri)
 {
     struct vm_virt_opener *o = xcalloc(1, sizeof(*o));
+    atomic_fetch_add(&openers_live, 1);
     pthread_mutex_init(&o->lock, NULL);
     pthread_cond_init(&o->cond, NULL);
     o->uri = xstrdup(uri);

@@ -117,6 +117,9 @@ void vm_virt_host_open(struct vm_virt_host *h, unsigned timeout_s, vm_virt_host_
  * NULL with *err set ("no answer within N s" past the deadline: the thread
  * closes a late answer itself). The connection is the caller's. */
 virConnectPtr vm_virt_connect(const char *uri, unsigned timeout_s, struct vm_virt_err *err);
+/* Openers not yet freed, their threads' included (for the tests: a late
+ * answer is dropped and its opener freed). */
+int vm_virt_openers_live(void);
 /* Is the open still on its thread (connecting, not yet subscribing)? */
 bool vm_virt_host_connecting(const struct vm_virt_host *h);
 /* Stop waiting for an open still on its thread: cb runs now, with h->conn
