@@ -341,8 +341,8 @@ enum qwhere {
 
 static const char *qwhere_name(enum qwhere w)
 {
-    static const char *const names[] = {"absent",    "running", "incoming",    "at-gate",
-                                        "migrating", "paused",  "postmigrate", "other"};
+    static const char *const names[] = {"absent", "running", "incoming", "at-gate",
+                                        "migrating", "paused", "postmigrate", "other"};
     return w == Q_UNKNOWN ? "unknown" : names[w];
 }
 
@@ -549,9 +549,9 @@ static void settle_qmp(const struct vm_journal_record *last, const char *vm, str
             st->location = "target";
         } else if (s == Q_AT_GATE || s == Q_PAUSED || s == Q_RUNNING) {
             bool quit = t == Q_INCOMING;
-            action = s == Q_AT_GATE  ? (quit ? "cancelled the migration (the source runs), quit "
-                                               "the target QEMU"
-                                             : "cancelled the migration (the source runs)")
+            action = s == Q_AT_GATE ? (quit ? "cancelled the migration (the source runs), quit "
+                                              "the target QEMU"
+                                            : "cancelled the migration (the source runs)")
                      : s == Q_PAUSED ? (quit ? "resumed the source, quit the target QEMU"
                                              : "resumed the source")
                      : quit          ? "quit the target QEMU (the guest runs on the source)"
@@ -639,10 +639,10 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
                uuid, run, rec, st.found_target, st.found_source, st.action, why ? ": " : "",
                why ? why : "");
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:b, s:o}", "vm",
-                              vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target", dst,
-                              "last_record", rec, "found", "target", st.found_target, "source",
-                              st.found_source, "action", st.action, "ok", st.ok, "error",
-                              why ? json_string(why) : json_null());
+                              vm ? vm : "", "uuid", uuid, "run", run, "source", src, "target",
+                              dst, "last_record", rec, "found", "target", st.found_target,
+                              "source", st.found_source, "action", st.action, "ok", st.ok,
+                              "error", why ? json_string(why) : json_null());
         json_array_append(out, o);
         /* Settled (or, for a guest on neither host, reported once): on record,
          * so the next recover does not come back to it. */
