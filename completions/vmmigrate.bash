@@ -82,24 +82,24 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
-        --max-downtime | --max-failures | --max-in | --max-out | \
-        --migrate-uri | --notify | -j | --parallel | -P | \
-        --parallel-connections | --qmp-socket | --retries | -t | --target | \
-        --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --connect-timeout | \
+        --deadline | --host-exec | -d | --max-downtime | --max-failures | \
+        --max-in | --max-out | --migrate-uri | --notify | -j | --parallel | \
+        -P | --parallel-connections | --qmp-socket | --retries | -t | \
+        --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
-            --compression --deadline --direct -e --events --host-exec
-            --journal-dir --json --lock-dir -d --max-downtime --max-failures
-            --max-in --max-out --metrics-file --migrate-uri --no-progress
-            --notify --notify-token-file --on-abort -j --parallel -P
-            --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket --retries --status-file -t --target --timeout
-            --timeout-action --tls --undefine-source --unsafe -m --vm
-            --wait-lock -h --help -q --quiet --syslog -v --verbose'
+            --compression --connect-timeout --deadline --direct -e --events
+            --host-exec --journal-dir --json --lock-dir -d --max-downtime
+            --max-failures --max-in --max-out --metrics-file --migrate-uri
+            --no-progress --notify --notify-token-file --on-abort -j
+            --parallel -P --parallel-connections --persistent -p --policy
+            --postcopy --qmp-socket --retries --status-file -t --target
+            --timeout --timeout-action --tls --undefine-source --unsafe -m
+            --vm --wait-lock -h --help -q --quiet --syslog -v --verbose'
         ;;
     help)
         opts='-h --help -q --quiet --syslog -v --verbose'
@@ -128,24 +128,25 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
-        --max-downtime | --max-failures | --max-in | --max-out | \
-        --migrate-uri | --notify | -j | --parallel | -P | \
-        --parallel-connections | --qmp-socket | --retries | -s | --source | \
-        -t | --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --connect-timeout | \
+        --deadline | --host-exec | -d | --max-downtime | --max-failures | \
+        --max-in | --max-out | --migrate-uri | --notify | -j | --parallel | \
+        -P | --parallel-connections | --qmp-socket | --retries | -s | \
+        --source | -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
-            --compression --deadline --direct -e --events --host-exec
-            --journal-dir --json --lock-dir -d --max-downtime --max-failures
-            --max-in --max-out --metrics-file --migrate-uri --no-progress
-            --notify --notify-token-file --on-abort -j --parallel -P
-            --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket --retries -s --source --status-file -t --target
-            --timeout --timeout-action --tls --undefine-source --unsafe -m
-            --vm --wait-lock -h --help -q --quiet --syslog -v --verbose'
+            --compression --connect-timeout --deadline --direct -e --events
+            --host-exec --journal-dir --json --lock-dir -d --max-downtime
+            --max-failures --max-in --max-out --metrics-file --migrate-uri
+            --no-progress --notify --notify-token-file --on-abort -j
+            --parallel -P --parallel-connections --persistent -p --policy
+            --postcopy --qmp-socket --retries -s --source --status-file -t
+            --target --timeout --timeout-action --tls --undefine-source
+            --unsafe -m --vm --wait-lock -h --help -q --quiet --syslog -v
+            --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet --syslog -v --verbose'
@@ -209,24 +210,25 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --assume-bandwidth | -b | --bandwidth | --deadline | --host-exec | -d | \
-        --max-downtime | --max-failures | --max-in | --max-out | \
-        --migrate-uri | --notify | -j | --parallel | -P | \
-        --parallel-connections | --qmp-socket | --retries | -s | --source | \
-        -t | --target | --timeout | -m | --vm)
+        --assume-bandwidth | -b | --bandwidth | --connect-timeout | \
+        --deadline | --host-exec | -d | --max-downtime | --max-failures | \
+        --max-in | --max-out | --migrate-uri | --notify | -j | --parallel | \
+        -P | --parallel-connections | --qmp-socket | --retries | -s | \
+        --source | -t | --target | --timeout | -m | --vm)
             # a value, but nothing to offer
             return
             ;;
         esac
         opts='--assume-bandwidth --auto-converge -b --bandwidth --class
-            --compression --deadline --direct -e --events --host-exec
-            --journal-dir --json --lock-dir -d --max-downtime --max-failures
-            --max-in --max-out --metrics-file --migrate-uri --no-progress
-            --notify --notify-token-file --on-abort -j --parallel -P
-            --parallel-connections --persistent -p --policy --postcopy
-            --qmp-socket --retries -s --source --status-file -t --target
-            --timeout --timeout-action --tls --undefine-source --unsafe -m
-            --vm --wait-lock -h --help -q --quiet --syslog -v --verbose'
+            --compression --connect-timeout --deadline --direct -e --events
+            --host-exec --journal-dir --json --lock-dir -d --max-downtime
+            --max-failures --max-in --max-out --metrics-file --migrate-uri
+            --no-progress --notify --notify-token-file --on-abort -j
+            --parallel -P --parallel-connections --persistent -p --policy
+            --postcopy --qmp-socket --retries -s --source --status-file -t
+            --target --timeout --timeout-action --tls --undefine-source
+            --unsafe -m --vm --wait-lock -h --help -q --quiet --syslog -v
+            --verbose'
         ;;
     status)
         case $prev in

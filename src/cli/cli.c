@@ -81,7 +81,8 @@ const struct vm_cli_exit vm_cli_exits[] = {
     {VM_EXIT_PREFLIGHT, "preflight",
      "Bad input found before anything was changed: unknown VM, VM not running, VM already on "
      "the target, source and target are the same host."},
-    {VM_EXIT_UNREACHABLE, "unreachable", "A libvirt host could not be connected to."},
+    {VM_EXIT_UNREACHABLE, "unreachable",
+     "A libvirt host could not be connected to, or did not answer within --connect-timeout."},
     {VM_EXIT_INTERRUPTED, "interrupted",
      "Interrupted by SIGINT or SIGTERM: migrations not yet started were skipped, running ones "
      "were aborted (a migration that completed before the abort took effect is reported as "

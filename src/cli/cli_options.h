@@ -16,6 +16,7 @@
 #ifndef VMM_CLI_OPTIONS_H
 #define VMM_CLI_OPTIONS_H
 
+#include "backend/libvirt/virt.h"
 #include "cli/cli.h"
 #include "journal/journal.h"
 #include "plan/settings.h"
@@ -48,6 +49,23 @@
     {                                                                                              \
         .name = "lock-dir", .arg = VM_CLI_ARG_FILE, .metavar = "DIR", .id = (ID), .help = HELP,    \
         .doc = DOC                                                                                 \
+    }
+
+/* ---- connections (run, plan, drain) ------------------------------------ */
+
+/* The help and doc below say 30. */
+#define VM_CLI_CONNECT_TIMEOUT_DEFAULT VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S
+_Static_assert(VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S == 30, "--connect-timeout's help names 30");
+#define VM_CLI_OPTION_CONNECT_TIMEOUT(ID)                                                          \
+    {                                                                                              \
+        .name = "connect-timeout", .arg = VM_CLI_ARG_INT, .metavar = "SECONDS", .id = (ID),        \
+        .min = 0, .max = 3600, .help = "give up on a host not connected within SECONDS (30)",      \
+        .doc = "Give up on a libvirt host whose connection is not open SECONDS after the run "     \
+               "began connecting (a peer that accepts and never answers, an ssh that hangs): "     \
+               "the run then ends with exit status 4, naming the URI, before anything changed. "   \
+               "0 waits as long as libvirt does, which may be forever. Once connected, libvirt's " \
+               "keepalive (every 5 s, 6 missed) fails any call to a host that stops answering. "   \
+               "Default 30."                                                                       \
     }
 
 /* ---- policies and feature commands ------------------------------------- */

@@ -58,6 +58,7 @@ enum {
     OPT_DEADLINE,
     OPT_RETRIES,
     OPT_ON_ABORT,
+    OPT_CONNECT_TIMEOUT,
 };
 
 /* Sorted by long name. */
@@ -95,6 +96,7 @@ static const struct vm_cli_option job_options[] = {
      .doc = "Compress migration data with the given comma-separated methods "
             "(VIR_MIGRATE_COMPRESSED with VIR_MIGRATE_PARAM_COMPRESSION). zlib and zstd need "
             "--parallel-connections."},
+    VM_CLI_OPTION_CONNECT_TIMEOUT(OPT_CONNECT_TIMEOUT),
     VM_CLI_OPTION_SETTING(
         deadline_s, 0, "SECONDS", OPT_DEADLINE, "end the whole run after SECONDS (abort what runs)",
         "When the run has taken SECONDS, start no more migrations and abort the running "
@@ -481,6 +483,8 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
     spec.on_abort =
         on_abort && strcmp(on_abort, "finish") == 0 ? VM_ON_ABORT_FINISH : VM_ON_ABORT_ROLLBACK;
     spec.deadline_s = (unsigned)vm_cli_int(args, OPT_DEADLINE, VM_SETTING_DEFAULT(deadline_s));
+    spec.connect_timeout_s =
+        (unsigned)vm_cli_int(args, OPT_CONNECT_TIMEOUT, VM_CLI_CONNECT_TIMEOUT_DEFAULT);
     /* What the command line gave wins over the policy's settings(run). */
     spec.given = settings_given(args);
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);

@@ -31,12 +31,11 @@ static bool transient(enum where w, int reason)
 
 static enum where observe(const char *uri, const char *uuid, int *reason, char **err)
 {
-    virConnectPtr c = virConnectOpen(uri);
+    struct vm_virt_err ce = {0};
+    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &ce);
     if (!c) {
-        struct vm_virt_err e = {0};
-        vm_virt_err_capture(&e);
-        *err = xasprintf("cannot connect to '%s': %s", uri, e.message);
-        vm_virt_err_clear(&e);
+        *err = xasprintf("cannot connect to '%s': %s", uri, ce.message);
+        vm_virt_err_clear(&ce);
         return WHERE_UNKNOWN;
     }
     enum where w = WHERE_ABSENT;
@@ -108,15 +107,16 @@ static enum where observe_confirmed(const char *uri, const char *uuid, int *reas
 
 static int act(const char *uri, const char *uuid, bool resume, char **err)
 {
-    virConnectPtr c = virConnectOpen(uri);
+    struct vm_virt_err e = {0};
+    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &e);
     virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
     int rc = -1;
     if (d)
         rc = resume ? virDomainResume(d) : virDomainDestroy(d);
     if (rc < 0) {
-        struct vm_virt_err e = {0};
-        vm_virt_err_capture(&e);
-        *err = xstrdup(e.message);
+        if (c)
+            vm_virt_err_capture(&e);
+        *err = c ? xstrdup(e.message) : xasprintf("cannot connect to '%s': %s", uri, e.message);
         vm_virt_err_clear(&e);
     }
     if (d)
@@ -181,7 +181,9 @@ static bool run_alive(const char *run)
  * wait for it to end, up to max_s. */
 static void wait_for_libvirt_job(const char *uri, const char *uuid, int max_s)
 {
-    virConnectPtr c = virConnectOpen(uri);
+    struct vm_virt_err e = {0};
+    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &e);
+    vm_virt_err_clear(&e);
     virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
     for (int i = 0; d && i < max_s * 2; i++) {
         virDomainJobInfo info;

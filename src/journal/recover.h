@@ -11,7 +11,9 @@
  * quitting its QEMU, a target that never ran the guest is quit (recover.c).
  *
  * Blocking: libvirt and QMP calls, and sleeps. Run it from a thread-pool task (run)
- * or a command that does nothing else (recover). */
+ * or a command that does nothing else (recover). A libvirt host that does
+ * not answer is given VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S to connect
+ * (vm_virt_connect), then counts as unreachable. */
 #ifndef VMM_RECOVER_H
 #define VMM_RECOVER_H
 

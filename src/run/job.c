@@ -6,7 +6,9 @@
  * The policy file is loaded and checked before any host is contacted; then
  * the stages of the table (stages[]) run in order, each ending with
  * run_next() or run_stop() (straight to report):
- *   connect   every --source and --target host
+ *   connect   every --source and --target host, each within
+ *             --connect-timeout (on threads of their own, virt.h); the
+ *             first that fails ends the stage: the others are abandoned
  *   lock      (run) one run per source host
  *   settle    (run) what crashed runs left open, and the steps they owe
  *   inventory hosts' capacity and every domain of every host (inventory.h)
@@ -21,7 +23,10 @@
  *             in plan order (plan mode stops before and prints the plan)
  *   report    disconnect; vm_job_run() then reports.
  * SIGINT/SIGTERM skip what has not started and abort what runs; the loop
- * goes on until every migration has reached a final state. */
+ * goes on until every migration has reached a final state. Before the
+ * schedule nothing runs: a signal ends the run (exit 5) at once, or when
+ * the libvirt calls in flight return; hosts still connecting are
+ * abandoned. */
 #include "run/job.h"
 
 #include <signal.h>
@@ -171,33 +176,55 @@ static void stage_inventory(struct job *job)
 
 /* ---- connections ------------------------------------------------------ */
 
+/* Stop waiting for the hosts still connecting (their threads close what
+ * they open late, virt.h): the run has failed, or was interrupted. */
+static void abandon_connects(struct job *job, const char *why)
+{
+    job->connects_abandoned = true;
+    for (int i = 0; i < job->nhosts && job->stage == RUN_STAGE_CONNECT; i++)
+        vm_virt_host_abandon(job->hosts[i].h, why);
+}
+
 static void host_opened(struct vm_virt_host *h, void *data)
 {
     struct job *job = data;
-    if (!h->conn) {
-        run_fail(job, VM_EXIT_UNREACHABLE,
-                 xasprintf("cannot connect to '%s': %s", h->uri,
-                           h->err.message ? h->err.message : "unknown error"));
-    } else {
+    if (h->conn) {
         vm_info("connected to %s (%s)", h->uri, h->hostname);
         run_event(job, NULL, h->uri, "connected",
                   json_pack("{s:s, s:s}", "hostname", h->hostname, "host_uuid", h->host_uuid));
+    } else if (h->timed_out) {
+        run_fail(job, VM_EXIT_UNREACHABLE,
+                 xasprintf("cannot connect to '%s' within %u s: no answer (see --connect-timeout)",
+                           h->uri, h->open_timeout_s));
+    } else if (!job->connects_abandoned) {
+        run_fail(job, VM_EXIT_UNREACHABLE,
+                 xasprintf("cannot connect to '%s': %s", h->uri,
+                           h->err.message ? h->err.message : "unknown error"));
     }
-    if (--job->pending > 0)
+    if (--job->pending > 0) {
+        /* The run cannot go on: it does not wait for the other hosts. */
+        if (job->error && !job->connects_abandoned)
+            abandon_connects(job, "another host failed");
         return;
-    if (job->error) {
+    }
+    if (job->error || job->interrupted) {
+        if (job->interrupted)
+            run_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
         run_stop(job);
         return;
     }
     run_next(job);
 }
 
-/* Stage connect: every --source and --target host. */
+/* Stage connect: every --source and --target host, each within
+ * --connect-timeout. */
 static void stage_connect(struct job *job)
 {
     job->pending = job->nhosts;
-    for (int i = 0; i < job->nhosts; i++)
-        vm_virt_host_open(job->hosts[i].h, host_opened, job);
+    for (int i = 0; i < job->nhosts; i++) {
+        vm_info("connecting to %s", job->hosts[i].h->uri);
+        vm_virt_host_open(job->hosts[i].h, job->spec->connect_timeout_s, host_opened, job);
+    }
 }
 
 static void signal_close(uv_handle_t *h)
@@ -240,6 +267,27 @@ static void stage_report(struct job *job)
 static void interrupt_migs(struct job *job, int signum)
 {
     const char *how = signum == SIGINT ? "interrupted" : "terminated";
+    const char *sig = signum == SIGINT ? "SIGINT" : "SIGTERM";
+    if (job->stage < RUN_STAGE_SCHEDULE) {
+        /* Nothing has started: the run ends now, or (a call on the thread
+         * pool in flight, bounded by keepalive) when that call returns. */
+        if (job->interrupted)
+            return;
+        run_event(job, NULL, NULL, "signal",
+                  json_pack("{s:s, s:s}", "signal", sig, "running", "none"));
+        job->interrupted = true;
+        const struct job_host *jh = NULL;
+        for (int i = 0; i < job->nhosts && !jh; i++)
+            if (job->stage == RUN_STAGE_CONNECT && vm_virt_host_connecting(job->hosts[i].h))
+                jh = &job->hosts[i];
+        run_fail(job, VM_EXIT_INTERRUPTED,
+                 jh ? xasprintf("interrupted by %s while connecting to '%s'; nothing migrated", sig,
+                                jh->h->uri)
+                    : xasprintf("interrupted by %s before any migration; nothing migrated", sig));
+        if (jh)
+            abandon_connects(job, "interrupted");
+        return;
+    }
     /* on_abort = finish: the first signal only stops new starts; a second
      * one aborts what runs, as with rollback. */
     bool finish = job->spec->on_abort == VM_ON_ABORT_FINISH && !job->interrupted;
@@ -352,11 +400,16 @@ void vm_job_policy_stuck(void *data, const char *what)
 static void set_threadpool_size(int concurrency, int nhosts)
 {
     /* Each running migration holds one pool thread for its whole duration
-     * (the blocking migrate call); stats, aborts, inventories need more. */
+     * (the blocking migrate call); stats and aborts need one more each.
+     * Every host may hold one with a call to a peer that stopped answering
+     * (inventory, preflight, close: until keepalive fails it, ~30 s), so
+     * one per host besides; opening a connection takes no pool thread
+     * (virt.h). At most libuv's limit. */
     if (getenv("UV_THREADPOOL_SIZE"))
         return;
+    int n = concurrency * 2 + nhosts + 4;
     char buf[16];
-    snprintf(buf, sizeof(buf), "%d", concurrency * 2 + (nhosts > 4 ? 4 : nhosts) + 4);
+    snprintf(buf, sizeof(buf), "%d", n > 1024 ? 1024 : n);
     setenv("UV_THREADPOOL_SIZE", buf, 1);
 }
 

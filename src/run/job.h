@@ -41,14 +41,15 @@ struct vm_job_spec {
     int max_failures;            /* start no new migration after this many failed (0: no limit) */
     int retries;                 /* a failed migration is started again up to this often */
     enum vm_on_abort on_abort;   /* what a stop request does to running migrations */
-    unsigned given;         /* vm_setting_bit: options given on the command line, which win over the
-                               policy's settings(run) */
-    unsigned deadline_s;    /* the whole run: then start none, abort what runs (0: none) */
-    unsigned estimate_mibs; /* plan estimates where no bandwidth is set */
-    bool json;              /* final report (or plan) on stdout as JSON */
-    const char *events_path;                /* NDJSON stream, "-" = stdout, NULL = none */
-    const char *journal_dir;                /* journal.h */
-    const char *lock_dir;                   /* one run per source host: flock files here */
+    unsigned given;      /* vm_setting_bit: options given on the command line, which win over the
+                            policy's settings(run) */
+    unsigned deadline_s; /* the whole run: then start none, abort what runs (0: none) */
+    unsigned connect_timeout_s; /* opening each host's connection (0: as long as libvirt takes) */
+    unsigned estimate_mibs;     /* plan estimates where no bandwidth is set */
+    bool json;                  /* final report (or plan) on stdout as JSON */
+    const char *events_path;    /* NDJSON stream, "-" = stdout, NULL = none */
+    const char *journal_dir;    /* journal.h */
+    const char *lock_dir;       /* one run per source host: flock files here */
     const char *status_path, *metrics_path; /* status.h, or NULL */
     const char **notify_urls;               /* webhooks (notify.h) */
     int nnotify;

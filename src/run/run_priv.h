@@ -158,7 +158,8 @@ struct job {
     json_t *settings;             /* what the policy's settings(run) set, or NULL */
     const char **settings_notify; /* the webhooks then: command line + policy's */
     bool interrupted;
-    bool aborting; /* ... and running migrations are being aborted */
+    bool aborting;           /* ... and running migrations are being aborted */
+    bool connects_abandoned; /* the run stopped waiting for hosts still connecting */
     int policy_errors;
     int exit_code; /* set when the run fails before migrating */
     char *error;   /* run-level error for the report */

@@ -33,6 +33,7 @@ static json_t *options_json(const struct vm_job_spec *spec)
     json_object_set_new(o, "max_failures", json_integer(spec->max_failures));
     json_object_set_new(o, "retries", json_integer(spec->retries));
     json_object_set_new(o, "deadline_s", json_integer(spec->deadline_s));
+    json_object_set_new(o, "connect_timeout_s", json_integer(spec->connect_timeout_s));
     json_object_set_new(o, "on_abort",
                         json_string(spec->on_abort == VM_ON_ABORT_FINISH ? "finish" : "rollback"));
     return o;

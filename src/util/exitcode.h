@@ -12,7 +12,8 @@ enum vm_exit {
     VM_EXIT_USAGE = 2,       /* bad command line: unknown option, bad value */
     VM_EXIT_PREFLIGHT = 3,   /* bad input found before anything changed (unknown VM, not running,
                                 same host, ...) */
-    VM_EXIT_UNREACHABLE = 4, /* a libvirt host could not be reached */
+    VM_EXIT_UNREACHABLE = 4, /* a libvirt host could not be reached (or not within
+                                --connect-timeout) */
     VM_EXIT_INTERRUPTED = 5, /* SIGINT/SIGTERM: in-flight migrations were aborted */
     VM_EXIT_POLICY = 6,      /* the policy failed to load or decide */
     VM_EXIT_LOCKED = 7,      /* another run holds the lock for this source host */

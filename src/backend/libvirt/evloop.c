@@ -64,10 +64,15 @@ static struct rec *find(int id, enum rec_kind kind)
     return NULL;
 }
 
+/* Under the lock, which vm_evloop_shutdown() takes to unregister: a thread
+ * that outlives the loop (an opener stuck in virConnectOpen, virt.c) never
+ * wakes a closed handle. */
 static void request_apply(void)
 {
+    pthread_mutex_lock(&ev.lock);
     if (atomic_load(&ev.registered))
         uv_async_send(&ev.wakeup);
+    pthread_mutex_unlock(&ev.lock);
 }
 
 static int to_uv_events(int vir)
@@ -333,8 +338,8 @@ void vm_evloop_shutdown(void)
     pthread_mutex_lock(&ev.lock);
     for (struct rec *r = ev.recs; r; r = r->next)
         r->deleted = true;
-    pthread_mutex_unlock(&ev.lock);
     atomic_store(&ev.registered, false);
+    pthread_mutex_unlock(&ev.lock);
     apply(&ev.wakeup);
     uv_close((uv_handle_t *)&ev.wakeup, NULL);
     /* libvirt keeps the implementation pointers; they stay valid (static

@@ -1,10 +1,15 @@
 /* virt.c — see virt.h. */
 #include "backend/libvirt/virt.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/util.h"
 #include "backend/libvirt/virt_errnames.h"
@@ -201,32 +206,310 @@ char *vm_virt_caps_host_uuid(const char *caps)
     return xstrndup(u, (size_t)(ue - u));
 }
 
-static void host_open_work(struct vm_virt_task *t)
+/* ---- opening a connection: on its own thread, under a deadline ---------- */
+
+/* What the opener's thread and its waiter share: the loop (a host's open,
+ * woken by `async`) or a blocked thread (vm_virt_connect, woken by `cond`).
+ * The thread owns uri, conn, hostname, host_uuid and err until it sets
+ * `finished`; then the waiter takes them, unless it had `dropped` the
+ * opener first: then the thread closes what it opened. Freed when the
+ * thread and the waiter's parts (the async handle and the timer, if any;
+ * or the blocked thread) have all let go (refs). */
+struct vm_virt_opener {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* vm_virt_connect's */
+    bool sync;           /* a blocked thread waits, not the loop */
+    int refs;            /* guarded */
+    bool finished;       /* guarded: the thread has its result */
+    bool dropped;        /* guarded: the waiter no longer waits for it */
+    char *uri;
+    virConnectPtr conn;
+    char *hostname;
+    char host_uuid[VIR_UUID_STRING_BUFLEN];
+    struct vm_virt_err err;
+    /* loop thread only */
+    struct vm_virt_host *h; /* NULL once taken or dropped */
+    uv_async_t async;
+    uv_timer_t timer;
+    bool has_timer;
+};
+
+static atomic_int openers_live;
+
+int vm_virt_openers_live(void)
 {
-    struct vm_virt_host *h = t->data;
-    virConnectPtr c = virConnectOpen(h->uri);
-    if (!c)
-        goto fail;
+    return atomic_load(&openers_live);
+}
+
+static void opener_unref(struct vm_virt_opener *o)
+{
+    pthread_mutex_lock(&o->lock);
+    int left = --o->refs;
+    pthread_mutex_unlock(&o->lock);
+    if (left > 0)
+        return;
+    atomic_fetch_sub(&openers_live, 1);
+    pthread_cond_destroy(&o->cond);
+    pthread_mutex_destroy(&o->lock);
+    vm_virt_err_clear(&o->err);
+    free(o->hostname);
+    free(o->uri);
+    free(o);
+}
+
+static void opener_handle_closed(uv_handle_t *handle)
+{
+    opener_unref(handle->data);
+}
+
+/* Loop thread: the loop lets go of o (its handles close). */
+static void opener_release(struct vm_virt_opener *o)
+{
+    o->h = NULL;
+    uv_close((uv_handle_t *)&o->async, opener_handle_closed);
+    if (o->has_timer)
+        uv_close((uv_handle_t *)&o->timer, opener_handle_closed);
+}
+
+/* The opener's thread: the blocking part of opening. */
+static void open_blocking(struct vm_virt_opener *o)
+{
+    virConnectPtr c = virConnectOpen(o->uri);
+    if (!c) {
+        vm_virt_err_capture(&o->err);
+        return;
+    }
     /* 5 s interval, 6 missed: a dead peer is noticed within ~30 s, the same
-     * as libvirt's daemon side. */
+     * as libvirt's daemon side; every later call on c fails then instead of
+     * waiting forever. */
     if (virConnectSetKeepAlive(c, 5, 6) < 0) {
+        /* Local drivers have no keepalive; nor has a blocking open without
+         * an event loop to serve it (vm_virt_connect in vmmigrate recover). */
         virErrorPtr e = virGetLastError();
-        if (!e || e->code != VIR_ERR_NO_SUPPORT) /* local drivers have no keepalive */
-            goto fail_close;
+        if (!o->sync && (!e || e->code != VIR_ERR_NO_SUPPORT))
+            goto fail;
         virResetLastError();
     }
-    char *hn = virConnectGetHostname(c);
+    o->hostname = virConnectGetHostname(c);
     char *caps = virConnectGetCapabilities(c);
-    if (!hn || !caps) {
-        free(hn);
+    if (!o->hostname || !caps) {
         free(caps);
-        goto fail_close;
+        goto fail;
     }
     char *uuid = vm_virt_caps_host_uuid(caps);
     free(caps);
-    snprintf(h->host_uuid, sizeof(h->host_uuid), "%s", uuid ? uuid : "");
+    snprintf(o->host_uuid, sizeof(o->host_uuid), "%s", uuid ? uuid : "");
     free(uuid);
-    h->hostname = hn;
+    o->conn = c;
+    return;
+fail:
+    vm_virt_err_capture(&o->err);
+    free(o->hostname);
+    o->hostname = NULL;
+    virConnectClose(c);
+}
+
+static void *opener_main(void *arg)
+{
+    struct vm_virt_opener *o = arg;
+    open_blocking(o);
+    pthread_mutex_lock(&o->lock);
+    o->finished = true;
+    bool dropped = o->dropped;
+    if (!dropped && o->sync)
+        pthread_cond_signal(&o->cond);
+    else if (!dropped)
+        uv_async_send(&o->async); /* the handle is closed only after dropped is set */
+    pthread_mutex_unlock(&o->lock);
+    if (dropped && o->conn) {
+        /* A late answer nobody waits for: closed here, off the loop. */
+        virConnectClose(o->conn);
+        o->conn = NULL;
+    }
+    opener_unref(o);
+    return NULL;
+}
+
+static void host_finish(struct vm_virt_host *h)
+{
+    vm_virt_host_cb cb = h->cb;
+    h->cb = NULL;
+    cb(h, h->cb_data);
+}
+
+static void host_subscribe_work(struct vm_virt_task *t);
+static void host_run(struct vm_virt_host *h, void (*work)(struct vm_virt_task *),
+                     vm_virt_host_cb cb, void *data);
+
+/* Loop thread: the opener's thread has its result. */
+static void opener_async(uv_async_t *a)
+{
+    struct vm_virt_opener *o = a->data;
+    struct vm_virt_host *h = o->h;
+    pthread_mutex_lock(&o->lock);
+    bool finished = o->finished;
+    pthread_mutex_unlock(&o->lock);
+    if (!finished || !h)
+        return;
+    h->opener = NULL;
+    opener_release(o);
+    if (!o->conn) {
+        vm_virt_err_keep(&h->err, &o->err);
+        host_finish(h);
+        return;
+    }
+    h->conn = o->conn;
+    o->conn = NULL;
+    h->hostname = o->hostname;
+    o->hostname = NULL;
+    memcpy(h->host_uuid, o->host_uuid, sizeof(h->host_uuid));
+    host_run(h, host_subscribe_work, h->cb, h->cb_data);
+}
+
+/* Loop thread: stop waiting for h's opener; false if it has finished (its
+ * result is on its way) or there is none. */
+static bool opener_drop(struct vm_virt_host *h)
+{
+    struct vm_virt_opener *o = h->opener;
+    if (!o)
+        return false;
+    pthread_mutex_lock(&o->lock);
+    bool finished = o->finished;
+    if (!finished)
+        o->dropped = true;
+    pthread_mutex_unlock(&o->lock);
+    if (finished)
+        return false;
+    h->opener = NULL;
+    opener_release(o);
+    return true;
+}
+
+static void opener_timeout(uv_timer_t *t)
+{
+    struct vm_virt_opener *o = t->data;
+    struct vm_virt_host *h = o->h;
+    if (!h || !opener_drop(h))
+        return;
+    h->timed_out = true;
+    vm_virt_err_set(&h->err, VIR_ERR_OPERATION_TIMEOUT, "no answer within %u s", h->open_timeout_s);
+    host_finish(h);
+}
+
+bool vm_virt_host_connecting(const struct vm_virt_host *h)
+{
+    return h->opener != NULL;
+}
+
+bool vm_virt_host_abandon(struct vm_virt_host *h, const char *why)
+{
+    if (!opener_drop(h))
+        return false;
+    vm_virt_err_set(&h->err, VIR_ERR_OPERATION_ABORTED, "%s", why);
+    host_finish(h);
+    return true;
+}
+
+static struct vm_virt_opener *opener_new(const char *uri)
+{
+    struct vm_virt_opener *o = xcalloc(1, sizeof(*o));
+    atomic_fetch_add(&openers_live, 1);
+    pthread_mutex_init(&o->lock, NULL);
+    pthread_cond_init(&o->cond, NULL);
+    o->uri = xstrdup(uri);
+    o->refs = 2; /* the thread, the waiter */
+    return o;
+}
+
+/* Start o's thread: detached, taking no signal (the loop's handlers get
+ * them); 0 or an errno value. */
+static int opener_start(struct vm_virt_opener *o)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    int rc = pthread_create(&tid, &attr, opener_main, o);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+virConnectPtr vm_virt_connect(const char *uri, unsigned timeout_s, struct vm_virt_err *err)
+{
+    struct vm_virt_opener *o = opener_new(uri);
+    o->sync = true;
+    int rc = opener_start(o);
+    if (rc != 0) {
+        vm_virt_err_set(err, VIR_ERR_INTERNAL_ERROR, "cannot start a thread: %s", strerror(rc));
+        o->refs = 1;
+        opener_unref(o);
+        return NULL;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_s;
+    pthread_mutex_lock(&o->lock);
+    while (!o->finished) {
+        if (!timeout_s)
+            pthread_cond_wait(&o->cond, &o->lock);
+        else if (pthread_cond_timedwait(&o->cond, &o->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    bool finished = o->finished;
+    if (!finished)
+        o->dropped = true;
+    pthread_mutex_unlock(&o->lock);
+    virConnectPtr c = NULL;
+    if (!finished) {
+        vm_virt_err_set(err, VIR_ERR_OPERATION_TIMEOUT, "no answer within %u s", timeout_s);
+    } else if (!(c = o->conn)) {
+        vm_virt_err_clear(err);
+        *err = o->err;
+        o->err = (struct vm_virt_err){0};
+    }
+    o->conn = NULL;
+    opener_unref(o);
+    return c;
+}
+
+void vm_virt_host_open(struct vm_virt_host *h, unsigned timeout_s, vm_virt_host_cb cb, void *data)
+{
+    h->cb = cb;
+    h->cb_data = data;
+    h->open_timeout_s = timeout_s;
+    h->timed_out = false;
+    struct vm_virt_opener *o = opener_new(h->uri);
+    o->h = h;
+    uv_async_init(h->loop, &o->async, opener_async);
+    o->async.data = o;
+    if (timeout_s) {
+        o->refs++;
+        o->has_timer = true;
+        uv_timer_init(h->loop, &o->timer);
+        o->timer.data = o;
+        uv_timer_start(&o->timer, opener_timeout, (uint64_t)timeout_s * 1000, 0);
+    }
+    int rc = opener_start(o);
+    if (rc != 0) {
+        o->refs--; /* no thread */
+        opener_release(o);
+        vm_virt_err_set(&h->err, VIR_ERR_INTERNAL_ERROR, "cannot start a thread: %s", strerror(rc));
+        host_finish(h);
+        return;
+    }
+    h->opener = o;
+}
+
+/* Thread pool: subscribe the connection the opener handed over to domain
+ * events and its closing (keepalive bounds these calls). */
+static void host_subscribe_work(struct vm_virt_task *t)
+{
+    struct vm_virt_host *h = t->data;
+    virConnectPtr c = h->conn;
     h->cb_ids[0] = virConnectDomainEventRegisterAny(
         c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), h, NULL);
     h->cb_ids[1] =
@@ -238,12 +521,11 @@ static void host_open_work(struct vm_virt_task *t)
     h->cb_ids[3] = virConnectDomainEventRegisterAny(
         c, NULL, VIR_DOMAIN_EVENT_ID_GRAPHICS, VIR_DOMAIN_EVENT_CALLBACK(on_graphics), h, NULL);
     if (h->cb_ids[0] < 0 || h->cb_ids[1] < 0 || h->cb_ids[2] < 0 || h->cb_ids[3] < 0)
-        goto fail_close;
+        goto fail;
     virConnectRegisterCloseCallback(c, on_conn_closed, h, NULL);
-    h->conn = c;
     return;
 
-fail_close:
+fail:
     vm_virt_err_capture(&t->err);
     for (size_t i = 0; i < VM_ARRAY_LEN(h->cb_ids); i++) {
         if (h->cb_ids[i] >= 0)
@@ -251,10 +533,7 @@ fail_close:
         h->cb_ids[i] = -1;
     }
     virConnectClose(c);
-    t->rc = -1;
-    return;
-fail:
-    vm_virt_err_capture(&t->err);
+    h->conn = NULL;
     t->rc = -1;
 }
 
@@ -263,9 +542,7 @@ static void host_task_done(struct vm_virt_task *t)
     struct vm_virt_host *h = t->data;
     if (t->rc < 0)
         vm_virt_err_keep(&h->err, &t->err);
-    vm_virt_host_cb cb = h->cb;
-    h->cb = NULL;
-    cb(h, h->cb_data);
+    host_finish(h);
 }
 
 static void host_run(struct vm_virt_host *h, void (*work)(struct vm_virt_task *),
@@ -280,14 +557,8 @@ static void host_run(struct vm_virt_host *h, void (*work)(struct vm_virt_task *)
     if (rc < 0) {
         vm_virt_err_set(&h->err, VIR_ERR_INTERNAL_ERROR, "cannot queue libvirt call: %s",
                         uv_strerror(rc));
-        h->cb = NULL;
-        cb(h, data);
+        host_finish(h);
     }
-}
-
-void vm_virt_host_open(struct vm_virt_host *h, vm_virt_host_cb cb, void *data)
-{
-    host_run(h, host_open_work, cb, data);
 }
 
 static void host_close_work(struct vm_virt_task *t)

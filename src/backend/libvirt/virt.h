@@ -7,6 +7,16 @@
  * freed with vm_virt_err_clear). Domain events arrive on the loop thread
  * (evloop.h) and are handed to the host's `on_event` as plain structs.
  *
+ * Opening a connection is the one call that does not go to the pool: it runs
+ * on a detached thread of its own (struct vm_virt_opener, virt.c) under a
+ * deadline, since a peer that accepts and never answers holds its caller
+ * forever and libvirt cannot cancel it. Past the deadline (or when asked to,
+ * vm_virt_host_abandon) the loop stops waiting; the thread, when it returns
+ * at all, closes what it opened and frees itself. It touches only what it
+ * owns, never the host, and nobody joins it: the process can exit while it
+ * is stuck. Every other blocking call runs on a connection with libvirt's
+ * keepalive (5 s, 6 missed), which fails it once the peer stops answering.
+ *
  * A `struct vm_virt_host` is owned by whoever created it (job.c) and freed
  * with vm_virt_host_free() after vm_virt_host_close() completed. */
 #ifndef VMM_VIRT_H
@@ -68,6 +78,7 @@ struct vm_virt_event {
 };
 
 struct vm_virt_host;
+struct vm_virt_opener;
 typedef void (*vm_virt_event_cb)(struct vm_virt_host *h, const struct vm_virt_event *ev,
                                  void *data);
 typedef void (*vm_virt_host_cb)(struct vm_virt_host *h, void *data);
@@ -79,6 +90,7 @@ struct vm_virt_host {
     char host_uuid[VIR_UUID_STRING_BUFLEN];
     struct vm_virt_err err; /* why open failed or the connection was lost */
     bool lost;              /* the connection closed under us */
+    bool timed_out;         /* the open did not finish within its deadline */
     vm_virt_event_cb on_event;
     void *event_data;
     /* private */
@@ -87,13 +99,33 @@ struct vm_virt_host {
     vm_virt_host_cb cb;
     void *cb_data;
     struct vm_virt_task task;
+    struct vm_virt_opener *opener; /* an open still on its thread, or NULL */
+    unsigned open_timeout_s;
 };
 
 struct vm_virt_host *vm_virt_host_new(uv_loop_t *loop, const char *uri, vm_virt_event_cb on_event,
                                       void *event_data);
-/* Connect, enable keepalive, read hostname and host UUID, subscribe to domain
- * events. cb runs when done; h->conn is NULL and h->err set on failure. */
-void vm_virt_host_open(struct vm_virt_host *h, vm_virt_host_cb cb, void *data);
+/* Connect, enable keepalive, read hostname and host UUID (on the opener's
+ * thread, within timeout_s; 0: as long as libvirt takes), then subscribe to
+ * domain events (thread pool). cb runs once when done; on failure h->conn
+ * is NULL and h->err set, and h->timed_out says the deadline passed. */
+void vm_virt_host_open(struct vm_virt_host *h, unsigned timeout_s, vm_virt_host_cb cb, void *data);
+/* How long opening a connection may take unless told otherwise. */
+#define VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S 30
+/* Blocking, for any thread (recover.c): open uri with keepalive, on an
+ * opener's thread, waiting at most timeout_s (0: as long as libvirt takes);
+ * NULL with *err set ("no answer within N s" past the deadline: the thread
+ * closes a late answer itself). The connection is the caller's. */
+virConnectPtr vm_virt_connect(const char *uri, unsigned timeout_s, struct vm_virt_err *err);
+/* Openers not yet freed, their threads' included (for the tests: a late
+ * answer is dropped and its opener freed). */
+int vm_virt_openers_live(void);
+/* Is the open still on its thread (connecting, not yet subscribing)? */
+bool vm_virt_host_connecting(const struct vm_virt_host *h);
+/* Stop waiting for an open still on its thread: cb runs now, with h->conn
+ * NULL and h->err set to WHY; true. false, and nothing happens, when no
+ * open is on its thread (the result may already be on its way). */
+bool vm_virt_host_abandon(struct vm_virt_host *h, const char *why);
 /* Unsubscribe and disconnect; cb runs when done. No-op (cb still runs) if
  * never connected. */
 void vm_virt_host_close(struct vm_virt_host *h, vm_virt_host_cb cb, void *data);
