@@ -87,7 +87,8 @@ static enum where observe_confirmed(const char *uri, const char *uuid, int *reas
     enum where a = observe(uri, uuid, reason, err);
     /* A host that cannot be reached may be restarting its libvirtd (a
      * second or two): a few more tries before it counts as unreachable. */
-    for (int i = 0; i < 10 && a == WHERE_UNKNOWN; i++) {
+    uint64_t until = vm_mono_ms() + 10000;
+    while (a == WHERE_UNKNOWN && vm_mono_ms() < until) {
         sleep(1);
         free(*err);
         *err = NULL;
@@ -695,7 +696,9 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
  * (appended to found as uuid -> name); -1 if uri cannot be reached. */
 static int paused_by_migration(const char *uri, json_t *found)
 {
-    virConnectPtr c = virConnectOpen(uri);
+    struct vm_virt_err e = {0};
+    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &e);
+    vm_virt_err_clear(&e);
     if (!c)
         return -1;
     virDomainPtr *doms = NULL;
