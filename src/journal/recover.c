@@ -2,6 +2,7 @@
 #include "journal/recover.h"
 
 #include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,50 @@ static bool transient(enum where w, int reason)
     return w == WHERE_OTHER || (w == WHERE_PAUSED && reason == VIR_DOMAIN_PAUSED_STARTING_UP);
 }
 
+/* Hosts that did not answer within the connect deadline in this settling
+ * (vm_recover resets it): asked again, each would cost the whole deadline
+ * once more per look, and a settling with a hung host would never end. */
+static pthread_mutex_t down_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *down;
+
+static bool host_down(const char *uri, bool mark)
+{
+    pthread_mutex_lock(&down_lock);
+    if (!down)
+        down = json_object();
+    if (mark)
+        json_object_set_new(down, uri, json_true());
+    bool is = json_object_get(down, uri) != NULL;
+    pthread_mutex_unlock(&down_lock);
+    return is;
+}
+
+static void hosts_forget(void)
+{
+    pthread_mutex_lock(&down_lock);
+    json_decref(down);
+    down = NULL;
+    pthread_mutex_unlock(&down_lock);
+}
+
+/* A connection with the deadline, unless uri did not answer before. */
+static virConnectPtr connect_once(const char *uri, struct vm_virt_err *e)
+{
+    if (host_down(uri, false)) {
+        vm_virt_err_set(e, VIR_ERR_OPERATION_TIMEOUT, "it did not answer earlier");
+        return NULL;
+    }
+    uint64_t t0 = vm_mono_ms();
+    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, e);
+    if (!c && vm_mono_ms() - t0 >= (uint64_t)VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S * 900)
+        host_down(uri, true);
+    return c;
+}
+
 static enum where observe(const char *uri, const char *uuid, int *reason, char **err)
 {
     struct vm_virt_err ce = {0};
-    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &ce);
+    virConnectPtr c = connect_once(uri, &ce);
     if (!c) {
         *err = xasprintf("cannot connect to '%s': %s", uri, ce.message);
         vm_virt_err_clear(&ce);
@@ -109,7 +150,7 @@ static enum where observe_confirmed(const char *uri, const char *uuid, int *reas
 static int act(const char *uri, const char *uuid, bool resume, char **err)
 {
     struct vm_virt_err e = {0};
-    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &e);
+    virConnectPtr c = connect_once(uri, &e);
     virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
     int rc = -1;
     if (d)
@@ -183,7 +224,7 @@ static bool run_alive(const char *run)
 static void wait_for_libvirt_job(const char *uri, const char *uuid, int max_s)
 {
     struct vm_virt_err e = {0};
-    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &e);
+    virConnectPtr c = connect_once(uri, &e);
     vm_virt_err_clear(&e);
     virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
     for (int i = 0; d && i < max_s * 2; i++) {
@@ -602,6 +643,7 @@ static void settle_qmp(const struct vm_journal_record *last, const char *vm, str
 
 int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
 {
+    hosts_forget(); /* a new settling: every host gets its chance again */
     *result = NULL;
     *unreachable = 0;
     struct vm_journal_records all;
@@ -697,7 +739,7 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
 static int paused_by_migration(const char *uri, json_t *found)
 {
     struct vm_virt_err e = {0};
-    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, &e);
+    virConnectPtr c = connect_once(uri, &e);
     vm_virt_err_clear(&e);
     if (!c)
         return -1;

