@@ -156,6 +156,19 @@ class Guest:
 STAMP = re.compile(r"^vmmigrate: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", re.M)
 
 
+# A run whose crash a test wants the next run or `vmmigrate recover` to
+# settle (as after a power loss, when the run's guardian dies with it):
+# VMM_FAULT for a run without its guardian (docs/testing.md).
+NO_GUARDIAN = "guardian-start:fail"
+
+
+def with_faults(env, *points):
+    """env (a dict, or None) with points added to its VMM_FAULT."""
+    env = dict(env or {})
+    env["VMM_FAULT"] = ",".join([p for p in [env.get("VMM_FAULT")] if p] + list(points))
+    return env
+
+
 class Run:
     """A vmmigrate process."""
 

@@ -33,8 +33,8 @@ import sys
 import tempfile
 import time
 
-from labtest import (Guest, Run, check, check_eq, check_in, lab, log, main, uri, validate,
-                     vmmigrate)
+from labtest import (NO_GUARDIAN, Guest, Run, check, check_eq, check_in, lab, log, main, uri,
+                     validate, vmmigrate, with_faults)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 POLICY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies", "drain-crash.lua")
@@ -127,7 +127,9 @@ class Scenario:
         self.first = self.second = None
 
     def start_first(self, env=None):
-        """The run to be killed, with extra environment (fault injection)."""
+        """The run to be killed, with extra environment (fault injection),
+        without its guardian: what the re-run settles is the point."""
+        env = with_faults(env, NO_GUARDIAN)
         saved = {k: os.environ.get(k) for k in (env or {})}
         os.environ.update(env or {})
         try:
@@ -472,7 +474,7 @@ def test_kill_after_commit_decided():
     on a, owes no deinit, and drains the rest."""
     lab("up", "3")
     s = Scenario("after-commit")
-    r = s.start_first(env={"VMM_FAULT": "before-confirm:sleep=20000,guardian-start:fail"})
+    r = s.start_first(env={"VMM_FAULT": "before-confirm:sleep=20000"})
     rec = wait_journal(s.journal, lambda x: x["record"] == "commit-decided", r.proc, 180)
     vm, target = rec["vm"], host_of(rec["target"])
     log(f"commit decided: {vm} -> {target}")
