@@ -54,6 +54,9 @@ enum vm_virt_event_kind {
     VM_VIRT_EVENT_ITERATION,
     VM_VIRT_EVENT_JOB_COMPLETED,
     VM_VIRT_EVENT_GRAPHICS,
+    /* the connection closed under us (not by us): host-wide, uuid empty,
+     * name NULL; h->lost and h->err are set; delivered on the loop thread */
+    VM_VIRT_EVENT_CONNECTION_LOST,
 };
 
 struct vm_virt_event {
@@ -65,6 +68,7 @@ struct vm_virt_event {
     json_t *stats;               /* JOB_COMPLETED: the typed parameters (borrowed) */
     int graphics_phase;          /* GRAPHICS: virDomainEventGraphicsPhase */
     const char *graphics_remote; /* GRAPHICS: "host:port" of the client, or NULL */
+    const char *lost_reason;     /* CONNECTION_LOST: "end of file", "keepalive timeout", ... */
 };
 
 struct vm_virt_host;
@@ -87,6 +91,8 @@ struct vm_virt_host {
     vm_virt_host_cb cb;
     void *cb_data;
     struct vm_virt_task task;
+    int lost_timer;          /* the CONNECTION_LOST hand-over to the loop thread, or -1 */
+    const char *lost_reason; /* static */
 };
 
 struct vm_virt_host *vm_virt_host_new(uv_loop_t *loop, const char *uri, vm_virt_event_cb on_event,
