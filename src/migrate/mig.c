@@ -100,6 +100,7 @@ void vm_mig_free(struct vm_mig *m)
     vm_gate_session_free(m->gate);
     vm_commit_free(m->commit);
     free(m->gate_reason);
+    free(m->target_lost);
     free(m->qmp_path);
     free(m->name);
     json_decref(m->attempts);
@@ -258,8 +259,13 @@ static void verify_work(struct vm_virt_task *t)
     }
 
     /* Not on the target (confirmed), source paused by the failed migration:
-     * libvirt normally resumes it, but make sure the guest runs. */
-    if (!mt->dst_exists && mt->dst_state == -1 && !mt->src_gone &&
+     * libvirt normally resumes it, but make sure the guest runs. A rollback
+     * at the gate counts as confirmed even when the target cannot be asked
+     * (its connection lost): Finish never told it to run the guest, and the
+     * paused incoming copy there dies with the target's libvirtd (a restart
+     * kills an incoming domain whose migration has no client any more). */
+    bool rolled_back = m->gate && m->gate->finished && !m->gate_commit;
+    if (!mt->dst_exists && (mt->dst_state == -1 || rolled_back) && !mt->src_gone &&
         mt->src_state == VIR_DOMAIN_PAUSED &&
         (mt->src_reason == VIR_DOMAIN_PAUSED_MIGRATION ||
          mt->src_reason == VIR_DOMAIN_PAUSED_USER ||
@@ -668,6 +674,10 @@ static void to_gate_done(struct vm_virt_task *t)
         vm_mig_gate_decide(m, false, m->abort_reason);
         return;
     }
+    if (m->target_lost) { /* Finish cannot reach the target: nothing to wait for */
+        vm_mig_gate_decide(m, false, m->target_lost);
+        return;
+    }
     if (m->ops->on_gate)
         m->ops->on_gate(m, m->ops_data);
     vm_commit_enter(m->commit); /* budget and the features' gate steps */
@@ -930,6 +940,74 @@ void vm_mig_start(struct vm_mig *m, virDomainPtr dom, const char *qmp_path)
 
 /* ---- libvirt events routed by the job -------------------------------- */
 
+const char *vm_mig_lost_action_name(enum vm_mig_lost_action a)
+{
+    static const char *const names[] = {"nothing", "rollback", "rollback-at-gate", "keep"};
+    return (size_t)a < VM_ARRAY_LEN(names) ? names[a] : "unknown";
+}
+
+enum vm_mig_lost_action vm_mig_lost_action(const struct vm_mig *m, const struct vm_virt_host *h)
+{
+    if (!m->gated || (h != m->src && h != m->dst))
+        return VM_MIG_LOST_NOTHING;
+    bool open_gate = m->state == VM_MIG_STATE_GATE && !vm_commit_decided(m->commit);
+    if (h == m->dst) {
+        /* Both sides wait, and Finish cannot reach the target: whatever the
+         * gate steps say, a commit cannot happen; holding the guest paused
+         * for the rest of the budget gains nothing. A rollback needs only
+         * the source (Confirm, cancelled, resumes it there). */
+        if (open_gate)
+            return VM_MIG_LOST_ROLLBACK;
+        /* Perform runs on the source and may still succeed (the target's
+         * QEMU takes the state without its libvirtd). */
+        if (m->state == VM_MIG_STATE_STARTING || m->state == VM_MIG_STATE_MIGRATING)
+            return VM_MIG_LOST_AT_GATE;
+        return VM_MIG_LOST_NOTHING;
+    }
+    /* The source at the gate: not a rollback. The guest is paused on the
+     * source and only the source's libvirtd could resume it there (a
+     * rollback's Confirm would fail on the lost connection and leave it
+     * paused); the target still holds the whole state and is reachable, so
+     * letting the gate steps finish and commit moves the guest to the
+     * target, which is better. Logged; the gate decides as usual. Before
+     * the gate, the source's own phases (Perform) fail by themselves. */
+    return open_gate ? VM_MIG_LOST_KEEP : VM_MIG_LOST_NOTHING;
+}
+
+static void mig_host_lost(struct vm_mig *m, struct vm_virt_host *h, const char *why)
+{
+    enum vm_mig_lost_action a = vm_mig_lost_action(m, h);
+    const char *role = h == m->dst ? "target" : "source";
+    why = why ? why : "unknown reason";
+    mig_event(m, h, "libvirt.connection-lost",
+              json_pack("{s:s, s:s, s:s}", "host", role, "reason", why, "action",
+                        vm_mig_lost_action_name(a)));
+    char *reason = NULL;
+    switch (a) {
+    case VM_MIG_LOST_ROLLBACK:
+        reason =
+            xasprintf("the connection to the target '%s' was lost at the gate: %s", h->uri, why);
+        vm_warn("%s: %s: rolling back", m->name, reason);
+        vm_mig_gate_decide(m, false, reason);
+        break;
+    case VM_MIG_LOST_AT_GATE:
+        free(m->target_lost);
+        m->target_lost = xasprintf(
+            "the connection to the target '%s' was lost on the way to the gate: %s", h->uri, why);
+        vm_warn("%s: %s: rolling back if the gate is reached", m->name, m->target_lost);
+        break;
+    case VM_MIG_LOST_KEEP:
+        vm_warn("%s: the connection to the source '%s' was lost at the gate (%s): the gate goes "
+                "on (a rollback could not resume the guest there; a commit moves it to the "
+                "target)",
+                m->name, h->uri, why);
+        break;
+    case VM_MIG_LOST_NOTHING:
+        break;
+    }
+    free(reason);
+}
+
 void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *h, const struct vm_virt_event *ev)
 {
     switch (ev->kind) {
@@ -979,6 +1057,9 @@ void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *h, const struct 
                                 : "disconnect",
                             "remote",
                             ev->graphics_remote ? json_string(ev->graphics_remote) : json_null()));
+        break;
+    case VM_VIRT_EVENT_CONNECTION_LOST:
+        mig_host_lost(m, h, ev->lost_reason);
         break;
     case VM_VIRT_EVENT_JOB_COMPLETED:
         if (h == m->src) {

@@ -18,7 +18,8 @@
  *                        \-(rollback)-> VERIFYING -> ROLLED_BACK (on source)
  * At the gate, migrate/commit.h decides, once: the gate budget runs, the
  * job's features run their gate steps (ops->gate_steps) and report with
- * vm_mig_gate_decide() (so do signals and a target that stops);
+ * vm_mig_gate_decide() (so do signals, a target that stops and a lost
+ * connection to the target, vm_mig_lost_action);
  * ops->on_decision records the decision durably before it is carried out.
  */
 #ifndef VMM_MIG_H
@@ -128,8 +129,10 @@ struct vm_mig {
     char *gate_reason;               /* why it was taken (owned) */
     const char *abort_reason;        /* "interrupted", "timeout"; NULL if not aborted */
     const char *timeout_taken;       /* the --timeout action taken, if any */
-    json_t *attempts; /* earlier attempts in this run (retries): [{attempt, target, result,
-                         error}], owned; NULL if this is the first */
+    char *target_lost; /* the target's connection was lost on the way to the gate: roll back
+                          there at once, for this reason (owned); NULL if not */
+    json_t *attempts;  /* earlier attempts in this run (retries): [{attempt, target, result,
+                          error}], owned; NULL if this is the first */
 
     /* private */
     const struct vm_mig_ops *ops;
@@ -168,6 +171,18 @@ void vm_mig_postcopy(struct vm_mig *m);
 void vm_mig_domain_event(struct vm_mig *m, struct vm_virt_host *host,
                          const struct vm_virt_event *ev);
 bool vm_mig_final(const struct vm_mig *m);
+
+/* What a lost connection to host h (VM_VIRT_EVENT_CONNECTION_LOST, fed
+ * through vm_mig_domain_event) does to m. */
+enum vm_mig_lost_action {
+    VM_MIG_LOST_NOTHING,  /* not gated, not m's host, or past the gate's decision: libvirt's
+                             own calls fail and the verification finds out */
+    VM_MIG_LOST_ROLLBACK, /* the target, at the undecided gate: roll back now */
+    VM_MIG_LOST_AT_GATE,  /* the target, on the way to the gate: roll back once there */
+    VM_MIG_LOST_KEEP,     /* the source, at the undecided gate: logged, the gate goes on */
+};
+enum vm_mig_lost_action vm_mig_lost_action(const struct vm_mig *m, const struct vm_virt_host *h);
+const char *vm_mig_lost_action_name(enum vm_mig_lost_action a);
 void vm_mig_free(struct vm_mig *m);
 
 const char *vm_mig_state_name(enum vm_mig_state s);

@@ -301,6 +301,15 @@ const struct vm_mig_ops run_mig_ops = {
 void run_host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void *data)
 {
     struct job *job = data;
+    if (ev->kind == VM_VIRT_EVENT_CONNECTION_LOST) {
+        /* Host-wide: every migration from or to h that is under way. */
+        for (int i = 0; i < job->nmigs; i++) {
+            struct vm_mig *m = job->slots[i].mig;
+            if (m->state != VM_MIG_STATE_QUEUED && !vm_mig_final(m) && (m->src == h || m->dst == h))
+                vm_mig_domain_event(m, h, ev);
+        }
+        return;
+    }
     for (int i = 0; i < job->nmigs; i++) {
         struct vm_mig *m = job->slots[i].mig;
         if (m->state != VM_MIG_STATE_QUEUED && (m->src == h || m->dst == h) &&

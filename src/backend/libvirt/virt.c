@@ -163,6 +163,24 @@ static void on_graphics(virConnectPtr conn, virDomainPtr dom, int phase,
     (void)conn, (void)local, (void)scheme, (void)subject;
 }
 
+/* The host's on_event runs on the loop thread only, but libvirt calls the
+ * close callback wherever it notices the close: on the loop thread (our
+ * event loop saw EOF) or on a thread-pool worker whose call was waiting on
+ * that connection. A 0 ms libvirt timeout hands the event over: evloop.c
+ * runs timeout callbacks on the loop thread. */
+static void conn_lost_deliver(int timer, void *opaque)
+{
+    struct vm_virt_host *h = opaque;
+    if (timer >= 0)
+        virEventRemoveTimeout(timer);
+    h->lost_timer = -1;
+    if (!h->on_event)
+        return;
+    struct vm_virt_event ev = {.kind = VM_VIRT_EVENT_CONNECTION_LOST,
+                               .lost_reason = h->lost_reason};
+    h->on_event(h, &ev, h->event_data);
+}
+
 static void on_conn_closed(virConnectPtr conn, int reason, void *opaque)
 {
     struct vm_virt_host *h = opaque;
@@ -171,9 +189,15 @@ static void on_conn_closed(virConnectPtr conn, int reason, void *opaque)
     if (reason == VIR_CONNECT_CLOSE_REASON_CLIENT)
         return;
     h->lost = true;
+    h->lost_reason = reason >= 0 && reason < 4 ? reasons[reason] : "unknown reason";
     vm_virt_err_set(&h->err, VIR_ERR_SYSTEM_ERROR, "connection to '%s' lost: %s", h->uri,
-                    reason >= 0 && reason < 4 ? reasons[reason] : "unknown reason");
+                    h->lost_reason);
     vm_warn("%s", h->err.message);
+    h->lost_timer = virEventAddTimeout(0, conn_lost_deliver, h, NULL);
+    if (h->lost_timer < 0) { /* no event loop registered: tell now */
+        virResetLastError();
+        conn_lost_deliver(-1, h);
+    }
     (void)conn;
 }
 
@@ -189,6 +213,7 @@ struct vm_virt_host *vm_virt_host_new(uv_loop_t *loop, const char *uri, vm_virt_
     h->event_data = event_data;
     for (size_t i = 0; i < VM_ARRAY_LEN(h->cb_ids); i++)
         h->cb_ids[i] = -1;
+    h->lost_timer = -1;
     return h;
 }
 
@@ -586,6 +611,8 @@ void vm_virt_host_free(struct vm_virt_host *h)
 {
     if (!h)
         return;
+    if (h->lost_timer >= 0) /* never delivered: the timeout must not outlive h */
+        virEventRemoveTimeout(h->lost_timer);
     vm_virt_err_clear(&h->err);
     vm_virt_err_clear(&h->task.err);
     free(h->hostname);

@@ -64,6 +64,9 @@ enum vm_virt_event_kind {
     VM_VIRT_EVENT_ITERATION,
     VM_VIRT_EVENT_JOB_COMPLETED,
     VM_VIRT_EVENT_GRAPHICS,
+    /* the connection closed under us (not by us): host-wide, uuid empty,
+     * name NULL; h->lost and h->err are set; delivered on the loop thread */
+    VM_VIRT_EVENT_CONNECTION_LOST,
 };
 
 struct vm_virt_event {
@@ -75,6 +78,7 @@ struct vm_virt_event {
     json_t *stats;               /* JOB_COMPLETED: the typed parameters (borrowed) */
     int graphics_phase;          /* GRAPHICS: virDomainEventGraphicsPhase */
     const char *graphics_remote; /* GRAPHICS: "host:port" of the client, or NULL */
+    const char *lost_reason;     /* CONNECTION_LOST: "end of file", "keepalive timeout", ... */
 };
 
 struct vm_virt_host;
@@ -101,6 +105,8 @@ struct vm_virt_host {
     struct vm_virt_task task;
     struct vm_virt_opener *opener; /* an open still on its thread, or NULL */
     unsigned open_timeout_s;
+    int lost_timer;          /* the CONNECTION_LOST hand-over to the loop thread, or -1 */
+    const char *lost_reason; /* static */
 };
 
 struct vm_virt_host *vm_virt_host_new(uv_loop_t *loop, const char *uri, vm_virt_event_cb on_event,
