@@ -126,7 +126,8 @@ def test_commit():
         check_eq(rc, 0, "exit code")
         recs = journal_records(journal)
         check_eq([r["record"] for r in recs],
-                 ["started", "gate-reached", "commit-decided", "finished", "after-done"],
+                 ["started", "gate-reached", "commit-decided", "finished", "step-started",
+                  "after-done"],
                  "journal records")
         check_eq(rep["journal"], os.path.join(journal, os.listdir(journal)[0]), "report: journal")
         st = recs[0]
