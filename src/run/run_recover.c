@@ -54,8 +54,7 @@ static void recover_work(struct vm_virt_task *t)
         rt->owed = vm_recover_owed(rt->job->spec->journal_dir, &rt->err);
 }
 
-/* The feature steps crashed runs owed ran: on the record, then the drain
- * goes on. */
+/* The settling is over: another recover of these journals may go on. */
 static void settle_unlock(struct job *job)
 {
     if (job->settle_lock >= 0)
@@ -63,6 +62,8 @@ static void settle_unlock(struct job *job)
     job->settle_lock = -1;
 }
 
+/* The feature steps crashed runs owed ran: on the record, then the drain
+ * goes on. */
 static void owed_done(json_t *results, int failed, void *data)
 {
     struct job *job = data;
