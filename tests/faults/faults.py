@@ -1203,6 +1203,9 @@ def case_hung_host_midrun(it):
     budget + 5 s."""
     host = it.rng.choice(["a", "b"])
     phase = it.rng.choice(["copy", "gate"])
+    # VMM_FAULTS_HUNG=HOST:PHASE replays one variant (after the draws, so
+    # the rest of the iteration's randomness is the same)
+    host, phase = os.environ.get("VMM_FAULTS_HUNG", f"{host}:{phase}").split(":")
     it.note(f"hung host {host} in the {phase}")
     it.make_guests(1, dirty=0, hold=(phase == "gate"))
     it.expected = {g.name: {"a", "b"} for g in it.guests}
