@@ -39,6 +39,8 @@ plus case-specific checks (named in the case).
 
 A case whose fault point (VMM_FAULT) does not exist in the binary is
 reported "n/a: fault point X missing" (the binary never announced it).
+VMM_FAULTS_HUNG=HOST:PHASE (a|b : copy|gate) replays one variant of
+hung-host-midrun instead of drawing it.
 Exit status: 0 no violation, 1 a violation, 2 usage.
 """
 import argparse
@@ -1195,17 +1197,32 @@ def case_hung_host_connect(it):
     _hang_connect(it, "run", uri("b"))
 
 
+HUNG_HOSTS, HUNG_PHASES = ("a", "b"), ("copy", "gate")
+
+
+def hung_forced():
+    """VMM_FAULTS_HUNG=HOST:PHASE as (host, phase), None when unset; raises
+    ValueError naming the value when it is not one of the variants."""
+    forced = os.environ.get("VMM_FAULTS_HUNG")
+    if not forced:
+        return None
+    host, _, phase = forced.partition(":")
+    if host not in HUNG_HOSTS or phase not in HUNG_PHASES:
+        raise ValueError(f"VMM_FAULTS_HUNG={forced!r}: want HOST:PHASE, HOST one of "
+                         f"{'|'.join(HUNG_HOSTS)}, PHASE one of {'|'.join(HUNG_PHASES)}")
+    return host, phase
+
+
 def case_hung_host_midrun(it):
     """A host's libvirtd (source or target, random) SIGSTOPped while a VM is
     at the gate or being copied (random), SIGCONT only after the run ended
     or 90 s. Expected: the run ends by itself (exit 1, or 9 when it cannot
     tell where the guest is), the guest once and never paused longer than
     budget + 5 s."""
-    host = it.rng.choice(["a", "b"])
-    phase = it.rng.choice(["copy", "gate"])
-    # VMM_FAULTS_HUNG=HOST:PHASE replays one variant (after the draws, so
-    # the rest of the iteration's randomness is the same)
-    host, phase = os.environ.get("VMM_FAULTS_HUNG", f"{host}:{phase}").split(":")
+    host, phase = it.rng.choice(HUNG_HOSTS), it.rng.choice(HUNG_PHASES)
+    # VMM_FAULTS_HUNG replays one variant (after the draws, so the rest of
+    # the iteration's randomness is the same); main() checked it
+    host, phase = hung_forced() or (host, phase)
     it.note(f"hung host {host} in the {phase}")
     it.make_guests(1, dirty=0, hold=(phase == "gate"))
     it.expected = {g.name: {"a", "b"} for g in it.guests}
@@ -1428,6 +1445,11 @@ def main():
                   file=sys.stderr)
             return 2
         cases = [c for c in all_cases if c.name in want]
+    try:
+        hung_forced()
+    except ValueError as e:
+        print(f"faults.py: {e}", file=sys.stderr)
+        return 2
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1 << 30)
     log(f"fault matrix: seed {seed}, {a.iterations} iteration(s) of {len(cases)} case(s); "
         f"replay: --seed {seed} --cases CASE")
