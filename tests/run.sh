@@ -16,6 +16,19 @@ FUZZ_SECONDS=${VMM_FUZZ_SECONDS:-60}
 
 step() { printf '\n==== %s\n' "$*"; }
 
+# ctest over build dir $1; when it fails, the fault matrix's table (if it
+# ran) is printed last, so the tail of a long log names the failing case.
+suite() {
+    local dir=$1 rc=0
+    rm -f "$dir/faults-short.json"
+    ctest --test-dir "$dir" --output-on-failure || rc=$?
+    if [ "$rc" != 0 ] && [ -f "$dir/faults-short.json" ]; then
+        step "fault matrix (faults.short) of $dir, as it ended"
+        python3 tests/faults/faults.py --table-from "$dir/faults-short.json" || true
+    fi
+    return "$rc"
+}
+
 step "dependencies"
 scripts/install-deps.sh
 
@@ -41,10 +54,10 @@ if [ "${VMM_SKIP_ASAN:-0}" != 1 ]; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
     LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --test-dir build-asan --output-on-failure
+        suite build-asan
 fi
 
 step "release build (-Werror), whole suite"
 cmake -S . -B build-ci -DVMM_WERROR=ON >/dev/null
 cmake --build build-ci -j "$JOBS"
-ctest --test-dir build-ci --output-on-failure
+suite build-ci

@@ -251,6 +251,7 @@ class Iteration:
         self.mounts = []
         self.listeners = []
         self.timeline = []
+        self.holds = {}         # vm -> its own gate marker (hold="each")
 
     # bookkeeping
     def note(self, msg):
@@ -293,6 +294,9 @@ class Iteration:
             base["hold"] = self.marker
         base.update(tags or {})
         for g in self.guests:
+            if hold == "each":  # a marker of its own: release_gate(vm)
+                self.holds[g.name] = f"{self.marker}.{g.name}"
+                base["hold"] = self.holds[g.name]
             g.tag("a", **base)
             self.expected[g.name] = {"b", "c"}
         self.before = {g.name: g.ticks("a") for g in self.guests}
@@ -357,7 +361,12 @@ class Iteration:
             pass
 
     def release(self):
-        open(self.marker, "a").close()
+        for path in [self.marker, *self.holds.values()]:
+            open(path, "a").close()
+
+    def release_gate(self, vm):
+        """Let one guest of make_guests(hold="each") pass its gate."""
+        open(self.holds[vm], "a").close()
 
     def events(self, r):
         evs = []
@@ -796,10 +805,13 @@ def _kill_at_point(it, point, action):
 def case_kill_between_vms(it):
     """--parallel 1, kill -9 at a random moment within 2 s after the first
     VM's result (its after steps and their record may or may not have
-    happened); re-run exits 0; after steps at least once."""
-    it.make_guests(3)
+    happened); the next VMs wait at their gates, so the run is still there
+    to kill however fast the machine; re-run exits 0; after steps at least
+    once."""
+    it.make_guests(3, hold="each")
     it.watch()
     r = it.start(it.args("--parallel", "1"))
+    it.release_gate(it.at_gate(r)["vm"])
     it.wait_event(r, lambda e: e["event"] == "result", 300, "the first result")
     random_delay(it, 0, 2, "after the first result")
     it.kill9(r)
@@ -1036,19 +1048,22 @@ def case_journal_full_during(it):
     """The journal's filesystem fills at a random moment after the first
     VM's result (of three, --parallel 1). Expected: no migration starts
     after the journal failed; a non-zero exit; every guest once, not
-    paused; no guest off a that the journal does not know."""
-    it.make_guests(3)
+    paused; no guest off a that the journal does not know. The next VMs
+    wait at their gates until the filesystem is full, so the run cannot
+    have ended before it, however fast the machine."""
+    it.make_guests(3, hold="each")
     it.expected = {g.name: {"a", "b", "c"} for g in it.guests}
     it.journal = os.path.join(small_tmpfs(it, "1m"), "journal")
     os.makedirs(it.journal)
     it.watch()
-    it.release()
     r = it.start(it.args("--parallel", "1"))
+    it.release_gate(it.at_gate(r)["vm"])
     it.wait_event(r, lambda e: e["event"] == "result", 300, "the first result")
     random_delay(it, 0, 2, "after the first result")
     fill(os.path.dirname(it.journal))
     full_ms = now_ms()
     it.mark_time("journal filesystem full")
+    it.release()
     it.finish_run(r)
     late = [e["vm"] for e in it.events(r) if e["event"] == "phase"
             and e["details"].get("phase") in ("starting", "migrating") and e["ts_ms"] > full_ms + 500]
