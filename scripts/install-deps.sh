@@ -14,6 +14,8 @@ PACKAGES=(
     python3 python3-jsonschema clang libclang-rt-14-dev mandoc shellcheck valgrind
     # the lab's 802.1Qbg switch and stations (tests/lab/vdp), its SPICE client
     lldpad gir1.2-spiceclientglib-2.0 python3-gi
+    # metrics: promtool checks them, a real node_exporter serves them (it.metrics)
+    prometheus prometheus-node-exporter
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -154,8 +154,10 @@ static const struct vm_cli_option job_options[] = {
      .help = "keep Prometheus metrics in FILE (node_exporter textfile)",
      .doc = "Rewrite FILE atomically (write, then rename) at most twice a second and at every "
             "state change with the run's metrics in the Prometheus text format, for "
-            "node_exporter's textfile collector: migrations by state, in flight, retries, bytes, "
-            "durations, downtimes, run state and exit code."},
+            "node_exporter's textfile collector: migrations by state, in flight (what --parallel "
+            "limits), retries, bytes, durations, downtimes, run state and exit code, every series "
+            "labelled with its source host's URI (source), so the files of several drains can "
+            "share one textfile directory. The names are listed in docs/metrics.md."},
     {.name = "migrate-uri",
      .arg = VM_CLI_ARG_URI,
      .metavar = "URI",

@@ -69,6 +69,7 @@ struct vm_state_rec {
     const char *result;          /* its name: "queued", "migrating", ..., "done" */
     const char *location;        /* "source", "target", "unknown" */
     bool final;                  /* the attempt is over */
+    bool holds_slot;             /* counts against --parallel now (the budgets, run/budget.h) */
     const char *source, *target; /* URIs */
     uint64_t memory_bytes;
     uint64_t start_wall_ms, end_wall_ms; /* 0 = not yet */
@@ -123,9 +124,11 @@ struct vm_sink {
  * are borrowed for the constructor's call. */
 struct vm_sinks_config {
     uv_loop_t *loop;
-    const char *events_path;        /* --events (NDJSON; "-" = stdout) */
-    const char *status_path;        /* --status-file */
-    const char *metrics_path;       /* --metrics-file */
+    const char *events_path;    /* --events (NDJSON; "-" = stdout) */
+    const char *status_path;    /* --status-file */
+    const char *metrics_path;   /* --metrics-file */
+    const char *const *sources; /* the run's source URIs: each series' source label */
+    int nsources;
     const char *const *notify_urls; /* --notify */
     int nnotify;
     const char *notify_token_file; /* --notify-token-file */

@@ -14,6 +14,8 @@ struct vm_status {
     uv_loop_t *loop;
     uv_timer_t *timer; /* NULL once closed */
     char *status_path, *metrics_path, *run_id;
+    char **sources; /* the run's source URIs (the metrics' source label) */
+    int nsources;
     struct vm_state_table vms; /* what is written */
     uint64_t started_wall_ms, last_write_ms;
     bool finished, dirty, warned;
@@ -32,7 +34,7 @@ static void tick(uv_timer_t *t)
 }
 
 struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const char *metrics_path,
-                                const char *run_id)
+                                const char *run_id, const char *const *sources, int nsources)
 {
     if (!status_path && !metrics_path)
         return NULL;
@@ -42,6 +44,7 @@ struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const 
     s->status_path = status_path ? xstrdup(status_path) : NULL;
     s->metrics_path = metrics_path ? xstrdup(metrics_path) : NULL;
     s->run_id = xstrdup(run_id ? run_id : "");
+    vm_status_set_sources(s, sources, nsources);
     s->started_wall_ms = vm_wall_ms();
     s->timer = xmalloc(sizeof(*s->timer));
     uv_timer_init(loop, s->timer);
@@ -60,9 +63,10 @@ void vm_status_put(struct vm_status *s, const struct vm_state_rec *rec)
     vm_status_touch(s);
 }
 
+/* What --parallel limits: a migration holding one of the run's places. */
 static bool in_flight(const struct vm_state_rec *r)
 {
-    return !r->final && r->state != VM_REC_QUEUED;
+    return !r->final && r->holds_slot;
 }
 
 char *vm_status_json_text(struct vm_status *s)
@@ -122,75 +126,149 @@ static void label(FILE *f, const char *v)
     }
 }
 
+/* What the metrics count, for one source host. */
+struct src_counts {
+    int states[VM_REC_STATE_COUNT], flying;
+    uint64_t bytes;
+    size_t retries;
+};
+
+static bool of_source(const struct vm_state_rec *r, const char *src)
+{
+    return r->name && strcmp(r->source ? r->source : "", src) == 0;
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* `name{source="SRC"` — the caller adds more labels, then `} value`. */
+static void series(FILE *f, const char *name, const char *src)
+{
+    fprintf(f, "%s{source=\"", name);
+    label(f, src);
+    fputc('"', f);
+}
+
+/* The run's sources, and any a VM record names that the run did not
+ * (records fed one by one): every series is per source host. */
+static int sources_of(struct vm_status *s, const char ***out)
+{
+    const char **v = xcalloc((size_t)(s->nsources + s->vms.n + 1), sizeof(*v));
+    int n = 0;
+    for (int i = 0; i < s->nsources; i++)
+        v[n++] = s->sources[i];
+    for (int i = 0; i < s->vms.n; i++) {
+        const char *src = s->vms.v[i].source ? s->vms.v[i].source : "";
+        bool seen = false;
+        for (int k = 0; k < n && !seen; k++)
+            seen = strcmp(v[k], src) == 0;
+        if (s->vms.v[i].name && !seen)
+            v[n++] = src;
+    }
+    if (n == 0)
+        v[n++] = "";
+    *out = v;
+    return n;
+}
+
 char *vm_status_metrics_text(struct vm_status *s)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    int counts[VM_REC_STATE_COUNT] = {0}, flying = 0;
-    uint64_t bytes = 0;
-    size_t retries = 0;
-    for (int i = 0; i < s->vms.n; i++) {
-        const struct vm_state_rec *r = &s->vms.v[i];
-        if (!r->name)
-            continue;
-        if (r->state >= 0 && r->state < VM_REC_STATE_COUNT)
-            counts[r->state]++;
-        retries += json_array_size(r->attempts);
-        flying += in_flight(r);
-        bytes += r->data_processed;
+    const char **srcs;
+    int nsrc = sources_of(s, &srcs);
+    struct src_counts *c = xcalloc((size_t)nsrc, sizeof(*c));
+    for (int k = 0; k < nsrc; k++)
+        for (int i = 0; i < s->vms.n; i++) {
+            const struct vm_state_rec *r = &s->vms.v[i];
+            if (!of_source(r, srcs[k]))
+                continue;
+            if (r->state >= 0 && r->state < VM_REC_STATE_COUNT)
+                c[k].states[r->state]++;
+            c[k].retries += json_array_size(r->attempts);
+            c[k].flying += in_flight(r);
+            c[k].bytes += r->data_processed;
+        }
+
+    family(f, "vmmigrate_run_info", "gauge",
+           "The run that wrote this file: 1, its id in the run_id label.");
+    for (int k = 0; k < nsrc; k++) {
+        series(f, "vmmigrate_run_info", srcs[k]);
+        fputs(",run_id=\"", f);
+        label(f, s->run_id);
+        fputs("\"} 1\n", f);
     }
-    fprintf(f, "# HELP vmmigrate_migrations Migrations of the current run by state.\n"
-               "# TYPE vmmigrate_migrations gauge\n");
-    for (int k = 0; k < VM_REC_STATE_COUNT; k++)
-        fprintf(f, "vmmigrate_migrations{state=\"%s\"} %d\n",
-                vm_rec_state_name((enum vm_rec_state)k), counts[k]);
-    fprintf(f,
-            "# HELP vmmigrate_in_flight Migrations running now.\n"
-            "# TYPE vmmigrate_in_flight gauge\nvmmigrate_in_flight %d\n",
-            flying);
-    fprintf(f,
-            "# HELP vmmigrate_retries Failed attempts the run started again (--retries).\n"
-            "# TYPE vmmigrate_retries gauge\nvmmigrate_retries %zu\n",
-            retries);
-    fprintf(f,
-            "# HELP vmmigrate_bytes_transferred Bytes sent by the run's migrations.\n"
-            "# TYPE vmmigrate_bytes_transferred gauge\nvmmigrate_bytes_transferred %llu\n",
-            (unsigned long long)bytes);
-    fprintf(f, "# HELP vmmigrate_migration_duration_seconds Total time of each finished "
-               "migration.\n# TYPE vmmigrate_migration_duration_seconds gauge\n");
+    family(f, "vmmigrate_migrations", "gauge",
+           "Migrations of the run from this source host, by state.");
+    for (int k = 0; k < nsrc; k++)
+        for (int st = 0; st < VM_REC_STATE_COUNT; st++) {
+            series(f, "vmmigrate_migrations", srcs[k]);
+            fprintf(f, ",state=\"%s\"} %d\n", vm_rec_state_name((enum vm_rec_state)st),
+                    c[k].states[st]);
+        }
+    family(f, "vmmigrate_in_flight", "gauge",
+           "Migrations from this source host holding one of the run's --parallel places.");
+    for (int k = 0; k < nsrc; k++) {
+        series(f, "vmmigrate_in_flight", srcs[k]);
+        fprintf(f, "} %d\n", c[k].flying);
+    }
+    family(f, "vmmigrate_retries_total", "counter",
+           "Failed attempts the run started again (--retries), from this source host.");
+    for (int k = 0; k < nsrc; k++) {
+        series(f, "vmmigrate_retries_total", srcs[k]);
+        fprintf(f, "} %zu\n", c[k].retries);
+    }
+    family(f, "vmmigrate_transferred_bytes_total", "counter",
+           "Bytes libvirt sent for the run's migrations from this source host.");
+    for (int k = 0; k < nsrc; k++) {
+        series(f, "vmmigrate_transferred_bytes_total", srcs[k]);
+        fprintf(f, "} %llu\n", (unsigned long long)c[k].bytes);
+    }
+    family(f, "vmmigrate_migration_duration_seconds", "gauge",
+           "Total time of each finished migration.");
     for (int i = 0; i < s->vms.n; i++) {
         const struct vm_state_rec *r = &s->vms.v[i];
         if (!r->name || !r->final || !r->start_mono_ms)
             continue;
-        fputs("vmmigrate_migration_duration_seconds{vm=\"", f);
+        series(f, "vmmigrate_migration_duration_seconds", r->source ? r->source : "");
+        fputs(",vm=\"", f);
         label(f, r->name);
         fprintf(f, "\",result=\"%s\"} %.3f\n", r->result,
                 (double)(r->end_mono_ms - r->start_mono_ms) / 1000.0);
     }
-    fprintf(f, "# HELP vmmigrate_migration_downtime_seconds Guest downtime of each finished "
-               "migration.\n# TYPE vmmigrate_migration_downtime_seconds gauge\n");
+    family(f, "vmmigrate_migration_downtime_seconds", "gauge",
+           "Guest downtime of each finished migration.");
     for (int i = 0; i < s->vms.n; i++) {
         const struct vm_state_rec *r = &s->vms.v[i];
         if (!r->name || !r->has_downtime)
             continue;
-        fputs("vmmigrate_migration_downtime_seconds{vm=\"", f);
+        series(f, "vmmigrate_migration_downtime_seconds", r->source ? r->source : "");
+        fputs(",vm=\"", f);
         label(f, r->name);
         fprintf(f, "\"} %.3f\n", (double)r->downtime_ms / 1000.0);
     }
-    fprintf(f,
-            "# HELP vmmigrate_run_running 1 while a run goes on, 0 when it ended.\n"
-            "# TYPE vmmigrate_run_running gauge\nvmmigrate_run_running %d\n",
-            s->finished ? 0 : 1);
-    fprintf(f,
-            "# HELP vmmigrate_run_exit_code The exit code of the run that ended.\n"
-            "# TYPE vmmigrate_run_exit_code gauge\nvmmigrate_run_exit_code %d\n",
-            s->finished ? s->exit_code : -1);
-    fprintf(f,
-            "# HELP vmmigrate_run_updated_timestamp_seconds When this file was written.\n"
-            "# TYPE vmmigrate_run_updated_timestamp_seconds gauge\n"
-            "vmmigrate_run_updated_timestamp_seconds %.3f\n",
-            (double)vm_wall_ms() / 1000.0);
+    family(f, "vmmigrate_run_running", "gauge", "1 while the run goes on, 0 when it ended.");
+    for (int k = 0; k < nsrc; k++) {
+        series(f, "vmmigrate_run_running", srcs[k]);
+        fprintf(f, "} %d\n", s->finished ? 0 : 1);
+    }
+    family(f, "vmmigrate_run_exit_code", "gauge",
+           "The exit code of the run that ended (-1 while it goes on).");
+    for (int k = 0; k < nsrc; k++) {
+        series(f, "vmmigrate_run_exit_code", srcs[k]);
+        fprintf(f, "} %d\n", s->finished ? s->exit_code : -1);
+    }
+    family(f, "vmmigrate_run_updated_timestamp_seconds", "gauge",
+           "When this file was written (Unix time).");
+    for (int k = 0; k < nsrc; k++) {
+        series(f, "vmmigrate_run_updated_timestamp_seconds", srcs[k]);
+        fprintf(f, "} %.3f\n", (double)vm_wall_ms() / 1000.0);
+    }
+    free(c);
+    free(srcs);
     fclose(f);
     return buf;
 }
@@ -253,7 +331,23 @@ void vm_status_free(struct vm_status *s)
     free(s->metrics_path);
     free(s->run_id);
     free(s->result);
+    for (int i = 0; i < s->nsources; i++)
+        free(s->sources[i]);
+    free(s->sources);
     free(s);
+}
+
+void vm_status_set_sources(struct vm_status *s, const char *const *sources, int n)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nsources; i++)
+        free(s->sources[i]);
+    free(s->sources);
+    s->sources = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*s->sources));
+    s->nsources = n > 0 ? n : 0;
+    for (int i = 0; i < s->nsources; i++)
+        s->sources[i] = xstrdup(sources[i]);
 }
 
 void vm_status_set_run_id(struct vm_status *s, const char *run_id)
@@ -306,7 +400,8 @@ static const struct vm_sink_ops status_ops = {.name = "status",
 int vm_status_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err)
 {
     (void)err;
-    struct vm_status *s = vm_status_new(cfg->loop, cfg->status_path, cfg->metrics_path, NULL);
+    struct vm_status *s = vm_status_new(cfg->loop, cfg->status_path, cfg->metrics_path, NULL,
+                                        cfg->sources, cfg->nsources);
     *out = s ? &s->base : NULL;
     return 0;
 }

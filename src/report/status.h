@@ -16,10 +16,13 @@
 
 struct vm_status;
 
-/* NULL if neither path is given. */
+/* NULL if neither path is given. sources: as vm_status_set_sources. */
 struct vm_status *vm_status_new(uv_loop_t *loop, const char *status_path, const char *metrics_path,
-                                const char *run_id);
+                                const char *run_id, const char *const *sources, int nsources);
 void vm_status_set_run_id(struct vm_status *s, const char *run_id);
+/* The run's source URIs (copied): every metrics series carries its source
+ * host's as the source label; a VM record's own source is added to them. */
+void vm_status_set_sources(struct vm_status *s, const char *const *sources, int n);
 /* Where one VM stands now (copied, kept by rec->index), then a write
  * (rate-limited, as vm_status_touch). */
 void vm_status_put(struct vm_status *s, const struct vm_state_rec *rec);

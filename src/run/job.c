@@ -522,6 +522,8 @@ int vm_job_run(const struct vm_job_spec *spec)
     if (spec->mode == VM_JOB_RUN) {
         scfg.status_path = spec->status_path;
         scfg.metrics_path = spec->metrics_path;
+        scfg.sources = (const char *const *)spec->sources;
+        scfg.nsources = spec->nsources;
         scfg.notify_urls = spec->notify_urls;
         scfg.nnotify = spec->nnotify;
         scfg.notify_token_file = spec->notify_token_file;

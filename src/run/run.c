@@ -79,6 +79,7 @@ void run_state(struct job *job, const struct vm_slot *s)
 {
     struct vm_state_rec r;
     vm_run_state_of(s->mig, s->index, &r);
+    r.holds_slot = job->budget.slots[s->index].holds;
     vm_sinks_state(job->sinks, &r);
 }
 

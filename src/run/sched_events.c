@@ -87,8 +87,10 @@ static void mig_on_target(struct vm_mig *m, void *data)
 {
     struct vm_slot *s = data;
     (void)m;
-    if (run_slot_release(s))
+    if (run_slot_release(s)) {
+        run_state(s->job, s); /* in flight no more (the metrics) */
         run_schedule(s->job);
+    }
 }
 
 static void mig_on_state(struct vm_mig *m, void *data)

@@ -30,8 +30,9 @@ def test_drain_within_budgets():
              "--status-file", status_file, "--metrics-file", metrics_file])
     # Read both files as often as possible while the run goes on: each read
     # must parse (atomic rewrites), whatever the moment.
-    reads, seen_states = 0, set()
+    reads, seen_states, peak_flight = 0, set(), 0
     metric = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+$')
+    flight = re.compile(r'^vmmigrate_in_flight\{source="%s"\} ([0-9]+)$' % re.escape(uri("a")))
     while r.proc.poll() is None:
         if os.path.exists(status_file):
             with open(status_file) as f:
@@ -44,6 +45,10 @@ def test_drain_within_budgets():
                 for line in f:
                     if not line.startswith("#"):
                         check(metric.match(line.rstrip("\n")), f"a Prometheus line: {line!r}")
+                    m = flight.match(line)
+                    if m:  # in flight = what --parallel limits
+                        check(int(m.group(1)) <= 4, f"in flight within --parallel 4: {line!r}")
+                        peak_flight = max(peak_flight, int(m.group(1)))
         time.sleep(0.05)
     r.wait(600)
     log(f"{reads} status reads, states seen: {sorted(seen_states)}")
@@ -55,8 +60,11 @@ def test_drain_within_budgets():
              ("finished", 0, N), "the final status")
     with open(metrics_file) as f:
         prom = f.read()
-    check_in(f'vmmigrate_migrations{{state="migrated"}} {N}', prom, "metrics")
-    check_in("vmmigrate_run_running 0", prom, "metrics")
+    src = f'source="{uri("a")}"'
+    check_in(f'vmmigrate_migrations{{{src},state="migrated"}} {N}', prom, "metrics")
+    check_in(f"vmmigrate_run_running{{{src}}} 0", prom, "metrics")
+    check_in(f"vmmigrate_in_flight{{{src}}} 0", prom, "metrics")
+    check(peak_flight > 0, f"the metrics saw migrations in flight (peak {peak_flight})")
     check_eq(r.rc, 0, "exit code")
     rep = r.report()
     names = {g.name for g in guests}

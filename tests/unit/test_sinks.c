@@ -253,7 +253,7 @@ static void test_status_records(void)
     char *p1 = xasprintf("%s/s1.json", dir), *p2 = xasprintf("%s/s2.json", dir);
 
     /* fed records one by one */
-    struct vm_status *old = vm_status_new(&loop, p1, NULL, "r-1");
+    struct vm_status *old = vm_status_new(&loop, p1, NULL, "r-1", NULL, 0);
     /* fed records through the fan-out */
     struct vm_sinks_config cfg = {.loop = &loop, .status_path = p2};
     char *err = NULL;
@@ -263,6 +263,7 @@ static void test_status_records(void)
     for (int i = 0; i < 2; i++) {
         struct vm_state_rec r;
         vm_run_state_of(migs[i], i, &r);
+        r.holds_slot = migs[i]->state == VM_MIG_STATE_MIGRATING; /* as run_state() says */
         vm_status_put(old, &r);
         vm_sinks_state(ss, &r);
     }
@@ -277,10 +278,13 @@ static void test_status_records(void)
 
     /* the metrics text, the same way */
     char *m1 = vm_status_metrics_text(old);
-    CHECK_CONTAINS(m1,
-                   "vmmigrate_migration_duration_seconds{vm=\"web1\",result=\"migrated\"} 0.377");
-    CHECK_CONTAINS(m1, "vmmigrate_migration_downtime_seconds{vm=\"db\\\"1\"} 0.042");
-    CHECK_CONTAINS(m1, "vmmigrate_retries 2\n");
+    CHECK_CONTAINS(m1, "vmmigrate_migration_duration_seconds{source=\"qemu:///a\",vm=\"web1\","
+                       "result=\"migrated\"} 0.377");
+    CHECK_CONTAINS(m1, "vmmigrate_migration_downtime_seconds{source=\"qemu:///a\",vm=\"db\\\"1\"} "
+                       "0.042");
+    CHECK_CONTAINS(m1, "vmmigrate_retries_total{source=\"qemu:///a\"} 2\n");
+    CHECK_CONTAINS(m1, "vmmigrate_in_flight{source=\"qemu:///a\"} 1\n");
+    CHECK_CONTAINS(m1, "vmmigrate_run_info{source=\"qemu:///a\",run_id=\"r-1\"} 1\n");
     free(m1);
 
     vm_status_free(old);
@@ -298,6 +302,126 @@ static void test_status_records(void)
     vm_virt_host_free(b);
 }
 
+/* Each sample line's series: "name{label,label,...}" with the label names
+ * only, sorted as written; its labels' values into *values (one string). */
+static char *series_shape(const char *line, char **values)
+{
+    const char *brace = strchr(line, '{'), *end = strrchr(line, '}');
+    CHECK(brace && end && end > brace);
+    char *shape = xasprintf("%.*s{", (int)(brace - line), line);
+    *values = xstrdup("");
+    for (const char *p = brace + 1; p < end;) {
+        const char *eq = strchr(p, '=');
+        CHECK(eq && eq[1] == '"');
+        const char *q = eq + 2;
+        while (*q && !(*q == '"' && q[-1] != '\\'))
+            q++;
+        char *n = xasprintf("%s%s%.*s", shape, shape[strlen(shape) - 1] == '{' ? "" : ",",
+                            (int)(eq - p), p);
+        free(shape);
+        shape = n;
+        char *v = xasprintf("%s%.*s;", *values, (int)(q - eq - 2), eq + 2);
+        free(*values);
+        *values = v;
+        p = q + 1;
+        if (*p == ',')
+            p++;
+    }
+    char *n = xasprintf("%s}", shape);
+    free(shape);
+    return n;
+}
+
+/* The metric names and their labels are an interface (dashboards, alerts:
+ * docs/metrics.md): a rename or a label change fails here, on purpose. */
+static void test_metrics_names(void)
+{
+    static const char *const frozen[] = {
+        "vmmigrate_run_info{source,run_id}",
+        "vmmigrate_migrations{source,state}",
+        "vmmigrate_in_flight{source}",
+        "vmmigrate_retries_total{source}",
+        "vmmigrate_transferred_bytes_total{source}",
+        "vmmigrate_migration_duration_seconds{source,vm,result}",
+        "vmmigrate_migration_downtime_seconds{source,vm}",
+        "vmmigrate_run_running{source}",
+        "vmmigrate_run_exit_code{source}",
+        "vmmigrate_run_updated_timestamp_seconds{source}",
+    };
+    uv_loop_t loop;
+    CHECK_INT(uv_loop_init(&loop), ==, 0);
+    struct vm_virt_host *a = vm_virt_host_new(NULL, "qemu:///a", NULL, NULL);
+    struct vm_virt_host *b = vm_virt_host_new(NULL, "qemu:///b", NULL, NULL);
+    struct vm_mig *m = fake_mig(a, b, "web1", VM_MIG_STATE_DONE);
+    const char *srcs_a[] = {"qemu:///a"}, *srcs_b[] = {"qemu:///b"};
+    char dir[] = "/tmp/vmm-test-metrics-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char *pa = xasprintf("%s/a.prom", dir), *pb = xasprintf("%s/b.prom", dir);
+    /* two drains, one of each source host, as on one node_exporter */
+    struct vm_status *sa = vm_status_new(&loop, NULL, pa, "r-a", srcs_a, 1);
+    struct vm_status *sb = vm_status_new(&loop, NULL, pb, "r-b", srcs_b, 1);
+    struct vm_state_rec r;
+    vm_run_state_of(m, 0, &r);
+    vm_status_put(sa, &r);
+    vm_status_finish(sa, "ok", 0);
+    vm_status_finish(sb, "nothing", 8);
+    char *ta = vm_status_metrics_text(sa), *tb = vm_status_metrics_text(sb);
+    bool seen[VM_ARRAY_LEN(frozen)] = {0};
+    json_t *ids = json_object(); /* every series of both files: name{values} */
+    const char *texts[] = {ta, tb};
+    for (int t = 0; t < 2; t++) {
+        char *save = NULL, *copy = xstrdup(texts[t]);
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            if (line[0] == '#') {
+                CHECK(strncmp(line, "# HELP vmmigrate_", 17) == 0 ||
+                      strncmp(line, "# TYPE vmmigrate_", 17) == 0);
+                if (strncmp(line, "# TYPE ", 7) == 0) {
+                    /* counters and only counters end in _total */
+                    const char *sp = strchr(line + 7, ' ');
+                    bool total = sp - line > 13 && strncmp(sp - 6, "_total", 6) == 0;
+                    CHECK_INT(total, ==, strcmp(sp + 1, "counter") == 0);
+                }
+                continue;
+            }
+            char *values = NULL, *shape = series_shape(line, &values);
+            size_t k = 0;
+            while (k < VM_ARRAY_LEN(frozen) && strcmp(frozen[k], shape) != 0)
+                k++;
+            if (k == VM_ARRAY_LEN(frozen))
+                CHECK_FAIL("a series not in the frozen list: %s", line);
+            seen[k] = true;
+            char *id = xasprintf("%.*s{%s}", (int)(strchr(line, '{') - line), line, values);
+            CHECK(!json_object_get(ids, id)); /* no duplicate series, across the two files */
+            json_object_set_new(ids, id, json_true());
+            free(id);
+            free(values);
+            free(shape);
+        }
+        free(copy);
+    }
+    for (size_t k = 0; k < VM_ARRAY_LEN(frozen); k++)
+        if (!seen[k])
+            CHECK_FAIL("a frozen series is missing: %s", frozen[k]);
+    CHECK_CONTAINS(tb, "vmmigrate_run_exit_code{source=\"qemu:///b\"} 8\n");
+    CHECK_CONTAINS(ta, "vmmigrate_run_exit_code{source=\"qemu:///a\"} 0\n");
+    CHECK_CONTAINS(ta, "vmmigrate_transferred_bytes_total{source=\"qemu:///a\"} 100\n");
+    json_decref(ids);
+    free(ta);
+    free(tb);
+    vm_status_free(sa);
+    vm_status_free(sb);
+    CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), ==, 0);
+    CHECK_INT(uv_loop_close(&loop), ==, 0);
+    unlink(pa);
+    unlink(pb);
+    rmdir(dir);
+    free(pa);
+    free(pb);
+    vm_mig_free(m);
+    vm_virt_host_free(a);
+    vm_virt_host_free(b);
+}
+
 static void setup(void)
 {
     vm_virt_global_init();
@@ -307,6 +431,7 @@ static const struct vm_test tests[] = {
     VM_TEST(test_order),
     VM_TEST(test_failing_constructor),
     VM_TEST(test_status_records),
+    VM_TEST(test_metrics_names),
     {0},
 };
 static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
