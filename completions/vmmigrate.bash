@@ -56,8 +56,13 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
+        --run)
+            # a value, but nothing to offer
+            return
+            ;;
         esac
-        opts='--lock-dir -h --help -q --quiet --syslog -v --verbose'
+        opts='--all --lock-dir --run -h --help -q --quiet --syslog -v
+            --verbose'
         ;;
     drain)
         case $prev in

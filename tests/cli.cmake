@@ -62,3 +62,11 @@ if(VMM_ZSH)
            COMMAND ${VMM_ZSH} -n ${CMAKE_SOURCE_DIR}/completions/_vmmigrate)
   set_tests_properties(cli.zsh-completion-syntax PROPERTIES TIMEOUT 60 LABELS cli)
 endif()
+
+# abort picks the runs it is asked for, from real locks held by real
+# processes (tests/cli/test-abort.py).
+if(VMM_PYTHON3)
+  add_test(NAME cli.abort-select COMMAND ${VMM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/cli/test-abort.py)
+  set_tests_properties(cli.abort-select PROPERTIES TIMEOUT 120 LABELS cli
+    ENVIRONMENT "VMM_BINARY=$<TARGET_FILE:vmmigrate>")
+endif()

@@ -98,9 +98,20 @@ static int lock_source(struct job *job, struct job_host *jh, pid_t *holder)
     int fd = vm_lock_take(job->spec->lock_dir, key, holder);
     if (fd == -1)
         return -1;
-    if (fd >= 0)
+    if (fd >= 0) {
         jh->lock_fd = fd;
+        vm_lock_note(fd, jh->h->uri, jh->h->hostname, NULL);
+    }
     return 0;
+}
+
+void run_locks_note(struct job *job, const char *run_id)
+{
+    for (int i = 0; i < job->nhosts; i++) {
+        struct job_host *jh = &job->hosts[i];
+        if (jh->lock_fd >= 0)
+            vm_lock_note(jh->lock_fd, jh->h->uri, jh->h->hostname, run_id);
+    }
 }
 
 static void lock_retry(uv_timer_t *t)

@@ -10,14 +10,55 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "util/util.h"
 
-/* The PID in an open lock file, or 0. */
+/* What an open lock file says of its holder: 0 if nothing (pid 0). */
+static int read_entry(int fd, struct vm_lock_entry *e)
+{
+    char buf[4096] = "";
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    memset(e, 0, sizeof(*e));
+    json_t *o = n > 0 ? json_loadb(buf, (size_t)n, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    if (json_is_object(o)) {
+        e->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
+        e->source = xstrdup(json_string_value(json_object_get(o, "source")) ?: "");
+        e->hostname = xstrdup(json_string_value(json_object_get(o, "hostname")) ?: "");
+        e->run = xstrdup(json_string_value(json_object_get(o, "run")) ?: "");
+    } else if (n > 0) {
+        e->pid = (pid_t)atoi(buf); /* a bare PID */
+    }
+    json_decref(o);
+    if (!e->source) {
+        e->source = xstrdup("");
+        e->hostname = xstrdup("");
+        e->run = xstrdup("");
+    }
+    return e->pid > 0;
+}
+
 static pid_t read_pid(int fd)
 {
-    char buf[32] = "";
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-    return n > 0 ? (pid_t)atoi(buf) : 0;
+    struct vm_lock_entry e;
+    read_entry(fd, &e);
+    vm_lock_entry_clear(&e);
+    return e.pid;
+}
+
+void vm_lock_note(int fd, const char *source, const char *hostname, const char *run)
+{
+    json_t *o =
+        json_pack("{s:i, s:s, s:s, s:s}", "pid", (int)getpid(), "source", source ? source : "",
+                  "hostname", hostname ? hostname : "", "run", run ? run : "");
+    char *text = json_dumps(o, JSON_COMPACT);
+    char *line = xasprintf("%s\n", text);
+    /* one write at offset 0, then cut what an older, longer note left */
+    if (pwrite(fd, line, strlen(line), 0) < 0 || ftruncate(fd, (off_t)strlen(line)) < 0)
+        vm_debug("cannot write who holds the lock: %s", strerror(errno));
+    free(line);
+    free(text);
+    json_decref(o);
 }
 
 int vm_lock_take(const char *dir, const char *key, pid_t *holder)
@@ -42,22 +83,30 @@ int vm_lock_take(const char *dir, const char *key, pid_t *holder)
         close(fd);
         return -1;
     }
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) < 0)
-        vm_debug("cannot write our PID into the lock");
+    vm_lock_note(fd, NULL, NULL, NULL);
     return fd;
 }
 
-pid_t vm_lock_holder(const char *path)
+int vm_lock_read(const char *path, struct vm_lock_entry *e)
 {
+    memset(e, 0, sizeof(*e));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    /* Held? Then its PID is the run's. */
-    pid_t pid = 0;
+    /* Held? Then what it says is the run's. */
+    int held = 0;
     if (flock(fd, LOCK_SH | LOCK_NB) < 0)
-        pid = read_pid(fd);
+        held = read_entry(fd, e);
     close(fd);
-    return pid;
+    if (!held)
+        vm_lock_entry_clear(e);
+    return held;
+}
+
+void vm_lock_entry_clear(struct vm_lock_entry *e)
+{
+    free(e->source);
+    free(e->hostname);
+    free(e->run);
+    e->source = e->hostname = e->run = NULL;
 }

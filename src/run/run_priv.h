@@ -225,6 +225,8 @@ void run_schedule(struct job *job);
 /* The slot's migration no longer counts against the budgets; false if it
  * held nothing. */
 bool run_slot_release(struct vm_slot *s);
+/* Say the run's id in each source host's lock (lock.h), once it is known. */
+void run_locks_note(struct job *job, const char *run_id);
 /* Is the slot's final attempt to start again? */
 bool run_slot_retry_wanted(const struct vm_slot *s);
 /* A VM failed for good: counted, and the webhooks told. */

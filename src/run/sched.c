@@ -384,6 +384,7 @@ void run_stage_schedule(struct job *job)
     }
     vm_info("journal: %s", vm_journal_path(job->journal));
     vm_sinks_set_run_id(job->sinks, vm_journal_run_id(job->journal));
+    run_locks_note(job, vm_journal_run_id(job->journal)); /* abort --run ID finds it */
     vm_sinks_notice(job->sinks, NULL, "run.started",
                     json_pack("{s:i, s:o}", "vms", vm_plan_count(&job->plan, VM_PLAN_MIGRATE),
                               "plan", vm_plan_to_json(&job->plan)));

@@ -122,13 +122,20 @@ def test_abort_command():
     r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g.name, "--json", "--events", ev,
              *SLOW])
     wait_migrating(r, g.name)
-    a = vmmigrate("abort")
-    check_eq(a.rc, 0, "abort exit code")
-    check_in(f"asked run {r.proc.pid} to stop", a.stdout, "abort says which run")
+    run_id = r.wait_event(lambda e: e["event"] == "journal")["details"]["run"]
+    plain = vmmigrate("abort")  # names the runs, stops none
+    check_eq(plain.rc, 2, "plain abort's exit code")
+    check_in(f"run {run_id} (PID {r.proc.pid}, source {uri('a')})", plain.stderr,
+             "plain abort names the run")
+    check_eq(vmmigrate("abort", uri("b")).rc, 8, "abort of a source no run drains")
+    check(r.proc.poll() is None, "the run goes on after abort named no source of it")
+    a = vmmigrate("abort", uri("a"))
+    check_eq(a.rc, 0, "abort SOURCE's exit code")
+    check_in(f"asked run {run_id} (PID {r.proc.pid}", a.stdout, "abort says which run")
     r.wait(120)
     check_eq(r.rc, 5, "the run's exit code")
     check_back_on_source(g, r, before, "aborted", "interrupted")
-    check_eq(vmmigrate("abort").rc, 8, "abort with no run going on")
+    check_eq(vmmigrate("abort", "--run", run_id).rc, 8, "abort --run of a run that ended")
 
 
 def test_timeout_abort():
