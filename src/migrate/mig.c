@@ -265,8 +265,11 @@ static void verify_work(struct vm_virt_task *t)
      * paused incoming copy there dies with the target's libvirtd (a restart
      * kills an incoming domain whose migration has no client any more). */
     bool rolled_back = m->gate && m->gate->finished && !m->gate_commit;
-    if (!mt->dst_exists && (mt->dst_state == -1 || rolled_back) && !mt->src_gone &&
-        mt->src_state == VIR_DOMAIN_PAUSED &&
+    /* A shut-off definition on the target (an earlier drain's, without
+     * --undefine-source) is no guest there: "active on the target" counts. */
+    bool dst_inactive = mt->dst_exists && mt->dst_state == VIR_DOMAIN_SHUTOFF;
+    if ((dst_inactive || (!mt->dst_exists && (mt->dst_state == -1 || rolled_back))) &&
+        !mt->src_gone && mt->src_state == VIR_DOMAIN_PAUSED &&
         (mt->src_reason == VIR_DOMAIN_PAUSED_MIGRATION ||
          mt->src_reason == VIR_DOMAIN_PAUSED_USER ||
          mt->src_reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)) {
@@ -307,6 +310,7 @@ static void verify_done(struct vm_virt_task *t)
         mig_event(m, strcmp(mt->what, "resumed-source") == 0 ? m->src : m->dst, mt->what, NULL);
 
     bool dst_running = mt->dst_exists && (mt->dst_state == VIR_DOMAIN_RUNNING);
+    bool dst_active = mt->dst_exists && mt->dst_state != VIR_DOMAIN_SHUTOFF; /* verify_work */
     bool src_running = !mt->src_gone && mt->src_state == VIR_DOMAIN_RUNNING;
     json_t *d =
         json_pack("{s:s, s:s}", "source_state",
@@ -337,7 +341,7 @@ static void verify_done(struct vm_virt_task *t)
             vm_warn("%s: libvirt reported '%s', but the guest runs on the target", m->name,
                     m->err.message);
         }
-    } else if (src_running && !mt->dst_exists) {
+    } else if (src_running && !dst_active) {
         m->location = VM_MIG_LOCATION_SOURCE;
         if (!m->err.message)
             vm_virt_err_set(&m->err, VIR_ERR_OPERATION_FAILED,

@@ -8,7 +8,7 @@ import signal
 import tempfile
 import time
 
-from labtest import (Guest, Run, check, check_eq, check_in, log, main, uri,
+from labtest import (Guest, Run, check, check_eq, check_in, lab, log, main, uri,
                      vm_entry, vmmigrate)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
@@ -50,6 +50,38 @@ def test_sigint_aborts():
     v = check_back_on_source(g, r, before, "aborted", "interrupted")
     check_eq(v["error"]["name"], "VIR_ERR_OPERATION_ABORTED", "libvirt error")
     check_in("signal", [e["event"] for e in r.events()], "events")
+
+
+def test_abort_with_a_shutoff_definition_on_the_target():
+    """The target holds a shut-off definition of the guest (an earlier
+    drain's leftover without --undefine-source): an aborted migration is an
+    ordinary abort (exit 5, the guest on its source), not "runs on an
+    unknown host" (exit 9), and status says so."""
+    g = Guest("a", **STUCK)
+    before = g.ticks("a")
+    xml = os.path.join(TMP, f"{g.name}.xml")
+    with open(xml, "w") as f:
+        f.write(lab("virsh", "a", "dumpxml", "--inactive", g.name))
+    lab("virsh", "b", "define", xml)
+    check_eq(g.where().get("b", "").split()[0], "shut", f"{g.name} defined, shut off, on b")
+    ev = os.path.join(TMP, "shutoff-def.ndjson")
+    journal = os.path.join(TMP, "shutoff-def-journal")
+    r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", g.name, "--json", "--events", ev,
+             "--journal-dir", journal, *SLOW])
+    wait_migrating(r, g.name)
+    r.signal(signal.SIGTERM)
+    r.wait(120)
+    check_eq(r.rc, 5, "exit code of the abort")
+    verified = [e["details"] for e in r.events() if e["event"] == "verified"]
+    check_eq(verified, [{"source_state": "running", "target_state": "shutoff"}], "verified")
+    v = vm_entry(r.report(), g.name)
+    check_eq((v["result"], v["location"]), ("aborted", "source"), "the report")
+    g.check_runs_only_on("a")
+    g.check_survived_on("a", before)
+    st = vmmigrate("status", "--journal-dir", journal, "--json")
+    check_eq(st.rc, 0, "status exit code")
+    check("unknown" not in st.stdout, f"status knows where the guest runs: {st.stdout[:400]}")
+    lab("virsh", "b", "undefine", g.name)
 
 
 def test_sigterm_skips_queued():
@@ -174,6 +206,7 @@ def test_second_run_on_the_same_host_is_locked_out():
 
 
 if __name__ == "__main__":
-    main([test_sigint_aborts, test_sigterm_skips_queued, test_target_qemu_killed,
+    main([test_sigint_aborts, test_abort_with_a_shutoff_definition_on_the_target,
+          test_sigterm_skips_queued, test_target_qemu_killed,
           test_timeout_abort, test_second_run_on_the_same_host_is_locked_out,
           test_abort_command, test_deadline_aborts_the_stuck_one])
