@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Benchmark (not a test): drain 20 x 64 MiB guests from one lab host to the
 other with `vmmigrate run --parallel 4` and with
 `xargs -P4 virsh migrate --live --p2p` over the same VMs, alternating

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Benchmark (not a test): what the commit gate costs. The same lab guest
 migrates back and forth, alternating: ungated (urgent, peer-to-peer),
 gated with no features (network-critical), gated with a policy feature that

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Benchmark (not a test): migrate the same lab guest back and forth with
 `virsh migrate --live --p2p` and with `vmmigrate run`, alternating, and print
 the median wall-time ratio vmmigrate/virsh and the downtimes of both.

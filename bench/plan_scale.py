@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Benchmark (not a test): `vmmigrate plan` over 10,000 VMs on 500 hosts.
 
 Generates libvirt test-driver inventories (tests/inventory/gen_inventory.py):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # embed.cmake — turn the shipped Lua modules into C strings compiled into the
 # binary (so a policy never depends on files that could be changed beside
 # it). Run as: cmake -DOUT=file.c -DSOURCES="a.lua;b.lua" -P embed.cmake

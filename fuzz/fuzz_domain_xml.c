@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_domain_xml.c — libFuzzer harness for vm_inv_domain_from_xml and
  * vm_inv_caps_from_xml (src/backend/libvirt/inventory.c): libvirt domain and capabilities
  * XML from an untrusted host.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_http_check.c — libFuzzer harness for the HTTP request policy
  * (vm_http_check in src/util/http.c): what a policy asks for, before libcurl
  * sees it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_lua_json.c — libFuzzer harness for the plain-data boundary of the
  * policy sandbox (src/policy/lua_json.c), and the sandbox itself.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_qmp.c — libFuzzer harness for the QMP stream parser (src/backend/qemu/qmp.c).
  *
  * Input: byte 0 picks the maximum message size (16 .. 2056 bytes, small so

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # scripts/demo.sh — from a fresh Debian 12 machine (as root) to vmmigrate
 # moving real guests: installs the dependencies, builds, brings up the
 # project's lab (two libvirt hosts, a and b, on this machine), starts four

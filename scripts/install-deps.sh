@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # scripts/install-deps.sh — install what vmmigrate needs to build, test and run
 # its lab, from Debian 12's packages. Idempotent; needs root.
 set -euo pipefail

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c — finds the command in cli.c's table, parses its options, runs it. */
 #include <signal.h>
 #include <stdio.h>

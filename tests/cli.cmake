@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/cli.cmake — the command line's tests and the generated docs; included
 # from tests/CMakeLists.txt.
 #

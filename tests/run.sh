@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/run.sh — the whole test suite, as CI runs it (.ci/run calls exactly
 # this). Needs root (apt, the lab's libvirt daemons). Steps:
 #   1. install what is missing (scripts/install-deps.sh)

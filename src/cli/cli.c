@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli.c — option parsing and --help from the command tables (see cli.h). */
 #include "cli/cli.h"
 

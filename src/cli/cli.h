@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli.h — the command and option tables: the one description of vmmigrate's
  * command line.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli_docs.c — the man page and the bash and zsh completions, generated from
  * the command tables (cli.h) so that what parsing accepts, what --help says
  * and what the documentation and completions offer cannot drift apart (curl's

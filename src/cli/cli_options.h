@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli_options.h — the options several commands take, each defined once.
  *
  * A definition fixes what parsing, the completions and the man page see the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_abort.c — `vmmigrate abort`: ask the runs working on source hosts to
  * stop (SIGTERM to the run that holds a source host's lock, lock.h): those of
  * one source host, one run, or all of them. Owns nothing past the call. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_docs.c — hidden `vmmigrate docs man|bash|zsh`: prints the man page or a
  * completion script generated from the command tables (cli_docs.c). The
  * committed man/ and completions/ files are its output; tests check drift. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_help.c — `vmmigrate help [COMMAND]`. */
 #include "cli/cli.h"
 #include "util/exitcode.h"

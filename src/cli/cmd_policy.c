@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_policy.c — `vmmigrate policy check FILE`: load a policy the way run
  * does (file checks, sandbox, limits) and say which hooks it defines. */
 #include <stdio.h>

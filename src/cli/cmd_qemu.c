@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_qemu.c — `vmmigrate qemu`: one live migration between two QEMU
  * processes libvirt does not manage, over their QMP sockets, through the
  * same commit gate (run/run_qemu.h). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_recover.c — `vmmigrate recover`: reconcile the journals with reality
  * after a crash, so that every guest runs exactly once.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_run.c — `vmmigrate run` and `vmmigrate plan`, which take the same
  * options so that a plan shows exactly what the same run would do, and
  * `vmmigrate drain SOURCE`, cron's shorthand for `run --source SOURCE` with

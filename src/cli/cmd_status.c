@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_status.c — `vmmigrate status [RUN]`: current and past runs, from the
  * journals (the source of truth). */
 #include <stdio.h>

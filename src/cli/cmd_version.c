@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cmd_version.c — `vmmigrate version`. */
 #include <stdio.h>
 

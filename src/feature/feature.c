@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature.c — see feature.h: the step runner. Every feature goes through
  * struct vm_feature_ops (feature_builtin.h): a built-in's from the table
  * (feature_builtin.c), the policy's features' from here. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature.h — the features of one migration: named units that must (or
  * should) initialise on the target, with four steps:
  *   prepare  while memory is copied (slow work belongs here)

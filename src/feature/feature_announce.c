@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature_announce.c — the built-in `announce`: once the guest runs on the
  * target, QEMU's announce-self there, so switches relearn the guest's MACs
  * at once. The backend runs it (env->announce, libvirt or QMP) and answers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature_builtin.c — the table of built-in features (feature_builtin.h).
  * A new built-in: its file (feature_NAME.c, defining vm_feature_NAME_ops)
  * and one line here. Names are reserved: a policy cannot define a feature

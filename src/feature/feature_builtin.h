@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature_builtin.h — how a built-in feature plugs into the step runner
  * (feature.c); private to src/feature/.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature_policy.c — features a policy defines with vmm.feature(name,
  * steps) (policy.h): whether they exist, and running one step as a
  * coroutine on the loop, resumed when the vmm.exec command or vmm.http

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature_spice.c — the built-in `spice`: the SPICE clients follow the guest
  * to the target. At probe the backend counts the channels clients hold on
  * the source (env->spice_count, answered by vm_features_spice_counted(), while

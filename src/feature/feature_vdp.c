@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature_vdp.c — see feature_vdp.h: the pure helpers, then the steps. */
 #include "feature/feature_vdp.h"
 

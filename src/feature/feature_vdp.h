@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* feature_vdp.h — the built-in `vdp` feature: 802.1Qbg VSI association of
  * a VM's port on the migration target, through lldpad (`vdptool`, run on the
  * host by its executor, exec.h):

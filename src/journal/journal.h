@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* journal.h — the run's append-only journal: the durable record of what each
  * migration did, written before it is done where that matters.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* owed.c — see owed.h. */
 #include "journal/owed.h"
 

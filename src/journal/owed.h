@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* owed.h — run the feature steps that crashed runs still owe.
  *
  * A network-critical migration whose run died (kill -9, power loss) after

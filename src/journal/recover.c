@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* recover.c — see recover.h. */
 #include "journal/recover.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* recover.h — reconcile the journals with reality after a crash, so that
  * every guest runs exactly once (see cmd_recover.c for the rules: the
  * target is asked first, twice; a running copy there means the guest moved,

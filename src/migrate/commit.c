@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* commit.c — see commit.h. */
 #include "migrate/commit.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* commit.h — the commit gate's one decision path, for every backend.
  *
  * A gated (network-critical) migration holds the guest paused on both sides

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gate.c — see gate.h. The phase sequence follows libvirt's own client
  * (virDomainMigrateVersion3Full in src/libvirt-domain.c). */
 #include "migrate/gate.h"

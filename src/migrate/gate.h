@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gate.h — libvirt's migration protocol v3 driven phase by phase, so that a
  * decision point, the commit gate, sits between Perform and Finish.
  *

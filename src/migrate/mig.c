@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mig.c — see mig.h. */
 #include "migrate/mig.h"
 

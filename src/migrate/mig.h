@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mig.h — the per-VM migration state machine.
  *
  * One `struct vm_mig` per VM of a job. It is created by job.c (which owns

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qmp_mig.c — see qmp_mig.h. */
 #include "migrate/qmp_mig.h"
 

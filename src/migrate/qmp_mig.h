@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qmp_mig.h — one live migration between two QEMU processes that libvirt
  * does not manage, addressed by their QMP sockets and a migration URI, with
  * the same commit gate as libvirt guests (commit.h): QEMU's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* decision.c — see decision.h. */
 #include "plan/decision.h"
 

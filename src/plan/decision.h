@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* decision.h — what a policy decides for one VM, validated.
  *
  * A policy's decide() hook returns a table; the sandbox turns it into JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* params.h — the libvirt knobs of one migration, as plain data.
  *
  * Filled by the CLI (defaults and options), a policy's decision

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* plan.h — turn an inventory and a policy's decisions into a plan: which VM
  * goes where, in what order, with which parameters and features, and what it
  * will cost. Pure: no libvirt and no Lua here (the inventory comes from

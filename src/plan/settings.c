@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* settings.c — the settings table and settings(run)'s validation (see
  * settings.h). */
 #include "plan/settings.h"

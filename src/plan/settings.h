@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* settings.h — the run-level settings: one table of their keys, bounds and
  * defaults, and what a policy's settings(run) hook returns, validated.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lua_json.c — plain data across the sandbox's boundary (lua_sandbox.h):
  * JSON pushed into Lua, and Lua values converted strictly back to JSON
  * (nil, booleans, numbers, strings and tables of those; wrk's

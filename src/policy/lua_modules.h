@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lua_modules.h — the Lua modules shipped inside the binary (the .lua files of lua/,
  * embedded at build time by cmake/embed.cmake). Static data, owned by no one. */
 #ifndef VMM_LUA_MODULES_H

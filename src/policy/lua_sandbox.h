@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lua_sandbox.h — a Lua 5.4 state that runs one operator policy, and nothing
  * else, with bounded memory, instructions and time.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policy.c — see policy.h: loading a policy with the `vmm` module, the
  * hooks it defines, and calling decide, settings and on_progress. The `vmm`
  * module's C functions are in policy_api.c, the feature steps in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policy.h — a loaded Lua policy and its hooks, as the job sees them.
  *
  * vm_policy_load() checks and loads the file into its own sandbox

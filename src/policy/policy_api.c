@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policy_api.c — the C half of the `vmm` module a policy requires
  * (lua/vmm.lua is the Lua half): vmm.log, vmm.feature, vmm.exec, vmm.http,
  * vmm.null and vmm.array. vmm.feature records the steps in the state's

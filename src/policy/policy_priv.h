@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* policy_priv.h — what the policy's files share: struct vm_policy, and the
  * protocol between the `vmm` module's C functions (policy_api.c) and the
  * feature step runner (feature/feature_policy.c), by which vmm.exec and

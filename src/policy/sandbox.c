@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sandbox.c — a sandboxed Lua state (lua_sandbox.h): its layout, setup and
  * free, and the globals and base functions the sandbox replaces. The limits,
  * proxies, coroutines, loading, error text and plain data live in the other

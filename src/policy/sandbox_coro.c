@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sandbox_coro.c — the policy's coroutine library (lua_sandbox.h): create,
  * resume, wrap and close replaced so that every thread carries the count
  * hook, a fresh thread is charged one period, a trip inside a coroutine

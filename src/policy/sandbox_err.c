@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sandbox_err.c — the text of the sandbox's errors (lua_sandbox.h): names
  * of the VM_LUA_E_* codes, "file:line:" locations, sizes, one-line UTF-8
  * copies of messages, the message handler of every call and the *err of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sandbox_limits.c — the limits of a sandboxed call (lua_sandbox.h): the
  * allocator and its cap, the count hook and what a trip does, the watchdog
  * for calls the hook cannot reach, the library functions charged up front

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sandbox_load.c — getting policy code into a sandbox (lua_sandbox.h):
  * require (builtin modules and NAME.lua next to the policy), the StrictModes
  * checks and reading of policy files, compiling text chunks and running the

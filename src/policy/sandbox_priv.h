@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sandbox_priv.h — what the sandbox's files share, and nothing else may use:
  * struct vm_lua, the registry keys, and the sb_* functions one file of the
  * sandbox calls in another. The public interface is lua_sandbox.h.

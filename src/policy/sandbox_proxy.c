@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sandbox_proxy.c — read-only proxies (lua_sandbox.h): the standard
  * libraries and builtin modules as the policy sees them.
  *

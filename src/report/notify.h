@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* notify.h — webhooks: run started/finished, a VM failed or rolled back, an
  * operator is needed. Each event is POSTed as JSON to every --notify URL
  * with libcurl on the loop (http.h), retried with backoff (1 s, 2 s, 4 s),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* progress.h — the progress meter on a terminal.
  *
  * One line per VM on stderr (phase, % transferred, rate, remaining,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* report.h — machine-readable output: the final JSON report and the NDJSON
  * event stream. Both are versioned public interfaces, described by
  * schema/report.schema.json and schema/event.schema.json; fields may be

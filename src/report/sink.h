@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sink.h — the one interface every output of a run implements: the NDJSON
  * event stream, the status file, the metrics file, the webhooks, the
  * progress meter and the printed report.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sinks.c — see sinks.h. */
 #include "report/sinks.h"
 

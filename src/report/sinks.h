@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sinks.h — the fan-out: one table of sink constructors (sinks.c), and
  * the calls a run makes to feed every active sink, in table order.
  *

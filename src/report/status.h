@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* status.h — what dashboards read while a run goes on: a status file (JSON,
  * schema/status.schema.json) and a node_exporter textfile-collector file
  * (Prometheus text format), each rewritten atomically (write + rename) at

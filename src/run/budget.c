@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* budget.c — the concurrency budgets (budget.h). */
 #include "run/budget.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* budget.h — the concurrency budgets of a run over plain records: which
  * waiting migrations start now (--parallel in all, --max-out per source
  * host, --max-in per target host, plan order) and what each running one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* guardian.c — see guardian.h. */
 #include "run/guardian.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* guardian.h — a bounded pause at the commit gate, whatever happens to the
  * run's process.
  *

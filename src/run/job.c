@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* job.c — see job.h; and the run's spine every kind of run shares
  * (run_priv.h): the loop's sinks and signals, the stage table's
  * run_next()/run_stop(), the end of the run and its freeing. The QMP run

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* job.h — one `vmmigrate run` or `vmmigrate plan`: connect, inventory,
  * plan (explicit VMs or a policy), preflight, migrate, report.
  *

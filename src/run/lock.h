@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lock.h — one run per source host.
  *
  * A run holds an exclusive flock on DIR/<key>.lock for each of its source

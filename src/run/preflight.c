@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* preflight.c — the preflight and probe stages (run_priv.h): per VM to
  * migrate, on the thread pool, the domain on the source and its CPU against
  * the target; then every feature's probe on its target. A refused VM is

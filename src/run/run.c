@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run.c — the run's context, shared by the stages (run_priv.h): messages,
  * run-level errors, events, hosts by URI, journal records, webhooks. */
 #include "run/run_priv.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_plan.c — the plan stage (run_priv.h): explicit VMs (all must be
  * migratable) or the policy's decide(), vetted against what the plan
  * cannot know from decisions alone (state, a copy on a target, features,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_priv.h — what the files of run/ share about one run (job.h,
  * run_qemu.h): `struct job` (the run: its loop, signals, stage table,
  * hosts, plan, slots, sinks), `struct vm_slot` (one VM across its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_qemu.c — see run_qemu.h. The stages of a QMP run, on the spine of
  * job.c (run_priv.h):
  *   journal   open the migration's journal (without one nothing migrates)

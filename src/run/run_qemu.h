@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_qemu.h — the run of one QMP migration (`vmmigrate qemu`): two QEMU
  * processes that libvirt does not manage, addressed by their QMP sockets
  * and a migration URI, migrated by the QMP state machine

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_records.c — see run_records.h. */
 #include "run/run_records.h"
 

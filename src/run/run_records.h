@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_records.h — the run's migrations (migrate/mig.h) as the plain records
  * the outputs consume (report/sink.h): the only place that reads a live
  * struct vm_mig to describe it. The QMP run (qemu_mig.c) makes its records

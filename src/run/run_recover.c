@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_recover.c — the settle stage (run only; run_priv.h): a re-run after
  * a crash first settles what the crashed run left open (recover.h), on the
  * thread pool, then runs the feature steps crashed runs owe (owed.h); VMs

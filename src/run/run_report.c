@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_report.c — the run's exit code and its final report (run_priv.h):
  * the options, the VMs (with what the plan said of each), the policy, the
  * plan and the journal. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sched.c — the schedule stage (run_priv.h): one `struct vm_slot` per VM
  * to migrate; which starts when (--parallel, --max-out, --max-in, plan
  * order), retries (--retries: where the next attempt goes), --max-failures

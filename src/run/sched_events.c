@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sched_events.c — what a slot's migration and features report back
  * (run_priv.h): state changes, progress and the policy's on_progress
  * actions, events, the commit gate's run side (the features' gate steps,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* settings.c — the policy's settings(run) merged under the command line
  * (run_priv.h): what the command line gave wins; webhooks are both. */
 #include "run/run_priv.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* exec.c — see exec.h. */
 #include "util/exec.h"
 

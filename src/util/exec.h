@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* exec.h — run a command on a host, without a shell, on the loop.
  *
  * A host is addressed by its libvirt URI; how to reach it is the executor:

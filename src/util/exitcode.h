@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* exitcode.h — the process exit codes, a public interface.
  *
  * Documented in man/vmmigrate.1 (generated from cli.c's table, which lists

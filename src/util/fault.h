@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fault.h — named fault points, for tests only.
  *
  * Crash and hang tests must hit a boundary on purpose, not by timing. Code

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http.c — see http.h.
  *
  * libcurl tells us which sockets to watch (sock_cb: one uv_poll_t each) and

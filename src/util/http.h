@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http.h — HTTP(S) requests on the loop, for policies (libcurl's multi
  * interface, driven by libuv as in libcurl's docs/examples/multi-uv.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* util.h — allocation that never fails, clocks, logging.
  *
  * Owns nothing. xmalloc() and friends abort the process on OOM (tmux's

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """run-cli-test.py — run one declarative CLI test (tests/cli/NAME.test).
 
     VMM_BINARY=build/vmmigrate tests/cli/run-cli-test.py tests/cli/NAME.test

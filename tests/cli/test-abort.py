@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """`vmmigrate abort` picks the runs it is asked to stop, from real run locks
 (src/run/lock.h) held by real processes: three "runs" (one of two source
 hosts) each hold their locks with flock and write who they are, as a run

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # test-bash-completion.sh — drive completions/vmmigrate.bash the way bash's
 # programmable completion does (COMP_WORDS, COMP_CWORD, then the function)
 # and check what it offers.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """docs/ARCHITECTURE.md is the map of src/: every folder of src/ that holds
 code has a row in its table of rooms, every row names a folder that exists,
 and every `#include "DIR/FILE.h"` in src/ stays inside its own folder or goes

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The fault matrix: each fault of issue 10 (vmmigrate, libvirtd, QEMU, the
 journal's disk, a hung host, hostile input) against real drains on the lab,
 N randomized iterations per case, the same invariants after every one.

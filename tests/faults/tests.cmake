@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The fault matrix (tests/faults/faults.py) on the integration tests' lab:
 # ctest runs a short pass, two iterations of the cases that finish quickly
 # AND pass with today's build; the whole matrix runs by hand, e.g.

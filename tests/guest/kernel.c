@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmm-guest: a tiny multiboot kernel that makes a VM worth migrating.
  *
  * 1. At boot it fills all RAM above itself with non-zero data, so QEMU

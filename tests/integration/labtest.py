@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """labtest.py — what the integration tests share: the lab (tests/lab/lab.sh),
 guests, tick counters, running vmmigrate, schema validation, and asserts
 that print both values.

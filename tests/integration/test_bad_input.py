@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Bad input gets a one-line error naming the culprit and a documented exit
 code, and changes nothing: the guests keep running where they were."""
 from labtest import Guest, lab, check, check_eq, check_in, main, uri, vmmigrate

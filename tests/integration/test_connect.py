@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A target host that accepts the TCP connection and never answers (a
 listener here, standing in for a hung libvirtd or a half-dead network next
 to a real lab source): plan and run give up after --connect-timeout with

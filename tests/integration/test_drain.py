@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A host drain within concurrency budgets, watched as a dashboard would: 12 guests on host a, drained by
 evacuate.lua onto b and c with --parallel 4 --max-out 2 --max-in 1. The
 event stream shows at no moment more than 2 migrations leaving a or more

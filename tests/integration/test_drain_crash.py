@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """kill -9 of vmmigrate at several points of a drain, then the same command
 again, as an operator would after a crash. Each scenario drains its own
 guests (64 MiB, on host a, onto b and c) with drain-crash.lua: network-

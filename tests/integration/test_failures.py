@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Migrations that fail or are stopped end with the guest running on its
 source, and say so: SIGINT mid-migration, the target QEMU killed
 mid-migration, --timeout with the abort action. The guest used cannot

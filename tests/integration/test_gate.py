@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The commit gate on the lab: a network-critical migration resumes on the
 target only after every required feature is ready there; otherwise it rolls
 back, the guest keeps running on the source, and every feature whose

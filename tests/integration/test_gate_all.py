@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The commit gate with real peers, all at once: a network-critical VM with
 its 802.1Qbg port (lldpad stations and bridge), a connected SPICE client and
 a feature of the policy's own, all required. Commit: the counter continues

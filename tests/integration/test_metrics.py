@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Two drains' metrics in one node_exporter textfile directory, as on a
 management host that drains several hypervisors: host a and host b drained
 at the same time onto c, each run writing its own --metrics-file into the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Live migration on the lab: A->B (peer-to-peer) and back (client-driven)
 with the guest's tick counter continuing; two VMs concurrently; events from
 an extra QMP monitor. Checks what an operator would: where the guest runs,

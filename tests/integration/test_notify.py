@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Webhooks: a healthy hook server receives run.started, vm.failed and
 run.finished with the right payloads and the bearer token; a failing one
 (503) is retried with backoff; a hanging one delays no migration. A token

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Policies on the lab: only tagged VMs move; a convergence ladder raises the
 downtime and then aborts a guest that cannot converge (it stays on the
 source); a policy that fails mid-run fails closed (exit 6) while the VMs it

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The QMP backend: two plain QEMU processes (no libvirt), the same commit
 gate. Commit: the tick counter continues in the target's serial log and
 stops in the source's. Rollback (a required feature fails at the gate): the

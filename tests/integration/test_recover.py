@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Crash safety of the commit gate: vmmigrate SIGKILLed while both sides wait
 at the gate, and SIGKILLed after the commit decision (between libvirt's
 Finish and Confirm, held there by fault injection): `vmmigrate recover`

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Retries: a VM whose migration rolled back (its gate feature refuses the
 first attempt) starts again -- on another target when the policy placed it
 by default, on its own target when the policy named one -- and ends on

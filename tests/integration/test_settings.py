@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Run settings from the policy (settings(run)): one migration at a time
 (parallel = 1, checked from the event stream), and on_abort = "finish": a
 SIGTERM while the first migration runs lets it finish on the target, starts

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The built-in spice feature with a real headless SPICE client
 (tests/lab/spice): at the commit gate every channel the client held on the
 source must be initialised on the target. A client that follows: commit, it

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The built-in vdp feature against real lldpad peers (tests/lab/vdp): a
 station per lab host, one bridge. Commit: the VSI ends associated at the
 bridge on the target's port and gone from the source's. The switch

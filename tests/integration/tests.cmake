@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Integration tests on the project's own lab (tests/lab/lab.sh): real
 # libvirtd "hosts", real QEMU (TCG) guests. ctest's `lab` fixture brings the
 # lab up before the first of them and down (by PID) after the last; running

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """gen_inventory.py — write libvirt test-driver hosts for inventory tests.
 
 Usage: gen_inventory.py [--hosts N] [--vms M] [--seed S] OUTDIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/lab/lab.sh - the vmmigrate migration lab: several libvirt "hosts" on
 # one machine, and tiny TCG test guests to migrate between them.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/lab/selftest.sh - prove the lab works: real libvirtd hosts, real TCG
 # guests, real migrations. Brings up its own lab (default dir
 # /var/tmp/vmmigrate-selftest, VMM_LAB_INDEX 11 so it does not collide with a

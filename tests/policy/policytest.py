@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared helpers of the policy unit tests (tests/policy/test_*.py).
 
 No lab: the hosts are libvirt test-driver node files (tests/policy/fixtures),

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The shipped policies (policies/*.lua), inputs -> decisions, with no lab.
 
 `vmmigrate plan --policy P --source S --target BIG --target SMALL --json` over

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The vmm module (lua/vmm.lua) and the checks around policies, through
 `vmmigrate plan` and `vmmigrate policy check`, with no lab.
 

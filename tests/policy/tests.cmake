@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/policy — the policies' unit tests (inputs -> decisions), no lab:
 # `vmmigrate plan` and `vmmigrate policy check` over libvirt test-driver
 # hosts (tests/policy/fixtures). One ctest entry per tests/policy/test_*.py,

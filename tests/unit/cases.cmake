@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cases.cmake — read by ctest when it starts (TEST_INCLUDE_FILES), once per
 # unit-test program. A program on the runner (its source includes
 # runner.h) has one entry per case it lists (`test_x --list`), named

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* check.h — the unit tests' assertions. Each prints both values and the
  * location, then exits non-zero (libuv's test/task.h style): the case fails,
  * and runner.h, which runs each case in its own process with a timeout, goes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* runner.h — the unit tests' runner (libuv's test/runner.c and task.h
  * style). A test program is a table of cases, each a void function that
  * fails by exiting non-zero (check.h's macros print both values and exit 1),

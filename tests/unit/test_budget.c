@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_budget.c — the scheduler's budgets (run/budget.h) from JSON
  * fixtures, no libvirt: tests/unit/plan/schedule.json lists, per case, the
  * limits (--parallel, --max-out, --max-in), the slots in plan order and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_cli.c — option parsing (vm_cli_parse) on the run command's table, and
  * the invariants every command table keeps (sorted, unique names and ids,
  * help text for every option, an option several commands take the same in

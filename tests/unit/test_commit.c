@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_commit.c — the commit gate's decision path (migrate/commit.c) on a
  * real libuv loop, with recording ops in place of a backend: the order of
  * announce, cancel, record and carry-out; one decision whoever asks; the

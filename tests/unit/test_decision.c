@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_decision.c — what a policy returns, validated (decision.c), from
  * JSON as the sandbox hands it over: decide()'s decision (every parameter,
  * which of them override the command line's, features and their defaults,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_docs.c — the documentation cannot drift from the command tables.
  *
  * Fails when the committed man/vmmigrate.1, completions/vmmigrate.bash or

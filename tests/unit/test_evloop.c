@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_evloop.c — libvirt's event loop on libuv (evloop.c): handles and
  * timeouts through libvirt's public virEvent* API, registrations from
  * another thread, free callbacks never run inside remove, domain events of

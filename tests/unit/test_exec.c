@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_exec.c — commands on hosts (exec.c): local runs, exit status,
  * timeouts, output limits, start failures, executors per URI, commands
  * that do not outlive a SIGKILLed vmmigrate, and the loop closing cleanly. */

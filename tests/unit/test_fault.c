@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fault.c — named fault points (util/fault.c): each case runs in a
  * child process with its own VMM_FAULT, since the specification is read
  * once per process. kill and stop act on the process itself; fail@N fires

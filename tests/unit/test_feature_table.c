@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_feature_table.c — the table of built-in features: names unique and
  * well formed, lookups, reserved names (the message list, the policy's
  * vmm.feature()), what a crash leaves owed per built-in; and the runner

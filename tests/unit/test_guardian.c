@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_guardian.c — when the guardian ends a run (run/guardian.c), from
  * journal records as the run writes them: a gated migration open with a
  * stale heartbeat or a run gone, a gate held past its budget and grace; not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_http.c — HTTP requests on the loop (http.c) against a small HTTP
  * server on loopback run by this test on the same loop: GET/POST/PUT/...
  * with bodies and headers, status codes, redirects returned not followed,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_inventory.c — src/backend/libvirt/inventory.c: domain XML fixtures (tests/inventory/
  * fixtures), hostile and malformed XML, libvirt's test driver (test:///default
  * and tests/inventory/node.xml), hosts made by tests/inventory/gen_inventory.py,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_journal.c — the journal's one record parser (journal.c), on the
  * journals in tests/unit/journal/ (see its README.txt): the fields of a
  * record and its kind, a torn last line, garbage and JSON that is not an

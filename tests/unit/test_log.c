@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_log.c — the form of a log line (vm_log_format) on a terminal, a file
  * or pipe, the journal and syslog; how standard error's sink is recognised
  * (vm_log_sink_of, JOURNAL_STREAM); and vm_log itself writing to a file. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_lua_sandbox.c — the policy sandbox (lua_sandbox.h) against the
  * adversarial policies in tests/unit/lua/: each must fail closed with the
  * right code and an error naming the file and the line (marked "-- @HOOK"

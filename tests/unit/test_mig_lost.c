@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_mig_lost.c — a lost connection to a host (VM_VIRT_EVENT_CONNECTION_LOST)
  * and the commit gate (migrate/mig.c): what it does in every state, for the
  * source and the target (vm_mig_lost_action); fed through

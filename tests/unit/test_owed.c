@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_owed.c — which feature deinits crashed runs still owe (journals
  * only), and running them: journaled once, never twice; a policy feature
  * without its policy stays owed; a built-in runs without one. */

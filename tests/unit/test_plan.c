@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_plan.c — plans from JSON inventories and decisions (plan.c,
  * decision.c): default placement spreads and never overcommits, policy
  * targets are checked, order follows priority then size, bad decisions fail

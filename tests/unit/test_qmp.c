@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_qmp.c — the QMP parser, the client against a scripted fake server
  * (a thread on a unix socket in a temp dir), and the client against a real
  * qemu-system-x86_64 (required: its absence fails the test). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_report.c — the JSON report and the NDJSON event stream (report.c),
  * and the libvirt conversions they rest on (virt.c): capabilities host UUID,
  * typed parameters, error names, progress formatting. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_settings.c — the settings table (plan/settings.h) and settings(run)'s
  * validation: every row's bounds and choices, with the messages a policy
  * author sees, and the settings in force as the report shows them. */

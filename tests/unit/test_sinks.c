@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sinks.c — the sink interface and its fan-out (sinks.c): a sink in
  * the table hears every event, state and finish, in order, with the run id
  * stamped; a constructor that fails leaves nothing open; the status sink

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_vdp.c — the built-in vdp feature's pure parts (feature_vdp.c):
  * parameters from args and the domain's <virtualport>, the vdptool argv, and
  * parsing vdptool's output, which exits 0 whatever happened (outputs as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_virt_open.c — opening a host's connection on a thread of its own
  * under a deadline (virt.h): a local host opens and subscribes; a peer that
  * accepts the TCP connection and never answers (a listener of the test's)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* evloop.c — see evloop.h. */
 #include "backend/libvirt/evloop.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* evloop.h — libvirt's event loop, implemented on libuv.
  *
  * vm_evloop_register() installs handle and timeout callbacks with

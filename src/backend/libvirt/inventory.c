@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* inventory.c — see inventory.h.
  *
  * XML is read by walking libxml2's tree once, element by element, rather

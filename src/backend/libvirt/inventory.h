@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* inventory.h — what policies see: hosts and their VMs as plain JSON data,
  * built from libvirt.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* virt.c — see virt.h. */
 #include "backend/libvirt/virt.h"
 

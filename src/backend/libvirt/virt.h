@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* virt.h — the libvirt backend: host connections, blocking calls on the
  * thread pool, domain events.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* virt_checks.c — see virt_checks.h. */
 #include "backend/libvirt/virt_checks.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* virt_checks.h — what the run asks libvirt besides migrating: a domain's
  * state and CPU against a target (preflight), QEMU's announce-self on the
  * target and the SPICE channels on the source (through libvirt's monitor

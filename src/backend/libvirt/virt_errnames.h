@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* virt_errnames.h — libvirt's error code names, for reports. Generated once from
  * libvirt's virterror.h; the names are ABI and never change. Included by virt.c. */
 static const char *const vm_virt_err_names[] = {

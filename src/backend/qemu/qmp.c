@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qmp.c — see qmp.h.
  *
  * Client lifecycle: vm_qmp_new() initialises the pipe and the timer; the

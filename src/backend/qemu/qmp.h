@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qmp.h — a QMP (QEMU Machine Protocol) client on a libuv unix-socket pipe.
  *
  * Two layers:

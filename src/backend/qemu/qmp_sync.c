@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qmp_sync.c — see qmp_sync.h. */
 #include "backend/qemu/qmp_sync.h"
 

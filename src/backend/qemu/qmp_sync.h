@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* qmp_sync.h — blocking QMP sessions, one command at a time, for code that
  * does nothing else meanwhile (recover). A session runs the loop-only client
  * (qmp.h) on a private libuv loop of its own, so it may be used from any

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # shellcheck disable=SC2015 # "cond && pass || fail": pass never fails
 # tests/lab/spice/selftest.sh - prove the headless SPICE client works against
 # real libvirt migrations, and print measurements.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tests/lab/spice/spice-client.py - a headless SPICE client for the lab.
 
 Connects to a SPICE server (QEMU -spice) with spice-gtk's SpiceClientGLib,

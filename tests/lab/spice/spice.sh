@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/lab/spice/spice.sh - run headless SPICE clients (spice-client.py)
 # against lab guests defined with `lab.sh define-guest HOST VM --spice`.
 # See tests/lab/spice/README.md.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/lab/vdp/selftest.sh - proves the VDP lab works against real lldpad
 # peers and prints measurements. Uses its own lab dir and index, so it does
 # not touch a lab you are using. Needs root and the lldpad package. ~20 s.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/lab/vdp/vdp.sh - real IEEE 802.1Qbg VDP peers for the vmmigrate lab:
 # one lldpad STATION per lab host, each in its own network namespace, and one
 # lldpad BRIDGE (the adjacent switch) in another namespace, one veth pair per

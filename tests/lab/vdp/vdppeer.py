@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """tests/lab/vdp/vdppeer.py - IEEE 802.1Qbg (VDP22 over ECP22) wire tools for
 the vmmigrate VDP lab. Python 3 standard library only; run as root inside the
 bridge namespace (vdp.sh does that).
