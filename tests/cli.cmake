@@ -56,6 +56,15 @@ if(VMM_SHELLCHECK)
   set_tests_properties(cli.shellcheck PROPERTIES TIMEOUT 60 LABELS cli)
 endif()
 
+# An install into another prefix than the configured one finds drain's
+# default policy next to its binary (tests/cli/test-install-prefix.sh).
+if(VMM_BASH)
+  add_test(NAME cli.install-prefix
+           COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-install-prefix.sh
+                   ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli.install-prefix PROPERTIES TIMEOUT 120 LABELS cli)
+endif()
+
 # The zsh completion at least parses (zsh is optional).
 find_program(VMM_ZSH NAMES zsh)
 if(VMM_ZSH)

@@ -535,14 +535,33 @@ static int cmd_plan_exec(const struct vm_cli_args *args)
 }
 
 /* The policy drain uses without --policy (or --vm): the installed
- * evacuate.lua, VMM_DRAIN_POLICY from CMakeLists.txt. The environment
- * variable VMM_DRAIN_POLICY overrides it; it is not documented for
- * operators and exists for the tests (tests/cli/drain-*.test), which must
- * not depend on what is installed. */
+ * evacuate.lua. It is looked for first next to the running binary
+ * (/proc/self/exe, then VMM_DRAIN_POLICY_REL, the path from the bindir to it
+ * that CMakeLists.txt computes), so a tree installed with
+ * `cmake --install --prefix P` finds its own copy; then at VMM_DRAIN_POLICY,
+ * where the configured prefix puts it. The environment variable
+ * VMM_DRAIN_POLICY overrides both; it is not documented for operators and
+ * exists for the tests (tests/cli/drain-*.test), which must not depend on
+ * what is installed. Returns a static buffer or a constant. */
 static const char *drain_default_policy(void)
 {
+    static char path[4096];
     const char *env = getenv("VMM_DRAIN_POLICY");
-    return env && *env ? env : VMM_DRAIN_POLICY;
+    if (env && *env)
+        return env;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            int len = snprintf(path, sizeof path, "%s/%s", exe, VMM_DRAIN_POLICY_REL);
+            if (len > 0 && (size_t)len < sizeof path && access(path, F_OK) == 0)
+                return path;
+        }
+    }
+    return VMM_DRAIN_POLICY;
 }
 
 static int cmd_drain_exec(const struct vm_cli_args *args)
