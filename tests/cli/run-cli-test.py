@@ -67,6 +67,45 @@ class TestFileError(Exception):
     pass
 
 
+# How long a command may take; a hung one is killed after its threads'
+# stacks are printed (gdb if installed, else the kernel's wait channels).
+LIMIT_S = int(os.environ.get("VMM_CLI_TEST_LIMIT", "30"))
+
+
+def hung_stacks(pid):
+    """What each thread of a hung process waits in, and its children, as text."""
+    out = []
+    if os.access("/usr/bin/gdb", os.X_OK):
+        try:
+            g = subprocess.run(["/usr/bin/gdb", "-p", str(pid), "-batch", "-nx",
+                                "-ex", "thread apply all bt 25"], capture_output=True,
+                               text=True, timeout=60)
+            block = []  # one thread's stack; the thread pool's idle workers are left out
+            for ln in g.stdout.splitlines() + ["Thread (end)"]:
+                if ln.startswith("Thread"):
+                    if block and not any("uv_cond_wait" in b for b in block):
+                        out += block
+                    block = [ln]
+                elif ln.startswith("#"):
+                    block.append(ln)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            out.append(f"(gdb: {e})")
+    try:
+        children = []
+        for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                out.append(f"thread {tid} waits in {f.read().strip() or '-'}")
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children += f.read().split()
+        for child in children:
+            with open(f"/proc/{child}/cmdline", "rb") as c:
+                cmd = c.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            out.append(f"child {child}: {cmd}")
+    except OSError as e:
+        out.append(f"(/proc/{pid}: {e})")
+    return "".join(f"  {ln}\n" for ln in out)
+
+
 def parse(path):
     """The test file as {key: value} ({key: [values]} for repeatable keys)."""
     with open(path, encoding="utf-8") as f:
@@ -176,21 +215,27 @@ def run(path):
             if journal == "yes":
                 st = os.fstat(errfile.fileno())
                 env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            proc = subprocess.Popen(
+                [binary] + args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errfile,
+                cwd=home,
+                env=env,
+            )
             try:
-                proc = subprocess.run(
-                    [binary] + args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=errfile,
-                    cwd=home,
-                    env=env,
-                    timeout=30,
-                )
+                out_data, _ = proc.communicate(timeout=LIMIT_S)
             except subprocess.TimeoutExpired:
-                return [f"vmmigrate {spec['args']}: no exit within 30 s"]
+                where = hung_stacks(proc.pid)  # before the kill: where it hangs
+                proc.kill()
+                proc.communicate()
+                errfile.seek(0)
+                err = errfile.read().decode("utf-8", "replace")
+                return [f"vmmigrate {spec['args']}: no exit within {LIMIT_S} s; its stderr:\n"
+                        f"{err}{where}"]
             errfile.seek(0)
             err = errfile.read().decode("utf-8", "replace")
-    out = proc.stdout.decode("utf-8", "replace")
+    out = out_data.decode("utf-8", "replace")
 
     failures = []
     if journal == "no":
