@@ -40,8 +40,9 @@ static const struct vm_cli_option abort_options[] = {
     {0},
 };
 
-/* The runs going on: one entry per run (a run of several sources holds a
- * lock for each; the first one found stands for it). */
+/* The locks held: one entry per lock, so a run of several sources has one
+ * for each (each source can name it); listing and signalling take each run
+ * once, by its PID (pid_in). */
 struct runs {
     struct vm_lock_entry *v;
     int n;
@@ -124,10 +125,10 @@ static void describe(const struct vm_lock_entry *e, char *buf, size_t size)
              (int)e->pid, *e->source ? e->source : "unknown");
 }
 
-static bool seen_pid(const struct runs *rs, int upto, pid_t pid)
+static bool pid_in(const pid_t *v, int n, pid_t pid)
 {
-    for (int i = 0; i < upto; i++)
-        if (rs->v[i].pid == pid)
+    for (int k = 0; k < n; k++)
+        if (v[k] == pid)
             return true;
     return false;
 }
@@ -154,6 +155,8 @@ static int cmd_abort_exec(const struct vm_cli_args *args)
         return VM_EXIT_USAGE;
     }
     char what[1024];
+    pid_t *done = xcalloc((size_t)rs.n + 1, sizeof(*done)); /* the runs listed or signalled */
+    int n = 0;
     if (!source && !run && !all) {
         int rc = VM_EXIT_NOTHING;
         if (rs.n) {
@@ -163,23 +166,20 @@ static int cmd_abort_exec(const struct vm_cli_args *args)
             printf("abort: no run is going on\n");
         }
         for (int i = 0; i < rs.n; i++)
-            if (!seen_pid(&rs, i, rs.v[i].pid)) {
+            if (!pid_in(done, n, rs.v[i].pid)) {
                 describe(&rs.v[i], what, sizeof(what));
                 fprintf(stderr, "  %s\n", what);
+                done[n++] = rs.v[i].pid;
             }
+        free(done);
         runs_clear(&rs);
         return rc;
     }
-    int n = 0;
-    pid_t *sent = xcalloc((size_t)rs.n + 1, sizeof(*sent)); /* a run of two sources: once */
     for (int i = 0; i < rs.n; i++) {
         const struct vm_lock_entry *e = &rs.v[i];
         bool wanted =
             all || (run && strcmp(e->run, run) == 0) || (source && names_source(e, source));
-        bool done = false;
-        for (int k = 0; k < n && !done; k++)
-            done = sent[k] == e->pid;
-        if (!wanted || done)
+        if (!wanted || pid_in(done, n, e->pid))
             continue;
         describe(e, what, sizeof(what));
         if (kill(e->pid, SIGTERM) < 0) {
@@ -189,9 +189,9 @@ static int cmd_abort_exec(const struct vm_cli_args *args)
         printf("abort: asked %s to stop (nothing new starts; what runs is aborted, or finishes "
                "with --on-abort finish)\n",
                what);
-        sent[n++] = e->pid;
+        done[n++] = e->pid;
     }
-    free(sent);
+    free(done);
     if (!n)
         printf("abort: no run is going on%s%s%s%s\n", source ? " for source " : "",
                source ? source : "", run ? " with id " : "", run ? run : "");
