@@ -17,6 +17,10 @@ PACKAGES=(
     lldpad gir1.2-spiceclientglib-2.0 python3-gi
     # metrics: promtool checks them, a real node_exporter serves them (it.metrics)
     prometheus prometheus-node-exporter
+    # packaging: the .deb is built and checked in CI (debian/)
+    debhelper dpkg-dev fakeroot lintian
+    # qemu+ssh:// in the lab: a real sshd on loopback, nc on the "remote" side
+    openssh-server openssh-client netcat-openbsd
 )
 
 if [ "$(id -u)" -ne 0 ]; then
