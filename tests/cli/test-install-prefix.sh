@@ -9,6 +9,12 @@ prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
 test -f "$prefix/share/vmmigrate/policies/evacuate.lua"
+# The units, tmpfiles.d and the example host config go under the prefix too.
+for f in lib/systemd/system/vmmigrate-drain@.service lib/systemd/system/vmmigrate-drain@.timer \
+         lib/systemd/system/vmmigrate-recover.service lib/tmpfiles.d/vmmigrate.conf \
+         etc/vmmigrate/example.conf; do
+    [[ -f $prefix/$f ]] || { echo "FAIL: cmake --install did not install $f" >&2; exit 1; }
+done
 # The same host as source and target is refused after the default policy is
 # found; a missing default policy is refused before, with its path.
 set +e
