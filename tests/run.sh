@@ -6,8 +6,9 @@
 #   2. static checks: shellcheck, mandoc lint
 #   3. the QMP parser's libFuzzer harness for a short while
 #   4. the full ctest suite (unit, CLI, docs drift, integration on the lab)
-#      under ASan+UBSan, then 5. the same on a normal -Werror build, whose
-#      ctest summary ends the run.
+#      under ASan+UBSan, then 5. the same on a normal -Werror build
+#   6. the Debian package: dpkg-buildpackage, lintian, dpkg -i, and a drain
+#      on the lab with the installed binary (tests/package/test-package.sh)
 # Environment: VMM_FUZZ_SECONDS (default 60), VMM_SKIP_ASAN=1, VMM_JOBS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ step "dependencies"
 scripts/install-deps.sh
 
 step "static checks"
-shellcheck scripts/*.sh tests/*.sh tests/lab/*.sh .ci/run
+shellcheck scripts/*.sh tests/*.sh tests/lab/*.sh tests/package/*.sh .ci/run
 for f in man/*.[0-9]; do mandoc -T lint -W warning "$f"; done
 
 step "fuzz: QMP parser (${FUZZ_SECONDS}s)"
@@ -61,4 +62,9 @@ fi
 step "release build (-Werror), whole suite"
 cmake -S . -B build-ci -DVMM_WERROR=ON >/dev/null
 cmake --build build-ci -j "$JOBS"
-suite build-ci
+rc=0
+suite build-ci || rc=$?
+
+step "Debian package: build, lintian, install, drain on the lab with it"
+tests/package/test-package.sh "$ROOT/build-ci/tests/guest/vmm-guest.elf" || rc=$?
+exit "$rc"
