@@ -12,7 +12,7 @@ PACKAGES=(
     qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
     libvirt-daemon-system libvirt-clients tini iproute2 util-linux procps
     # tests: JSON Schema validation, sanitizers, fuzzing, linters
-    python3 python3-jsonschema clang libclang-rt-14-dev mandoc shellcheck valgrind gdb
+    python3 python3-jsonschema python3-yaml clang libclang-rt-14-dev mandoc shellcheck valgrind gdb
     # the lab's 802.1Qbg switch and stations (tests/lab/vdp), its SPICE client
     lldpad gir1.2-spiceclientglib-2.0 python3-gi
     # metrics: promtool checks them, a real node_exporter serves them (it.metrics)
