@@ -43,7 +43,8 @@ dpkg -i "$deb" >/dev/null
 for f in /usr/bin/vmmigrate /usr/share/vmmigrate/policies/evacuate.lua \
          /lib/systemd/system/vmmigrate-drain@.service /lib/systemd/system/vmmigrate-drain@.timer \
          /lib/systemd/system/vmmigrate-recover.service /usr/lib/tmpfiles.d/vmmigrate.conf \
-         /usr/share/man/man1/vmmigrate.1.gz /usr/share/bash-completion/completions/vmmigrate; do
+         /usr/share/man/man1/vmmigrate.1.gz /usr/share/bash-completion/completions/vmmigrate \
+         /usr/share/vmmigrate/prometheus/vmmigrate.rules.yml /usr/share/vmmigrate/grafana/vmmigrate.json; do
     [[ -e $f ]] || fail "the package does not install $f"
 done
 grep -qx /etc/vmmigrate/example.conf /var/lib/dpkg/info/vmmigrate.conffiles ||
