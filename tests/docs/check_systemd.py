@@ -22,6 +22,8 @@ DRAIN_MUST = [
     ("EnvironmentFile", "/vmmigrate/%i.conf"),
     ("ExecStart", "${VMMIGRATE_SOURCE}"),
     ("ExecStart", "$VMMIGRATE_OPTIONS"),
+    ("ExecStart", "--policy ${VMMIGRATE_POLICY}"),
+    ("ExecStopPost", "vmmigrate recover"),
     ("KillMode", "mixed"),
     ("StateDirectory", "vmmigrate"),
     ("RuntimeDirectory", "vmmigrate"),

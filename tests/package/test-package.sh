@@ -59,10 +59,57 @@ for vm in pkg1 pkg2; do
     "$LAB" define-guest a "$vm" --mem 64 --dirty 2 >/dev/null
 done
 for vm in pkg1 pkg2; do "$LAB" wait-tick a "$vm" 3 120 >/dev/null; done
+# The installed unit's own ExecStart= and ExecStopPost= lines, expanded as
+# systemd does (${VAR} one word, $VAR split on whitespace, %i the instance)
+# with a host config for the lab in /etc/vmmigrate: what a timer would run.
+inst=pkgtest-$$
+conf=/etc/vmmigrate/$inst.conf
+cat >"$conf" <<CONF
+VMMIGRATE_SOURCE=$A
+VMMIGRATE_OPTIONS="--target $B --journal-dir $work/journal --lock-dir $work/locks --json"
+VMMIGRATE_RECOVER_OPTIONS="--journal-dir $work/journal"
+CONF
+trap 'rm -f "$conf" "/run/vmmigrate/$inst.status.json"; cleanup' EXIT
+unit_cmd() {    # unit_cmd KEY: the command line of KEY= in the drain unit, one word a line
+    python3 - /lib/systemd/system/vmmigrate-drain@.service "$conf" "$inst" "$1" <<'PY'
+import re, shlex, sys
+unit, conf, inst, key = sys.argv[1:]
+env = {}
+text = open(unit).read().replace("\\\n", " ")
+for line in text.splitlines():
+    if line.startswith("Environment="):
+        k, _, v = line[len("Environment="):].partition("=")
+        env[k] = v
+for line in open(conf):
+    line = line.strip()
+    if line and not line.startswith("#"):
+        k, _, v = line.partition("=")
+        env[k] = " ".join(shlex.split(v))
+cmd = [l for l in text.splitlines() if l.startswith(key + "=")][0][len(key) + 1:]
+out = []
+for w in cmd.replace("%i", inst).split():
+    m = re.fullmatch(r"\$\{(\w+)\}|\$(\w+)", w)
+    if m and m.group(1):
+        out.append(env.get(m.group(1), ""))
+    elif m:
+        out.extend(env.get(m.group(2), "").split())
+    else:
+        out.append(w)
+print("\n".join(out))
+PY
+}
+mapfile -t start < <(unit_cmd ExecStart)
+mapfile -t stoppost < <(unit_cmd ExecStopPost)
+echo "ExecStart: ${start[*]}"
+[[ ${start[0]} == /usr/bin/vmmigrate && " ${start[*]} " == *" --policy /usr/share/vmmigrate/policies/evacuate.lua "* ]] ||
+    fail "ExecStart does not run the installed binary with the packaged policy: ${start[*]}"
+mkdir -p /run/vmmigrate
 rc=0
-env -u VMM_DRAIN_POLICY /usr/bin/vmmigrate drain "$A" --target "$B" \
-    --journal-dir "$work/journal" --lock-dir "$work/locks" --json >"$work/report.json" || rc=$?
+env -u VMM_DRAIN_POLICY "${start[@]}" >"$work/report.json" || rc=$?
 [[ $rc -eq 0 ]] || { cat "$work/report.json"; fail "drain exited $rc, expected 0"; }
+[[ -s /run/vmmigrate/$inst.status.json ]] || fail "no status file /run/vmmigrate/$inst.status.json"
+echo "ExecStopPost: ${stoppost[*]}"
+"${stoppost[@]}" || fail "ExecStopPost (recover) exited $? after a clean drain"
 python3 - "$work/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
