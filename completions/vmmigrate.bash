@@ -242,7 +242,8 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--journal-dir --json -h --help -q --quiet --syslog -v --verbose'
+        opts='--all --journal-dir --json -h --help -q --quiet --syslog -v
+            --verbose'
         ;;
     version)
         opts='-h --help -q --quiet --syslog -v --verbose'

@@ -63,6 +63,11 @@ if(VMM_BASH)
            COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-install-prefix.sh
                    ${CMAKE_BINARY_DIR})
   set_tests_properties(cli.install-prefix PROPERTIES TIMEOUT 120 LABELS cli)
+  # status: recent runs by default, an open one whatever its age; --all.
+  add_test(NAME cli.status-recent
+           COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-status-recent.sh
+                   ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli.status-recent PROPERTIES TIMEOUT 60 LABELS cli)
 endif()
 
 # The zsh completion at least parses (zsh is optional).

@@ -14,9 +14,21 @@
 enum {
     OPT_JOURNAL_DIR = 1,
     OPT_JSON,
+    OPT_ALL,
 };
 
+/* How many of the newest runs `status` shows without --all (open ones are
+ * shown whatever their age). */
+#define STATUS_RECENT 10
+
 static const struct vm_cli_option status_options[] = {
+    {.name = "all",
+     .arg = VM_CLI_ARG_NONE,
+     .id = OPT_ALL,
+     .help = "list every run, not only the recent ones",
+     .doc = "List every run in the journals. Without it the human listing shows the "
+            "10 newest runs and every run that is not finished, whatever its age, and says how "
+            "many older finished runs it left out. --json always lists every run."},
     VM_CLI_OPTION_JOURNAL_DIR(OPT_JOURNAL_DIR, "the journals to read (" VM_JOURNAL_DEFAULT_DIR ")",
                               VM_CLI_DOC_JOURNAL_READ),
     VM_CLI_OPTION_JSON(
@@ -165,9 +177,18 @@ static int cmd_status_exec(const struct vm_cli_args *args)
         fputc('\n', stdout);
         json_decref(o);
     } else {
+        /* The newest runs, and every open one: an old crashed run is what an
+         * operator must not miss. */
+        size_t first_recent = 0, hidden = 0;
+        if (!want && !vm_cli_flag(args, OPT_ALL) && json_array_size(runs) > STATUS_RECENT)
+            first_recent = json_array_size(runs) - STATUS_RECENT;
         json_t *run;
         json_array_foreach(runs, i, run)
         {
+            if (i < first_recent && json_is_true(json_object_get(run, "finished"))) {
+                hidden++;
+                continue;
+            }
             printf("run %s  started %s  %s\n", json_string_value(json_object_get(run, "id")),
                    json_string_value(json_object_get(run, "started_at")),
                    json_is_true(json_object_get(run, "finished")) ? "finished"
@@ -188,6 +209,9 @@ static int cmd_status_exec(const struct vm_cli_args *args)
                 free(extra);
             }
         }
+        if (hidden)
+            printf("status: %zu older finished run%s not shown (--all lists every run)\n", hidden,
+                   hidden == 1 ? "" : "s");
         if (!json_array_size(runs))
             printf(json_array_size(all.unreadable) ? "status: no readable runs in '%s'\n"
                                                    : "status: no runs in '%s'\n",
@@ -200,9 +224,10 @@ static int cmd_status_exec(const struct vm_cli_args *args)
 
 const struct vm_cli_command vm_cmd_status_entry = {
     .name = "status",
-    .usage = "[RUN] [--journal-dir DIR] [--json]",
+    .usage = "[RUN] [--all] [--journal-dir DIR] [--json]",
     .summary = "show current and past runs from the journals",
-    .doc = "List the runs recorded in the journals, or one RUN: per VM the last journal "
+    .doc = "List the recent runs recorded in the journals (the 10 newest, and every run "
+           "not finished; --all for every one), or one RUN: per VM the last journal "
            "record (started, gate-reached, commit-decided, rollback-decided, finished, "
            "recovered; unsettled: finished, but where the guest runs is unknown or a copy may "
            "be left on the source, for recover), the result and where the guest runs, and for a "
