@@ -184,13 +184,13 @@ _vmmigrate()
             _vmmigrate_files
             return
             ;;
-        --host-exec)
+        --host-exec | --prune-after)
             # a value, but nothing to offer
             return
             ;;
         esac
-        opts='--host-exec --journal-dir --json --policy -h --help -q --quiet
-            --syslog -v --verbose'
+        opts='--host-exec --journal-dir --json --policy --prune-after -h
+            --help -q --quiet --syslog -v --verbose'
         ;;
     run)
         case $prev in

@@ -68,6 +68,11 @@ if(VMM_BASH)
            COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-status-recent.sh
                    ${CMAKE_BINARY_DIR})
   set_tests_properties(cli.status-recent PROPERTIES TIMEOUT 60 LABELS cli)
+  # recover --prune-after: only closed runs' old journals go.
+  add_test(NAME cli.recover-prune
+           COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-recover-prune.sh
+                   ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli.recover-prune PROPERTIES TIMEOUT 120 LABELS cli)
 endif()
 
 # The zsh completion at least parses (zsh is optional).

@@ -38,6 +38,7 @@ enum {
     OPT_JSON,
     OPT_POLICY,
     OPT_HOST_EXEC,
+    OPT_PRUNE_AFTER,
 };
 
 static const struct vm_cli_option recover_options[] = {
@@ -56,6 +57,19 @@ static const struct vm_cli_option recover_options[] = {
         "crash left owing them: deinit (the guest stayed on the source) or after (it ended "
         "on the target). Without it, only built-in features' steps run; the others stay "
         "owed and are reported (exit status 9)."),
+    {.name = "prune-after",
+     .arg = VM_CLI_ARG_INT,
+     .metavar = "DAYS",
+     .id = OPT_PRUNE_AFTER,
+     .min = 1,
+     .max = 36500,
+     .help = "then remove journals of closed runs older than DAYS",
+     .doc = "After settling, remove the journals last written more than DAYS days ago whose "
+            "run is closed: every VM finished or recovered, no feature step started and not "
+            "done, or failed. A journal that cannot be read whole, or of a run with anything "
+            "open, stays, whatever its age. Each removed journal is logged (and listed as "
+            "\"pruned\" with --json). Without it nothing is removed. vmmigrate-drain@.service "
+            "runs recover --prune-after 90 after every drain."},
     {0},
 };
 
@@ -145,15 +159,35 @@ static int recover(const struct vm_cli_args *args, const char *dir,
     vm_policy_free(policy);
     json_decref(owed);
     needs_operator += d.failed;
+    /* Retention: what is closed and old goes, under the settle lock. */
+    json_t *pruned = json_array();
+    int64_t days = vm_cli_int(args, OPT_PRUNE_AFTER, 0);
+    if (days > 0 && lock >= 0) {
+        json_decref(pruned);
+        if (vm_journal_prune(dir, (long)days * 86400, &pruned, &err) < 0) {
+            vm_warn("recover: journals not pruned: %s", err);
+            free(err);
+            err = NULL;
+        }
+        size_t i;
+        json_t *p;
+        json_array_foreach(pruned, i, p)
+        {
+            vm_info("recover: removed journal '%s' (closed, older than %lld days)",
+                    json_string_value(p), (long long)days);
+        }
+    }
     if (vm_cli_flag(args, OPT_JSON)) {
-        json_t *rep = json_pack("{s:O, s:O, s:i}", "recovered", out, "owed", d.results,
-                                "needs_operator", needs_operator);
+        json_t *rep = json_pack("{s:O, s:O, s:i, s:o}", "recovered", out, "owed", d.results,
+                                "needs_operator", needs_operator, "pruned", pruned);
+        pruned = NULL;
         json_dumpf(rep, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(rep);
     } else if (json_array_size(out) == 0 && json_array_size(d.results) == 0) {
         printf("recover: nothing to do\n");
     }
+    json_decref(pruned);
     json_decref(d.results);
     json_decref(out);
     if (lock >= 0)
@@ -163,7 +197,8 @@ static int recover(const struct vm_cli_args *args, const char *dir,
 
 const struct vm_cli_command vm_cmd_recover_entry = {
     .name = "recover",
-    .usage = "[--journal-dir DIR] [--json] [--policy FILE] [--host-exec URI=PREFIX]...",
+    .usage = "[--journal-dir DIR] [--json] [--policy FILE] [--prune-after DAYS] "
+             "[--host-exec URI=PREFIX]...",
     .summary = "after a crash, make every half-migrated guest run exactly once",
     .doc =
         "Read the journals and reconcile every migration a crash left open with what the "

@@ -41,95 +41,6 @@ static const struct vm_cli_option status_options[] = {
     {0},
 };
 
-/* A "deinit-done" or "after-done" record: the VM's "deinit" / "after" is
- * "done" or "failed"; a "step-started" one: "started" (until its -done: a
- * crash left it unknown whether it ran, and recover runs it again). */
-static bool step_done(json_t *v, const struct vm_journal_record *r)
-{
-    if (r->kind == VM_JOURNAL_KIND_STEP_STARTED) {
-        const char *which = json_string_value(json_object_get(r->json, "step"));
-        if (which && (strcmp(which, "deinit") == 0 || strcmp(which, "after") == 0))
-            json_object_set_new(v, which, json_string("started"));
-        return true;
-    }
-    const char *step = r->kind == VM_JOURNAL_KIND_DEINIT_DONE  ? "deinit"
-                       : r->kind == VM_JOURNAL_KIND_AFTER_DONE ? "after"
-                                                               : NULL;
-    if (step)
-        json_object_set_new(
-            v, step, json_string(json_is_true(json_object_get(r->json, "ok")) ? "done" : "failed"));
-    return step != NULL;
-}
-
-/* One run's VMs, from the records of its journal (all->v[begin..end)):
- * name -> {uuid, source, target, state (last record), result, location}. */
-static json_t *summarise(const struct vm_journal_records *all, size_t begin, size_t end)
-{
-    json_t *vms = json_object();
-    const char *run = NULL;
-    json_int_t first = 0;
-    for (size_t i = begin; i < end; i++) {
-        const struct vm_journal_record *r = &all->v[i];
-        if (!run)
-            run = r->run;
-        if (!first)
-            first = r->ts;
-        if (!r->vm || !r->record || r->about_earlier)
-            continue; /* about another run: below */
-        json_t *v = json_object_get(vms, r->vm);
-        if (!v) {
-            v = json_pack("{s:O, s:O, s:O}", "uuid", json_object_get(r->json, "uuid"), "source",
-                          json_object_get(r->json, "source"), "target",
-                          json_object_get(r->json, "target"));
-            json_object_set_new(vms, r->vm, v);
-        }
-        if (step_done(v, r))
-            continue;
-        if (r->kind == VM_JOURNAL_KIND_STARTED) {
-            /* a new attempt (retry): the steps of the last one are history */
-            json_object_del(v, "deinit");
-            json_object_del(v, "after");
-        }
-        /* A finished record that says it is not settled (location unknown,
-         * a source copy not confirmed gone) leaves the migration open. */
-        const char *loc = json_string_value(json_object_get(r->json, "location"));
-        bool unsettled = r->kind == VM_JOURNAL_KIND_FINISHED &&
-                         (json_is_false(json_object_get(r->json, "settled")) ||
-                          (loc && strcmp(loc, "unknown") == 0));
-        json_object_set_new(v, "state", json_string(unsettled ? "unsettled" : r->record));
-        if (json_object_get(r->json, "result"))
-            json_object_set(v, "result", json_object_get(r->json, "result"));
-        if (json_object_get(r->json, "location"))
-            json_object_set(v, "location", json_object_get(r->json, "location"));
-    }
-    /* later "recovered" records (any journal) settle open migrations */
-    for (size_t i = 0; i < all->n; i++) {
-        const struct vm_journal_record *r = &all->v[i];
-        json_t *v = r->vm && r->of_run && run && strcmp(r->of_run, run) == 0
-                        ? json_object_get(vms, r->vm)
-                        : NULL;
-        if (!v || !r->record)
-            continue;
-        if (r->kind == VM_JOURNAL_KIND_RECOVERED) {
-            json_object_set_new(v, "state", json_string("recovered"));
-            json_object_set(v, "location", json_object_get(r->json, "location"));
-        } else {
-            step_done(v, r); /* steps a later run owed and did after a crash */
-        }
-    }
-    bool finished = true;
-    const char *name;
-    json_t *v;
-    json_object_foreach(vms, name, v)
-    {
-        const char *st = json_string_value(json_object_get(v, "state"));
-        finished &= st && (strcmp(st, "finished") == 0 || strcmp(st, "recovered") == 0);
-    }
-    char ts[32];
-    return json_pack("{s:s, s:s, s:b, s:o}", "id", run ? run : "", "started_at",
-                     vm_rfc3339((uint64_t)first, ts, sizeof(ts)), "finished", finished, "vms", vms);
-}
-
 static int cmd_status_exec(const struct vm_cli_args *args)
 {
     const char *dir = vm_cli_str(args, OPT_JOURNAL_DIR);
@@ -161,7 +72,7 @@ static int cmd_status_exec(const struct vm_cli_args *args)
     for (size_t begin = 0; begin < all.n; begin = end) {
         for (end = begin; end < all.n && all.v[end].file == all.v[begin].file; end++)
             ;
-        json_t *s = summarise(&all, begin, end);
+        json_t *s = vm_journal_summary(&all, begin, end);
         const char *id = json_string_value(json_object_get(s, "id"));
         if (json_object_size(json_object_get(s, "vms")) && (!want || strcmp(id, want) == 0))
             json_array_append(runs, s);

@@ -156,4 +156,21 @@ void vm_journal_records_clear(struct vm_journal_records *recs);
 /* One warning per skipped line: "WHO: journal FILE:LINE: WHY: ignored". */
 void vm_journal_records_warn(const struct vm_journal_records *recs, const char *who);
 
+/* ---- summaries and retention (summary.c) -------------------------------- */
+
+/* One run's VMs, from the records of its journal (all->v[begin..end), one
+ * file of all) and the later records of any journal about it (recovered,
+ * owed steps done): {id, started_at, finished, vms: {NAME: {uuid, source,
+ * target, state (the last record; "unsettled" for a finished one that left
+ * the guest's host unknown or a source copy behind), result, location,
+ * deinit, after}}}. A new reference, the caller's. */
+json_t *vm_journal_summary(const struct vm_journal_records *all, size_t begin, size_t end);
+
+/* Remove the journals in DIR last written more than max_age_s ago whose run
+ * is closed: every VM finished or recovered, no feature step started and
+ * not done, or failed; never a journal that cannot be read whole. *pruned:
+ * the paths removed (new array, the caller's). 0, or -1 and *err if DIR
+ * cannot be read. Hold vm_journal_lock_settle around it. */
+int vm_journal_prune(const char *dir, long max_age_s, json_t **pruned, char **err);
+
 #endif
