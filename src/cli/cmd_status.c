@@ -27,8 +27,9 @@ static const struct vm_cli_option status_options[] = {
      .id = OPT_ALL,
      .help = "list every run, not only the recent ones",
      .doc = "List every run in the journals. Without it the human listing shows the "
-            "10 newest runs and every run that is not finished, whatever its age, and says how "
-            "many older finished runs it left out. --json always lists every run."},
+            "10 newest runs and every run that is not closed (finished or recovered, each guest "
+            "on its source or target, no feature step left started or failed), whatever its "
+            "age, and says how many older closed runs it left out. --json always lists every run."},
     VM_CLI_OPTION_JOURNAL_DIR(OPT_JOURNAL_DIR, "the journals to read (" VM_JOURNAL_DEFAULT_DIR ")",
                               VM_CLI_DOC_JOURNAL_READ),
     VM_CLI_OPTION_JSON(
@@ -88,15 +89,15 @@ static int cmd_status_exec(const struct vm_cli_args *args)
         fputc('\n', stdout);
         json_decref(o);
     } else {
-        /* The newest runs, and every open one: an old crashed run is what an
-         * operator must not miss. */
+        /* The newest runs, and every one not closed: an old crashed run, or
+         * one left for an operator, is what an operator must not miss. */
         size_t first_recent = 0, hidden = 0;
         if (!want && !vm_cli_flag(args, OPT_ALL) && json_array_size(runs) > STATUS_RECENT)
             first_recent = json_array_size(runs) - STATUS_RECENT;
         json_t *run;
         json_array_foreach(runs, i, run)
         {
-            if (i < first_recent && json_is_true(json_object_get(run, "finished"))) {
+            if (i < first_recent && vm_journal_run_closed(run)) {
                 hidden++;
                 continue;
             }
@@ -121,7 +122,7 @@ static int cmd_status_exec(const struct vm_cli_args *args)
             }
         }
         if (hidden)
-            printf("status: %zu older finished run%s not shown (--all lists every run)\n", hidden,
+            printf("status: %zu older closed run%s not shown (--all lists every run)\n", hidden,
                    hidden == 1 ? "" : "s");
         if (!json_array_size(runs))
             printf(json_array_size(all.unreadable) ? "status: no readable runs in '%s'\n"

@@ -166,9 +166,14 @@ void vm_journal_records_warn(const struct vm_journal_records *recs, const char *
  * deinit, after}}}. A new reference, the caller's. */
 json_t *vm_journal_summary(const struct vm_journal_records *all, size_t begin, size_t end);
 
+/* Is the run summarised in S closed: finished (every VM finished or
+ * recovered), each guest known to run on its source or its target (not
+ * "none" or "unknown": for an operator), and no feature step left started or
+ * failed? What status may leave out and recover --prune-after remove. */
+bool vm_journal_run_closed(json_t *s);
+
 /* Remove the journals in DIR last written more than max_age_s ago whose run
- * is closed: every VM finished or recovered, no feature step started and
- * not done, or failed; never a journal that cannot be read whole. *pruned:
+ * is closed (vm_journal_run_closed); never a journal that cannot be read whole. *pruned:
  * the paths removed (new array, the caller's). 0, or -1 and *err if DIR
  * cannot be read. Hold vm_journal_lock_settle around it. */
 int vm_journal_prune(const char *dir, long max_age_s, json_t **pruned, char **err);

@@ -2,7 +2,6 @@
 /* summary.c — what one run's journal says, as status shows it
  * (vm_journal_summary), and pruning the journals of old finished runs
  * (vm_journal_prune). See journal.h. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,10 +100,7 @@ json_t *vm_journal_summary(const struct vm_journal_records *all, size_t begin, s
                      vm_rfc3339((uint64_t)first, ts, sizeof(ts)), "finished", finished, "vms", vms);
 }
 
-/* May the run summarised in S go: finished (every VM finished or recovered),
- * each guest known to run on its source or its target (not "none" or
- * "unknown": for an operator), and no feature step left started or failed? */
-static bool run_closed(json_t *s)
+bool vm_journal_run_closed(json_t *s)
 {
     if (!json_is_true(json_object_get(s, "finished")))
         return false;
@@ -167,7 +163,7 @@ int vm_journal_prune(const char *dir, long max_age_s, json_t **pruned, char **er
         struct stat st;
         /* Old by its last write; never a journal that cannot be read whole,
          * or one of a run with anything open. */
-        if (*id && strchr(id, '/') == NULL && run_closed(s) && !path_in(all.unreadable, path) &&
+        if (*id && strchr(id, '/') == NULL && vm_journal_run_closed(s) && !path_in(all.unreadable, path) &&
             stat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > max_age_s) {
             if (unlink(path) == 0)
                 json_array_append_new(*pruned, json_string(path));

@@ -23,7 +23,7 @@ runs=$(grep -c '^run ' <<<"$out" || true)
 [[ $runs == 11 ]] || fail "status shows $runs runs, expected 11 (10 newest + the open r01):"$'\n'"$out"
 grep -q '^run r01 .*OPEN' <<<"$out" || fail "the old open run r01 is not shown:"$'\n'"$out"
 grep -q '^run r00 ' <<<"$out" && fail "the old finished run r00 is shown:"$'\n'"$out"
-grep -qx 'status: 3 older finished runs not shown (--all lists every run)' <<<"$out" ||
+grep -qx 'status: 3 older closed runs not shown (--all lists every run)' <<<"$out" ||
     fail "no line naming the 3 runs left out:"$'\n'"$out"
 runs=$("$vmm" status --all --journal-dir "$dir" | grep -c '^run ')
 [[ $runs == 14 ]] || fail "status --all shows $runs runs, expected 14"
