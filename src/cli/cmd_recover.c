@@ -160,10 +160,9 @@ static int recover(const struct vm_cli_args *args, const char *dir,
     json_decref(owed);
     needs_operator += d.failed;
     /* Retention: what is closed and old goes, under the settle lock. */
-    json_t *pruned = json_array();
+    json_t *pruned = NULL;
     int64_t days = vm_cli_int(args, OPT_PRUNE_AFTER, 0);
     if (days > 0 && lock >= 0) {
-        json_decref(pruned);
         if (vm_journal_prune(dir, (long)days * 86400, &pruned, &err) < 0) {
             vm_warn("recover: journals not pruned: %s", err);
             free(err);
@@ -177,6 +176,8 @@ static int recover(const struct vm_cli_args *args, const char *dir,
                     json_string_value(p), (long long)days);
         }
     }
+    if (!pruned)
+        pruned = json_array();
     if (vm_cli_flag(args, OPT_JSON)) {
         json_t *rep = json_pack("{s:O, s:O, s:i, s:o}", "recovered", out, "owed", d.results,
                                 "needs_operator", needs_operator, "pruned", pruned);
