@@ -57,6 +57,27 @@ static void hosts_forget(void)
     pthread_mutex_unlock(&down_lock);
 }
 
+/* Hosts this process saw stop answering (vm_recover_host_hung), for the
+ * whole process: not reset by a settling. */
+static json_t *hung;
+
+void vm_recover_host_hung(const char *uri)
+{
+    pthread_mutex_lock(&down_lock);
+    if (!hung)
+        hung = json_object();
+    json_object_set_new(hung, uri, json_true());
+    pthread_mutex_unlock(&down_lock);
+}
+
+static unsigned connect_timeout_s(const char *uri)
+{
+    pthread_mutex_lock(&down_lock);
+    bool h = hung && json_object_get(hung, uri);
+    pthread_mutex_unlock(&down_lock);
+    return h ? VM_RECOVER_HUNG_CONNECT_S : VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S;
+}
+
 /* A connection with the deadline, unless uri did not answer before. */
 static virConnectPtr connect_once(const char *uri, struct vm_virt_err *e)
 {
@@ -64,9 +85,10 @@ static virConnectPtr connect_once(const char *uri, struct vm_virt_err *e)
         vm_virt_err_set(e, VIR_ERR_OPERATION_TIMEOUT, "it did not answer earlier");
         return NULL;
     }
+    unsigned timeout_s = connect_timeout_s(uri);
     uint64_t t0 = vm_mono_ms();
-    virConnectPtr c = vm_virt_connect(uri, VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S, e);
-    if (!c && vm_mono_ms() - t0 >= (uint64_t)VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S * 900)
+    virConnectPtr c = vm_virt_connect(uri, timeout_s, e);
+    if (!c && vm_mono_ms() - t0 >= (uint64_t)timeout_s * 900)
         host_down(uri, true);
     return c;
 }
@@ -130,7 +152,7 @@ static enum where observe_confirmed(const char *uri, const char *uuid, int *reas
     /* A host that cannot be reached may be restarting its libvirtd (a
      * second or two): a few more tries before it counts as unreachable. */
     uint64_t until = vm_mono_ms() + 10000;
-    while (a == WHERE_UNKNOWN && vm_mono_ms() < until) {
+    while (a == WHERE_UNKNOWN && vm_mono_ms() < until && !host_down(uri, false)) {
         sleep(1);
         free(*err);
         *err = NULL;

@@ -24,6 +24,15 @@
  * a host could not be reached), *result the list of what was found and done
  * (new reference); -1 and *err if the journals cannot be read. */
 int vm_recover(const char *dir, json_t **result, int *unreachable, char **err);
+/* uri's connection died under this process (a keepalive that gave up, an
+ * end of file): from now on every settling gives it
+ * VM_RECOVER_HUNG_CONNECT_S to connect, not the default, so that a run
+ * whose host hangs ends soon (the next run or `vmmigrate recover` asks it
+ * again with the whole deadline). A libvirtd that restarts refuses at once
+ * until it listens and answers at once after, so it is asked again as
+ * before. Any thread. */
+void vm_recover_host_hung(const char *uri);
+#define VM_RECOVER_HUNG_CONNECT_S 5
 
 /* Recovery from the hosts' evidence, whatever the journals say (one may be
  * torn, lost with a disk): on every host named (sources: hosts guests are

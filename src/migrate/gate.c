@@ -153,6 +153,16 @@ int vm_gate_to_gate(struct vm_gate_session *s, struct vm_virt_err *err)
     if (s->uri_out && params_set_string(s, VIR_MIGRATE_PARAM_URI, s->uri_out) < 0)
         goto fail_finish;
 
+    /* Finish finds the incoming domain by this name, and Finish follows
+     * Perform whether it succeeds or not: set before Perform, as libvirt's
+     * client does before its Finish. Without it a Finish(cancelled) after
+     * a failed Perform fails ("missing domain name") and leaves the
+     * target's incoming domain paused there. */
+    const char *dname = NULL;
+    if (virTypedParamsGetString(s->params, s->nparams, VIR_MIGRATE_PARAM_DEST_NAME, &dname) <= 0 &&
+        params_set_string(s, VIR_MIGRATE_PARAM_DEST_NAME, virDomainGetName(s->dom)) < 0)
+        goto fail_finish;
+
     out = NULL;
     outlen = 0;
     if (api.perform(s->dom, NULL, s->params, s->nparams, s->cookie, s->cookielen, &out, &outlen,
@@ -170,10 +180,6 @@ int vm_gate_to_gate(struct vm_gate_session *s, struct vm_virt_err *err)
         return -1;
     }
     take_cookie(s, out, outlen);
-    const char *dname = NULL;
-    if (virTypedParamsGetString(s->params, s->nparams, VIR_MIGRATE_PARAM_DEST_NAME, &dname) <= 0 &&
-        params_set_string(s, VIR_MIGRATE_PARAM_DEST_NAME, virDomainGetName(s->dom)) < 0)
-        goto fail_finish;
     s->performed = true;
     return 0;
 

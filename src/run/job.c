@@ -254,6 +254,60 @@ void run_close_signals(struct job *job)
     uv_close((uv_handle_t *)&job->sigterm, signal_close);
 }
 
+/* After the report: the webhooks' grace, the handles' close callbacks.
+ * Every host is closed now, so a libvirt call still on the thread pool is
+ * one on a host that stopped answering (vm_virt_tasks_in_flight): it
+ * would hold the loop until that host answers. A tick every 100 ms ends
+ * the wait once nothing else is left, no active handle but its own. */
+struct drain {
+    uv_timer_t tick;
+    bool others, stuck;
+};
+
+static void drain_walk(uv_handle_t *h, void *arg)
+{
+    struct drain *d = arg;
+    if (h != (uv_handle_t *)&d->tick && (uv_is_closing(h) || (uv_is_active(h) && uv_has_ref(h))))
+        d->others = true;
+}
+
+static void drain_tick(uv_timer_t *t)
+{
+    struct drain *d = t->data;
+    if (vm_virt_tasks_in_flight() == 0) {
+        uv_close((uv_handle_t *)t, NULL);
+        return;
+    }
+    d->others = false;
+    uv_walk(t->loop, drain_walk, d);
+    if (d->others)
+        return;
+    d->stuck = true;
+    vm_warn("%d libvirt call(s) on a host that stopped answering never returned: not waiting "
+            "for them",
+            vm_virt_tasks_in_flight());
+    uv_close((uv_handle_t *)t, NULL);
+    uv_stop(t->loop);
+}
+
+/* Runs the loop to its end; true if it stopped with calls left behind
+ * (then the loop cannot be closed and the process must not join them). */
+static bool run_drain(uv_loop_t *loop)
+{
+    struct drain d = {0};
+    d.tick.data = &d;
+    uv_timer_init(loop, &d.tick);
+    uv_timer_start(&d.tick, drain_tick, 0, 100);
+    uv_run(loop, UV_RUN_DEFAULT);
+    if (d.stuck)
+        return true;
+    if (!uv_is_closing((uv_handle_t *)&d.tick)) { /* stopped by someone else */
+        uv_close((uv_handle_t *)&d.tick, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    return false;
+}
+
 static void host_closed(struct vm_virt_host *h, void *data)
 {
     struct job *job = data;
@@ -586,7 +640,13 @@ int vm_job_run(const struct vm_job_spec *spec)
 
     vm_policy_shutdown(job->policy);
     vm_evloop_shutdown();
-    uv_run(&job->loop, UV_RUN_DEFAULT);
+    if (run_drain(&job->loop)) {
+        /* What is left holds its thread until its host answers, and
+         * exit() would join it (libuv's threads): everything is written
+         * (the journal record by record, the outputs flushed here). */
+        fflush(NULL);
+        _exit(code);
+    }
     if (uv_loop_close(&job->loop) != 0)
         vm_debug("event loop closed with handles still open");
     run_free(job);

@@ -190,6 +190,12 @@ void run_stage_resettle(struct job *job)
     }
     vm_warn("%s: %d migration(s) not settled: looking at the hosts once more",
             run_command(job->spec), open);
+    /* A host whose connection died under this run (its keepalive gave up,
+     * libvirt closed it before telling us) gets a short look: hung, it
+     * would hold the report for the whole connect deadline. */
+    for (int i = 0; i < job->nhosts; i++)
+        if (!vm_virt_host_alive(job->hosts[i].h))
+            vm_recover_host_hung(job->hosts[i].h->uri);
     job->recovered = false;
     run_stage_settle(job);
 }

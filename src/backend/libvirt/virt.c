@@ -75,9 +75,20 @@ static void task_work(uv_work_t *req)
     t->work(t);
 }
 
+/* Tasks queued and not yet done: a call on a host that stopped answering
+ * may never return (libvirt cannot cancel it, and a connection its
+ * keepalive closed does not always wake a second call waiting on it). */
+static atomic_int tasks_in_flight;
+
+int vm_virt_tasks_in_flight(void)
+{
+    return atomic_load(&tasks_in_flight);
+}
+
 static void task_done(uv_work_t *req, int status)
 {
     struct vm_virt_task *t = req->data;
+    atomic_fetch_sub(&tasks_in_flight, 1);
     if (status == UV_ECANCELED && !t->err.message) {
         t->rc = -1;
         vm_virt_err_set(&t->err, VIR_ERR_OPERATION_ABORTED, "task cancelled");
@@ -90,7 +101,10 @@ int vm_virt_submit(uv_loop_t *loop, struct vm_virt_task *t)
     t->req.data = t;
     t->rc = 0;
     vm_virt_err_clear(&t->err);
-    return uv_queue_work(loop, &t->req, task_work, task_done);
+    int rc = uv_queue_work(loop, &t->req, task_work, task_done);
+    if (rc == 0)
+        atomic_fetch_add(&tasks_in_flight, 1);
+    return rc;
 }
 
 static void silent_error(void *data, virErrorPtr err)
@@ -178,7 +192,8 @@ static void conn_lost_deliver(int timer, void *opaque)
     if (!h->on_event)
         return;
     struct vm_virt_event ev = {.kind = VM_VIRT_EVENT_CONNECTION_LOST,
-                               .lost_reason = h->lost_reason};
+                               .lost_reason = h->lost_reason,
+                               .lost_hung = h->lost_hung};
     h->on_event(h, &ev, h->event_data);
 }
 
@@ -191,6 +206,7 @@ static void on_conn_closed(virConnectPtr conn, int reason, void *opaque)
         return;
     h->lost = true;
     h->lost_reason = reason >= 0 && reason < 4 ? reasons[reason] : "unknown reason";
+    h->lost_hung = reason == VIR_CONNECT_CLOSE_REASON_KEEPALIVE;
     vm_virt_err_set(&h->err, VIR_ERR_SYSTEM_ERROR, "connection to '%s' lost: %s", h->uri,
                     h->lost_reason);
     vm_warn("%s", h->err.message);
@@ -421,6 +437,15 @@ static void opener_timeout(uv_timer_t *t)
     h->timed_out = true;
     vm_virt_err_set(&h->err, VIR_ERR_OPERATION_TIMEOUT, "no answer within %u s", h->open_timeout_s);
     host_finish(h);
+}
+
+bool vm_virt_host_alive(const struct vm_virt_host *h)
+{
+    if (!h->conn || h->lost)
+        return false;
+    int alive = virConnectIsAlive(h->conn);
+    virResetLastError();
+    return alive == 1;
 }
 
 bool vm_virt_host_connecting(const struct vm_virt_host *h)

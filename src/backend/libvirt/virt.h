@@ -16,7 +16,10 @@
  * at all, closes what it opened and frees itself. It touches only what it
  * owns, never the host, and nobody joins it: the process can exit while it
  * is stuck. Every other blocking call runs on a connection with libvirt's
- * keepalive (5 s, 6 missed), which fails it once the peer stops answering.
+ * keepalive (a ping every 2 s, 3 missed), which fails the call that waits
+ * on the socket once the peer stops answering; a second call waiting on
+ * the same connection is not always woken by libvirt then, and stays on
+ * its thread until the peer answers or goes (vm_virt_tasks_in_flight).
  *
  * A `struct vm_virt_host` is owned by whoever created it (job.c) and freed
  * with vm_virt_host_free() after vm_virt_host_close() completed. */
@@ -56,6 +59,11 @@ struct vm_virt_task {
 
 /* Queue t; returns 0 or a negative uv error (then done is never called). */
 int vm_virt_submit(uv_loop_t *loop, struct vm_virt_task *t);
+/* Tasks queued whose done has not run yet (any loop). Once a run's hosts
+ * are closed, any left are calls on a host that stopped answering: the
+ * run stops waiting for them (job.c) and the process exits without
+ * joining the thread pool. */
+int vm_virt_tasks_in_flight(void);
 
 /* Once per process: libvirt initialised, its own error printing silenced. */
 void vm_virt_global_init(void);
@@ -80,6 +88,7 @@ struct vm_virt_event {
     int graphics_phase;          /* GRAPHICS: virDomainEventGraphicsPhase */
     const char *graphics_remote; /* GRAPHICS: "host:port" of the client, or NULL */
     const char *lost_reason;     /* CONNECTION_LOST: "end of file", "keepalive timeout", ... */
+    bool lost_hung;              /* CONNECTION_LOST: the peer stopped answering (keepalive) */
 };
 
 struct vm_virt_host;
@@ -108,6 +117,7 @@ struct vm_virt_host {
     unsigned open_timeout_s;
     int lost_timer;          /* the CONNECTION_LOST hand-over to the loop thread, or -1 */
     const char *lost_reason; /* static */
+    bool lost_hung;
 };
 
 struct vm_virt_host *vm_virt_host_new(uv_loop_t *loop, const char *uri, vm_virt_event_cb on_event,
@@ -127,6 +137,9 @@ virConnectPtr vm_virt_connect(const char *uri, unsigned timeout_s, struct vm_vir
 /* Openers not yet freed, their threads' included (for the tests: a late
  * answer is dropped and its opener freed). */
 int vm_virt_openers_live(void);
+/* Is h connected, its connection not closed under us (libvirt's own view,
+ * no call to the host)? */
+bool vm_virt_host_alive(const struct vm_virt_host *h);
 /* Is the open still on its thread (connecting, not yet subscribing)? */
 bool vm_virt_host_connecting(const struct vm_virt_host *h);
 /* Stop waiting for an open still on its thread: cb runs now, with h->conn
