@@ -468,9 +468,10 @@ static void set_threadpool_size(int concurrency, int nhosts)
     /* Each running migration holds one pool thread for its whole duration
      * (the blocking migrate call); stats and aborts need one more each.
      * Every host may hold one with a call to a peer that stopped answering
-     * (inventory, preflight, close: until keepalive fails it, ~30 s), so
-     * one per host besides; opening a connection takes no pool thread
-     * (virt.h). At most libuv's limit. */
+     * (inventory, preflight, close: until keepalive fails it, ~8 s, or for
+     * good when libvirt does not wake it: virt.h), so one per host
+     * besides; opening a connection takes no pool thread (virt.h). At most
+     * libuv's limit. */
     if (getenv("UV_THREADPOOL_SIZE"))
         return;
     int n = concurrency * 2 + nhosts + 4;
