@@ -43,22 +43,41 @@ const struct vm_cli_command *const vm_cli_commands[] = {
 };
 /* clang-format on */
 
+/* The headings of --help and the man page, in vm_cli_group order. */
+const char *const vm_cli_groups[VM_CLI_GROUP_COUNT] = {
+    [VM_CLI_GROUP_NONE] = NULL,
+    [VM_CLI_GROUP_GENERAL] = "Options",
+    [VM_CLI_GROUP_HOSTS] = "Hosts and VMs",
+    [VM_CLI_GROUP_POLICY] = "Policy and plan",
+    [VM_CLI_GROUP_CONNECTION] = "Connections",
+    [VM_CLI_GROUP_MIGRATION] = "Migration",
+    [VM_CLI_GROUP_LIMITS] = "Limits",
+    [VM_CLI_GROUP_OUTPUT] = "Output",
+    [VM_CLI_GROUP_CRON] = "Cron and timers",
+};
+
 const struct vm_cli_option vm_cli_common_options[] = {
-    {.name = "help", .short_name = 'h', .id = VM_CLI_OPT_HELP, .help = "show this help and exit"},
+    {.name = "help",
+     .short_name = 'h',
+     .id = VM_CLI_OPT_HELP,
+     .help = "show this help and exit",
+     .group = VM_CLI_GROUP_GENERAL},
     {.name = "quiet",
      .short_name = 'q',
      .id = VM_CLI_OPT_QUIET,
      .help = "print errors only (for cron); no progress meter",
      .doc = "Print nothing on standard error but errors, even with --verbose, and no progress "
             "meter. Meant for cron and systemd timers; --syslog still gets what --verbose "
-            "asks for."},
+            "asks for.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {.name = "syslog",
      .id = VM_CLI_OPT_SYSLOG,
      .help = "also send every log line to syslog (daemon facility)",
      .doc = "Also send every message to syslog(3): identity vmmigrate with its process id, "
             "facility daemon, priority err, warning, info or debug, no timestamp (syslog adds "
             "its own). Warnings and errors by default, info and debug with --verbose, "
-            "whatever --quiet leaves on standard error."},
+            "whatever --quiet leaves on standard error.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {.name = "verbose",
      .short_name = 'v',
      .id = VM_CLI_OPT_VERBOSE,
@@ -68,7 +87,8 @@ const struct vm_cli_option vm_cli_common_options[] = {
             "terminal, info and debug lines carry a timestamp; when standard error is a file "
             "or a pipe (cron's mail, a log file) every line does; when it is the journal "
             "(systemd sets JOURNAL_STREAM), lines carry the sd-daemon(3) priority prefix (<3> "
-            "error, <4> warning, <6> info, <7> debug) and no timestamp."},
+            "error, <4> warning, <6> info, <7> debug) and no timestamp.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {0},
 };
 
@@ -162,6 +182,14 @@ bool vm_cli_option_shown(const struct vm_cli_command *cmd, const struct vm_cli_o
         if (*id == o->id)
             return false;
     return true;
+}
+
+bool vm_cli_grouped(const struct vm_cli_command *cmd)
+{
+    int n = 0;
+    for (const struct vm_cli_option *o = cmd->options; o && o->name; o++)
+        n += vm_cli_option_shown(cmd, o);
+    return n > VM_CLI_GROUP_MIN_OPTIONS;
 }
 
 static const struct vm_cli_option *find_by_index(const struct vm_cli_command *cmd, int index)
@@ -452,23 +480,35 @@ const struct vm_cli_command *vm_cli_args_command(const struct vm_cli_args *args)
     return args->cmd;
 }
 
-static void print_options(const struct vm_cli_command *cmd, const struct vm_cli_option *opts)
+static void print_option(const struct vm_cli_option *o)
 {
+    char left[64];
+    int n = 0;
+    if (o->short_name)
+        n = snprintf(left, sizeof(left), "-%c, ", o->short_name);
+    else
+        n = snprintf(left, sizeof(left), "    ");
+    snprintf(left + n, sizeof(left) - (size_t)n, "--%s%s%s", o->name,
+             o->arg == VM_CLI_ARG_NONE ? "" : " ", o->arg == VM_CLI_ARG_NONE ? "" : o->metavar);
+    if (strlen(left) > 28)
+        printf("  %s\n  %-28s  %s\n", left, "", o->help);
+    else
+        printf("  %-28s  %s\n", left, o->help);
+}
+
+/* The shown options of `opts` in group g (VM_CLI_GROUP_NONE: all), under
+ * "\nHEADING:\n" when there is one. */
+static void print_options(const struct vm_cli_command *cmd, const struct vm_cli_option *opts,
+                          enum vm_cli_group g, const char *heading)
+{
+    bool first = true;
     for (const struct vm_cli_option *o = opts; o && o->name; o++) {
-        if (!vm_cli_option_shown(cmd, o))
+        if (!vm_cli_option_shown(cmd, o) || (g != VM_CLI_GROUP_NONE && o->group != g))
             continue;
-        char left[64];
-        int n = 0;
-        if (o->short_name)
-            n = snprintf(left, sizeof(left), "-%c, ", o->short_name);
-        else
-            n = snprintf(left, sizeof(left), "    ");
-        snprintf(left + n, sizeof(left) - (size_t)n, "--%s%s%s", o->name,
-                 o->arg == VM_CLI_ARG_NONE ? "" : " ", o->arg == VM_CLI_ARG_NONE ? "" : o->metavar);
-        if (strlen(left) > 28)
-            printf("  %s\n  %-28s  %s\n", left, "", o->help);
-        else
-            printf("  %-28s  %s\n", left, o->help);
+        if (first && heading)
+            printf("\n%s:\n", heading);
+        first = false;
+        print_option(o);
     }
 }
 
@@ -487,10 +527,11 @@ void vm_cli_print_help(const struct vm_cli_command *cmd)
         return;
     }
     printf("Usage: vmmigrate %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
-    if (cmd->options && cmd->options->name) {
-        printf("\nOptions:\n");
-        print_options(cmd, cmd->options);
+    if (vm_cli_grouped(cmd)) {
+        for (int g = VM_CLI_GROUP_NONE + 1; g < VM_CLI_GROUP_COUNT; g++)
+            print_options(cmd, cmd->options, (enum vm_cli_group)g, vm_cli_groups[g]);
+    } else {
+        print_options(cmd, cmd->options, VM_CLI_GROUP_NONE, vm_cli_groups[VM_CLI_GROUP_GENERAL]);
     }
-    printf("\nCommon options:\n");
-    print_options(NULL, vm_cli_common_options);
+    print_options(NULL, vm_cli_common_options, VM_CLI_GROUP_NONE, "Common options");
 }

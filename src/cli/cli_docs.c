@@ -412,9 +412,24 @@ static void man_section_commands(struct buf *b)
         man_synopsis(b, c);
         buf_puts(b, ".PP\n");
         man_para(b, c->doc ? c->doc : c->summary, c->usage);
-        for (const struct vm_cli_option *o = c->options; o && o->name; o++)
-            if (option_shown(c, o))
+        if (!vm_cli_grouped(c)) {
+            for (const struct vm_cli_option *o = c->options; o && o->name; o++)
+                if (option_shown(c, o))
+                    man_option(b, o);
+            continue;
+        }
+        /* Under the headings of --help, in the same order. */
+        for (int g = VM_CLI_GROUP_NONE + 1; g < VM_CLI_GROUP_COUNT; g++) {
+            bool first = true;
+            for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
+                if (!option_shown(c, o) || o->group != (enum vm_cli_group)g)
+                    continue;
+                if (first)
+                    buf_printf(b, ".PP\n.B %s\n", vm_cli_groups[g]);
+                first = false;
                 man_option(b, o);
+            }
+        }
     }
 }
 

@@ -4,7 +4,8 @@
  * Fails when the committed man/vmmigrate.1, completions/vmmigrate.bash or
  * completions/_vmmigrate differ from what cli_docs.c generates now (fix:
  * `cmake --build build --target docs`), when a visible option is missing from
- * --help, the man page or a completion, when the exit codes of exitcode.h,
+ * --help, the man page or a completion, when an option has no group or is
+ * not under its group's heading in --help and the man page, when the exit codes of exitcode.h,
  * cli.c's vm_cli_exits[] and the man page's EXIT STATUS disagree, when a man
  * page example no longer parses, when `mandoc -T lint` warns, or when
  * vmmigrate-policy(7) (written by hand) states other bounds or choices for
@@ -304,6 +305,104 @@ static void test_man_lists_every_option(void)
     for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
         check_man_option(common, "COMMON OPTIONS", NULL, o);
     free(common);
+    free(man);
+}
+
+/* ---- option groups: one table for --help's and the man page's headings -- */
+
+static void check_has_group(const char *cmd, const struct vm_cli_option *o)
+{
+    if (o->group <= VM_CLI_GROUP_NONE || o->group >= VM_CLI_GROUP_COUNT || !vm_cli_groups[o->group])
+        CHECK_FAIL("option --%s of '%s' has no group (set .group in its table entry)", o->name,
+                   cmd);
+}
+
+/* The text from `start` to the first `end` after it (or the end); NULL
+ * when start is not there. Caller frees. */
+static char *block(const char *text, const char *start, const char *end)
+{
+    const char *p = strstr(text, start);
+    if (!p)
+        return NULL;
+    const char *q = strstr(p + strlen(start), end);
+    return q ? xstrndup(p, (size_t)(q - p)) : xstrdup(p);
+}
+
+/* The --help line of o in text: its names, then a space or a newline. */
+static bool help_has_option(const char *text, const struct vm_cli_option *o)
+{
+    char *want = o->short_name ? xasprintf("  -%c, --%s", o->short_name, o->name)
+                               : xasprintf("      --%s", o->name);
+    size_t n = strlen(want);
+    const char *p = strstr(text, want);
+    while (p && p[n] != ' ' && p[n] != '\n')
+        p = strstr(p + 1, want);
+    free(want);
+    return p != NULL;
+}
+
+static void test_option_groups(void)
+{
+    for (size_t i = 0; vm_cli_commands[i]; i++)
+        for (const struct vm_cli_option *o = vm_cli_commands[i]->options; o && o->name; o++)
+            check_has_group(vm_cli_commands[i]->name, o);
+    for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+        check_has_group("common options", o);
+
+    /* run, plan and drain show their options under several headings. */
+    static const char *const grouped[] = {"run", "plan", "drain", "qemu"};
+    for (size_t i = 0; i < VM_ARRAY_LEN(grouped); i++) {
+        const struct vm_cli_command *c = vm_cli_find(grouped[i]);
+        CHECK(c != NULL);
+        if (!vm_cli_grouped(c))
+            CHECK_FAIL("'vmmigrate %s --help' does not group its options", c->name);
+    }
+
+    char *man = vm_cli_docs_generate(VM_CLI_DOC_MAN);
+    static const char *const sh_or_ss[] = {".SH ", ".SS ", NULL};
+    FOR_EACH_SHOWN_COMMAND(c)
+    {
+        char *help = capture_help(c);
+        char *title = xasprintf(".SS %s", c->name);
+        char *sec = section(man, title, sh_or_ss);
+        bool grouped_cmd = vm_cli_grouped(c);
+        for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
+            if (!vm_cli_option_shown(c, o))
+                continue;
+            enum vm_cli_group g = grouped_cmd ? o->group : VM_CLI_GROUP_GENERAL;
+            /* --help: the option is in the block under its heading, which
+             * ends at the next blank line. */
+            char *heading = xasprintf("\n\n%s:\n", vm_cli_groups[g]);
+            char *hb = block(help, heading, "\n\n");
+            if (!hb)
+                CHECK_FAIL("'vmmigrate %s --help' lacks the heading \"%s:\":\n%s", c->name,
+                           vm_cli_groups[g], help);
+            if (!help_has_option(hb, o))
+                CHECK_FAIL("'vmmigrate %s --help' does not list --%s under \"%s:\":\n%s", c->name,
+                           o->name, vm_cli_groups[g], help);
+            free(hb);
+            free(heading);
+            if (!grouped_cmd)
+                continue;
+            /* The man page: under ".B HEADING", up to the next heading. */
+            char *mhead = xasprintf(".PP\n.B %s\n", vm_cli_groups[g]);
+            char *mb = block(sec, mhead, ".PP\n.B ");
+            if (!mb)
+                CHECK_FAIL("the man page's %s lacks the heading \"%s\"", title, mhead);
+            char *tag = man_tag(o);
+            char *line = xasprintf(".TP\n%s", tag);
+            if (!strstr(mb, line))
+                CHECK_FAIL("the man page's %s does not list --%s under \"%s\"", title, o->name,
+                           vm_cli_groups[g]);
+            free(line);
+            free(tag);
+            free(mb);
+            free(mhead);
+        }
+        free(sec);
+        free(title);
+        free(help);
+    }
     free(man);
 }
 
@@ -736,21 +835,14 @@ static void test_policy_man_settings(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_committed_man),
-    VM_TEST(test_committed_bash),
-    VM_TEST(test_committed_zsh),
-    VM_TEST(test_help_lists_every_option),
-    VM_TEST(test_man_lists_every_option),
-    VM_TEST(test_bash_lists_every_option),
-    VM_TEST(test_zsh_lists_every_option),
-    VM_TEST(test_exit_table_matches_list),
-    VM_TEST(test_exit_table_matches_header),
-    VM_TEST(test_man_exit_status),
-    VM_TEST(test_man_reproducible),
-    VM_TEST(test_man_examples_parse),
-    VM_TEST(test_man_lint),
-    VM_TEST(test_policy_man_settings),
-    {0},
+    VM_TEST(test_committed_man),           VM_TEST(test_committed_bash),
+    VM_TEST(test_committed_zsh),           VM_TEST(test_help_lists_every_option),
+    VM_TEST(test_man_lists_every_option),  VM_TEST(test_option_groups),
+    VM_TEST(test_bash_lists_every_option), VM_TEST(test_zsh_lists_every_option),
+    VM_TEST(test_exit_table_matches_list), VM_TEST(test_exit_table_matches_header),
+    VM_TEST(test_man_exit_status),         VM_TEST(test_man_reproducible),
+    VM_TEST(test_man_examples_parse),      VM_TEST(test_man_lint),
+    VM_TEST(test_policy_man_settings),     {0},
 };
 static const struct vm_test_suite suite = {.tests = tests};
 
