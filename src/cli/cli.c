@@ -192,6 +192,113 @@ bool vm_cli_grouped(const struct vm_cli_command *cmd)
     return n > VM_CLI_GROUP_MIN_OPTIONS;
 }
 
+/* ---- did you mean ------------------------------------------------------ */
+
+size_t vm_cli_edit_distance(const char *a, size_t alen, const char *b, size_t blen)
+{
+    /* Optimal string alignment: insertions, deletions, substitutions and
+     * transpositions of neighbours ("darin" is one from "drain"); three
+     * rows of the matrix. */
+    size_t *rows = xcalloc(3 * (blen + 1), sizeof(*rows));
+    size_t *prev2 = rows, *prev = rows + blen + 1, *cur = rows + 2 * (blen + 1);
+    for (size_t j = 0; j <= blen; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= alen; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= blen; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (prev[j - 1] + cost < d)
+                d = prev[j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < d)
+                d = prev2[j - 2] + 1;
+            cur[j] = d;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    size_t d = prev[blen];
+    free(rows);
+    return d;
+}
+
+/* The closest of the names offered to a mistyped word: within one edit
+ * (two for words of six letters or more), the first of the nearest in
+ * table order; else the one name the word is a prefix of (three letters or
+ * more: options are not abbreviated). */
+struct suggest {
+    const char *word;
+    size_t len;
+    const char *best;
+    size_t best_d;
+    const char *prefix;
+    int nprefix;
+};
+
+static void suggest_offer(struct suggest *s, const char *name)
+{
+    size_t n = strlen(name);
+    if (n == s->len && strncmp(name, s->word, n) == 0)
+        return; /* the word is right; something else is wrong */
+    size_t d = vm_cli_edit_distance(s->word, s->len, name, n);
+    if (!s->best || d < s->best_d) {
+        s->best = name;
+        s->best_d = d;
+    }
+    if (s->len >= 3 && n > s->len && strncmp(name, s->word, s->len) == 0) {
+        s->prefix = name;
+        s->nprefix++;
+    }
+}
+
+static const char *suggest_result(const struct suggest *s)
+{
+    size_t limit = s->len >= 6 ? 2 : s->len >= 3 ? 1 : 0;
+    if (s->best && s->best_d <= limit)
+        return s->best;
+    return s->nprefix == 1 ? s->prefix : NULL;
+}
+
+const char *vm_cli_suggest_command(const char *name)
+{
+    struct suggest s = {.word = name, .len = strlen(name)};
+    for (size_t i = 0; vm_cli_commands[i]; i++)
+        if (!(vm_cli_commands[i]->flags & VM_CLI_HIDDEN))
+            suggest_offer(&s, vm_cli_commands[i]->name);
+    return suggest_result(&s);
+}
+
+/* The long option of cmd (or a common one) closest to "--word[=value]". */
+static const char *suggest_option(const struct vm_cli_command *cmd, const char *arg)
+{
+    if (strncmp(arg, "--", 2) != 0)
+        return NULL;
+    struct suggest s = {.word = arg + 2, .len = strcspn(arg + 2, "=")};
+    for (const struct vm_cli_option *o = cmd->options; o && o->name; o++)
+        if (vm_cli_option_shown(cmd, o))
+            suggest_offer(&s, o->name);
+    for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+        if (vm_cli_option_shown(NULL, o))
+            suggest_offer(&s, o->name);
+    return suggest_result(&s);
+}
+
+/* "run: unknown option '--paralel'; did you mean '--parallel'?", or the
+ * pointer to --help when no option is close. */
+static void unknown_option(const struct vm_cli_command *cmd, const char *arg)
+{
+    const char *near = suggest_option(cmd, arg);
+    if (near)
+        vm_error("%s: unknown option '%s'; did you mean '--%s'?", cmd->name, arg, near);
+    else
+        vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, arg, cmd->name);
+}
+
 static const struct vm_cli_option *find_by_index(const struct vm_cli_command *cmd, int index)
 {
     int n = 0;
@@ -340,8 +447,7 @@ struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, cha
             known = strlen(name) == len && strncmp(name, a + 2, len) == 0;
         }
         if (!known && !(i > 1 && is_value_of(cmd, nopts, argv[i - 1]))) {
-            vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, a,
-                     cmd->name);
+            unknown_option(cmd, a);
             ok = false;
         }
     }
@@ -363,8 +469,7 @@ struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, cha
                 vm_error("%s: unknown option '-%c' (see 'vmmigrate %s --help')", cmd->name, optopt,
                          cmd->name);
             else
-                vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, bad,
-                         cmd->name);
+                unknown_option(cmd, bad);
             ok = false;
             break;
         } else {

@@ -15,6 +15,7 @@
 #define VMM_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum vm_cli_arg {
@@ -112,8 +113,16 @@ bool vm_cli_option_shown(const struct vm_cli_command *cmd, const struct vm_cli_o
  * headings: it shows more than VM_CLI_GROUP_MIN_OPTIONS of them. */
 bool vm_cli_grouped(const struct vm_cli_command *cmd);
 
+/* The shown command nearest to a mistyped name ("darin": "drain"), or NULL
+ * when none is close (a static string of the table). */
+const char *vm_cli_suggest_command(const char *name);
+/* The edit distance of a[0..alen) and b[0..blen): insertions, deletions,
+ * substitutions and swaps of neighbours count one each. */
+size_t vm_cli_edit_distance(const char *a, size_t alen, const char *b, size_t blen);
+
 /* Parse argv (argv[0] is the command name). On error prints one line naming
- * the culprit and returns NULL with *exit_code = VM_EXIT_USAGE; on --help
+ * the culprit (an unknown long option with the nearest one of cmd, if any
+ * is close) and returns NULL with *exit_code = VM_EXIT_USAGE; on --help
  * prints the command's help and returns NULL with *exit_code = VM_EXIT_OK. */
 struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, char **argv,
                                  int *exit_code);
