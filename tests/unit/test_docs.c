@@ -21,7 +21,9 @@
 
 #include "runner.h"
 #include "cli/cli.h"
+#include "journal/journal.h"
 #include "plan/settings.h"
+#include "run/lock.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -687,7 +689,56 @@ static void test_man_reproducible(void)
     free(b);
 }
 
-/* Every example line of the man page parses with today's options. */
+/* The positional arguments cmd's usage starts with ("URI" of drain's
+ * "URI --target URI ..."): what an example gives before its options. */
+static int leading_positionals(const struct vm_cli_command *cmd)
+{
+    int n = 0;
+    for (const char *p = cmd->usage ? cmd->usage : ""; *p;) {
+        while (*p == ' ')
+            p++;
+        if (!*p || *p == '-' || *p == '[' || *p == '(')
+            break;
+        n++;
+        p += strcspn(p, " ");
+    }
+    return n;
+}
+
+/* One example line: the words after the word "vmmigrate" (if any) up to a
+ * redirection parse as that command's arguments. Returns whether the line
+ * runs vmmigrate. */
+static bool check_example_line(char *line, const char *block)
+{
+    char *argv[64];
+    int argc = 0;
+    bool on = false;
+    for (char *w = strtok(line, " "); w && *w != '>' && *w != '|'; w = strtok(NULL, " ")) {
+        if (!on && strcmp(w, "vmmigrate") == 0)
+            on = true;
+        if (!on)
+            continue;
+        CHECK(argc < 63);
+        argv[argc++] = w;
+    }
+    if (!on)
+        return false;
+    argv[argc] = NULL;
+    CHECK(argc >= 2);
+    const struct vm_cli_command *cmd = vm_cli_find(argv[1]);
+    if (!cmd)
+        CHECK_FAIL("a man page example runs unknown command '%s'", argv[1]);
+    int rc = -1;
+    struct vm_cli_args *args = vm_cli_parse(cmd, argc - 1, argv + 1, &rc);
+    if (!args)
+        CHECK_FAIL("a man page example does not parse (exit %d): %s", rc, block);
+    CHECK_INT(vm_cli_npos(args), ==, leading_positionals(cmd));
+    vm_cli_args_free(args);
+    return true;
+}
+
+/* Every vmmigrate command line of the man page's examples (a shell line, or
+ * the command of a crontab line) parses with today's options. */
 static void test_man_examples_parse(void)
 {
     char *man = vm_cli_docs_generate(VM_CLI_DOC_MAN);
@@ -697,43 +748,95 @@ static void test_man_examples_parse(void)
         const char *end = strstr(p, "\n.EE\n");
         CHECK(end != NULL);
         /* Un-roff: "\-" is '-', "\e" then a newline continues the line. */
-        char *line = xmalloc((size_t)(end - p) + 1), *d = line;
+        char *text = xmalloc((size_t)(end - p) + 2), *d = text;
         for (const char *s = p; s < end; s++) {
             if (s[0] == '\\' && s[1] == '-') {
                 *d++ = '-';
                 s++;
             } else if (s[0] == '\\' && s[1] == 'e' && s[2] == '\n') {
                 s += 2;
-            } else if (*s == '\n') {
-                *d++ = ' ';
             } else {
                 *d++ = *s;
             }
         }
+        *d++ = '\n';
         *d = '\0';
-        char *argv[64];
-        int argc = 0;
-        for (char *w = strtok(line, " "); w && *w != '>' && *w != '|'; w = strtok(NULL, " ")) {
-            CHECK(argc < 63);
-            argv[argc++] = w;
+        for (char *line = text, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+            *nl = '\0';
+            char *copy = xstrdup(line);
+            examples += check_example_line(copy, p);
+            free(copy);
         }
-        argv[argc] = NULL;
-        CHECK(argc >= 2);
-        CHECK_STR(argv[0], "vmmigrate");
-        const struct vm_cli_command *cmd = vm_cli_find(argv[1]);
-        if (!cmd)
-            CHECK_FAIL("a man page example runs unknown command '%s'", argv[1]);
-        int rc = -1;
-        struct vm_cli_args *args = vm_cli_parse(cmd, argc - 1, argv + 1, &rc);
-        if (!args)
-            CHECK_FAIL("a man page example does not parse (exit %d): %s", rc, p);
-        CHECK_INT(vm_cli_npos(args), ==, 0);
-        vm_cli_args_free(args);
-        free(line);
-        examples++;
+        free(text);
         p = end;
     }
     CHECK_INT(examples, >=, 1);
+    CHECK_CONTAINS(man, "\nvmmigrate drain ");
+    CHECK_CONTAINS(man, " root vmmigrate drain "); /* the crontab line */
+    CHECK_CONTAINS(man, "vmmigrate\\-drain@hv12.timer");
+    free(man);
+}
+
+/* FILES names every default path of the code and every file shipped for
+ * operators (policies, schemas, units, configs), SEE ALSO the pages the
+ * text sends the reader to. */
+static void check_files_dir(const char *files, const char *rel, const char *suffix,
+                            const char *prefix)
+{
+    char *dir = source_path(rel);
+    char *cmd = xasprintf("ls '%s'", dir);
+    FILE *ls = popen(cmd, "r");
+    CHECK(ls != NULL);
+    char *names = slurp(ls);
+    pclose(ls);
+    int n = 0;
+    for (char *name = strtok(names, "\n"); name; name = strtok(NULL, "\n")) {
+        size_t len = strlen(name), slen = strlen(suffix);
+        if (len < slen || strcmp(name + len - slen, suffix) != 0)
+            continue;
+        /* A unit's template (".service.in") is installed without ".in". */
+        char *installed = strcmp(suffix, ".in") == 0 ? xstrndup(name, len - slen) : xstrdup(name);
+        char *want = xasprintf("%s%s", prefix, installed);
+        char *roff = roff_name(want);
+        if (!strstr(files, roff))
+            CHECK_FAIL("the man page's FILES does not list %s (from %s/%s)", want, rel, name);
+        free(roff);
+        free(want);
+        free(installed);
+        n++;
+    }
+    CHECK_INT(n, >=, 1);
+    free(names);
+    free(cmd);
+    free(dir);
+}
+
+static void test_man_files(void)
+{
+    char *man = vm_cli_docs_generate(VM_CLI_DOC_MAN);
+    static const char *const sh[] = {".SH ", NULL};
+    char *files = section(man, ".SH FILES", sh);
+    static const char *const defaults[] = {VM_JOURNAL_DEFAULT_DIR "/", VM_LOCK_DEFAULT_DIR "/",
+                                           VM_JOURNAL_DEFAULT_DIR "/recover.lock"};
+    for (size_t i = 0; i < VM_ARRAY_LEN(defaults); i++) {
+        char *roff = roff_name(defaults[i]);
+        if (!strstr(files, roff))
+            CHECK_FAIL("the man page's FILES does not name the default %s", defaults[i]);
+        free(roff);
+    }
+    check_files_dir(files, "policies", ".lua", "share/vmmigrate/policies/");
+    check_files_dir(files, "lua", ".lua", "share/vmmigrate/lua/");
+    check_files_dir(files, "schema", ".json", "share/vmmigrate/schema/");
+    check_files_dir(files, "contrib/systemd", ".in", "lib/systemd/system/");
+    check_files_dir(files, "contrib/etc", ".conf", "/etc/vmmigrate/");
+    check_files_dir(files, "contrib/tmpfiles", ".conf", "lib/tmpfiles.d/");
+    CHECK_CONTAINS(files, "/etc/vmmigrate/HOST.conf");
+    char *see = section(man, ".SH SEE ALSO", sh);
+    CHECK_CONTAINS(see, ".BR vmmigrate\\-policy (7)");
+    CHECK_CONTAINS(see, ".BR systemd.timer (5)");
+    CHECK_CONTAINS(see, ".BR virsh (1)");
+    free(see);
+    free(files);
     free(man);
 }
 
@@ -834,16 +937,27 @@ static void test_policy_man_settings(void)
     free(path);
 }
 
+/* clang-format off */
 static const struct vm_test tests[] = {
-    VM_TEST(test_committed_man),           VM_TEST(test_committed_bash),
-    VM_TEST(test_committed_zsh),           VM_TEST(test_help_lists_every_option),
-    VM_TEST(test_man_lists_every_option),  VM_TEST(test_option_groups),
-    VM_TEST(test_bash_lists_every_option), VM_TEST(test_zsh_lists_every_option),
-    VM_TEST(test_exit_table_matches_list), VM_TEST(test_exit_table_matches_header),
-    VM_TEST(test_man_exit_status),         VM_TEST(test_man_reproducible),
-    VM_TEST(test_man_examples_parse),      VM_TEST(test_man_lint),
-    VM_TEST(test_policy_man_settings),     {0},
+    VM_TEST(test_committed_man),
+    VM_TEST(test_committed_bash),
+    VM_TEST(test_committed_zsh),
+    VM_TEST(test_help_lists_every_option),
+    VM_TEST(test_man_lists_every_option),
+    VM_TEST(test_option_groups),
+    VM_TEST(test_bash_lists_every_option),
+    VM_TEST(test_zsh_lists_every_option),
+    VM_TEST(test_exit_table_matches_list),
+    VM_TEST(test_exit_table_matches_header),
+    VM_TEST(test_man_exit_status),
+    VM_TEST(test_man_reproducible),
+    VM_TEST(test_man_examples_parse),
+    VM_TEST(test_man_files),
+    VM_TEST(test_man_lint),
+    VM_TEST(test_policy_man_settings),
+    {0},
 };
+/* clang-format on */
 static const struct vm_test_suite suite = {.tests = tests};
 
 int main(int argc, char **argv)
