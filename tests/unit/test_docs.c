@@ -9,7 +9,8 @@
  * cli.c's vm_cli_exits[] and the man page's EXIT STATUS disagree, when a man
  * page example no longer parses, when `mandoc -T lint` warns, or when
  * vmmigrate-policy(7) (written by hand) states other bounds or choices for
- * settings(run) than the settings table (plan/settings.h).
+ * settings(run) than the settings table (plan/settings.h), or lacks a
+ * built-in feature of feature_builtin.c's table.
  *
  * Reads the committed files from $VMM_SOURCE_DIR (set by ctest). */
 #include <ctype.h>
@@ -21,6 +22,7 @@
 
 #include "runner.h"
 #include "cli/cli.h"
+#include "feature/feature_builtin.h"
 #include "journal/journal.h"
 #include "plan/settings.h"
 #include "run/lock.h"
@@ -937,6 +939,40 @@ static void test_policy_man_settings(void)
     free(path);
 }
 
+/* ---- vmmigrate-policy(7) documents every built-in feature ------------- */
+
+static void test_policy_man_features(void)
+{
+    char *path = source_path("man/vmmigrate-policy.7");
+    char *man = read_file(path);
+    if (!man)
+        CHECK_FAIL("cannot read %s", path);
+    static const char *const ends[] = {".SH", NULL};
+    char *sec = section(man, ".SH FEATURES", ends);
+    const char *built_in = strstr(sec, "\nBuilt in:\n");
+    if (!built_in)
+        CHECK_FAIL("vmmigrate-policy(7), FEATURES: no \"Built in:\" list");
+    for (int i = 0; vm_feature_builtin_at(i); i++) {
+        const char *name = vm_feature_builtin_at(i)->name;
+        char *tag = xasprintf(".TP\n.B %s\n", name);
+        const char *p = strstr(built_in, tag);
+        if (!p)
+            CHECK_FAIL("vmmigrate-policy(7) does not document the built-in feature %s (\"%s\" "
+                       "under \"Built in:\")",
+                       name, tag);
+        /* More than a line: what it does in its steps. */
+        const char *body = p + strlen(tag), *tp = strstr(body, "\n.TP\n"),
+                   *pp = strstr(body, "\n.PP\n");
+        const char *next = tp && (!pp || tp < pp) ? tp : pp;
+        CHECK(next != NULL);
+        CHECK_INT(next - body, >, 80);
+        free(tag);
+    }
+    free(sec);
+    free(man);
+    free(path);
+}
+
 /* clang-format off */
 static const struct vm_test tests[] = {
     VM_TEST(test_committed_man),
@@ -955,6 +991,7 @@ static const struct vm_test tests[] = {
     VM_TEST(test_man_files),
     VM_TEST(test_man_lint),
     VM_TEST(test_policy_man_settings),
+    VM_TEST(test_policy_man_features),
     {0},
 };
 /* clang-format on */
