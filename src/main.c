@@ -44,7 +44,11 @@ int main(int argc, char **argv)
         name = "version";
     const struct vm_cli_command *cmd = vm_cli_find(name);
     if (!cmd) {
-        vm_error("unknown command '%s' (see 'vmmigrate --help')", argv[1]);
+        const char *near = vm_cli_suggest_command(argv[1]);
+        if (near)
+            vm_error("unknown command '%s'; did you mean '%s'?", argv[1], near);
+        else
+            vm_error("unknown command '%s' (see 'vmmigrate --help')", argv[1]);
         return VM_EXIT_USAGE;
     }
     int rc;

@@ -43,22 +43,41 @@ const struct vm_cli_command *const vm_cli_commands[] = {
 };
 /* clang-format on */
 
+/* The headings of --help and the man page, in vm_cli_group order. */
+const char *const vm_cli_groups[VM_CLI_GROUP_COUNT] = {
+    [VM_CLI_GROUP_NONE] = NULL,
+    [VM_CLI_GROUP_GENERAL] = "Options",
+    [VM_CLI_GROUP_HOSTS] = "Hosts and VMs",
+    [VM_CLI_GROUP_POLICY] = "Policy and plan",
+    [VM_CLI_GROUP_CONNECTION] = "Connections",
+    [VM_CLI_GROUP_MIGRATION] = "Migration",
+    [VM_CLI_GROUP_LIMITS] = "Limits",
+    [VM_CLI_GROUP_OUTPUT] = "Output",
+    [VM_CLI_GROUP_CRON] = "Cron and timers",
+};
+
 const struct vm_cli_option vm_cli_common_options[] = {
-    {.name = "help", .short_name = 'h', .id = VM_CLI_OPT_HELP, .help = "show this help and exit"},
+    {.name = "help",
+     .short_name = 'h',
+     .id = VM_CLI_OPT_HELP,
+     .help = "show this help and exit",
+     .group = VM_CLI_GROUP_GENERAL},
     {.name = "quiet",
      .short_name = 'q',
      .id = VM_CLI_OPT_QUIET,
      .help = "print errors only (for cron); no progress meter",
      .doc = "Print nothing on standard error but errors, even with --verbose, and no progress "
             "meter. Meant for cron and systemd timers; --syslog still gets what --verbose "
-            "asks for."},
+            "asks for.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {.name = "syslog",
      .id = VM_CLI_OPT_SYSLOG,
      .help = "also send every log line to syslog (daemon facility)",
      .doc = "Also send every message to syslog(3): identity vmmigrate with its process id, "
             "facility daemon, priority err, warning, info or debug, no timestamp (syslog adds "
             "its own). Warnings and errors by default, info and debug with --verbose, "
-            "whatever --quiet leaves on standard error."},
+            "whatever --quiet leaves on standard error.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {.name = "verbose",
      .short_name = 'v',
      .id = VM_CLI_OPT_VERBOSE,
@@ -68,7 +87,8 @@ const struct vm_cli_option vm_cli_common_options[] = {
             "terminal, info and debug lines carry a timestamp; when standard error is a file "
             "or a pipe (cron's mail, a log file) every line does; when it is the journal "
             "(systemd sets JOURNAL_STREAM), lines carry the sd-daemon(3) priority prefix (<3> "
-            "error, <4> warning, <6> info, <7> debug) and no timestamp."},
+            "error, <4> warning, <6> info, <7> debug) and no timestamp.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {0},
 };
 
@@ -162,6 +182,121 @@ bool vm_cli_option_shown(const struct vm_cli_command *cmd, const struct vm_cli_o
         if (*id == o->id)
             return false;
     return true;
+}
+
+bool vm_cli_grouped(const struct vm_cli_command *cmd)
+{
+    int n = 0;
+    for (const struct vm_cli_option *o = cmd->options; o && o->name; o++)
+        n += vm_cli_option_shown(cmd, o);
+    return n > VM_CLI_GROUP_MIN_OPTIONS;
+}
+
+/* ---- did you mean ------------------------------------------------------ */
+
+size_t vm_cli_edit_distance(const char *a, size_t alen, const char *b, size_t blen)
+{
+    /* Optimal string alignment: insertions, deletions, substitutions and
+     * transpositions of neighbours ("darin" is one from "drain"); three
+     * rows of the matrix. */
+    size_t *rows = xcalloc(3 * (blen + 1), sizeof(*rows));
+    size_t *prev2 = rows, *prev = rows + blen + 1, *cur = rows + 2 * (blen + 1);
+    for (size_t j = 0; j <= blen; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= alen; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= blen; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (prev[j - 1] + cost < d)
+                d = prev[j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < d)
+                d = prev2[j - 2] + 1;
+            cur[j] = d;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    size_t d = prev[blen];
+    free(rows);
+    return d;
+}
+
+/* The closest of the names offered to a mistyped word: within one edit
+ * (two for words of six letters or more), the first of the nearest in
+ * table order; else the one name the word is a prefix of (three letters or
+ * more: options are not abbreviated). */
+struct suggest {
+    const char *word;
+    size_t len;
+    const char *best;
+    size_t best_d;
+    const char *prefix;
+    int nprefix;
+};
+
+static void suggest_offer(struct suggest *s, const char *name)
+{
+    size_t n = strlen(name);
+    if (n == s->len && strncmp(name, s->word, n) == 0)
+        return; /* the word is right; something else is wrong */
+    size_t d = vm_cli_edit_distance(s->word, s->len, name, n);
+    if (!s->best || d < s->best_d) {
+        s->best = name;
+        s->best_d = d;
+    }
+    if (s->len >= 3 && n > s->len && strncmp(name, s->word, s->len) == 0) {
+        s->prefix = name;
+        s->nprefix++;
+    }
+}
+
+static const char *suggest_result(const struct suggest *s)
+{
+    size_t limit = s->len >= 6 ? 2 : s->len >= 3 ? 1 : 0;
+    if (s->best && s->best_d <= limit)
+        return s->best;
+    return s->nprefix == 1 ? s->prefix : NULL;
+}
+
+const char *vm_cli_suggest_command(const char *name)
+{
+    struct suggest s = {.word = name, .len = strlen(name)};
+    for (size_t i = 0; vm_cli_commands[i]; i++)
+        if (!(vm_cli_commands[i]->flags & VM_CLI_HIDDEN))
+            suggest_offer(&s, vm_cli_commands[i]->name);
+    return suggest_result(&s);
+}
+
+/* The long option of cmd (or a common one) closest to "--word[=value]". */
+static const char *suggest_option(const struct vm_cli_command *cmd, const char *arg)
+{
+    if (strncmp(arg, "--", 2) != 0)
+        return NULL;
+    struct suggest s = {.word = arg + 2, .len = strcspn(arg + 2, "=")};
+    for (const struct vm_cli_option *o = cmd->options; o && o->name; o++)
+        if (vm_cli_option_shown(cmd, o))
+            suggest_offer(&s, o->name);
+    for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+        if (vm_cli_option_shown(NULL, o))
+            suggest_offer(&s, o->name);
+    return suggest_result(&s);
+}
+
+/* "run: unknown option '--paralel'; did you mean '--parallel'?", or the
+ * pointer to --help when no option is close. */
+static void unknown_option(const struct vm_cli_command *cmd, const char *arg)
+{
+    const char *near = suggest_option(cmd, arg);
+    if (near)
+        vm_error("%s: unknown option '%s'; did you mean '--%s'?", cmd->name, arg, near);
+    else
+        vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, arg, cmd->name);
 }
 
 static const struct vm_cli_option *find_by_index(const struct vm_cli_command *cmd, int index)
@@ -312,8 +447,7 @@ struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, cha
             known = strlen(name) == len && strncmp(name, a + 2, len) == 0;
         }
         if (!known && !(i > 1 && is_value_of(cmd, nopts, argv[i - 1]))) {
-            vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, a,
-                     cmd->name);
+            unknown_option(cmd, a);
             ok = false;
         }
     }
@@ -335,8 +469,7 @@ struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, cha
                 vm_error("%s: unknown option '-%c' (see 'vmmigrate %s --help')", cmd->name, optopt,
                          cmd->name);
             else
-                vm_error("%s: unknown option '%s' (see 'vmmigrate %s --help')", cmd->name, bad,
-                         cmd->name);
+                unknown_option(cmd, bad);
             ok = false;
             break;
         } else {
@@ -452,23 +585,35 @@ const struct vm_cli_command *vm_cli_args_command(const struct vm_cli_args *args)
     return args->cmd;
 }
 
-static void print_options(const struct vm_cli_command *cmd, const struct vm_cli_option *opts)
+static void print_option(const struct vm_cli_option *o)
 {
+    char left[64];
+    int n = 0;
+    if (o->short_name)
+        n = snprintf(left, sizeof(left), "-%c, ", o->short_name);
+    else
+        n = snprintf(left, sizeof(left), "    ");
+    snprintf(left + n, sizeof(left) - (size_t)n, "--%s%s%s", o->name,
+             o->arg == VM_CLI_ARG_NONE ? "" : " ", o->arg == VM_CLI_ARG_NONE ? "" : o->metavar);
+    if (strlen(left) > 28)
+        printf("  %s\n  %-28s  %s\n", left, "", o->help);
+    else
+        printf("  %-28s  %s\n", left, o->help);
+}
+
+/* The shown options of `opts` in group g (VM_CLI_GROUP_NONE: all), under
+ * "\nHEADING:\n" when there is one. */
+static void print_options(const struct vm_cli_command *cmd, const struct vm_cli_option *opts,
+                          enum vm_cli_group g, const char *heading)
+{
+    bool first = true;
     for (const struct vm_cli_option *o = opts; o && o->name; o++) {
-        if (!vm_cli_option_shown(cmd, o))
+        if (!vm_cli_option_shown(cmd, o) || (g != VM_CLI_GROUP_NONE && o->group != g))
             continue;
-        char left[64];
-        int n = 0;
-        if (o->short_name)
-            n = snprintf(left, sizeof(left), "-%c, ", o->short_name);
-        else
-            n = snprintf(left, sizeof(left), "    ");
-        snprintf(left + n, sizeof(left) - (size_t)n, "--%s%s%s", o->name,
-                 o->arg == VM_CLI_ARG_NONE ? "" : " ", o->arg == VM_CLI_ARG_NONE ? "" : o->metavar);
-        if (strlen(left) > 28)
-            printf("  %s\n  %-28s  %s\n", left, "", o->help);
-        else
-            printf("  %-28s  %s\n", left, o->help);
+        if (first && heading)
+            printf("\n%s:\n", heading);
+        first = false;
+        print_option(o);
     }
 }
 
@@ -487,10 +632,11 @@ void vm_cli_print_help(const struct vm_cli_command *cmd)
         return;
     }
     printf("Usage: vmmigrate %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
-    if (cmd->options && cmd->options->name) {
-        printf("\nOptions:\n");
-        print_options(cmd, cmd->options);
+    if (vm_cli_grouped(cmd)) {
+        for (int g = VM_CLI_GROUP_NONE + 1; g < VM_CLI_GROUP_COUNT; g++)
+            print_options(cmd, cmd->options, (enum vm_cli_group)g, vm_cli_groups[g]);
+    } else {
+        print_options(cmd, cmd->options, VM_CLI_GROUP_NONE, vm_cli_groups[VM_CLI_GROUP_GENERAL]);
     }
-    printf("\nCommon options:\n");
-    print_options(NULL, vm_cli_common_options);
+    print_options(NULL, vm_cli_common_options, VM_CLI_GROUP_NONE, "Common options");
 }

@@ -15,6 +15,7 @@
 #define VMM_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum vm_cli_arg {
@@ -33,6 +34,28 @@ enum vm_cli_flags {
     VM_CLI_HIDDEN = 1 << 1, /* not in --help, man or completions */
 };
 
+/* The heading an option appears under in --help and the man page, in this
+ * order (vm_cli_groups[] has the headings). Every option has one; 0 is no
+ * group, which tests/unit/test_docs.c refuses. A command with at most
+ * VM_CLI_GROUP_MIN_OPTIONS shown options lists them under one heading,
+ * "Options", whatever their groups. */
+enum vm_cli_group {
+    VM_CLI_GROUP_NONE,
+    VM_CLI_GROUP_GENERAL,    /* what fits no other heading */
+    VM_CLI_GROUP_HOSTS,      /* which hosts and VMs */
+    VM_CLI_GROUP_POLICY,     /* the policy, classes, features, the plan */
+    VM_CLI_GROUP_CONNECTION, /* reaching the hosts */
+    VM_CLI_GROUP_MIGRATION,  /* how each migration runs */
+    VM_CLI_GROUP_LIMITS,     /* how many, how long, how often */
+    VM_CLI_GROUP_OUTPUT,     /* reports, events, files, webhooks, logging */
+    VM_CLI_GROUP_CRON,       /* unattended runs: journals, locks, stopping */
+    VM_CLI_GROUP_COUNT,
+};
+enum { VM_CLI_GROUP_MIN_OPTIONS = 8 };
+
+/* vm_cli_groups[g]: the heading of group g ("Migration"), NULL for none. */
+extern const char *const vm_cli_groups[VM_CLI_GROUP_COUNT];
+
 struct vm_cli_option {
     const char *name; /* long name without dashes; NULL ends a table */
     char short_name;  /* 0 if none */
@@ -44,6 +67,7 @@ struct vm_cli_option {
     const char *choices; /* VM_CLI_ARG_CHOICE(S): "a|b|c" */
     const char *help;    /* one line, for --help */
     const char *doc;     /* the man page paragraph (roff-free text); NULL: help */
+    enum vm_cli_group group;
 };
 
 struct vm_cli_args;
@@ -85,9 +109,20 @@ const struct vm_cli_command *vm_cli_find(const char *name);
 /* Whether option o of command cmd (NULL: a common option) appears in --help,
  * the man page and the completions: not VM_CLI_HIDDEN nor in cmd->hidden_ids. */
 bool vm_cli_option_shown(const struct vm_cli_command *cmd, const struct vm_cli_option *o);
+/* Whether cmd's --help and man page list its options under their groups'
+ * headings: it shows more than VM_CLI_GROUP_MIN_OPTIONS of them. */
+bool vm_cli_grouped(const struct vm_cli_command *cmd);
+
+/* The shown command nearest to a mistyped name ("darin": "drain"), or NULL
+ * when none is close (a static string of the table). */
+const char *vm_cli_suggest_command(const char *name);
+/* The edit distance of a[0..alen) and b[0..blen): insertions, deletions,
+ * substitutions and swaps of neighbours count one each. */
+size_t vm_cli_edit_distance(const char *a, size_t alen, const char *b, size_t blen);
 
 /* Parse argv (argv[0] is the command name). On error prints one line naming
- * the culprit and returns NULL with *exit_code = VM_EXIT_USAGE; on --help
+ * the culprit (an unknown long option with the nearest one of cmd, if any
+ * is close) and returns NULL with *exit_code = VM_EXIT_USAGE; on --help
  * prints the command's help and returns NULL with *exit_code = VM_EXIT_OK. */
 struct vm_cli_args *vm_cli_parse(const struct vm_cli_command *cmd, int argc, char **argv,
                                  int *exit_code);

@@ -31,20 +31,135 @@
 #define VMM_RELEASE_DATE "2026-11-21"
 #endif
 
-/* The examples of the man page, as typed at a shell (words separated by
- * single spaces; the words after `vmmigrate` up to a redirection must parse:
- * test_docs.c checks them). */
+/* The examples of the man page. A shell example is a command line as typed
+ * at a shell (words separated by single spaces), broken with backslashes
+ * where it is long; a verbatim one (a crontab line, a config file) is set
+ * as it is, a line per '\n'. In both, the words after a word `vmmigrate` up
+ * to a redirection must parse: test_docs.c checks them. */
 static const struct {
     const char *what;
-    const char *line;
+    const char *text;
+    bool verbatim;
 } man_examples[] = {
     {"Migrate two VMs, save the JSON report and write every event to a file as it happens:",
      "vmmigrate run --source qemu+ssh://hv12/system --target qemu+ssh://hv13/system "
-     "--vm web1 --vm db1 --json --events run.ndjson >report.json"},
+     "--vm web1 --vm db1 --json --events run.ndjson >report.json",
+     false},
     {"Move four VMs three at a time, at most 500 MiB/s each; pause a guest whose migration "
      "still runs after ten minutes so that it completes:",
      "vmmigrate run -s qemu+ssh://hv12/system -t qemu+ssh://hv13/system -j 3 -b 500 "
-     "--timeout 600 --timeout-action suspend -m web1 -m web2 -m db1 -m cache1"},
+     "--timeout 600 --timeout-action suspend -m web1 -m web2 -m db1 -m cache1",
+     false},
+    {"See what draining hv12 onto two spare hosts would do, then drain it with the shipped "
+     "evacuate policy, at most two VMs leaving at a time, within an hour:",
+     "vmmigrate plan -s qemu+ssh://hv12/system -t qemu+ssh://spare1/system "
+     "-t qemu+ssh://spare2/system --policy /usr/share/vmmigrate/policies/evacuate.lua\n"
+     "vmmigrate drain qemu+ssh://hv12/system -t qemu+ssh://spare1/system "
+     "-t qemu+ssh://spare2/system --max-out 2 --deadline 3600 --json >drain.json",
+     false},
+    {"Drain hv12 every Sunday at 02:00 from cron, with a line in /etc/cron.d/vmmigrate: "
+     "--quiet leaves only errors for cron's mail, --wait-lock waits for a run still working "
+     "on the host, and the status file says how far the drain is:",
+     "0 2 * * 0 root vmmigrate drain qemu+ssh://hv12/system -t qemu+ssh://spare1/system "
+     "--quiet --wait-lock --deadline 3600 --status-file /run/vmmigrate/hv12.status.json",
+     true},
+    {"The same with systemd: vmmigrate-drain@HOST.service drains the host its "
+     "/etc/vmmigrate/HOST.conf names, with --quiet, --wait-lock and the status file "
+     "/run/vmmigrate/HOST.status.json, and runs recover after every stop; "
+     "vmmigrate-drain@HOST.timer starts it every Sunday at 02:00 (systemctl edit "
+     "vmmigrate-drain@hv12.timer changes that). Copy the example config for hv12:",
+     "cp /etc/vmmigrate/example.conf /etc/vmmigrate/hv12.conf", true},
+    {"set the host and the drain's options in it (KEY=value lines, as systemd's "
+     "EnvironmentFile reads them):",
+     "VMMIGRATE_SOURCE=qemu+ssh://hv12/system\n"
+     "VMMIGRATE_OPTIONS=\"--target qemu+ssh://spare1/system --max-out 2 --deadline 3600\"",
+     true},
+    {"then enable the host's timer, or drain at once, and see what the last drains did:",
+     "systemctl enable --now vmmigrate-drain@hv12.timer\n"
+     "systemctl start vmmigrate-drain@hv12.service\n"
+     "vmmigrate status",
+     true},
+};
+
+/* The FILES section: a path, then what it is. Paths starting with '/' are
+ * absolute (those under /etc move with the prefix, see below); the others
+ * are under the installation prefix. Every default path of the code is
+ * here, and every shipped policy and schema (test_docs.c checks both). */
+static const struct {
+    const char *path;
+    const char *doc;
+} man_files[] = {
+    {"/var/lib/vmmigrate/journal/RUN.ndjson",
+     "The journal of each run (and of each vmmigrate qemu migration): one JSON record per "
+     "line, fsync'd before it is acted on, which recover reads after a crash and status "
+     "shows (schema/journal.schema.json). --journal-dir changes the directory; recover "
+     "--prune-after removes the journals of old closed runs."},
+    {"/var/lib/vmmigrate/journal/recover.lock",
+     "Held by recover while it settles the journals, so that two never decide the same "
+     "migration."},
+    {"/run/vmmigrate/KEY.lock",
+     "The lock of one source host (KEY: its libvirt host UUID), held by the run working on "
+     "it; it names the run, which abort reads. --lock-dir changes the directory."},
+    {"/run/vmmigrate/HOST.status.json",
+     "The status file the systemd drain unit of HOST keeps (--status-file; "
+     "schema/status.schema.json). A run writes no status file unless asked."},
+    {"/var/lib/prometheus/node-exporter/vmmigrate-HOST.prom",
+     "Where the example config keeps a drain's --metrics-file, for node_exporter's textfile "
+     "collector (metric names in docs/metrics.md). A run writes no metrics file unless "
+     "asked."},
+    {"/etc/vmmigrate/HOST.conf",
+     "The drain of HOST for vmmigrate-drain@HOST.service: VMMIGRATE_SOURCE, "
+     "VMMIGRATE_OPTIONS, and optionally VMMIGRATE_POLICY and VMMIGRATE_RECOVER_OPTIONS."},
+    {"/etc/vmmigrate/example.conf", "A commented HOST.conf to copy."},
+    {"/etc/vmmigrate/recover.conf",
+     "Optional: VMMIGRATE_RECOVER_OPTIONS for vmmigrate-recover.service (default: --policy "
+     "with the shipped evacuate.lua)."},
+    {"share/vmmigrate/policies/evacuate.lua",
+     "The policy drain uses without --policy or --vm: every running VM leaves, largest "
+     "first, placed on the target with the most free memory left; tagged or VDP VMs as "
+     "network-critical. See vmmigrate-policy(7)."},
+    {"share/vmmigrate/policies/maintenance-window.lua",
+     "A gentle drain for a maintenance window: one migration out of each host at a time, a "
+     "bandwidth cap, pinned VMs and VMs with local writable disks left alone."},
+    {"share/vmmigrate/policies/tagged-only.lua",
+     "Moves only the VMs whose domain metadata tags them with move, optionally to the "
+     "target it names."},
+    {"share/vmmigrate/lua/vmm.lua",
+     "The Lua half of the vmm module that policies require (built into vmmigrate, which "
+     "does not read this copy)."},
+    {"share/vmmigrate/schema/report.schema.json",
+     "The JSON Schema of the report that --json prints."},
+    {"share/vmmigrate/schema/qemu-report.schema.json",
+     "The JSON Schema of the report that vmmigrate qemu --json prints."},
+    {"share/vmmigrate/schema/event.schema.json",
+     "The JSON Schema of each line of the event stream that --events writes."},
+    {"share/vmmigrate/schema/status.schema.json", "The JSON Schema of the --status-file."},
+    {"share/vmmigrate/schema/journal.schema.json", "The JSON Schema of a journal's records."},
+    {"share/vmmigrate/prometheus/vmmigrate.rules.yml",
+     "Prometheus alerting rules on the --metrics-file series, with their tests "
+     "(vmmigrate.rules.test.yml)."},
+    {"share/vmmigrate/grafana/vmmigrate.json", "A Grafana dashboard of the same series."},
+    {"lib/systemd/system/vmmigrate-drain@.service",
+     "Drains the host of /etc/vmmigrate/INSTANCE.conf once, then runs recover."},
+    {"lib/systemd/system/vmmigrate-drain@.timer",
+     "Starts vmmigrate-drain@INSTANCE.service every Sunday at 02:00 (within half an hour)."},
+    {"lib/systemd/system/vmmigrate-recover.service",
+     "Runs recover at boot, before any timer, to settle what a crash left half-done."},
+    {"lib/tmpfiles.d/vmmigrate.conf", "Creates /run/vmmigrate and /var/lib/vmmigrate/journal."},
+};
+
+/* The SEE ALSO section: by section, then by name. */
+static const struct {
+    const char *name, *section;
+} man_see_also[] = {
+    {"virsh", "1"},
+    {"crontab", "5"},
+    {"systemd.exec", "5"},
+    {"systemd.service", "5"},
+    {"systemd.timer", "5"},
+    {"tmpfiles.d", "5"},
+    {"vmmigrate-policy", "7"},
+    {"libvirtd", "8"},
 };
 
 /* ---- a growing string ------------------------------------------------ */
@@ -412,9 +527,24 @@ static void man_section_commands(struct buf *b)
         man_synopsis(b, c);
         buf_puts(b, ".PP\n");
         man_para(b, c->doc ? c->doc : c->summary, c->usage);
-        for (const struct vm_cli_option *o = c->options; o && o->name; o++)
-            if (option_shown(c, o))
+        if (!vm_cli_grouped(c)) {
+            for (const struct vm_cli_option *o = c->options; o && o->name; o++)
+                if (option_shown(c, o))
+                    man_option(b, o);
+            continue;
+        }
+        /* Under the headings of --help, in the same order. */
+        for (int g = VM_CLI_GROUP_NONE + 1; g < VM_CLI_GROUP_COUNT; g++) {
+            bool first = true;
+            for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
+                if (!option_shown(c, o) || o->group != (enum vm_cli_group)g)
+                    continue;
+                if (first)
+                    buf_printf(b, ".PP\n.B %s\n", vm_cli_groups[g]);
+                first = false;
                 man_option(b, o);
+            }
+        }
     }
 }
 
@@ -499,11 +629,16 @@ static char *man_generate(void)
              NULL);
 
     buf_puts(&b, ".SH FILES\n");
-    man_para(&b, "Under the installation prefix (/usr or /usr/local):", NULL);
-    buf_puts(&b, ".TP\n.I share/vmmigrate/schema/report.schema.json\n");
-    man_para(&b, "The JSON Schema of the report that --json prints.", NULL);
-    buf_puts(&b, ".TP\n.I share/vmmigrate/schema/event.schema.json\n");
-    man_para(&b, "The JSON Schema of each line of the event stream that --events writes.", NULL);
+    man_para(&b,
+             "Paths starting with share/ or lib/ are under the installation prefix (/usr or "
+             "/usr/local); /etc is PREFIX/etc for another prefix than /usr.",
+             NULL);
+    for (size_t i = 0; i < VM_ARRAY_LEN(man_files); i++) {
+        buf_puts(&b, ".TP\n.I ");
+        roff_escape(&b, man_files[i].path, strlen(man_files[i].path), true);
+        buf_putc(&b, '\n');
+        man_para(&b, man_files[i].doc, NULL);
+    }
 
     buf_puts(&b, ".SH EXAMPLES\n");
     for (size_t i = 0; i < VM_ARRAY_LEN(man_examples); i++) {
@@ -511,11 +646,28 @@ static char *man_generate(void)
             buf_puts(&b, ".PP\n");
         man_para(&b, man_examples[i].what, NULL);
         buf_puts(&b, ".PP\n.EX\n");
-        man_example(&b, man_examples[i].line);
+        for (const char *line = man_examples[i].text; *line;) {
+            size_t n = strcspn(line, "\n");
+            char *one = xstrndup(line, n);
+            if (man_examples[i].verbatim) {
+                roff_escape(&b, one, n, true);
+                buf_putc(&b, '\n');
+            } else {
+                man_example(&b, one);
+            }
+            free(one);
+            line += line[n] ? n + 1 : n;
+        }
         buf_puts(&b, ".EE\n");
     }
 
-    buf_puts(&b, ".SH SEE ALSO\n.BR virsh (1),\n.BR libvirtd (8)\n");
+    buf_puts(&b, ".SH SEE ALSO\n");
+    for (size_t i = 0; i < VM_ARRAY_LEN(man_see_also); i++) {
+        buf_puts(&b, ".BR ");
+        roff_escape(&b, man_see_also[i].name, strlen(man_see_also[i].name), true);
+        buf_printf(&b, " (%s)%s\n", man_see_also[i].section,
+                   i + 1 < VM_ARRAY_LEN(man_see_also) ? "," : "");
+    }
     return buf_finish(&b);
 }
 

@@ -3,7 +3,7 @@
  *
  * A definition fixes what parsing, the completions and the man page see the
  * same in every command: the name, short name, kind of value, metavar,
- * bounds and choices. The command gives its own option id and, since what an
+ * bounds, choices and the heading it is listed under (its vm_cli_group). The command gives its own option id and, since what an
  * option does can differ by command (run's --json prints the run report,
  * recover's what it found), its --help line and man page paragraph; the
  * VM_CLI_HELP_* / VM_CLI_DOC_* texts serve where they are the same. A command
@@ -31,25 +31,25 @@
 
 #define VM_CLI_OPTION_JSON(ID, HELP, DOC)                                                          \
     {                                                                                              \
-        .name = "json", .id = (ID), .help = HELP, .doc = DOC                                       \
+        .name = "json", .id = (ID), .help = HELP, .doc = DOC, .group = VM_CLI_GROUP_OUTPUT         \
     }
 
 #define VM_CLI_OPTION_EVENTS(ID, HELP, DOC)                                                        \
     {                                                                                              \
         .name = "events", .short_name = 'e', .arg = VM_CLI_ARG_FILE, .metavar = "FILE",            \
-        .id = (ID), .help = HELP, .doc = DOC                                                       \
+        .id = (ID), .help = HELP, .doc = DOC, .group = VM_CLI_GROUP_OUTPUT                         \
     }
 
 #define VM_CLI_OPTION_JOURNAL_DIR(ID, HELP, DOC)                                                   \
     {                                                                                              \
         .name = "journal-dir", .arg = VM_CLI_ARG_FILE, .metavar = "DIR", .id = (ID), .help = HELP, \
-        .doc = DOC                                                                                 \
+        .doc = DOC, .group = VM_CLI_GROUP_CRON                                                     \
     }
 
 #define VM_CLI_OPTION_LOCK_DIR(ID, HELP, DOC)                                                      \
     {                                                                                              \
         .name = "lock-dir", .arg = VM_CLI_ARG_FILE, .metavar = "DIR", .id = (ID), .help = HELP,    \
-        .doc = DOC                                                                                 \
+        .doc = DOC, .group = VM_CLI_GROUP_CRON                                                     \
     }
 
 /* ---- connections (run, plan, drain) ------------------------------------ */
@@ -66,7 +66,8 @@ _Static_assert(VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S == 30, "--connect-timeout's hel
                "the run then ends with exit status 4, naming the URI, before anything changed. "   \
                "0 waits as long as libvirt does, which may be forever. Once connected, libvirt's " \
                "keepalive (every 5 s, 6 missed) fails any call to a host that stops answering. "   \
-               "Default 30."                                                                       \
+               "Default 30.",                                                                      \
+        .group = VM_CLI_GROUP_CONNECTION                                                           \
     }
 
 /* ---- policies and feature commands ------------------------------------- */
@@ -75,7 +76,7 @@ _Static_assert(VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S == 30, "--connect-timeout's hel
 #define VM_CLI_OPTION_POLICY(ID, SHORT, HELP, DOC)                                                 \
     {                                                                                              \
         .name = "policy", .short_name = (SHORT), .arg = VM_CLI_ARG_FILE, .metavar = "FILE",        \
-        .id = (ID), .help = HELP, .doc = DOC                                                       \
+        .id = (ID), .help = HELP, .doc = DOC, .group = VM_CLI_GROUP_POLICY                         \
     }
 
 /* --host-exec, for the commands that run feature steps (run, drain,
@@ -88,7 +89,8 @@ _Static_assert(VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S == 30, "--connect-timeout's hel
             "How features run commands (vmm.exec, vdptool) on the host with libvirt URI: PREFIX, " \
             "split on spaces, followed by the command's arguments (no shell), e.g. "               \
             "qemu+tcp://hv12/system='ssh -i /etc/vmm/key hv12 --'. Without it, local URIs run "    \
-            "commands here and qemu+ssh URIs through ssh with BatchMode."                          \
+            "commands here and qemu+ssh URIs through ssh with BatchMode.",                         \
+        .group = VM_CLI_GROUP_CONNECTION                                                           \
     }
 
 /* ---- migration knobs (run, plan, drain, qemu) -------------------------- */
@@ -98,43 +100,46 @@ _Static_assert(VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S == 30, "--connect-timeout's hel
 #define VM_CLI_OPTION_BANDWIDTH(ID, HELP, DOC)                                                     \
     {                                                                                              \
         .name = "bandwidth", .short_name = 'b', .arg = VM_CLI_ARG_INT, .metavar = "MIB/S",         \
-        .id = (ID), .min = 1, .max = 1000000, .help = HELP, .doc = DOC                             \
+        .id = (ID), .min = 1, .max = 1000000, .help = HELP, .doc = DOC,                            \
+        .group = VM_CLI_GROUP_MIGRATION                                                            \
     }
 
 #define VM_CLI_OPTION_MAX_DOWNTIME(ID, HELP, DOC)                                                  \
     {                                                                                              \
         .name = "max-downtime", .short_name = 'd', .arg = VM_CLI_ARG_INT, .metavar = "MS",         \
-        .id = (ID), .min = 1, .max = 2000000, .help = HELP, .doc = DOC                             \
+        .id = (ID), .min = 1, .max = 2000000, .help = HELP, .doc = DOC,                            \
+        .group = VM_CLI_GROUP_MIGRATION                                                            \
     }
 
 #define VM_CLI_OPTION_TIMEOUT(ID, HELP, DOC)                                                       \
     {                                                                                              \
         .name = "timeout", .arg = VM_CLI_ARG_INT, .metavar = "SECONDS", .id = (ID), .min = 1,      \
-        .max = 604800, .help = HELP, .doc = DOC                                                    \
+        .max = 604800, .help = HELP, .doc = DOC, .group = VM_CLI_GROUP_MIGRATION                   \
     }
 
 #define VM_CLI_OPTION_CLASS(ID, HELP, DOC)                                                         \
     {                                                                                              \
         .name = "class", .arg = VM_CLI_ARG_CHOICE, .metavar = "CLASS", .id = (ID),                 \
-        .choices = "urgent|network-critical", .help = HELP, .doc = DOC                             \
+        .choices = "urgent|network-critical", .help = HELP, .doc = DOC,                            \
+        .group = VM_CLI_GROUP_POLICY                                                               \
     }
 
 /* ---- run settings (plan/settings.h) ------------------------------------ */
 
 /* An integer setting; KEY is its settings(run) key as a bare word
- * (max_in), SHORT its short option or 0. */
-#define VM_CLI_OPTION_SETTING(KEY, SHORT, METAVAR, ID, HELP, DOC)                                  \
+ * (max_in), SHORT its short option or 0, GROUP its vm_cli_group. */
+#define VM_CLI_OPTION_SETTING(KEY, SHORT, METAVAR, ID, GROUP, HELP, DOC)                           \
     {                                                                                              \
         .name = VM_SETTING_OPTION(KEY), .short_name = (SHORT), .arg = VM_CLI_ARG_INT,              \
         .metavar = METAVAR, .id = (ID), .min = VM_SETTING_MIN(KEY), .max = VM_SETTING_MAX(KEY),    \
-        .help = HELP, .doc = DOC                                                                   \
+        .help = HELP, .doc = DOC, .group = (GROUP)                                                 \
     }
 
 /* A setting with choices (on_abort). */
-#define VM_CLI_OPTION_SETTING_CHOICE(KEY, METAVAR, ID, HELP, DOC)                                  \
+#define VM_CLI_OPTION_SETTING_CHOICE(KEY, METAVAR, ID, GROUP, HELP, DOC)                           \
     {                                                                                              \
         .name = VM_SETTING_OPTION(KEY), .arg = VM_CLI_ARG_CHOICE, .metavar = METAVAR, .id = (ID),  \
-        .choices = VM_SETTING_CHOICES(KEY), .help = HELP, .doc = DOC                               \
+        .choices = VM_SETTING_CHOICES(KEY), .help = HELP, .doc = DOC, .group = (GROUP)             \
     }
 
 #endif

@@ -27,7 +27,8 @@ static const struct vm_cli_option abort_options[] = {
      .arg = VM_CLI_ARG_NONE,
      .id = OPT_ALL,
      .help = "stop every run going on",
-     .doc = "Stop every run that holds a source host's lock in the lock directory."},
+     .doc = "Stop every run that holds a source host's lock in the lock directory.",
+     .group = VM_CLI_GROUP_GENERAL},
     VM_CLI_OPTION_LOCK_DIR(OPT_LOCK_DIR, "where the run locks live (" VM_LOCK_DEFAULT_DIR ")",
                            "The directory of the run locks (see run --lock-dir)."),
     {.name = "run",
@@ -36,7 +37,8 @@ static const struct vm_cli_option abort_options[] = {
      .id = OPT_RUN,
      .help = "stop the run with this id (see status)",
      .doc = "Stop the run whose id (its journal's, as `status`, the report and the events name "
-            "it) is ID."},
+            "it) is ID.",
+     .group = VM_CLI_GROUP_GENERAL},
     {0},
 };
 

@@ -17,7 +17,11 @@ static int cmd_help_exec(const struct vm_cli_args *args)
     }
     const struct vm_cli_command *cmd = vm_cli_find(name);
     if (!cmd) {
-        vm_error("help: unknown command '%s'", name);
+        const char *near = vm_cli_suggest_command(name);
+        if (near)
+            vm_error("help: unknown command '%s'; did you mean '%s'?", name, near);
+        else
+            vm_error("help: unknown command '%s'", name);
         return VM_EXIT_USAGE;
     }
     vm_cli_print_help(cmd);

@@ -51,7 +51,8 @@ static const struct vm_cli_option qemu_options[] = {
      .flags = VM_CLI_REPEAT,
      .help = "a feature that must be ready at the gate (NAME? : best effort)",
      .doc = "A feature that must initialise on the target before the commit: announce, or one "
-            "the --policy defines with vmm.feature(). A trailing ? makes it best-effort."},
+            "the --policy defines with vmm.feature(). A trailing ? makes it best-effort.",
+     .group = VM_CLI_GROUP_POLICY},
     {.name = "gate-timeout",
      .arg = VM_CLI_ARG_INT,
      .metavar = "MS",
@@ -60,7 +61,8 @@ static const struct vm_cli_option qemu_options[] = {
      .max = 600000,
      .help = "the most the gate may be held (30000)",
      .doc = "Roll back if the features are not ready MS milliseconds after the gate was "
-            "reached (the guest is paused meanwhile). Default 30000."},
+            "reached (the guest is paused meanwhile). Default 30000.",
+     .group = VM_CLI_GROUP_MIGRATION},
     VM_CLI_OPTION_JOURNAL_DIR(
         OPT_JOURNAL_DIR, "where the migration's journal goes (" VM_JOURNAL_DEFAULT_DIR ")",
         "The directory of the append-only journals, as for run: one file per migration, "
@@ -77,7 +79,8 @@ static const struct vm_cli_option qemu_options[] = {
      .metavar = "NAME",
      .id = OPT_NAME,
      .help = "the guest's name in reports and features (qemu)",
-     .doc = "A name for the guest in reports, events and the vm table features see."},
+     .doc = "A name for the guest in reports, events and the vm table features see.",
+     .group = VM_CLI_GROUP_HOSTS},
     VM_CLI_OPTION_POLICY(OPT_POLICY, 'p', "the Lua policy that defines the --feature steps",
                          "Load the policy FILE for the features it defines with vmm.feature()."),
     {.name = "source-qmp",
@@ -86,7 +89,8 @@ static const struct vm_cli_option qemu_options[] = {
      .metavar = "PATH",
      .id = OPT_SOURCE_QMP,
      .help = "the source QEMU's QMP socket (required)",
-     .doc = "The unix socket of the source QEMU's QMP monitor (-qmp unix:PATH,server=on)."},
+     .doc = "The unix socket of the source QEMU's QMP monitor (-qmp unix:PATH,server=on).",
+     .group = VM_CLI_GROUP_HOSTS},
     {.name = "target-qmp",
      .short_name = 't',
      .arg = VM_CLI_ARG_FILE,
@@ -94,7 +98,8 @@ static const struct vm_cli_option qemu_options[] = {
      .id = OPT_TARGET_QMP,
      .help = "the target QEMU's QMP socket (required)",
      .doc = "The unix socket of the target QEMU's QMP monitor; the target must have been "
-            "started with -incoming defer."},
+            "started with -incoming defer.",
+     .group = VM_CLI_GROUP_HOSTS},
     VM_CLI_OPTION_TIMEOUT(
         OPT_TIMEOUT, "cancel a migration still running after SECONDS",
         "Cancel the migration (the guest stays on the source) if it has not reached the "
@@ -105,7 +110,8 @@ static const struct vm_cli_option qemu_options[] = {
      .metavar = "URI",
      .id = OPT_URI,
      .help = "the migration stream's address, e.g. tcp:10.0.0.2:4444 (required)",
-     .doc = "Where the target listens and the source sends (QEMU's migration URI)."},
+     .doc = "Where the target listens and the source sends (QEMU's migration URI).",
+     .group = VM_CLI_GROUP_MIGRATION},
     {0},
 };
 

@@ -69,7 +69,8 @@ static const struct vm_cli_option recover_options[] = {
             "done, or failed. A journal that cannot be read whole, or of a run with anything "
             "open, stays, whatever its age. Each removed journal is logged (and listed as "
             "\"pruned\" with --json). Without it nothing is removed. vmmigrate-drain@.service "
-            "runs recover --prune-after 90 after every drain."},
+            "runs recover --prune-after 90 after every drain.",
+     .group = VM_CLI_GROUP_CRON},
     {0},
 };
 

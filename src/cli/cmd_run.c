@@ -72,12 +72,14 @@ static const struct vm_cli_option job_options[] = {
      .max = 1000000,
      .help = "bandwidth the plan's estimates assume where none is set (1000)",
      .doc = "The migration bandwidth, in MiB/s, that the plan's time estimates assume for "
-            "VMs with no --bandwidth or policy bandwidth. Default 1000."},
+            "VMs with no --bandwidth or policy bandwidth. Default 1000.",
+     .group = VM_CLI_GROUP_POLICY},
     {.name = "auto-converge",
      .id = OPT_AUTO_CONVERGE,
      .help = "throttle guest vCPUs when the migration does not converge",
      .doc = "Let QEMU throttle the guest's vCPUs, step by step, while memory is dirtied faster "
-            "than it is copied (VIR_MIGRATE_AUTO_CONVERGE)."},
+            "than it is copied (VIR_MIGRATE_AUTO_CONVERGE).",
+     .group = VM_CLI_GROUP_MIGRATION},
     VM_CLI_OPTION_BANDWIDTH(OPT_BANDWIDTH, VM_CLI_HELP_BANDWIDTH,
                             "Cap the bandwidth of each migration at MIB/S mebibytes per second "
                             "(VIR_MIGRATE_PARAM_BANDWIDTH). Default: libvirt's (unlimited)."),
@@ -96,10 +98,12 @@ static const struct vm_cli_option job_options[] = {
      .help = "compress migration data: comma list of xbzrle,mt,zlib,zstd",
      .doc = "Compress migration data with the given comma-separated methods "
             "(VIR_MIGRATE_COMPRESSED with VIR_MIGRATE_PARAM_COMPRESSION). zlib and zstd need "
-            "--parallel-connections."},
+            "--parallel-connections.",
+     .group = VM_CLI_GROUP_MIGRATION},
     VM_CLI_OPTION_CONNECT_TIMEOUT(OPT_CONNECT_TIMEOUT),
     VM_CLI_OPTION_SETTING(
-        deadline_s, 0, "SECONDS", OPT_DEADLINE, "end the whole run after SECONDS (abort what runs)",
+        deadline_s, 0, "SECONDS", OPT_DEADLINE, VM_CLI_GROUP_LIMITS,
+        "end the whole run after SECONDS (abort what runs)",
         "When the run has taken SECONDS, start no more migrations and abort the running "
         "ones (at the commit gate: roll back); every guest stays where it is, and the "
         "report says so. For maintenance windows."),
@@ -109,7 +113,8 @@ static const struct vm_cli_option job_options[] = {
      .doc = "Drive the migration from vmmigrate over connections to both hosts "
             "(virDomainMigrate3) instead of letting the source libvirtd talk to the target "
             "(peer-to-peer, VIR_MIGRATE_PEER2PEER, the default, which survives a crash of "
-            "vmmigrate)."},
+            "vmmigrate).",
+     .group = VM_CLI_GROUP_MIGRATION},
     VM_CLI_OPTION_EVENTS(
         OPT_EVENTS, VM_CLI_HELP_EVENTS,
         "Append one JSON object per line to FILE ('-': standard output) for every event: "
@@ -133,16 +138,17 @@ static const struct vm_cli_option job_options[] = {
         "Set the maximum downtime QEMU may take for the final switchover, in milliseconds "
         "(virDomainMigrateSetMaxDowntime)."),
     VM_CLI_OPTION_SETTING(
-        max_failures, 0, "N", OPT_MAX_FAILURES, "start no new migration after N failed",
+        max_failures, 0, "N", OPT_MAX_FAILURES, VM_CLI_GROUP_LIMITS,
+        "start no new migration after N failed",
         "After N migrations failed (or were aborted or rolled back), start no new ones; "
         "the running ones finish. Default: go on with the others whatever fails."),
     VM_CLI_OPTION_SETTING(
-        max_in, 0, "N", OPT_MAX_IN,
+        max_in, 0, "N", OPT_MAX_IN, VM_CLI_GROUP_LIMITS,
         "at most N migrations into one target host at once (" VM_SETTING_DEFAULT_STR(max_in) ")",
         "At most N migrations arrive at any one target host at the same time. "
         "Default " VM_SETTING_DEFAULT_STR(max_in) "."),
     VM_CLI_OPTION_SETTING(
-        max_out, 0, "N", OPT_MAX_OUT,
+        max_out, 0, "N", OPT_MAX_OUT, VM_CLI_GROUP_LIMITS,
         "at most N migrations out of one source host at once (" VM_SETTING_DEFAULT_STR(max_out) ")",
         "At most N migrations leave any one source host at the same time (KubeVirt's "
         "default, " VM_SETTING_DEFAULT_STR(
@@ -158,18 +164,21 @@ static const struct vm_cli_option job_options[] = {
             "node_exporter's textfile collector: migrations by state, in flight (what --parallel "
             "limits), retries, bytes, durations, downtimes, run state and exit code, every series "
             "labelled with its source host's URI (source), so the files of several drains can "
-            "share one textfile directory. The names are listed in docs/metrics.md."},
+            "share one textfile directory. The names are listed in docs/metrics.md.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {.name = "migrate-uri",
      .arg = VM_CLI_ARG_URI,
      .metavar = "URI",
      .id = OPT_MIGRATE_URI,
      .help = "address for the migration data stream (e.g. tcp://10.0.0.2)",
      .doc = "Send the migration data to this URI instead of the address the target libvirtd "
-            "chooses (VIR_MIGRATE_PARAM_URI)."},
+            "chooses (VIR_MIGRATE_PARAM_URI).",
+     .group = VM_CLI_GROUP_MIGRATION},
     {.name = "no-progress",
      .id = OPT_NO_PROGRESS,
      .help = "do not draw the progress meter",
-     .doc = "Do not draw the progress meter even on a terminal."},
+     .doc = "Do not draw the progress meter even on a terminal.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {.name = "notify",
      .arg = VM_CLI_ARG_URI,
      .metavar = "URL",
@@ -179,16 +188,18 @@ static const struct vm_cli_option job_options[] = {
      .doc = "POST a JSON event to URL (libcurl, on the loop, never delaying a migration) when "
             "the run starts and finishes, a VM failed or was rolled back, or an operator is "
             "needed; retried with backoff (1, 2, 4 s); the last ones get 5 s at the end of "
-            "the run. Give it once per URL."},
+            "the run. Give it once per URL.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {.name = "notify-token-file",
      .arg = VM_CLI_ARG_FILE,
      .metavar = "FILE",
      .id = OPT_NOTIFY_TOKEN_FILE,
      .help = "send 'Authorization: Bearer' with the token in FILE (mode 600)",
      .doc = "Read a bearer token from FILE (which group and others must not be able to read) "
-            "and send it with every webhook. It is never logged."},
+            "and send it with every webhook. It is never logged.",
+     .group = VM_CLI_GROUP_OUTPUT},
     VM_CLI_OPTION_SETTING_CHOICE(
-        on_abort, "WHAT", OPT_ON_ABORT,
+        on_abort, "WHAT", OPT_ON_ABORT, VM_CLI_GROUP_CRON,
         "on SIGTERM/abort: rollback (default) or finish running migrations",
         "What a stop request (SIGTERM, SIGINT, vmmigrate abort) does to the migrations "
         "running then: rollback (the default) aborts them, and their guests stay on the "
@@ -196,7 +207,7 @@ static const struct vm_cli_option job_options[] = {
         "migration starts, and the exit status is 5. With finish, a second signal aborts "
         "the running ones. A policy's settings(run) may set on_abort."),
     VM_CLI_OPTION_SETTING(
-        parallel, 'j', "N", OPT_CONCURRENCY,
+        parallel, 'j', "N", OPT_CONCURRENCY, VM_CLI_GROUP_LIMITS,
         "migrate at most N VMs at once, in all (default " VM_SETTING_DEFAULT_STR(parallel) ")",
         "Run at most N migrations at the same time in all (see also --max-out and "
         "--max-in); the next starts the moment one ends. A migration holds its slot until "
@@ -212,11 +223,13 @@ static const struct vm_cli_option job_options[] = {
      .max = 255,
      .help = "send each migration over N parallel connections",
      .doc = "Send each migration's data over N parallel connections (VIR_MIGRATE_PARALLEL "
-            "with VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS)."},
+            "with VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS).",
+     .group = VM_CLI_GROUP_MIGRATION},
     {.name = "persistent",
      .id = OPT_PERSISTENT,
      .help = "make the domain persistent on the target",
-     .doc = "Define the domain persistently on the target (VIR_MIGRATE_PERSIST_DEST)."},
+     .doc = "Define the domain persistently on the target (VIR_MIGRATE_PERSIST_DEST).",
+     .group = VM_CLI_GROUP_MIGRATION},
     VM_CLI_OPTION_POLICY(
         OPT_POLICY, 'p', "let the Lua policy FILE decide which VMs move, where and how",
         "Load the Lua policy FILE (see vmmigrate-policy(7)) and let its decide() hook "
@@ -228,7 +241,8 @@ static const struct vm_cli_option job_options[] = {
      .id = OPT_POSTCOPY,
      .help = "allow switching to post-copy (see --timeout-action)",
      .doc = "Allow the migration to switch to post-copy (VIR_MIGRATE_POSTCOPY); needed by "
-            "--timeout-action postcopy."},
+            "--timeout-action postcopy.",
+     .group = VM_CLI_GROUP_MIGRATION},
     {.name = "qmp-socket",
      .arg = VM_CLI_ARG_STRING,
      .metavar = "VM=PATH",
@@ -237,9 +251,11 @@ static const struct vm_cli_option job_options[] = {
      .help = "also watch VM's extra QMP monitor at PATH on the source",
      .doc = "Connect to an extra QMP monitor of VM on the source host at PATH (a unix socket, "
             "e.g. added with <qemu:commandline> -qmp) and copy its events (MIGRATION, STOP, "
-            "RESUME, ...) into the event stream. Never sends migration commands to it."},
+            "RESUME, ...) into the event stream. Never sends migration commands to it.",
+     .group = VM_CLI_GROUP_OUTPUT},
     VM_CLI_OPTION_SETTING(
-        retries, 0, "K", OPT_RETRIES, "retry a VM whose migration failed up to K times",
+        retries, 0, "K", OPT_RETRIES, VM_CLI_GROUP_LIMITS,
+        "retry a VM whose migration failed up to K times",
         "A migration that failed or rolled back with its guest verified on the source is "
         "started again, at most K times (default " VM_SETTING_DEFAULT_STR(
             retries) "), after the others queued before it; "
@@ -256,7 +272,8 @@ static const struct vm_cli_option job_options[] = {
      .flags = VM_CLI_REPEAT,
      .help = "libvirt URI of a host to move VMs from (required)",
      .doc = "The libvirt connection URI of a host the VMs run on, e.g. "
-            "qemu+ssh://hv12/system. Required; with --policy it may be given several times."},
+            "qemu+ssh://hv12/system. Required; with --policy it may be given several times.",
+     .group = VM_CLI_GROUP_HOSTS},
     {.name = "status-file",
      .arg = VM_CLI_ARG_FILE,
      .metavar = "FILE",
@@ -264,7 +281,8 @@ static const struct vm_cli_option job_options[] = {
      .help = "keep the run's status as JSON in FILE",
      .doc = "Rewrite FILE atomically, at most twice a second and at every state change, with "
             "the run's status (schema/status.schema.json): run id, state, summary, and per VM "
-            "its state, target, progress and error."},
+            "its state, target, progress and error.",
+     .group = VM_CLI_GROUP_OUTPUT},
     {.name = "target",
      .short_name = 't',
      .arg = VM_CLI_ARG_URI,
@@ -274,7 +292,8 @@ static const struct vm_cli_option job_options[] = {
      .help = "libvirt URI of a host to move them to (required, repeatable)",
      .doc = "The libvirt connection URI of a host to move VMs to; give it several times to "
             "let vmmigrate (or the policy) choose. A target must be another host than every "
-            "source (compared by host UUID). Required."},
+            "source (compared by host UUID). Required.",
+     .group = VM_CLI_GROUP_HOSTS},
     VM_CLI_OPTION_TIMEOUT(OPT_TIMEOUT, "act on a migration still running after SECONDS",
                           "When a migration is still running SECONDS after it started, take the "
                           "--timeout-action."),
@@ -286,22 +305,26 @@ static const struct vm_cli_option job_options[] = {
      .help = "abort (default), suspend or postcopy at --timeout",
      .doc = "What to do at --timeout: abort (the guest keeps running on the source; the "
             "default), suspend (pause the guest so the migration completes; it is resumed on "
-            "the target), postcopy (switch to post-copy; needs --postcopy)."},
+            "the target), postcopy (switch to post-copy; needs --postcopy).",
+     .group = VM_CLI_GROUP_MIGRATION},
     {.name = "tls",
      .id = OPT_TLS,
      .help = "encrypt the migration stream with TLS",
      .doc = "Encrypt the migration data with TLS (VIR_MIGRATE_TLS); both hosts need libvirt's "
-            "migration TLS certificates."},
+            "migration TLS certificates.",
+     .group = VM_CLI_GROUP_MIGRATION},
     {.name = "undefine-source",
      .id = OPT_UNDEFINE_SOURCE,
      .help = "undefine the domain on the source after success",
      .doc = "Remove the persistent definition from the source once the migration succeeded "
-            "(VIR_MIGRATE_UNDEFINE_SOURCE)."},
+            "(VIR_MIGRATE_UNDEFINE_SOURCE).",
+     .group = VM_CLI_GROUP_MIGRATION},
     {.name = "unsafe",
      .id = OPT_UNSAFE,
      .help = "migrate even if libvirt thinks it unsafe (local disks)",
      .doc = "Migrate even when libvirt considers it unsafe, e.g. disks without cache=none "
-            "(VIR_MIGRATE_UNSAFE)."},
+            "(VIR_MIGRATE_UNSAFE).",
+     .group = VM_CLI_GROUP_MIGRATION},
     {.name = "vm",
      .short_name = 'm',
      .arg = VM_CLI_ARG_VM,
@@ -310,12 +333,14 @@ static const struct vm_cli_option job_options[] = {
      .flags = VM_CLI_REPEAT,
      .help = "a VM to migrate, by libvirt name (repeatable)",
      .doc = "The libvirt domain name of a VM to migrate; once per VM. Each must be running "
-            "on the (single) --source, or nothing is migrated. Either --vm or --policy."},
+            "on the (single) --source, or nothing is migrated. Either --vm or --policy.",
+     .group = VM_CLI_GROUP_HOSTS},
     {.name = "wait-lock",
      .id = OPT_WAIT_LOCK,
      .help = "wait while another run works on a source host",
      .doc = "When another vmmigrate run holds a source host's lock, wait for it to end "
-            "instead of exiting at once with status 7."},
+            "instead of exiting at once with status 7.",
+     .group = VM_CLI_GROUP_CRON},
     {0},
 };
 

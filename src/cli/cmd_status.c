@@ -29,7 +29,8 @@ static const struct vm_cli_option status_options[] = {
      .doc = "List every run in the journals. Without it the human listing shows the "
             "10 newest runs and every run that is not closed (finished or recovered, each guest "
             "on its source or target, no feature step left started or failed), whatever its "
-            "age, and says how many older closed runs it left out. --json always lists every run."},
+            "age, and says how many older closed runs it left out. --json always lists every run.",
+     .group = VM_CLI_GROUP_GENERAL},
     VM_CLI_OPTION_JOURNAL_DIR(OPT_JOURNAL_DIR, "the journals to read (" VM_JOURNAL_DEFAULT_DIR ")",
                               VM_CLI_DOC_JOURNAL_READ),
     VM_CLI_OPTION_JSON(

@@ -209,9 +209,21 @@ static void host_opened(struct vm_virt_host *h, void *data)
                  xasprintf("cannot connect to '%s' within %u s: no answer (see --connect-timeout)",
                            h->uri, h->open_timeout_s));
     } else if (!job->connects_abandoned) {
-        run_fail(job, VM_EXIT_UNREACHABLE,
-                 xasprintf("cannot connect to '%s': %s", h->uri,
-                           h->err.message ? h->err.message : "unknown error"));
+        /* A host name where a URI belongs ("hv13"): libvirt finds no driver
+         * or cannot parse it (unless libvirt.conf aliases the name, and then
+         * the error is another); say what was meant. */
+        bool no_driver = h->err.code == VIR_ERR_NO_CONNECT || h->err.code == VIR_ERR_INTERNAL_ERROR;
+        char *guess = no_driver ? vm_virt_uri_suggest(h->uri) : NULL;
+        if (guess)
+            run_fail(job, VM_EXIT_UNREACHABLE,
+                     xasprintf("cannot connect to '%s': not a libvirt URI (no driver); did you "
+                               "mean '%s'?",
+                               h->uri, guess));
+        else
+            run_fail(job, VM_EXIT_UNREACHABLE,
+                     xasprintf("cannot connect to '%s': %s", h->uri,
+                               h->err.message ? h->err.message : "unknown error"));
+        free(guess);
     }
     if (--job->pending > 0) {
         /* The run cannot go on: it does not wait for the other hosts. */

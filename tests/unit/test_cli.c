@@ -319,6 +319,25 @@ static void test_unknown_options(void)
                 "version: unknown option '--vm' (see 'vmmigrate version --help')");
 }
 
+static void test_suggestions(void)
+{
+    CHECK_INT(vm_cli_edit_distance("drain", 5, "drain", 5), ==, 0);
+    CHECK_INT(vm_cli_edit_distance("darin", 5, "drain", 5), ==, 1);
+    CHECK_INT(vm_cli_edit_distance("paralel", 7, "parallel", 8), ==, 1);
+    CHECK_INT(vm_cli_edit_distance("", 0, "run", 3), ==, 3);
+    CHECK_INT(vm_cli_edit_distance("kitten", 6, "sitting", 7), ==, 3);
+    CHECK_STR(vm_cli_suggest_command("darin"), "drain");
+    CHECK_STR(vm_cli_suggest_command("stauts"), "status");
+    CHECK(vm_cli_suggest_command("rn") == NULL); /* two letters: too short to guess */
+    CHECK(vm_cli_suggest_command("migrate") == NULL);
+    CHECK(vm_cli_suggest_command("x") == NULL);
+    parse_fails("run --paralel 3", "run: unknown option '--paralel'; did you mean '--parallel'?");
+    parse_fails("run --max-ot=1", "run: unknown option '--max-ot=1'; did you mean '--max-out'?");
+    parse_fails("run --quite", "run: unknown option '--quite'; did you mean '--quiet'?");
+    parse_fails("run --band 5", "run: unknown option '--band'; did you mean '--bandwidth'?");
+    parse_fails("status --jsno", "status: unknown option '--jsno'; did you mean '--json'?");
+}
+
 static void test_ambiguous_prefix(void)
 {
     /* getopt_long accepts unambiguous prefixes of long names; an ambiguous one
@@ -581,6 +600,7 @@ static const struct vm_test tests[] = {
     VM_TEST(test_comma_lists),
     VM_TEST(test_empty_values),
     VM_TEST(test_unknown_options),
+    VM_TEST(test_suggestions),
     VM_TEST(test_ambiguous_prefix),
     VM_TEST(test_missing_values),
     VM_TEST(test_duplicates),

@@ -4,11 +4,13 @@
  * Fails when the committed man/vmmigrate.1, completions/vmmigrate.bash or
  * completions/_vmmigrate differ from what cli_docs.c generates now (fix:
  * `cmake --build build --target docs`), when a visible option is missing from
- * --help, the man page or a completion, when the exit codes of exitcode.h,
+ * --help, the man page or a completion, when an option has no group or is
+ * not under its group's heading in --help and the man page, when the exit codes of exitcode.h,
  * cli.c's vm_cli_exits[] and the man page's EXIT STATUS disagree, when a man
  * page example no longer parses, when `mandoc -T lint` warns, or when
  * vmmigrate-policy(7) (written by hand) states other bounds or choices for
- * settings(run) than the settings table (plan/settings.h).
+ * settings(run) than the settings table (plan/settings.h), or lacks a
+ * built-in feature of feature_builtin.c's table.
  *
  * Reads the committed files from $VMM_SOURCE_DIR (set by ctest). */
 #include <ctype.h>
@@ -20,7 +22,10 @@
 
 #include "runner.h"
 #include "cli/cli.h"
+#include "feature/feature_builtin.h"
+#include "journal/journal.h"
 #include "plan/settings.h"
+#include "run/lock.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -307,6 +312,104 @@ static void test_man_lists_every_option(void)
     free(man);
 }
 
+/* ---- option groups: one table for --help's and the man page's headings -- */
+
+static void check_has_group(const char *cmd, const struct vm_cli_option *o)
+{
+    if (o->group <= VM_CLI_GROUP_NONE || o->group >= VM_CLI_GROUP_COUNT || !vm_cli_groups[o->group])
+        CHECK_FAIL("option --%s of '%s' has no group (set .group in its table entry)", o->name,
+                   cmd);
+}
+
+/* The text from `start` to the first `end` after it (or the end); NULL
+ * when start is not there. Caller frees. */
+static char *block(const char *text, const char *start, const char *end)
+{
+    const char *p = strstr(text, start);
+    if (!p)
+        return NULL;
+    const char *q = strstr(p + strlen(start), end);
+    return q ? xstrndup(p, (size_t)(q - p)) : xstrdup(p);
+}
+
+/* The --help line of o in text: its names, then a space or a newline. */
+static bool help_has_option(const char *text, const struct vm_cli_option *o)
+{
+    char *want = o->short_name ? xasprintf("  -%c, --%s", o->short_name, o->name)
+                               : xasprintf("      --%s", o->name);
+    size_t n = strlen(want);
+    const char *p = strstr(text, want);
+    while (p && p[n] != ' ' && p[n] != '\n')
+        p = strstr(p + 1, want);
+    free(want);
+    return p != NULL;
+}
+
+static void test_option_groups(void)
+{
+    for (size_t i = 0; vm_cli_commands[i]; i++)
+        for (const struct vm_cli_option *o = vm_cli_commands[i]->options; o && o->name; o++)
+            check_has_group(vm_cli_commands[i]->name, o);
+    for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
+        check_has_group("common options", o);
+
+    /* run, plan and drain show their options under several headings. */
+    static const char *const grouped[] = {"run", "plan", "drain", "qemu"};
+    for (size_t i = 0; i < VM_ARRAY_LEN(grouped); i++) {
+        const struct vm_cli_command *c = vm_cli_find(grouped[i]);
+        CHECK(c != NULL);
+        if (!vm_cli_grouped(c))
+            CHECK_FAIL("'vmmigrate %s --help' does not group its options", c->name);
+    }
+
+    char *man = vm_cli_docs_generate(VM_CLI_DOC_MAN);
+    static const char *const sh_or_ss[] = {".SH ", ".SS ", NULL};
+    FOR_EACH_SHOWN_COMMAND(c)
+    {
+        char *help = capture_help(c);
+        char *title = xasprintf(".SS %s", c->name);
+        char *sec = section(man, title, sh_or_ss);
+        bool grouped_cmd = vm_cli_grouped(c);
+        for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
+            if (!vm_cli_option_shown(c, o))
+                continue;
+            enum vm_cli_group g = grouped_cmd ? o->group : VM_CLI_GROUP_GENERAL;
+            /* --help: the option is in the block under its heading, which
+             * ends at the next blank line. */
+            char *heading = xasprintf("\n\n%s:\n", vm_cli_groups[g]);
+            char *hb = block(help, heading, "\n\n");
+            if (!hb)
+                CHECK_FAIL("'vmmigrate %s --help' lacks the heading \"%s:\":\n%s", c->name,
+                           vm_cli_groups[g], help);
+            if (!help_has_option(hb, o))
+                CHECK_FAIL("'vmmigrate %s --help' does not list --%s under \"%s:\":\n%s", c->name,
+                           o->name, vm_cli_groups[g], help);
+            free(hb);
+            free(heading);
+            if (!grouped_cmd)
+                continue;
+            /* The man page: under ".B HEADING", up to the next heading. */
+            char *mhead = xasprintf(".PP\n.B %s\n", vm_cli_groups[g]);
+            char *mb = block(sec, mhead, ".PP\n.B ");
+            if (!mb)
+                CHECK_FAIL("the man page's %s lacks the heading \"%s\"", title, mhead);
+            char *tag = man_tag(o);
+            char *line = xasprintf(".TP\n%s", tag);
+            if (!strstr(mb, line))
+                CHECK_FAIL("the man page's %s does not list --%s under \"%s\"", title, o->name,
+                           vm_cli_groups[g]);
+            free(line);
+            free(tag);
+            free(mb);
+            free(mhead);
+        }
+        free(sec);
+        free(title);
+        free(help);
+    }
+    free(man);
+}
+
 /* The word list of `opts='...'` in the bash branch of command c. */
 static char *bash_opts(const char *bash, const struct vm_cli_command *c)
 {
@@ -588,7 +691,56 @@ static void test_man_reproducible(void)
     free(b);
 }
 
-/* Every example line of the man page parses with today's options. */
+/* The positional arguments cmd's usage starts with ("URI" of drain's
+ * "URI --target URI ..."): what an example gives before its options. */
+static int leading_positionals(const struct vm_cli_command *cmd)
+{
+    int n = 0;
+    for (const char *p = cmd->usage ? cmd->usage : ""; *p;) {
+        while (*p == ' ')
+            p++;
+        if (!*p || *p == '-' || *p == '[' || *p == '(')
+            break;
+        n++;
+        p += strcspn(p, " ");
+    }
+    return n;
+}
+
+/* One example line: the words after the word "vmmigrate" (if any) up to a
+ * redirection parse as that command's arguments. Returns whether the line
+ * runs vmmigrate. */
+static bool check_example_line(char *line, const char *block)
+{
+    char *argv[64];
+    int argc = 0;
+    bool on = false;
+    for (char *w = strtok(line, " "); w && *w != '>' && *w != '|'; w = strtok(NULL, " ")) {
+        if (!on && strcmp(w, "vmmigrate") == 0)
+            on = true;
+        if (!on)
+            continue;
+        CHECK(argc < 63);
+        argv[argc++] = w;
+    }
+    if (!on)
+        return false;
+    argv[argc] = NULL;
+    CHECK(argc >= 2);
+    const struct vm_cli_command *cmd = vm_cli_find(argv[1]);
+    if (!cmd)
+        CHECK_FAIL("a man page example runs unknown command '%s'", argv[1]);
+    int rc = -1;
+    struct vm_cli_args *args = vm_cli_parse(cmd, argc - 1, argv + 1, &rc);
+    if (!args)
+        CHECK_FAIL("a man page example does not parse (exit %d): %s", rc, block);
+    CHECK_INT(vm_cli_npos(args), ==, leading_positionals(cmd));
+    vm_cli_args_free(args);
+    return true;
+}
+
+/* Every vmmigrate command line of the man page's examples (a shell line, or
+ * the command of a crontab line) parses with today's options. */
 static void test_man_examples_parse(void)
 {
     char *man = vm_cli_docs_generate(VM_CLI_DOC_MAN);
@@ -598,43 +750,95 @@ static void test_man_examples_parse(void)
         const char *end = strstr(p, "\n.EE\n");
         CHECK(end != NULL);
         /* Un-roff: "\-" is '-', "\e" then a newline continues the line. */
-        char *line = xmalloc((size_t)(end - p) + 1), *d = line;
+        char *text = xmalloc((size_t)(end - p) + 2), *d = text;
         for (const char *s = p; s < end; s++) {
             if (s[0] == '\\' && s[1] == '-') {
                 *d++ = '-';
                 s++;
             } else if (s[0] == '\\' && s[1] == 'e' && s[2] == '\n') {
                 s += 2;
-            } else if (*s == '\n') {
-                *d++ = ' ';
             } else {
                 *d++ = *s;
             }
         }
+        *d++ = '\n';
         *d = '\0';
-        char *argv[64];
-        int argc = 0;
-        for (char *w = strtok(line, " "); w && *w != '>' && *w != '|'; w = strtok(NULL, " ")) {
-            CHECK(argc < 63);
-            argv[argc++] = w;
+        for (char *line = text, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+            *nl = '\0';
+            char *copy = xstrdup(line);
+            examples += check_example_line(copy, p);
+            free(copy);
         }
-        argv[argc] = NULL;
-        CHECK(argc >= 2);
-        CHECK_STR(argv[0], "vmmigrate");
-        const struct vm_cli_command *cmd = vm_cli_find(argv[1]);
-        if (!cmd)
-            CHECK_FAIL("a man page example runs unknown command '%s'", argv[1]);
-        int rc = -1;
-        struct vm_cli_args *args = vm_cli_parse(cmd, argc - 1, argv + 1, &rc);
-        if (!args)
-            CHECK_FAIL("a man page example does not parse (exit %d): %s", rc, p);
-        CHECK_INT(vm_cli_npos(args), ==, 0);
-        vm_cli_args_free(args);
-        free(line);
-        examples++;
+        free(text);
         p = end;
     }
     CHECK_INT(examples, >=, 1);
+    CHECK_CONTAINS(man, "\nvmmigrate drain ");
+    CHECK_CONTAINS(man, " root vmmigrate drain "); /* the crontab line */
+    CHECK_CONTAINS(man, "vmmigrate\\-drain@hv12.timer");
+    free(man);
+}
+
+/* FILES names every default path of the code and every file shipped for
+ * operators (policies, schemas, units, configs), SEE ALSO the pages the
+ * text sends the reader to. */
+static void check_files_dir(const char *files, const char *rel, const char *suffix,
+                            const char *prefix)
+{
+    char *dir = source_path(rel);
+    char *cmd = xasprintf("ls '%s'", dir);
+    FILE *ls = popen(cmd, "r");
+    CHECK(ls != NULL);
+    char *names = slurp(ls);
+    pclose(ls);
+    int n = 0;
+    for (char *name = strtok(names, "\n"); name; name = strtok(NULL, "\n")) {
+        size_t len = strlen(name), slen = strlen(suffix);
+        if (len < slen || strcmp(name + len - slen, suffix) != 0)
+            continue;
+        /* A unit's template (".service.in") is installed without ".in". */
+        char *installed = strcmp(suffix, ".in") == 0 ? xstrndup(name, len - slen) : xstrdup(name);
+        char *want = xasprintf("%s%s", prefix, installed);
+        char *roff = roff_name(want);
+        if (!strstr(files, roff))
+            CHECK_FAIL("the man page's FILES does not list %s (from %s/%s)", want, rel, name);
+        free(roff);
+        free(want);
+        free(installed);
+        n++;
+    }
+    CHECK_INT(n, >=, 1);
+    free(names);
+    free(cmd);
+    free(dir);
+}
+
+static void test_man_files(void)
+{
+    char *man = vm_cli_docs_generate(VM_CLI_DOC_MAN);
+    static const char *const sh[] = {".SH ", NULL};
+    char *files = section(man, ".SH FILES", sh);
+    static const char *const defaults[] = {VM_JOURNAL_DEFAULT_DIR "/", VM_LOCK_DEFAULT_DIR "/",
+                                           VM_JOURNAL_DEFAULT_DIR "/recover.lock"};
+    for (size_t i = 0; i < VM_ARRAY_LEN(defaults); i++) {
+        char *roff = roff_name(defaults[i]);
+        if (!strstr(files, roff))
+            CHECK_FAIL("the man page's FILES does not name the default %s", defaults[i]);
+        free(roff);
+    }
+    check_files_dir(files, "policies", ".lua", "share/vmmigrate/policies/");
+    check_files_dir(files, "lua", ".lua", "share/vmmigrate/lua/");
+    check_files_dir(files, "schema", ".json", "share/vmmigrate/schema/");
+    check_files_dir(files, "contrib/systemd", ".in", "lib/systemd/system/");
+    check_files_dir(files, "contrib/etc", ".conf", "/etc/vmmigrate/");
+    check_files_dir(files, "contrib/tmpfiles", ".conf", "lib/tmpfiles.d/");
+    CHECK_CONTAINS(files, "/etc/vmmigrate/HOST.conf");
+    char *see = section(man, ".SH SEE ALSO", sh);
+    CHECK_CONTAINS(see, ".BR vmmigrate\\-policy (7)");
+    CHECK_CONTAINS(see, ".BR systemd.timer (5)");
+    CHECK_CONTAINS(see, ".BR virsh (1)");
+    free(see);
+    free(files);
     free(man);
 }
 
@@ -735,12 +939,48 @@ static void test_policy_man_settings(void)
     free(path);
 }
 
+/* ---- vmmigrate-policy(7) documents every built-in feature ------------- */
+
+static void test_policy_man_features(void)
+{
+    char *path = source_path("man/vmmigrate-policy.7");
+    char *man = read_file(path);
+    if (!man)
+        CHECK_FAIL("cannot read %s", path);
+    static const char *const ends[] = {".SH", NULL};
+    char *sec = section(man, ".SH FEATURES", ends);
+    const char *built_in = strstr(sec, "\nBuilt in:\n");
+    if (!built_in)
+        CHECK_FAIL("vmmigrate-policy(7), FEATURES: no \"Built in:\" list");
+    for (int i = 0; vm_feature_builtin_at(i); i++) {
+        const char *name = vm_feature_builtin_at(i)->name;
+        char *tag = xasprintf(".TP\n.B %s\n", name);
+        const char *p = strstr(built_in, tag);
+        if (!p)
+            CHECK_FAIL("vmmigrate-policy(7) does not document the built-in feature %s (\"%s\" "
+                       "under \"Built in:\")",
+                       name, tag);
+        /* More than a line: what it does in its steps. */
+        const char *body = p + strlen(tag), *tp = strstr(body, "\n.TP\n"),
+                   *pp = strstr(body, "\n.PP\n");
+        const char *next = tp && (!pp || tp < pp) ? tp : pp;
+        CHECK(next != NULL);
+        CHECK_INT(next - body, >, 80);
+        free(tag);
+    }
+    free(sec);
+    free(man);
+    free(path);
+}
+
+/* clang-format off */
 static const struct vm_test tests[] = {
     VM_TEST(test_committed_man),
     VM_TEST(test_committed_bash),
     VM_TEST(test_committed_zsh),
     VM_TEST(test_help_lists_every_option),
     VM_TEST(test_man_lists_every_option),
+    VM_TEST(test_option_groups),
     VM_TEST(test_bash_lists_every_option),
     VM_TEST(test_zsh_lists_every_option),
     VM_TEST(test_exit_table_matches_list),
@@ -748,10 +988,13 @@ static const struct vm_test tests[] = {
     VM_TEST(test_man_exit_status),
     VM_TEST(test_man_reproducible),
     VM_TEST(test_man_examples_parse),
+    VM_TEST(test_man_files),
     VM_TEST(test_man_lint),
     VM_TEST(test_policy_man_settings),
+    VM_TEST(test_policy_man_features),
     {0},
 };
+/* clang-format on */
 static const struct vm_test_suite suite = {.tests = tests};
 
 int main(int argc, char **argv)

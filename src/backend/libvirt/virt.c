@@ -2,6 +2,7 @@
 /* virt.c — see virt.h. */
 #include "backend/libvirt/virt.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,6 +59,19 @@ void vm_virt_err_keep(struct vm_virt_err *dst, struct vm_virt_err *src)
         src->code = src->domain = 0;
     }
     vm_virt_err_clear(src);
+}
+
+char *vm_virt_uri_suggest(const char *uri)
+{
+    if (!*uri || strstr(uri, "://"))
+        return NULL;
+    size_t host = strcspn(uri, "/");
+    for (const char *p = uri; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(p < uri + host ? ".-_@:[]" : "/", *p))
+            return NULL;
+    if (!host)
+        return NULL;
+    return uri[host] ? xasprintf("qemu+ssh://%s", uri) : xasprintf("qemu+ssh://%s/system", uri);
 }
 
 const char *vm_virt_err_name(int code)

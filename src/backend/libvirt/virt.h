@@ -48,6 +48,15 @@ void vm_virt_err_keep(struct vm_virt_err *dst, struct vm_virt_err *src);
 /* libvirt's symbolic name of an error code, e.g. "VIR_ERR_OPERATION_ABORTED". */
 const char *vm_virt_err_name(int code);
 
+/* For a connection that failed because `uri` names no driver: the URI the
+ * operator probably meant, a host name made into a qemu+ssh URI ("hv13":
+ * "qemu+ssh://hv13/system", "root@hv13:22" likewise, "hv13/session":
+ * "qemu+ssh://hv13/session"). NULL when uri has a scheme ("://") or is not
+ * [user@]host[:port][/path]. Caller frees. A bare
+ * word may still be one of libvirt.conf's uri_aliases, so only a failed
+ * open asks for it. */
+char *vm_virt_uri_suggest(const char *uri);
+
 struct vm_virt_task {
     uv_work_t req;
     void (*work)(struct vm_virt_task *t); /* thread pool: may block */
