@@ -242,8 +242,8 @@ _vmmigrate()
             return
             ;;
         esac
-        opts='--all --journal-dir --json -h --help -q --quiet --syslog -v
-            --verbose'
+        opts='--all --failed --journal-dir --json --wide -h --help -q --quiet
+            --syslog -v --verbose'
         ;;
     version)
         opts='-h --help -q --quiet --syslog -v --verbose'

@@ -68,6 +68,12 @@ if(VMM_BASH)
            COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-status-recent.sh
                    ${CMAKE_BINARY_DIR})
   set_tests_properties(cli.status-recent PROPERTIES TIMEOUT 60 LABELS cli)
+  # status's listing (header, host names, --wide, durations) and --failed
+  # (the failed and unknown only, exit status 0, 1 or 9).
+  add_test(NAME cli.status-failed
+           COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-status-failed.sh
+                   ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli.status-failed PROPERTIES TIMEOUT 60 LABELS cli)
   # recover --prune-after: only closed runs' old journals go.
   add_test(NAME cli.recover-prune
            COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-recover-prune.sh
