@@ -150,8 +150,8 @@ _vmmigrate()
             --parallel -P --parallel-connections --persistent -p --policy
             --postcopy --qmp-socket --retries -s --source --status-file -t
             --target --timeout --timeout-action --tls --undefine-source
-            --unsafe -m --vm --wait-lock -h --help -q --quiet --syslog -v
-            --verbose'
+            --unsafe -m --vm --wait-lock --wide -h --help -q --quiet --syslog
+            -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet --syslog -v --verbose'

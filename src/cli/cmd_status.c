@@ -85,6 +85,50 @@ static const char *took(json_int_t from, json_int_t to, char *buf, size_t len)
     return from && to >= from ? vm_duration_fmt((uint64_t)(to - from), buf, len) : NULL;
 }
 
+/* {URI: name} for the hosts of runs: vm_host_names's (by the URIs' host
+ * parts, unless two URIs share one), or with wide the URIs. */
+static json_t *host_names(json_t *runs, bool wide)
+{
+    json_t *map = json_object();
+    size_t i;
+    json_t *run;
+    json_array_foreach(runs, i, run)
+    {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(run, "vms"), name, v)
+        {
+            for (int k = 0; k < 2; k++) {
+                const char *uri = json_string_value(json_object_get(v, k ? "target" : "source"));
+                if (uri)
+                    json_object_set_new(map, uri, json_string(uri));
+            }
+        }
+    }
+    size_t n = json_object_size(map), k = 0;
+    if (wide || !n)
+        return map;
+    const char **uris = xcalloc(n, sizeof(*uris));
+    char **names = xcalloc(n, sizeof(*names));
+    const char *uri;
+    json_t *v;
+    json_object_foreach(map, uri, v) uris[k++] = uri;
+    vm_host_names(n, uris, NULL, names);
+    for (k = 0; k < n; k++) {
+        json_object_set_new(map, uris[k], json_string(names[k]));
+        free(names[k]);
+    }
+    free(names);
+    free(uris);
+    return map;
+}
+
+static const char *host_of(json_t *map, json_t *v, const char *key)
+{
+    const char *uri = json_string_value(json_object_get(v, key));
+    return uri ? json_string_value(json_object_get(map, uri)) : NULL;
+}
+
 /* The human listing of runs (summaries, each with its records at
  * ranges[2i], ranges[2i+1] of all). Returns the exit status. */
 static int print_runs(const struct vm_cli_args *args, const struct vm_journal_records *all,
@@ -97,6 +141,7 @@ static int print_runs(const struct vm_cli_args *args, const struct vm_journal_re
     static const char *const header_failed[] = {"VM",     "STATE",  "RESULT", "LOCATION",
                                                 "SOURCE", "TARGET", "TOOK",   "WHY"};
     struct vm_table *t = vm_table_new(8, failed ? header_failed : header, 2);
+    json_t *hosts = host_names(runs, wide);
     /* The newest runs, and every one not closed: an old crashed run, or one
      * left for an operator, is what an operator must not miss. */
     size_t first_recent = 0, hidden = 0, nfailed = 0, noperator = 0;
@@ -135,10 +180,6 @@ static int print_runs(const struct vm_cli_args *args, const struct vm_journal_re
                 continue;
             nfailed += tr == VM_JOURNAL_TROUBLE_FAILED;
             noperator += tr == VM_JOURNAL_TROUBLE_OPERATOR;
-            const char *src = json_string_value(json_object_get(v, "source"));
-            const char *dst = json_string_value(json_object_get(v, "target"));
-            char *src_s = wide ? xstrdup(src ? src : "-") : vm_host_short(src, NULL);
-            char *dst_s = wide ? xstrdup(dst ? dst : "-") : vm_host_short(dst, NULL);
             const char *deinit = json_string_value(json_object_get(v, "deinit"));
             const char *after = json_string_value(json_object_get(v, "after"));
             char *steps =
@@ -151,19 +192,18 @@ static int print_runs(const struct vm_cli_args *args, const struct vm_journal_re
                                    json_string_value(json_object_get(v, "state")),
                                    json_string_value(json_object_get(v, "result")),
                                    json_string_value(json_object_get(v, "location")),
-                                   src_s,
-                                   dst_s,
+                                   host_of(hosts, v, "source"),
+                                   host_of(hosts, v, "target"),
                                    took(from, to, vd, sizeof(vd)),
                                    failed ? why : steps};
             vm_table_row(t, cells);
             free(steps);
-            free(src_s);
-            free(dst_s);
         }
     }
     if (vm_table_rows(t))
         vm_table_print(t, stdout);
     vm_table_free(t);
+    json_decref(hosts);
     if (hidden)
         printf("status: %zu older closed run%s not shown (--all lists every run)\n", hidden,
                hidden == 1 ? "" : "s");

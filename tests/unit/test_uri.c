@@ -48,9 +48,49 @@ static void test_host_short(void)
     short_is(NULL, NULL, "-");
 }
 
+/* names of n hosts, checked against want (n strings). */
+static void names_are(size_t n, const char *const *uris, const char *const *hostnames,
+                      const char *const *want)
+{
+    char *names[8];
+    vm_host_names(n, uris, hostnames, names);
+    for (size_t i = 0; i < n; i++) {
+        CHECK_STR(names[i], want[i]);
+        free(names[i]);
+    }
+}
+
+static void test_host_names(void)
+{
+    /* Distinct hostnames: those. */
+    names_are(2, (const char *[]){"qemu+ssh://10.0.0.12/system", "qemu+ssh://10.0.0.13/system"},
+              (const char *[]){"hv12", "hv13"}, (const char *[]){"hv12", "hv13"});
+    /* One machine's hostname for two daemons: the URIs' hosts, where those differ. */
+    names_are(2, (const char *[]){"qemu+tcp://127.0.0.2/system", "qemu+tcp://127.0.0.3/system"},
+              (const char *[]){"box", "box"}, (const char *[]){"127.0.0.2", "127.0.0.3"});
+    /* Two ports of one address, or no host at all: the URIs; the third keeps its name. */
+    names_are(3,
+              (const char *[]){"qemu+tcp://127.0.0.1:16509/system",
+                               "qemu+tcp://127.0.0.1:16510/system", "qemu+ssh://hv14/system"},
+              (const char *[]){"box", "box", "hv14"},
+              (const char *[]){"qemu+tcp://127.0.0.1:16509/system",
+                               "qemu+tcp://127.0.0.1:16510/system", "hv14"});
+    names_are(2, (const char *[]){"test:///a.xml", "test:///b.xml"}, NULL,
+              (const char *[]){"test:///a.xml", "test:///b.xml"});
+    /* The same URI twice is one host: one name. */
+    names_are(3,
+              (const char *[]){"qemu+ssh://hv12/system", "qemu+ssh://hv12/system",
+                               "qemu+ssh://hv13/system"},
+              NULL, (const char *[]){"hv12", "hv12", "hv13"});
+    /* A hostname that is another host's URI host. */
+    names_are(2, (const char *[]){"qemu+ssh://hv12/system", "qemu+ssh://10.0.0.7/system"},
+              (const char *[]){"hv12", "10.0.0.7"}, (const char *[]){"hv12", "10.0.0.7"});
+}
+
 static const struct vm_test tests[] = {
     VM_TEST(test_uri_host),
     VM_TEST(test_host_short),
+    VM_TEST(test_host_names),
     {0},
 };
 
