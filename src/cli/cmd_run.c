@@ -643,6 +643,11 @@ const struct vm_cli_command vm_cmd_plan_entry = {
     .exec = cmd_plan_exec,
 };
 
+static const struct vm_cli_option drain_positionals[] = {
+    {.name = "source", .arg = VM_CLI_ARG_URI, .metavar = "source URI"},
+    {0},
+};
+
 /* Accepted only to say, in one line, that the source is the argument. */
 static const int drain_hidden[] = {OPT_SOURCE, OPT_WIDE, 0};
 
@@ -658,6 +663,7 @@ const struct vm_cli_command vm_cmd_drain_entry = {
            "for --policy. Everything else (preflight, order, limits, journal, reports, exit "
            "status) is run's. --source is not accepted.",
     .options = job_options,
+    .positionals = drain_positionals,
     .hidden_ids = drain_hidden,
     .exec = cmd_drain_exec,
 };

@@ -330,6 +330,11 @@ static int cmd_status_exec(const struct vm_cli_args *args)
     return rc;
 }
 
+static const struct vm_cli_option status_positionals[] = {
+    {.name = "run", .arg = VM_CLI_ARG_RUN, .metavar = "run"},
+    {0},
+};
+
 const struct vm_cli_command vm_cmd_status_entry = {
     .name = "status",
     .usage = "[RUN] [--all] [--failed] [--journal-dir DIR] [--json] [--wide]",
@@ -351,5 +356,6 @@ const struct vm_cli_command vm_cmd_status_entry = {
            "first record to its last. Exit status 0; with --failed 0, 1 or 9 by what it lists "
            "(see --failed).",
     .options = status_options,
+    .positionals = status_positionals,
     .exec = cmd_status_exec,
 };
