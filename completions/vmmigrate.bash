@@ -99,7 +99,11 @@ _vmmigrate_vms()
         src=$REPLY
     fi
     [[ -n $src ]] || return 0
-    names=$(timeout 5 virsh -r -q -c "$src" list --name 2>/dev/null)
+    # over ssh: never ask for a password or a host key (libvirt's no_tty)
+    if [[ $src == *+ssh://* || $src == *+libssh*://* ]]; then
+        [[ $src == *\?* ]] && src+='&no_tty=1' || src+='?no_tty=1'
+    fi
+    names=$(timeout 5 virsh -r -q -c "$src" list --name 2>/dev/null </dev/null)
     mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
 }
 

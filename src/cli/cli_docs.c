@@ -13,6 +13,11 @@
  * install prefix or locale, so the committed files are reproducible. Hidden
  * commands and options (VM_CLI_HIDDEN) appear in none of the three.
  *
+ * The completions' values that are not in the tables come at completion
+ * time: VM names from the source host on the line (a read-only virsh list,
+ * bounded and quiet), run ids from the journals in its --journal-dir, files
+ * by an option's glob.
+ *
  * Owns nothing past a call; the returned string belongs to the caller. */
 #include <ctype.h>
 #include <stdarg.h>
@@ -762,7 +767,11 @@ static const char bash_helpers[] =
     "        src=$REPLY\n"
     "    fi\n"
     "    [[ -n $src ]] || return 0\n"
-    "    names=$(timeout 5 virsh -r -q -c \"$src\" list --name 2>/dev/null)\n"
+    "    # over ssh: never ask for a password or a host key (libvirt's no_tty)\n"
+    "    if [[ $src == *+ssh://* || $src == *+libssh*://* ]]; then\n"
+    "        [[ $src == *\\?* ]] && src+='&no_tty=1' || src+='?no_tty=1'\n"
+    "    fi\n"
+    "    names=$(timeout 5 virsh -r -q -c \"$src\" list --name 2>/dev/null </dev/null)\n"
     "    mapfile -t COMPREPLY < <(compgen -W \"$names\" -- \"$cur\")\n"
     "}\n"
     "\n"
@@ -1040,7 +1049,11 @@ static const char zsh_helpers[] =
     "        _message 'VM name (give the source host first)'\n"
     "        return 1\n"
     "    fi\n"
-    "    vms=(${(f)\"$(timeout 5 virsh -r -q -c $REPLY list --name 2>/dev/null)\"})\n"
+    "    # over ssh: never ask for a password or a host key (libvirt's no_tty)\n"
+    "    if [[ $REPLY == *+(ssh|libssh*)://* ]]; then\n"
+    "        [[ $REPLY == *\\?* ]] && REPLY+='&no_tty=1' || REPLY+='?no_tty=1'\n"
+    "    fi\n"
+    "    vms=(${(f)\"$(timeout 5 virsh -r -q -c $REPLY list --name 2>/dev/null </dev/null)\"})\n"
     "    compadd -a vms\n"
     "}\n"
     "\n"
