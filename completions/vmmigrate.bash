@@ -9,26 +9,125 @@ _vmmigrate_words()
     mapfile -t COMPREPLY < <(compgen -W "$1" -- "$cur")
 }
 
-# Complete the last item of a comma-separated list of the words in $1.
+# Complete the last item of a comma-separated list of the words in $1, less
+# the items the list has already.
 _vmmigrate_list()
 {
-    local prefix=''
+    local prefix='' w left=''
     if [[ $cur == *,* ]]; then
         prefix=${cur%,*},
     fi
-    mapfile -t COMPREPLY < <(compgen -P "$prefix" -W "$1" -- "${cur##*,}")
+    for w in $1; do
+        [[ ,$prefix == *,"$w",* ]] || left+=" $w"
+    done
+    mapfile -t COMPREPLY < <(compgen -P "$prefix" -W "$left" -- "${cur##*,}")
     compopt -o nospace 2>/dev/null
 }
 
+# Complete a file name; $1, if given: a glob the files must match (directories
+# are offered whatever their name, to go down into).
 _vmmigrate_files()
 {
     compopt -o filenames 2>/dev/null
-    mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    if [[ -n ${1-} ]]; then
+        mapfile -t COMPREPLY < <(compgen -d -- "$cur"; compgen -f -X "!$1" -- "$cur")
+    else
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    fi
+}
+
+# words: the words before the current one as typed. bash splits words at ':'
+# and '=' (COMP_WORDBREAKS): a URI split at its ':' is one word again, and
+# --name=value two words, the name and the value.
+_vmmigrate_line()
+{
+    local i w
+    words=()
+    for ((i = 0; i < COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        if [[ $w == = ]] && ((i > 2)); then
+            continue
+        elif [[ $w == : || ${COMP_WORDS[i - 1]} == : ]] && ((i > 2)); then
+            words[${#words[@]} - 1]+=$w
+        else
+            words+=("$w")
+        fi
+    done
+}
+
+# REPLY: the value of the last option $1 (or $2, its short name) in words.
+_vmmigrate_optval()
+{
+    local i
+    REPLY=''
+    for ((i = 2; i + 1 < ${#words[@]}; i++)); do
+        if [[ ${words[i]} == "$1" || ${words[i]} == "${2:-$1}" ]]; then
+            REPLY=${words[i + 1]}
+        fi
+    done
+}
+
+# pos: the positional arguments in words, less the options and the values of
+# those in $valued.
+_vmmigrate_positionals()
+{
+    local i
+    pos=()
+    for ((i = 2; i < ${#words[@]}; i++)); do
+        if [[ ${words[i]} == -* ]]; then
+            if [[ " ${valued//[[:space:]]/ } " == *" ${words[i]} "* ]]; then
+                i=$((i + 1))
+            fi
+        else
+            pos+=("${words[i]}")
+        fi
+    done
+}
+
+# Complete the name of a VM running on the source host: the value of option
+# $1 (or $2) on the line, or with $1 = @N the Nth positional argument. virsh
+# lists them, read-only, for at most 5 seconds; its errors are not shown.
+_vmmigrate_vms()
+{
+    local src names
+    _vmmigrate_line
+    if [[ $1 == @* ]]; then
+        _vmmigrate_positionals
+        src=${pos[${1#@} - 1]-}
+    else
+        _vmmigrate_optval "$1" "${2-}"
+        src=$REPLY
+    fi
+    [[ -n $src ]] || return 0
+    # over ssh: never ask for a password or a host key (libvirt's no_tty)
+    if [[ $src == *+ssh://* || $src == *+libssh*://* ]]; then
+        [[ $src == *\?* ]] && src+='&no_tty=1' || src+='?no_tty=1'
+    fi
+    names=$(timeout 5 virsh -r -q -c "$src" list --name 2>/dev/null </dev/null)
+    mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
+}
+
+# Complete a run id: the journals in the --journal-dir on the line, else in
+# the default directory.
+_vmmigrate_runs()
+{
+    local dir f ids=()
+    _vmmigrate_line
+    _vmmigrate_optval --journal-dir
+    dir=${REPLY:-/var/lib/vmmigrate/journal}
+    dir=${dir/#\~/$HOME}
+    for f in "$dir"/*.ndjson; do
+        [[ -f $f ]] || continue
+        f=${f##*/}
+        ids+=("${f%.ndjson}")
+    done
+    mapfile -t COMPREPLY < <(compgen -W "${ids[*]}" -- "$cur")
 }
 
 _vmmigrate()
 {
-    local cur=${COMP_WORDS[COMP_CWORD]} prev='' opts='' args=''
+    local cur=${COMP_WORDS[COMP_CWORD]} prev='' opts='' valued='' REPLY=''
+    local words=() pos=()
     COMPREPLY=()
     if ((COMP_CWORD > 1)); then
         prev=${COMP_WORDS[COMP_CWORD - 1]}
@@ -51,6 +150,7 @@ _vmmigrate()
 
     case ${COMP_WORDS[1]} in
     abort)
+        valued='--lock-dir --run'
         case $prev in
         --lock-dir)
             _vmmigrate_files
@@ -65,6 +165,14 @@ _vmmigrate()
             --verbose'
         ;;
     drain)
+        valued='--assume-bandwidth -b --bandwidth --class --compression
+            --connect-timeout --deadline -e --events --host-exec
+            --journal-dir --lock-dir -d --max-downtime --max-failures
+            --max-in --max-out --metrics-file --migrate-uri --notify
+            --notify-token-file --on-abort -j --parallel -P
+            --parallel-connections -p --policy --qmp-socket --retries -s
+            --source --status-file -t --target --timeout --timeout-action -m
+            --vm'
         case $prev in
         --class)
             _vmmigrate_words 'urgent network-critical'
@@ -78,12 +186,20 @@ _vmmigrate()
             _vmmigrate_words 'rollback finish'
             return
             ;;
+        -p | --policy)
+            _vmmigrate_files '*.lua'
+            return
+            ;;
         --timeout-action)
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
+        -m | --vm)
+            _vmmigrate_vms @1
+            return
+            ;;
         -e | --events | --journal-dir | --lock-dir | --metrics-file | \
-        --notify-token-file | -p | --policy | --status-file)
+        --notify-token-file | --status-file)
             _vmmigrate_files
             return
             ;;
@@ -91,7 +207,7 @@ _vmmigrate()
         --deadline | --host-exec | -d | --max-downtime | --max-failures | \
         --max-in | --max-out | --migrate-uri | --notify | -j | --parallel | \
         -P | --parallel-connections | --qmp-socket | --retries | -t | \
-        --target | --timeout | -m | --vm)
+        --target | --timeout)
             # a value, but nothing to offer
             return
             ;;
@@ -108,9 +224,16 @@ _vmmigrate()
         ;;
     help)
         opts='-h --help -q --quiet --syslog -v --verbose'
-        args='abort drain help plan policy qemu recover run status version'
         ;;
     plan)
+        valued='--assume-bandwidth -b --bandwidth --class --compression
+            --connect-timeout --deadline -e --events --host-exec
+            --journal-dir --lock-dir -d --max-downtime --max-failures
+            --max-in --max-out --metrics-file --migrate-uri --notify
+            --notify-token-file --on-abort -j --parallel -P
+            --parallel-connections -p --policy --qmp-socket --retries -s
+            --source --status-file -t --target --timeout --timeout-action -m
+            --vm'
         case $prev in
         --class)
             _vmmigrate_words 'urgent network-critical'
@@ -124,12 +247,20 @@ _vmmigrate()
             _vmmigrate_words 'rollback finish'
             return
             ;;
+        -p | --policy)
+            _vmmigrate_files '*.lua'
+            return
+            ;;
         --timeout-action)
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
+        -m | --vm)
+            _vmmigrate_vms --source -s
+            return
+            ;;
         -e | --events | --journal-dir | --lock-dir | --metrics-file | \
-        --notify-token-file | -p | --policy | --status-file)
+        --notify-token-file | --status-file)
             _vmmigrate_files
             return
             ;;
@@ -137,7 +268,7 @@ _vmmigrate()
         --deadline | --host-exec | -d | --max-downtime | --max-failures | \
         --max-in | --max-out | --migrate-uri | --notify | -j | --parallel | \
         -P | --parallel-connections | --qmp-socket | --retries | -s | \
-        --source | -t | --target | --timeout | -m | --vm)
+        --source | -t | --target | --timeout)
             # a value, but nothing to offer
             return
             ;;
@@ -150,20 +281,26 @@ _vmmigrate()
             --parallel -P --parallel-connections --persistent -p --policy
             --postcopy --qmp-socket --retries -s --source --status-file -t
             --target --timeout --timeout-action --tls --undefine-source
-            --unsafe -m --vm --wait-lock -h --help -q --quiet --syslog -v
-            --verbose'
+            --unsafe -m --vm --wait-lock --wide -h --help -q --quiet --syslog
+            -v --verbose'
         ;;
     policy)
         opts='--json -h --help -q --quiet --syslog -v --verbose'
         ;;
     qemu)
+        valued='-b --bandwidth --class -e --events -f --feature
+            --gate-timeout --journal-dir -d --max-downtime --name -p --policy
+            -s --source-qmp -t --target-qmp --timeout -u --uri'
         case $prev in
         --class)
             _vmmigrate_words 'urgent network-critical'
             return
             ;;
-        -e | --events | --journal-dir | -p | --policy | -s | --source-qmp | \
-        -t | --target-qmp)
+        -p | --policy)
+            _vmmigrate_files '*.lua'
+            return
+            ;;
+        -e | --events | --journal-dir | -s | --source-qmp | -t | --target-qmp)
             _vmmigrate_files
             return
             ;;
@@ -179,8 +316,13 @@ _vmmigrate()
             --quiet --syslog -v --verbose'
         ;;
     recover)
+        valued='--host-exec --journal-dir --policy --prune-after'
         case $prev in
-        --journal-dir | --policy)
+        --policy)
+            _vmmigrate_files '*.lua'
+            return
+            ;;
+        --journal-dir)
             _vmmigrate_files
             return
             ;;
@@ -193,6 +335,14 @@ _vmmigrate()
             --help -q --quiet --syslog -v --verbose'
         ;;
     run)
+        valued='--assume-bandwidth -b --bandwidth --class --compression
+            --connect-timeout --deadline -e --events --host-exec
+            --journal-dir --lock-dir -d --max-downtime --max-failures
+            --max-in --max-out --metrics-file --migrate-uri --notify
+            --notify-token-file --on-abort -j --parallel -P
+            --parallel-connections -p --policy --qmp-socket --retries -s
+            --source --status-file -t --target --timeout --timeout-action -m
+            --vm'
         case $prev in
         --class)
             _vmmigrate_words 'urgent network-critical'
@@ -206,12 +356,20 @@ _vmmigrate()
             _vmmigrate_words 'rollback finish'
             return
             ;;
+        -p | --policy)
+            _vmmigrate_files '*.lua'
+            return
+            ;;
         --timeout-action)
             _vmmigrate_words 'abort suspend postcopy'
             return
             ;;
+        -m | --vm)
+            _vmmigrate_vms --source -s
+            return
+            ;;
         -e | --events | --journal-dir | --lock-dir | --metrics-file | \
-        --notify-token-file | -p | --policy | --status-file)
+        --notify-token-file | --status-file)
             _vmmigrate_files
             return
             ;;
@@ -219,7 +377,7 @@ _vmmigrate()
         --deadline | --host-exec | -d | --max-downtime | --max-failures | \
         --max-in | --max-out | --migrate-uri | --notify | -j | --parallel | \
         -P | --parallel-connections | --qmp-socket | --retries | -s | \
-        --source | -t | --target | --timeout | -m | --vm)
+        --source | -t | --target | --timeout)
             # a value, but nothing to offer
             return
             ;;
@@ -236,14 +394,15 @@ _vmmigrate()
             --verbose'
         ;;
     status)
+        valued='--journal-dir'
         case $prev in
         --journal-dir)
             _vmmigrate_files
             return
             ;;
         esac
-        opts='--all --journal-dir --json -h --help -q --quiet --syslog -v
-            --verbose'
+        opts='--all --failed --journal-dir --json --wide -h --help -q --quiet
+            --syslog -v --verbose'
         ;;
     version)
         opts='-h --help -q --quiet --syslog -v --verbose'
@@ -253,11 +412,30 @@ _vmmigrate()
         ;;
     esac
 
-    if [[ -n $args && $cur != -* ]]; then
-        _vmmigrate_words "$args"
-    else
-        _vmmigrate_words "$opts"
+    # A positional argument: what the command takes there.
+    if [[ $cur != -* ]]; then
+        _vmmigrate_line
+        _vmmigrate_positionals
+        case ${COMP_WORDS[1]}:${#pos[@]} in
+        help:0)
+            _vmmigrate_words 'abort drain help plan policy qemu recover run status version'
+            return
+            ;;
+        policy:0)
+            _vmmigrate_words 'check'
+            return
+            ;;
+        policy:1)
+            _vmmigrate_files '*.lua'
+            return
+            ;;
+        status:0)
+            _vmmigrate_runs
+            return
+            ;;
+        esac
     fi
+    _vmmigrate_words "$opts"
 }
 
 complete -F _vmmigrate vmmigrate

@@ -13,6 +13,8 @@ PACKAGES=(
     libvirt-daemon-system libvirt-clients tini iproute2 util-linux procps
     # tests: JSON Schema validation, sanitizers, fuzzing, linters
     python3 python3-jsonschema python3-yaml clang libclang-rt-14-dev mandoc shellcheck valgrind gdb
+    # the zsh completion is loaded and driven by a real zsh (cli.zsh-completion)
+    zsh
     # the lab's 802.1Qbg switch and stations (tests/lab/vdp), its SPICE client
     lldpad gir1.2-spiceclientglib-2.0 python3-gi
     # metrics: promtool checks them, a real node_exporter serves them (it.metrics)

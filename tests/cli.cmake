@@ -68,6 +68,12 @@ if(VMM_BASH)
            COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-status-recent.sh
                    ${CMAKE_BINARY_DIR})
   set_tests_properties(cli.status-recent PROPERTIES TIMEOUT 60 LABELS cli)
+  # status's listing (header, host names, --wide, durations) and --failed
+  # (the failed and unknown only, exit status 0, 1 or 9).
+  add_test(NAME cli.status-failed
+           COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-status-failed.sh
+                   ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli.status-failed PROPERTIES TIMEOUT 60 LABELS cli)
   # recover --prune-after: only closed runs' old journals go.
   add_test(NAME cli.recover-prune
            COMMAND ${VMM_BASH} ${CMAKE_CURRENT_LIST_DIR}/cli/test-recover-prune.sh
@@ -75,12 +81,17 @@ if(VMM_BASH)
   set_tests_properties(cli.recover-prune PROPERTIES TIMEOUT 120 LABELS cli)
 endif()
 
-# The zsh completion at least parses (zsh is optional).
+# The zsh completion parses, and its actions offer what they should
+# (tests/cli/test-zsh-completion.zsh; zsh is optional).
 find_program(VMM_ZSH NAMES zsh)
 if(VMM_ZSH)
   add_test(NAME cli.zsh-completion-syntax
            COMMAND ${VMM_ZSH} -n ${CMAKE_SOURCE_DIR}/completions/_vmmigrate)
   set_tests_properties(cli.zsh-completion-syntax PROPERTIES TIMEOUT 60 LABELS cli)
+  add_test(NAME cli.zsh-completion
+           COMMAND ${VMM_ZSH} -f ${CMAKE_CURRENT_LIST_DIR}/cli/test-zsh-completion.zsh
+                   ${CMAKE_SOURCE_DIR}/completions/_vmmigrate)
+  set_tests_properties(cli.zsh-completion PROPERTIES TIMEOUT 60 LABELS cli)
 endif()
 
 # abort picks the runs it is asked for, from real locks held by real

@@ -97,7 +97,8 @@ const struct vm_cli_exit vm_cli_exits[] = {
     {VM_EXIT_FAILED, "failed",
      "At least one migration failed or was aborted, or a VM's domain XML could not be read "
      "(that VM is left alone and named); each such guest kept running on its source (the JSON "
-     "report says where every guest runs)."},
+     "report says where every guest runs). status --failed: it lists a failed, aborted or "
+     "rolled-back migration, and none that needs an operator."},
     {VM_EXIT_USAGE, "usage", "Bad command line: unknown option, missing or bad value."},
     {VM_EXIT_PREFLIGHT, "preflight",
      "Bad input found before anything was changed: unknown VM, VM not running, VM already on "
@@ -119,7 +120,8 @@ const struct vm_cli_exit vm_cli_exits[] = {
     {VM_EXIT_OPERATOR, "operator",
      "A guest's location is unknown, a feature could not be undone (deinit failed), or "
      "recover found a state it must not decide alone (a run leaves such a VM where it is and "
-     "names it): an operator must look."},
+     "names it): an operator must look. status --failed: it lists such a VM, or one of a run "
+     "that is not finished (running, or crashed: see recover)."},
     {VM_EXIT_JOURNAL, "journal",
      "The journal could not be written (a full or read-only filesystem, see --journal-dir). A "
      "run that cannot write and fsync its first record starts nothing and changes nothing; one "

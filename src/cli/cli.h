@@ -27,6 +27,7 @@ enum vm_cli_arg {
     VM_CLI_ARG_INT,     /* integer in [min, max] */
     VM_CLI_ARG_CHOICE,  /* one of `choices` ("a|b|c") */
     VM_CLI_ARG_CHOICES, /* comma-separated subset of `choices` */
+    VM_CLI_ARG_RUN,     /* a run id (its journal's name) */
 };
 
 enum vm_cli_flags {
@@ -65,6 +66,7 @@ struct vm_cli_option {
     unsigned flags;
     int64_t min, max;    /* VM_CLI_ARG_INT */
     const char *choices; /* VM_CLI_ARG_CHOICE(S): "a|b|c" */
+    const char *glob;    /* VM_CLI_ARG_FILE: the files the completions offer ("*.lua"); NULL: any */
     const char *help;    /* one line, for --help */
     const char *doc;     /* the man page paragraph (roff-free text); NULL: help */
     enum vm_cli_group group;
@@ -78,6 +80,12 @@ struct vm_cli_command {
     const char *summary; /* one line */
     const char *doc;     /* the man page's description of the command */
     const struct vm_cli_option *options;
+    /* What the completions offer for the positional arguments, in order
+     * (a name of no option ends it; NULL: none, or usage's COMMAND): each
+     * entry's arg, metavar, choices and glob as an option's. A VM option
+     * takes its VM names from the command's --source, or where it shows
+     * none (drain) from its VM_CLI_ARG_URI positional. */
+    const struct vm_cli_option *positionals;
     /* Ids of `options` this command accepts but does not show (a table
      * shared with another command: drain takes run's, less --source); 0 ends
      * it; NULL: none. */

@@ -13,6 +13,11 @@
  * install prefix or locale, so the committed files are reproducible. Hidden
  * commands and options (VM_CLI_HIDDEN) appear in none of the three.
  *
+ * The completions' values that are not in the tables come at completion
+ * time: VM names from the source host on the line (a read-only virsh list,
+ * bounded and quiet), run ids from the journals in its --journal-dir, files
+ * by an option's glob.
+ *
  * Owns nothing past a call; the returned string belongs to the caller. */
 #include <ctype.h>
 #include <stdarg.h>
@@ -22,6 +27,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "journal/journal.h"
 #include "util/util.h"
 
 /* The man page's date (.TH): the date of the release it documents, fixed so
@@ -716,31 +722,86 @@ static void bash_option_words(struct buf *b, bool *first, const char *sep, const
 static bool bash_value_plain(const struct vm_cli_option *o)
 {
     return option_takes_value(o) && o->arg != VM_CLI_ARG_CHOICE && o->arg != VM_CLI_ARG_CHOICES &&
-           o->arg != VM_CLI_ARG_FILE;
+           o->arg != VM_CLI_ARG_FILE && o->arg != VM_CLI_ARG_VM && o->arg != VM_CLI_ARG_RUN;
 }
 
 static bool bash_value_file(const struct vm_cli_option *o)
 {
-    return o->arg == VM_CLI_ARG_FILE;
+    return o->arg == VM_CLI_ARG_FILE && !o->glob;
+}
+
+/* The command's option named `name` as shown, or NULL. */
+static const struct vm_cli_option *shown_option(const struct vm_cli_command *c, const char *name)
+{
+    for (const struct vm_cli_option *o = c ? c->options : NULL; o && o->name; o++)
+        if (option_shown(c, o) && strcmp(o->name, name) == 0)
+            return o;
+    return NULL;
+}
+
+/* Where a VM option of c takes the VM names from, as the arguments of the
+ * completions' _vmmigrate_vms: "--source -s" (the option's names), or
+ * "@N" (the Nth positional argument, a URI). Caller frees. */
+static char *vm_source_args(const struct vm_cli_command *c)
+{
+    const struct vm_cli_option *src = shown_option(c, "source");
+    if (src)
+        return src->short_name ? xasprintf("--%s -%c", src->name, src->short_name)
+                               : xasprintf("--%s", src->name);
+    int n = 1;
+    for (const struct vm_cli_option *p = c ? c->positionals : NULL; p && p->name; p++, n++)
+        if (p->arg == VM_CLI_ARG_URI)
+            return xasprintf("@%d", n);
+    return xstrdup("");
+}
+
+/* The completion of one value of kind o (an option's or a positional's) as
+ * a bash command, or NULL if there is nothing to offer. Caller frees. */
+static char *bash_value_action(const struct vm_cli_command *c, const struct vm_cli_option *o)
+{
+    char *list = NULL, *out = NULL;
+    switch (o->arg) {
+    case VM_CLI_ARG_CHOICE:
+    case VM_CLI_ARG_CHOICES:
+        list = choices_join(o->choices, " ");
+        out = xasprintf("%s '%s'",
+                        o->arg == VM_CLI_ARG_CHOICE ? "_vmmigrate_words" : "_vmmigrate_list", list);
+        break;
+    case VM_CLI_ARG_FILE:
+        out = o->glob ? xasprintf("_vmmigrate_files '%s'", o->glob) : xstrdup("_vmmigrate_files");
+        break;
+    case VM_CLI_ARG_VM:
+        list = vm_source_args(c);
+        out = *list ? xasprintf("_vmmigrate_vms %s", list) : NULL;
+        break;
+    case VM_CLI_ARG_RUN:
+        out = xstrdup("_vmmigrate_runs");
+        break;
+    default:
+        break;
+    }
+    free(list);
+    return out;
 }
 
 /* The case branches on $prev completing the values of `opts`, indented by
- * `ind`: choices, file names, and nothing for the other values. */
+ * `ind`: each option with something to offer, then one branch for the
+ * files of any name, one for the values with nothing to offer. */
 static void bash_value_cases(struct buf *b, const struct vm_cli_command *c,
                              const struct vm_cli_option *opts, const char *ind)
 {
     char *brk = xasprintf(" | \\\n%s", ind);
     for (const struct vm_cli_option *o = opts; o && o->name; o++) {
-        if (!option_shown(c, o) || (o->arg != VM_CLI_ARG_CHOICE && o->arg != VM_CLI_ARG_CHOICES))
+        if (!option_shown(c, o) || !option_takes_value(o) || bash_value_file(o))
             continue;
-        char *list = choices_join(o->choices, " ");
+        char *action = bash_value_action(c, o);
+        if (!action)
+            continue;
         buf_puts(b, ind);
         if (o->short_name)
             buf_printf(b, "-%c | ", o->short_name);
-        buf_printf(b, "--%s)\n%s    %s '%s'\n%s    return\n%s    ;;\n", o->name, ind,
-                   o->arg == VM_CLI_ARG_CHOICE ? "_vmmigrate_words" : "_vmmigrate_list", list, ind,
-                   ind);
-        free(list);
+        buf_printf(b, "--%s)\n%s    %s\n%s    return\n%s    ;;\n", o->name, ind, action, ind, ind);
+        free(action);
     }
     bool (*groups[])(const struct vm_cli_option *) = {bash_value_file, bash_value_plain};
     for (size_t g = 0; g < VM_ARRAY_LEN(groups); g++) {
@@ -760,57 +821,159 @@ static void bash_value_cases(struct buf *b, const struct vm_cli_command *c,
     free(brk);
 }
 
+/* The helpers every generated bash completion starts with. */
+static const char bash_helpers[] =
+    "# Complete the current word from the words in $1.\n"
+    "_vmmigrate_words()\n"
+    "{\n"
+    "    mapfile -t COMPREPLY < <(compgen -W \"$1\" -- \"$cur\")\n"
+    "}\n"
+    "\n"
+    "# Complete the last item of a comma-separated list of the words in $1, less\n"
+    "# the items the list has already.\n"
+    "_vmmigrate_list()\n"
+    "{\n"
+    "    local prefix='' w left=''\n"
+    "    if [[ $cur == *,* ]]; then\n"
+    "        prefix=${cur%,*},\n"
+    "    fi\n"
+    "    for w in $1; do\n"
+    "        [[ ,$prefix == *,\"$w\",* ]] || left+=\" $w\"\n"
+    "    done\n"
+    "    mapfile -t COMPREPLY < <(compgen -P \"$prefix\" -W \"$left\" -- \"${cur##*,}\")\n"
+    "    compopt -o nospace 2>/dev/null\n"
+    "}\n"
+    "\n"
+    "# Complete a file name; $1, if given: a glob the files must match (directories\n"
+    "# are offered whatever their name, to go down into).\n"
+    "_vmmigrate_files()\n"
+    "{\n"
+    "    compopt -o filenames 2>/dev/null\n"
+    "    if [[ -n ${1-} ]]; then\n"
+    "        mapfile -t COMPREPLY < <(compgen -d -- \"$cur\"; compgen -f -X \"!$1\" -- \"$cur\")\n"
+    "    else\n"
+    "        mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n"
+    "    fi\n"
+    "}\n"
+    "\n"
+    "# words: the words before the current one as typed. bash splits words at ':'\n"
+    "# and '=' (COMP_WORDBREAKS): a URI split at its ':' is one word again, and\n"
+    "# --name=value two words, the name and the value.\n"
+    "_vmmigrate_line()\n"
+    "{\n"
+    "    local i w\n"
+    "    words=()\n"
+    "    for ((i = 0; i < COMP_CWORD; i++)); do\n"
+    "        w=${COMP_WORDS[i]}\n"
+    "        if [[ $w == = ]] && ((i > 2)); then\n"
+    "            continue\n"
+    "        elif [[ $w == : || ${COMP_WORDS[i - 1]} == : ]] && ((i > 2)); then\n"
+    "            words[${#words[@]} - 1]+=$w\n"
+    "        else\n"
+    "            words+=(\"$w\")\n"
+    "        fi\n"
+    "    done\n"
+    "}\n"
+    "\n"
+    "# REPLY: the value of the last option $1 (or $2, its short name) in words.\n"
+    "_vmmigrate_optval()\n"
+    "{\n"
+    "    local i\n"
+    "    REPLY=''\n"
+    "    for ((i = 2; i + 1 < ${#words[@]}; i++)); do\n"
+    "        if [[ ${words[i]} == \"$1\" || ${words[i]} == \"${2:-$1}\" ]]; then\n"
+    "            REPLY=${words[i + 1]}\n"
+    "        fi\n"
+    "    done\n"
+    "}\n"
+    "\n"
+    "# pos: the positional arguments in words, less the options and the values of\n"
+    "# those in $valued.\n"
+    "_vmmigrate_positionals()\n"
+    "{\n"
+    "    local i\n"
+    "    pos=()\n"
+    "    for ((i = 2; i < ${#words[@]}; i++)); do\n"
+    "        if [[ ${words[i]} == -* ]]; then\n"
+    "            if [[ \" ${valued//[[:space:]]/ } \" == *\" ${words[i]} \"* ]]; then\n"
+    "                i=$((i + 1))\n"
+    "            fi\n"
+    "        else\n"
+    "            pos+=(\"${words[i]}\")\n"
+    "        fi\n"
+    "    done\n"
+    "}\n"
+    "\n"
+    "# Complete the name of a VM running on the source host: the value of option\n"
+    "# $1 (or $2) on the line, or with $1 = @N the Nth positional argument. virsh\n"
+    "# lists them, read-only, for at most 5 seconds; its errors are not shown.\n"
+    "_vmmigrate_vms()\n"
+    "{\n"
+    "    local src names\n"
+    "    _vmmigrate_line\n"
+    "    if [[ $1 == @* ]]; then\n"
+    "        _vmmigrate_positionals\n"
+    "        src=${pos[${1#@} - 1]-}\n"
+    "    else\n"
+    "        _vmmigrate_optval \"$1\" \"${2-}\"\n"
+    "        src=$REPLY\n"
+    "    fi\n"
+    "    [[ -n $src ]] || return 0\n"
+    "    # over ssh: never ask for a password or a host key (libvirt's no_tty)\n"
+    "    if [[ $src == *+ssh://* || $src == *+libssh*://* ]]; then\n"
+    "        [[ $src == *\\?* ]] && src+='&no_tty=1' || src+='?no_tty=1'\n"
+    "    fi\n"
+    "    names=$(timeout 5 virsh -r -q -c \"$src\" list --name 2>/dev/null </dev/null)\n"
+    "    mapfile -t COMPREPLY < <(compgen -W \"$names\" -- \"$cur\")\n"
+    "}\n"
+    "\n"
+    "# Complete a run id: the journals in the --journal-dir on the line, else in\n"
+    "# the default directory.\n"
+    "_vmmigrate_runs()\n"
+    "{\n"
+    "    local dir f ids=()\n"
+    "    _vmmigrate_line\n"
+    "    _vmmigrate_optval --journal-dir\n"
+    "    dir=${REPLY:-" VM_JOURNAL_DEFAULT_DIR "}\n"
+    "    dir=${dir/#\\~/$HOME}\n"
+    "    for f in \"$dir\"/*.ndjson; do\n"
+    "        [[ -f $f ]] || continue\n"
+    "        f=${f##*/}\n"
+    "        ids+=(\"${f%.ndjson}\")\n"
+    "    done\n"
+    "    mapfile -t COMPREPLY < <(compgen -W \"${ids[*]}\" -- \"$cur\")\n"
+    "}\n"
+    "\n";
+
 static char *bash_generate(void)
 {
     struct buf b = {0};
     char *names = command_names();
-    buf_puts(&b,
-             "# bash completion for vmmigrate(1)                       -*- shell-script -*-\n"
-             "# Generated by `vmmigrate docs bash` from the command tables (src/cli.c,\n"
-             "# src/cmd_*.c). Do not edit: change the tables, then run\n"
-             "# `cmake --build build --target docs`.\n"
-             "\n"
-             "# Complete the current word from the words in $1.\n"
-             "_vmmigrate_words()\n"
-             "{\n"
-             "    mapfile -t COMPREPLY < <(compgen -W \"$1\" -- \"$cur\")\n"
-             "}\n"
-             "\n"
-             "# Complete the last item of a comma-separated list of the words in $1.\n"
-             "_vmmigrate_list()\n"
-             "{\n"
-             "    local prefix=''\n"
-             "    if [[ $cur == *,* ]]; then\n"
-             "        prefix=${cur%,*},\n"
-             "    fi\n"
-             "    mapfile -t COMPREPLY < <(compgen -P \"$prefix\" -W \"$1\" -- \"${cur##*,}\")\n"
-             "    compopt -o nospace 2>/dev/null\n"
-             "}\n"
-             "\n"
-             "_vmmigrate_files()\n"
-             "{\n"
-             "    compopt -o filenames 2>/dev/null\n"
-             "    mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n"
-             "}\n"
-             "\n"
-             "_vmmigrate()\n"
-             "{\n"
-             "    local cur=${COMP_WORDS[COMP_CWORD]} prev='' opts='' args=''\n"
-             "    COMPREPLY=()\n"
-             "    if ((COMP_CWORD > 1)); then\n"
-             "        prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
-             "    fi\n"
-             "    # bash splits --name=value into '--name' '=' 'value'.\n"
-             "    if [[ $cur == = ]]; then\n"
-             "        cur=''\n"
-             "    elif [[ $prev == = ]] && ((COMP_CWORD > 2)); then\n"
-             "        prev=${COMP_WORDS[COMP_CWORD - 2]}\n"
-             "    fi\n"
-             "\n"
-             "    if ((COMP_CWORD == 1)); then\n"
-             "        if [[ $cur == -* ]]; then\n"
-             "            _vmmigrate_words '-h --help -V --version'\n"
-             "        else\n");
+    buf_puts(&b, "# bash completion for vmmigrate(1)                       -*- shell-script -*-\n"
+                 "# Generated by `vmmigrate docs bash` from the command tables (src/cli.c,\n"
+                 "# src/cmd_*.c). Do not edit: change the tables, then run\n"
+                 "# `cmake --build build --target docs`.\n"
+                 "\n");
+    buf_puts(&b, bash_helpers);
+    buf_puts(&b, "_vmmigrate()\n"
+                 "{\n"
+                 "    local cur=${COMP_WORDS[COMP_CWORD]} prev='' opts='' valued='' REPLY=''\n"
+                 "    local words=() pos=()\n"
+                 "    COMPREPLY=()\n"
+                 "    if ((COMP_CWORD > 1)); then\n"
+                 "        prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
+                 "    fi\n"
+                 "    # bash splits --name=value into '--name' '=' 'value'.\n"
+                 "    if [[ $cur == = ]]; then\n"
+                 "        cur=''\n"
+                 "    elif [[ $prev == = ]] && ((COMP_CWORD > 2)); then\n"
+                 "        prev=${COMP_WORDS[COMP_CWORD - 2]}\n"
+                 "    fi\n"
+                 "\n"
+                 "    if ((COMP_CWORD == 1)); then\n"
+                 "        if [[ $cur == -* ]]; then\n"
+                 "            _vmmigrate_words '-h --help -V --version'\n"
+                 "        else\n");
     buf_printf(&b, "            _vmmigrate_words '%s'\n", names);
     buf_puts(&b, "        fi\n"
                  "        return\n"
@@ -828,7 +991,21 @@ static char *bash_generate(void)
             continue;
         buf_printf(&b, "    %s)\n", c->name);
         if (has_value_options(c, c->options)) {
-            buf_puts(&b, "        case $prev in\n");
+            /* every option taking a value, shown or not: they take one */
+            buf_puts(&b, "        valued='");
+            bool first = true;
+            for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
+                if (!option_takes_value(o))
+                    continue;
+                char name[64];
+                if (o->short_name) {
+                    snprintf(name, sizeof(name), "-%c", o->short_name);
+                    buf_word(&b, &first, " ", "\n            ", name);
+                }
+                snprintf(name, sizeof(name), "--%s", o->name);
+                buf_word(&b, &first, " ", "\n            ", name);
+            }
+            buf_puts(&b, "'\n        case $prev in\n");
             bash_value_cases(&b, c, c->options, "        ");
             buf_puts(&b, "        esac\n");
         }
@@ -837,8 +1014,6 @@ static char *bash_generate(void)
         bash_option_words(&b, &first, " ", "\n            ", c, c->options, NULL);
         bash_option_words(&b, &first, " ", "\n            ", NULL, vm_cli_common_options, NULL);
         buf_puts(&b, "'\n");
-        if (usage_takes_command(c))
-            buf_printf(&b, "        args='%s'\n", names);
         buf_puts(&b, "        ;;\n");
     }
     buf_puts(&b, "    *)\n"
@@ -846,11 +1021,38 @@ static char *bash_generate(void)
                  "        ;;\n"
                  "    esac\n"
                  "\n"
-                 "    if [[ -n $args && $cur != -* ]]; then\n"
-                 "        _vmmigrate_words \"$args\"\n"
-                 "    else\n"
-                 "        _vmmigrate_words \"$opts\"\n"
+                 "    # A positional argument: what the command takes there.\n"
+                 "    if [[ $cur != -* ]]; then\n"
+                 "        _vmmigrate_line\n"
+                 "        _vmmigrate_positionals\n"
+                 "        case ${COMP_WORDS[1]}:${#pos[@]} in\n");
+    for (size_t i = 0; vm_cli_commands[i]; i++) {
+        const struct vm_cli_command *c = vm_cli_commands[i];
+        if (!command_shown(c))
+            continue;
+        if (usage_takes_command(c))
+            buf_printf(&b,
+                       "        %s:0)\n"
+                       "            _vmmigrate_words '%s'\n"
+                       "            return\n"
+                       "            ;;\n",
+                       c->name, names);
+        int n = 0;
+        for (const struct vm_cli_option *p = c->positionals; p && p->name; p++, n++) {
+            char *action = bash_value_action(c, p);
+            if (action)
+                buf_printf(&b,
+                           "        %s:%d)\n"
+                           "            %s\n"
+                           "            return\n"
+                           "            ;;\n",
+                           c->name, n, action);
+            free(action);
+        }
+    }
+    buf_puts(&b, "        esac\n"
                  "    fi\n"
+                 "    _vmmigrate_words \"$opts\"\n"
                  "}\n"
                  "\n"
                  "complete -F _vmmigrate vmmigrate\n");
@@ -883,8 +1085,46 @@ static void zsh_quote(struct buf *b, const char *s, enum zsh_field field)
     }
 }
 
-/* One _arguments spec line for an option, with its continuation. */
-static void zsh_option(struct buf *b, const struct vm_cli_option *o)
+/* The _arguments action completing a value of kind o (an option's or a
+ * positional's) of command c, in a single-quoted word. */
+static void zsh_action(struct buf *b, const struct vm_cli_command *c, const struct vm_cli_option *o)
+{
+    char *list = NULL;
+    switch (o->arg) {
+    case VM_CLI_ARG_CHOICE:
+        list = choices_join(o->choices, " ");
+        buf_printf(b, "(%s)", list);
+        break;
+    case VM_CLI_ARG_CHOICES:
+        list = choices_join(o->choices, " ");
+        buf_puts(b, "_values -s , ");
+        zsh_quote(b, o->metavar ? o->metavar : "value", ZSH_FIELD);
+        buf_printf(b, " %s", list);
+        break;
+    case VM_CLI_ARG_FILE:
+        buf_puts(b, "_files");
+        if (o->glob)
+            buf_printf(b, " -g \"%s\"", o->glob);
+        break;
+    case VM_CLI_ARG_VM:
+        list = vm_source_args(c);
+        if (*list)
+            buf_printf(b, "_vmmigrate_vms %s", list);
+        else
+            buf_putc(b, ' ');
+        break;
+    case VM_CLI_ARG_RUN:
+        buf_puts(b, "_vmmigrate_runs");
+        break;
+    default:
+        buf_putc(b, ' '); /* a value, but nothing to offer */
+        break;
+    }
+    free(list);
+}
+
+/* One _arguments spec line for an option of c, with its continuation. */
+static void zsh_option(struct buf *b, const struct vm_cli_command *c, const struct vm_cli_option *o)
 {
     const char *eq = option_takes_value(o) ? "=" : "";
     buf_puts(b, "        ");
@@ -906,29 +1146,79 @@ static void zsh_option(struct buf *b, const struct vm_cli_option *o)
         buf_putc(b, ':');
         zsh_quote(b, o->metavar ? o->metavar : "value", ZSH_FIELD);
         buf_putc(b, ':');
-        char *list = NULL;
-        switch (o->arg) {
-        case VM_CLI_ARG_CHOICE:
-            list = choices_join(o->choices, " ");
-            buf_printf(b, "(%s)", list);
-            break;
-        case VM_CLI_ARG_CHOICES:
-            list = choices_join(o->choices, " ");
-            buf_puts(b, "_values -s , ");
-            zsh_quote(b, o->metavar ? o->metavar : "value", ZSH_FIELD);
-            buf_printf(b, " %s", list);
-            break;
-        case VM_CLI_ARG_FILE:
-            buf_puts(b, "_files");
-            break;
-        default:
-            buf_putc(b, ' '); /* a value, but nothing to offer */
-            break;
-        }
-        free(list);
+        zsh_action(b, c, o);
     }
     buf_puts(b, "' \\\n");
 }
+
+/* The helpers every generated zsh completion starts with; words and
+ * CURRENT are the subcommand's (words[1] is its name). */
+static const char zsh_helpers[] =
+    "\n"
+    "# REPLY: the value of the last option $1 (or $2, its short name) on the line.\n"
+    "_vmmigrate_optval()\n"
+    "{\n"
+    "    local i\n"
+    "    REPLY=\n"
+    "    for ((i = 2; i < CURRENT; i++)); do\n"
+    "        if [[ $words[i] == $1 || $words[i] == ${2:-$1} ]]; then\n"
+    "            REPLY=$words[i+1]\n"
+    "        elif [[ $words[i] == $1=* ]]; then\n"
+    "            REPLY=${words[i]#*=}\n"
+    "        fi\n"
+    "    done\n"
+    "}\n"
+    "\n"
+    "# REPLY: the Nth ($1) positional argument on the line, less the options and\n"
+    "# the values of those in $valued.\n"
+    "_vmmigrate_positional()\n"
+    "{\n"
+    "    local i n=0\n"
+    "    REPLY=\n"
+    "    for ((i = 2; i < CURRENT; i++)); do\n"
+    "        if [[ $words[i] == -* ]]; then\n"
+    "            ((${${=valued}[(Ie)$words[i]]})) && i=$((i + 1))\n"
+    "        elif ((++n == $1)); then\n"
+    "            REPLY=$words[i]\n"
+    "            return\n"
+    "        fi\n"
+    "    done\n"
+    "}\n"
+    "\n"
+    "# The names of the VMs running on the source host: the value of option $1\n"
+    "# (or $2) on the line, or with $1 = @N the Nth positional argument. virsh\n"
+    "# lists them, read-only, for at most 5 seconds; its errors are not shown.\n"
+    "_vmmigrate_vms()\n"
+    "{\n"
+    "    local REPLY\n"
+    "    local -a vms\n"
+    "    if [[ $1 == @* ]]; then\n"
+    "        _vmmigrate_positional ${1#@}\n"
+    "    else\n"
+    "        _vmmigrate_optval $1 $2\n"
+    "    fi\n"
+    "    if [[ -z $REPLY ]]; then\n"
+    "        _message 'VM name (give the source host first)'\n"
+    "        return 1\n"
+    "    fi\n"
+    "    # over ssh: never ask for a password or a host key (libvirt's no_tty)\n"
+    "    if [[ $REPLY == *+(ssh|libssh*)://* ]]; then\n"
+    "        [[ $REPLY == *\\?* ]] && REPLY+='&no_tty=1' || REPLY+='?no_tty=1'\n"
+    "    fi\n"
+    "    vms=(${(f)\"$(timeout 5 virsh -r -q -c $REPLY list --name 2>/dev/null </dev/null)\"})\n"
+    "    compadd -a vms\n"
+    "}\n"
+    "\n"
+    "# The run ids of the journals in the --journal-dir on the line, else in the\n"
+    "# default directory.\n"
+    "_vmmigrate_runs()\n"
+    "{\n"
+    "    local REPLY\n"
+    "    local -a ids\n"
+    "    _vmmigrate_optval --journal-dir\n"
+    "    ids=(${~REPLY:-" VM_JOURNAL_DEFAULT_DIR "}/*.ndjson(N.:t:r))\n"
+    "    compadd -a ids\n"
+    "}\n";
 
 static char *zsh_generate(void)
 {
@@ -939,19 +1229,46 @@ static char *zsh_generate(void)
                  "# Generated by `vmmigrate docs zsh` from the command tables (src/cli.c,\n"
                  "# src/cmd_*.c). Do not edit: change the tables, then run\n"
                  "# `cmake --build build --target docs`.\n");
+    buf_puts(&b, zsh_helpers);
     for (size_t i = 0; vm_cli_commands[i]; i++) {
         const struct vm_cli_command *c = vm_cli_commands[i];
         if (!command_shown(c))
             continue;
-        buf_printf(&b, "\n_vmmigrate_%s()\n{\n    _arguments -s -S \\\n", c->name);
+        buf_printf(&b, "\n_vmmigrate_%s()\n{\n", c->name);
+        if (has_value_options(c, c->options)) {
+            /* every option taking a value, shown or not: they take one */
+            buf_puts(&b, "    local valued='");
+            bool first = true;
+            for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
+                if (!option_takes_value(o))
+                    continue;
+                char name[64];
+                if (o->short_name) {
+                    snprintf(name, sizeof(name), "-%c", o->short_name);
+                    buf_word(&b, &first, " ", "\n        ", name);
+                }
+                snprintf(name, sizeof(name), "--%s", o->name);
+                buf_word(&b, &first, " ", "\n        ", name);
+            }
+            buf_puts(&b, "'\n");
+        }
+        buf_puts(&b, "    _arguments -s -S \\\n");
         for (const struct vm_cli_option *o = c->options; o && o->name; o++)
             if (option_shown(c, o))
-                zsh_option(&b, o);
+                zsh_option(&b, c, o);
         for (const struct vm_cli_option *o = vm_cli_common_options; o->name; o++)
             if (option_shown(NULL, o))
-                zsh_option(&b, o);
+                zsh_option(&b, NULL, o);
         if (usage_takes_command(c))
             buf_printf(&b, "        '1:command:(%s)' \\\n", names);
+        int n = 1;
+        for (const struct vm_cli_option *p = c->positionals; p && p->name; p++, n++) {
+            buf_printf(&b, "        '%d:", n);
+            zsh_quote(&b, p->metavar ? p->metavar : p->name, ZSH_FIELD);
+            buf_putc(&b, ':');
+            zsh_action(&b, c, p);
+            buf_puts(&b, "' \\\n");
+        }
         buf_chop(&b, strlen(" \\\n")); /* the last spec ends the command */
         buf_puts(&b, "\n}\n");
     }

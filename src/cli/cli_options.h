@@ -76,7 +76,7 @@ _Static_assert(VM_VIRT_CONNECT_TIMEOUT_DEFAULT_S == 30, "--connect-timeout's hel
 #define VM_CLI_OPTION_POLICY(ID, SHORT, HELP, DOC)                                                 \
     {                                                                                              \
         .name = "policy", .short_name = (SHORT), .arg = VM_CLI_ARG_FILE, .metavar = "FILE",        \
-        .id = (ID), .help = HELP, .doc = DOC, .group = VM_CLI_GROUP_POLICY                         \
+        .id = (ID), .glob = "*.lua", .help = HELP, .doc = DOC, .group = VM_CLI_GROUP_POLICY     \
     }
 
 /* --host-exec, for the commands that run feature steps (run, drain,

@@ -82,6 +82,12 @@ static int cmd_policy_exec(const struct vm_cli_args *args)
     return VM_EXIT_OK;
 }
 
+static const struct vm_cli_option policy_positionals[] = {
+    {.name = "verb", .arg = VM_CLI_ARG_CHOICE, .metavar = "verb", .choices = "check"},
+    {.name = "file", .arg = VM_CLI_ARG_FILE, .metavar = "policy file", .glob = "*.lua"},
+    {0},
+};
+
 const struct vm_cli_command vm_cmd_policy_entry = {
     .name = "policy",
     .usage = "check FILE",
@@ -91,5 +97,6 @@ const struct vm_cli_command vm_cmd_policy_entry = {
            "and list the hooks it defines. Exit status 0 if it loads, 6 (policy) with the "
            "error naming the file and line if not. See vmmigrate-policy(7).",
     .options = policy_options,
+    .positionals = policy_positionals,
     .exec = cmd_policy_exec,
 };

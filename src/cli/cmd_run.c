@@ -60,6 +60,7 @@ enum {
     OPT_RETRIES,
     OPT_ON_ABORT,
     OPT_CONNECT_TIMEOUT,
+    OPT_WIDE,
 };
 
 /* Sorted by long name. */
@@ -341,6 +342,13 @@ static const struct vm_cli_option job_options[] = {
      .doc = "When another vmmigrate run holds a source host's lock, wait for it to end "
             "instead of exiting at once with status 7.",
      .group = VM_CLI_GROUP_CRON},
+    {.name = "wide",
+     .id = OPT_WIDE,
+     .help = "show the hosts' full URIs in the table",
+     .doc = "Name each VM's source and target in the table by the libvirt URI given. Without "
+            "it a host is named by its libvirt hostname, else by its URI's host part, else by "
+            "its URI (qemu:///system).",
+     .group = VM_CLI_GROUP_OUTPUT},
     {0},
 };
 
@@ -517,6 +525,12 @@ static int job_exec(const struct vm_cli_args *args, enum vm_job_mode mode,
     spec.given = settings_given(args);
     spec.estimate_mibs = (unsigned)vm_cli_int(args, OPT_ASSUME_BANDWIDTH, 1000);
     spec.json = vm_cli_flag(args, OPT_JSON);
+    spec.wide = vm_cli_flag(args, OPT_WIDE);
+    if (spec.wide && mode != VM_JOB_PLAN) {
+        vm_error("%s: --wide is an option of plan (%s prints no table)", cmd, cmd);
+        rc = VM_EXIT_USAGE;
+        goto cleanup;
+    }
     spec.events_path = vm_cli_str(args, OPT_EVENTS);
     spec.journal_dir = vm_cli_str(args, OPT_JOURNAL_DIR);
     spec.lock_dir =
@@ -615,6 +629,9 @@ static int cmd_drain_exec(const struct vm_cli_args *args)
     return job_exec(args, VM_JOB_RUN, &drain);
 }
 
+/* plan's own: run and drain print no table. */
+static const int run_hidden[] = {OPT_WIDE, 0};
+
 const struct vm_cli_command vm_cmd_run_entry = {
     .name = "run",
     .usage = "--source URI --target URI (--vm NAME ... | --policy FILE) [OPTIONS]",
@@ -631,6 +648,7 @@ const struct vm_cli_command vm_cmd_run_entry = {
            "says so. SIGINT or SIGTERM aborts running migrations (or, with --on-abort finish, "
            "lets them finish), skips the rest and exits with status 5.",
     .options = job_options,
+    .hidden_ids = run_hidden,
     .exec = cmd_run_exec,
 };
 
@@ -643,13 +661,21 @@ const struct vm_cli_command vm_cmd_plan_entry = {
            "order, parameters and features, or why it stays; and an estimate of the memory to "
            "move and the time it takes at the chosen bandwidth and --parallel. Nothing is "
            "migrated. A table on standard output, or with --json the report with its \"plan\" "
-           "member. Exit status 6 if the policy failed for any VM.",
+           "member. The table names the hosts it plans for, then for every VM its start "
+           "order, class, memory, source and target (by hostname; --wide: by URI), the "
+           "estimated time, its features and the policy's reason for moving it, or why it "
+           "stays. Exit status 6 if the policy failed for any VM.",
     .options = job_options,
     .exec = cmd_plan_exec,
 };
 
+static const struct vm_cli_option drain_positionals[] = {
+    {.name = "source", .arg = VM_CLI_ARG_URI, .metavar = "source URI"},
+    {0},
+};
+
 /* Accepted only to say, in one line, that the source is the argument. */
-static const int drain_hidden[] = {OPT_SOURCE, 0};
+static const int drain_hidden[] = {OPT_SOURCE, OPT_WIDE, 0};
 
 const struct vm_cli_command vm_cmd_drain_entry = {
     .name = "drain",
@@ -663,6 +689,7 @@ const struct vm_cli_command vm_cmd_drain_entry = {
            "for --policy. Everything else (preflight, order, limits, journal, reports, exit "
            "status) is run's. --source is not accepted.",
     .options = job_options,
+    .positionals = drain_positionals,
     .hidden_ids = drain_hidden,
     .exec = cmd_drain_exec,
 };

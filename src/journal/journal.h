@@ -172,6 +172,21 @@ json_t *vm_journal_summary(const struct vm_journal_records *all, size_t begin, s
  * failed? What status may leave out and recover --prune-after remove. */
 bool vm_journal_run_closed(json_t *s);
 
+/* What one VM of a summary (its "vms" member) asks of an operator, for
+ * status --failed: */
+enum vm_journal_trouble {
+    VM_JOURNAL_TROUBLE_NONE,     /* migrated, skipped, or recovered to the target */
+    VM_JOURNAL_TROUBLE_FAILED,   /* failed, aborted or rolled back (or a crash cut it short and
+                                    recover settled it on the source): the guest runs on a known
+                                    host, and the steps of its features are done */
+    VM_JOURNAL_TROUBLE_OPERATOR, /* not finished (running, or crashed: see recover), unsettled,
+                                    the guest's host unknown, or a feature step failed or left
+                                    started */
+};
+/* *why (may be NULL): a few words for the human listing ("open", "after
+ * failed", "rolled-back", ...), static. */
+enum vm_journal_trouble vm_journal_vm_trouble(json_t *vm, const char **why);
+
 /* Remove the journals in DIR last written more than max_age_s ago whose run
  * is closed (vm_journal_run_closed); never a journal that cannot be read whole. *pruned:
  * the paths removed (new array, the caller's). 0, or -1 and *err if DIR

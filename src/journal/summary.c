@@ -120,6 +120,51 @@ bool vm_journal_run_closed(json_t *s)
     return true;
 }
 
+static bool str_is(json_t *o, const char *key, const char *want)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s && strcmp(s, want) == 0;
+}
+
+enum vm_journal_trouble vm_journal_vm_trouble(json_t *v, const char **why)
+{
+    static const char *const steps[] = {"deinit", "after"};
+    static const char *const failed[] = {"failed", "aborted", "rolled-back"};
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    *why = NULL;
+    if (!str_is(v, "state", "finished") && !str_is(v, "state", "recovered")) {
+        *why = !str_is(v, "state", "unsettled")   ? "open"
+               : str_is(v, "location", "unknown") ? "location unknown"
+                                                  : "unsettled";
+        return VM_JOURNAL_TROUBLE_OPERATOR;
+    }
+    if (!str_is(v, "location", "source") && !str_is(v, "location", "target")) {
+        *why = "location unknown";
+        return VM_JOURNAL_TROUBLE_OPERATOR;
+    }
+    for (size_t k = 0; k < VM_ARRAY_LEN(steps); k++) {
+        const char *st = json_string_value(json_object_get(v, steps[k]));
+        if (st && strcmp(st, "done") != 0) {
+            *why = strcmp(st, "failed") == 0 ? (k ? "after failed" : "deinit failed")
+                                             : (k ? "after cut short" : "deinit cut short");
+            return VM_JOURNAL_TROUBLE_OPERATOR;
+        }
+    }
+    for (size_t k = 0; k < VM_ARRAY_LEN(failed); k++) {
+        if (str_is(v, "result", failed[k])) {
+            *why = failed[k];
+            return VM_JOURNAL_TROUBLE_FAILED;
+        }
+    }
+    if (!json_object_get(v, "result") && str_is(v, "location", "source")) {
+        *why = "cut short, recovered";
+        return VM_JOURNAL_TROUBLE_FAILED;
+    }
+    return VM_JOURNAL_TROUBLE_NONE;
+}
+
 static bool path_in(json_t *paths, const char *path)
 {
     size_t i;
@@ -163,8 +208,9 @@ int vm_journal_prune(const char *dir, long max_age_s, json_t **pruned, char **er
         struct stat st;
         /* Old by its last write; never a journal that cannot be read whole,
          * or one of a run with anything open. */
-        if (*id && strchr(id, '/') == NULL && vm_journal_run_closed(s) && !path_in(all.unreadable, path) &&
-            stat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > max_age_s) {
+        if (*id && strchr(id, '/') == NULL && vm_journal_run_closed(s) &&
+            !path_in(all.unreadable, path) && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            now - st.st_mtime > max_age_s) {
             if (unlink(path) == 0)
                 json_array_append_new(*pruned, json_string(path));
             else

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/table.h"
+#include "util/uri.h"
 #include "util/util.h"
 
 #define MiB (1024ULL * 1024ULL)
@@ -348,28 +350,110 @@ json_t *vm_plan_to_json(const struct vm_plan *p)
                      "assumed_mibs", (int)p->est_mibs, "vms", vms);
 }
 
-void vm_plan_print(const struct vm_plan *p, FILE *f)
+/* The names of the plan's hosts in its table (sources, then targets):
+ * vm_host_names's, or with wide their URIs. */
+struct host_names {
+    size_t n;
+    const char **uris;
+    char **names;
+};
+
+static void host_names_make(struct host_names *hn, const struct vm_plan *p, bool wide)
 {
-    fprintf(f, "%-5s %-24s %-17s %-8s %-40s %s\n", "ORDER", "VM", "CLASS", "MEMORY", "TARGET",
-            "FEATURES / NOTE");
+    size_t ns = json_array_size(p->sources), nt = json_array_size(p->targets);
+    hn->n = ns + nt;
+    hn->uris = xcalloc(hn->n + 1, sizeof(*hn->uris));
+    hn->names = xcalloc(hn->n + 1, sizeof(*hn->names));
+    const char **hostnames = xcalloc(hn->n + 1, sizeof(*hostnames));
+    for (size_t i = 0; i < hn->n; i++) {
+        json_t *h = json_array_get(i < ns ? p->sources : p->targets, i < ns ? i : i - ns);
+        hn->uris[i] = jstr(h, "uri");
+        hostnames[i] = jstr(h, "hostname");
+    }
+    if (wide)
+        for (size_t i = 0; i < hn->n; i++)
+            hn->names[i] = xstrdup(hn->uris[i] ? hn->uris[i] : "-");
+    else
+        vm_host_names(hn->n, hn->uris, hostnames, hn->names);
+    free(hostnames);
+}
+
+static const char *host_name(const struct host_names *hn, const char *uri)
+{
+    for (size_t i = 0; uri && i < hn->n; i++)
+        if (hn->uris[i] && strcmp(hn->uris[i], uri) == 0)
+            return hn->names[i];
+    return uri ? uri : "-";
+}
+
+static void host_names_clear(struct host_names *hn)
+{
+    for (size_t i = 0; i < hn->n; i++)
+        free(hn->names[i]);
+    free(hn->names);
+    free(hn->uris);
+}
+
+/* "hv12, hv14": the names of hosts [from, to). Caller frees. */
+static char *host_list(const struct host_names *hn, size_t from, size_t to)
+{
+    char *all = xstrdup("");
+    for (size_t i = from; i < to; i++) {
+        char *next = xasprintf("%s%s%s", all, i > from ? ", " : "", hn->names[i]);
+        free(all);
+        all = next;
+    }
+    return all;
+}
+
+void vm_plan_print(const struct vm_plan *p, FILE *f, bool wide)
+{
+    struct host_names hn;
+    host_names_make(&hn, p, wide);
+    size_t ns = json_array_size(p->sources);
+    char *from = host_list(&hn, 0, ns), *to = host_list(&hn, ns, hn.n);
+    fprintf(f, "plan: %d VM%s on %s, to %s\n", p->n, p->n == 1 ? "" : "s", from, to);
+    free(from);
+    free(to);
+    static const char *const header[] = {"ORDER",  "VM",       "CLASS",
+                                         "MEMORY", "SOURCE",   "TARGET",
+                                         "EST",    "FEATURES", "REASON / WHY IT STAYS"};
+    struct vm_table *t = vm_table_new(VM_ARRAY_LEN(header), header, 0);
     for (int i = 0; i < p->n; i++) {
         const struct vm_plan_item *it = &p->items[i];
-        char mem[32];
+        char mem[32], order[16] = "-", est[16] = "-", feats[256] = "";
         snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(it->memory_bytes / MiB));
+        const char *src = host_name(&hn, it->source), *dst = "(stays)";
+        const char *why = it->note;
         if (it->status == VM_PLAN_MIGRATE) {
-            char feats[256] = "";
             size_t len = 0;
             for (int k = 0; k < it->d.nfeatures && len < sizeof(feats) - 1; k++)
                 len +=
                     (size_t)snprintf(feats + len, sizeof(feats) - len, "%s%s%s", k ? "," : "",
                                      it->d.features[k].name, it->d.features[k].required ? "" : "?");
-            fprintf(f, "%-5d %-24s %-17s %-8s %-40s %s\n", it->order, it->name,
-                    vm_class_name(it->d.class), mem, it->target, feats[0] ? feats : "-");
+            snprintf(order, sizeof(order), "%d", it->order);
+            vm_duration_fmt(it->est_ms, est, sizeof(est));
+            dst = host_name(&hn, it->target);
+            why = it->d.reason;
         } else {
-            fprintf(f, "%-5s %-24s %-17s %-8s %-40s %s\n", "-", it->name,
-                    vm_plan_status_name(it->status), mem, "(stays)", it->note ? it->note : "");
+            if (!why && it->status == VM_PLAN_LEAVE)
+                why = "the policy leaves it";
         }
+        const char *cells[] = {order,
+                               it->name,
+                               it->status == VM_PLAN_MIGRATE ? vm_class_name(it->d.class)
+                                                             : vm_plan_status_name(it->status),
+                               mem,
+                               src,
+                               dst,
+                               est,
+                               feats,
+                               why};
+        vm_table_row(t, cells);
     }
+    vm_table_print(t, f);
+    vm_table_free(t);
+    host_names_clear(&hn);
     fprintf(f,
             "%d to migrate, %d left, %d refused, %d policy errors; %llu MiB to move, about "
             "%llu s at %d in parallel\n",

@@ -82,8 +82,11 @@ void vm_plan_clear(struct vm_plan *p);
 
 json_t *vm_plan_to_json(const struct vm_plan *p);
 json_t *vm_plan_item_to_json(const struct vm_plan_item *it);
-/* The human table on f. */
-void vm_plan_print(const struct vm_plan *p, FILE *f);
+/* The human table on f: a line naming the hosts, a header, one row per VM
+ * (its hosts by hostname, else by their URI's host, else by URI; by URI
+ * with wide), the estimate, the policy's reason (or why it stays), then a
+ * line summing it up. */
+void vm_plan_print(const struct vm_plan *p, FILE *f, bool wide);
 int vm_plan_count(const struct vm_plan *p, enum vm_plan_status s);
 const char *vm_plan_status_name(enum vm_plan_status s);
 

@@ -648,7 +648,7 @@ int vm_job_run(const struct vm_job_spec *spec)
     vm_sinks_finish(job->sinks,
                     &(struct vm_finish_rec){.result = result, .exit_code = code, .report = report});
     if (spec->mode == VM_JOB_PLAN && !spec->json && job->planned)
-        vm_plan_print(&job->plan, stdout);
+        vm_plan_print(&job->plan, stdout, spec->wide);
     json_decref(report);
 
     vm_policy_shutdown(job->policy);

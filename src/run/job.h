@@ -48,6 +48,7 @@ struct vm_job_spec {
     unsigned connect_timeout_s; /* opening each host's connection (0: as long as libvirt takes) */
     unsigned estimate_mibs;     /* plan estimates where no bandwidth is set */
     bool json;                  /* final report (or plan) on stdout as JSON */
+    bool wide;                  /* plan's table: hosts by URI, not by name */
     const char *events_path;    /* NDJSON stream, "-" = stdout, NULL = none */
     const char *journal_dir;    /* journal.h */
     const char *lock_dir;       /* one run per source host: flock files here */

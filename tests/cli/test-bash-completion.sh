@@ -77,6 +77,42 @@ rm -r "$tmp"
 expect '' vmmigrate run --source ''
 expect '' vmmigrate run -m ''
 expect '' vmmigrate run --bandwidth ''
+# One item of a comma list at a time, never one the list has already.
+expect 'xbzrle,mt xbzrle,zlib xbzrle,zstd' vmmigrate run --compression xbzrle,
+expect 'zlib,xbzrle,mt zlib,xbzrle,zstd' vmmigrate run --compression zlib,xbzrle,
+expect 'zlib,xbzrle,zstd' vmmigrate run --compression zlib,xbzrle,z
+# VM names from the --source given before, as bash splits its words (at ':'
+# and '='), or from drain's source argument; nothing (and no message) from a
+# host that cannot be reached, or without a source.
+expect 'test' vmmigrate run --source test:///default --vm ''
+expect 'test' vmmigrate run --source test : ///default --vm ''
+expect 'test' vmmigrate plan --source = test : ///default --target test : ///x -m t
+expect 'test' vmmigrate drain test : ///default --target test : ///x --vm ''
+expect 'test' vmmigrate drain --target test : ///x test : ///default -m ''
+expect 'test' vmmigrate drain --compression zlib test : ///default --vm ''
+expect '' vmmigrate run --source test:///default --vm x
+errs=$(
+    COMP_WORDS=(vmmigrate run --source qemu+tcp : //127.0.0.1 : 1/system --vm '')
+    COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    _vmmigrate 2>&1 >/dev/null
+    echo "${COMPREPLY[*]}"
+)
+[[ -z $errs ]] || { echo "FAIL: an unreachable --source printed or offered: $errs" >&2; failures=$((failures + 1)); }
+# Run ids for status, from the --journal-dir on the line.
+tmp=$(mktemp -d) || exit 1
+touch "$tmp/20261204-a.ndjson" "$tmp/20261204-b.ndjson" "$tmp/recover.lock"
+expect '20261204-a 20261204-b' vmmigrate status --journal-dir "$tmp" ''
+expect '20261204-b' vmmigrate status --failed --journal-dir = "$tmp" 20261204-b
+expect '' vmmigrate status --journal-dir "$tmp/none" ''
+contains '--wide' vmmigrate status --journal-dir "$tmp" 20261204-a --
+# Policies: Lua files (and directories to go down into), for policy check and --policy.
+mkdir "$tmp/sub"
+touch "$tmp/evacuate.lua" "$tmp/notes.txt"
+expect 'check' vmmigrate policy ''
+expect "$tmp/sub $tmp/evacuate.lua" vmmigrate policy check "$tmp/"
+expect "$tmp/sub $tmp/evacuate.lua" vmmigrate run --policy "$tmp/"
+expect "$tmp/sub $tmp/evacuate.lua" vmmigrate drain test:///default -p "$tmp/"
+rm -r "$tmp"
 # help takes a command name.
 expect 'abort drain help plan policy qemu recover run status version' vmmigrate help ''
 expect 'run' vmmigrate help ru

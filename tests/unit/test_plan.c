@@ -308,7 +308,7 @@ static void test_plan_fixture(void)
     /* The table's last line sums it up. */
     FILE *f = tmpfile();
     CHECK(f);
-    vm_plan_print(&p, f);
+    vm_plan_print(&p, f, false);
     rewind(f);
     char line[512], last[512] = "";
     while (fgets(line, sizeof(line), f))
@@ -363,12 +363,70 @@ static void test_plan_unreadable_domain(void)
     json_decref(targets);
 }
 
+/* A decider giving each VM a reason, from its tier tag. */
+static int decide_reason(void *ctx, json_t *vm, json_t **out, char **err)
+{
+    (void)ctx, (void)err;
+    const char *tier = json_string_value(json_object_get(json_object_get(vm, "tags"), "tier"));
+    *out = strcmp(tier, "skip") == 0 ? NULL
+                                     : json_pack("{s:s, s:[{s:s}]}", "reason", "host maintenance",
+                                                 "features", "name", "announce");
+    return 0;
+}
+
+/* The table of `plan` (vm_plan_print) into a new string. */
+static char *printed(const struct vm_plan *p, bool wide)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    CHECK(f);
+    vm_plan_print(p, f, wide);
+    fclose(f);
+    return out;
+}
+
+/* The human table: the hosts it plans for, a header, hosts by their libvirt
+ * hostname (by URI with wide), the estimate and the policy's reason per VM,
+ * why a VM stays. */
+static void test_plan_print(void)
+{
+    json_t *s1 = host("qemu+ssh://10.0.0.12/system", 0),
+           *t1 = host("qemu+ssh://root@10.0.0.13:2222/system", 4096);
+    json_object_set_new(s1, "hostname", json_string("hv12"));
+    json_object_set_new(t1, "hostname", json_string("hv13"));
+    add_vm(s1, "web1", 2000, "bronze");
+    add_vm(s1, "idle", 100, "skip");
+    json_t *sources = json_pack("[o]", s1), *targets = json_pack("[o]", t1);
+    struct vm_mig_params defaults = {.p2p = true};
+    struct vm_plan_ops ops = {.decide = decide_reason};
+    struct vm_plan p;
+    CHECK_INT(vm_plan_build(&p, sources, targets, &defaults, 1, 1000, &ops), ==, 2);
+    char *out = printed(&p, false);
+    CHECK_CONTAINS(out, "plan: 2 VMs on hv12, to hv13\n"
+                        "ORDER  VM    CLASS   MEMORY  SOURCE  TARGET   EST   FEATURES  "
+                        "REASON / WHY IT STAYS\n"
+                        "1      web1  urgent  2000M   hv12    hv13     2.0s  announce  "
+                        "host maintenance\n"
+                        "-      idle  leave   100M    hv12    (stays)  -     -         "
+                        "the policy leaves it\n");
+    CHECK(strstr(out, "qemu+ssh") == NULL);
+    free(out);
+    out = printed(&p, true);
+    CHECK_CONTAINS(out, "plan: 2 VMs on qemu+ssh://10.0.0.12/system, to "
+                        "qemu+ssh://root@10.0.0.13:2222/system\n");
+    CHECK_CONTAINS(out, "1      web1  urgent  2000M   qemu+ssh://10.0.0.12/system  "
+                        "qemu+ssh://root@10.0.0.13:2222/system  2.0s  announce  "
+                        "host maintenance\n");
+    free(out);
+    vm_plan_clear(&p);
+    json_decref(sources);
+    json_decref(targets);
+}
+
 static const struct vm_test tests[] = {
-    VM_TEST(test_plan_unreadable_domain),
-    VM_TEST(test_decision_parse),
-    VM_TEST(test_plan),
-    VM_TEST(test_plan_fixture),
-    {0},
+    VM_TEST(test_plan_print), VM_TEST(test_plan_unreadable_domain), VM_TEST(test_decision_parse),
+    VM_TEST(test_plan),       VM_TEST(test_plan_fixture),           {0},
 };
 static const struct vm_test_suite suite = {.tests = tests};
 
