@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ struct vm_journal {
     int fd; /* -1 once a first record failed and the file was removed */
     char *path;
     char *dir;
-    char run_id[64];
+    char run_id[VM_JOURNAL_RUN_ID_SIZE];
     off_t size;     /* of the records written whole */
     unsigned count; /* records written whole and fsync'd */
 };
@@ -87,19 +88,39 @@ static void sync_dir(const char *dir)
     }
 }
 
+void vm_journal_new_run_id(char out[VM_JOURNAL_RUN_ID_SIZE])
+{
+    /* The last millisecond an id was made of, in this process (ids are made
+     * on the loop and on the thread pool). */
+    static _Atomic uint64_t last_ms;
+    uint64_t prev = atomic_load(&last_ms), ms;
+    do {
+        uint64_t now = vm_wall_ms();
+        ms = now > prev ? now : prev + 1;
+    } while (!atomic_compare_exchange_weak(&last_ms, &prev, ms));
+    char ts[32];
+    vm_rfc3339(ms, ts, sizeof(ts));
+    for (char *c = ts; *c; c++)
+        if (*c == ':')
+            *c = '-';
+    snprintf(out, VM_JOURNAL_RUN_ID_SIZE, "%s-%d", ts, (int)getpid());
+}
+
 struct vm_journal *vm_journal_open(const char *dir)
+{
+    char id[VM_JOURNAL_RUN_ID_SIZE];
+    vm_journal_new_run_id(id);
+    return vm_journal_open_as(dir, id);
+}
+
+struct vm_journal *vm_journal_open_as(const char *dir, const char *run_id)
 {
     if (mkdir_p(dir) < 0) {
         vm_error("journal: cannot create '%s': %s", dir, strerror(errno));
         return NULL;
     }
     struct vm_journal *j = xcalloc(1, sizeof(*j));
-    char ts[32];
-    vm_rfc3339(vm_wall_ms(), ts, sizeof(ts));
-    for (char *c = ts; *c; c++)
-        if (*c == ':')
-            *c = '-';
-    snprintf(j->run_id, sizeof(j->run_id), "%s-%d", ts, (int)getpid());
+    snprintf(j->run_id, sizeof(j->run_id), "%s", run_id);
     j->path = xasprintf("%s/%s.ndjson", dir, j->run_id);
     j->dir = xstrdup(dir);
     j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);

@@ -44,8 +44,19 @@
 
 struct vm_journal;
 
-/* Create DIR if needed and open a new journal; NULL with the reason logged. */
+/* A run's id: the wall-clock time as RFC 3339 with '-' for ':', then the
+ * process's PID ("2024-05-01T02-00-03.512Z-4242"; recover.c reads the PID
+ * back). Unique in the process: an id is never made twice of one
+ * millisecond (a later one takes the next). A run makes its id at its start
+ * and names its journal after it (vm_journal_open_as), so that its events,
+ * report and status file carry the id before the journal exists. */
+#define VM_JOURNAL_RUN_ID_SIZE 64
+void vm_journal_new_run_id(char out[VM_JOURNAL_RUN_ID_SIZE]);
+/* Create DIR if needed and open a new journal, named after a new run id
+ * (vm_journal_open) or RUN_ID (the run's, made by vm_journal_new_run_id);
+ * NULL with the reason logged. */
 struct vm_journal *vm_journal_open(const char *dir);
+struct vm_journal *vm_journal_open_as(const char *dir, const char *run_id);
 const char *vm_journal_run_id(const struct vm_journal *j);
 const char *vm_journal_path(const struct vm_journal *j);
 /* Append one record (fields stolen, may be NULL; its "crc" is added) and
