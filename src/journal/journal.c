@@ -19,7 +19,8 @@
 #include "util/util.h"
 
 struct vm_journal {
-    int fd; /* -1 once a first record failed and the file was removed */
+    int fd; /* -1 once a first record failed and the file was removed; -2 not yet
+               created (vm_journal_new) */
     char *path;
     char *dir;
     char run_id[VM_JOURNAL_RUN_ID_SIZE];
@@ -113,26 +114,42 @@ struct vm_journal *vm_journal_open(const char *dir)
     return vm_journal_open_as(dir, id);
 }
 
-struct vm_journal *vm_journal_open_as(const char *dir, const char *run_id)
+struct vm_journal *vm_journal_new(const char *dir, const char *run_id)
 {
-    if (mkdir_p(dir) < 0) {
-        vm_error("journal: cannot create '%s': %s", dir, strerror(errno));
-        return NULL;
-    }
     struct vm_journal *j = xcalloc(1, sizeof(*j));
     snprintf(j->run_id, sizeof(j->run_id), "%s", run_id);
     j->path = xasprintf("%s/%s.ndjson", dir, j->run_id);
     j->dir = xstrdup(dir);
+    j->fd = -2;
+    return j;
+}
+
+/* Create the file of a journal of vm_journal_new: 0, or -1 (logged; the
+ * journal then takes no records). */
+static int create(struct vm_journal *j)
+{
+    if (mkdir_p(j->dir) < 0) {
+        vm_error("journal: cannot create '%s': %s", j->dir, strerror(errno));
+        j->fd = -1;
+        return -1;
+    }
     j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (j->fd < 0) {
         vm_error("journal: cannot create '%s': %s", j->path, strerror(errno));
-        free(j->path);
-        free(j->dir);
-        free(j);
-        return NULL;
+        return -1;
     }
     /* The new file's name must survive a crash too. */
-    sync_dir(dir);
+    sync_dir(j->dir);
+    return 0;
+}
+
+struct vm_journal *vm_journal_open_as(const char *dir, const char *run_id)
+{
+    struct vm_journal *j = vm_journal_new(dir, run_id);
+    if (create(j) < 0) {
+        vm_journal_close(j);
+        return NULL;
+    }
     return j;
 }
 
@@ -167,7 +184,9 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
                      const char *target, const char *record, json_t *fields)
 {
     json_t *o = fields ? fields : json_object();
-    if (j->fd < 0) { /* removed: its first record failed (said then) */
+    if (j->fd == -2)
+        create(j);
+    if (j->fd < 0) { /* removed: its first record failed (said then), or never created */
         json_decref(o);
         return -1;
     }

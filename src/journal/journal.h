@@ -57,6 +57,10 @@ void vm_journal_new_run_id(char out[VM_JOURNAL_RUN_ID_SIZE]);
  * NULL with the reason logged. */
 struct vm_journal *vm_journal_open(const char *dir);
 struct vm_journal *vm_journal_open_as(const char *dir, const char *run_id);
+/* The same, created only with its first record (then DIR too; a journal
+ * that cannot be created fails that write, logged): recover's, which may
+ * have nothing to say. Never NULL. */
+struct vm_journal *vm_journal_new(const char *dir, const char *run_id);
 const char *vm_journal_run_id(const struct vm_journal *j);
 const char *vm_journal_path(const struct vm_journal *j);
 /* Append one record (fields stolen, may be NULL; its "crc" is added) and
@@ -75,7 +79,8 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
 #define VM_JOURNAL_ROOM (64 * 1024)
 bool vm_journal_reserve(struct vm_journal *j);
 
-/* How many records were written whole and fsync'd. */
+/* How many records were written whole and fsync'd (0: a journal of
+ * vm_journal_new may not exist). */
 unsigned vm_journal_count(const struct vm_journal *j);
 void vm_journal_close(struct vm_journal *j);
 

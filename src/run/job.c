@@ -453,6 +453,7 @@ void run_free(struct job *job)
     vm_journal_close(job->journal);
     if (job->settle_lock >= 0)
         close(job->settle_lock);
+    vm_journal_close(job->settle_journal);
     vm_sinks_free(job->sinks);
     free(job->error);
 }

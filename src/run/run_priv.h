@@ -148,6 +148,11 @@ struct job {
     int lock_warned;
     int settle_lock;     /* journal.h's settle lock while the settle stage holds it, or -1 */
     bool recovered;      /* the journals were reconciled (run only) */
+    /* While settling: the settling's journal (created with its first
+     * record), under an id of its own, not the run's: its records are about
+     * earlier runs (of_run), and the run's own journal holds only its own
+     * migrations. */
+    struct vm_journal *settle_journal;
     json_t *unsettled;   /* UUID -> what recover found, for earlier migrations it could not
                           * settle: those VMs are left alone (owned) */
     int failures;        /* migrations that ended without moving their guest */
