@@ -181,8 +181,15 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
                   vm_rfc3339(vm_wall_ms(), te, sizeof(te)), "vm", vm);
     json_object_set_new(*report, "journal",
                         job->journal ? json_string(vm_journal_path(job->journal)) : json_null());
+    /* The run's summary as a libvirt run's (event.schema.json): one VM. */
+    json_t *summary = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", 1, "migrated",
+                                strcmp(o->result, "migrated") == 0, "failed",
+                                strcmp(o->result, "failed") == 0, "aborted",
+                                strcmp(o->result, "aborted") == 0, "skipped", 0, "rolled_back",
+                                strcmp(o->result, "rolled-back") == 0);
     qrun_event(job, "run.finished",
-               json_pack("{s:s, s:i}", "result", o->result, "exit_code", code));
+               json_pack("{s:s, s:i, s:o}", "result", o->result, "exit_code", code, "summary",
+                         summary));
     vm_sinks_finish(job->sinks,
                     &(struct vm_finish_rec){.result = code == VM_EXIT_OK ? "ok" : "failed",
                                             .exit_code = code,
