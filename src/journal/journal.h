@@ -2,7 +2,9 @@
 /* journal.h — the run's append-only journal: the durable record of what each
  * migration did, written before it is done where that matters.
  *
- * One file per run, <dir>/<run-id>.ndjson, one JSON object per line:
+ * One file per run, <dir>/<run-id>.ndjson (the id the run made at its start,
+ * vm_journal_new_run_id: its events, report and status file carry it too),
+ * one JSON object per line:
  *   {"ts": ms, "run": id, "vm": name, "uuid": ..., "source": uri,
  *    "target": uri, "record": R, ...}
  * with R one of started (a network-critical migration with features adds
