@@ -340,6 +340,29 @@ static void test_run_id(void)
     CHECK_STR(all.v[0].run, ids[7]);
     vm_journal_records_clear(&all);
     free(want);
+
+    /* recover's: no file until its first record, then named after its id */
+    char *sub = xasprintf("%s/later", dir);
+    j = vm_journal_new(sub, ids[9]);
+    want = xasprintf("%s/%s.ndjson", sub, ids[9]);
+    CHECK_STR(vm_journal_path(j), want);
+    CHECK_INT(vm_journal_count(j), ==, 0);
+    CHECK(access(sub, F_OK) != 0);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "qemu:///s", "qemu:///t", "recovered",
+                               json_pack("{s:s}", "of_run", ids[7])),
+              ==, 0);
+    CHECK_INT(vm_journal_write(j, "web2", "u2", "qemu:///s", "qemu:///t", "recovered",
+                               json_pack("{s:s}", "of_run", ids[7])),
+              ==, 0);
+    CHECK_INT(vm_journal_count(j), ==, 2);
+    vm_journal_close(j);
+    CHECK_INT(vm_journal_read_dir(sub, &all, &err), ==, 0);
+    CHECK_INT(all.nfiles, ==, 1);
+    CHECK_INT(all.n, ==, 2);
+    CHECK_STR(all.v[1].run, ids[9]);
+    vm_journal_records_clear(&all);
+    free(want);
+    free(sub);
     remove_dir(dir);
 }
 
