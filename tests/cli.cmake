@@ -35,6 +35,13 @@ else()
     set_tests_properties(cli.${name} PROPERTIES TIMEOUT 60 LABELS cli
       ENVIRONMENT "VMM_BINARY=$<TARGET_FILE:vmmigrate>")
   endforeach()
+  # The events of several runs appended to one file split by run id; each
+  # id is its report's, status file's and journal's (no lab: runs that end
+  # early on their own).
+  add_test(NAME cli.run-id
+           COMMAND ${VMM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/cli/test-run-id.py
+                   ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+  set_tests_properties(cli.run-id PROPERTIES TIMEOUT 120 LABELS cli)
 endif()
 
 # The bash completion, driven the way bash drives it.

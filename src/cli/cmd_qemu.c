@@ -42,7 +42,8 @@ static const struct vm_cli_option qemu_options[] = {
         "resumes on the target only when every required --feature is ready there; "
         "urgent: no gate, features run best-effort afterwards."),
     VM_CLI_OPTION_EVENTS(OPT_EVENTS, VM_CLI_HELP_EVENTS,
-                         "Append the event stream (schema/event.schema.json) to FILE."),
+                         "Append the event stream (schema/event.schema.json) to FILE, each "
+                         "line with the run's id (\"run\"), the report's and the journal's."),
     {.name = "feature",
      .short_name = 'f',
      .arg = VM_CLI_ARG_STRING,

@@ -9,7 +9,8 @@
  * resumed. No running copy on the target means the guest never left the
  * source: a paused source is resumed. Anything else (both running, neither
  * anywhere, a host unreachable) is reported for an operator and left alone.
- * Each outcome is appended to a journal of its own ("recovered" records),
+ * Each outcome is appended to this recover's journal ("recovered" records,
+ * all of them under its one run id, which --json reports),
  * so a second recover does nothing. Then the feature steps crashed runs
  * owe run (owed.h): deinit where the guest stayed on the source, after
  * where it ended on the target.
@@ -48,9 +49,11 @@ static const struct vm_cli_option recover_options[] = {
                               VM_CLI_DOC_JOURNAL_READ),
     VM_CLI_OPTION_JSON(
         OPT_JSON, "print what was found and done as JSON",
-        "Print {\"recovered\": [{vm, uuid, run, source, target, last_record, found, "
-        "action, ok, location}], \"owed\": [{step, vm, uuid, run, source, target, ok, features, "
-        "error}], \"needs_operator\": N} on standard output."),
+        "Print {\"run\": ID, \"journal\": PATH, \"recovered\": [{vm, uuid, run, source, "
+        "target, last_record, found, action, ok, location}], \"owed\": [{step, vm, uuid, run, "
+        "source, target, ok, features, error}], \"needs_operator\": N, \"pruned\": [PATH]} on "
+        "standard output: run is this recover's id, the run of the records it journaled, in "
+        "journal (null when it journaled nothing); each entry's run is the run it settled."),
     VM_CLI_OPTION_POLICY(
         OPT_POLICY, 0, "the policy whose features' steps are owed",
         "Load FILE so that the steps of the features it defines can run for migrations a "
@@ -130,12 +133,17 @@ static int recover(const struct vm_cli_args *args, const char *dir,
         return VM_EXIT_OPERATOR;
     }
     vm_virt_global_init();
+    /* This recover's one journal, under its run id (the --json report's
+     * run), created with its first record. */
+    char run[VM_JOURNAL_RUN_ID_SIZE];
+    vm_journal_new_run_id(run);
+    struct vm_journal *journal = vm_journal_new(dir, run);
     json_t *out = NULL;
     int unreachable = 0;
-    int needs_operator = vm_recover(dir, &out, &unreachable, &err);
+    int needs_operator = vm_recover(dir, journal, &out, &unreachable, &err);
     if (needs_operator >= 0) {
         /* Then what the hosts the journals name show, whatever they say. */
-        int ev = vm_recover_evidence_journals(dir, out, &unreachable, &err);
+        int ev = vm_recover_evidence_journals(dir, journal, out, &unreachable, &err);
         needs_operator = ev < 0 ? -1 : needs_operator + ev;
     }
     json_t *owed = needs_operator < 0 ? NULL : vm_recover_owed(dir, &err);
@@ -145,6 +153,7 @@ static int recover(const struct vm_cli_args *args, const char *dir,
         if (lock >= 0)
             close(lock);
         json_decref(out);
+        vm_journal_close(journal);
         vm_policy_free(policy);
         return VM_EXIT_USAGE;
     }
@@ -152,7 +161,7 @@ static int recover(const struct vm_cli_args *args, const char *dir,
     struct deinits d = {0};
     uv_loop_t loop;
     uv_loop_init(&loop);
-    vm_owed_run(&loop, dir, owed, policy, hosts, deinits_done, &d);
+    vm_owed_run(&loop, dir, journal, owed, policy, hosts, deinits_done, &d);
     uv_run(&loop, UV_RUN_DEFAULT);
     vm_policy_shutdown(policy);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -180,8 +189,11 @@ static int recover(const struct vm_cli_args *args, const char *dir,
     if (!pruned)
         pruned = json_array();
     if (vm_cli_flag(args, OPT_JSON)) {
-        json_t *rep = json_pack("{s:O, s:O, s:i, s:o}", "recovered", out, "owed", d.results,
-                                "needs_operator", needs_operator, "pruned", pruned);
+        json_t *rep = json_pack("{s:s, s:o, s:O, s:O, s:i, s:o}", "run", run, "journal",
+                                vm_journal_count(journal) ? json_string(vm_journal_path(journal))
+                                                          : json_null(),
+                                "recovered", out, "owed", d.results, "needs_operator",
+                                needs_operator, "pruned", pruned);
         pruned = NULL;
         json_dumpf(rep, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
@@ -192,6 +204,7 @@ static int recover(const struct vm_cli_args *args, const char *dir,
     json_decref(pruned);
     json_decref(d.results);
     json_decref(out);
+    vm_journal_close(journal);
     if (lock >= 0)
         close(lock);
     return needs_operator ? (unreachable ? VM_EXIT_UNREACHABLE : VM_EXIT_OPERATOR) : VM_EXIT_OK;

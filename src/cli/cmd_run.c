@@ -119,7 +119,10 @@ static const struct vm_cli_option job_options[] = {
     VM_CLI_OPTION_EVENTS(
         OPT_EVENTS, VM_CLI_HELP_EVENTS,
         "Append one JSON object per line to FILE ('-': standard output) for every event: "
-        "phases, progress, libvirt and QMP events, results. See schema/event.schema.json."),
+        "phases, progress, libvirt and QMP events, results. Every line carries the run's id "
+        "(\"run\"), made when the run starts, before it connects: the report's, the status "
+        "file's and the journal's, so the streams of runs appended to one FILE split by it. "
+        "See schema/event.schema.json."),
     VM_CLI_OPTION_HOST_EXEC(OPT_HOST_EXEC),
     VM_CLI_OPTION_JOURNAL_DIR(
         OPT_JOURNAL_DIR, "where run writes its journal (" VM_JOURNAL_DEFAULT_DIR ")",

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +19,11 @@
 #include "util/util.h"
 
 struct vm_journal {
-    int fd; /* -1 once a first record failed and the file was removed */
+    int fd; /* -1 once a first record failed and the file was removed; -2 not yet
+               created (vm_journal_new) */
     char *path;
     char *dir;
-    char run_id[64];
+    char run_id[VM_JOURNAL_RUN_ID_SIZE];
     off_t size;     /* of the records written whole */
     unsigned count; /* records written whole and fsync'd */
 };
@@ -87,31 +89,67 @@ static void sync_dir(const char *dir)
     }
 }
 
-struct vm_journal *vm_journal_open(const char *dir)
+void vm_journal_new_run_id(char out[VM_JOURNAL_RUN_ID_SIZE])
 {
-    if (mkdir_p(dir) < 0) {
-        vm_error("journal: cannot create '%s': %s", dir, strerror(errno));
-        return NULL;
-    }
-    struct vm_journal *j = xcalloc(1, sizeof(*j));
+    /* The last millisecond an id was made of, in this process (ids are made
+     * on the loop and on the thread pool). */
+    static _Atomic uint64_t last_ms;
+    uint64_t prev = atomic_load(&last_ms), ms;
+    do {
+        uint64_t now = vm_wall_ms();
+        ms = now > prev ? now : prev + 1;
+    } while (!atomic_compare_exchange_weak(&last_ms, &prev, ms));
     char ts[32];
-    vm_rfc3339(vm_wall_ms(), ts, sizeof(ts));
+    vm_rfc3339(ms, ts, sizeof(ts));
     for (char *c = ts; *c; c++)
         if (*c == ':')
             *c = '-';
-    snprintf(j->run_id, sizeof(j->run_id), "%s-%d", ts, (int)getpid());
+    snprintf(out, VM_JOURNAL_RUN_ID_SIZE, "%s-%d", ts, (int)getpid());
+}
+
+struct vm_journal *vm_journal_open(const char *dir)
+{
+    char id[VM_JOURNAL_RUN_ID_SIZE];
+    vm_journal_new_run_id(id);
+    return vm_journal_open_as(dir, id);
+}
+
+struct vm_journal *vm_journal_new(const char *dir, const char *run_id)
+{
+    struct vm_journal *j = xcalloc(1, sizeof(*j));
+    snprintf(j->run_id, sizeof(j->run_id), "%s", run_id);
     j->path = xasprintf("%s/%s.ndjson", dir, j->run_id);
     j->dir = xstrdup(dir);
+    j->fd = -2;
+    return j;
+}
+
+/* Create the file of a journal of vm_journal_new: 0, or -1 (logged; the
+ * journal then takes no records). */
+static int create(struct vm_journal *j)
+{
+    if (mkdir_p(j->dir) < 0) {
+        vm_error("journal: cannot create '%s': %s", j->dir, strerror(errno));
+        j->fd = -1;
+        return -1;
+    }
     j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (j->fd < 0) {
         vm_error("journal: cannot create '%s': %s", j->path, strerror(errno));
-        free(j->path);
-        free(j->dir);
-        free(j);
-        return NULL;
+        return -1;
     }
     /* The new file's name must survive a crash too. */
-    sync_dir(dir);
+    sync_dir(j->dir);
+    return 0;
+}
+
+struct vm_journal *vm_journal_open_as(const char *dir, const char *run_id)
+{
+    struct vm_journal *j = vm_journal_new(dir, run_id);
+    if (create(j) < 0) {
+        vm_journal_close(j);
+        return NULL;
+    }
     return j;
 }
 
@@ -146,7 +184,9 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
                      const char *target, const char *record, json_t *fields)
 {
     json_t *o = fields ? fields : json_object();
-    if (j->fd < 0) { /* removed: its first record failed (said then) */
+    if (j->fd == -2)
+        create(j);
+    if (j->fd < 0) { /* removed: its first record failed (said then), or never created */
         json_decref(o);
         return -1;
     }

@@ -2,7 +2,9 @@
 /* journal.h — the run's append-only journal: the durable record of what each
  * migration did, written before it is done where that matters.
  *
- * One file per run, <dir>/<run-id>.ndjson, one JSON object per line:
+ * One file per run, <dir>/<run-id>.ndjson (the id the run made at its start,
+ * vm_journal_new_run_id: its events, report and status file carry it too),
+ * one JSON object per line:
  *   {"ts": ms, "run": id, "vm": name, "uuid": ..., "source": uri,
  *    "target": uri, "record": R, ...}
  * with R one of started (a network-critical migration with features adds
@@ -44,8 +46,23 @@
 
 struct vm_journal;
 
-/* Create DIR if needed and open a new journal; NULL with the reason logged. */
+/* A run's id: the wall-clock time as RFC 3339 with '-' for ':', then the
+ * process's PID ("2024-05-01T02-00-03.512Z-4242"; recover.c reads the PID
+ * back). Unique in the process: an id is never made twice of one
+ * millisecond (a later one takes the next). A run makes its id at its start
+ * and names its journal after it (vm_journal_open_as), so that its events,
+ * report and status file carry the id before the journal exists. */
+#define VM_JOURNAL_RUN_ID_SIZE 64
+void vm_journal_new_run_id(char out[VM_JOURNAL_RUN_ID_SIZE]);
+/* Create DIR if needed and open a new journal, named after a new run id
+ * (vm_journal_open) or RUN_ID (the run's, made by vm_journal_new_run_id);
+ * NULL with the reason logged. */
 struct vm_journal *vm_journal_open(const char *dir);
+struct vm_journal *vm_journal_open_as(const char *dir, const char *run_id);
+/* The same, created only with its first record (then DIR too; a journal
+ * that cannot be created fails that write, logged): recover's, which may
+ * have nothing to say. Never NULL. */
+struct vm_journal *vm_journal_new(const char *dir, const char *run_id);
 const char *vm_journal_run_id(const struct vm_journal *j);
 const char *vm_journal_path(const struct vm_journal *j);
 /* Append one record (fields stolen, may be NULL; its "crc" is added) and
@@ -64,7 +81,8 @@ int vm_journal_write(struct vm_journal *j, const char *vm, const char *uuid, con
 #define VM_JOURNAL_ROOM (64 * 1024)
 bool vm_journal_reserve(struct vm_journal *j);
 
-/* How many records were written whole and fsync'd. */
+/* How many records were written whole and fsync'd (0: a journal of
+ * vm_journal_new may not exist). */
 unsigned vm_journal_count(const struct vm_journal *j);
 void vm_journal_close(struct vm_journal *j);
 

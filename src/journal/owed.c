@@ -17,7 +17,8 @@ struct vm_owed {
     size_t next;
     struct vm_policy *policy;
     const struct vm_exec_hosts *hosts; /* borrowed */
-    struct vm_journal *journal;
+    struct vm_journal *journal; /* NULL until the first record, when own */
+    bool own_journal;           /* opened here (the caller gave none) */
     /* the migration in progress */
     struct vm_decision d;
     struct vm_features *f;
@@ -45,10 +46,11 @@ static void owed_free(uv_handle_t *h)
     free(o);
 }
 
-/* The journal of this recovery, opened with its first record. */
+/* The journal of this recovery: the caller's, or one opened with the first
+ * record. */
 static struct vm_journal *journal(struct vm_owed *o)
 {
-    if (!o->journal)
+    if (!o->journal && o->own_journal)
         o->journal = vm_journal_open(o->dir);
     return o->journal;
 }
@@ -123,7 +125,8 @@ static void owed_next(struct vm_owed *o)
         }
         vm_decision_clear(&o->d);
         if (o->next >= json_array_size(o->owed)) {
-            vm_journal_close(o->journal);
+            if (o->own_journal)
+                vm_journal_close(o->journal);
             o->done(o->results, o->failed, o->data);
             uv_close((uv_handle_t *)&o->timer, owed_free);
             return;
@@ -191,12 +194,15 @@ static void owed_next(struct vm_owed *o)
     }
 }
 
-void vm_owed_run(uv_loop_t *loop, const char *dir, json_t *owed, struct vm_policy *policy,
-                 const struct vm_exec_hosts *hosts, vm_owed_done_cb done, void *data)
+void vm_owed_run(uv_loop_t *loop, const char *dir, struct vm_journal *journal, json_t *owed,
+                 struct vm_policy *policy, const struct vm_exec_hosts *hosts,
+                 vm_owed_done_cb done, void *data)
 {
     struct vm_owed *o = xcalloc(1, sizeof(*o));
     o->loop = loop;
     o->dir = xstrdup(dir);
+    o->journal = journal;
+    o->own_journal = !journal;
     o->owed = json_incref(owed);
     o->policy = policy;
     o->hosts = hosts;

@@ -30,9 +30,12 @@ typedef void (*vm_owed_done_cb)(json_t *results, int failed, void *data);
 
 /* Run OWED (vm_recover_owed's list, borrowed) on LOOP, commands reaching
  * their hosts through HOSTS (exec.h; borrowed until done ran, NULL: no
- * overrides); journal records go to a new journal in DIR. done runs once,
- * possibly before this returns (nothing owed). */
-void vm_owed_run(uv_loop_t *loop, const char *dir, json_t *owed, struct vm_policy *policy,
-                 const struct vm_exec_hosts *hosts, vm_owed_done_cb done, void *data);
+ * overrides); journal records go to JOURNAL (borrowed until done ran: the
+ * recovery's, journal.h's vm_journal_new), or with NULL to a new journal in
+ * DIR. done runs once, possibly before this returns (nothing owed). */
+struct vm_journal;
+void vm_owed_run(uv_loop_t *loop, const char *dir, struct vm_journal *journal, json_t *owed,
+                 struct vm_policy *policy, const struct vm_exec_hosts *hosts,
+                 vm_owed_done_cb done, void *data);
 
 #endif

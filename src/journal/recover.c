@@ -664,7 +664,8 @@ static void settle_qmp(const struct vm_journal_record *last, const char *vm, str
     free(e3);
 }
 
-int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
+int vm_recover(const char *dir, struct vm_journal *journal, json_t **result, int *unreachable,
+               char **err)
 {
     hosts_forget(); /* a new settling: every host gets its chance again */
     *result = NULL;
@@ -701,7 +702,7 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
         free(key);
     }
 
-    struct vm_journal *j = NULL;
+    struct vm_journal *j = journal; /* or ours, opened with the first record */
     json_t *out = json_array();
     const char *key;
     json_t *index;
@@ -748,7 +749,8 @@ int vm_recover(const char *dir, json_t **result, int *unreachable, char **err)
         json_decref(o);
         free(st.why);
     }
-    vm_journal_close(j);
+    if (j != journal)
+        vm_journal_close(j);
     json_decref(open_migs);
     vm_journal_records_clear(&all);
     *result = out;
@@ -833,8 +835,9 @@ static const char *settle_evidence(const char *uuid, struct host_look *hl, int n
                       : "destroyed the stale paused copy (no journal: from the hosts)";
 }
 
-int vm_recover_evidence(const char *dir, const char *const *sources, int nsources,
-                        const char *const *targets, int ntargets, json_t *result, int *unreachable)
+int vm_recover_evidence(const char *dir, struct vm_journal *journal, const char *const *sources,
+                        int nsources, const char *const *targets, int ntargets, json_t *result,
+                        int *unreachable)
 {
     int n = nsources + ntargets, needs_operator = 0;
     struct host_look *hl = xcalloc((size_t)(n > 0 ? n : 1), sizeof(*hl));
@@ -853,7 +856,7 @@ int vm_recover_evidence(const char *dir, const char *const *sources, int nsource
     for (int i = 0; i < n; i++)
         if (*hl[i].uri)
             hl[m++] = hl[i];
-    struct vm_journal *j = NULL;
+    struct vm_journal *j = journal; /* or ours, opened with the first record */
     const char *uuid;
     json_t *name;
     json_object_foreach(found, uuid, name)
@@ -898,13 +901,15 @@ int vm_recover_evidence(const char *dir, const char *const *sources, int nsource
         }
         free(why);
     }
-    vm_journal_close(j);
+    if (j != journal)
+        vm_journal_close(j);
     json_decref(found);
     free(hl);
     return needs_operator;
 }
 
-int vm_recover_evidence_journals(const char *dir, json_t *result, int *unreachable, char **err)
+int vm_recover_evidence_journals(const char *dir, struct vm_journal *journal, json_t *result,
+                                 int *unreachable, char **err)
 {
     struct vm_journal_records all;
     if (vm_journal_read_dir(dir, &all, err) < 0)
@@ -930,7 +935,7 @@ int vm_recover_evidence_journals(const char *dir, json_t *result, int *unreachab
     {
         d[k++] = uri;
     }
-    int rc = vm_recover_evidence(dir, s, (int)ns, d, (int)nd, result, unreachable);
+    int rc = vm_recover_evidence(dir, journal, s, (int)ns, d, (int)nd, result, unreachable);
     free(s);
     free(d);
     json_decref(src);

@@ -20,10 +20,17 @@
 
 #include <jansson.h>
 
+/* Each function below journals what it settled ("recovered" records) to
+ * JOURNAL (borrowed: the recovery's, journal.h's vm_journal_new, so that
+ * one recover's records carry one run id), or with NULL to a journal of its
+ * own in DIR, opened with its first record. */
+struct vm_journal;
+
 /* Returns how many migrations need an operator (*unreachable of them because
  * a host could not be reached), *result the list of what was found and done
  * (new reference); -1 and *err if the journals cannot be read. */
-int vm_recover(const char *dir, json_t **result, int *unreachable, char **err);
+int vm_recover(const char *dir, struct vm_journal *journal, json_t **result, int *unreachable,
+               char **err);
 /* uri's connection died under this process (a keepalive that gave up, an
  * end of file): from now on every settling gives it
  * VM_RECOVER_HUNG_CONNECT_S to connect, not the default, so that a run
@@ -47,13 +54,14 @@ void vm_recover_host_hung(const char *uri);
  * DIR. Appends to *result what vm_recover gives (run "", last_record
  * "none"); returns how many need an operator (*unreachable: a host could
  * not be reached). */
-int vm_recover_evidence(const char *dir, const char *const *sources, int nsources,
-                        const char *const *targets, int ntargets, json_t *result,
+int vm_recover_evidence(const char *dir, struct vm_journal *journal, const char *const *sources,
+                        int nsources, const char *const *targets, int ntargets, json_t *result,
                         int *unreachable);
 
 /* vm_recover_evidence on the hosts the journals in DIR name (as sources,
  * as targets); -1 and *err if the journals cannot be read. */
-int vm_recover_evidence_journals(const char *dir, json_t *result, int *unreachable, char **err);
+int vm_recover_evidence_journals(const char *dir, struct vm_journal *journal, json_t *result,
+                                 int *unreachable, char **err);
 
 /* The feature steps crashed runs still owe (journals only, no libvirt), for
  * the latest attempt of each network-critical migration of a run no longer

@@ -27,8 +27,8 @@ struct vm_report_stream *vm_report_stream_open(const char *path)
     return s;
 }
 
-void vm_report_event(struct vm_report_stream *s, const char *vm, const char *host,
-                     const char *event, json_t *details)
+void vm_report_event(struct vm_report_stream *s, const char *run, const char *vm,
+                     const char *host, const char *event, json_t *details)
 {
     if (!s) {
         json_decref(details);
@@ -36,9 +36,10 @@ void vm_report_event(struct vm_report_stream *s, const char *vm, const char *hos
     }
     char ts[32];
     uint64_t now = vm_wall_ms();
-    json_t *o = json_pack("{s:i, s:s, s:I, s:o, s:o, s:s, s:o}", "schema_version",
+    json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:o, s:o, s:s, s:o}", "schema_version",
                           VM_REPORT_SCHEMA_VERSION, "time", vm_rfc3339(now, ts, sizeof(ts)),
-                          "ts_ms", (json_int_t)now, "vm", vm ? json_string(vm) : json_null(),
+                          "ts_ms", (json_int_t)now, "run", run ? run : "", "vm",
+                          vm ? json_string(vm) : json_null(),
                           "host", host ? json_string(host) : json_null(), "event", event, "details",
                           details ? details : json_object());
     char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -141,6 +142,7 @@ json_t *vm_report_run_json_recs(const struct vm_report_run *run, const struct vm
     json_object_set_new(o, "tool",
                         json_pack("{s:s, s:s}", "name", "vmmigrate", "version", VMM_VERSION));
     json_object_set_new(o, "command", json_string(run->command));
+    json_object_set_new(o, "run", json_string(run->run ? run->run : ""));
     json_object_set_new(o, "result", json_string(run->result));
     json_object_set_new(o, "exit_code", json_integer(run->exit_code));
     json_object_set_new(o, "started_at", time_or_null(run->started_wall_ms));
@@ -182,7 +184,7 @@ static void events_on_event(struct vm_sink *s, const struct vm_event_rec *ev)
 {
     struct events_sink *es = (struct events_sink *)s;
     if (ev->cls == VM_EVENT_CLASS_TRACE)
-        vm_report_event(es->stream, ev->vm, ev->host, ev->event,
+        vm_report_event(es->stream, ev->run, ev->vm, ev->host, ev->event,
                         ev->details ? json_incref((json_t *)ev->details) : NULL);
 }
 

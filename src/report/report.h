@@ -21,16 +21,17 @@ struct vm_report_stream;
 /* Open FILE for appending ("-" = stdout). NULL on error, with the reason
  * logged naming the path. */
 struct vm_report_stream *vm_report_stream_open(const char *path);
-/* Write one event line: time, vm (may be NULL), host (may be NULL), event
- * name, details (stolen; NULL = {}). Flushed at once so `tail -f` and
- * dashboards see it. No-op on a NULL stream. */
-void vm_report_event(struct vm_report_stream *s, const char *vm, const char *host,
-                     const char *event, json_t *details);
+/* Write one event line: time, the run's id (NULL = ""), vm (may be NULL),
+ * host (may be NULL), event name, details (stolen; NULL = {}). Flushed at
+ * once so `tail -f` and dashboards see it. No-op on a NULL stream. */
+void vm_report_event(struct vm_report_stream *s, const char *run, const char *vm,
+                     const char *host, const char *event, json_t *details);
 void vm_report_stream_close(struct vm_report_stream *s);
 
 /* The run-level facts of the final report. */
 struct vm_report_run {
     const char *command;
+    const char *run; /* the run's id (sink.h) */
     const char *source_uri, *target_uri;
     const char *source_host, *target_host; /* hostnames, NULL if not connected */
     uint64_t started_wall_ms, finished_wall_ms;

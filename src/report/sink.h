@@ -29,7 +29,7 @@ enum vm_event_class {
 /* Something happened. */
 struct vm_event_rec {
     enum vm_event_class cls;
-    const char *run;       /* the run's id; "" before the journal names it */
+    const char *run;       /* the run's id (stamped by the fan-out) */
     const char *vm, *host; /* may be NULL */
     const char *event;     /* "phase", "feature", "vm.failed", ... */
     const json_t *details; /* NULL = {} */
@@ -125,6 +125,7 @@ struct vm_sink {
  * are borrowed for the constructor's call. */
 struct vm_sinks_config {
     uv_loop_t *loop;
+    const char *run_id;         /* the run's, from its start (journal.h's form); NULL = "" */
     const char *events_path;    /* --events (NDJSON; "-" = stdout) */
     const char *status_path;    /* --status-file */
     const char *metrics_path;   /* --metrics-file */

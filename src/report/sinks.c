@@ -35,7 +35,7 @@ struct vm_sinks *vm_sinks_new_from(const struct vm_sink_entry *table, int n,
     *err = NULL;
     struct vm_sinks *ss = xcalloc(1, sizeof(*ss));
     ss->v = xcalloc(n ? (size_t)n : 1, sizeof(*ss->v));
-    ss->run_id = xstrdup("");
+    ss->run_id = xstrdup(cfg->run_id ? cfg->run_id : "");
     for (int i = 0; i < n; i++) {
         struct vm_sink *s = NULL;
         if (table[i].create(cfg, &s, err) < 0) {

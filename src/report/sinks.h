@@ -29,7 +29,8 @@ struct vm_sinks *vm_sinks_new(const struct vm_sinks_config *cfg, char **err);
 struct vm_sinks *vm_sinks_new_from(const struct vm_sink_entry *table, int n,
                                    const struct vm_sinks_config *cfg, char **err);
 
-/* The run's id, stamped on every record from now on. */
+/* The run's id (cfg->run_id from the start), stamped on every record;
+ * set: another from now on. */
 void vm_sinks_set_run_id(struct vm_sinks *ss, const char *run_id);
 const char *vm_sinks_run_id(const struct vm_sinks *ss);
 

@@ -401,7 +401,7 @@ static const struct vm_sink_ops status_ops = {.name = "status",
 int vm_status_sink_new(const struct vm_sinks_config *cfg, struct vm_sink **out, char **err)
 {
     (void)err;
-    struct vm_status *s = vm_status_new(cfg->loop, cfg->status_path, cfg->metrics_path, NULL,
+    struct vm_status *s = vm_status_new(cfg->loop, cfg->status_path, cfg->metrics_path, cfg->run_id,
                                         cfg->sources, cfg->nsources);
     *out = s ? &s->base : NULL;
     return 0;

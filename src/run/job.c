@@ -101,18 +101,9 @@ static int lock_source(struct job *job, struct job_host *jh, pid_t *holder)
         return -1;
     if (fd >= 0) {
         jh->lock_fd = fd;
-        vm_lock_note(fd, jh->h->uri, jh->h->hostname, NULL);
+        vm_lock_note(fd, jh->h->uri, jh->h->hostname, job->run_id);
     }
     return 0;
-}
-
-void run_locks_note(struct job *job, const char *run_id)
-{
-    for (int i = 0; i < job->nhosts; i++) {
-        struct job_host *jh = &job->hosts[i];
-        if (jh->lock_fd >= 0)
-            vm_lock_note(jh->lock_fd, jh->h->uri, jh->h->hostname, run_id);
-    }
 }
 
 static void lock_retry(uv_timer_t *t)
@@ -435,7 +426,10 @@ int run_open(struct job *job, const struct run_kind *kind, const struct vm_sinks
              const char *cmd)
 {
     char *serr = NULL;
-    if (!(job->sinks = vm_sinks_new(scfg, &serr))) {
+    vm_journal_new_run_id(job->run_id);
+    struct vm_sinks_config cfg = *scfg;
+    cfg.run_id = job->run_id;
+    if (!(job->sinks = vm_sinks_new(&cfg, &serr))) {
         if (serr)
             vm_error("%s: %s", cmd, serr);
         free(serr);
@@ -526,6 +520,7 @@ void run_free(struct job *job)
     vm_journal_close(job->journal);
     if (job->settle_lock >= 0)
         close(job->settle_lock);
+    vm_journal_close(job->settle_journal);
     vm_sinks_free(job->sinks);
     free(job->error);
 }

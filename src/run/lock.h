@@ -18,7 +18,7 @@ struct vm_lock_entry {
     pid_t pid;      /* the run's */
     char *source;   /* the source host's URI, as the run was given it; "" if unknown */
     char *hostname; /* its libvirt hostname; "" if unknown */
-    char *run;      /* the run's id (its journal's); "" until the journal is open */
+    char *run;      /* the run's id (its journal's); "" if unknown (an older holder) */
 };
 
 /* Where the locks live unless --lock-dir says otherwise. */
@@ -31,7 +31,7 @@ struct vm_lock_entry {
 int vm_lock_take(const char *dir, const char *key, pid_t *holder);
 
 /* Say who holds the lock fd (our PID, and e's source, hostname, run: NULL
- * for unknown). Called when the lock is taken and when the run id is known. */
+ * for unknown). Called when the lock is taken: the run's id is known from its start. */
 void vm_lock_note(int fd, const char *source, const char *hostname, const char *run);
 
 /* 1 with *e filled if a process holds the lock file PATH; 0 if none does or

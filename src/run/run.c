@@ -66,7 +66,7 @@ void run_feature_event(struct job *job, const char *name, const char *feature, c
 
 const char *run_id(struct job *job)
 {
-    return job->journal ? vm_journal_run_id(job->journal) : "";
+    return job->run_id;
 }
 
 void run_notify_vm(struct job *job, struct vm_mig *m, const char *event)

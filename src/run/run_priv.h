@@ -26,6 +26,7 @@
 
 #include "backend/libvirt/virt.h"
 #include "feature/feature.h"
+#include "journal/journal.h"
 #include "migrate/mig.h"
 #include "plan/plan.h"
 #include "run/budget.h"
@@ -147,6 +148,11 @@ struct job {
     int lock_warned;
     int settle_lock;     /* journal.h's settle lock while the settle stage holds it, or -1 */
     bool recovered;      /* the journals were reconciled (run only) */
+    /* While settling: the settling's journal (created with its first
+     * record), under an id of its own, not the run's: its records are about
+     * earlier runs (of_run), and the run's own journal holds only its own
+     * migrations. */
+    struct vm_journal *settle_journal;
     json_t *unsettled;   /* UUID -> what recover found, for earlier migrations it could not
                           * settle: those VMs are left alone (owned) */
     int failures;        /* migrations that ended without moving their guest */
@@ -165,12 +171,16 @@ struct job {
     int exit_code; /* set when the run fails before migrating */
     char *error;   /* run-level error for the report */
     uint64_t started_wall_ms;
+    /* Made by run_open before anything else (vm_journal_new_run_id): on
+     * every event, the report, the status file, the locks, the webhooks,
+     * and the name of the journal the run opens later, if it opens one. */
+    char run_id[VM_JOURNAL_RUN_ID_SIZE];
 };
 
 /* ---- job.c: the spine ------------------------------------------------ */
 
-/* The run's sinks from SCFG (a one-line error under CMD's name, then -1),
- * then SIGINT/SIGTERM on the job's loop, handled by kind->interrupt. The
+/* The run's id (job->run_id), the run's sinks from SCFG stamped with it (a
+ * one-line error under CMD's name, then -1), then SIGINT/SIGTERM on the job's loop, handled by kind->interrupt. The
  * first run_next() starts the first stage. */
 int run_open(struct job *job, const struct run_kind *kind, const struct vm_sinks_config *scfg,
              const char *cmd);
@@ -207,7 +217,7 @@ struct job_host *run_host(struct job *job, const char *uri);
 /* A feature step's result (vm: its name, or NULL), on the log and the stream. */
 void run_feature_event(struct job *job, const char *vm, const char *feature, const char *step,
                        bool ok, const char *detail);
-/* The journal's run id, or "" before the journal is open. */
+/* The run's id (job->run_id): its journal's too, once that is open. */
 const char *run_id(struct job *job);
 /* Tell the webhooks about m (event: vm.failed, needs-operator, ...). */
 void run_notify_vm(struct job *job, struct vm_mig *m, const char *event);
@@ -226,8 +236,6 @@ void run_schedule(struct job *job);
 /* The slot's migration no longer counts against the budgets; false if it
  * held nothing. */
 bool run_slot_release(struct vm_slot *s);
-/* Say the run's id in each source host's lock (lock.h), once it is known. */
-void run_locks_note(struct job *job, const char *run_id);
 /* Is the slot's final attempt to start again? */
 bool run_slot_retry_wanted(const struct vm_slot *s);
 /* A VM failed for good: counted, and the webhooks told. */

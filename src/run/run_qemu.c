@@ -93,7 +93,7 @@ static const struct vm_qmig_ops qrun_ops = {on_event, on_state, on_record, on_do
 static void stage_journal(struct job *job)
 {
     const char *dir = job->qemu->journal_dir;
-    if (!(job->journal = vm_journal_open(dir))) {
+    if (!(job->journal = vm_journal_open_as(dir, job->run_id))) {
         char *msg = xasprintf(
             "cannot write the journal in '%s' (see --journal-dir): nothing migrated", dir);
         vm_error("qemu: %s", msg);
@@ -175,14 +175,21 @@ int vm_qemu_migrate(const struct vm_qemu_spec *spec, json_t **report)
     int code = qrun_exit_code(job, o);
     char ts[32], te[32];
     *report =
-        json_pack("{s:i, s:s, s:s, s:i, s:s, s:s, s:o}", "schema_version", VM_REPORT_SCHEMA_VERSION,
-                  "command", "qemu", "result", code == VM_EXIT_OK ? "ok" : "failed", "exit_code",
-                  code, "started_at", vm_rfc3339(t0, ts, sizeof(ts)), "finished_at",
+        json_pack("{s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:o}", "schema_version",
+                  VM_REPORT_SCHEMA_VERSION, "command", "qemu", "run", job->run_id, "result",
+                  code == VM_EXIT_OK ? "ok" : "failed", "exit_code", code, "started_at", vm_rfc3339(t0, ts, sizeof(ts)), "finished_at",
                   vm_rfc3339(vm_wall_ms(), te, sizeof(te)), "vm", vm);
     json_object_set_new(*report, "journal",
                         job->journal ? json_string(vm_journal_path(job->journal)) : json_null());
+    /* The run's summary as a libvirt run's (event.schema.json): one VM. */
+    json_t *summary = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", 1, "migrated",
+                                strcmp(o->result, "migrated") == 0, "failed",
+                                strcmp(o->result, "failed") == 0, "aborted",
+                                strcmp(o->result, "aborted") == 0, "skipped", 0, "rolled_back",
+                                strcmp(o->result, "rolled-back") == 0);
     qrun_event(job, "run.finished",
-               json_pack("{s:s, s:i}", "result", o->result, "exit_code", code));
+               json_pack("{s:s, s:i, s:o}", "result", o->result, "exit_code", code, "summary",
+                         summary));
     vm_sinks_finish(job->sinks,
                     &(struct vm_finish_rec){.result = code == VM_EXIT_OK ? "ok" : "failed",
                                             .exit_code = code,

@@ -40,7 +40,8 @@ static void recover_work(struct vm_virt_task *t)
     }
     rt->job->settle_lock = fd; /* read on the loop only after this task is done */
     rt->needs_operator =
-        vm_recover(rt->job->spec->journal_dir, &rt->out, &rt->unreachable, &rt->err);
+        vm_recover(rt->job->spec->journal_dir, rt->job->settle_journal, &rt->out,
+                   &rt->unreachable, &rt->err);
     /* Whatever the journals say (one may be torn): guests the run's hosts
      * show paused by a migration nobody runs. */
     const struct vm_job_spec *spec = rt->job->spec;
@@ -48,7 +49,7 @@ static void recover_work(struct vm_virt_task *t)
         if (!rt->out)
             rt->out = json_array();
         rt->needs_operator +=
-            vm_recover_evidence(spec->journal_dir, spec->sources, spec->nsources, spec->targets,
+            vm_recover_evidence(spec->journal_dir, rt->job->settle_journal, spec->sources, spec->nsources, spec->targets,
                                 spec->ntargets, rt->out, &rt->unreachable);
     }
     if (rt->needs_operator >= 0)
@@ -61,6 +62,8 @@ static void settle_unlock(struct job *job)
     if (job->settle_lock >= 0)
         close(job->settle_lock);
     job->settle_lock = -1;
+    vm_journal_close(job->settle_journal);
+    job->settle_journal = NULL;
 }
 
 /* The feature steps crashed runs owed ran: on the record, then the drain
@@ -146,7 +149,7 @@ static void recover_done(struct vm_virt_task *t)
     free(rt);
     job->recovered = true;
     if (json_array_size(owed) > 0 && !job->interrupted)
-        vm_owed_run(&job->loop, job->spec->journal_dir, owed, job->policy, job->exec_hosts,
+        vm_owed_run(&job->loop, job->spec->journal_dir, job->settle_journal, owed, job->policy, job->exec_hosts,
                     owed_done, job);
     else {
         settle_unlock(job);
@@ -163,11 +166,15 @@ void run_stage_settle(struct job *job)
         run_next(job);
         return;
     }
+    char id[VM_JOURNAL_RUN_ID_SIZE];
+    vm_journal_new_run_id(id);
+    job->settle_journal = vm_journal_new(job->spec->journal_dir, id);
     struct recover_task *rt = xcalloc(1, sizeof(*rt));
     rt->job = job;
     rt->t = (struct vm_virt_task){.work = recover_work, .done = recover_done, .data = rt};
     if (vm_virt_submit(&job->loop, &rt->t) < 0) {
         free(rt);
+        settle_unlock(job);
         job->recovered = true;
         run_next(job);
     }

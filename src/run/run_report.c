@@ -89,6 +89,7 @@ json_t *run_report(struct job *job, int code, const char *result)
     json_t *opts = options_json(spec);
     struct vm_report_run run = {
         .command = spec->mode == VM_JOB_PLAN ? "plan" : "run",
+        .run = job->run_id,
         .source_uri = spec->sources[0],
         .target_uri = spec->targets[0],
         .source_host = job->hosts[0].h->hostname,

@@ -374,7 +374,7 @@ void run_stage_schedule(struct job *job)
         run_stop(job);
         return;
     }
-    job->journal = vm_journal_open(job->spec->journal_dir);
+    job->journal = vm_journal_open_as(job->spec->journal_dir, job->run_id);
     if (!job->journal) {
         run_fail(job, VM_EXIT_JOURNAL,
                  xasprintf("cannot write the journal in '%s' (see --journal-dir): nothing "
@@ -384,8 +384,6 @@ void run_stage_schedule(struct job *job)
         return;
     }
     vm_info("journal: %s", vm_journal_path(job->journal));
-    vm_sinks_set_run_id(job->sinks, vm_journal_run_id(job->journal));
-    run_locks_note(job, vm_journal_run_id(job->journal)); /* abort --run ID finds it */
     vm_sinks_notice(job->sinks, NULL, "run.started",
                     json_pack("{s:i, s:o}", "vms", vm_plan_count(&job->plan, VM_PLAN_MIGRATE),
                               "plan", vm_plan_to_json(&job->plan)));

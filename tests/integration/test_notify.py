@@ -70,6 +70,8 @@ def test_webhooks():
         check(wall < 60, f"the run ended soon after its migrations ({wall:.1f} s)")
         check_eq(ok.events(), ["run.started", "vm.failed", "run.finished"], "healthy hook")
         check_eq({a for _, a, _ in ok.got}, {"Bearer s3cret-token"}, "the token was sent")
+        check_eq({b["run"] for _, _, b in ok.got}, {r.report()["run"]},
+                 "every post carries the run's id, the report's")
         failed = ok.got[1][2]["details"]
         check_eq((failed["vm"], failed["location"]), (stuck.name, "source"), "vm.failed details")
         fin = ok.got[2][2]["details"]

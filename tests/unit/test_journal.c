@@ -304,6 +304,68 @@ static void test_write_read(void)
     remove_dir(dir);
 }
 
+/* A run's id is made before its journal: the time and the PID
+ * (recover reads the PID back), never twice in a process however fast ids
+ * are made; a journal opened as that id is named after it and its records
+ * carry it. */
+static void test_run_id(void)
+{
+    char ids[50][VM_JOURNAL_RUN_ID_SIZE];
+    for (int i = 0; i < 50; i++)
+        vm_journal_new_run_id(ids[i]);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "-%d", (int)getpid());
+    for (int i = 0; i < 50; i++) {
+        CHECK_INT(strlen(ids[i]), ==, strlen("2024-05-01T02-00-03.512Z") + strlen(pid));
+        CHECK_STR(ids[i] + strlen(ids[i]) - strlen(pid), pid);
+        CHECK(!strchr(ids[i], ':') && !strchr(ids[i], '/'));
+        for (int k = 0; k < i; k++)
+            if (strcmp(ids[i], ids[k]) == 0)
+                CHECK_FAIL("run id '%s' made twice", ids[i]);
+        /* named by time: sorted as made */
+        CHECK_INT(i == 0 || strcmp(ids[i - 1], ids[i]) < 0, ==, 1);
+    }
+    char *dir = temp_dir(), *err = NULL;
+    struct vm_journal *j = vm_journal_open_as(dir, ids[7]);
+    CHECK(j);
+    CHECK_STR(vm_journal_run_id(j), ids[7]);
+    char *want = xasprintf("%s/%s.ndjson", dir, ids[7]);
+    CHECK_STR(vm_journal_path(j), want);
+    CHECK(!vm_journal_open_as(dir, ids[7])); /* one journal per run */
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "qemu:///s", "qemu:///t", "started", NULL), ==, 0);
+    vm_journal_close(j);
+    struct vm_journal_records all;
+    CHECK_INT(vm_journal_read_dir(dir, &all, &err), ==, 0);
+    CHECK_INT(all.n, ==, 1);
+    CHECK_STR(all.v[0].run, ids[7]);
+    vm_journal_records_clear(&all);
+    free(want);
+
+    /* recover's: no file until its first record, then named after its id */
+    char *sub = xasprintf("%s/later", dir);
+    j = vm_journal_new(sub, ids[9]);
+    want = xasprintf("%s/%s.ndjson", sub, ids[9]);
+    CHECK_STR(vm_journal_path(j), want);
+    CHECK_INT(vm_journal_count(j), ==, 0);
+    CHECK(access(sub, F_OK) != 0);
+    CHECK_INT(vm_journal_write(j, "web1", "u1", "qemu:///s", "qemu:///t", "recovered",
+                               json_pack("{s:s}", "of_run", ids[7])),
+              ==, 0);
+    CHECK_INT(vm_journal_write(j, "web2", "u2", "qemu:///s", "qemu:///t", "recovered",
+                               json_pack("{s:s}", "of_run", ids[7])),
+              ==, 0);
+    CHECK_INT(vm_journal_count(j), ==, 2);
+    vm_journal_close(j);
+    CHECK_INT(vm_journal_read_dir(sub, &all, &err), ==, 0);
+    CHECK_INT(all.nfiles, ==, 1);
+    CHECK_INT(all.n, ==, 2);
+    CHECK_STR(all.v[1].run, ids[9]);
+    vm_journal_records_clear(&all);
+    free(want);
+    free(sub);
+    remove_dir(dir);
+}
+
 /* The writer's records carry a checksum the parser verifies: one byte
  * changed in the file and the record is damaged. */
 static void test_checksum_round_trip(void)
@@ -688,6 +750,7 @@ static const struct vm_test tests[] = {
     VM_TEST(test_settle_lock),
     VM_TEST(test_zombie_not_alive),
     VM_TEST(test_parse_line),
+    VM_TEST(test_run_id),
     VM_TEST(test_checksum),
     VM_TEST(test_kind_names),
     VM_TEST(test_about),

@@ -166,7 +166,7 @@ static void test_run_without_policy(void)
     crashed_runs();
     json_t *o = owed_now();
     struct result r = {0};
-    vm_owed_run(&loop, dir, o, NULL, NULL, done, &r);
+    vm_owed_run(&loop, dir, NULL, o, NULL, NULL, done, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(r.calls, ==, 1);
     CHECK_INT(r.failed, ==, 2);
@@ -219,7 +219,7 @@ static void test_nothing_owed(void)
 {
     json_t *none = json_array();
     struct result r = {0};
-    vm_owed_run(&loop, dir, none, NULL, NULL, done, &r);
+    vm_owed_run(&loop, dir, NULL, none, NULL, NULL, done, &r);
     CHECK_INT(r.calls, ==, 1);
     CHECK_INT(r.failed, ==, 0);
     json_decref(r.results);
@@ -248,7 +248,7 @@ static void test_builtin_without_policy(void)
             json_array_append(u9, e);
     }
     struct result r = {0};
-    vm_owed_run(&loop, dir, u9, NULL, NULL, done, &r);
+    vm_owed_run(&loop, dir, NULL, u9, NULL, NULL, done, &r);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(r.calls, ==, 1);
     CHECK_INT(r.failed, ==, 1);

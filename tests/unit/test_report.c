@@ -156,9 +156,10 @@ static void test_event_stream(void)
     close(fd);
     struct vm_report_stream *s = vm_report_stream_open(path);
     CHECK(s);
-    vm_report_event(s, "web1", "qemu:///a", "phase", json_pack("{s:s}", "phase", "migrating"));
-    vm_report_event(s, NULL, NULL, "run.finished", NULL);
-    vm_report_event(NULL, "x", NULL, "ignored", json_object()); /* no stream: no-op, no leak */
+    vm_report_event(s, "r1", "web1", "qemu:///a", "phase",
+                    json_pack("{s:s}", "phase", "migrating"));
+    vm_report_event(s, NULL, NULL, NULL, "run.finished", NULL);
+    vm_report_event(NULL, "r1", "x", NULL, "ignored", json_object()); /* no stream: no-op */
     vm_report_stream_close(s);
 
     FILE *f = fopen(path, "r");
@@ -176,10 +177,12 @@ static void test_event_stream(void)
         CHECK(json_is_object(json_object_get(o, "details")));
         if (n == 0) {
             CHECK_STR(json_string_value(json_object_get(o, "vm")), "web1");
+            CHECK_STR(json_string_value(json_object_get(o, "run")), "r1");
             CHECK_STR(json_string_value(json_object_get(json_object_get(o, "details"), "phase")),
                       "migrating");
         } else {
             CHECK(json_is_null(json_object_get(o, "vm")));
+            CHECK_STR(json_string_value(json_object_get(o, "run")), ""); /* always there */
             CHECK_STR(json_string_value(json_object_get(o, "event")), "run.finished");
         }
         json_decref(o);

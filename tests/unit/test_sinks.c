@@ -203,6 +203,65 @@ static char *read_text(const char *path)
     return buf;
 }
 
+/* The run's id is the config's from the first record on: the events of two
+ * runs appended to one file split by it, every line carrying one, and the
+ * status file carries it from its first write, before any record. */
+static void test_run_id_from_start(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char dir[] = "/tmp/vmm-test-runid-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char *events = xasprintf("%s/events.ndjson", dir), *status = xasprintf("%s/status.json", dir);
+    const char *ids[] = {"2024-05-01T02-00-03.512Z-41", "2024-05-01T02-00-03.513Z-42"};
+    for (int k = 0; k < 2; k++) {
+        struct vm_sinks_config cfg = {
+            .loop = &loop, .run_id = ids[k], .events_path = events, .status_path = status};
+        char *err = NULL;
+        struct vm_sinks *ss = vm_sinks_new(&cfg, &err);
+        CHECK(ss);
+        CHECK_STR(vm_sinks_run_id(ss), ids[k]);
+        char *st = read_text(status); /* written at once, no record yet */
+        json_t *sj = json_loads(st, 0, NULL);
+        CHECK(sj);
+        CHECK_STR(json_string_value(json_object_get(json_object_get(sj, "run"), "id")), ids[k]);
+        json_decref(sj);
+        free(st);
+        vm_sinks_trace(ss, NULL, NULL, "run.started", NULL);
+        vm_sinks_trace(ss, NULL, "test:///default", "connected", NULL);
+        vm_sinks_notice(ss, NULL, "run.finished", NULL); /* not on the stream */
+        vm_sinks_trace(ss, NULL, NULL, "run.finished", NULL);
+        vm_sinks_finish(ss, &(struct vm_finish_rec){.result = "preflight", .exit_code = 3});
+        vm_sinks_free(ss);
+    }
+    CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), ==, 0);
+    CHECK_INT(uv_loop_close(&loop), ==, 0);
+
+    FILE *f = fopen(events, "r");
+    CHECK(f);
+    char line[4096];
+    int per_run[2] = {0, 0}, n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        CHECK(o);
+        const char *run = json_string_value(json_object_get(o, "run"));
+        CHECK(run && *run);
+        CHECK(strcmp(run, ids[0]) == 0 || strcmp(run, ids[1]) == 0);
+        per_run[strcmp(run, ids[0]) == 0 ? 0 : 1]++;
+        CHECK_STR(run, ids[n / 3]); /* appended one run after the other */
+        json_decref(o);
+        n++;
+    }
+    fclose(f);
+    CHECK_INT(per_run[0], ==, 3);
+    CHECK_INT(per_run[1], ==, 3);
+    unlink(events);
+    unlink(status);
+    rmdir(dir);
+    free(events);
+    free(status);
+}
+
 /* The text without the run's times (when each file was started and
  * written): the first line naming key, each. */
 static char *without_times(char *text)
@@ -431,6 +490,7 @@ static void setup(void)
 static const struct vm_test tests[] = {
     VM_TEST(test_order),
     VM_TEST(test_failing_constructor),
+    VM_TEST(test_run_id_from_start),
     VM_TEST(test_status_records),
     VM_TEST(test_metrics_names),
     {0},
