@@ -701,6 +701,24 @@ static void buf_word(struct buf *b, bool *first, const char *sep, const char *br
     buf_puts(b, word);
 }
 
+/* Every option of c taking a value, shown or not (they take one), as
+ * words: -b --bandwidth ..., lines broken with BREAK. */
+static void valued_words(struct buf *b, const struct vm_cli_command *c, const char *brk)
+{
+    bool first = true;
+    for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
+        if (!option_takes_value(o))
+            continue;
+        char name[64];
+        if (o->short_name) {
+            snprintf(name, sizeof(name), "-%c", o->short_name);
+            buf_word(b, &first, " ", brk, name);
+        }
+        snprintf(name, sizeof(name), "--%s", o->name);
+        buf_word(b, &first, " ", brk, name);
+    }
+}
+
 /* The options of `opts` that pass `want`, with both their names, as words. */
 static void bash_option_words(struct buf *b, bool *first, const char *sep, const char *brk,
                               const struct vm_cli_command *c, const struct vm_cli_option *opts,
@@ -993,18 +1011,7 @@ static char *bash_generate(void)
         if (has_value_options(c, c->options)) {
             /* every option taking a value, shown or not: they take one */
             buf_puts(&b, "        valued='");
-            bool first = true;
-            for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
-                if (!option_takes_value(o))
-                    continue;
-                char name[64];
-                if (o->short_name) {
-                    snprintf(name, sizeof(name), "-%c", o->short_name);
-                    buf_word(&b, &first, " ", "\n            ", name);
-                }
-                snprintf(name, sizeof(name), "--%s", o->name);
-                buf_word(&b, &first, " ", "\n            ", name);
-            }
+            valued_words(&b, c, "\n            ");
             buf_puts(&b, "'\n        case $prev in\n");
             bash_value_cases(&b, c, c->options, "        ");
             buf_puts(&b, "        esac\n");
@@ -1238,18 +1245,7 @@ static char *zsh_generate(void)
         if (has_value_options(c, c->options)) {
             /* every option taking a value, shown or not: they take one */
             buf_puts(&b, "    local valued='");
-            bool first = true;
-            for (const struct vm_cli_option *o = c->options; o && o->name; o++) {
-                if (!option_takes_value(o))
-                    continue;
-                char name[64];
-                if (o->short_name) {
-                    snprintf(name, sizeof(name), "-%c", o->short_name);
-                    buf_word(&b, &first, " ", "\n        ", name);
-                }
-                snprintf(name, sizeof(name), "--%s", o->name);
-                buf_word(&b, &first, " ", "\n        ", name);
-            }
+            valued_words(&b, c, "\n        ");
             buf_puts(&b, "'\n");
         }
         buf_puts(&b, "    _arguments -s -S \\\n");
