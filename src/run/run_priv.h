@@ -116,6 +116,7 @@ struct vm_slot {
     bool started;               /* handed to vm_mig_start */
     bool retry;                 /* its failed attempt is to start again */
     struct vm_attempt *retired; /* earlier attempts, newest first */
+    char wait[96];              /* queued: what holds it back ("" when nothing; sched.c) */
 };
 
 struct job {

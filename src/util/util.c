@@ -110,7 +110,7 @@ static bool log_sink_known;
 static enum vm_log_sink log_sink;
 static bool log_syslog;
 static enum vm_log_level log_syslog_level;
-static void (*log_hook)(void *);
+static void (*log_hook)(void *, bool);
 static void *log_hook_data;
 
 void vm_log_set_level(enum vm_log_level level)
@@ -131,7 +131,7 @@ void vm_log_set_syslog(enum vm_log_level level)
     log_syslog_level = level;
 }
 
-void vm_log_set_hook(void (*hook)(void *), void *data)
+void vm_log_set_hook(void (*hook)(void *, bool), void *data)
 {
     log_hook = hook;
     log_hook_data = data;
@@ -220,10 +220,12 @@ void vm_log(enum vm_log_level level, const char *fmt, ...)
             log_sink_known = true;
         }
         if (log_hook)
-            log_hook(log_hook_data);
+            log_hook(log_hook_data, false);
         char *text = vm_log_format(level, log_sink, now, msg);
         fputs(text, stderr);
         free(text);
+        if (log_hook)
+            log_hook(log_hook_data, true);
     }
     if (to_syslog) {
         char *text = vm_log_format(level, VM_LOG_SINK_SYSLOG, now, msg);
@@ -234,6 +236,38 @@ void vm_log(enum vm_log_level level, const char *fmt, ...)
         free(text);
     }
     free(msg);
+}
+
+char *vm_uri_host(const char *uri)
+{
+    const char *p = strstr(uri, "://");
+    if (!p)
+        return xstrdup("");
+    p += 3;
+    size_t n = strcspn(p, "/?");
+    const char *at = memchr(p, '@', n);
+    if (at) {
+        n -= (size_t)(at + 1 - p);
+        p = at + 1;
+    }
+    if (n && p[0] == '[') { /* [v6]:port */
+        const char *close = memchr(p, ']', n);
+        return close ? xasprintf("%.*s", (int)(close - p - 1), p + 1) : xstrdup("");
+    }
+    const char *colon = memchr(p, ':', n);
+    return xasprintf("%.*s", (int)(colon ? (size_t)(colon - p) : n), p);
+}
+
+
+char *vm_host_short(const char *hostname, const char *uri)
+{
+    if (hostname && *hostname)
+        return xstrndup(hostname, strcspn(hostname, "."));
+    char *h = uri ? vm_uri_host(uri) : xstrdup("");
+    if (*h || !uri)
+        return h;
+    free(h);
+    return xstrdup(uri);
 }
 
 char *vm_utf8_cut(const char *s, size_t max)
