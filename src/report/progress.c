@@ -371,19 +371,17 @@ static const char *where_name(const char *location)
     return "an unknown host (check it!)";
 }
 
-static const char *why_not(const struct vm_state_rec *r)
+/* Why a VM did not move: what stopped it (the gate's reason, the abort's),
+ * with libvirt's error. Caller frees. */
+static char *why_not(const struct vm_state_rec *r)
 {
-    if (r->state == VM_REC_ROLLED_BACK && r->gate_reason)
-        return r->gate_reason;
-    if (r->error_message)
-        return r->error_message;
-    if (r->gate_reason)
-        return r->gate_reason;
-    if (r->abort_reason)
-        return r->abort_reason;
-    if (r->timeout_action)
-        return r->timeout_action;
-    return "no reason given";
+    const char *what = r->state == VM_REC_ROLLED_BACK && r->gate_reason ? r->gate_reason
+                       : r->abort_reason                                 ? r->abort_reason
+                       : r->timeout_action                               ? r->timeout_action
+                                                                         : NULL;
+    if (what && r->error_message && strcmp(what, r->error_message) != 0)
+        return xasprintf("%s (%s)", what, r->error_message);
+    return xstrdup(what ? what : r->error_message ? r->error_message : "no reason given");
 }
 
 static void summary(struct vm_progress *p, const struct vm_finish_rec *fin)
@@ -441,17 +439,18 @@ static void summary(struct vm_progress *p, const struct vm_finish_rec *fin)
                     r->abort_reason ? r->abort_reason : "skipped");
             continue;
         }
-        char *t = target_name(r);
+        char *t = target_name(r), *why = why_not(r);
         fprintf(f, "  %s: %s -> %s, runs on %s: %s\n", r->result, r->name, t,
-                where_name(r->location), why_not(r));
+                where_name(r->location), why);
+        free(why);
         free(t);
     }
     json_t *err = fin->report ? json_object_get(fin->report, "error") : NULL;
     if (json_is_string(err))
         fprintf(f, "  run: %s\n", json_string_value(err));
     const char *brief = vm_exit_brief(fin->exit_code);
-    fprintf(f, "exit %d (%s): %s\n", fin->exit_code, fin->result ? fin->result : "?",
-            brief ? brief : "unknown exit code");
+    fprintf(f, "exit %d (%s): %s%s%s\n", fin->exit_code, fin->result ? fin->result : "?",
+            brief ? brief : "unknown exit code", fin->why ? ": " : "", fin->why ? fin->why : "");
     fflush(f);
 }
 

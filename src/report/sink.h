@@ -105,6 +105,8 @@ struct vm_finish_rec {
     const char *run;
     const char *result; /* "ok", "failed", ... */
     int exit_code;
+    const char *why;      /* what made the exit code beyond the VMs' results and the
+                             report's error, in a sentence; NULL if nothing */
     const json_t *report; /* the final report (may be NULL) */
 };
 

@@ -26,7 +26,7 @@ const char *vm_exit_brief(int code)
     case VM_EXIT_NOTHING:
         return "nothing to do";
     case VM_EXIT_OPERATOR:
-        return "a guest's location is unknown or a cleanup step failed: an operator must look";
+        return "an operator must look";
     case VM_EXIT_JOURNAL:
         return "the journal could not be written";
     case VM_EXIT_INTERNAL:

@@ -211,6 +211,7 @@ static void test_progress_summary(void)
     big.start_mono_ms = 2000;
     big.end_mono_ms = 14000;
     big.abort_reason = "timeout";
+    big.error_message = "operation aborted: job 'migration out' canceled by client";
     feed(s, &big);
     free(taken(&m, &from));
     clock_ms = 15000;
@@ -226,7 +227,8 @@ static void test_progress_summary(void)
               "moved 2 of 5, 2 failed, 1 not started in 3 m 12 s; longest downtime 120 ms (web1)\n"
               "  moved: web1 -> hv13, app1 -> 10.0.0.14\n"
               "  not started: db1 (max-failures)\n"
-              "  aborted: big1 -> hv13, runs on the source: timeout\n"
+              "  aborted: big1 -> hv13, runs on the source: timeout (operation aborted: job "
+              "'migration out' canceled by client)\n"
               "  failed: bad1 -> hv13, runs on the source: unable to connect to 'hv13': "
               "connection refused\n"
               "exit 1 (failed): at least one migration failed; such guests kept running on the "
@@ -261,6 +263,30 @@ static void test_progress_summary_run_error(void)
                         "exit 10 (journal): the journal could not be written\n");
     free(got);
     json_decref(report);
+    done_with(s, &m);
+}
+
+/* What made the exit code beyond the VMs (the run's say) follows its
+ * meaning: every VM moved, and still an operator must look. */
+static void test_progress_summary_why(void)
+{
+    struct mem m;
+    size_t from = 0;
+    struct vm_sink *s = meter(&m, 100);
+    struct vm_state_rec v = rec(0, "web1", VM_REC_DONE);
+    feed(s, &v);
+    free(taken(&m, &from));
+    s->ops->on_finish(s, &(struct vm_finish_rec){
+                             .result = "operator",
+                             .exit_code = 9,
+                             .why = "1 migration of an earlier run could not be settled: see "
+                                    "'vmmigrate recover'"});
+    char *got = taken(&m, &from);
+    CHECK_CONTAINS(got, "\nmoved 1 of 1 in ");
+    CHECK_CONTAINS(got, "\n  moved: web1 -> hv13\n"
+                        "exit 9 (operator): an operator must look: 1 migration of an earlier "
+                        "run could not be settled: see 'vmmigrate recover'\n");
+    free(got);
     done_with(s, &m);
 }
 
@@ -346,6 +372,7 @@ static const struct vm_test tests[] = {
     VM_TEST(test_progress_narrow),
     VM_TEST(test_progress_summary),
     VM_TEST(test_progress_summary_run_error),
+    VM_TEST(test_progress_summary_why),
     VM_TEST(test_progress_no_vm),
     VM_TEST(test_progress_log_line),
     VM_TEST(test_progress_not_a_terminal),
