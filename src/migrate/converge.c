@@ -13,9 +13,9 @@ bool vm_converge_feed(struct vm_converge *c, const struct vm_converge_sample *s)
      * shrinks by construction and has no dirty rate yet. */
     if (s->iteration < 2 || s->iteration <= c->last_iteration)
         return false;
-    bool keeping_up = s->mem_bps && s->dirty_bps &&
-                      (double)s->dirty_bps * 100.0 >=
-                          (double)s->mem_bps * (double)VM_CONVERGE_DIRTY_PCT;
+    bool keeping_up =
+        s->mem_bps && s->dirty_bps &&
+        (double)s->dirty_bps * 100.0 >= (double)s->mem_bps * (double)VM_CONVERGE_DIRTY_PCT;
     bool not_shrinking = c->last_iteration >= 2 &&
                          (double)s->data_remaining * 100.0 >=
                              (double)c->last_remaining * (double)(100 - VM_CONVERGE_SHRINK_PCT);

@@ -31,12 +31,12 @@ struct vm_converge_sample {
 };
 
 struct vm_converge {
-    int window;              /* iterations in a row that make the verdict */
-    uint64_t last_iteration; /* the last iteration judged (its first sample) */
-    uint64_t last_remaining; /* ... what remained then */
-    int stuck;               /* iterations in a row that did not converge */
-    bool not_converging;     /* the verdict now */
-    bool reported;           /* the first verdict was handed out */
+    int window;                   /* iterations in a row that make the verdict */
+    uint64_t last_iteration;      /* the last iteration judged (its first sample) */
+    uint64_t last_remaining;      /* ... what remained then */
+    int stuck;                    /* iterations in a row that did not converge */
+    bool not_converging;          /* the verdict now */
+    bool reported;                /* the first verdict was handed out */
     struct vm_converge_sample at; /* the sample of the latest verdict */
 };
 

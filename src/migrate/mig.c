@@ -745,14 +745,13 @@ static void converge_check(struct vm_mig *m)
             "(iteration %llu)",
             m->name, (unsigned long long)s.dirty_bps, (unsigned long long)s.mem_bps,
             (unsigned long long)s.data_remaining, (unsigned long long)s.iteration);
-    mig_event(m, m->src, "migration.not-converging",
-              json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "iteration",
-                        (json_int_t)s.iteration, "dirty_rate", (json_int_t)p->dirty_rate,
-                        "dirty_bps", (json_int_t)s.dirty_bps, "mem_bps", (json_int_t)s.mem_bps,
-                        "data_remaining", (json_int_t)s.data_remaining, "elapsed_ms",
-                        (json_int_t)(vm_mono_ms() - m->start_mono_ms), "iterations",
-                        m->converge.window, "max_downtime_ms",
-                        (json_int_t)m->params.max_downtime_ms));
+    mig_event(
+        m, m->src, "migration.not-converging",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "iteration", (json_int_t)s.iteration,
+                  "dirty_rate", (json_int_t)p->dirty_rate, "dirty_bps", (json_int_t)s.dirty_bps,
+                  "mem_bps", (json_int_t)s.mem_bps, "data_remaining", (json_int_t)s.data_remaining,
+                  "elapsed_ms", (json_int_t)(vm_mono_ms() - m->start_mono_ms), "iterations",
+                  m->converge.window, "max_downtime_ms", (json_int_t)m->params.max_downtime_ms));
 }
 
 static void stats_done(struct vm_virt_task *t)

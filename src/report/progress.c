@@ -18,11 +18,11 @@ struct vm_progress {
     struct vm_sink base; /* the "progress" sink */
     FILE *out;
     uv_loop_t *loop;
-    int width;             /* 0: the terminal's */
-    uint64_t (*now)(void); /* monotonic ms */
-    uint64_t start_ms;     /* the first record */
-    uv_timer_t *timer;     /* NULL without a loop, before drawing starts and once it stopped */
-    bool drawing;          /* between the first record and on_finish */
+    int width;                 /* 0: the terminal's */
+    uint64_t (*now)(void);     /* monotonic ms */
+    uint64_t start_ms;         /* the first record */
+    uv_timer_t *timer;         /* NULL without a loop, before drawing starts and once it stopped */
+    bool drawing;              /* between the first record and on_finish */
     struct vm_state_table vms; /* what is drawn */
     int drawn;                 /* lines currently on screen */
 };
@@ -210,9 +210,12 @@ static void row(FILE *f, const struct layout *lo, const struct vm_state_rec *r, 
     bool moving = r->state == VM_REC_MIGRATING;
     if (r->state == VM_REC_DONE) {
         snprintf(pct, sizeof(pct), "100%%");
-    } else if (r->data_total && r->state >= VM_REC_MIGRATING) {
-        uint64_t v = r->data_processed * 100 / r->data_total;
-        snprintf(pct, sizeof(pct), "%llu%%", (unsigned long long)(v > 100 ? 100 : v));
+    } else if (r->data_total && r->state >= VM_REC_MIGRATING && !r->final) {
+        /* what is sent and clean now: past the first pass, processed
+         * counts pages sent again and passes the total */
+        uint64_t left = r->data_remaining < r->data_total ? r->data_remaining : r->data_total;
+        snprintf(pct, sizeof(pct), "%llu%%",
+                 (unsigned long long)((r->data_total - left) * 100 / r->data_total));
     }
     if (moving && r->mem_bps)
         fmt_rate(rate, sizeof(rate), r->mem_bps);
@@ -376,9 +379,9 @@ static const char *where_name(const char *location)
 static char *why_not(const struct vm_state_rec *r)
 {
     const char *what = r->state == VM_REC_ROLLED_BACK && r->gate_reason ? r->gate_reason
-                       : r->abort_reason                                 ? r->abort_reason
-                       : r->timeout_action                               ? r->timeout_action
-                                                                         : NULL;
+                       : r->abort_reason                                ? r->abort_reason
+                       : r->timeout_action                              ? r->timeout_action
+                                                                        : NULL;
     if (what && r->error_message && strcmp(what, r->error_message) != 0)
         return xasprintf("%s (%s)", what, r->error_message);
     return xstrdup(what ? what : r->error_message ? r->error_message : "no reason given");

@@ -110,9 +110,9 @@ char *run_exit_why(struct job *job, int code)
                           "could not be settled: see 'vmmigrate recover'");
         return NULL;
     case VM_EXIT_POLICY:
-        return job->policy_errors ? plural(job->policy_errors, "policy error", "policy errors",
-                                           "(fail closed)")
-                                  : NULL;
+        return job->policy_errors
+                   ? plural(job->policy_errors, "policy error", "policy errors", "(fail closed)")
+                   : NULL;
     case VM_EXIT_FAILED:
         if (job->unreadable)
             return plural(job->unreadable, "VM's domain XML", "VMs' domain XML",

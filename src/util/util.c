@@ -258,7 +258,6 @@ char *vm_uri_host(const char *uri)
     return xasprintf("%.*s", (int)(colon ? (size_t)(colon - p) : n), p);
 }
 
-
 char *vm_host_short(const char *hostname, const char *uri)
 {
     if (hostname && *hostname)

@@ -18,8 +18,8 @@ import termios
 import threading
 import time
 
-from labtest import (BINARY, Failure, Guest, Run, check, check_eq, check_in, log, main, uri,
-                     vm_entry)
+from labtest import (BINARY, Failure, Guest, Run, check, check_eq, check_in, log, main, unique,
+                     uri, vm_entry)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 # 64 MiB guest rewriting 48 MiB every tick at a 8 MiB/s cap: each pass
@@ -118,7 +118,9 @@ def test_meter_on_a_terminal():
     then the stuck one's row says it does not converge, and SIGINT ends the
     run: the last frame stays, the summary says what moved, what did not
     and why, and what exit 5 means."""
-    quiet, stuck = Guest("a", dirty=0), Guest("a", **STUCK)
+    # The plan starts the bigger first, then by name: the quiet one first.
+    quiet = Guest("a", name=unique("vm-a"), dirty=0)
+    stuck = Guest("a", name=unique("vm-b"), **STUCK)
     r = PtyRun(["run", "-s", uri("a"), "-t", uri("b"), "--vm", quiet.name, "--vm", stuck.name,
                 "--parallel", "1", "--json", *SLOW, *journal("meter")])
     r.wait_text("waits for a slot (--parallel 1)")

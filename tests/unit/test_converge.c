@@ -120,12 +120,9 @@ static void test_converge_window(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_converge_converging),
-    VM_TEST(test_converge_dirty_keeps_up),
-    VM_TEST(test_converge_remaining_stuck),
-    VM_TEST(test_converge_recovers),
-    VM_TEST(test_converge_window),
-    {0},
+    VM_TEST(test_converge_converging),      VM_TEST(test_converge_dirty_keeps_up),
+    VM_TEST(test_converge_remaining_stuck), VM_TEST(test_converge_recovers),
+    VM_TEST(test_converge_window),          {0},
 };
 static const struct vm_test_suite suite = {.tests = tests};
 int main(int argc, char **argv)

@@ -66,8 +66,8 @@ static int count(const char *hay, const char *needle)
 /* The run of the tests: five VMs, each in another state. */
 static struct vm_state_rec rec(int index, const char *name, int state)
 {
-    static const char *const names[] = {"queued",    "starting", "migrating", "gate",
-                                        "verifying", "migrated", "failed",    "aborted",
+    static const char *const names[] = {"queued",    "starting",   "migrating", "gate",
+                                        "verifying", "migrated",   "failed",    "aborted",
                                         "skipped",   "rolled-back"};
     return (struct vm_state_rec){
         .index = index,
@@ -115,7 +115,7 @@ static void feed_run(struct vm_sink *s)
     struct vm_state_rec big = rec(3, "big1", VM_REC_MIGRATING);
     big.start_mono_ms = 2000;
     big.data_total = 3072 * MIB;
-    big.data_processed = 2560 * MIB;
+    big.data_processed = 5000 * MIB; /* pages sent again: past the total */
     big.data_remaining = 512 * MIB;
     big.mem_bps = 64 * MIB;
     big.iteration = 7;
@@ -147,14 +147,15 @@ static void test_progress_frame(void)
     struct vm_sink *s = meter(&m, 100);
     feed_run(s);
     char *got = frame(s);
-    CHECK_STR(got,
-              "VM   TARGET    PHASE             %       RATE REMAINING       ETA   ELAPSED DOWNTIME\n"
-              "web1 hv13      migrating       50% 64.0 MiB/s 512.0 MiB       8 s      10 s\n"
-              "db1  hv13      queued         waits for a slot into hv13 (--max-in 1)\n"
-              "app1 10.0.0.14 migrated       100%                                      5 s    32 ms\n"
-              "big1 hv13      not converging  83% 64.0 MiB/s 512.0 MiB       8 s       9 s\n"
-              "bad1 hv13      failed                                                500 ms\n"
-              "2/5 done (1 failed), 2 running, 1 queued, ETA 24 s, 10 s elapsed\n");
+    CHECK_STR(
+        got,
+        "VM   TARGET    PHASE             %       RATE REMAINING       ETA   ELAPSED DOWNTIME\n"
+        "web1 hv13      migrating       50% 64.0 MiB/s 512.0 MiB       8 s      10 s\n"
+        "db1  hv13      queued         waits for a slot into hv13 (--max-in 1)\n"
+        "app1 10.0.0.14 migrated       100%                                      5 s    32 ms\n"
+        "big1 hv13      not converging  83% 64.0 MiB/s 512.0 MiB       8 s       9 s\n"
+        "bad1 hv13      failed                                                500 ms\n"
+        "2/5 done (1 failed), 2 running, 1 queued, ETA 24 s, 10 s elapsed\n");
     free(got);
     done_with(s, &m);
 }
@@ -216,8 +217,8 @@ static void test_progress_summary(void)
     free(taken(&m, &from));
     clock_ms = 15000;
     json_t *report = json_pack("{s:i, s:n}", "duration_ms", 192000, "error");
-    s->ops->on_finish(s, &(struct vm_finish_rec){.run = "r1", .result = "failed", .exit_code = 1,
-                                                 .report = report});
+    s->ops->on_finish(s, &(struct vm_finish_rec){
+                             .run = "r1", .result = "failed", .exit_code = 1, .report = report});
     char *got = taken(&m, &from);
     const char *sum = strstr(got, "\n\nmoved ");
     CHECK(sum);
@@ -254,8 +255,8 @@ static void test_progress_summary_run_error(void)
     feed(s, &v);
     free(taken(&m, &from));
     json_t *report = json_pack("{s:s}", "error", "cannot write the journal in '/j'");
-    s->ops->on_finish(s, &(struct vm_finish_rec){.result = "journal", .exit_code = 10,
-                                                 .report = report});
+    s->ops->on_finish(
+        s, &(struct vm_finish_rec){.result = "journal", .exit_code = 10, .report = report});
     char *got = taken(&m, &from);
     CHECK_CONTAINS(got, "\nmoved 0 of 1, 1 not started in ");
     CHECK_CONTAINS(got, "\n  not started: web1 (journal)\n"
@@ -276,11 +277,11 @@ static void test_progress_summary_why(void)
     struct vm_state_rec v = rec(0, "web1", VM_REC_DONE);
     feed(s, &v);
     free(taken(&m, &from));
-    s->ops->on_finish(s, &(struct vm_finish_rec){
-                             .result = "operator",
-                             .exit_code = 9,
-                             .why = "1 migration of an earlier run could not be settled: see "
-                                    "'vmmigrate recover'"});
+    s->ops->on_finish(
+        s, &(struct vm_finish_rec){.result = "operator",
+                                   .exit_code = 9,
+                                   .why = "1 migration of an earlier run could not be settled: see "
+                                          "'vmmigrate recover'"});
     char *got = taken(&m, &from);
     CHECK_CONTAINS(got, "\nmoved 1 of 1 in ");
     CHECK_CONTAINS(got, "\n  moved: web1 -> hv13\n"
@@ -353,9 +354,9 @@ static void test_progress_formats(void)
     static const struct {
         uint64_t ms;
         const char *want;
-    } d[] = {{0, "0 ms"},           {999, "999 ms"},         {1000, "1 s"},
-             {59999, "59 s"},       {60000, "1 m 00 s"},     {100000, "1 m 40 s"},
-             {3599000, "59 m 59 s"}, {7500000, "2 h 05 m"}};
+    } d[] = {
+        {0, "0 ms"},         {999, "999 ms"},      {1000, "1 s"},          {59999, "59 s"},
+        {60000, "1 m 00 s"}, {100000, "1 m 40 s"}, {3599000, "59 m 59 s"}, {7500000, "2 h 05 m"}};
     char buf[32];
     for (size_t i = 0; i < VM_ARRAY_LEN(d); i++) {
         vm_progress_fmt_duration(buf, sizeof(buf), d[i].ms);
@@ -368,16 +369,11 @@ static void test_progress_formats(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_progress_frame),
-    VM_TEST(test_progress_narrow),
-    VM_TEST(test_progress_summary),
-    VM_TEST(test_progress_summary_run_error),
-    VM_TEST(test_progress_summary_why),
-    VM_TEST(test_progress_no_vm),
-    VM_TEST(test_progress_log_line),
-    VM_TEST(test_progress_not_a_terminal),
-    VM_TEST(test_progress_formats),
-    {0},
+    VM_TEST(test_progress_frame),       VM_TEST(test_progress_narrow),
+    VM_TEST(test_progress_summary),     VM_TEST(test_progress_summary_run_error),
+    VM_TEST(test_progress_summary_why), VM_TEST(test_progress_no_vm),
+    VM_TEST(test_progress_log_line),    VM_TEST(test_progress_not_a_terminal),
+    VM_TEST(test_progress_formats),     {0},
 };
 static const struct vm_test_suite suite = {.tests = tests};
 int main(int argc, char **argv)

@@ -457,12 +457,8 @@ static void test_record_fields(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_order),
-    VM_TEST(test_failing_constructor),
-    VM_TEST(test_status_records),
-    VM_TEST(test_metrics_names),
-    VM_TEST(test_record_fields),
-    {0},
+    VM_TEST(test_order),         VM_TEST(test_failing_constructor), VM_TEST(test_status_records),
+    VM_TEST(test_metrics_names), VM_TEST(test_record_fields),       {0},
 };
 static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
 
