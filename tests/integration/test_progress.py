@@ -8,6 +8,7 @@ no meter; on a terminal the meter draws its rows (a queued VM says what it
 waits for), its total line and, at the end, the summary with the exit
 code explained."""
 import fcntl
+import json
 import os
 import pty
 import signal
@@ -19,7 +20,7 @@ import threading
 import time
 
 from labtest import (BINARY, Failure, Guest, Run, check, check_eq, check_in, log, main, unique,
-                     uri, vm_entry)
+                     uri, validate, vm_entry)
 
 TMP = tempfile.mkdtemp(prefix="vmm-it-")
 # 64 MiB guest rewriting 48 MiB every tick at a 8 MiB/s cap: each pass
@@ -37,15 +38,20 @@ def journal(name):
 def test_not_converging_event():
     stuck, quiet = Guest("a", **STUCK), Guest("a", dirty=0)
     before = stuck.ticks("a")
-    ev = os.path.join(TMP, "stuck.ndjson")
+    ev, status = os.path.join(TMP, "stuck.ndjson"), os.path.join(TMP, "stuck-status.json")
     r = Run(["run", "-s", uri("a"), "-t", uri("b"), "--vm", stuck.name, "--vm", quiet.name,
-             "--parallel", "2", "--json", "--events", ev, *SLOW, *journal("stuck")])
+             "--parallel", "2", "--json", "--events", ev, "--status-file", status, *SLOW,
+             *journal("stuck")])
     e = r.wait_event(lambda e: e["event"] == "migration.not-converging", timeout=240)
     check_eq(e["vm"], stuck.name, "the VM found not converging")
     d = e["details"]
     check(d["iteration"] >= 4, f"judged over three iterations after the bulk copy: {d}")
     check(d["mem_bps"] > 0 and d["data_remaining"] > 0, f"the numbers are there: {d}")
     check_eq(d["iterations"], 3, "the window")
+    st = wait_status(status, lambda st: any(v["name"] == stuck.name and v["not_converging"]
+                                            for v in st["vms"]))
+    check_eq([v["name"] for v in st["vms"] if v["not_converging"]], [stuck.name],
+             "the status file names the stuck one")
     r.wait_event(lambda e: e["vm"] == quiet.name and e["event"] == "result", timeout=240)
     r.signal(signal.SIGINT)
     r.wait(180)
@@ -62,6 +68,21 @@ def test_not_converging_event():
     stuck.check_survived_on("a", before)
     check_in(f"vmmigrate: warning: {stuck.name}: not converging: ", r.stderr, "stderr")
     check("\033[" not in r.stderr_raw, "no meter on a pipe")
+
+
+def wait_status(path, pred, timeout=60):
+    """The status file (validated) once pred holds for it."""
+    deadline = time.time() + timeout
+    st = None
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                st = json.load(f)  # rewritten atomically: always whole
+            validate(st, "status")
+            if pred(st):
+                return st
+        time.sleep(0.2)
+    raise Failure(f"the status file never showed it: {json.dumps(st)[:1500]}")
 
 
 class PtyRun:

@@ -274,6 +274,8 @@ static void test_status_records(void)
     CHECK(t1 && t2);
     CHECK_STR(without_times(t2), without_times(t1));
     CHECK_CONTAINS(t1, "\"in_flight\": 1");
+    CHECK_CONTAINS(t1, "\"waiting_for\": null");
+    CHECK_CONTAINS(t1, "\"not_converging\": false");
     free(t1);
     free(t2);
 
