@@ -116,7 +116,9 @@ static void cell(struct line *l, const struct layout *lo, enum col c, const char
         return;
     if (l->len)
         put(l, " ");
-    put(l, cols[c].right ? "%*s" : "%-*s", lo->w[c], text);
+    char *t = vm_utf8_cut(text, (size_t)lo->w[c]); /* a long name keeps the columns */
+    put(l, cols[c].right ? "%*s" : "%-*s", lo->w[c], t);
+    free(t);
 }
 
 /* The line, cut to one column less than the screen (a line that fills the

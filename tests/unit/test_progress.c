@@ -190,6 +190,23 @@ static void test_progress_narrow(void)
     done_with(s, &m);
 }
 
+/* A name longer than its column (24) is cut there: the columns after it
+ * stay where the header says. */
+static void test_progress_long_name(void)
+{
+    struct mem m;
+    struct vm_sink *s = meter(&m, 120);
+    struct vm_state_rec v = rec(0, "a-very-long-domain-name-from-a-big-cloud", VM_REC_MIGRATING);
+    v.data_total = 100 * MIB;
+    v.data_remaining = 25 * MIB;
+    feed(s, &v);
+    char *got = frame(s);
+    CHECK_CONTAINS(got, "VM                       TARGET PHASE ");
+    CHECK_CONTAINS(got, "\na-very-long-domain-name- hv13   migrating       75% ");
+    free(got);
+    done_with(s, &m);
+}
+
 /* The end: the last frame stays on screen, the summary below it says what
  * moved, what did not and why (and where each guest runs), the longest
  * downtime, the total time (the report's) and what the exit code means. */
@@ -369,11 +386,17 @@ static void test_progress_formats(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_progress_frame),       VM_TEST(test_progress_narrow),
-    VM_TEST(test_progress_summary),     VM_TEST(test_progress_summary_run_error),
-    VM_TEST(test_progress_summary_why), VM_TEST(test_progress_no_vm),
-    VM_TEST(test_progress_log_line),    VM_TEST(test_progress_not_a_terminal),
-    VM_TEST(test_progress_formats),     {0},
+    VM_TEST(test_progress_frame),
+    VM_TEST(test_progress_narrow),
+    VM_TEST(test_progress_long_name),
+    VM_TEST(test_progress_summary),
+    VM_TEST(test_progress_summary_run_error),
+    VM_TEST(test_progress_summary_why),
+    VM_TEST(test_progress_no_vm),
+    VM_TEST(test_progress_log_line),
+    VM_TEST(test_progress_not_a_terminal),
+    VM_TEST(test_progress_formats),
+    {0},
 };
 static const struct vm_test_suite suite = {.tests = tests};
 int main(int argc, char **argv)
