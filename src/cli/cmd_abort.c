@@ -14,6 +14,7 @@
 #include "cli/cli_options.h"
 #include "run/lock.h"
 #include "util/exitcode.h"
+#include "util/uri.h"
 #include "util/util.h"
 
 enum {
@@ -82,28 +83,6 @@ static int runs_read(const char *dir, struct runs *rs)
     return 0;
 }
 
-/* The host part of a URI ("qemu+ssh://root@hv13:22/system" -> "hv13"), or
- * "" (qemu:///system). Caller frees. */
-static char *uri_host(const char *uri)
-{
-    const char *p = strstr(uri, "://");
-    if (!p)
-        return xstrdup("");
-    p += 3;
-    size_t n = strcspn(p, "/?");
-    const char *at = memchr(p, '@', n);
-    if (at) {
-        n -= (size_t)(at + 1 - p);
-        p = at + 1;
-    }
-    if (n && p[0] == '[') { /* [v6]:port */
-        const char *close = memchr(p, ']', n);
-        return close ? xasprintf("%.*s", (int)(close - p - 1), p + 1) : xstrdup("");
-    }
-    const char *colon = memchr(p, ':', n);
-    return xasprintf("%.*s", (int)(colon ? (size_t)(colon - p) : n), p);
-}
-
 /* SOURCE names the lock's source host: its URI, its libvirt hostname (or
  * that name's first label), or the host of its URI. */
 static bool names_source(const struct vm_lock_entry *e, const char *source)
@@ -115,8 +94,8 @@ static bool names_source(const struct vm_lock_entry *e, const char *source)
     size_t n = strlen(source);
     if (strncmp(e->hostname, source, n) == 0 && e->hostname[n] == '.')
         return true;
-    char *h = uri_host(e->source);
-    bool same = *h && strcmp(h, source) == 0;
+    char *h = vm_uri_host(e->source);
+    bool same = h && strcmp(h, source) == 0;
     free(h);
     return same;
 }

@@ -181,7 +181,12 @@ static const struct vm_cli_option job_options[] = {
     {.name = "no-progress",
      .id = OPT_NO_PROGRESS,
      .help = "do not draw the progress meter",
-     .doc = "Do not draw the progress meter even on a terminal.",
+     .doc = "Do not draw the progress meter even on a terminal. The meter (only when standard "
+            "error is a terminal, and not with --quiet or --verbose) shows a row per VM: target "
+            "host, phase, % sent, rate, remaining, ETA, elapsed and downtime; what a queued VM "
+            "waits for; \"not converging\" when its guest dirties memory about as fast "
+            "as it is sent (the event migration.not-converging); a total line; and at the end a "
+            "summary of what moved, what failed and why, and what the exit code means.",
      .group = VM_CLI_GROUP_OUTPUT},
     {.name = "notify",
      .arg = VM_CLI_ARG_URI,

@@ -88,6 +88,7 @@ struct vm_mig *vm_mig_new(uv_loop_t *loop, const char *name, struct vm_virt_host
     m->ops_data = ops_data;
     m->state = VM_MIG_STATE_QUEUED;
     m->location = VM_MIG_LOCATION_SOURCE;
+    vm_converge_init(&m->converge, 0);
     return m;
 }
 
@@ -129,6 +130,9 @@ static void progress_update(struct vm_mig *m, json_t *stats, bool completed)
     p->mem_remaining = jget(stats, VIR_DOMAIN_JOB_MEMORY_REMAINING);
     p->mem_bps = jget(stats, VIR_DOMAIN_JOB_MEMORY_BPS);
     p->dirty_rate = jget(stats, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE);
+    p->page_size = jget(stats, VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE);
+    if (!p->page_size)
+        p->page_size = 4096;
     uint64_t iter = jget(stats, VIR_DOMAIN_JOB_MEMORY_ITERATION);
     if (iter > p->iteration)
         p->iteration = iter;
@@ -722,6 +726,34 @@ static void stats_work(struct vm_virt_task *t)
     virTypedParamsFree(params, n);
 }
 
+/* Pre-copy only: the first time the dirty rate keeps up with the transfer
+ * (converge.h), said once as an event with the numbers. */
+static void converge_check(struct vm_mig *m)
+{
+    struct vm_mig_progress *p = &m->progress;
+    if (p->postcopy_active)
+        return;
+    struct vm_converge_sample s = {.iteration = p->iteration,
+                                   .data_remaining = p->data_remaining,
+                                   .mem_bps = p->mem_bps,
+                                   .dirty_bps = p->dirty_rate * p->page_size};
+    bool first = vm_converge_feed(&m->converge, &s);
+    p->not_converging = m->converge.not_converging;
+    if (!first)
+        return;
+    vm_warn("%s: not converging: the guest dirties %llu B/s, %llu B/s are sent, %llu B remain "
+            "(iteration %llu)",
+            m->name, (unsigned long long)s.dirty_bps, (unsigned long long)s.mem_bps,
+            (unsigned long long)s.data_remaining, (unsigned long long)s.iteration);
+    mig_event(
+        m, m->src, "migration.not-converging",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "iteration", (json_int_t)s.iteration,
+                  "dirty_rate", (json_int_t)p->dirty_rate, "dirty_bps", (json_int_t)s.dirty_bps,
+                  "mem_bps", (json_int_t)s.mem_bps, "data_remaining", (json_int_t)s.data_remaining,
+                  "elapsed_ms", (json_int_t)(vm_mono_ms() - m->start_mono_ms), "iterations",
+                  m->converge.window, "max_downtime_ms", (json_int_t)m->params.max_downtime_ms));
+}
+
 static void stats_done(struct vm_virt_task *t)
 {
     struct mig_task *mt = t->data;
@@ -739,6 +771,7 @@ static void stats_done(struct vm_virt_task *t)
                             (json_int_t)p->data_remaining, "mem_bps", (json_int_t)p->mem_bps,
                             "dirty_rate", (json_int_t)p->dirty_rate, "iteration",
                             (json_int_t)p->iteration));
+        converge_check(m);
         if (m->ops->on_progress)
             m->ops->on_progress(m, m->ops_data);
     }

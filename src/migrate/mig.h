@@ -33,6 +33,7 @@
 #include <libvirt/libvirt.h>
 
 #include "backend/libvirt/virt.h"
+#include "migrate/converge.h"
 #include "plan/params.h"
 
 enum vm_mig_state {
@@ -63,11 +64,13 @@ struct vm_mig_progress {
     uint64_t mem_total, mem_processed, mem_remaining;
     uint64_t mem_bps;    /* bytes per second */
     uint64_t dirty_rate; /* pages per second */
+    uint64_t page_size;  /* bytes (4096 when libvirt does not say) */
     uint64_t iteration;
     uint64_t downtime_ms; /* final, from the completed job */
     uint64_t setup_ms;
     bool has_downtime;
     bool postcopy_active;
+    bool not_converging; /* the dirty rate keeps up with the transfer (converge.h) */
 };
 
 struct vm_mig_phase {
@@ -114,6 +117,7 @@ struct vm_mig {
     enum vm_mig_state state;
     enum vm_mig_location location;
     struct vm_mig_progress progress;
+    struct vm_converge converge; /* judges progress.not_converging */
     struct vm_mig_phase phases[16];
     int nphases;
     uint64_t start_mono_ms, end_mono_ms;

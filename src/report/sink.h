@@ -72,6 +72,9 @@ struct vm_state_rec {
     bool final;                  /* the attempt is over */
     bool holds_slot;             /* counts against --parallel now (the budgets, run/budget.h) */
     const char *source, *target; /* URIs */
+    const char *target_host;     /* the target's hostname (libvirt's), NULL when unknown */
+    const char *wait_reason;     /* queued: what it waits for now ("a slot into hv13
+                                    (--max-in 1)"), NULL when nothing (or not queued) */
     uint64_t memory_bytes;
     uint64_t start_wall_ms, end_wall_ms; /* 0 = not yet */
     uint64_t start_mono_ms, end_mono_ms; /* 0 = not yet */
@@ -79,6 +82,7 @@ struct vm_state_rec {
     uint64_t downtime_ms;
     uint64_t data_total, data_processed, data_remaining, iteration, mem_bps;
     bool postcopy;
+    bool not_converging;        /* pre-copy: the dirty rate keeps up (migrate/converge.h) */
     const json_t *attempts;     /* earlier attempts [{...}], or NULL */
     const char *timeout_action; /* or NULL */
     const char *abort_reason;   /* or NULL */
@@ -101,6 +105,8 @@ struct vm_finish_rec {
     const char *run;
     const char *result; /* "ok", "failed", ... */
     int exit_code;
+    const char *why;      /* what made the exit code beyond the VMs' results and the
+                             report's error, in a sentence; NULL if nothing */
     const json_t *report; /* the final report (may be NULL) */
 };
 

@@ -145,6 +145,8 @@ static void rec_clear(struct vm_state_rec *r)
     free((char *)r->location);
     free((char *)r->source);
     free((char *)r->target);
+    free((char *)r->target_host);
+    free((char *)r->wait_reason);
     json_decref((json_t *)r->attempts);
     free((char *)r->timeout_action);
     free((char *)r->abort_reason);
@@ -189,6 +191,8 @@ void vm_state_table_put(struct vm_state_table *t, const struct vm_state_rec *rec
     d->location = dup_or_null(rec->location);
     d->source = dup_or_null(rec->source);
     d->target = dup_or_null(rec->target);
+    d->target_host = dup_or_null(rec->target_host);
+    d->wait_reason = dup_or_null(rec->wait_reason);
     d->attempts = rec->attempts ? json_deep_copy(rec->attempts) : NULL;
     d->timeout_action = dup_or_null(rec->timeout_action);
     d->abort_reason = dup_or_null(rec->abort_reason);

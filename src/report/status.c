@@ -81,6 +81,9 @@ char *vm_status_json_text(struct vm_status *s)
             continue;
         json_t *v = vm_report_vm_json(r);
         json_object_set_new(v, "state", json_string(r->result));
+        json_object_set_new(v, "waiting_for",
+                            r->wait_reason ? json_string(r->wait_reason) : json_null());
+        json_object_set_new(v, "not_converging", json_boolean(r->not_converging));
         json_object_set_new(v, "progress",
                             json_pack("{s:I, s:I, s:I, s:I, s:I}", "data_total",
                                       (json_int_t)r->data_total, "data_processed",

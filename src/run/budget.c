@@ -40,6 +40,20 @@ int vm_budget_next(const struct vm_budget *b, int from)
     return -1;
 }
 
+enum vm_budget_wait vm_budget_why(const struct vm_budget *b, int i)
+{
+    const struct vm_budget_slot *s = &b->slots[i];
+    if (!s->waiting || s->holds)
+        return VM_BUDGET_FREE;
+    if (b->running >= b->lim.parallel)
+        return VM_BUDGET_PARALLEL;
+    if (b->lim.max_out && b->out[s->src] >= b->lim.max_out)
+        return VM_BUDGET_MAX_OUT;
+    if (b->lim.max_in && b->in[s->dst] >= b->lim.max_in)
+        return VM_BUDGET_MAX_IN;
+    return VM_BUDGET_FREE;
+}
+
 void vm_budget_take(struct vm_budget *b, int i)
 {
     struct vm_budget_slot *s = &b->slots[i];

@@ -46,6 +46,16 @@ void vm_budget_free(struct vm_budget *b);
  * order this gives (vm_budget_take, then look again from the next index):
  * a slot its host's limit holds back does not hold back the ones after it. */
 int vm_budget_next(const struct vm_budget *b, int from);
+/* What holds waiting slot i back now, as vm_budget_next sees it: the first
+ * limit it hits (--parallel before --max-out before --max-in). */
+enum vm_budget_wait {
+    VM_BUDGET_FREE,     /* nothing: it may start (or it does not wait) */
+    VM_BUDGET_PARALLEL, /* --parallel: as many run in all */
+    VM_BUDGET_MAX_OUT,  /* --max-out: as many leave its source host */
+    VM_BUDGET_MAX_IN,   /* --max-in: as many enter its target host */
+};
+enum vm_budget_wait vm_budget_why(const struct vm_budget *b, int i);
+
 /* Slot i starts: it holds a place in each budget (and waits no more). */
 void vm_budget_take(struct vm_budget *b, int i);
 /* Slot i's migration no longer counts; false if it held nothing. */

@@ -640,8 +640,11 @@ int vm_job_run(const struct vm_job_spec *spec)
     run_event(job, NULL, NULL, "run.finished",
               json_pack("{s:s, s:i, s:O}", "result", result, "exit_code", code, "summary",
                         json_object_get(report, "summary")));
-    vm_sinks_finish(job->sinks,
-                    &(struct vm_finish_rec){.result = result, .exit_code = code, .report = report});
+    char *why = run_exit_why(job, code);
+    vm_sinks_finish(
+        job->sinks,
+        &(struct vm_finish_rec){.result = result, .exit_code = code, .why = why, .report = report});
+    free(why);
     if (spec->mode == VM_JOB_PLAN && !spec->json && job->planned)
         vm_plan_print(&job->plan, stdout, spec->wide);
     json_decref(report);

@@ -81,6 +81,7 @@ void run_state(struct job *job, const struct vm_slot *s)
     struct vm_state_rec r;
     vm_run_state_of(s->mig, s->index, &r);
     r.holds_slot = job->budget.slots[s->index].holds;
+    r.wait_reason = s->mig->state == VM_MIG_STATE_QUEUED && s->wait[0] ? s->wait : NULL;
     vm_sinks_state(job->sinks, &r);
 }
 

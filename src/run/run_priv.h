@@ -117,6 +117,7 @@ struct vm_slot {
     bool started;               /* handed to vm_mig_start */
     bool retry;                 /* its failed attempt is to start again */
     struct vm_attempt *retired; /* earlier attempts, newest first */
+    char wait[96];              /* queued: what holds it back ("" when nothing; sched.c) */
 };
 
 struct job {
@@ -257,6 +258,10 @@ void run_host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void
 
 /* The exit code and its name (*result) of the run as it ended. */
 int run_exit_code(struct job *job, const char **result);
+/* What made that code, in a sentence for the meter's summary, beyond the
+ * VMs' own results and the run's error (both said already): "1 migration
+ * of an earlier run needs an operator ...", or NULL. Caller frees. */
+char *run_exit_why(struct job *job, int code);
 /* The final report (new reference). */
 json_t *run_report(struct job *job, int code, const char *result);
 /* Call the policy's settings(run) and make *eff: the spec with the

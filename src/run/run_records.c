@@ -34,6 +34,7 @@ void vm_run_state_of(const struct vm_mig *m, int index, struct vm_state_rec *r)
     r->final = vm_mig_final(m);
     r->source = m->src->uri;
     r->target = m->dst->uri;
+    r->target_host = m->dst->hostname;
     r->memory_bytes = (uint64_t)m->memory_kib * 1024;
     r->start_wall_ms = m->start_wall_ms;
     r->end_wall_ms = m->end_wall_ms;
@@ -47,6 +48,7 @@ void vm_run_state_of(const struct vm_mig *m, int index, struct vm_state_rec *r)
     r->iteration = p->iteration;
     r->mem_bps = p->mem_bps;
     r->postcopy = p->postcopy_active;
+    r->not_converging = p->not_converging;
     r->attempts = m->attempts;
     r->timeout_action = m->timeout_taken;
     r->abort_reason = m->abort_reason;

@@ -83,6 +83,49 @@ int run_exit_code(struct job *job, const char **result)
     return code;
 }
 
+static char *plural(int n, const char *one, const char *many, const char *rest)
+{
+    return xasprintf("%d %s %s", n, n == 1 ? one : many, rest);
+}
+
+char *run_exit_why(struct job *job, int code)
+{
+    if (job->error)
+        return NULL; /* the report's error, said with it */
+    switch (code) {
+    case VM_EXIT_OPERATOR:
+        for (int i = 0; i < job->nmigs; i++) {
+            const struct vm_mig *m = job->migs[i];
+            if (m->location == VM_MIG_LOCATION_UNKNOWN)
+                return xasprintf("where %s runs is unknown", m->name);
+            if (m->source_left)
+                return xasprintf("%s runs on the target, but its source copy may be left", m->name);
+        }
+        if (job->deinit_failures)
+            return plural(job->deinit_failures, "feature cleanup step", "feature cleanup steps",
+                          "failed");
+        if (json_object_size(job->unsettled))
+            return plural((int)json_object_size(job->unsettled), "migration of an earlier run",
+                          "migrations of earlier runs",
+                          "could not be settled: see 'vmmigrate recover'");
+        return NULL;
+    case VM_EXIT_POLICY:
+        return job->policy_errors
+                   ? plural(job->policy_errors, "policy error", "policy errors", "(fail closed)")
+                   : NULL;
+    case VM_EXIT_FAILED:
+        if (job->unreadable)
+            return plural(job->unreadable, "VM's domain XML", "VMs' domain XML",
+                          "could not be read");
+        if (job->feature_failures)
+            return plural(job->feature_failures, "required feature", "required features",
+                          "did not come up on the target");
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
 json_t *run_report(struct job *job, int code, const char *result)
 {
     const struct vm_job_spec *spec = job->spec;

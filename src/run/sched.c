@@ -15,6 +15,7 @@
 #include "policy/policy.h"
 #include "report/sinks.h"
 #include "util/exitcode.h"
+#include "util/uri.h"
 #include "util/util.h"
 
 static int retries_for(const struct job *job, const struct vm_plan_item *it)
@@ -225,6 +226,40 @@ static void slot_start(struct vm_slot *s)
     vm_mig_start(m, dom, s->qmp);
 }
 
+/* What holds a queued slot back now, as its record's wait_reason (the
+ * meter's row): the budget it waits for; a record when that changes. */
+static void note_wait(struct job *job, struct vm_slot *s)
+{
+    const struct vm_job_spec *spec = job->spec;
+    const struct vm_budget_slot *b = &job->budget.slots[s->index];
+    char why[sizeof(s->wait)] = "";
+    char *host = NULL;
+    if (s->mig->state == VM_MIG_STATE_QUEUED && !s->started && !job->stopping &&
+        !job->interrupted) {
+        switch (vm_budget_why(&job->budget, s->index)) {
+        case VM_BUDGET_PARALLEL:
+            snprintf(why, sizeof(why), "a slot (--parallel %d)", spec->concurrency);
+            break;
+        case VM_BUDGET_MAX_OUT:
+            host = vm_host_label(job->hosts[b->src].h->hostname, job->hosts[b->src].h->uri);
+            snprintf(why, sizeof(why), "a slot out of %s (--max-out %d)", host, spec->max_out);
+            break;
+        case VM_BUDGET_MAX_IN:
+            host = vm_host_label(job->hosts[b->dst].h->hostname, job->hosts[b->dst].h->uri);
+            snprintf(why, sizeof(why), "a slot into %s (--max-in %d)", host, spec->max_in);
+            break;
+        case VM_BUDGET_FREE:
+        default:
+            break;
+        }
+    }
+    free(host);
+    if (strcmp(why, s->wait) != 0) {
+        memcpy(s->wait, why, sizeof(why));
+        run_state(job, s);
+    }
+}
+
 void run_schedule(struct job *job)
 {
     /* The next migration, in plan order, whose hosts have a free slot:
@@ -260,6 +295,8 @@ void run_schedule(struct job *job)
          i >= 0 && !job->interrupted && !job->stopping && !job->journal_failed;
          i = vm_budget_next(b, i + 1))
         slot_start(&job->slots[i]);
+    for (int i = 0; i < job->nmigs; i++)
+        note_wait(job, &job->slots[i]);
     bool all_final = true;
     for (int i = 0; i < job->nmigs; i++) {
         const struct vm_slot *s = &job->slots[i];

@@ -201,12 +201,13 @@ static void mig_on_progress(struct vm_mig *m, void *data)
     struct vm_plan_item *it = s->item;
     const struct vm_mig_progress *p = &m->progress;
     json_t *pj = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "iteration", (json_int_t)p->iteration,
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "iteration", (json_int_t)p->iteration,
         "elapsed_ms", (json_int_t)(vm_mono_ms() - m->start_mono_ms), "data_total",
         (json_int_t)p->data_total, "data_processed", (json_int_t)p->data_processed,
         "data_remaining", (json_int_t)p->data_remaining, "bandwidth_bps", (json_int_t)p->mem_bps,
         "dirty_rate", (json_int_t)p->dirty_rate, "max_downtime_ms",
-        (json_int_t)m->params.max_downtime_ms, "postcopy", p->postcopy_active);
+        (json_int_t)m->params.max_downtime_ms, "postcopy", p->postcopy_active, "not_converging",
+        p->not_converging);
     struct vm_action a;
     char *err = NULL;
     int rc = vm_policy_progress(job->policy, it->vm, pj, &a, &err);

@@ -25,4 +25,8 @@ enum vm_exit {
     VM_EXIT_INTERNAL = 70,   /* internal error (a bug) */
 };
 
+/* What CODE says, in a few words ("at least one migration failed"), for a
+ * summary's last line; NULL for a code not listed above. */
+const char *vm_exit_brief(int code);
+
 #endif

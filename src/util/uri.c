@@ -35,6 +35,13 @@ char *vm_host_short(const char *uri, const char *hostname)
     return host ? host : xstrdup(uri ? uri : "-");
 }
 
+char *vm_host_label(const char *hostname, const char *uri)
+{
+    if (hostname && *hostname)
+        return xstrndup(hostname, strcspn(hostname, "."));
+    return vm_host_short(uri, NULL);
+}
+
 /* Host i's name at level 0 (hostname), 1 (the URI's host) or 2 (the URI). */
 static char *name_at(const char *uri, const char *hostname, int level)
 {

@@ -16,6 +16,12 @@ char *vm_uri_host(const char *uri);
  * NULL uri gives "-"). */
 char *vm_host_short(const char *uri, const char *hostname);
 
+/* A host's name for a narrow column (the progress meter, a queued VM's
+ * reason): the first label of its libvirt hostname ("hv13.example.org" ->
+ * "hv13"), else its URI's host (whole: it may be an address), else the
+ * URI. Either may be NULL. */
+char *vm_host_label(const char *hostname, const char *uri);
+
 /* The short names of n hosts (uris[i]; hostnames NULL or its [i] NULL where
  * none is known) for one table: each vm_host_short's, unless hosts of
  * different URIs would share it (one machine's hostname for several

@@ -110,7 +110,7 @@ static bool log_sink_known;
 static enum vm_log_sink log_sink;
 static bool log_syslog;
 static enum vm_log_level log_syslog_level;
-static void (*log_hook)(void *);
+static void (*log_hook)(void *, bool);
 static void *log_hook_data;
 
 void vm_log_set_level(enum vm_log_level level)
@@ -131,7 +131,7 @@ void vm_log_set_syslog(enum vm_log_level level)
     log_syslog_level = level;
 }
 
-void vm_log_set_hook(void (*hook)(void *), void *data)
+void vm_log_set_hook(void (*hook)(void *, bool), void *data)
 {
     log_hook = hook;
     log_hook_data = data;
@@ -220,10 +220,12 @@ void vm_log(enum vm_log_level level, const char *fmt, ...)
             log_sink_known = true;
         }
         if (log_hook)
-            log_hook(log_hook_data);
+            log_hook(log_hook_data, false);
         char *text = vm_log_format(level, log_sink, now, msg);
         fputs(text, stderr);
         free(text);
+        if (log_hook)
+            log_hook(log_hook_data, true);
     }
     if (to_syslog) {
         char *text = vm_log_format(level, VM_LOG_SINK_SYSLOG, now, msg);

@@ -58,6 +58,7 @@ enum vm_log_sink {
     VM_LOG_SINK_JOURNAL,
     VM_LOG_SINK_SYSLOG,
 };
+
 /* The line(s) MSG makes at LEVEL for SINK at wall-clock WALL_MS, each ending
  * in a newline; every line of a multi-line MSG gets the prefix. Pure; the
  * caller frees. */
@@ -77,9 +78,10 @@ enum vm_log_level vm_log_get_level(void);
 /* --syslog: also send messages at or below LEVEL to syslog(3) (ident
  * "vmmigrate", LOG_PID, facility LOG_DAEMON), whatever stderr's level. */
 void vm_log_set_syslog(enum vm_log_level level);
-/* Hook called before every log line is written (the progress meter uses it
- * to clear its lines first). */
-void vm_log_set_hook(void (*hook)(void *), void *data);
+/* Hook called around every log line written to stderr: with after = false
+ * before it, true once it is written (the progress meter clears its lines
+ * first and draws them again below the line). */
+void vm_log_set_hook(void (*hook)(void *data, bool after), void *data);
 void vm_log(enum vm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define vm_error(...) vm_log(VM_LOG_ERROR, __VA_ARGS__)

@@ -4,7 +4,8 @@
  * limits (--parallel, --max-out, --max-in), the slots in plan order and
  * steps of what happened and what must start next. After every pass the
  * test checks what the budgets promise on its own count: no limit exceeded,
- * and no waiting slot left that could have started. */
+ * and no waiting slot left that could have started, and each waiting slot's
+ * reason (vm_budget_why) where a step names it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,8 @@ static void check_promise(const struct vm_budget *b, const char *where)
                     (b->lim.max_in && b->in[s->dst] >= b->lim.max_in);
         if (s->waiting && !full)
             CHECK_FAIL("%s: slot %d waits with room in every budget", where, i);
+        if (s->waiting && vm_budget_why(b, i) == VM_BUDGET_FREE)
+            CHECK_FAIL("%s: slot %d waits, vm_budget_why names nothing", where, i);
     }
 }
 
@@ -121,6 +124,16 @@ static void run_case(json_t *c)
         if (!want || strcmp(got, want) != 0)
             CHECK_FAIL("%s: started %s, want %s", where, got, want ? want : "(no \"start\")");
         check_promise(&b, where);
+        static const char *const why[] = {"free", "parallel", "max_out", "max_in"};
+        json_object_foreach(json_object_get(step, "wait"), vm, v)
+        {
+            int n = index_of(vms, vm, "VM", where);
+            CHECK(b.slots[n].waiting);
+            const char *got_why = why[vm_budget_why(&b, n)];
+            if (strcmp(got_why, json_string_value(v)) != 0)
+                CHECK_FAIL("%s: %s waits for %s, want %s", where, vm, got_why,
+                           json_string_value(v));
+        }
         free(got);
         free(want);
         json_decref(started);

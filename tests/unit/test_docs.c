@@ -588,7 +588,11 @@ static void test_exit_table_matches_list(void)
                        exits[i].name);
         CHECK_STR(e->name, exits[i].name);
         CHECK(e->doc && *e->doc);
+        /* ... and the meter's summary says it in a few words */
+        CHECK(vm_exit_brief(exits[i].code) && *vm_exit_brief(exits[i].code));
     }
+    CHECK(vm_exit_brief(-1) == NULL);
+    CHECK(vm_exit_brief(71) == NULL);
     for (const struct vm_cli_exit *e = vm_cli_exits; e->name; e++)
         for (const struct vm_cli_exit *f = e + 1; f->name; f++)
             if (e->code == f->code)

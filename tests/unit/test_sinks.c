@@ -333,6 +333,8 @@ static void test_status_records(void)
     CHECK(t1 && t2);
     CHECK_STR(without_times(t2), without_times(t1));
     CHECK_CONTAINS(t1, "\"in_flight\": 1");
+    CHECK_CONTAINS(t1, "\"waiting_for\": null");
+    CHECK_CONTAINS(t1, "\"not_converging\": false");
     free(t1);
     free(t2);
 
@@ -487,12 +489,41 @@ static void setup(void)
     vm_virt_global_init();
 }
 
+/* A migration's record names its target's hostname and carries its
+ * convergence verdict; the meter's and the status file's copies keep them,
+ * and what a queued VM waits for. */
+static void test_record_fields(void)
+{
+    struct vm_virt_host *a = vm_virt_host_new(NULL, "qemu:///a", NULL, NULL);
+    struct vm_virt_host *b = vm_virt_host_new(NULL, "qemu+ssh://hv13/system", NULL, NULL);
+    b->hostname = xstrdup("hv13.example.org");
+    struct vm_mig *m = fake_mig(a, b, "web1", VM_MIG_STATE_MIGRATING);
+    m->progress.not_converging = true;
+    struct vm_state_rec r;
+    vm_run_state_of(m, 3, &r);
+    CHECK_STR(r.target_host, "hv13.example.org");
+    CHECK(r.not_converging);
+    CHECK(r.wait_reason == NULL);
+    r.wait_reason = "a slot into hv13 (--max-in 1)";
+    struct vm_state_table t = {0};
+    vm_state_table_put(&t, &r);
+    vm_mig_free(m);
+    vm_virt_host_free(b);
+    CHECK_INT(t.n, ==, 4);
+    CHECK_STR(t.v[3].target_host, "hv13.example.org");
+    CHECK_STR(t.v[3].wait_reason, "a slot into hv13 (--max-in 1)");
+    CHECK(t.v[3].not_converging);
+    vm_state_table_clear(&t);
+    vm_virt_host_free(a);
+}
+
 static const struct vm_test tests[] = {
     VM_TEST(test_order),
     VM_TEST(test_failing_constructor),
     VM_TEST(test_run_id_from_start),
     VM_TEST(test_status_records),
     VM_TEST(test_metrics_names),
+    VM_TEST(test_record_fields),
     {0},
 };
 static const struct vm_test_suite suite = {.tests = tests, .setup = setup};
