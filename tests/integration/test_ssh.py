@@ -71,6 +71,7 @@ def test_sigterm_to_the_process_group():
     v = vm_entry(rep, g.name)
     check_eq((v["result"], v["location"]), ("aborted", "source"), "the report")
     check_eq(v["abort_reason"], "interrupted", "abort reason")
+    check_eq(v["error"]["name"], "VIR_ERR_OPERATION_ABORTED", "error of the aborted migration")
     check_in("libvirt.reconnected", names, "events of the guest")
     verified = [e["details"] for e in evs if e["vm"] == g.name and e["event"] == "verified"]
     check(verified, "a verified event")
