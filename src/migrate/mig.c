@@ -585,7 +585,7 @@ static bool mig_repair_verify(struct vm_mig *m, struct mig_task *mt)
                     VM_MIG_REPAIR_BUDGET_MS / 1000);
             return false;
         }
-        mig_event(m, m->src, "verify-waits",
+        mig_event(m, m->src, "libvirt.job-running",
                   json_pack("{s:s, s:b}", "reason", "a migration job still runs on the source",
                             "aborted", strcmp(mt->what, "aborted-again") == 0));
         m->repair++;
