@@ -497,8 +497,7 @@ static void relookup_done(struct vm_virt_task *t)
         m->dom_gen = mt->src_gen;
         m->abort_again = false; /* nothing left there to abort */
     } else {
-        vm_warn("%s: cannot look the guest up again on the source: %s", m->name,
-                t->err.message);
+        vm_warn("%s: cannot look the guest up again on the source: %s", m->name, t->err.message);
     }
     task_free(mt);
     if (m->abort_again && m->dom_gen == m->src->generation) {
@@ -520,9 +519,9 @@ static void mig_reconnected(struct vm_virt_host *h, void *data)
         if (h == m->src)
             m->abort_again = false; /* verification says what became of it */
     } else {
-        mig_event(m, h, "libvirt.reconnected",
-                  json_pack("{s:s, s:i}", "host", mig_role(m, h), "generation",
-                            (int)h->generation));
+        mig_event(
+            m, h, "libvirt.reconnected",
+            json_pack("{s:s, s:i}", "host", mig_role(m, h), "generation", (int)h->generation));
         if (h == m->src && m->dom_gen != h->generation && !m->src_absent) {
             m->repair++;
             struct mig_task *mt = task_new(m, "look-up", relookup_work, relookup_done);

@@ -156,17 +156,17 @@ struct vm_mig {
     bool stats_inflight, migrate_returned, abort_requested, completed_event;
     /* a connection lost while aborting or verifying (not gated): connected
      * again (virt.h, vm_virt_host_reconnect) and the step done again */
-    bool migrate_lost;        /* the migration call failed on a lost connection */
-    bool abort_again;         /* the abort did not reach the source: again once connected */
-    bool verify_wanted;       /* verification waits for `repair` to reach 0 */
-    bool src_absent;          /* looked up again on a new connection: the source has no domain */
-    int repair;               /* aborts, reconnects and look-ups under way */
-    int reconnects;           /* reconnects asked for (bounded) */
+    bool migrate_lost;         /* the migration call failed on a lost connection */
+    bool abort_again;          /* the abort did not reach the source: again once connected */
+    bool verify_wanted;        /* verification waits for `repair` to reach 0 */
+    bool src_absent;           /* looked up again on a new connection: the source has no domain */
+    int repair;                /* aborts, reconnects and look-ups under way */
+    int reconnects;            /* reconnects asked for (bounded) */
     unsigned reconnect_failed; /* 1: the source's attempts are spent, 2: the target's */
-    unsigned dom_gen;         /* the source connection's generation dom belongs to */
-    uint64_t repair_until_ms; /* vm_mono_ms(): no reconnect or look again past this (0: unset) */
-    virDomainPtr *old_doms;   /* dom as it was on lost connections (other tasks may still hold
-                                 one): freed with m */
+    unsigned dom_gen;          /* the source connection's generation dom belongs to */
+    uint64_t repair_until_ms;  /* vm_mono_ms(): no reconnect or look again past this (0: unset) */
+    virDomainPtr *old_doms;    /* dom as it was on lost connections (other tasks may still hold
+                                  one): freed with m */
     int nold_doms;
 };
 

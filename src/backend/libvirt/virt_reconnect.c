@@ -21,11 +21,11 @@ struct vm_virt_reconnect {
     struct vm_virt_host *h;
     struct reconnect_waiter *waiters;
     int nwaiters;
-    int attempt;         /* attempts started */
-    uint64_t until_ms;   /* vm_mono_ms(): no attempt starts past this */
-    uint64_t delay_ms;   /* before the next attempt */
-    unsigned timeout_s;  /* the host's connect timeout (0: none) */
-    char *hostname;      /* the old connection's, owned: restored if no attempt succeeds */
+    int attempt;        /* attempts started */
+    uint64_t until_ms;  /* vm_mono_ms(): no attempt starts past this */
+    uint64_t delay_ms;  /* before the next attempt */
+    unsigned timeout_s; /* the host's connect timeout (0: none) */
+    char *hostname;     /* the old connection's, owned: restored if no attempt succeeds */
     char host_uuid[VIR_UUID_STRING_BUFLEN]; /* the host it must lead to again ("" if unknown) */
     uv_timer_t *timer;
 };
@@ -153,8 +153,8 @@ static void attempt_opened(struct vm_virt_host *h, void *data)
             (unsigned long long)r->delay_ms, r->attempt,
             h->err.message ? h->err.message : "unknown error");
     uv_timer_start(r->timer, attempt_timer, r->delay_ms, 0);
-    r->delay_ms = r->delay_ms * 2 < VM_VIRT_RECONNECT_MAX_MS ? r->delay_ms * 2
-                                                             : VM_VIRT_RECONNECT_MAX_MS;
+    r->delay_ms =
+        r->delay_ms * 2 < VM_VIRT_RECONNECT_MAX_MS ? r->delay_ms * 2 : VM_VIRT_RECONNECT_MAX_MS;
 }
 
 void vm_virt_host_reconnect(struct vm_virt_host *h, unsigned seen, uint64_t budget_ms,
