@@ -152,8 +152,9 @@ void vm_virt_host_free(struct vm_virt_host *h);
  * that leads to another host (another host UUID) counts as a failure.
  *
  * `seen` is the generation whose connection the caller saw fail: if h has
- * been opened again since, cb runs at once; if a reconnect is under way the
- * caller joins it. cb runs once on the loop thread: h->conn set on success
+ * been opened again since, cb runs on the loop's next turn and nothing is
+ * opened; if a reconnect is under way the caller joins it. cb runs once, on
+ * the loop thread, never from inside this call: h->conn set on success
  * (h->generation one more), or NULL with h->err saying why. Domains looked
  * up on the old connection stay valid objects but their calls fail: look
  * them up again. A host is not freed while a reconnect is under way. */
