@@ -128,6 +128,15 @@ static void other_host_closed(struct vm_virt_host *h, void *data)
     reconnect_end(data, false);
 }
 
+static void first_step(uv_timer_t *t)
+{
+    struct vm_virt_reconnect *r = t->data;
+    if (r->h->conn)
+        vm_virt_host_close(r->h, old_closed, r); /* unsubscribe what is left of it */
+    else
+        attempt_start(r);
+}
+
 static void attempt_opened(struct vm_virt_host *h, void *data)
 {
     struct vm_virt_reconnect *r = data;
@@ -191,8 +200,5 @@ void vm_virt_host_reconnect(struct vm_virt_host *h, unsigned seen, uint64_t budg
     r->timer->data = r;
     h->reconnect = r;
     vm_info("connecting again to '%s'", h->uri);
-    if (h->conn)
-        vm_virt_host_close(h, old_closed, r); /* unsubscribe what is left of it */
-    else
-        attempt_start(r);
+    uv_timer_start(r->timer, first_step, 0, 0); /* from the loop: cb never runs in here */
 }
