@@ -569,7 +569,7 @@ static bool mig_repair_verify(struct vm_mig *m, struct mig_task *mt)
 {
     if (mt->src_lost || mt->dst_lost) {
         bool again = false;
-        m->verify_wanted = true; /* before: a reconnect may end at once */
+        m->verify_wanted = true; /* once the reconnects below end */
         if (mt->dst_lost)
             again |= mig_reconnect(m, m->dst, mt->dst_gen);
         if (mt->src_lost)
