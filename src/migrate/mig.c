@@ -23,6 +23,12 @@ struct mig_task {
     int dst_state, dst_reason;
     bool dst_exists;
     json_t *stats;
+    /* a connection lost under this task (ungated only), and the generations
+     * of the connections it used (virt.h) */
+    bool src_lost, dst_lost;
+    bool src_job; /* verify: a job (the migration) still runs on the source */
+    unsigned src_gen, dst_gen;
+    virDomainPtr dom; /* look-up: the source domain on the new connection (owned) */
 };
 
 static void mig_notify(struct vm_mig *m)
@@ -98,6 +104,9 @@ void vm_mig_free(struct vm_mig *m)
         return;
     if (m->dom)
         virDomainFree(m->dom);
+    for (int i = 0; i < m->nold_doms; i++)
+        virDomainFree(m->old_doms[i]);
+    free(m->old_doms);
     vm_virt_err_clear(&m->err);
     vm_gate_session_free(m->gate);
     vm_commit_free(m->commit);
@@ -162,6 +171,8 @@ static void task_free(struct mig_task *mt)
 {
     vm_virt_err_clear(&mt->t.err);
     json_decref(mt->stats);
+    if (mt->dom)
+        virDomainFree(mt->dom);
     free(mt);
 }
 
@@ -249,19 +260,42 @@ static void verify_work(struct vm_virt_task *t)
         virErrorPtr e = virGetLastError();
         bool not_found = e && e->code == VIR_ERR_NO_DOMAIN;
         virResetLastError();
-        if (!not_found)
-            break; /* can't tell: dst_exists stays false, location unknown below */
+        if (!not_found) {
+            /* can't tell: dst_exists stays false, location unknown below;
+             * unless the connection is gone: then ask again on a new one */
+            mt->dst_lost = !m->gated && vm_virt_conn_lost(m->dst->conn);
+            break;
+        }
         if (attempt == 0)
             usleep(200 * 1000);
         else
             mt->dst_state = -1; /* confirmed absent */
     }
 
-    if (virDomainGetState(m->dom, &mt->src_state, &mt->src_reason, 0) < 0) {
+    if (m->src_absent) {
+        mt->src_gone = true; /* not there when looked up again */
+    } else if (virDomainGetState(m->dom, &mt->src_state, &mt->src_reason, 0) < 0) {
         virErrorPtr e = virGetLastError();
         mt->src_gone = e && e->code == VIR_ERR_NO_DOMAIN;
         virResetLastError();
+        mt->src_lost = !mt->src_gone && !m->gated && vm_virt_conn_lost(virDomainGetConnect(m->dom));
     }
+    if (mt->src_lost || mt->dst_lost)
+        return; /* verify_done connects again and looks again */
+    /* A peer-to-peer migration whose client lost its connection goes on in
+     * the source's libvirtd: while its job runs, where the guest ends up is
+     * not known yet. Aborting, abort it (again: the first abort may not
+     * have reached the source); verify_done looks again. */
+    virDomainJobInfo job;
+    if (!m->gated && !mt->src_gone && virDomainGetJobInfo(m->dom, &job) == 0 &&
+        job.type != VIR_DOMAIN_JOB_NONE) {
+        mt->src_job = true;
+        if (m->abort_requested && virDomainAbortJob(m->dom) == 0)
+            mt->what = "aborted-again";
+        virResetLastError();
+        return;
+    }
+    virResetLastError();
 
     /* Not on the target (confirmed), source paused by the failed migration:
      * libvirt normally resumes it, but make sure the guest runs. A rollback
@@ -302,16 +336,22 @@ static void verify_work(struct vm_virt_task *t)
     }
 }
 
+static bool mig_repair_verify(struct vm_mig *m, struct mig_task *mt);
+
 static void verify_done(struct vm_virt_task *t)
 {
     struct mig_task *mt = t->data;
     struct vm_mig *m = mt->m;
     m->busy--;
+    if (mig_repair_verify(m, mt)) {
+        task_free(mt); /* it looks again */
+        return;
+    }
     if (mt->stats) {
         progress_update(m, mt->stats, true);
         m->completed_event = true;
     }
-    if (strcmp(mt->what, "verify") != 0)
+    if (strcmp(mt->what, "verify") != 0 && strcmp(mt->what, "aborted-again") != 0)
         mig_event(m, strcmp(mt->what, "resumed-source") == 0 ? m->src : m->dst, mt->what, NULL);
 
     bool dst_running = mt->dst_exists && (mt->dst_state == VIR_DOMAIN_RUNNING);
@@ -355,6 +395,16 @@ static void verify_done(struct vm_virt_task *t)
                 : (m->gate && m->gate->finished && !m->gate_commit && m->gate_reason)
                     ? VM_MIG_STATE_ROLLED_BACK
                     : VM_MIG_STATE_FAILED;
+        if (final == VM_MIG_STATE_ABORTED && m->migrate_lost && m->reconnects) {
+            /* The call failed on the lost connection; what ended the
+             * migration is the abort, once connected again. */
+            char *why = xstrdup(m->err.message);
+            vm_virt_err_set(&m->err, VIR_ERR_OPERATION_ABORTED,
+                            "aborted after connecting again to the source (the connection was "
+                            "lost: %s)",
+                            why);
+            free(why);
+        }
         if (final == VM_MIG_STATE_ROLLED_BACK && m->err.code == VIR_ERR_OPERATION_FAILED &&
             strstr(m->err.message, "still runs on the source")) {
             vm_virt_err_clear(&m->err);
@@ -375,10 +425,181 @@ static void verify_done(struct vm_virt_task *t)
     mig_finish(m, final);
 }
 
+static void verify_submit(struct vm_mig *m)
+{
+    struct mig_task *mt = task_new(m, "verify", verify_work, verify_done);
+    mt->src_gen = m->dom_gen;
+    mt->dst_gen = m->dst->generation;
+    task_submit(mt);
+}
+
 static void start_verify(struct vm_mig *m)
 {
     mig_set_state(m, VM_MIG_STATE_VERIFYING);
-    task_submit(task_new(m, "verify", verify_work, verify_done));
+    if (m->repair > 0) { /* an abort or a reconnect is under way */
+        m->verify_wanted = true;
+        return;
+    }
+    verify_submit(m);
+}
+
+/* -- a connection lost while aborting or verifying: connect again, redo -- */
+
+static void abort_submit(struct vm_mig *m, const char *what);
+
+/* What waits for the repairs (verification) goes on when none is left. */
+static void mig_repair_next(struct vm_mig *m)
+{
+    if (m->repair == 0 && m->verify_wanted) {
+        m->verify_wanted = false;
+        verify_submit(m);
+    }
+}
+
+static const char *mig_role(const struct vm_mig *m, const struct vm_virt_host *h)
+{
+    return h == m->src ? "source" : "target";
+}
+
+/* Is there time (and are there reconnects) left to repair? */
+static bool mig_repair_left(struct vm_mig *m)
+{
+    uint64_t now = vm_mono_ms();
+    if (!m->repair_until_ms)
+        m->repair_until_ms = now + VM_MIG_REPAIR_BUDGET_MS;
+    return now < m->repair_until_ms;
+}
+
+static void relookup_work(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    mt->dom = virDomainLookupByUUIDString(m->src->conn, m->uuid);
+    if (!mt->dom) {
+        vm_virt_err_capture(&t->err);
+        mt->src_gone = t->err.code == VIR_ERR_NO_DOMAIN;
+        t->rc = -1;
+    }
+}
+
+static void relookup_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    m->busy--;
+    m->repair--;
+    if (mt->dom) {
+        /* Tasks still running on the old connection may hold the old one. */
+        m->old_doms = xrealloc(m->old_doms, (size_t)(m->nold_doms + 1) * sizeof(*m->old_doms));
+        m->old_doms[m->nold_doms++] = m->dom;
+        m->dom = mt->dom;
+        mt->dom = NULL;
+        m->dom_gen = mt->src_gen;
+        m->src_absent = false;
+    } else if (mt->src_gone) {
+        m->src_absent = true;
+        m->dom_gen = mt->src_gen;
+        m->abort_again = false; /* nothing left there to abort */
+    } else {
+        vm_warn("%s: cannot look the guest up again on the source: %s", m->name, t->err.message);
+    }
+    task_free(mt);
+    if (m->abort_again && m->dom_gen == m->src->generation) {
+        m->abort_again = false;
+        abort_submit(m, "abort-again");
+    }
+    mig_repair_next(m);
+}
+
+static void mig_reconnected(struct vm_virt_host *h, void *data)
+{
+    struct vm_mig *m = data;
+    m->repair--;
+    if (!h->conn) {
+        m->reconnect_failed |= h == m->src ? 1 : 2; /* not again: verification concludes */
+        mig_event(m, h, "libvirt.reconnect-failed",
+                  json_pack("{s:s, s:s}", "host", mig_role(m, h), "error",
+                            h->err.message ? h->err.message : "unknown error"));
+        if (h == m->src)
+            m->abort_again = false; /* verification says what became of it */
+    } else {
+        mig_event(
+            m, h, "libvirt.reconnected",
+            json_pack("{s:s, s:i}", "host", mig_role(m, h), "generation", (int)h->generation));
+        if (h == m->src && m->dom_gen != h->generation && !m->src_absent) {
+            m->repair++;
+            struct mig_task *mt = task_new(m, "look-up", relookup_work, relookup_done);
+            mt->src_gen = h->generation;
+            task_submit(mt);
+        } else if (h == m->src && m->abort_again) {
+            m->abort_again = false;
+            abort_submit(m, "abort-again");
+        }
+    }
+    mig_repair_next(m);
+}
+
+/* Connect to h again, its connection of generation `seen` having failed
+ * under a task; false (nothing started) when out of budget. */
+static bool mig_reconnect(struct vm_mig *m, struct vm_virt_host *h, unsigned seen)
+{
+    if (m->reconnect_failed & (h == m->src ? 1 : 2))
+        return false; /* its attempts are spent (vm_virt_host_reconnect) */
+    if (!mig_repair_left(m) || m->reconnects >= VM_MIG_RECONNECTS_MAX) {
+        vm_warn("%s: the connection to the %s '%s' is lost, and no time or attempt is left to "
+                "connect again",
+                m->name, mig_role(m, h), h->uri);
+        return false;
+    }
+    m->reconnects++;
+    m->repair++;
+    mig_event(m, h, "libvirt.reconnecting", json_pack("{s:s}", "host", mig_role(m, h)));
+    vm_virt_host_reconnect(h, seen, m->repair_until_ms - vm_mono_ms(), mig_reconnected, m);
+    return true;
+}
+
+static void verify_again(uv_timer_t *t)
+{
+    struct vm_mig *m = t->data;
+    uv_close((uv_handle_t *)t, timer_closed);
+    m->repair--;
+    mig_repair_next(m);
+}
+
+/* After a verification: true if it must be done again (a connection was
+ * lost: connected again first; or a migration job still runs on the
+ * source: in a moment), and it will be; false: conclude. */
+static bool mig_repair_verify(struct vm_mig *m, struct mig_task *mt)
+{
+    if (mt->src_lost || mt->dst_lost) {
+        bool again = false;
+        m->verify_wanted = true; /* once the reconnects below end */
+        if (mt->dst_lost)
+            again |= mig_reconnect(m, m->dst, mt->dst_gen);
+        if (mt->src_lost)
+            again |= mig_reconnect(m, m->src, mt->src_gen);
+        if (!again)
+            m->verify_wanted = false;
+        return again;
+    }
+    if (mt->src_job) {
+        if (!mig_repair_left(m)) {
+            vm_warn("%s: a migration job still runs on the source after %d s", m->name,
+                    VM_MIG_REPAIR_BUDGET_MS / 1000);
+            return false;
+        }
+        mig_event(m, m->src, "libvirt.job-running",
+                  json_pack("{s:s, s:b}", "reason", "a migration job still runs on the source",
+                            "aborted", strcmp(mt->what, "aborted-again") == 0));
+        m->repair++;
+        m->verify_wanted = true;
+        uv_timer_t *t = xmalloc(sizeof(*t));
+        uv_timer_init(m->loop, t);
+        t->data = m;
+        uv_timer_start(t, verify_again, 500, 0);
+        return true;
+    }
+    return false;
 }
 
 /* -- the migration call itself -- */
@@ -466,6 +687,7 @@ static void migrate_work(struct vm_virt_task *t)
 fail:
     vm_virt_err_capture(&t->err);
     t->rc = -1;
+    mt->src_lost = vm_virt_conn_lost(virDomainGetConnect(m->dom));
     virTypedParamsFree(params, n);
 }
 
@@ -698,6 +920,7 @@ static void migrate_done(struct vm_virt_task *t)
     struct vm_mig *m = mt->m;
     m->busy--;
     m->migrate_returned = true;
+    m->migrate_lost = t->rc < 0 && mt->src_lost;
     stop_timers(m);
     if (t->rc < 0) {
         vm_virt_err_keep(&m->err, &t->err);
@@ -792,9 +1015,11 @@ static void stats_tick(uv_timer_t *timer)
 static void abort_work(struct vm_virt_task *t)
 {
     struct mig_task *mt = t->data;
-    if (virDomainAbortJob(mt->m->dom) < 0) {
+    struct vm_mig *m = mt->m;
+    if (virDomainAbortJob(m->dom) < 0) {
         vm_virt_err_capture(&t->err);
         t->rc = -1;
+        mt->src_lost = !m->gated && vm_virt_conn_lost(virDomainGetConnect(m->dom));
     }
 }
 
@@ -840,6 +1065,32 @@ static void action_done(struct vm_virt_task *t)
     task_free(mt);
 }
 
+/* The abort returned: if it could not reach the source (the connection is
+ * gone), connect again and abort again. */
+static void abort_done(struct vm_virt_task *t)
+{
+    struct mig_task *mt = t->data;
+    struct vm_mig *m = mt->m;
+    bool lost = t->rc < 0 && mt->src_lost;
+    unsigned seen = mt->src_gen;
+    action_done(t); /* counts the task off, frees it */
+    m->repair--;
+    if (lost && !vm_mig_final(m)) {
+        m->abort_again = true;
+        if (!mig_reconnect(m, m->src, seen))
+            m->abort_again = false;
+    }
+    mig_repair_next(m);
+}
+
+static void abort_submit(struct vm_mig *m, const char *what)
+{
+    m->repair++;
+    struct mig_task *mt = task_new(m, what, abort_work, abort_done);
+    mt->src_gen = m->dom_gen;
+    task_submit(mt);
+}
+
 void vm_mig_abort(struct vm_mig *m, const char *reason)
 {
     if (m->state == VM_MIG_STATE_QUEUED) {
@@ -853,11 +1104,21 @@ void vm_mig_abort(struct vm_mig *m, const char *reason)
         vm_mig_gate_decide(m, false, reason);
         return;
     }
-    if (m->abort_requested || m->migrate_returned || vm_mig_final(m))
+    if (m->abort_requested || vm_mig_final(m))
         return;
+    if (m->migrate_returned) {
+        /* The migration call failed on a lost connection: the migration
+         * itself may go on in the source's libvirtd (peer-to-peer).
+         * Verification aborts it there once connected again. */
+        if (m->migrate_lost && m->state == VM_MIG_STATE_VERIFYING) {
+            m->abort_requested = true;
+            m->abort_reason = reason;
+        }
+        return;
+    }
     m->abort_requested = true;
     m->abort_reason = reason;
-    task_submit(task_new(m, "abort", abort_work, action_done));
+    abort_submit(m, "abort");
 }
 
 void vm_mig_set_max_downtime(struct vm_mig *m, uint64_t ms)

@@ -17,6 +17,14 @@
  * Finish:
  *   ... MIGRATING -> GATE -(commit)-> VERIFYING -> DONE
  *                        \-(rollback)-> VERIFYING -> ROLLED_BACK (on source)
+ * A connection lost while an ungated migration is aborted or verified
+ * (the ssh process carrying it killed with vmmigrate's process group, say)
+ * is opened again, within VM_MIG_REPAIR_BUDGET_MS, and the step is done
+ * again: the abort on the source, then the verification, which also waits
+ * while a migration job still runs on the source (a peer-to-peer
+ * migration goes on without its client; when aborting, it is aborted).
+ * Verification waits for the aborts and reconnects under way.
+ *
  * At the gate, migrate/commit.h decides, once: the gate budget runs, the
  * job's features run their gate steps (ops->gate_steps) and report with
  * vm_mig_gate_decide() (so do signals, a target that stops and a lost
@@ -150,7 +158,26 @@ struct vm_mig {
     struct vm_commit *commit; /* the gate's decision (migrate/commit.h), while at the gate */
     int busy;                 /* outstanding thread-pool tasks */
     bool stats_inflight, migrate_returned, abort_requested, completed_event;
+    /* a connection lost while aborting or verifying (not gated): connected
+     * again (virt.h, vm_virt_host_reconnect) and the step done again */
+    bool migrate_lost;         /* the migration call failed on a lost connection */
+    bool abort_again;          /* the abort did not reach the source: again once connected */
+    bool verify_wanted;        /* verification waits for `repair` to reach 0 */
+    bool src_absent;           /* looked up again on a new connection: the source has no domain */
+    int repair;                /* aborts, reconnects and look-ups under way */
+    int reconnects;            /* reconnects asked for (bounded) */
+    unsigned reconnect_failed; /* 1: the source's attempts are spent, 2: the target's */
+    unsigned dom_gen;          /* the source connection's generation dom belongs to */
+    uint64_t repair_until_ms;  /* vm_mono_ms(): no reconnect or look again past this (0: unset) */
+    virDomainPtr *old_doms;    /* dom as it was on lost connections (other tasks may still hold
+                                  one): freed with m */
+    int nold_doms;
 };
+
+/* How long connecting again and looking again may take, per migration. */
+#define VM_MIG_REPAIR_BUDGET_MS 60000
+/* How many reconnects one migration may ask for. */
+#define VM_MIG_RECONNECTS_MAX 6
 
 struct vm_mig *vm_mig_new(uv_loop_t *loop, const char *name, struct vm_virt_host *src,
                           struct vm_virt_host *dst, const struct vm_mig_params *params,

@@ -173,16 +173,24 @@ def with_faults(env, *points):
 class Run:
     """A vmmigrate process."""
 
-    def __init__(self, args):
+    def __init__(self, args, new_session=False):
+        """new_session: run it in a session (and process group) of its own,
+        as a service manager does, so that signal_group() reaches it and
+        every process it started (libvirt's ssh children, say)."""
         self.args = [BINARY, *args]
         self.events_path = args[args.index("--events") + 1] if "--events" in args else None
         log("$ " + " ".join(self.args))
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, start_new_session=new_session)
         self.rc = self.stdout = self.stderr = None
 
     def signal(self, sig=signal.SIGINT):
         self.proc.send_signal(sig)
+
+    def signal_group(self, sig=None):
+        """sig (SIGTERM) to the whole process group (needs new_session=True),
+        as systemd's default KillMode=control-group stops a unit."""
+        os.killpg(self.proc.pid, sig or signal.SIGTERM)
 
     def wait(self, timeout=300):
         self.stdout, self.stderr_raw = self.proc.communicate(timeout=timeout)

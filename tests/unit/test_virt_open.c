@@ -4,10 +4,15 @@
  * accepts the TCP connection and never answers (a listener of the test's)
  * times out, or is abandoned, with the loop closing cleanly and the
  * opener's thread freeing itself once the peer goes away; and the blocking
- * vm_virt_connect gives up the same way. */
+ * vm_virt_connect gives up the same way. Connecting again
+ * (vm_virt_host_reconnect): a new connection for every caller at once, at
+ * once for a caller whose connection was renewed already; a host that does
+ * not answer is given up after the bounded attempts or the budget. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -175,6 +180,87 @@ static void test_connect_times_out(void)
     virConnectClose(c);
 }
 
+static int reconnected[3];
+static void on_reconnected(struct vm_virt_host *h, void *data)
+{
+    reconnected[(int)(intptr_t)data]++;
+    (void)h;
+}
+
+static void test_reconnect_local(void)
+{
+    struct vm_virt_host *h = vm_virt_host_new(&loop, "test:///default", NULL, NULL);
+    vm_virt_host_open(h, 5, on_opened, NULL);
+    RUN_UNTIL(opened);
+    CHECK(h->conn != NULL);
+    CHECK(!vm_virt_conn_lost(h->conn));
+    CHECK(vm_virt_conn_lost(NULL));
+    virConnectPtr old = h->conn;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    memcpy(uuid, h->host_uuid, sizeof(uuid));
+    CHECK_INT(h->generation, ==, 0);
+    /* Two callers that saw generation 0 fail: one reconnect for both. */
+    vm_virt_host_reconnect(h, 0, 10000, on_reconnected, (void *)0);
+    vm_virt_host_reconnect(h, 0, 10000, on_reconnected, (void *)1);
+    CHECK(vm_virt_host_reconnecting(h));
+    RUN_UNTIL(reconnected[0] && reconnected[1]);
+    CHECK_INT(reconnected[0], ==, 1);
+    CHECK_INT(reconnected[1], ==, 1);
+    CHECK(!vm_virt_host_reconnecting(h));
+    CHECK(h->conn != NULL);
+    CHECK(h->conn != old);
+    CHECK_INT(h->generation, ==, 1);
+    CHECK(h->hostname != NULL);
+    CHECK_STR(h->host_uuid, uuid);
+    CHECK(h->err.message == NULL);
+    /* A third one that saw generation 0 fail: renewed already, told from
+     * the loop (not from inside the call), nothing opened again. */
+    virConnectPtr now = h->conn;
+    vm_virt_host_reconnect(h, 0, 10000, on_reconnected, (void *)2);
+    CHECK_INT(reconnected[2], ==, 0);
+    RUN_UNTIL(reconnected[2]);
+    CHECK_INT(reconnected[2], ==, 1);
+    CHECK(h->conn == now);
+    CHECK_INT(h->generation, ==, 1);
+    vm_virt_host_close(h, on_closed, NULL);
+    RUN_UNTIL(closed);
+    vm_virt_host_free(h);
+    RUN_UNTIL(vm_virt_openers_live() == 0);
+    CHECK_INT(vm_virt_openers_live(), ==, 0);
+}
+
+#define NO_HOST "qemu+unix:///system?socket=/nonexistent/vmm-test/libvirt-sock"
+
+static void test_reconnect_gives_up(void)
+{
+    struct vm_virt_host *h = vm_virt_host_new(&loop, NO_HOST, NULL, NULL);
+    /* Every attempt fails at once: 5 attempts, 0.25 + 0.5 + 1 + 2 s apart. */
+    uint64_t start = uv_now(&loop);
+    vm_virt_host_reconnect(h, 0, 30000, on_reconnected, (void *)0);
+    RUN_UNTIL(reconnected[0]);
+    uint64_t took = uv_now(&loop) - start;
+    CHECK_INT(reconnected[0], ==, 1);
+    CHECK(h->conn == NULL);
+    CHECK(h->err.message != NULL);
+    CHECK_INT(h->generation, ==, 0);
+    CHECK(!vm_virt_host_reconnecting(h));
+    CHECK_INT(took, >=, 3750);
+    CHECK_INT(took, <, 3750 + 4000); /* not a sixth attempt, 4 s later */
+    /* Within a budget of 0.6 s: the second attempt (at 0.25 s) is the last,
+     * the third would start past the budget. */
+    start = uv_now(&loop);
+    vm_virt_host_reconnect(h, 0, 600, on_reconnected, (void *)1);
+    RUN_UNTIL(reconnected[1]);
+    took = uv_now(&loop) - start;
+    CHECK_INT(reconnected[1], ==, 1);
+    CHECK(h->conn == NULL);
+    CHECK_INT(took, >=, 250);
+    CHECK_INT(took, <, 600);
+    vm_virt_host_free(h);
+    RUN_UNTIL(vm_virt_openers_live() == 0);
+    CHECK_INT(vm_virt_openers_live(), ==, 0);
+}
+
 static void setup(void)
 {
     vm_virt_global_init();
@@ -197,6 +283,8 @@ static const struct vm_test tests[] = {
     VM_TEST(test_open_times_out),
     VM_TEST(test_open_abandoned),
     VM_TEST(test_connect_times_out),
+    VM_TEST(test_reconnect_local),
+    VM_TEST(test_reconnect_gives_up),
     {0},
 };
 static const struct vm_test_suite suite = {.tests = tests, .setup = setup, .teardown = teardown};

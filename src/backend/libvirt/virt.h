@@ -27,6 +27,7 @@
 #define VMM_VIRT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <libvirt/libvirt.h>
@@ -114,6 +115,7 @@ struct vm_virt_host {
     struct vm_virt_err err; /* why open failed or the connection was lost */
     bool lost;              /* the connection closed under us */
     bool timed_out;         /* the open did not finish within its deadline */
+    unsigned generation;    /* how often the connection was opened again (reconnect below) */
     vm_virt_event_cb on_event;
     void *event_data;
     /* private */
@@ -127,6 +129,7 @@ struct vm_virt_host {
     int lost_timer;          /* the CONNECTION_LOST hand-over to the loop thread, or -1 */
     const char *lost_reason; /* static */
     bool lost_hung;
+    struct vm_virt_reconnect *reconnect; /* a reconnect under way (virt_reconnect.c), or NULL */
 };
 
 struct vm_virt_host *vm_virt_host_new(uv_loop_t *loop, const char *uri, vm_virt_event_cb on_event,
@@ -159,6 +162,33 @@ bool vm_virt_host_abandon(struct vm_virt_host *h, const char *why);
  * never connected. */
 void vm_virt_host_close(struct vm_virt_host *h, vm_virt_host_cb cb, void *data);
 void vm_virt_host_free(struct vm_virt_host *h);
+
+/* ---- connecting again (virt_reconnect.c) ----
+ * A connection that went away under a caller (the ssh process carrying it
+ * died, say) is opened again in one place, for every caller of the host:
+ * what is left of the old one is closed (unsubscribed), then h is opened
+ * again (vm_virt_host_open, each attempt within h's connect timeout) up to
+ * VM_VIRT_RECONNECT_ATTEMPTS times, waiting VM_VIRT_RECONNECT_FIRST_MS
+ * between the first attempts and twice as long after each failure (at most
+ * VM_VIRT_RECONNECT_MAX_MS), never past budget_ms from now. A connection
+ * that leads to another host (another host UUID) counts as a failure.
+ *
+ * `seen` is the generation whose connection the caller saw fail: if h has
+ * been opened again since, cb runs on the loop's next turn and nothing is
+ * opened; if a reconnect is under way the caller joins it. cb runs once, on
+ * the loop thread, never from inside this call: h->conn set on success
+ * (h->generation one more), or NULL with h->err saying why. Domains looked
+ * up on the old connection stay valid objects but their calls fail: look
+ * them up again. A host is not freed while a reconnect is under way. */
+#define VM_VIRT_RECONNECT_ATTEMPTS 5
+#define VM_VIRT_RECONNECT_FIRST_MS 250
+#define VM_VIRT_RECONNECT_MAX_MS 4000
+void vm_virt_host_reconnect(struct vm_virt_host *h, unsigned seen, uint64_t budget_ms,
+                            vm_virt_host_cb cb, void *data);
+bool vm_virt_host_reconnecting(const struct vm_virt_host *h);
+/* Thread pool, after a call on c failed: is c gone (closed under us, or
+ * NULL), so that the call failed for that and not for its own reason? */
+bool vm_virt_conn_lost(virConnectPtr c);
 
 /* Thread-pool helpers (call from a task's work function). */
 char *vm_virt_caps_host_uuid(const char *caps_xml); /* NULL if absent; caller frees */
