@@ -261,10 +261,13 @@ void run_close_signals(struct job *job)
  * Every host is closed now, so a libvirt call still on the thread pool is
  * one on a host that stopped answering (vm_virt_tasks_in_flight): it
  * would hold the loop until that host answers. A tick every 100 ms ends
- * the wait once nothing else is left, no active handle but its own. */
+ * the wait once nothing else has been left for 2 s, no active handle but
+ * its own. */
 struct drain {
     uv_timer_t tick;
     bool others, stuck;
+    int idle; /* ticks in a row with only calls left: a healthy host answers
+                 within a few, a late stats call included */
 };
 
 static void drain_walk(uv_handle_t *h, void *arg)
@@ -283,7 +286,8 @@ static void drain_tick(uv_timer_t *t)
     }
     d->others = false;
     uv_walk(t->loop, drain_walk, d);
-    if (d->others)
+    d->idle = d->others ? 0 : d->idle + 1;
+    if (d->idle < 20)
         return;
     d->stuck = true;
     vm_warn("%d libvirt call(s) on a host that stopped answering never returned: not waiting "
