@@ -87,7 +87,10 @@ def test_run_ids_agree():
         check(recs, f"drain {tag}: its journal has records")
         check_eq({r["run"] for r in recs}, {run}, f"drain {tag}: every journal record's run")
         moved = {r["vm"] for r in recs if r["record"] == "finished"}
-        check_eq(moved, names, f"drain {tag}: the guests its journal says it moved")
+        # a drain moves whatever runs on its source: a guest an earlier test
+        # left there moves too; ours must be among them
+        check(names <= moved, f"drain {tag}: the guests its journal says it moved: {moved}, "
+              f"ours {names}")
         for g in guests:
             res = [e for e in evs if e["event"] == "result" and e["vm"] == g.name]
             check_eq([e["details"]["result"] for e in res], ["migrated"],
