@@ -14,7 +14,6 @@
 
 #include "backend/libvirt/virt_checks.h"
 #include "journal/journal.h"
-#include "journal/recover.h"
 #include "policy/policy.h"
 #include "report/report.h"
 #include "util/fault.h"
@@ -307,8 +306,6 @@ void run_host_event(struct vm_virt_host *h, const struct vm_virt_event *ev, void
 {
     struct job *job = data;
     if (ev->kind == VM_VIRT_EVENT_CONNECTION_LOST) {
-        if (ev->lost_hung)
-            vm_recover_host_hung(h->uri); /* the settling's looks: soon over */
         /* Host-wide: every migration from or to h that is under way. */
         for (int i = 0; i < job->nmigs; i++) {
             struct vm_mig *m = job->slots[i].mig;

@@ -206,8 +206,7 @@ static void conn_lost_deliver(int timer, void *opaque)
     if (!h->on_event)
         return;
     struct vm_virt_event ev = {.kind = VM_VIRT_EVENT_CONNECTION_LOST,
-                               .lost_reason = h->lost_reason,
-                               .lost_hung = h->lost_hung};
+                               .lost_reason = h->lost_reason};
     h->on_event(h, &ev, h->event_data);
 }
 
@@ -220,7 +219,6 @@ static void on_conn_closed(virConnectPtr conn, int reason, void *opaque)
         return;
     h->lost = true;
     h->lost_reason = reason >= 0 && reason < 4 ? reasons[reason] : "unknown reason";
-    h->lost_hung = reason == VIR_CONNECT_CLOSE_REASON_KEEPALIVE;
     vm_virt_err_set(&h->err, VIR_ERR_SYSTEM_ERROR, "connection to '%s' lost: %s", h->uri,
                     h->lost_reason);
     vm_warn("%s", h->err.message);

@@ -98,7 +98,6 @@ struct vm_virt_event {
     int graphics_phase;          /* GRAPHICS: virDomainEventGraphicsPhase */
     const char *graphics_remote; /* GRAPHICS: "host:port" of the client, or NULL */
     const char *lost_reason;     /* CONNECTION_LOST: "end of file", "keepalive timeout", ... */
-    bool lost_hung;              /* CONNECTION_LOST: the peer stopped answering (keepalive) */
 };
 
 struct vm_virt_host;
@@ -128,7 +127,6 @@ struct vm_virt_host {
     unsigned open_timeout_s;
     int lost_timer;          /* the CONNECTION_LOST hand-over to the loop thread, or -1 */
     const char *lost_reason; /* static */
-    bool lost_hung;
     struct vm_virt_reconnect *reconnect; /* a reconnect under way (virt_reconnect.c), or NULL */
 };
 
