@@ -170,6 +170,23 @@ def with_faults(env, *points):
     return env
 
 
+# Every test program keeps its journals to itself: a command that reads or
+# writes journals and names no --journal-dir gets this program's own, never
+# the shared default (/var/lib/vmmigrate/journal), where a run would settle
+# what another test program, another build's pass or an earlier suite left
+# there (a crashed run's owed deinit steps, say) and print about it.
+JOURNAL_DIR = os.environ.get("VMM_IT_JOURNAL_DIR") or os.path.join(
+    "/var/tmp", f"vmm-it-journal-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+JOURNAL_COMMANDS = ("run", "drain", "recover", "status", "qemu")
+
+
+def with_journal(args):
+    """args with --journal-dir JOURNAL_DIR after the command, unless given."""
+    if args and args[0] in JOURNAL_COMMANDS and "--journal-dir" not in args:
+        return [args[0], "--journal-dir", JOURNAL_DIR, *args[1:]]
+    return list(args)
+
+
 class Run:
     """A vmmigrate process."""
 
@@ -177,6 +194,7 @@ class Run:
         """new_session: run it in a session (and process group) of its own,
         as a service manager does, so that signal_group() reaches it and
         every process it started (libvirt's ssh children, say)."""
+        args = with_journal(args)
         self.args = [BINARY, *args]
         self.events_path = args[args.index("--events") + 1] if "--events" in args else None
         log("$ " + " ".join(self.args))
@@ -278,4 +296,8 @@ def main(tests):
             Guest.destroy_all()
     log(f"{len(tests) - failed} passed, {failed} failed")
     if failed:
+        log(f"journals of this program kept in {JOURNAL_DIR}")
         raise SystemExit(1)
+    if not os.environ.get("VMM_IT_JOURNAL_DIR"):
+        import shutil
+        shutil.rmtree(JOURNAL_DIR, ignore_errors=True)
