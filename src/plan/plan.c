@@ -34,35 +34,106 @@ struct target_state {
     bool live;
 };
 
-static int find_target(json_t *targets, const char *uri)
+/* The live targets as a max-heap on the memory they have left (ties: the
+ * lower index first), so that default placement costs log(targets) per
+ * VM, not a scan of them all. pos[t] is target t's place in heap, or -1. */
+struct target_heap {
+    int *heap, *pos, n;
+    const struct target_state *ts;
+};
+
+static bool heap_before(const struct target_heap *h, int a, int b)
 {
+    uint64_t la = h->ts[a].free - h->ts[a].planned, lb = h->ts[b].free - h->ts[b].planned;
+    return la != lb ? la > lb : a < b;
+}
+
+static void heap_swap(struct target_heap *h, int i, int k)
+{
+    int t = h->heap[i];
+    h->heap[i] = h->heap[k];
+    h->heap[k] = t;
+    h->pos[h->heap[i]] = i;
+    h->pos[h->heap[k]] = k;
+}
+
+static void heap_up(struct target_heap *h, int i)
+{
+    while (i > 0 && heap_before(h, h->heap[i], h->heap[(i - 1) / 2])) {
+        heap_swap(h, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+/* Target t has less left than before: move it down to its place. */
+static void heap_down(struct target_heap *h, int t)
+{
+    int i = h->pos[t];
+    if (i < 0)
+        return;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->n && heap_before(h, h->heap[l], h->heap[m]))
+            m = l;
+        if (r < h->n && heap_before(h, h->heap[r], h->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(h, i, m);
+        i = m;
+    }
+}
+
+static void heap_init(struct target_heap *h, const struct target_state *ts, int nt)
+{
+    h->ts = ts;
+    h->n = 0;
+    h->heap = xcalloc(nt ? (size_t)nt : 1, sizeof(*h->heap));
+    h->pos = xcalloc(nt ? (size_t)nt : 1, sizeof(*h->pos));
+    for (int t = 0; t < nt; t++) {
+        h->pos[t] = -1;
+        if (!ts[t].live)
+            continue;
+        h->heap[h->n] = t;
+        h->pos[t] = h->n;
+        heap_up(h, h->n++);
+    }
+}
+
+static void heap_clear(struct target_heap *h)
+{
+    free(h->heap);
+    free(h->pos);
+}
+
+/* The target with the most memory left after taking `need`; -1 if none fits. */
+static int least_loaded(const struct target_heap *h, uint64_t need)
+{
+    if (h->n == 0)
+        return -1;
+    int t = h->heap[0];
+    return h->ts[t].planned + need <= h->ts[t].free ? t : -1;
+}
+
+/* URI -> index in targets, once per plan. */
+static json_t *index_targets(json_t *targets)
+{
+    json_t *index = json_object();
     size_t i;
     json_t *t;
     json_array_foreach(targets, i, t)
     {
         const char *u = jstr(t, "uri");
-        if (u && strcmp(u, uri) == 0)
-            return (int)i;
+        if (u && !json_object_get(index, u))
+            json_object_set_new(index, u, json_integer((json_int_t)i));
     }
-    return -1;
+    return index;
 }
 
-/* The target with the most memory left after taking `need`; -1 if none fits. */
-static int least_loaded(struct target_state *ts, int nt, uint64_t need, const char *source)
+static int find_target(json_t *index, const char *uri)
 {
-    (void)source;
-    int best = -1;
-    uint64_t best_left = 0;
-    for (int i = 0; i < nt; i++) {
-        if (!ts[i].live || ts[i].planned + need > ts[i].free)
-            continue;
-        uint64_t left = ts[i].free - ts[i].planned - need;
-        if (best < 0 || left > best_left) {
-            best = i;
-            best_left = left;
-        }
-    }
-    return best;
+    json_t *i = json_object_get(index, uri);
+    return i ? (int)json_integer_value(i) : -1;
 }
 
 static int cmp_items(const void *a, const void *b)
@@ -103,6 +174,7 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
         json_t *live = json_object_get(json_object_get(t, "migration"), "live");
         ts[i].live = !json_is_false(live);
     }
+    json_t *tindex = index_targets(targets);
 
     json_array_foreach(sources, si, src)
     {
@@ -160,7 +232,7 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
                 continue;
             }
             /* Let the next decide() calls see what this one chose. */
-            int named = it->d.target ? find_target(targets, it->d.target) : -1;
+            int named = it->d.target ? find_target(tindex, it->d.target) : -1;
             if (named >= 0) {
                 decided[named] += it->memory_bytes;
                 if (ops->reserve)
@@ -172,13 +244,15 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
     /* Place in start order (priority, then size), so the VMs that matter
      * most, and the hardest to fit, get the room first. */
     qsort(p->items, (size_t)p->n, sizeof(*p->items), cmp_items);
+    struct target_heap heap;
+    heap_init(&heap, ts, nt);
     for (int i = 0; i < p->n; i++) {
         struct vm_plan_item *it = &p->items[i];
         if (it->status != VM_PLAN_MIGRATE)
             continue;
         int ti;
         if (it->d.target) {
-            ti = find_target(targets, it->d.target);
+            ti = find_target(tindex, it->d.target);
             if (ti < 0) {
                 it->status = VM_PLAN_ERROR;
                 it->note = xasprintf("%s%sdecide() for '%s': target '%s' is not one of the "
@@ -209,7 +283,7 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
                 continue;
             }
         } else {
-            ti = least_loaded(ts, nt, it->memory_bytes, it->source);
+            ti = least_loaded(&heap, it->memory_bytes);
             if (ti < 0) {
                 it->status = VM_PLAN_REFUSED;
                 it->note = xasprintf("no target has %llu MiB free for '%s'",
@@ -221,9 +295,12 @@ int vm_plan_build(struct vm_plan *p, json_t *sources, json_t *targets,
         it->target_index = ti;
         it->target = jstr(json_array_get(targets, (size_t)ti), "uri");
         ts[ti].planned += it->memory_bytes;
+        heap_down(&heap, ti);
         if (ops->reserve)
             ops->reserve(ops->ctx, ti, ts[ti].planned);
     }
+    heap_clear(&heap);
+    json_decref(tindex);
     free(ts);
     free(decided);
     vm_plan_finish(p);
@@ -356,6 +433,7 @@ struct host_names {
     size_t n;
     const char **uris;
     char **names;
+    json_t *index; /* URI -> index (the first of a URI) */
 };
 
 static void host_names_make(struct host_names *hn, const struct vm_plan *p, bool wide)
@@ -376,14 +454,16 @@ static void host_names_make(struct host_names *hn, const struct vm_plan *p, bool
     else
         vm_host_names(hn->n, hn->uris, hostnames, hn->names);
     free(hostnames);
+    hn->index = json_object();
+    for (size_t i = 0; i < hn->n; i++)
+        if (hn->uris[i] && !json_object_get(hn->index, hn->uris[i]))
+            json_object_set_new(hn->index, hn->uris[i], json_integer((json_int_t)i));
 }
 
 static const char *host_name(const struct host_names *hn, const char *uri)
 {
-    for (size_t i = 0; uri && i < hn->n; i++)
-        if (hn->uris[i] && strcmp(hn->uris[i], uri) == 0)
-            return hn->names[i];
-    return uri ? uri : "-";
+    json_t *i = uri ? json_object_get(hn->index, uri) : NULL;
+    return i ? hn->names[json_integer_value(i)] : uri ? uri : "-";
 }
 
 static void host_names_clear(struct host_names *hn)
@@ -392,17 +472,19 @@ static void host_names_clear(struct host_names *hn)
         free(hn->names[i]);
     free(hn->names);
     free(hn->uris);
+    json_decref(hn->index);
 }
 
 /* "hv12, hv14": the names of hosts [from, to). Caller frees. */
 static char *host_list(const struct host_names *hn, size_t from, size_t to)
 {
-    char *all = xstrdup("");
-    for (size_t i = from; i < to; i++) {
-        char *next = xasprintf("%s%s%s", all, i > from ? ", " : "", hn->names[i]);
-        free(all);
-        all = next;
-    }
+    size_t len = 1;
+    for (size_t i = from; i < to; i++)
+        len += strlen(hn->names[i]) + 2;
+    char *all = xmalloc(len), *at = all;
+    *at = '\0';
+    for (size_t i = from; i < to; i++)
+        at += sprintf(at, "%s%s", i > from ? ", " : "", hn->names[i]);
     return all;
 }
 

@@ -145,17 +145,24 @@ static void stage_lock(struct job *job)
 /* Stage inventory: hosts' capacity and every domain of every host. */
 static void stage_inventory(struct job *job)
 {
-    /* Another spelling of one host is still the same host. */
-    for (int i = 0; i < job->nhosts; i++)
-        for (int k = 0; k < job->nhosts; k++) {
-            struct vm_virt_host *a = job->hosts[i].h, *b = job->hosts[k].h;
-            if (job->hosts[i].source && job->hosts[k].target && a->host_uuid[0] &&
-                strcmp(a->host_uuid, b->host_uuid) == 0)
-                run_fail(job, VM_EXIT_PREFLIGHT,
-                         xasprintf("source '%s' and target '%s' are the same host (host UUID "
-                                   "%s)",
-                                   a->uri, b->uri, a->host_uuid));
-        }
+    /* Another spelling of one host is still the same host (targets by
+     * host UUID, once: a fleet has thousands of hosts). */
+    json_t *target_uuids = json_object();
+    for (int k = 0; k < job->nhosts; k++)
+        if (job->hosts[k].target && job->hosts[k].h->host_uuid[0])
+            json_object_set_new(target_uuids, job->hosts[k].h->host_uuid, json_integer(k));
+    for (int i = 0; i < job->nhosts; i++) {
+        struct vm_virt_host *a = job->hosts[i].h;
+        json_t *k = a->host_uuid[0] && job->hosts[i].source
+                        ? json_object_get(target_uuids, a->host_uuid)
+                        : NULL;
+        if (k)
+            run_fail(job, VM_EXIT_PREFLIGHT,
+                     xasprintf("source '%s' and target '%s' are the same host (host UUID "
+                               "%s)",
+                               a->uri, job->hosts[json_integer_value(k)].h->uri, a->host_uuid));
+    }
+    json_decref(target_uuids);
     if (job->error || job->interrupted) {
         if (job->interrupted)
             run_fail(job, VM_EXIT_INTERRUPTED, xstrdup("interrupted before any migration"));
@@ -495,6 +502,9 @@ void run_free(struct job *job)
     vm_qmig_free(job->qmig);
     json_decref(job->settings);
     json_decref(job->unsettled);
+    json_decref(job->host_index);
+    json_decref(job->target_active);
+    json_decref(job->explicit_names);
     free(job->settings_notify);
     for (int i = 0; i < job->nmigs; i++)
         run_slot_clear(&job->slots[i]);
@@ -531,11 +541,9 @@ void run_free(struct job *job)
 
 static void add_host(struct job *job, const char *uri, bool source)
 {
-    struct job_host *jh = NULL;
-    for (int i = 0; i < job->nhosts; i++)
-        if (strcmp(job->hosts[i].h->uri, uri) == 0)
-            jh = &job->hosts[i];
+    struct job_host *jh = run_host(job, uri);
     if (!jh) {
+        json_object_set_new(job->host_index, uri, json_integer(job->nhosts));
         jh = &job->hosts[job->nhosts++];
         jh->h = vm_virt_host_new(&job->loop, uri, run_host_event, job);
         jh->job = job;
@@ -554,12 +562,16 @@ int vm_job_run(const struct vm_job_spec *spec)
     job->started_wall_ms = vm_wall_ms();
     const char *cmd = run_command(spec);
 
+    json_t *given = json_object();
+    for (int k = 0; k < spec->ntargets; k++)
+        json_object_set_new(given, spec->targets[k], json_true());
     for (int i = 0; i < spec->nsources; i++)
-        for (int k = 0; k < spec->ntargets; k++)
-            if (strcmp(spec->sources[i], spec->targets[k]) == 0) {
-                vm_error("%s: '%s' is given as both --source and --target", cmd, spec->sources[i]);
-                return VM_EXIT_USAGE;
-            }
+        if (json_object_get(given, spec->sources[i])) {
+            vm_error("%s: '%s' is given as both --source and --target", cmd, spec->sources[i]);
+            json_decref(given);
+            return VM_EXIT_USAGE;
+        }
+    json_decref(given);
     vm_policy_set_stuck(vm_job_policy_stuck, NULL);
     if (spec->policy_path) {
         char *err = NULL;
@@ -623,6 +635,7 @@ int vm_job_run(const struct vm_job_spec *spec)
                         spec->policy_path ? json_string(spec->policy_path) : json_null()));
 
     job->hosts = xcalloc((size_t)(spec->nsources + spec->ntargets), sizeof(*job->hosts));
+    job->host_index = json_object();
     for (int i = 0; i < spec->nsources; i++)
         add_host(job, spec->sources[i], true);
     for (int i = 0; i < spec->ntargets; i++)

@@ -46,10 +46,8 @@ void run_event(struct job *job, const char *vm, const char *host, const char *ev
 
 struct job_host *run_host(struct job *job, const char *uri)
 {
-    for (int i = 0; i < job->nhosts; i++)
-        if (strcmp(job->hosts[i].h->uri, uri) == 0)
-            return &job->hosts[i];
-    return NULL;
+    json_t *i = uri ? json_object_get(job->host_index, uri) : NULL;
+    return i ? &job->hosts[json_integer_value(i)] : NULL;
 }
 
 /* A feature step's result, on the log and the event stream. */

@@ -16,23 +16,24 @@
 
 /* ---- plan ------------------------------------------------------------- */
 
-/* Explicit VMs: the named ones move (default placement), nothing else. */
+/* Explicit VMs: the named ones move (default placement), nothing else.
+ * ctx: the job; job->explicit_names is the set of names. */
 static int explicit_decide(void *ctx, json_t *vm, json_t **decision, char **err)
 {
     struct job *job = ctx;
     const char *name = json_string_value(json_object_get(vm, "name"));
     (void)err;
-    *decision = NULL;
-    for (int i = 0; i < job->spec->nvms; i++)
-        if (name && strcmp(name, job->spec->vms[i]) == 0)
-            *decision = json_object();
+    *decision = name && json_object_get(job->explicit_names, name) ? json_object() : NULL;
     return 0;
 }
 
-/* Is the VM with this UUID active on a target host? Which one? */
-static const char *active_on_target(struct job *job, const char *uuid, const char **state)
+/* Index, once per plan, the domains active on the targets: UUID -> the
+ * index in job->hosts of the first target (in host order) it is active on. */
+static void index_target_active(struct job *job)
 {
-    for (int i = 0; uuid && i < job->nhosts; i++) {
+    json_decref(job->target_active);
+    job->target_active = json_object();
+    for (int i = 0; i < job->nhosts; i++) {
         if (!job->hosts[i].target)
             continue;
         size_t k;
@@ -40,13 +41,24 @@ static const char *active_on_target(struct job *job, const char *uuid, const cha
         json_array_foreach(json_object_get(job->hosts[i].info, "domains"), k, d)
         {
             const char *u = json_string_value(json_object_get(d, "uuid"));
-            if (u && strcmp(u, uuid) == 0 && json_is_true(json_object_get(d, "active"))) {
-                *state = json_string_value(json_object_get(d, "state"));
-                return job->hosts[i].h->uri;
-            }
+            if (u && json_is_true(json_object_get(d, "active")) &&
+                !json_object_get(job->target_active, u))
+                json_object_set_new(job->target_active, u, json_pack("[i,I]", i, (json_int_t)k));
         }
     }
-    return NULL;
+}
+
+/* Is the VM with this UUID active on a target host? Which one? */
+static const char *active_on_target(struct job *job, const char *uuid, const char **state)
+{
+    json_t *at = uuid ? json_object_get(job->target_active, uuid) : NULL;
+    if (!at)
+        return NULL;
+    struct job_host *jh = &job->hosts[json_integer_value(json_array_get(at, 0))];
+    json_t *d = json_array_get(json_object_get(jh->info, "domains"),
+                               (size_t)json_integer_value(json_array_get(at, 1)));
+    *state = json_string_value(json_object_get(d, "state"));
+    return jh->h->uri;
 }
 
 /* Does the target offer the migration transport of this URI ("tcp://...")?
@@ -136,7 +148,7 @@ void run_stage_plan(struct job *job)
     json_t *run_sources = json_array(), *run_targets = json_array();
     for (int i = 0; i < job->nhosts; i++) {
         struct job_host *jh = &job->hosts[i];
-        json_t *bare = json_deep_copy(jh->info);
+        json_t *bare = json_copy(jh->info); /* shares the values: only its keys change */
         json_object_del(bare, "domains");
         if (jh->source) {
             json_array_append(sources, jh->info);
@@ -152,16 +164,23 @@ void run_stage_plan(struct job *job)
 
     /* Explicit VMs must all exist on the source, run, and not run on a
      * target already: otherwise stop with nothing changed. */
-    for (int v = 0; v < spec->nvms; v++) {
-        json_t *found = NULL;
+    index_target_active(job);
+    json_t *by_name = json_object();
+    if (spec->nvms) {
+        json_decref(job->explicit_names);
+        job->explicit_names = json_object();
         size_t k;
         json_t *d;
         json_array_foreach(json_object_get(job->hosts[0].info, "domains"), k, d)
         {
             const char *n = json_string_value(json_object_get(d, "name"));
-            if (n && strcmp(n, spec->vms[v]) == 0)
-                found = d;
+            if (n)
+                json_object_set(by_name, n, d); /* the last of a name, as before */
         }
+    }
+    for (int v = 0; v < spec->nvms; v++) {
+        json_t *found = json_object_get(by_name, spec->vms[v]);
+        json_object_set_new(job->explicit_names, spec->vms[v], json_true());
         const char *state = found ? json_string_value(json_object_get(found, "state")) : NULL;
         const char *tstate = NULL, *on = NULL;
         if (!found)
@@ -177,6 +196,7 @@ void run_stage_plan(struct job *job)
                      xasprintf("VM '%s' is already active on the target '%s' (state: %s)",
                                spec->vms[v], on, tstate ? tstate : "unknown"));
     }
+    json_decref(by_name);
     if (job->error) {
         json_decref(sources);
         json_decref(targets);

@@ -154,6 +154,9 @@ struct job {
      * earlier runs (of_run), and the run's own journal holds only its own
      * migrations. */
     struct vm_journal *settle_journal;
+    json_t *host_index;  /* URI -> index in hosts (run_host) */
+    json_t *target_active;  /* UUID -> [host index, domain index]: active on a target (plan) */
+    json_t *explicit_names; /* the --vm names, as a set (plan) */
     json_t *unsettled;   /* UUID -> what recover found, for earlier migrations it could not
                           * settle: those VMs are left alone (owned) */
     int failures;        /* migrations that ended without moving their guest */

@@ -424,9 +424,170 @@ static void test_plan_print(void)
     json_decref(targets);
 }
 
+/* ---- at scale ---------------------------------------------------------- */
+
+#define SCALE_SOURCES 1250
+#define SCALE_VMS 40 /* per source: 50,000 VMs */
+#define SCALE_TARGETS 1250
+
+static uint64_t scale_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Every 10th VM names its target (the VM's number modulo the targets),
+ * the others are placed by vmmigrate; priorities in three bands. */
+static int decide_scale(void *ctx, json_t *vm, json_t **out, char **err)
+{
+    (void)ctx, (void)err;
+    json_int_t n = json_integer_value(json_object_get(vm, "n"));
+    *out = json_pack("{s:i}", "priority", (int)(n % 3) * 10);
+    if (n % 10 == 0) {
+        char uri[64];
+        snprintf(uri, sizeof(uri), "test:///t%04d", (int)(n / 10 % SCALE_TARGETS));
+        json_object_set_new(*out, "target", json_string(uri));
+    }
+    return 0;
+}
+
+struct scale_ref {
+    const struct vm_plan_item *it;
+    int priority;
+};
+
+static int cmp_scale_ref(const void *a, const void *b)
+{
+    const struct scale_ref *x = a, *y = b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->it->memory_bytes != y->it->memory_bytes)
+        return x->it->memory_bytes > y->it->memory_bytes ? -1 : 1;
+    int c = strcmp(x->it->source, y->it->source);
+    return c ? c : strcmp(x->it->name, y->it->name);
+}
+
+/* 50,000 VMs on 1,250 sources into 1,250 targets that hold about 90% of
+ * them: the plan is the one the plain rule gives, replayed here by a scan
+ * of every target for every VM (the most memory left wins, the first
+ * target on a tie; a named target must have the room), and no target is
+ * overcommitted. What it checks is the plan's content, not its time. */
+static void test_plan_at_scale(void)
+{
+    uint64_t x = 88172645463325252ULL, demand = 0;
+    json_t *sources = json_array(), *targets = json_array();
+    for (int s = 0; s < SCALE_SOURCES; s++) {
+        char uri[64];
+        snprintf(uri, sizeof(uri), "test:///s%04d", s);
+        json_t *h = host(uri, 0);
+        for (int v = 0; v < SCALE_VMS; v++) {
+            char name[64], uuid[64];
+            int n = s * SCALE_VMS + v;
+            long long mib = 512 + (long long)(scale_rand(&x) % 16) * 512;
+            demand += (uint64_t)mib;
+            snprintf(name, sizeof(name), "s%04d-vm%02d", s, v);
+            snprintf(uuid, sizeof(uuid), "00000000-0000-0000-0000-%012d", n);
+            json_array_append_new(json_object_get(h, "domains"),
+                                  json_pack("{s:s, s:s, s:I, s:s, s:i}", "name", name, "uuid", uuid,
+                                            "memory_bytes", (json_int_t)(mib * MiB), "state",
+                                            "running", "n", n));
+        }
+        json_array_append_new(sources, h);
+    }
+    uint64_t *free_mib = xcalloc(SCALE_TARGETS, sizeof(*free_mib));
+    for (int t = 0; t < SCALE_TARGETS; t++) {
+        char uri[64];
+        snprintf(uri, sizeof(uri), "test:///t%04d", t);
+        free_mib[t] = demand * 9 / 10 / SCALE_TARGETS / 2 + scale_rand(&x) % (demand * 9 / 10 / SCALE_TARGETS);
+        json_t *h = host(uri, (long long)free_mib[t]);
+        if (t % 100 == 99) /* a few targets offer no live migration */
+            json_object_set_new(json_object_get(h, "migration"), "live", json_false());
+        json_array_append_new(targets, h);
+    }
+
+    struct vm_mig_params defaults = {.p2p = true};
+    struct vm_plan_ops ops = {.decide = decide_scale};
+    struct vm_plan p;
+    int total = SCALE_SOURCES * SCALE_VMS;
+    CHECK_INT(vm_plan_build(&p, sources, targets, &defaults, 4, 1000, &ops), ==, total);
+
+    /* The reference: every VM in placement order, every target scanned. */
+    struct scale_ref *ref = xcalloc((size_t)total, sizeof(*ref));
+    for (int i = 0; i < total; i++) {
+        ref[i].it = &p.items[i];
+        ref[i].priority = (int)(json_integer_value(json_object_get(p.items[i].vm, "n")) % 3) * 10;
+    }
+    qsort(ref, (size_t)total, sizeof(*ref), cmp_scale_ref);
+    uint64_t *planned = xcalloc(SCALE_TARGETS, sizeof(*planned));
+    int migrate = 0, named_refused = 0, none_fits = 0, no_live = 0;
+    for (int i = 0; i < total; i++) {
+        const struct vm_plan_item *it = ref[i].it;
+        json_int_t n = json_integer_value(json_object_get(it->vm, "n"));
+        int want = -1;
+        if (n % 10 == 0) {
+            int t = (int)(n / 10 % SCALE_TARGETS);
+            if (t % 100 == 99)
+                no_live++;
+            else if (planned[t] + it->memory_bytes <= free_mib[t] * MiB)
+                want = t;
+            else
+                named_refused++;
+        } else {
+            uint64_t best_left = 0;
+            for (int t = 0; t < SCALE_TARGETS; t++) {
+                if (t % 100 == 99 || planned[t] + it->memory_bytes > free_mib[t] * MiB)
+                    continue;
+                uint64_t left = free_mib[t] * MiB - planned[t] - it->memory_bytes;
+                if (want < 0 || left > best_left) {
+                    want = t;
+                    best_left = left;
+                }
+            }
+            if (want < 0)
+                none_fits++;
+        }
+        if (want < 0) {
+            if (it->status != VM_PLAN_REFUSED)
+                CHECK_FAIL("%s: the reference refuses it, the plan says %s (target %s)", it->name,
+                           vm_plan_status_name(it->status), it->target ? it->target : "-");
+            continue;
+        }
+        char uri[64];
+        snprintf(uri, sizeof(uri), "test:///t%04d", want);
+        if (it->status != VM_PLAN_MIGRATE || strcmp(it->target, uri) != 0)
+            CHECK_FAIL("%s: the reference places it on %s, the plan says %s (target %s)", it->name,
+                       uri, vm_plan_status_name(it->status), it->target ? it->target : "-");
+        CHECK_INT(it->target_index, ==, want);
+        CHECK(it->placed_by_default == (n % 10 != 0));
+        planned[want] += it->memory_bytes;
+        migrate++;
+    }
+    /* The case is one that exercises every branch. */
+    CHECK_INT(vm_plan_count(&p, VM_PLAN_MIGRATE), ==, migrate);
+    CHECK_INT(vm_plan_count(&p, VM_PLAN_REFUSED), ==, total - migrate);
+    CHECK_INT(migrate, >, total / 2);
+    CHECK_INT(named_refused, >, 0);
+    CHECK_INT(none_fits, >, 0);
+    CHECK_INT(no_live, >, 0);
+    for (int t = 0; t < SCALE_TARGETS; t++)
+        CHECK(planned[t] <= free_mib[t] * MiB);
+    /* The start order: every migration numbered once, 1..migrate. */
+    for (int i = 0; i < migrate; i++)
+        CHECK_INT(p.items[i].order, ==, i + 1);
+    free(planned);
+    free(ref);
+    free(free_mib);
+    vm_plan_clear(&p);
+    json_decref(sources);
+    json_decref(targets);
+}
+
 static const struct vm_test tests[] = {
     VM_TEST(test_plan_print), VM_TEST(test_plan_unreadable_domain), VM_TEST(test_decision_parse),
-    VM_TEST(test_plan),       VM_TEST(test_plan_fixture),           {0},
+    VM_TEST(test_plan),       VM_TEST(test_plan_fixture),           VM_TEST(test_plan_at_scale),
+    {0},
 };
 static const struct vm_test_suite suite = {.tests = tests};
 
