@@ -26,6 +26,7 @@
 #include "plan/decision.h"
 
 struct vm_exec_hosts;
+struct vm_exec_share;
 struct vm_policy;
 struct vm_features;
 
@@ -67,6 +68,9 @@ typedef void (*vm_features_event_cb)(struct vm_features *f, const char *feature,
 struct vm_feature_env {
     const char *source, *target;
     const struct vm_exec_hosts *hosts;
+    /* where a read-only query (a probe) may join the same query of another
+     * VM on the same host (exec.h), or NULL */
+    struct vm_exec_share *share;
     bool gated;
     void (*announce)(struct vm_features *f, void *ctx);
     /* spice: count the SPICE channels clients hold on the source (then

@@ -290,8 +290,11 @@ static void vdp_run(struct vm_feature_ctx *c)
     vm_vdp_clear(&v);
     vm_feature_hold(c);
     s->cur = vr;
-    s->exec = vm_exec_start(c->loop, c->env->hosts, on_target ? c->env->target : c->env->source,
-                            (const char *const *)argv, c->decl->timeout_ms, vdp_done, vr);
+    /* The probe only asks the target's lldpad about the interface: every
+     * VM asking the same of the same host shares one vdptool. */
+    s->exec = vm_exec_start_shared(c->step == VM_FEATURE_PROBE ? c->env->share : NULL, c->loop,
+                                   c->env->hosts, on_target ? c->env->target : c->env->source,
+                                   (const char *const *)argv, c->decl->timeout_ms, vdp_done, vr);
     vm_vdp_argv_free(argv);
 }
 

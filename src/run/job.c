@@ -531,6 +531,7 @@ void run_free(struct job *job)
     free(job->hosts);
     vm_policy_free(job->policy);
     vm_exec_hosts_free(job->exec_hosts);
+    vm_exec_share_free(job->probe_share);
     vm_journal_close(job->journal);
     if (job->settle_lock >= 0)
         close(job->settle_lock);
@@ -595,6 +596,7 @@ int vm_job_run(const struct vm_job_spec *spec)
     }
     set_threadpool_size(spec->concurrency, spec->nsources + spec->ntargets);
     job->exec_hosts = vm_exec_hosts_new(spec->host_execs);
+    job->probe_share = vm_exec_share_new();
     vm_virt_global_init();
     int rc = uv_loop_init(&job->loop);
     if (rc == 0)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend/libvirt/virt_checks.h"
+#include "util/exec.h"
 #include "util/exitcode.h"
 #include "util/util.h"
 
@@ -169,6 +170,7 @@ void run_stage_probe(struct job *job)
         struct vm_feature_env env = {.source = it->source,
                                      .target = it->target,
                                      .hosts = job->exec_hosts,
+                                     .share = job->probe_share,
                                      .gated = it->d.class == VM_CLASS_NETWORK_CRITICAL,
                                      .spice_count = probe_spice_count,
                                      .ctx = pr};
@@ -187,6 +189,10 @@ void run_stage_probe(struct job *job)
 
 static void probes_finished(struct job *job)
 {
+    long started, joined;
+    vm_exec_share_counts(job->probe_share, &started, &joined);
+    if (joined)
+        vm_info("probes: %ld command(s) answered %ld queries", started, started + joined);
     /* Refusals reorder the plan (items are sorted in place): from here on
      * preflight records are matched to items by their inventory object. */
     for (int i = 0; i < job->npre; i++)

@@ -133,6 +133,7 @@ struct job {
     int pending;
     struct vm_policy *policy;
     struct vm_exec_hosts *exec_hosts; /* from spec->host_execs: every command's executor */
+    struct vm_exec_share *probe_share; /* the probes' queries, shared (exec.h) */
     struct vm_plan plan;
     bool planned;
     struct preflight *pre;

@@ -164,9 +164,58 @@ struct vm_exec {
     bool exited, timed_out, reported;
     int64_t status;
     int signal;
+    vm_exec_cb cb; /* the first caller's */
+    void *data;
+    struct vm_exec_waiter *more; /* callers that joined it (vm_exec_start_shared) */
+    int nmore;
+    int live;                    /* callers that have not called vm_exec_kill */
+    struct vm_exec_share *share; /* where it is listed while it runs, or NULL */
+    char *key;                   /* its full command line, when shared */
+    struct vm_exec *next;        /* in share->running */
+};
+
+struct vm_exec_waiter {
     vm_exec_cb cb;
     void *data;
 };
+
+struct vm_exec_share {
+    struct vm_exec *running; /* commands that may still be joined */
+    long started, joined;
+};
+
+struct vm_exec_share *vm_exec_share_new(void)
+{
+    return xcalloc(1, sizeof(struct vm_exec_share));
+}
+
+void vm_exec_share_free(struct vm_exec_share *s)
+{
+    if (!s)
+        return;
+    for (struct vm_exec *e = s->running; e; e = e->next)
+        e->share = NULL;
+    free(s);
+}
+
+void vm_exec_share_counts(const struct vm_exec_share *s, long *started, long *joined)
+{
+    *started = s ? s->started : 0;
+    *joined = s ? s->joined : 0;
+}
+
+/* No one joins a command once it has reported. */
+static void share_leave(struct vm_exec *e)
+{
+    if (!e->share)
+        return;
+    for (struct vm_exec **p = &e->share->running; *p; p = &(*p)->next)
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    e->share = NULL;
+}
 
 static void handle_closed(uv_handle_t *h);
 
@@ -184,7 +233,10 @@ static void report(struct vm_exec *e)
         .out_len = e->len[0],
         .err_len = e->len[1],
     };
+    share_leave(e);
     e->cb(&r, e->data);
+    for (int i = 0; i < e->nmore; i++)
+        e->more[i].cb(&r, e->more[i].data);
     uv_close((uv_handle_t *)&e->timer, handle_closed);
 }
 
@@ -194,6 +246,8 @@ static void handle_closed(uv_handle_t *h)
     if (--e->open_handles == 0) {
         free(e->buf[0]);
         free(e->buf[1]);
+        free(e->more);
+        free(e->key);
         free(e);
         return;
     }
@@ -245,8 +299,12 @@ static void timeout_cb(uv_timer_t *t)
 
 void vm_exec_kill(struct vm_exec *e)
 {
-    if (e && !e->exited)
-        uv_process_kill(&e->proc, SIGKILL);
+    if (!e || e->exited)
+        return;
+    if (--e->live > 0)
+        return; /* others still wait for its answer */
+    share_leave(e);
+    uv_process_kill(&e->proc, SIGKILL);
 }
 
 /* Can PROG (a path, or a name looked up in PATH) be executed? 0, or an
@@ -299,9 +357,10 @@ static char **with_death_signal(char **argv)
     return v;
 }
 
-struct vm_exec *vm_exec_start(uv_loop_t *loop, const struct vm_exec_hosts *hosts, const char *uri,
-                              const char *const *argv, uint64_t timeout_ms, vm_exec_cb cb,
-                              void *data)
+/* The command line to spawn (with the death signal), or NULL after cb
+ * ran with why it cannot start. */
+static char **full_argv(const struct vm_exec_hosts *hosts, const char *uri, const char *const *argv,
+                        vm_exec_cb cb, void *data)
 {
     char *why = NULL;
     char **full = vm_exec_argv(hosts, uri, argv, &why);
@@ -321,9 +380,72 @@ struct vm_exec *vm_exec_start(uv_loop_t *loop, const struct vm_exec_hosts *hosts
         vm_exec_argv_free(full);
         return NULL;
     }
+    return full;
+}
+
+static struct vm_exec *spawn(uv_loop_t *loop, char **full, const char *const *argv,
+                             uint64_t timeout_ms, vm_exec_cb cb, void *data);
+
+struct vm_exec *vm_exec_start(uv_loop_t *loop, const struct vm_exec_hosts *hosts, const char *uri,
+                              const char *const *argv, uint64_t timeout_ms, vm_exec_cb cb,
+                              void *data)
+{
+    char **full = full_argv(hosts, uri, argv, cb, data);
+    return full ? spawn(loop, full, argv, timeout_ms, cb, data) : NULL;
+}
+
+struct vm_exec *vm_exec_start_shared(struct vm_exec_share *share, uv_loop_t *loop,
+                                     const struct vm_exec_hosts *hosts, const char *uri,
+                                     const char *const *argv, uint64_t timeout_ms, vm_exec_cb cb,
+                                     void *data)
+{
+    char **full = full_argv(hosts, uri, argv, cb, data);
+    if (!full)
+        return NULL;
+    if (!share)
+        return spawn(loop, full, argv, timeout_ms, cb, data);
+    /* The key: the arguments, each ended by a byte no argument holds. */
+    size_t len = 1;
+    for (char **p = full; *p; p++)
+        len += strlen(*p) + 1;
+    char *key = xmalloc(len), *k = key;
+    for (char **p = full; *p; p++) {
+        size_t n = strlen(*p);
+        memcpy(k, *p, n);
+        k += n;
+        *k++ = '\x1f';
+    }
+    *k = '\0';
+    for (struct vm_exec *e = share->running; e; e = e->next)
+        if (strcmp(e->key, key) == 0) {
+            e->more = xrealloc(e->more, (size_t)(e->nmore + 1) * sizeof(*e->more));
+            e->more[e->nmore++] = (struct vm_exec_waiter){cb, data};
+            e->live++;
+            share->joined++;
+            free(key);
+            vm_exec_argv_free(full);
+            return e;
+        }
+    struct vm_exec *e = spawn(loop, full, argv, timeout_ms, cb, data);
+    if (!e) {
+        free(key);
+        return NULL;
+    }
+    e->key = key;
+    e->share = share;
+    e->next = share->running;
+    share->running = e;
+    share->started++;
+    return e;
+}
+
+static struct vm_exec *spawn(uv_loop_t *loop, char **full, const char *const *argv,
+                             uint64_t timeout_ms, vm_exec_cb cb, void *data)
+{
     struct vm_exec *e = xcalloc(1, sizeof(*e));
     e->cb = cb;
     e->data = data;
+    e->live = 1;
     uv_pipe_init(loop, &e->out, 0);
     uv_pipe_init(loop, &e->err, 0);
     uv_timer_init(loop, &e->timer);

@@ -63,6 +63,32 @@ struct vm_exec *vm_exec_start(uv_loop_t *loop, const struct vm_exec_hosts *hosts
                               void *data);
 void vm_exec_kill(struct vm_exec *e);
 
+/* Commands that answer every caller asking the same question: a probe asks
+ * each target the same read-only question for each of its VMs, and a plan
+ * of thousands of VMs must not start thousands of processes (or ssh
+ * sessions) for a few hundred answers. Whoever runs commands for the run
+ * creates one with vm_exec_share_new, lends it to the callers that may
+ * share, and frees it with vm_exec_share_free (commands still running then
+ * finish unshared). */
+struct vm_exec_share;
+struct vm_exec_share *vm_exec_share_new(void);
+void vm_exec_share_free(struct vm_exec_share *s);
+/* vm_exec_start, except that while a command started through SHARE with
+ * the same full command line (executor prefix and argv: the same command on
+ * the same machine) runs, this call joins it instead of starting another:
+ * each caller's cb runs once, with the one result, in the order they
+ * joined; the first caller's timeout counts. SHARE NULL: vm_exec_start.
+ * Only for commands that change nothing. vm_exec_kill() of a shared
+ * command counts one caller giving up (each caller calls it at most once):
+ * the process is killed when every caller has; until then its cb runs when
+ * the command ends. */
+struct vm_exec *vm_exec_start_shared(struct vm_exec_share *share, uv_loop_t *loop,
+                                     const struct vm_exec_hosts *hosts, const char *uri,
+                                     const char *const *argv, uint64_t timeout_ms, vm_exec_cb cb,
+                                     void *data);
+/* How many processes SHARE started, and how many calls joined one. */
+void vm_exec_share_counts(const struct vm_exec_share *s, long *started, long *joined);
+
 /* The full argv (prefix + argv) vm_exec_start would run; caller frees the
  * array and its strings with vm_exec_argv_free. NULL: unknown transport. */
 char **vm_exec_argv(const struct vm_exec_hosts *hosts, const char *uri, const char *const *argv,

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -221,6 +222,86 @@ static void test_dies_with_us(void)
     CHECK(died);
 }
 
+/* The same query of the same machine, asked by several callers at once,
+ * runs once (vm_exec_start_shared): each caller gets the one answer; a
+ * different question, or the same one asked after the answer came, runs
+ * again; one caller giving up does not kill what another still waits for;
+ * the share may go before its commands do. */
+static void test_shared(void)
+{
+    struct vm_exec_share *sh = vm_exec_share_new();
+    const char *pid[] = {"sh", "-c", "echo $$; sleep 0.3", NULL};
+    const char *other[] = {"sh", "-c", "echo $$; sleep 0.3", "other", NULL};
+    struct res x[4] = {{0}};
+    /* test:/// and qemu:/// both run here: the same command line */
+    CHECK(vm_exec_start_shared(sh, &loop, NULL, "test:///a", pid, 5000, cb, &x[0]));
+    CHECK(vm_exec_start_shared(sh, &loop, NULL, "qemu:///system", pid, 5000, cb, &x[1]));
+    CHECK(vm_exec_start_shared(sh, &loop, NULL, "test:///b", pid, 5000, cb, &x[2]));
+    CHECK(vm_exec_start_shared(sh, &loop, NULL, "test:///a", other, 5000, cb, &x[3]));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(x[i].calls, ==, 1);
+        CHECK_INT(x[i].status, ==, 0);
+    }
+    CHECK_STR(x[1].out, x[0].out);
+    CHECK_STR(x[2].out, x[0].out);
+    CHECK(strcmp(x[3].out, x[0].out) != 0);
+    long started, joined;
+    vm_exec_share_counts(sh, &started, &joined);
+    CHECK_INT(started, ==, 2);
+    CHECK_INT(joined, ==, 2);
+
+    /* Asked again after the answer: a new process. */
+    struct res again = {0};
+    CHECK(vm_exec_start_shared(sh, &loop, NULL, "test:///a", pid, 5000, cb, &again));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(again.calls, ==, 1);
+    CHECK(strcmp(again.out, x[0].out) != 0);
+    res_free(&again);
+    for (int i = 0; i < 4; i++)
+        res_free(&x[i]);
+
+    /* One of two gives up: the other still gets the whole answer. */
+    const char *slow[] = {"sh", "-c", "sleep 0.3; echo done", NULL};
+    struct res a = {0}, b = {0};
+    struct vm_exec *ea = vm_exec_start_shared(sh, &loop, NULL, "test:///a", slow, 5000, cb, &a);
+    struct vm_exec *eb = vm_exec_start_shared(sh, &loop, NULL, "test:///a", slow, 5000, cb, &b);
+    CHECK(ea && ea == eb);
+    vm_exec_kill(ea);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(a.calls, ==, 1);
+    CHECK_INT(b.calls, ==, 1);
+    CHECK_INT(b.signal, ==, 0);
+    CHECK_STR(b.out, "done\n");
+    res_free(&a);
+    res_free(&b);
+    a = b = (struct res){0};
+
+    /* Both give up: it is killed. */
+    const char *sleepy[] = {"sleep", "10", NULL};
+    ea = vm_exec_start_shared(sh, &loop, NULL, "test:///a", sleepy, 20000, cb, &a);
+    eb = vm_exec_start_shared(sh, &loop, NULL, "test:///a", sleepy, 20000, cb, &b);
+    vm_exec_kill(ea);
+    vm_exec_kill(eb);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(a.signal, ==, 9);
+    CHECK_INT(b.signal, ==, 9);
+    res_free(&a);
+    res_free(&b);
+    a = b = (struct res){0};
+
+    /* The share goes first; its command still reports; NULL shares nothing. */
+    CHECK(vm_exec_start_shared(sh, &loop, NULL, "test:///a", pid, 5000, cb, &a));
+    vm_exec_share_free(sh);
+    CHECK(vm_exec_start_shared(NULL, &loop, NULL, "test:///a", pid, 5000, cb, &b));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(a.calls, ==, 1);
+    CHECK_INT(b.calls, ==, 1);
+    CHECK(strcmp(a.out, b.out) != 0);
+    res_free(&a);
+    res_free(&b);
+}
+
 static void setup(void)
 {
     CHECK_INT(uv_loop_init(&loop), ==, 0);
@@ -233,11 +314,9 @@ static void teardown(void)
 }
 
 static const struct vm_test tests[] = {
-    VM_TEST(test_local),
-    VM_TEST(test_timeout_and_limits),
-    VM_TEST(test_executors),
-    VM_TEST(test_dies_with_us),
-    {0},
+    VM_TEST(test_local),     VM_TEST(test_timeout_and_limits),
+    VM_TEST(test_executors), VM_TEST(test_dies_with_us),
+    VM_TEST(test_shared),    {0},
 };
 static const struct vm_test_suite suite = {.tests = tests, .setup = setup, .teardown = teardown};
 
